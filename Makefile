@@ -1,0 +1,44 @@
+# KV Workbench — the two entry points of the README plus helpers.
+#   make run   installs dependencies, builds (Release) and opens the workbench on the demo capture
+#   make test  installs dependencies, builds, and runs the whole ctest suite (+ ASan/UBSan build)
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+export PATH := /usr/local/cuda/bin:$(PATH)
+
+.PHONY: all deps configure build run test test-release test-asan bench clean
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	bash scripts/run-workbench.sh $(BUILD)
+
+test: build test-release test-asan
+
+test-release:
+	bash scripts/run-tests.sh $(BUILD)
+
+# Sanitizer configuration: ASan + UBSan over the codec and io tests.
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKVWB_SANITIZE=ON -DKVWB_CUDA=OFF \
+	      -DKVWB_GUI=OFF -DKVWB_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target test_codec test_io
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest -L sanitize --output-on-failure -j $(JOBS)
+
+bench: build
+	bash scripts/run-bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,46 @@
+#include "app/cli/cli_common.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+
+namespace kvwb::app {
+
+namespace {
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted.store(true); }
+}  // namespace
+
+bool interrupted() noexcept { return g_interrupted.load(); }
+void install_interrupt_handler() { std::signal(SIGINT, on_sigint); }
+
+ProgressBar::ProgressBar(std::string label, size_t total)
+    : label_(std::move(label)), total_(total), tty_(::isatty(2) == 1),
+      start_(std::chrono::steady_clock::now()), last_draw_() {}
+
+ProgressBar::~ProgressBar() { finish(); }
+
+void ProgressBar::update(size_t done, const std::string& detail) {
+  if (!tty_ || finished_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  const int width = 30;
+  const double frac = total_ ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;
+  const int fill = static_cast<int>(frac * width + 0.5);
+  const double secs = std::chrono::duration<double>(now - start_).count();
+  std::fprintf(stderr, "\r%s [%.*s%*s] %zu/%zu %5.1fs %s\033[K", label_.c_str(), fill,
+               "##############################", width - fill, "", done, total_, secs, detail.c_str());
+  std::fflush(stderr);
+}
+
+void ProgressBar::finish() {
+  if (!tty_ || finished_) return;
+  finished_ = true;
+  std::fprintf(stderr, "\r\033[K");
+  std::fflush(stderr);
+}
+
+}  // namespace kvwb::app

@@ -1,0 +1,44 @@
+#pragma once
+// Shared pieces of the kvwb command-line tool: command registration, exit codes, progress bars.
+// Exit codes (decisions.md #7): 0 success, 1 data or runtime error, 2 usage error, 130 cancelled.
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace kvwb::app {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitData = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitCancelled = 130;
+
+// One registration function per command file (cmd_<name>.cpp).
+void add_info_command(CLI::App& app);
+void add_synth_command(CLI::App& app);
+
+/// A progress bar on stderr, drawn only when stderr is a terminal; silent otherwise.
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, size_t total);
+  ~ProgressBar();
+  /// Sets the number of finished units (thread-safe to call from one thread at a time).
+  void update(size_t done, const std::string& detail = {});
+  void finish();
+
+ private:
+  std::string label_;
+  size_t total_;
+  bool tty_;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+/// Set by SIGINT; long commands poll it through their cancel token.
+bool interrupted() noexcept;
+void install_interrupt_handler();
+
+}  // namespace kvwb::app
