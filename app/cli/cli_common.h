@@ -19,6 +19,20 @@ inline constexpr int kExitCancelled = 130;
 // One registration function per command file (cmd_<name>.cpp).
 void add_info_command(CLI::App& app);
 void add_synth_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+void add_backends_command(CLI::App& app);
+void add_codecs_command(CLI::App& app);
+void add_capture_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_proxy_truth_command(CLI::App& app);
+void add_analyze_command(CLI::App& app);
+void add_sigma_q_info_command(CLI::App& app);
+void add_calibrate_command(CLI::App& app);
+void add_export_bundle_command(CLI::App& app);
+void add_bundle_check_command(CLI::App& app);
+void add_sweep_command(CLI::App& app);
+void add_pareto_command(CLI::App& app);
+void add_boundary_commands(CLI::App& app);  // recommend-boundary, plan
 
 /// A progress bar on stderr, drawn only when stderr is a terminal; silent otherwise.
 class ProgressBar {
@@ -27,6 +41,7 @@ class ProgressBar {
   ~ProgressBar();
   /// Sets the number of finished units (thread-safe to call from one thread at a time).
   void update(size_t done, const std::string& detail = {});
+  void set_total(size_t total) { total_ = total; }
   void finish();
 
  private:

@@ -13,6 +13,20 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("kvwb 0.1.0"));
   add_info_command(app);
   add_synth_command(app);
+  add_run_command(app);
+  add_backends_command(app);
+  add_codecs_command(app);
+  add_capture_command(app);
+  add_eval_command(app);
+  add_proxy_truth_command(app);
+  add_analyze_command(app);
+  add_sigma_q_info_command(app);
+  add_calibrate_command(app);
+  add_export_bundle_command(app);
+  add_bundle_check_command(app);
+  add_sweep_command(app);
+  add_pareto_command(app);
+  add_boundary_commands(app);
   install_interrupt_handler();
   try {
     app.parse(argc, argv);

@@ -1,8 +1,107 @@
 #!/usr/bin/env bash
 # End-to-end checks of the kvwb binary. Args: KVWB_BINARY REAL_DATA_DIR
+# Prints a final line "N passed, M failed" and exits non-zero when anything failed.
 set -u
 KVWB=$1
-REAL=$2
+REAL=${2:-}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+PASS=0
+FAIL=0
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+ok() { PASS=$((PASS + 1)); echo "ok:   $1"; }
+bad() { FAIL=$((FAIL + 1)); echo "FAIL: $1"; }
+# expect_rc NAME WANT_RC CMD...  (stdout -> $TMP/out, stderr -> $TMP/err)
+expect_rc() {
+  local name=$1 want=$2
+  shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  if [ "$rc" -eq "$want" ]; then ok "$name"; else
+    bad "$name (exit $rc, expected $want)"; sed 's/^/    /' "$TMP/err" | head -5; fi
+}
+# json_check NAME FILE PYTHON_EXPR  (j = the parsed JSON; the expression must be true)
+json_check() {
+  if "$PY" -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($3) else 1)" "$2" \
+      2>"$TMP/pyerr"; then ok "$1"; else bad "$1"; head -3 "$TMP/pyerr" | sed 's/^/    /'; fi
+}
+
 echo "kvwb: $KVWB"
-"$KVWB" --help >/dev/null || { echo "kvwb --help failed"; exit 1; }
-echo "1 passed, 0 failed"
+expect_rc "kvwb --help" 0 "$KVWB" --help
+grep -q "info" "$TMP/out" && grep -q "synth" "$TMP/out" && ok "--help lists info and synth" ||
+  bad "--help lists info and synth"
+expect_rc "kvwb info --help" 0 "$KVWB" info --help
+expect_rc "kvwb synth --help" 0 "$KVWB" synth --help
+grep -q -- "--kv-heads" "$TMP/out" && ok "synth --help lists --kv-heads" || bad "synth --help lists --kv-heads"
+expect_rc "no subcommand is a usage error" 2 "$KVWB"
+expect_rc "unknown option is a usage error" 2 "$KVWB" info --bogus x
+expect_rc "info without FILE is a usage error" 2 "$KVWB" info
+expect_rc "synth q_heads % kv_heads is a usage error" 2 \
+  "$KVWB" synth "$TMP/x.kvc.h5" --q-heads 3 --kv-heads 2
+grep -q "error\[INVALID_ARGUMENT\]" "$TMP/err" && ok "usage error prints error[INVALID_ARGUMENT]" ||
+  bad "usage error prints error[INVALID_ARGUMENT]"
+expect_rc "synth odd head_dim is a usage error" 2 "$KVWB" synth "$TMP/x.kvc.h5" --head-dim 33
+expect_rc "synth non-numeric option is a usage error" 2 "$KVWB" synth "$TMP/x.kvc.h5" --layers many
+[ ! -e "$TMP/x.kvc.h5" ] && ok "refused synth wrote nothing" || bad "refused synth wrote nothing"
+
+SMALL="$TMP/small.kvc.h5"
+expect_rc "synth a small capture" 0 "$KVWB" synth "$SMALL" --layers 2 --kv-heads 2 --q-heads 4 \
+  --head-dim 32 --seqs 2 --tokens 64 --seed 7
+[ -s "$SMALL" ] && ok "synth wrote the file" || bad "synth wrote the file"
+expect_rc "info on the synthetic capture" 0 "$KVWB" info "$SMALL"
+grep -q "SYNTHETIC" "$TMP/out" && ok "info marks SYNTHETIC" || bad "info marks SYNTHETIC"
+expect_rc "info --json on the synthetic capture" 0 "$KVWB" info "$SMALL" --json
+cp "$TMP/out" "$TMP/small.json"
+json_check "synthetic JSON fields" "$TMP/small.json" \
+  "j['synthetic'] is True and j['num_layers']==2 and j['num_kv_heads']==2 and j['num_query_heads']==4 and j['head_dim']==32 and j['sequences']==2 and j['tokens']==64 and j['rope_style']=='half_split' and j['rope_theta']==10000 and j['rotary_dim']==32 and len(j['layers'])==2 and all(l['has_k_pre'] and l['has_k'] and l['has_v'] and l['has_q_pre'] for l in j['layers']) and all(l['non_finite']['k']==0 for l in j['layers']) and j['layers'][0]['norms']['k_pre']['max_row_l2'] > j['layers'][0]['norms']['k_pre']['mean_row_l2'] > 0"
+if command -v h5dump >/dev/null; then
+  expect_rc "h5dump -H opens the synthetic capture" 0 h5dump -H "$SMALL"
+  grep -q 'DATASET "q_pre"' "$TMP/out" && ok "h5dump sees q_pre" || bad "h5dump sees q_pre"
+else
+  echo "skip: h5dump not installed"
+fi
+expect_rc "synth is deterministic (second run)" 0 "$KVWB" synth "$TMP/small2.kvc.h5" --layers 2 \
+  --kv-heads 2 --q-heads 4 --head-dim 32 --seqs 2 --tokens 64 --seed 7
+"$KVWB" info "$TMP/small2.kvc.h5" --json >"$TMP/small2.json" 2>/dev/null
+json_check "same seed, same norms" "$TMP/small2.json" \
+  "j['layers'] == json.load(open('$TMP/small.json'))['layers']"
+expect_rc "info on a missing file is a data error" 1 "$KVWB" info "$TMP/absent.kvc.h5"
+grep -q "absent.kvc.h5" "$TMP/err" && grep -q "error\[IO_ERROR\]" "$TMP/err" &&
+  ok "missing-file error names the file" || bad "missing-file error names the file"
+head -c $(($(stat -c %s "$SMALL") / 2)) "$SMALL" >"$TMP/half.kvc.h5"
+expect_rc "info on a truncated synthetic capture exits 1" 1 "$KVWB" info "$TMP/half.kvc.h5"
+grep -q "half.kvc.h5" "$TMP/err" && ok "truncated-file error names the file" ||
+  bad "truncated-file error names the file"
+
+W="$REAL/tiny1m_wikitext2.kvc.h5"
+if [ -n "$REAL" ] && [ -f "$W" ]; then
+  expect_rc "info --json on tiny1m_wikitext2" 0 "$KVWB" info "$W" --json
+  cp "$TMP/out" "$TMP/real.json"
+  json_check "tiny1m_wikitext2 shapes" "$TMP/real.json" \
+    "j['num_layers']==4 and j['num_kv_heads']==2 and j['num_query_heads']==2 and j['head_dim']==64 and j['sequences']==16 and j['tokens']==256 and j['synthetic'] is False and j['model_name']=='shibatch/tiny1m' and len(j['layers'])==4 and all(l['dtype']['k']=='float16' and sum(l['non_finite'].values())==0 for l in j['layers'])"
+  expect_rc "info (text) on tiny1m_wikitext2" 0 "$KVWB" info "$W"
+  grep -q "SYNTHETIC" "$TMP/out" && bad "real capture not marked SYNTHETIC" ||
+    ok "real capture not marked SYNTHETIC"
+  head -c $(($(stat -c %s "$W") / 2)) "$W" >"$TMP/real_half.kvc.h5"
+  expect_rc "info on a truncated real capture exits 1" 1 "$KVWB" info "$TMP/real_half.kvc.h5"
+  grep -q "real_half.kvc.h5" "$TMP/err" && grep -q "^error\[" "$TMP/err" &&
+    ok "truncated real error names the file" || bad "truncated real error names the file"
+  # kvwb run: the ratio equals bf16 bytes over the summed layer-stream bytes; sessions round-trip.
+  expect_rc "run kakeya K b3 / V b2 on tiny1m" 0 "$KVWB" run "$W" --k-codec kakeya_pca --bits-k 3 \
+    --v-codec kakeya_pca --bits-v 2 --block-size 256 --json "$TMP/run.json" --save-session "$TMP/s.kvwb.json" -q
+  json_check "run ratio = bf16 / sum of container bytes" "$TMP/run.json" \
+    "abs(j['ratio_vs_bf16'] - j['bf16_bytes']/sum(l['k']['bytes']+l['v']['bytes'] for l in j['layers'])) < 1e-12 and j['total_bytes']==sum(l['k']['bytes']+l['v']['bytes'] for l in j['layers']) and j['bf16_bytes']==8388608"
+  expect_rc "run --session reuses capture and configuration" 0 "$KVWB" run --session "$TMP/s.kvwb.json" \
+    --json "$TMP/run2.json" -q
+  /usr/bin/python3 -c "import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); sys.exit(0 if a['total_bytes']==b['total_bytes'] and a['config_hash']==b['config_hash'] else 1)" \
+    "$TMP/run.json" "$TMP/run2.json" && ok "session run has the same bytes and config hash" ||
+    bad "session run has the same bytes and config hash"
+  expect_rc "run with a flag that fits no codec exits 2" 2 "$KVWB" run "$W" --k-codec q8_0 --v-codec q8_0 --bits-k 3
+else
+  echo "skip: real data not found at '$REAL' (tiny1m_wikitext2.kvc.h5); real-data checks skipped"
+fi
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]

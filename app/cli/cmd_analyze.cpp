@@ -1,0 +1,151 @@
+// kvwb analyze: spectra, d_eff, Σ_q conditioning, skip rule, kurtosis and outlier rates of a
+// capture (metrics.md §4–§6), as JSON/CSV and a compact table.
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+#include "app/cli/cli_common.h"
+#include "app/cli/run_flags.h"
+#include "codec/errors.h"
+#include "io/atomic_file.h"
+#include "sessions/analysis.h"
+
+namespace kvwb::app {
+
+namespace {
+
+struct AnalyzeArgs {
+  std::string capture, json_out, csv_out;
+  RunFlags flags;
+  bool outliers = false, no_rotated = false, quiet = false;
+  std::optional<double> vr;
+};
+
+std::string fmt(double v, const char* f = "%.4g") {
+  if (!std::isfinite(v)) return "n/a";
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+void print_table(const sessions::AnalysisResult& r) {
+  std::printf("%s: %s, S=%d T=%d H_q=%d H_kv=%d D=%d\n", r.capture_file.c_str(),
+              r.model_name.c_str(), r.sequences, r.tokens, r.num_query_heads, r.num_kv_heads,
+              r.head_dim);
+  std::printf("%-5s %-4s %11s %11s %8s %6s %5s %5s %5s %5s %8s %8s %8s %10s\n", "layer", "head",
+              "cond(Sreg)", "cond(S)", "max|L|", "ratio", "skip", "dK95", "dKw95", "dV95", "kurt_K",
+              "kurt_Kw", "kurt_V", "max|K.L|");
+  for (const auto& la : r.layers) {
+    for (const auto& h : la.heads) {
+      const auto* s = h.sigma_q ? &*h.sigma_q : nullptr;
+      const auto* w = h.k_whitened ? &*h.k_whitened : nullptr;
+      std::printf(
+          "%-5d %-4d %11s %11s %8s %6s %5s %5zu %5s %5zu %8s %8s %8s %10s%s\n", la.layer, h.kv_head,
+          s ? fmt(s->cond_reg, "%.2f").c_str() : "-", s ? fmt(s->cond_raw, "%.4g").c_str() : "-",
+          s ? fmt(s->max_abs_L, "%.3f").c_str() : "-", s ? fmt(la.skip_ratio, "%.2f").c_str() : "-",
+          s ? (la.skip ? "SKIP" : "no") : "-", h.k_pre.spectrum.d_eff[1],
+          w ? std::to_string(w->spectrum.d_eff[1]).c_str() : "-", h.v.spectrum.d_eff[1],
+          fmt(h.k_pre.kurtosis.pooled, "%.3f").c_str(),
+          w ? fmt(w->kurtosis.pooled, "%.3f").c_str() : "-",
+          fmt(h.v.kurtosis.pooled, "%.3f").c_str(), w ? fmt(w->max_abs, "%.4g").c_str() : "-",
+          la.whitened_beyond_fp16 ? "  [> fp16 max]" : "");
+    }
+  }
+  std::printf("skip rule: median max|L| = %s; auto-skipped layers:",
+              fmt(r.skip_median, "%.4f").c_str());
+  if (r.skip_layers.empty()) std::printf(" none");
+  for (int l : r.skip_layers) std::printf(" %d", l);
+  std::printf("\n");
+  if (r.outliers) {
+    const auto g = sessions::gaussian_outlier_rates();
+    std::printf("outlier rates of the scaled post-WHT residual (|s| > T), %%:\n");
+    std::printf("%-8s %9s %9s %9s %9s %12s %8s\n", "scope", "T=1.5", "T=2.0", "T=2.5", "T=3.0",
+                "values", "kurt");
+    auto row = [](const std::string& name, const sessions::OutlierCounts& c) {
+      std::printf("%-8s", name.c_str());
+      for (size_t i = 0; i < 4; ++i)
+        std::printf(" %9s", c.values ? fmt(100.0 * c.rate(i), "%.3f").c_str() : "n/a");
+      std::printf(" %12llu %8s\n", static_cast<unsigned long long>(c.values),
+                  fmt(c.kurtosis, "%.3f").c_str());
+    };
+    for (const auto& l : r.outliers->layers) {
+      if (l.k) row("L" + std::to_string(l.layer) + " K", *l.k);
+      if (l.v) row("L" + std::to_string(l.layer) + " V", *l.v);
+    }
+    if (r.outliers->has_k) row("all K", r.outliers->k_total);
+    if (r.outliers->has_v) row("all V", r.outliers->v_total);
+    std::printf("%-8s", "Gaussian");
+    for (double v : g) std::printf(" %9s", fmt(100.0 * v, "%.3f").c_str());
+    std::printf("\n");
+  }
+}
+
+void run(const AnalyzeArgs& a) {
+  sessions::AnalysisOptions opt;
+  if (!a.flags.layers.empty()) opt.layers = sessions::parse_layer_list(a.flags.layers, "--layers");
+  if (!a.flags.q_precond_skip.empty())
+    opt.user_skip_layers = sessions::parse_layer_list(a.flags.q_precond_skip, "--q-precond-skip");
+  opt.target_cond = a.flags.target_cond;
+  opt.user_vr = a.vr;
+  opt.rotated = !a.no_rotated;
+  if (a.flags.threads) opt.threads = *a.flags.threads;
+  const bool want_outliers = a.outliers || !a.flags.config_file.empty();
+  std::optional<sessions::RunConfig> cfg;
+  if (want_outliers) cfg = build_run_config(a.flags);  // validate before the long part
+
+  sessions::JobControl job;
+  ProgressBar bar("kvwb analyze", 1);
+  job.progress = [&](size_t done, size_t total, const std::string& detail) {
+    bar.set_total(total);
+    bar.update(done, detail);
+  };
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    while (!stop.load()) {
+      if (interrupted()) job.cancel.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  sessions::AnalysisResult r;
+  try {
+    r = sessions::analyze_capture(a.capture, opt, &job);
+    if (cfg) r.outliers = sessions::residual_outlier_rates(a.capture, *cfg, &job);
+  } catch (...) {
+    stop.store(true);
+    watcher.join();
+    bar.finish();
+    throw;
+  }
+  stop.store(true);
+  watcher.join();
+  bar.finish();
+  if (!a.json_out.empty())
+    io::write_file_atomic(a.json_out, sessions::analysis_to_json(r).dump(2) + "\n");
+  if (!a.csv_out.empty()) io::write_file_atomic(a.csv_out, sessions::analysis_to_csv(r));
+  if (!a.quiet) print_table(r);
+}
+
+}  // namespace
+
+void add_analyze_command(CLI::App& app) {
+  auto args = std::make_shared<AnalyzeArgs>();
+  auto* cmd =
+      app.add_subcommand("analyze",
+                         "Spectra and d_eff of K (pre-RoPE, whitened) and V, Σ_q conditioning and "
+                         "skip rule, kurtosis, and residual outlier rates of a configuration");
+  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->required();
+  cmd->add_option("--json", args->json_out, "Write the analysis JSON here (atomic)");
+  cmd->add_option("--csv", args->csv_out, "Write one CSV row per (layer, kv head) here");
+  cmd->add_option("--vr", args->vr, "An extra variance ratio for d_eff (0 < vr <= 1)");
+  cmd->add_flag("--outliers", args->outliers,
+                "Also count residual outliers under the run flags (implied by --config)");
+  cmd->add_flag("--no-rotated", args->no_rotated,
+                "Skip the kurtosis of the Hadamard-rotated tensors");
+  cmd->add_flag("--quiet,-q", args->quiet, "Do not print the table");
+  add_run_flags(*cmd, args->flags);
+  cmd->callback([args] { run(*args); });
+}
+
+}  // namespace kvwb::app

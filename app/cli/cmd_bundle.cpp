@@ -1,0 +1,129 @@
+// kvwb export-bundle / kvwb bundle-check: the deployable calibration bundle of
+// bundle-format.md (Σ_q factors, centroid tables, codec_config.json, deploy.env, MANIFEST.json).
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "app/cli/cli_common.h"
+#include "app/cli/run_flags.h"
+#include "codec/errors.h"
+#include "sessions/bundle.h"
+
+namespace kvwb::app {
+
+namespace {
+
+struct ExportArgs {
+  std::string capture, out_dir, deploy_root;
+  RunFlags flags;
+  bool force = false, gaussian = false, quiet = false;
+};
+
+void run_export(const ExportArgs& a) {
+  const sessions::RunConfig cfg = build_run_config(a.flags);
+  sessions::BundleExportOptions opt;
+  opt.force = a.force;
+  opt.calibrate_centroids = !a.gaussian;
+  opt.deploy_root = a.deploy_root;
+  sessions::JobControl job;
+  ProgressBar bar("kvwb export-bundle", 1);
+  job.progress = [&](size_t done, size_t total, const std::string& detail) {
+    bar.set_total(total);
+    bar.update(done, detail);
+  };
+  opt.job = &job;
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    while (!stop.load()) {
+      if (interrupted()) job.cancel.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  sessions::BundleExportResult res;
+  try {
+    res = sessions::export_bundle(a.capture, cfg, a.out_dir, opt);
+  } catch (...) {
+    stop.store(true);
+    watcher.join();
+    bar.finish();
+    throw;
+  }
+  stop.store(true);
+  watcher.join();
+  bar.finish();
+  if (a.quiet) return;
+  std::printf("wrote bundle %s (ratio vs bf16 %.4f):\n", res.out_dir.c_str(), res.run.ratio_vs_bf16());
+  for (const auto& f : res.files) std::printf("  %s\n", f.c_str());
+  const auto rep = sessions::check_bundle(res.out_dir);
+  std::printf("checks:\n");
+  for (const auto& c : rep.checks) std::printf("  ok  %s\n", c.c_str());
+  for (const auto& w : res.warnings) std::printf("warning: %s\n", w.c_str());
+  if (!res.deploy_issues.empty()) {
+    std::printf("reference plugin compatibility issues:\n");
+    for (const auto& i : res.deploy_issues) std::printf("  %s\n", i.c_str());
+  }
+  if (res.deploy_left_out.empty()) {
+    std::printf("deploy.env expresses every setting of the configuration\n");
+  } else {
+    std::printf("deploy.env left out (decisions #10):\n");
+    for (const auto& i : res.deploy_left_out) std::printf("  %s\n", i.c_str());
+  }
+}
+
+struct CheckArgs {
+  std::string dir;
+  bool json = false, partial = false;
+};
+
+int run_check(const CheckArgs& a) {
+  sessions::BundleCheckOptions opt;
+  opt.partial = a.partial;
+  const auto rep = sessions::check_bundle(a.dir, opt);
+  if (a.json) {
+    std::printf("%s\n", rep.to_json().dump(2).c_str());
+  } else {
+    for (const auto& c : rep.checks) std::printf("ok       %s\n", c.c_str());
+    for (const auto& w : rep.warnings) std::printf("warning  %s\n", w.c_str());
+    for (const auto& l : rep.deploy_left_out) std::printf("left out %s (deploy.env cannot express it)\n", l.c_str());
+    for (const auto& e : rep.errors) std::printf("error    %s\n", e.c_str());
+    std::printf("%s: %s (%zu errors, %zu warnings)\n", a.dir.c_str(), rep.ok ? "valid bundle" : "INVALID bundle",
+                rep.errors.size(), rep.warnings.size());
+  }
+  return rep.ok ? kExitOk : kExitData;
+}
+
+}  // namespace
+
+void add_export_bundle_command(CLI::App& app) {
+  auto args = std::make_shared<ExportArgs>();
+  auto* cmd = app.add_subcommand("export-bundle",
+                                 "Export a configuration as a deployable calibration bundle (bundle-format.md), "
+                                 "written atomically");
+  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->required();
+  cmd->add_option("--out", args->out_dir, "Bundle folder to create")->required();
+  cmd->add_flag("--force", args->force, "Replace an existing non-empty bundle folder (atomically)");
+  cmd->add_flag("--gaussian-centroids", args->gaussian,
+                "Ship the Gaussian table for kakeya_pca streams without centroids_file instead of calibrating");
+  cmd->add_option("--deploy-root", args->deploy_root,
+                  "Absolute folder written into deploy.env paths (default: the bundle's own location)");
+  cmd->add_flag("--quiet,-q", args->quiet, "Do not print the summary");
+  add_run_flags(*cmd, args->flags);
+  cmd->callback([args] { run_export(*args); });
+}
+
+void add_bundle_check_command(CLI::App& app) {
+  auto args = std::make_shared<CheckArgs>();
+  auto* cmd = app.add_subcommand("bundle-check", "Validate a calibration bundle folder (exit 0 valid, 1 invalid)");
+  cmd->add_option("dir", args->dir, "Bundle folder")->required();
+  cmd->add_flag("--json", args->json, "Print the report as JSON");
+  cmd->add_flag("--partial", args->partial,
+                "Accept a partial artefact (e.g. the reference's sigma_q files alone): missing files are warnings");
+  cmd->callback([args] {
+    if (run_check(*args) != kExitOk)  // main prints error[FORMAT_ERROR] and exits 1 (decisions #7)
+      throw FormatError(args->dir + ": not a valid bundle (problems listed above)");
+  });
+}
+
+}  // namespace kvwb::app

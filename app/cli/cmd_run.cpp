@@ -1,0 +1,154 @@
+// kvwb run: evaluate one configuration on a capture and report bytes and quality.
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+#include "app/cli/cli_common.h"
+#include "app/cli/run_flags.h"
+#include "codec/errors.h"
+#include "io/atomic_file.h"
+#include "sessions/runner.h"
+#include "sessions/session.h"
+
+namespace kvwb::app {
+
+namespace {
+
+struct RunArgs {
+  std::string capture;
+  RunFlags flags;
+  std::string json_out, csv_out, dump_decoded;
+  std::string session, save_session;
+  bool quiet = false;
+};
+
+std::string fmt(double v, const char* f = "%.4g") {
+  if (!std::isfinite(v)) return "n/a";
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+void print_summary(const sessions::RunResult& r) {
+  std::printf("%-6s %-4s %-12s %12s %8s %11s %11s %10s\n", "layer", "strm", "codec", "bytes", "ratio", "rel_mse",
+              "snr_db", "attn_kl");
+  for (const auto& l : r.layers) {
+    for (const auto* s : {&l.k, &l.v}) {
+      const double ratio = s->bytes ? static_cast<double>(s->bf16_bytes) / static_cast<double>(s->bytes) : NAN;
+      std::printf("%-6d %-4s %-12s %12llu %8s %11s %11s %10s%s%s\n", l.layer, s == &l.k ? "K" : "V",
+                  s->codec.c_str(), static_cast<unsigned long long>(s->bytes), fmt(ratio, "%.3f").c_str(),
+                  s->failed ? "FAILED" : fmt(s->err.rel_mse()).c_str(), s->failed ? "" : fmt(s->err.snr_db(), "%.2f").c_str(),
+                  s->has_attn ? fmt(s->attn.kl()).c_str() : "n/a", l.boundary ? "  [boundary]" : "",
+                  (s == &l.k && l.whitened) ? "  [whitened]" : "");
+      if (s->failed) std::printf("       error[%s]: %s\n", s->error_code.c_str(), s->error_message.c_str());
+    }
+  }
+  std::printf("total: %llu bytes vs bf16 %llu bytes -> ratio %s (hot tail share %s)\n",
+              static_cast<unsigned long long>(r.total_bytes), static_cast<unsigned long long>(r.bf16_bytes),
+              fmt(r.ratio_vs_bf16(), "%.4f").c_str(),
+              fmt(r.total_bytes ? static_cast<double>(r.tail_bytes) / static_cast<double>(r.total_bytes) : NAN, "%.3f").c_str());
+  for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
+}
+
+void write_outputs(const RunArgs& a, const sessions::RunResult& r, bool cancelled) {
+  if (!a.json_out.empty()) {
+    auto j = sessions::run_result_to_json(r);
+    if (cancelled) j["cancelled"] = true;
+    io::write_file_atomic(a.json_out, j.dump(2) + "\n");
+  }
+  if (!a.csv_out.empty()) io::write_file_atomic(a.csv_out, sessions::run_result_to_csv(r));
+}
+
+/// The configuration of a run: the session's current configuration and boundary set (when
+/// --session is given), then --config, then the flags.
+sessions::RunConfig session_aware_config(RunArgs& a) {
+  if (a.session.empty()) {
+    if (a.capture.empty()) throw InvalidArgument("kvwb run needs a CAPTURE (or --session FILE)");
+    return build_run_config(a.flags);
+  }
+  const sessions::SessionLoadResult s = sessions::load_session(a.session);
+  for (const auto& w : s.warnings) std::fprintf(stderr, "warning: %s: %s\n", a.session.c_str(), w.c_str());
+  if (a.capture.empty()) a.capture = s.doc.capture_path;
+  sessions::RunConfig base;
+  if (const sessions::RunConfig* c = s.doc.current()) base = *c;
+  base.boundary = s.doc.boundary;
+  return build_run_config(a.flags, &base);
+}
+
+void run(RunArgs a) {
+  const sessions::RunConfig cfg = session_aware_config(a);
+  sessions::RunOptions opt;
+  opt.dump_decoded = a.dump_decoded;
+  sessions::JobControl job;
+  ProgressBar bar("kvwb run", 1);
+  job.progress = [&](size_t done, size_t total, const std::string& detail) {
+    bar.set_total(total);
+    bar.update(done, detail);
+  };
+  std::atomic<bool> stop{false};
+  std::thread watcher([&] {
+    while (!stop.load()) {
+      if (interrupted()) job.cancel.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  sessions::RunResult partial;
+  sessions::RunResult r;
+  try {
+    r = sessions::run_config(a.capture, cfg, opt, &job, &partial);
+  } catch (const Cancelled&) {
+    stop.store(true);
+    watcher.join();
+    bar.finish();
+    write_outputs(a, partial, true);
+    throw;
+  } catch (...) {
+    stop.store(true);
+    watcher.join();
+    throw;
+  }
+  stop.store(true);
+  watcher.join();
+  bar.finish();
+  write_outputs(a, r, false);
+  if (!a.quiet) print_summary(r);
+  if (!a.save_session.empty()) {
+    sessions::SessionDocument doc;
+    doc.capture_path = a.capture;
+    doc.capture_sha256 = r.capture_sha256;
+    doc.configs.push_back({"run", cfg});
+    doc.current_config = "run";
+    doc.boundary = cfg.boundary;
+    sessions::save_session(a.save_session, doc);
+    std::printf("session saved: %s\n", a.save_session.c_str());
+  }
+  if (r.failed) {
+    for (const auto& l : r.layers)
+      for (const auto* s : {&l.k, &l.v})
+        if (s->failed)
+          throw Error(s->error_code, "layer " + std::to_string(l.layer) + " failed: " + s->error_message +
+                                         " (its metrics are absent; other layers were reported)");
+  }
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+  auto args = std::make_shared<RunArgs>();
+  auto* cmd = app.add_subcommand("run", "Encode and decode every layer of a capture with a configuration; report "
+                                        "exact container bytes, ratio vs bf16 and error metrics");
+  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5); optional with --session");
+  add_run_flags(*cmd, args->flags);
+  cmd->add_option("--json", args->json_out, "Write the result JSON here (atomic)");
+  cmd->add_option("--csv", args->csv_out, "Write one CSV row per (layer, stream) here");
+  cmd->add_option("--dump-decoded", args->dump_decoded, "Write a capture holding the reconstructed tensors");
+  cmd->add_flag("--quiet,-q", args->quiet, "Do not print the summary table");
+  cmd->add_option("--session", args->session, "Session (*.kvwb.json): its capture, current configuration and "
+                                               "boundary set; flags override them");
+  cmd->add_option("--save-session", args->save_session, "Save the capture and this configuration as a session");
+  cmd->callback([args] { run(*args); });
+}
+
+}  // namespace kvwb::app

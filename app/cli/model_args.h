@@ -1,0 +1,30 @@
+#pragma once
+// Options shared by the commands that run a model (capture, eval, proxy-truth): the model path,
+// an optional tokenizer override, and the text (tokenised by the model's tokenizer) or
+// pre-tokenised ids.
+#include <string>
+#include <vector>
+
+#include "model/loader.h"
+
+namespace CLI {
+class App;
+}
+
+namespace kvwb::app {
+
+struct ModelArgs {
+  std::string model, tokenizer, text, ids;
+};
+
+/// Registers --model (required), --tokenizer, --text and --ids on a command.
+void add_model_args(CLI::App& cmd, ModelArgs& a);
+
+/// Text token ids (no BOS): --ids as given, or --text tokenised with the model's tokenizer.
+/// Throws InvalidArgument when neither (or both) is given or the model has no tokenizer.
+std::vector<int32_t> text_tokens(const ModelArgs& a, const model::LoadedModel& m);
+
+/// "FILE (N tokens)" for the capture's text_source attribute and reports.
+std::string text_source_text(const ModelArgs& a, size_t n_tokens);
+
+}  // namespace kvwb::app

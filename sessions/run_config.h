@@ -1,0 +1,59 @@
+#pragma once
+// A run configuration: what `kvwb run`, sweeps, sessions and the GUI evaluate. JSON schema in
+// docs/run-config.md. Block parameters are run-level (decisions.md #1); each stream (K, V) has its
+// own codec and parameters; per-layer overrides replace a stream's settings for one layer.
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "codec/codec.h"
+
+namespace kvwb::sessions {
+
+struct StreamConfig {
+  std::string codec = "kakeya_pca";
+  codec::ParamMap params;      // codec parameters in text form (see codec_params(codec))
+  std::string k_domain;        // K only: "pre_rope" | "post_rope"; "" = codec default (decisions #2)
+  std::string centroids_file;  // kakeya_pca: calibrated Lloyd-Max table (.f32); "" = Gaussian
+};
+
+struct LayerOverride {
+  int layer = 0;
+  std::optional<StreamConfig> k, v;
+};
+
+struct RunConfig {
+  uint32_t block_size = 512;            // 8 .. 65536
+  std::string block_rows = "per_head";  // per_head | pooled_heads
+  std::vector<int> layers;              // empty = every full-attention layer in the capture
+  bool include_sliding = false;         // sliding layers are kept out unless asked
+  std::vector<int> boundary;            // boundary_skip_layers: both streams bf16
+  StreamConfig k{"kakeya_pca", {}, "", ""};
+  StreamConfig v{"kakeya_pca", {}, "", ""};
+  std::vector<LayerOverride> overrides;
+  std::string q_precond;                // "" = off, "capture" = Σ_q from the capture, else safetensors path
+  std::vector<int> q_precond_skip_layers;  // user-chosen, merged with the auto skip rule
+  bool q_precond_auto_skip = true;
+  std::optional<double> target_cond;    // Tikhonov re-regularisation (K§8.5)
+  std::string turbo_policy = "none";    // none | fork_auto | mode1 | mode2 | mode5 | mode6 | mode7
+  bool attention_metrics = true;        // computed when the layer has q_pre
+  std::optional<double> attn_scale;     // softmax scale; default 1/sqrt(D)
+  int threads = 0;                      // 0 = all hardware threads (results do not depend on it)
+  std::string backend = "cpu";          // cpu | cuda | auto
+};
+
+/// Default K-domain of a codec (decisions #2): pre_rope for kakeya_pca and besicovitch.
+std::string default_k_domain(const std::string& codec);
+
+/// Parses the JSON schema of docs/run-config.md; unknown keys and bad values throw InvalidArgument
+/// naming `source` and the key.
+RunConfig run_config_from_json(const nlohmann::json& j, const std::string& source);
+/// Canonical JSON: every default filled in (codec parameter defaults included), keys sorted.
+nlohmann::json run_config_to_json(const RunConfig& c);
+/// sha256 of the canonical JSON text (the result-store key together with the capture sha256).
+std::string run_config_hash(const RunConfig& c);
+/// Parses "0,1,26,27" or "0-3,7" into a sorted unique list; throws InvalidArgument.
+std::vector<int> parse_layer_list(const std::string& text, const std::string& what);
+
+}  // namespace kvwb::sessions
