@@ -71,7 +71,7 @@ class Collector : public benchmark::ConsoleReporter {
   std::map<std::string, std::vector<double>> ms;
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& r : runs)
-      if (r.run_type == Run::RT_Iteration) ms[r.benchmark_name()].push_back(r.GetAdjustedRealTime() / 1e6);
+      if (r.run_type == Run::RT_Iteration) ms[r.benchmark_name()].push_back(r.GetAdjustedRealTime());  // in the run's unit: ms
     ConsoleReporter::ReportRuns(runs);
   }
 };
