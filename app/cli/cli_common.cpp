@@ -43,4 +43,23 @@ void ProgressBar::finish() {
   std::fflush(stderr);
 }
 
+TerminalJob::TerminalJob(std::string label) : bar_(std::move(label), 1) {
+  job_.progress = [this](size_t done, size_t total, const std::string& detail) {
+    bar_.set_total(total);
+    bar_.update(done, detail);
+  };
+  watcher_ = std::thread([this] {
+    while (!stop_.load()) {
+      if (interrupted()) job_.cancel.store(true);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+}
+
+TerminalJob::~TerminalJob() {
+  stop_.store(true);
+  watcher_.join();
+  bar_.finish();
+}
+
 }  // namespace kvwb::app

@@ -1,9 +1,13 @@
 #pragma once
 // Shared pieces of the kvwb command-line tool: command registration, exit codes, progress bars.
 // Exit codes (decisions.md #7): 0 success, 1 data or runtime error, 2 usage error, 130 cancelled.
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <thread>
+
+#include "sessions/runner.h"
 
 namespace CLI {
 class App;
@@ -50,6 +54,24 @@ class ProgressBar {
   bool tty_;
   bool finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+/// A sessions::JobControl wired to a terminal progress bar (drawn only on a TTY) and to Ctrl-C:
+/// a watcher thread turns SIGINT into the job's cooperative cancel. Destruction stops the
+/// watcher and clears the bar, so scope it to the long call and print afterwards.
+class TerminalJob {
+ public:
+  explicit TerminalJob(std::string label);
+  ~TerminalJob();
+  TerminalJob(const TerminalJob&) = delete;
+  TerminalJob& operator=(const TerminalJob&) = delete;
+  sessions::JobControl& control() noexcept { return job_; }
+
+ private:
+  sessions::JobControl job_;
+  ProgressBar bar_;
+  std::atomic<bool> stop_{false};
+  std::thread watcher_;
 };
 
 /// Set by SIGINT; long commands poll it through their cancel token.

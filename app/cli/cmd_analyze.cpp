@@ -95,32 +95,12 @@ void run(const AnalyzeArgs& a) {
   std::optional<sessions::RunConfig> cfg;
   if (want_outliers) cfg = build_run_config(a.flags);  // validate before the long part
 
-  sessions::JobControl job;
-  ProgressBar bar("kvwb analyze", 1);
-  job.progress = [&](size_t done, size_t total, const std::string& detail) {
-    bar.set_total(total);
-    bar.update(done, detail);
-  };
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    while (!stop.load()) {
-      if (interrupted()) job.cancel.store(true);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  });
   sessions::AnalysisResult r;
-  try {
-    r = sessions::analyze_capture(a.capture, opt, &job);
-    if (cfg) r.outliers = sessions::residual_outlier_rates(a.capture, *cfg, &job);
-  } catch (...) {
-    stop.store(true);
-    watcher.join();
-    bar.finish();
-    throw;
+  {
+    TerminalJob job("kvwb analyze");
+    r = sessions::analyze_capture(a.capture, opt, &job.control());
+    if (cfg) r.outliers = sessions::residual_outlier_rates(a.capture, *cfg, &job.control());
   }
-  stop.store(true);
-  watcher.join();
-  bar.finish();
   if (!a.json_out.empty())
     io::write_file_atomic(a.json_out, sessions::analysis_to_json(r).dump(2) + "\n");
   if (!a.csv_out.empty()) io::write_file_atomic(a.csv_out, sessions::analysis_to_csv(r));

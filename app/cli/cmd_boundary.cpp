@@ -46,30 +46,8 @@ std::string list(const std::vector<int>& v) {
 
 /// Runs `fn` with a progress bar and Ctrl-C mapped onto the job's cancel flag.
 void with_job(const char* label, const std::function<void(sessions::JobControl&)>& fn) {
-  sessions::JobControl job;
-  ProgressBar bar(label, 1);
-  job.progress = [&](size_t done, size_t total, const std::string& detail) {
-    bar.set_total(total);
-    bar.update(done, detail);
-  };
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    while (!stop.load()) {
-      if (interrupted()) job.cancel.store(true);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  });
-  try {
-    fn(job);
-  } catch (...) {
-    stop.store(true);
-    watcher.join();
-    bar.finish();
-    throw;
-  }
-  stop.store(true);
-  watcher.join();
-  bar.finish();
+  TerminalJob job(label);
+  fn(job.control());
 }
 
 void run_recommend(const BoundaryArgs& a) {

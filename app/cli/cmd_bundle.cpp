@@ -27,32 +27,13 @@ void run_export(const ExportArgs& a) {
   opt.force = a.force;
   opt.calibrate_centroids = !a.gaussian;
   opt.deploy_root = a.deploy_root;
-  sessions::JobControl job;
-  ProgressBar bar("kvwb export-bundle", 1);
-  job.progress = [&](size_t done, size_t total, const std::string& detail) {
-    bar.set_total(total);
-    bar.update(done, detail);
-  };
-  opt.job = &job;
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    while (!stop.load()) {
-      if (interrupted()) job.cancel.store(true);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  });
   sessions::BundleExportResult res;
-  try {
+  {
+    TerminalJob job("kvwb export-bundle");
+    opt.job = &job.control();
     res = sessions::export_bundle(a.capture, cfg, a.out_dir, opt);
-  } catch (...) {
-    stop.store(true);
-    watcher.join();
-    bar.finish();
-    throw;
+    opt.job = nullptr;
   }
-  stop.store(true);
-  watcher.join();
-  bar.finish();
   if (a.quiet) return;
   std::printf("wrote bundle %s (ratio vs bf16 %.4f):\n", res.out_dir.c_str(), res.run.ratio_vs_bf16());
   for (const auto& f : res.files) std::printf("  %s\n", f.c_str());

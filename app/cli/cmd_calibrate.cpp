@@ -48,30 +48,8 @@ void run(const CalibrateArgs& a) {
   }
   std::vector<sessions::CentroidCalibration> cents;
   if (!a.no_centroids && (cfg.k.codec == "kakeya_pca" || cfg.v.codec == "kakeya_pca")) {
-    sessions::JobControl job;
-    ProgressBar bar("kvwb calibrate", 1);
-    job.progress = [&](size_t done, size_t total, const std::string& detail) {
-      bar.set_total(total);
-      bar.update(done, detail);
-    };
-    std::atomic<bool> stop{false};
-    std::thread watcher([&] {
-      while (!stop.load()) {
-        if (interrupted()) job.cancel.store(true);
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    });
-    try {
-      cents = sessions::calibrate_centroids(a.capture, cfg, &job);
-    } catch (...) {
-      stop.store(true);
-      watcher.join();
-      bar.finish();
-      throw;
-    }
-    stop.store(true);
-    watcher.join();
-    bar.finish();
+    TerminalJob job("kvwb calibrate");
+    cents = sessions::calibrate_centroids(a.capture, cfg, &job.control());
   } else if (!a.no_centroids && !a.quiet) {
     std::printf("note: neither stream uses kakeya_pca: no centroid tables\n");
   }

@@ -81,37 +81,15 @@ void run(RunArgs a) {
   const sessions::RunConfig cfg = session_aware_config(a);
   sessions::RunOptions opt;
   opt.dump_decoded = a.dump_decoded;
-  sessions::JobControl job;
-  ProgressBar bar("kvwb run", 1);
-  job.progress = [&](size_t done, size_t total, const std::string& detail) {
-    bar.set_total(total);
-    bar.update(done, detail);
-  };
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    while (!stop.load()) {
-      if (interrupted()) job.cancel.store(true);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  });
   sessions::RunResult partial;
   sessions::RunResult r;
   try {
-    r = sessions::run_config(a.capture, cfg, opt, &job, &partial);
+    TerminalJob job("kvwb run");
+    r = sessions::run_config(a.capture, cfg, opt, &job.control(), &partial);
   } catch (const Cancelled&) {
-    stop.store(true);
-    watcher.join();
-    bar.finish();
-    write_outputs(a, partial, true);
-    throw;
-  } catch (...) {
-    stop.store(true);
-    watcher.join();
+    write_outputs(a, partial, true);  // finished layers are kept
     throw;
   }
-  stop.store(true);
-  watcher.join();
-  bar.finish();
   write_outputs(a, r, false);
   if (!a.quiet) print_summary(r);
   if (!a.save_session.empty()) {

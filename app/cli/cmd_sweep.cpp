@@ -40,36 +40,14 @@ void run(const SweepArgs& a) {
   sessions::SweepOptions opt;
   opt.jobs = a.jobs;
   opt.resume = a.resume;
-  sessions::JobControl job;
-  ProgressBar bar("kvwb sweep", 1);
-  job.progress = [&](size_t done, size_t total, const std::string& detail) {
-    bar.set_total(total);
-    bar.update(done, detail);
-  };
-  std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    while (!stop.load()) {
-      if (interrupted()) job.cancel.store(true);
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  });
   sessions::SweepSummary s;
   try {
-    s = sessions::run_sweep(a.capture, grid, a.store, opt, &job);
+    TerminalJob job("kvwb sweep");
+    s = sessions::run_sweep(a.capture, grid, a.store, opt, &job.control());
   } catch (const Cancelled&) {
-    stop.store(true);
-    watcher.join();
-    bar.finish();
-    write_tables(a);
-    throw;
-  } catch (...) {
-    stop.store(true);
-    watcher.join();
+    write_tables(a);  // finished cells stay in the store
     throw;
   }
-  stop.store(true);
-  watcher.join();
-  bar.finish();
   for (const auto& p : s.problems) std::printf("warning: %s\n", p.c_str());
   if (s.repaired_bytes)
     std::printf("warning: cut a torn last line of %llu bytes from the store (a crash mid-write)\n",
