@@ -8,7 +8,7 @@ PACKAGES=(
   libeigen3-dev nlohmann-json3-dev libcli11-dev
   libhdf5-dev hdf5-tools
   libgtest-dev libgmock-dev libbenchmark-dev
-  qt6-base-dev libqt6opengl6-dev libqt6svg6-dev libqcustomplot-dev libqcustomplot2.1-qt6
+  qt6-base-dev libqt6opengl6-dev qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6
   libimgui-dev libgl-dev libgl1-mesa-dri
   xvfb xauth
   python3-numpy python3-h5py

@@ -121,6 +121,16 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
     if (sc.meta.value("grid_sha256", std::string()) != gsha)
       throw InvalidArgument("sweep: the store " + store_dir +
                             " was made from a different grid; resume with the same grid file or use a new store");
+    const json stored_e2e = sc.meta.value("e2e", json());
+    const json want_e2e = opt.evaluator ? opt.e2e_settings : json();
+    if (stored_e2e != want_e2e)
+      throw InvalidArgument("sweep: the store " + store_dir + " was made " +
+                            (stored_e2e.is_null() ? std::string("without end-to-end evaluation")
+                                                  : "with end-to-end settings " + stored_e2e.dump()) +
+                            ", but this sweep asks for " +
+                            (want_e2e.is_null() ? std::string("none") : want_e2e.dump()) +
+                            "; resume with the same --model/--text/--context/--continuation/--passages or use a "
+                            "new store");
     for (const auto& r : sc.records) done_keys.insert(r["key"].get<std::string>());
     sum.problems = sc.problems;
   }
@@ -131,6 +141,7 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
             {"grid_sha256", gsha},
             {"cells", cells.size()},
             {"created_unix", unix_now()}};
+  if (opt.evaluator) meta["e2e"] = opt.e2e_settings;
   ResultStoreWriter store(store_dir, meta);
   sum.repaired_bytes = store.repaired_bytes();
 
@@ -179,6 +190,7 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
       const RunResult r = run_config(capture_path, cfg, ro, cell_jobs[n].get());
       json res = run_result_to_json(r);
       res["capture"]["sha256"] = sum.capture_sha256;
+      if (opt.evaluator) res["totals"]["e2e"] = e2e_totals_json(opt.evaluator->evaluate(cfg, cell_jobs[n].get()));
       rec["status"] = "ok";
       rec["result"] = std::move(res);
     } catch (const Cancelled&) {
@@ -231,6 +243,19 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
   return sum;
 }
 
+json e2e_totals_json(const EvalResult& r) {
+  const EvalAggregate& a = r.aggregate;
+  return {{"delta_ppl", a.delta_ppl},
+          {"abs_delta_ppl", std::fabs(a.delta_ppl)},
+          {"top1", a.top1},
+          {"one_minus_top1", 1.0 - a.top1 / 100.0},
+          {"kl", a.kl},
+          {"verdict", a.verdict},
+          {"passages", r.passages.size()},
+          {"context", r.context},
+          {"continuation", r.continuation}};
+}
+
 namespace {
 
 struct Column {
@@ -246,6 +271,19 @@ const std::vector<Column>& table_columns() {
                                         {"attn_kl", "attn_kl"},
                                         {"attn_top1", "attention.attn_top1"}};
   return c;
+}
+
+/// End-to-end columns (totals.e2e), present in a table only when some record has them.
+const std::vector<Column>& e2e_columns() {
+  static const std::vector<Column> c = {
+      {"e2e_delta_ppl", "e2e.delta_ppl"}, {"e2e_top1", "e2e.top1"}, {"e2e_kl", "e2e.kl"}};
+  return c;
+}
+
+bool has_e2e(const std::vector<json>& records) {
+  for (const auto& r : records)
+    if (r.contains("result") && r["result"].contains("totals") && r["result"]["totals"].contains("e2e")) return true;
+  return false;
 }
 
 std::vector<const json*> by_cell(const std::vector<json>& records) {
@@ -275,6 +313,7 @@ std::string failure_of(const json& rec) {
 }  // namespace
 
 json sweep_table_json(const std::vector<json>& records) {
+  const bool e2e = has_e2e(records);
   json rows = json::array();
   for (const json* rec : by_cell(records)) {
     json row{{"cell", rec->value("cell", static_cast<int64_t>(-1))},
@@ -292,6 +331,11 @@ json sweep_table_json(const std::vector<json>& records) {
         row[c.name] = v ? json(*v) : json(nullptr);
       }
     }
+    if (e2e)
+      for (const auto& c : e2e_columns()) {
+        const auto v = rec->contains("result") ? metric_value((*rec)["result"], c.metric) : std::nullopt;
+        row[c.name] = v ? json(*v) : json(nullptr);
+      }
     rows.push_back(row);
   }
   return json{{"format", "kvwb-sweep-table"}, {"rows", rows}};
@@ -299,8 +343,11 @@ json sweep_table_json(const std::vector<json>& records) {
 
 std::string sweep_table_csv(const std::vector<json>& records) {
   std::ostringstream os;
+  const bool e2e = has_e2e(records);
   os << "cell,config_hash,ratio_vs_bf16,bits_per_value,total_bytes";
   for (const auto& c : table_columns()) os << ',' << c.name;
+  if (e2e)
+    for (const auto& c : e2e_columns()) os << ',' << c.name;
   os << ",failure,options\n";
   auto quote = [](const std::string& s) {
     std::string o = "\"";
@@ -320,6 +367,8 @@ std::string sweep_table_csv(const std::vector<json>& records) {
        << numtext(row.value("ratio_vs_bf16", json())) << ',' << numtext(row.value("bits_per_value", json())) << ','
        << numtext(row.value("total_bytes", json()));
     for (const auto& c : table_columns()) os << ',' << numtext(row.value(c.name, json()));
+    if (e2e)
+      for (const auto& c : e2e_columns()) os << ',' << numtext(row.value(c.name, json()));
     os << ',' << (row["failure"].is_string() ? quote(row["failure"].get<std::string>()) : std::string()) << ','
        << quote(row["options"].dump()) << '\n';
   }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "sessions/eval.h"
 #include "sessions/run_options.h"
 #include "sessions/runner.h"
 
@@ -24,7 +25,18 @@ std::vector<GridCell> expand_sweep_grid(const nlohmann::json& grid, const std::s
 struct SweepOptions {
   int jobs = 1;         // cells run at the same time (each cell's run uses 1 thread)
   bool resume = false;  // continue a store (skip finished keys); without it the store must be empty
+  /// End-to-end quality axes (docs/model-in-the-loop.md): when set, every cell is also evaluated
+  /// with the model (Evaluator::evaluate) and its record's result gets totals.e2e = {delta_ppl,
+  /// abs_delta_ppl (percent), top1 (percent), one_minus_top1 (fraction), kl (nats), verdict,
+  /// passages, context, continuation}, so `kvwb pareto --metric e2e.abs_delta_ppl` plots them.
+  const Evaluator* evaluator = nullptr;
+  /// What the evaluator was built from (model, text, C/N/P), stored in store.json as "e2e"; a
+  /// resumed store must have been made with the same settings.
+  nlohmann::json e2e_settings;
 };
+
+/// totals.e2e of a sweep record from an end-to-end evaluation.
+nlohmann::json e2e_totals_json(const EvalResult& r);
 
 struct SweepSummary {
   size_t cells = 0;        // cells in the grid (after dropping duplicate configurations)

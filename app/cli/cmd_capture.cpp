@@ -11,11 +11,11 @@
 
 namespace kvwb::app {
 
-void add_model_args(CLI::App& cmd, ModelArgs& a) {
+void add_model_args(CLI::App& cmd, ModelArgs& a, bool model_required) {
   cmd.add_option("--model", a.model,
                  "Model: a folder with config.json + manifest.json (tiny1m layout), a Hugging Face folder "
                  "(config.json + model.safetensors), or a llama2.c .bin checkpoint")
-      ->required();
+      ->required(model_required);
   cmd.add_option("--tokenizer", a.tokenizer, "Tokenizer override: tokens.json or llama2.c tokenizer.bin");
   cmd.add_option("--text", a.text, "UTF-8 text file (CRLF read as LF), tokenised with the model's tokenizer");
   cmd.add_option("--ids", a.ids, "Pre-tokenised text: decimal token ids separated by spaces, commas or newlines");

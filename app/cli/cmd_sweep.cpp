@@ -3,9 +3,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <thread>
 
 #include "app/cli/cli_common.h"
+#include "app/cli/model_args.h"
 #include "codec/errors.h"
 #include "io/atomic_file.h"
 #include "sessions/result_store.h"
@@ -19,6 +21,8 @@ struct SweepArgs {
   std::string capture, grid, store, csv_out, json_out;
   bool resume = false;
   int jobs = 1;
+  ModelArgs model;              // --model: end-to-end quality axes (totals.e2e of every cell)
+  sessions::EvalOptions eval;
 };
 
 nlohmann::json read_grid(const std::string& path) {
@@ -40,6 +44,24 @@ void run(const SweepArgs& a) {
   sessions::SweepOptions opt;
   opt.jobs = a.jobs;
   opt.resume = a.resume;
+  std::unique_ptr<model::LoadedModel> m;
+  std::unique_ptr<sessions::Evaluator> ev;
+  if (!a.model.model.empty()) {
+    m = std::make_unique<model::LoadedModel>(model::load_model(a.model.model, a.model.tokenizer));
+    const std::vector<int32_t> toks = text_tokens(a.model, *m);
+    ev = std::make_unique<sessions::Evaluator>(m->model, toks, a.eval);
+    opt.evaluator = ev.get();
+    opt.e2e_settings = {{"model", a.model.model},
+                        {"text", text_source_text(a.model, toks.size())},
+                        {"context", ev->context()},
+                        {"continuation", ev->continuation()},
+                        {"passages", a.eval.passages}};
+    std::printf("sweep: end-to-end axes with %s on %s: %d passages x (%d + %d) tokens per cell\n",
+                a.model.model.c_str(), text_source_text(a.model, toks.size()).c_str(), a.eval.passages,
+                ev->context(), ev->continuation());
+  } else if (!a.model.text.empty() || !a.model.ids.empty() || !a.model.tokenizer.empty()) {
+    throw InvalidArgument("sweep: --text/--ids/--tokenizer need --model (the end-to-end quality axes)");
+  }
   sessions::SweepSummary s;
   try {
     TerminalJob job("kvwb sweep");
@@ -71,6 +93,12 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("--jobs,-j", args->jobs, "Cells run at the same time (each on one thread)")->check(CLI::Range(1, 1024));
   cmd->add_option("--csv", args->csv_out, "Write the results table (every cell of the store) as CSV");
   cmd->add_option("--json", args->json_out, "Write the results table as JSON");
+  add_model_args(*cmd, args->model, false);
+  cmd->add_option("--context", args->eval.context, "End-to-end: prefill tokens C incl. BOS (default as kvwb eval)");
+  cmd->add_option("--continuation", args->eval.continuation, "End-to-end: teacher-forced tokens N (default 64)")
+      ->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--passages", args->eval.passages, "End-to-end: passages P (default 4)")
+      ->check(CLI::Range(1, 1 << 20));
   cmd->callback([args] { run(*args); });
 }
 

@@ -17,8 +17,8 @@ struct ModelArgs {
   std::string model, tokenizer, text, ids;
 };
 
-/// Registers --model (required), --tokenizer, --text and --ids on a command.
-void add_model_args(CLI::App& cmd, ModelArgs& a);
+/// Registers --model (required unless `model_required` is false), --tokenizer, --text and --ids.
+void add_model_args(CLI::App& cmd, ModelArgs& a, bool model_required = true);
 
 /// Text token ids (no BOS): --ids as given, or --text tokenised with the model's tokenizer.
 /// Throws InvalidArgument when neither (or both) is given or the model has no tokenizer.

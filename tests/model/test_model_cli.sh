@@ -74,5 +74,36 @@ if "$KVWB" proxy-truth --model "$MODEL" --text "$TEXT" --capture "$REAL/tiny1m_t
 else
   bad "proxy-truth"; cat "$tmp/pt.txt"
 fi
+# 8. sweeps with end-to-end quality axes: every cell gets totals.e2e; the bf16 cell is exact
+#    (Δppl 0, top-1 100 %); a b=1 Kakeya cell has a larger KL and lower top-1 than b=4 (Δppl
+#    itself is too noisy over 2 short passages to order them); pareto plots e2e.abs_delta_ppl;
+#    resuming with other end-to-end settings is refused.
+cat > "$tmp/sgrid.json" <<'JSON'
+{"fixed": {"block_size": 64},
+ "grids": [{"k_codec": ["bf16"], "v_codec": ["bf16"]},
+           {"k_codec": ["kakeya_pca"], "v_codec": ["kakeya_pca"], "bits_k": [1, 4], "bits_v": [4]}]}
+JSON
+if "$KVWB" sweep "$REAL/tiny1m_tinystories.kvc.h5" --grid "$tmp/sgrid.json" --out "$tmp/st" --model "$MODEL" \
+     --text "$TEXT" --passages 2 --context 96 --continuation 24 --json "$tmp/st.json" > "$tmp/st.txt" &&
+   "$PY" - "$tmp/st/results.jsonl" "$tmp/st.json" <<'PYEOF'; then ok "sweep stores totals.e2e per cell"; else bad "sweep e2e axes"; cat "$tmp/st.txt"; fi
+import json, sys
+recs = sorted((json.loads(l) for l in open(sys.argv[1])), key=lambda r: r["cell"])
+assert len(recs) == 3, len(recs)
+e = [r["result"]["totals"]["e2e"] for r in recs]
+assert e[0]["delta_ppl"] == 0.0 and e[0]["top1"] == 100.0 and e[0]["kl"] == 0.0, e[0]
+assert e[1]["kl"] > e[2]["kl"] and e[1]["top1"] < e[2]["top1"], (e[1], e[2])
+assert all(x["passages"] == 2 and x["context"] == 96 and x["continuation"] == 24 for x in e)
+rows = json.load(open(sys.argv[2]))["rows"]
+assert all("e2e_delta_ppl" in r for r in rows)
+PYEOF
+if "$KVWB" pareto "$tmp/st" --metric e2e.abs_delta_ppl > "$tmp/pe.txt" && grep -q "e2e.abs_delta_ppl" "$tmp/pe.txt"; then
+  ok "pareto on e2e.abs_delta_ppl"
+else
+  bad "pareto --metric e2e.abs_delta_ppl"; cat "$tmp/pe.txt"
+fi
+"$KVWB" sweep "$REAL/tiny1m_tinystories.kvc.h5" --grid "$tmp/sgrid.json" --out "$tmp/st" --resume --model "$MODEL" \
+  --text "$TEXT" --passages 3 --context 96 --continuation 24 > /dev/null 2> "$tmp/re.txt"
+[ $? -eq 2 ] && grep -q "end-to-end settings" "$tmp/re.txt" && ok "resume with other e2e settings refused" ||
+  { bad "resume with other e2e settings"; cat "$tmp/re.txt"; }
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
