@@ -192,7 +192,7 @@ SkipRule skip_rule(const std::map<int, double>& m) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   r.median = (n % 2) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  for (const auto& [l, x] : m) r.skip[l] = x > 2.0 * r.median;
+  for (const auto& [l, x] : m) r.skip[l] = x > kSkipRuleFactor * r.median;
   return r;
 }
 

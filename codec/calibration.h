@@ -48,8 +48,11 @@ WhiteningFactor factor_sigma_q(const std::vector<double>& sigma, size_t dim, dou
 WhiteningFactor factor_from_imported(const std::vector<float>& L, const std::vector<float>& L_inv,
                                      const std::vector<float>* sigma, size_t dim, const std::string& what);
 
+/// Threshold factor of the skip rule: a layer is auto-skipped when m_l > kSkipRuleFactor·median.
+inline constexpr double kSkipRuleFactor = 2.0;
+
 /// Skip rule (K§8.4, decisions #4): m_l = max |L| over a layer's heads; median over the layers
-/// (mean of the two middle values when even); auto-skip when m_l > 2·median.
+/// (mean of the two middle values when even); auto-skip when m_l > kSkipRuleFactor·median.
 struct SkipRule {
   std::map<int, double> m;   // layer -> m_l
   double median = 0;

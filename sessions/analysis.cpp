@@ -230,22 +230,30 @@ OutlierRates residual_outlier_rates(const std::string& capture_path, const RunCo
   RunOptions opt;
   opt.collect_residuals = true;
   opt.compute_sha256 = false;
-  RunResult r = run_config(capture_path, c, opt, job);
+  return outlier_rates_from_run(run_config(capture_path, c, opt, job), false);
+}
+
+OutlierRates outlier_rates_from_run(const RunResult& run, bool skip_failed) {
+  std::vector<const LayerResult*> layers;
+  for (const auto& l : run.layers) layers.push_back(&l);
+  std::sort(layers.begin(), layers.end(),
+            [](const LayerResult* a, const LayerResult* b) { return a->layer < b->layer; });
   OutlierRates out;
-  out.config = r.config;
-  std::sort(r.layers.begin(), r.layers.end(),
-            [](const LayerResult& a, const LayerResult& b) { return a.layer < b.layer; });
+  out.config = run.config;
   // Pooled kurtosis over all layers: accumulate central moments through a two-pass per stream.
   std::vector<const std::vector<float>*> k_parts, v_parts;
-  for (const auto& l : r.layers) {
+  for (const LayerResult* lp : layers) {
+    const LayerResult& l = *lp;
     OutlierLayer ol;
     ol.layer = l.layer;
     for (const StreamResult* s : {&l.k, &l.v}) {
       const bool is_k = s == &l.k;
       if (s->codec != "kakeya_pca") continue;
-      if (s->failed)
+      if (s->failed) {
+        if (skip_failed) continue;
         throw Error(s->error_code, "outlier rates: layer " + std::to_string(l.layer) +
                                        (is_k ? " K" : " V") + " failed: " + s->error_message);
+      }
       OutlierCounts cnt = count_outliers(s->scaled_residuals.data(), s->scaled_residuals.size());
       (is_k ? out.k_total : out.v_total).merge(cnt);
       (is_k ? out.has_k : out.has_v) = true;

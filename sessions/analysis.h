@@ -129,6 +129,11 @@ OutlierCounts count_outliers(const float* s, size_t n);
 OutlierRates residual_outlier_rates(const std::string& capture_path, const RunConfig& cfg,
                                     JobControl* job = nullptr);
 
+/// Outlier rates of the scaled residuals a run collected (RunOptions::collect_residuals); streams
+/// not coded by kakeya_pca are absent. A failed stream throws its error, or is left out when
+/// `skip_failed` (the GUI shows the other layers).
+OutlierRates outlier_rates_from_run(const RunResult& run, bool skip_failed);
+
 struct AnalysisOptions {
   std::vector<int> layers;            // empty = every layer of the capture
   std::optional<double> user_vr;      // an extra d_eff ratio

@@ -21,6 +21,14 @@ namespace kvwb::sessions {
 using codec::Tensor4;
 using nlohmann::json;
 
+RunConfig workbench_default_config(int tokens) {
+  RunConfig c;
+  uint32_t b = 8;
+  while (b * 2 <= 512 && static_cast<int64_t>(b) * 2 <= tokens) b *= 2;
+  c.block_size = std::min<uint32_t>(c.block_size, b);
+  return c;
+}
+
 double RunResult::ratio_vs_bf16() const {
   return total_bytes ? static_cast<double>(bf16_bytes) / static_cast<double>(total_bytes) : NAN;
 }

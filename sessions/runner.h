@@ -84,6 +84,12 @@ struct RunOptions {
   bool compute_sha256 = true;
 };
 
+/// The configuration the workbench starts from on a capture of `tokens` tokens per sequence:
+/// RunConfig{} (what `kvwb run` uses without flags) with block_size lowered to the largest power of
+/// two <= min(512, tokens) (at least 8), so that short captures are coded rather than kept whole
+/// in the bf16 hot tail. On tiny1m (T = 256) it equals `kvwb run --block-size 256`.
+RunConfig workbench_default_config(int tokens);
+
 /// Q-preconditioning factors of a capture: per layer, per kv head; layers absent = identity.
 struct Whitening {
   std::map<int, std::vector<codec::WhiteningFactor>> factors;  // layers with Σ_q

@@ -1,0 +1,134 @@
+#pragma once
+// The workbench controller: owns the session document (with its undo stack), the background jobs
+// and the current Snapshot. Views and dialogs never touch the document directly: they call these
+// commands, which are applied on the UI thread, and receive the new snapshot through
+// snapshot_changed. Heavy work (analysis, runs, sweeps, recommendations, bundle export) runs in
+// jobs on worker threads with progress and cooperative cancel; the UI thread never blocks.
+#include <QObject>
+#include <QString>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "sessions/run_config.h"
+#include "sessions/runner.h"
+#include "sessions/session.h"
+#include "views/snapshot.h"
+
+namespace kvwb::app {
+
+/// The grid the sweep dialog starts from and the screenshot mode of the Pareto view runs when the
+/// session has no sweep: a dozen cells across kakeya_pca bit widths, turbo, q8_0/q4_0 and KIVI.
+nlohmann::json default_sweep_grid();
+
+/// A job as the status bar and the job list show it.
+struct JobInfo {
+  int id = 0;
+  QString name;
+  size_t done = 0, total = 0;
+  QString detail;
+  bool cancelling = false;
+};
+
+class Workbench : public QObject {
+  Q_OBJECT
+ public:
+  explicit Workbench(QObject* parent = nullptr);
+  ~Workbench() override;
+
+  // ---- state (UI thread) ----
+  views::SnapshotPtr snapshot() const;
+  const sessions::SessionDocument& document() const;
+  QString capture_path() const;
+  /// The current configuration (boundary set included).
+  sessions::RunConfig current_config() const;
+  QString session_path() const;  // "" until saved / opened
+
+  // ---- document edits: undoable; each reruns the current configuration in the background ----
+  void set_config(const sessions::RunConfig& config, const QString& label);
+  void toggle_boundary(int layer);
+  void set_boundary(std::vector<int> layers);
+  void select(int layer, int kv_head);
+  /// Adds (or replaces, by name) a sweep of the session and loads its store's records.
+  void add_sweep(const sessions::SessionSweep& sweep);
+  /// Re-reads the records of sweep `index` from its store (after a sweep job appended cells).
+  void reload_sweep(int index);
+  void set_active_sweep(int index);
+  bool can_undo() const;
+  bool can_redo() const;
+  bool undo();
+  bool redo();
+  /// Description of the edit Undo / Redo would revert / reapply ("" when none).
+  QString undo_text() const;
+  QString redo_text() const;
+  /// True when the document differs from the last opened / saved state.
+  bool modified() const;
+  /// True when the snapshot's run holds only the layers finished before a cancel.
+  bool run_is_partial() const;
+  /// Worker threads of runs, analyses and sweeps: max(1, hardware threads − 1), so the UI
+  /// thread keeps a core (results never depend on it).
+  static int run_threads();
+
+  // ---- files; errors are typed kvwb::Error exceptions with a message naming the file ----
+  /// Opens a capture (validates it), starts the analysis and the run of the current configuration.
+  void open_capture(const QString& path);
+  /// Opens a session; `accept_capture_change` re-pins a changed capture instead of throwing
+  /// CaptureChanged. Returns the load warnings.
+  QStringList open_session(const QString& path, bool accept_capture_change = false);
+  void save_session(const QString& path);
+
+  // ---- jobs ----
+  /// Work run on a worker thread with its JobControl (progress + cancel). It returns a
+  /// continuation that is run on the UI thread once the work finished (may be empty). A typed
+  /// error thrown by the work is reported through job_failed; Cancelled through job_cancelled.
+  using Continuation = std::function<void()>;
+  using Work = std::function<Continuation(sessions::JobControl& job)>;
+  int start_job(const QString& name, Work work);
+  void cancel_job(int id);
+  void cancel_all();
+  std::vector<JobInfo> jobs() const;
+  bool busy() const;
+  /// Processes events until no job runs or `timeout_ms` passed; true when idle.
+  bool wait_idle(int timeout_ms);
+
+  /// Runs a sweep of `grid` (docs/sweeps.md) on the capture into `store_dir` as a job (resume
+  /// continues a store), adds it to the session as `name`, makes it the active sweep and reloads
+  /// its records while cells finish. Returns the job id.
+  int start_sweep(const QString& name, const nlohmann::json& grid, const QString& store_dir, bool resume);
+  /// Default folder for a new sweep's store (beside the session file, else the app data folder).
+  QString default_store_dir(const QString& sweep_name) const;
+
+  /// Reruns the current configuration now (also done automatically after every edit).
+  void run_current();
+  /// Re-analyses the capture.
+  void run_analysis();
+
+  // ---- autosave (crash recovery): the document is written shortly after each edit ----
+  /// Default: <app data folder>/autosave.kvwb.json.
+  QString autosave_path() const;
+  void set_autosave_path(const QString& path);
+  void set_autosave_enabled(bool on);
+  bool autosave_exists() const;
+  /// Writes the document to the autosave file atomically now; false when nothing to save.
+  bool write_autosave();
+  /// Removes the autosave file (normal quit).
+  void remove_autosave();
+  /// Opens the autosave file as the document (modified, saved back to the session it came
+  /// from); returns the load warnings. Throws like open_session.
+  QStringList recover_autosave();
+
+ signals:
+  void snapshot_changed(kvwb::views::SnapshotPtr snapshot);
+  void document_changed();
+  void jobs_changed();
+  void job_failed(const QString& name, const QString& code, const QString& message);
+  void job_cancelled(const QString& name);
+  void message(const QString& level, const QString& text);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvwb::app

@@ -1,0 +1,153 @@
+#include "views/layer_error_view.h"
+
+#include <qcustomplot.h>
+
+#include <QLabel>
+#include <algorithm>
+#include <cmath>
+
+#include "views/chart_style.h"
+
+namespace kvwb::views {
+
+namespace {
+
+QVector<double> qvec(const std::vector<double>& v) { return QVector<double>(v.begin(), v.end()); }
+
+}  // namespace
+
+LayerErrorView::LayerErrorView(QWidget* parent) : ChartView(parent) {
+  metric_ = new QComboBox(this);
+  metric_->setObjectName("metric");
+  for (auto m :
+       {LayerErrorMetric::kRelMse, LayerErrorMetric::kAttnOutRelErr, LayerErrorMetric::kAttnKl})
+    metric_->addItem(QString::fromStdString(layer_error_metric_name(m)), static_cast<int>(m));
+  controls()->addWidget(new QLabel("Metric", this));
+  controls()->addWidget(metric_);
+  controls()->addStretch(1);
+  title_ = setup_chart(plot());
+  install_hover_tooltips(plot());
+  connect(metric_, &QComboBox::currentIndexChanged, this, [this](int) { rebuild(); });
+  set_snapshot(std::make_shared<const Snapshot>());
+}
+
+void LayerErrorView::set_snapshot(SnapshotPtr snapshot) {
+  snapshot_ = std::move(snapshot);
+  rebuild();
+}
+
+void LayerErrorView::rebuild() {
+  model_ = build_layer_error_model(*snapshot_,
+                                   static_cast<LayerErrorMetric>(metric_->currentData().toInt()));
+  draw();
+}
+
+void LayerErrorView::draw() {
+  QCustomPlot* p = plot();
+  clear_chart(p);
+  title_->setText(QString::fromStdString(model_.title));
+  set_note(QString::fromStdString(model_.note));
+  style_axis(p->xAxis, "layer");
+  style_axis(p->yAxis, model_.metric == LayerErrorMetric::kRelMse
+                           ? "relative MSE = Σ squared error / Σ‖x‖² (dimensionless)"
+                       : model_.metric == LayerErrorMetric::kAttnKl
+                           ? "attention KL(π‖π̂) (nats, mean over queries)"
+                           : "attention output relative error (mean over queries)");
+  if (model_.empty()) {
+    p->legend->setVisible(false);
+    p->replot();
+    return;
+  }
+  set_integer_axis(p->xAxis);
+  set_log_axis(p->yAxis);
+  const std::vector<PlotSeries> series = model_.series();
+  double vmin = 0, vmax = 0, lo = 1e300, hi = -1e300;
+  for (const LayerErrorRow& r : model_.rows) {
+    lo = std::min<double>(lo, r.layer);
+    hi = std::max<double>(hi, r.layer);
+  }
+  for (const PlotSeries& s : series)
+    for (double y : s.y)
+      if (std::isfinite(y) && y > 0) {
+        vmin = vmin == 0 ? y : std::min(vmin, y);
+        vmax = std::max(vmax, y);
+      }
+  if (vmax <= 0) vmin = 1e-6, vmax = 1.0;
+  set_log_range(p->yAxis, vmin, vmax, 3.0);
+  const double mark_low = p->yAxis->range().lower * 1.6, mark_high = p->yAxis->range().upper / 1.6;
+  for (const PlotSeries& s : series) {
+    QCPGraph* g = p->addGraph(p->xAxis, p->yAxis);
+    g->setName(QString::fromStdString(s.name));
+    const bool marks = std::all_of(s.y.begin(), s.y.end(), [](double y) { return std::isnan(y); });
+    if (!marks) {
+      g->setData(qvec(s.x), qvec(s.y), true);
+      const int ci = s.name[0] == 'K' && s.name[1] == '+' ? 6 : s.name[0] == 'K' ? 0 : 1;
+      const QColor c = chart_color(ci);
+      g->setPen(QPen(c, 1.6));
+      g->setScatterStyle(QCPScatterStyle(ci == 0   ? QCPScatterStyle::ssCircle
+                                         : ci == 1 ? QCPScatterStyle::ssSquare
+                                                   : QCPScatterStyle::ssDiamond,
+                                         c, Qt::white, 7));
+      continue;
+    }
+    g->setProperty("kvwb_vertical", true);
+    g->setLineStyle(QCPGraph::lsNone);
+    if (s.name == "boundary (bf16)") {
+      // Shaded band per boundary layer; the graph only carries the legend entry and the hover.
+      g->setData(qvec(s.x), QVector<double>(static_cast<int>(s.x.size()), mark_low));
+      g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssSquare, QColor(150, 150, 150),
+                                         QColor(200, 200, 200), 11));
+      g->setName("boundary layer (both streams bf16)");
+      for (double x : s.x) {
+        auto* band = new QCPItemRect(p);
+        band->topLeft->setTypeY(QCPItemPosition::ptAxisRectRatio);
+        band->bottomRight->setTypeY(QCPItemPosition::ptAxisRectRatio);
+        band->topLeft->setCoords(x - 0.45, 0);
+        band->bottomRight->setCoords(x + 0.45, 1);
+        band->setPen(Qt::NoPen);
+        band->setBrush(QColor(150, 150, 150, 55));
+        auto* label = new QCPItemText(p);
+        label->position->setTypeY(QCPItemPosition::ptAxisRectRatio);
+        label->position->setCoords(x, 0.02);
+        label->setPositionAlignment(Qt::AlignHCenter | Qt::AlignTop);
+        label->setText("bf16");
+        label->setColor(QColor(90, 90, 90));
+      }
+    } else if (s.name == "K failed" || s.name == "V failed") {
+      g->setData(qvec(s.x), QVector<double>(static_cast<int>(s.x.size()), mark_low));
+      g->setScatterStyle(QCPScatterStyle(
+          QCPScatterStyle::ssCross,
+          QPen(s.name[0] == 'K' ? QColor(200, 20, 20) : QColor(150, 0, 90), 2.5), Qt::NoBrush, 13));
+      for (const LayerErrorRow& r : model_.rows) {
+        const LayerErrorStream& st = s.name[0] == 'K' ? r.k : r.v;
+        if (!st.failed) continue;
+        auto* label = new QCPItemText(p);
+        label->position->setCoords(r.layer, mark_low);
+        label->setPositionAlignment(Qt::AlignHCenter | Qt::AlignBottom);
+        label->setPadding(QMargins(0, 0, 0, 10));
+        label->setColor(QColor(200, 20, 20));
+        label->setText(QString::fromStdString(s.name.substr(0, 1) + " " + st.error_code));
+      }
+    } else {
+      // Whitened (filled) / skip rule (hollow) markers along the top.
+      const bool whitened = s.name.rfind("K whitened", 0) == 0;
+      g->setData(qvec(s.x), QVector<double>(static_cast<int>(s.x.size()), mark_high));
+      g->setScatterStyle(
+          QCPScatterStyle(QCPScatterStyle::ssTriangleInverted,
+                          QPen(whitened ? QColor(0, 130, 90) : QColor(200, 120, 0), 1.5),
+                          whitened ? QBrush(QColor(0, 158, 115)) : QBrush(Qt::white), 9));
+    }
+  }
+  p->xAxis->setRange(lo - 0.6, hi + 0.6);
+  QCPLegend* legend = add_legend_row(p);
+  for (int i = 0; i < p->plottableCount(); ++i) {
+    QCPAbstractPlottable* pl = p->plottable(i);
+    if (!p->legend->hasItemWithPlottable(pl)) continue;
+    pl->removeFromLegend();
+    pl->addToLegend(legend);
+  }
+  center_legend_row(legend);
+  p->replot();
+}
+
+}  // namespace kvwb::views

@@ -1,0 +1,180 @@
+#include "views/spectrum_view.h"
+
+#include <qcustomplot.h>
+
+#include <QLabel>
+#include <QSignalBlocker>
+#include <algorithm>
+#include <cmath>
+
+#include "sessions/analysis.h"
+#include "views/chart_style.h"
+
+namespace kvwb::views {
+
+namespace {
+
+constexpr int kAllTensors = 3;
+
+QVector<double> positive_or_nan(const std::vector<double>& v) {
+  QVector<double> out;
+  out.reserve(static_cast<int>(v.size()));
+  for (double x : v) out.push_back(x > 0 ? x : std::nan(""));
+  return out;
+}
+
+QVector<double> qvec(const std::vector<double>& v) { return QVector<double>(v.begin(), v.end()); }
+
+}  // namespace
+
+SpectrumView::SpectrumView(QWidget* parent) : ChartView(parent) {
+  layer_ = new QComboBox(this);
+  layer_->setObjectName("layer");
+  head_ = new QComboBox(this);
+  head_->setObjectName("kv_head");
+  tensor_ = new QComboBox(this);
+  tensor_->setObjectName("tensor");
+  tensor_->addItems({"K pre-RoPE", "K whitened (K·L)", "V", "All three"});
+  controls()->addWidget(new QLabel("Layer", this));
+  controls()->addWidget(layer_);
+  controls()->addWidget(new QLabel("KV head", this));
+  controls()->addWidget(head_);
+  controls()->addWidget(new QLabel("Tensor", this));
+  controls()->addWidget(tensor_);
+  controls()->addStretch(1);
+  title_ = setup_chart(plot());
+  install_hover_tooltips(plot());
+  connect(layer_, &QComboBox::activated, this, [this](int) {
+    want_layer_ = layer_->currentData().toInt();
+    rebuild();
+    emit select_requested(want_layer_, want_head_);
+  });
+  connect(head_, &QComboBox::activated, this, [this](int) {
+    want_head_ = head_->currentData().toInt();
+    rebuild();
+    emit select_requested(want_layer_, want_head_);
+  });
+  connect(tensor_, &QComboBox::currentIndexChanged, this, [this](int) { rebuild(); });
+  set_snapshot(std::make_shared<const Snapshot>());
+}
+
+void SpectrumView::set_snapshot(SnapshotPtr snapshot) {
+  snapshot_ = std::move(snapshot);
+  want_layer_ = snapshot_->selection.layer;
+  want_head_ = std::max(0, snapshot_->selection.kv_head);
+  rebuild();
+}
+
+std::vector<SpectrumTensor> SpectrumView::requested_tensors() const {
+  switch (tensor_->currentIndex()) {
+    case 1:
+      return {SpectrumTensor::kWhitened};
+    case 2:
+      return {SpectrumTensor::kV};
+    case kAllTensors:
+      return {SpectrumTensor::kPreRope, SpectrumTensor::kWhitened, SpectrumTensor::kV};
+    default:
+      return {SpectrumTensor::kPreRope};
+  }
+}
+
+void SpectrumView::rebuild() {
+  model_ = build_spectrum_model(*snapshot_, want_layer_, want_head_, requested_tensors());
+  fill_selectors();
+  draw();
+}
+
+void SpectrumView::fill_selectors() {
+  const QSignalBlocker b1(layer_), b2(head_);
+  layer_->clear();
+  for (int l : model_.layers) layer_->addItem(QString::number(l), l);
+  layer_->setCurrentIndex(std::max(0, layer_->findData(model_.layer)));
+  layer_->setEnabled(!model_.layers.empty());
+  head_->clear();
+  for (int h = 0; h < model_.kv_heads; ++h) head_->addItem(QString::number(h), h);
+  head_->setCurrentIndex(std::max(0, head_->findData(model_.kv_head)));
+  head_->setEnabled(model_.kv_heads > 0 && !model_.layers.empty());
+}
+
+void SpectrumView::draw() {
+  QCustomPlot* p = plot();
+  clear_chart(p);
+  title_->setText(QString::fromStdString(model_.title));
+  set_note(QString::fromStdString(model_.note));
+  style_axis(p->xAxis, "principal component k (1 = largest variance)");
+  style_axis(p->yAxis, "eigenvalue λ_k (variance, squared tensor units)");
+  style_axis(p->yAxis2, "cumulative explained variance (fraction)");
+  if (model_.empty()) {
+    p->legend->setVisible(false);
+    p->replot();
+    return;
+  }
+  set_log_axis(p->yAxis);
+  p->legend->setVisible(true);
+  p->axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignRight | Qt::AlignVCenter);
+  const bool single = model_.curves.size() == 1;
+  double ymax = 0, ymin = 0;
+  size_t dim = 0;
+  int ci = 0;
+  static const Qt::PenStyle kRatioStyles[] = {Qt::DotLine, Qt::DashLine, Qt::DashDotLine};
+  for (const SpectrumCurve& c : model_.curves) {
+    const QString name = QString::fromStdString(spectrum_tensor_name(c.tensor));
+    const QColor eig_color = chart_color(single ? 0 : ci);
+    const QColor cum_color = single ? chart_color(1) : chart_color(ci);
+    dim = std::max(dim, c.eigenvalues.size());
+    QVector<double> xs;
+    for (size_t k = 0; k < c.eigenvalues.size(); ++k) xs.push_back(static_cast<double>(k + 1));
+    QCPGraph* eig = p->addGraph(p->xAxis, p->yAxis);
+    eig->setName(name + " λ_k");
+    eig->setData(xs, positive_or_nan(c.eigenvalues), true);
+    eig->setPen(QPen(eig_color, 1.8));
+    eig->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, eig_color, Qt::white, 4));
+    for (double v : c.eigenvalues) {
+      if (v <= 0) continue;
+      ymax = std::max(ymax, v);
+      ymin = ymin == 0 ? v : std::min(ymin, v);
+    }
+    QCPGraph* cum = p->addGraph(p->xAxis, p->yAxis2);
+    cum->setName(name + " cumulative");
+    cum->setData(xs, qvec(c.cumulative), true);
+    cum->setPen(QPen(cum_color, 1.6, Qt::DashLine));
+    // d_eff: dots on the cumulative curve, vertical lines with labels.
+    for (size_t r = 0; r < sessions::kSpectrumRatios.size(); ++r) {
+      const double ratio = sessions::kSpectrumRatios[r];
+      const double d = static_cast<double>(c.d_eff[r]);
+      QCPGraph* dot = p->addGraph(p->xAxis, p->yAxis2);
+      dot->setName(QStringLiteral("%1 d_eff(%2)").arg(name).arg(ratio, 0, 'f', 2));
+      dot->setData(QVector<double>{d}, QVector<double>{ratio});
+      dot->setLineStyle(QCPGraph::lsNone);
+      dot->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDiamond, cum_color, cum_color, 8));
+      dot->removeFromLegend();
+      if (!single && r != 1) continue;  // all three: only the 0.95 line per tensor
+      auto* line = new QCPItemStraightLine(p);
+      line->point1->setCoords(d, 0);
+      line->point2->setCoords(d, 1);
+      line->setPen(QPen(single ? QColor(90, 90, 90) : eig_color, 1.2,
+                        single ? kRatioStyles[r] : Qt::DotLine));
+      auto* text = new QCPItemText(p);
+      text->setClipToAxisRect(true);
+      text->position->setTypeX(QCPItemPosition::ptPlotCoords);
+      text->position->setTypeY(QCPItemPosition::ptAxisRectRatio);
+      const double row = single ? static_cast<double>(r) : static_cast<double>(ci);  // 0..2
+      text->position->setCoords(d, 0.97 - 0.065 * (2.0 - row));
+      text->setPositionAlignment(Qt::AlignLeft | Qt::AlignBottom);
+      text->setPadding(QMargins(3, 1, 3, 1));
+      text->setBrush(QColor(255, 255, 255, 210));
+      text->setColor(single ? QColor(60, 60, 60) : eig_color);
+      text->setText(single ? QStringLiteral("d_eff(%1) = %2").arg(ratio, 0, 'f', 2).arg(c.d_eff[r])
+                           : QStringLiteral("%1 d_eff(0.95) = %2").arg(name).arg(c.d_eff[r]));
+    }
+    ++ci;
+  }
+  p->xAxis->setRange(0, static_cast<double>(dim) + 1);
+  if (ymax > 0) set_log_range(p->yAxis, std::max(ymin, ymax * 1e-9), ymax, 1.5);
+  p->yAxis2->setVisible(true);
+  p->yAxis2->setRange(0, 1.05);
+  p->yAxis2->grid()->setVisible(false);
+  p->replot();
+}
+
+}  // namespace kvwb::views

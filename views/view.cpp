@@ -1,0 +1,33 @@
+#include "views/view.h"
+
+#include <QSaveFile>
+
+#include "codec/errors.h"
+
+namespace kvwb::views {
+
+void View::export_picture(const QString& path) const {
+  throw InvalidArgument(view_name().toStdString() + " view has no picture to export (asked for " +
+                        path.toStdString() + ")");
+}
+
+void View::export_csv(const QString& path) const {
+  throw InvalidArgument(view_name().toStdString() + " view has no data to export as CSV (asked for " +
+                        path.toStdString() + ")");
+}
+
+void write_bytes_atomic(const QString& path, const QByteArray& bytes) {
+  QSaveFile file(path);
+  if (!file.open(QIODevice::WriteOnly)) {
+    throw IoError(path.toStdString(), "cannot open for writing: " + file.errorString().toStdString());
+  }
+  if (file.write(bytes) != bytes.size()) {
+    throw IoError(path.toStdString(), "write failed: " + file.errorString().toStdString());
+  }
+  if (!file.commit()) {
+    throw IoError(path.toStdString(), "cannot commit (rename) the written file: " +
+                                          file.errorString().toStdString());
+  }
+}
+
+}  // namespace kvwb::views

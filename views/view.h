@@ -1,0 +1,55 @@
+#pragma once
+// Base of every workbench view (one view per file). A view draws the Snapshot it was last given
+// and emits commands; the shell applies the commands after the current event and publishes a new
+// snapshot. set_snapshot must be cheap (no metric computation, no I/O): it stores the pointer and
+// rebuilds the view's plot data from values the core already computed.
+#include <QString>
+#include <QStringList>
+#include <QWidget>
+
+#include "sessions/run_config.h"
+#include "views/snapshot.h"
+
+namespace kvwb::views {
+
+class View : public QWidget {
+  Q_OBJECT
+ public:
+  explicit View(QWidget* parent = nullptr) : QWidget(parent) {}
+
+  /// Stable name used by `kvwb-gui --view NAME` and the View menu ("layer-map", "spectrum", …).
+  virtual QString view_name() const = 0;
+  /// Title of the dock ("Layer map", "Spectrum", …).
+  virtual QString view_title() const = 0;
+  /// Draws `snapshot` (never null; may be an empty snapshot with no capture).
+  virtual void set_snapshot(SnapshotPtr snapshot) = 0;
+
+  /// True when the view currently shows data (used by the screenshot mode and GUI tests).
+  virtual bool has_content() const = 0;
+
+  /// Exports of the view. Formats this view can write its picture to ("png", "svg", "pdf"; empty
+  /// for views without a picture) and whether it can export its data as CSV.
+  virtual QStringList picture_formats() const { return {}; }
+  virtual bool can_export_csv() const { return false; }
+  /// Writes the picture (format from the file suffix) / the data as CSV; throws
+  /// kvwb::IoError or kvwb::InvalidArgument on failure. Writes are atomic.
+  virtual void export_picture(const QString& path) const;
+  virtual void export_csv(const QString& path) const;
+
+ signals:
+  /// Select a (layer, kv head) in every view (kv_head -1 = whole layer).
+  void select_requested(int layer, int kv_head);
+  /// Toggle layer `layer` in the boundary set (both streams bf16) and rerun.
+  void boundary_toggle_requested(int layer);
+  /// Replace the current configuration (e.g. a Pareto point clicked) and rerun.
+  void config_requested(const kvwb::sessions::RunConfig& config, const QString& label);
+  /// Make sweep `index` of the snapshot the active one.
+  void sweep_requested(int index);
+  /// Something a user should read (errors of exports, hints); level: "info" | "warning" | "error".
+  void message_requested(const QString& level, const QString& text);
+};
+
+/// Writes `bytes` to `path` atomically (QSaveFile: temp file + rename); throws kvwb::IoError.
+void write_bytes_atomic(const QString& path, const QByteArray& bytes);
+
+}  // namespace kvwb::views
