@@ -14,6 +14,7 @@
 
 #include "codec/errors.h"
 #include "io/atomic_file.h"
+#include "model/tokenizer.h"
 #include "sessions/pareto.h"
 #include "sessions/result_store.h"
 #include "sessions/thread_pool.h"
@@ -254,6 +255,31 @@ json e2e_totals_json(const EvalResult& r) {
           {"passages", r.passages.size()},
           {"context", r.context},
           {"continuation", r.continuation}};
+}
+
+json e2e_settings_json(const std::string& model_path, const std::string& text_source, const Evaluator& ev,
+                       int passages) {
+  return {{"model", model_path},
+          {"text", text_source},
+          {"context", ev.context()},
+          {"continuation", ev.continuation()},
+          {"passages", passages}};
+}
+
+std::unique_ptr<EndToEndAxes> load_end_to_end_axes(const EndToEndRequest& request) {
+  auto axes = std::make_unique<EndToEndAxes>();
+  axes->model = std::make_unique<model::LoadedModel>(model::load_model(request.model_path, request.tokenizer_path));
+  if (!axes->model->tokenizer)
+    throw InvalidArgument(request.model_path +
+                          " has no tokenizer (tokens.json or tokenizer.bin): end-to-end axes need one to tokenise " +
+                          request.text_path);
+  const std::vector<int32_t> toks = axes->model->tokenizer->encode(model::read_text_file(request.text_path));
+  axes->text_tokens = toks.size();
+  axes->evaluator = std::make_unique<Evaluator>(axes->model->model, toks, request.eval);
+  const std::string text_source = fs::path(request.text_path).filename().string() + " (" +
+                                  std::to_string(toks.size()) + " tokens)";
+  axes->settings = e2e_settings_json(request.model_path, text_source, *axes->evaluator, request.eval.passages);
+  return axes;
 }
 
 namespace {

@@ -4,10 +4,12 @@
 // soon as it finishes. A killed or cancelled sweep keeps every finished cell; a resumed sweep
 // skips the cells whose key (capture sha256 + configuration hash) the store already holds.
 #include <cstddef>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "model/loader.h"
 #include "sessions/eval.h"
 #include "sessions/run_options.h"
 #include "sessions/runner.h"
@@ -37,6 +39,28 @@ struct SweepOptions {
 
 /// totals.e2e of a sweep record from an end-to-end evaluation.
 nlohmann::json e2e_totals_json(const EvalResult& r);
+
+/// What a sweep needs for end-to-end axes: a model, a text, the protocol.
+struct EndToEndRequest {
+  std::string model_path;      // kvwb eval's --model (folder or llama2.c .bin)
+  std::string tokenizer_path;  // "" = the model's own
+  std::string text_path;       // UTF-8 text, tokenised with the model's tokenizer
+  EvalOptions eval;
+};
+/// The loaded model, its Evaluator (prefill done once) and the store.json "e2e" settings.
+struct EndToEndAxes {
+  std::unique_ptr<model::LoadedModel> model;  // owned here: the evaluator refers to it
+  std::unique_ptr<Evaluator> evaluator;
+  nlohmann::json settings;  // {model, text: "FILE (N tokens)", context, continuation, passages}
+  size_t text_tokens = 0;
+};
+/// Loads and prepares end-to-end axes for run_sweep (SweepOptions::evaluator / e2e_settings).
+/// Throws what load_model / the tokenizer / Evaluator throw (IoError, FormatError,
+/// InvalidArgument: no tokenizer, text too short…).
+std::unique_ptr<EndToEndAxes> load_end_to_end_axes(const EndToEndRequest& request);
+/// The store.json "e2e" settings for an evaluator built from `model_path` on `text_source`.
+nlohmann::json e2e_settings_json(const std::string& model_path, const std::string& text_source, const Evaluator& ev,
+                                 int passages);
 
 struct SweepSummary {
   size_t cells = 0;        // cells in the grid (after dropping duplicate configurations)

@@ -51,11 +51,8 @@ void run(const SweepArgs& a) {
     const std::vector<int32_t> toks = text_tokens(a.model, *m);
     ev = std::make_unique<sessions::Evaluator>(m->model, toks, a.eval);
     opt.evaluator = ev.get();
-    opt.e2e_settings = {{"model", a.model.model},
-                        {"text", text_source_text(a.model, toks.size())},
-                        {"context", ev->context()},
-                        {"continuation", ev->continuation()},
-                        {"passages", a.eval.passages}};
+    opt.e2e_settings =
+        sessions::e2e_settings_json(a.model.model, text_source_text(a.model, toks.size()), *ev, a.eval.passages);
     std::printf("sweep: end-to-end axes with %s on %s: %d passages x (%d + %d) tokens per cell\n",
                 a.model.model.c_str(), text_source_text(a.model, toks.size()).c_str(), a.eval.passages,
                 ev->context(), ev->continuation());

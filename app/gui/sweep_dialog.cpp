@@ -18,6 +18,7 @@
 #include <QPointer>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QSpinBox>
 #include <QSplitter>
 #include <QTableWidget>
 #include <QTreeWidget>
@@ -191,6 +192,65 @@ void SweepDialog::build_ui() {
   resume_box_ = new QCheckBox(tr("Resume (continue this store: skip the cells it already holds)"));
   resume_box_->setObjectName(QStringLiteral("resume"));
   form->addRow(QString(), resume_box_);
+  // End-to-end axes (docs/model-in-the-loop.md): the same as `kvwb sweep --model --text`.
+  e2e_box_ = new QCheckBox(tr("End-to-end axes: also evaluate every cell with a model "
+                              "(Δppl, top-1, KL; kvwb sweep --model)"));
+  e2e_box_->setObjectName(QStringLiteral("e2e"));
+  form->addRow(QString(), e2e_box_);
+  auto* e2e_row = new QHBoxLayout;
+  e2e_model_ = new QLineEdit;
+  e2e_model_->setObjectName(QStringLiteral("e2e_model"));
+  e2e_model_->setPlaceholderText(tr("model folder (config.json + weights + tokenizer) or llama2.c .bin"));
+  auto* model_browse = new QPushButton(tr("Model…"));
+  e2e_text_ = new QLineEdit;
+  e2e_text_->setObjectName(QStringLiteral("e2e_text"));
+  e2e_text_->setPlaceholderText(tr("UTF-8 text file"));
+  auto* text_browse = new QPushButton(tr("Text…"));
+  e2e_row->addWidget(e2e_model_, 1);
+  e2e_row->addWidget(model_browse);
+  e2e_row->addWidget(e2e_text_, 1);
+  e2e_row->addWidget(text_browse);
+  form->addRow(tr("Model / text:"), e2e_row);
+  auto* e2e_proto = new QHBoxLayout;
+  e2e_context_ = new QSpinBox;
+  e2e_context_->setRange(0, 1 << 20);
+  e2e_context_->setSpecialValueText(tr("default"));
+  e2e_context_->setToolTip(tr("Prefill tokens C incl. BOS (default: min(2048, max_position − N))"));
+  e2e_continuation_ = new QSpinBox;
+  e2e_continuation_->setRange(2, 1 << 20);
+  e2e_continuation_->setValue(64);
+  e2e_continuation_->setToolTip(tr("Teacher-forced tokens N (N−1 scored)"));
+  e2e_passages_ = new QSpinBox;
+  e2e_passages_->setRange(1, 1 << 16);
+  e2e_passages_->setValue(4);
+  for (auto [label, box] : {std::pair{tr("context"), e2e_context_},
+                            std::pair{tr("continuation"), e2e_continuation_},
+                            std::pair{tr("passages"), e2e_passages_}}) {
+    e2e_proto->addWidget(new QLabel(label));
+    e2e_proto->addWidget(box);
+  }
+  e2e_proto->addStretch(1);
+  form->addRow(tr("Protocol:"), e2e_proto);
+  auto sync_e2e = [this] {
+    const bool on = e2e_box_->isChecked() && e2e_box_->isEnabled();
+    for (QWidget* w : std::initializer_list<QWidget*>{e2e_model_, e2e_text_, e2e_context_,
+                                                      e2e_continuation_, e2e_passages_})
+      w->setEnabled(on);
+  };
+  connect(e2e_box_, &QCheckBox::toggled, this, sync_e2e);
+  sync_e2e();
+  connect(model_browse, &QPushButton::clicked, this, [this] {
+    const QString d = QFileDialog::getExistingDirectory(this, tr("Model folder"), e2e_model_->text());
+    if (!d.isEmpty()) {
+      e2e_model_->setText(d);
+      e2e_box_->setChecked(true);
+    }
+  });
+  connect(text_browse, &QPushButton::clicked, this, [this] {
+    const QString f = QFileDialog::getOpenFileName(this, tr("Text file"), e2e_text_->text(),
+                                                   tr("Text (*.txt);;All files (*)"));
+    if (!f.isEmpty()) e2e_text_->setText(f);
+  });
   rl->addLayout(form);
   connect(name_edit_, &QLineEdit::textEdited, this, [this](const QString& n) {
     if (!store_edited_) store_edit_->setText(wb_.default_store_dir(n));
@@ -517,6 +577,20 @@ QString SweepDialog::store_dir() const { return store_edit_->text(); }
 
 void SweepDialog::set_resume(bool on) { resume_box_->setChecked(on); }
 
+void SweepDialog::set_end_to_end(const QString& model_dir, const QString& text_file, int context,
+                                 int continuation, int passages) {
+  e2e_model_->setText(model_dir);
+  e2e_text_->setText(text_file);
+  e2e_context_->setValue(context);
+  e2e_continuation_->setValue(continuation);
+  e2e_passages_->setValue(passages);
+  e2e_box_->setChecked(!model_dir.isEmpty());
+}
+
+bool SweepDialog::end_to_end_enabled() const {
+  return e2e_box_->isChecked() && !e2e_model_->text().trimmed().isEmpty();
+}
+
 void SweepDialog::show_error(const QString& text) {
   status_label_->setStyleSheet(dlg::error_style());
   status_label_->setText(text);
@@ -530,6 +604,10 @@ void SweepDialog::update_buttons() {
   name_edit_->setEnabled(!busy);
   store_edit_->setEnabled(!busy);
   resume_box_->setEnabled(!busy);
+  e2e_box_->setEnabled(!busy);
+  for (QWidget* w : std::initializer_list<QWidget*>{e2e_model_, e2e_text_, e2e_context_,
+                                                    e2e_continuation_, e2e_passages_})
+    w->setEnabled(!busy && e2e_box_->isChecked());
   tree_->setEnabled(!busy);
   fixed_list_->setEnabled(!busy);
 }
@@ -552,6 +630,10 @@ bool SweepDialog::start() {
   }
   if (wb_.capture_path().isEmpty()) {
     show_error(tr("Open a capture first"));
+    return false;
+  }
+  if (end_to_end_enabled() && e2e_text_->text().trimmed().isEmpty()) {
+    show_error(tr("End-to-end axes need a text file to evaluate on"));
     return false;
   }
   summary_label_->clear();
@@ -598,8 +680,16 @@ void SweepDialog::launch(size_t before_records, std::set<std::string> before_key
   run_store_ = store_edit_->text().trimmed();
   run_cells_ = cells_;
   try {
-    job_id_ =
-        wb_.start_sweep(name_edit_->text().trimmed(), grid_, run_store_, resume_box_->isChecked());
+    sessions::EndToEndRequest e2e;
+    if (end_to_end_enabled()) {
+      e2e.model_path = e2e_model_->text().trimmed().toStdString();
+      e2e.text_path = e2e_text_->text().trimmed().toStdString();
+      e2e.eval.context = e2e_context_->value();
+      e2e.eval.continuation = e2e_continuation_->value();
+      e2e.eval.passages = e2e_passages_->value();
+    }
+    job_id_ = wb_.start_sweep(name_edit_->text().trimmed(), grid_, run_store_,
+                              resume_box_->isChecked(), e2e);
   } catch (const std::exception& e) {
     job_id_ = -1;
     show_error(dlg::error_text(e));

@@ -23,6 +23,7 @@ class QPushButton;
 class QTableWidget;
 class QTreeWidget;
 class QTreeWidgetItem;
+class QSpinBox;
 
 namespace kvwb::app {
 
@@ -61,6 +62,11 @@ class SweepDialog : public QDialog {
   void set_store_dir(const QString& dir);
   QString store_dir() const;
   void set_resume(bool on);
+  /// End-to-end quality axes (kvwb sweep --model): evaluate every cell with `model_dir` on
+  /// `text_file` (C/N/P as kvwb eval; context 0 = its default). Empty model_dir turns them off.
+  void set_end_to_end(const QString& model_dir, const QString& text_file, int context = 0,
+                      int continuation = 64, int passages = 4);
+  bool end_to_end_enabled() const;
   /// Starts the sweep (as the Start button); false when the inputs are invalid (shown inline).
   bool start();
   /// Cancels the running sweep (finished cells stay in the store).
@@ -119,6 +125,12 @@ class SweepDialog : public QDialog {
   QLineEdit* name_edit_ = nullptr;
   QLineEdit* store_edit_ = nullptr;
   QCheckBox* resume_box_ = nullptr;
+  QCheckBox* e2e_box_ = nullptr;
+  QLineEdit* e2e_model_ = nullptr;
+  QLineEdit* e2e_text_ = nullptr;
+  QSpinBox* e2e_context_ = nullptr;
+  QSpinBox* e2e_continuation_ = nullptr;
+  QSpinBox* e2e_passages_ = nullptr;
   QPushButton* start_button_ = nullptr;
   QPushButton* cancel_button_ = nullptr;
   QProgressBar* progress_ = nullptr;

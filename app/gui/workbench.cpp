@@ -732,6 +732,12 @@ bool Workbench::wait_idle(int timeout_ms) {
 
 int Workbench::start_sweep(const QString& name, const nlohmann::json& grid,
                            const QString& store_dir, bool resume) {
+  return start_sweep(name, grid, store_dir, resume, sessions::EndToEndRequest{});
+}
+
+int Workbench::start_sweep(const QString& name, const nlohmann::json& grid,
+                           const QString& store_dir, bool resume,
+                           const sessions::EndToEndRequest& e2e) {
   if (impl_->capture.path.empty())
     throw InvalidArgument("no capture is open: open a capture before running a sweep");
   const std::string store = QFileInfo(store_dir).absoluteFilePath().toStdString();
@@ -770,8 +776,8 @@ int Workbench::start_sweep(const QString& name, const nlohmann::json& grid,
     }
   };
   return impl_->start("Sweep " + name,
-                      [grid, store, capture, resume, post_records,
-                       read_records](sessions::JobControl& job) -> Continuation {
+                      [grid, store, capture, resume, post_records, read_records,
+                       e2e](sessions::JobControl& job) -> Continuation {
                         auto outer = job.progress;
                         auto last_reload = std::make_shared<int64_t>(0);
                         auto last_done = std::make_shared<size_t>(0);
@@ -788,6 +794,13 @@ int Workbench::start_sweep(const QString& name, const nlohmann::json& grid,
                         sessions::SweepOptions opt;
                         opt.jobs = Impl::threads();
                         opt.resume = resume;
+                        std::unique_ptr<sessions::EndToEndAxes> axes;
+                        if (!e2e.model_path.empty()) {
+                          if (outer) outer(0, 0, "loading " + e2e.model_path + " (end-to-end axes)");
+                          axes = sessions::load_end_to_end_axes(e2e);
+                          opt.evaluator = axes->evaluator.get();
+                          opt.e2e_settings = axes->settings;
+                        }
                         try {
                           sessions::run_sweep(capture, grid, store, opt, &job);
                         } catch (...) {

@@ -14,6 +14,7 @@
 #include "sessions/run_config.h"
 #include "sessions/runner.h"
 #include "sessions/session.h"
+#include "sessions/sweep.h"
 #include "views/snapshot.h"
 
 namespace kvwb::app {
@@ -96,6 +97,11 @@ class Workbench : public QObject {
   /// continues a store), adds it to the session as `name`, makes it the active sweep and reloads
   /// its records while cells finish. Returns the job id.
   int start_sweep(const QString& name, const nlohmann::json& grid, const QString& store_dir, bool resume);
+  /// The same with end-to-end quality axes (issue #7): the job first loads `e2e.model_path` and
+  /// prefills its passages once, then every cell also gets totals.e2e (Δppl, top-1, KL), which
+  /// the Pareto view offers as quality axes. An empty model_path means no end-to-end axes.
+  int start_sweep(const QString& name, const nlohmann::json& grid, const QString& store_dir, bool resume,
+                  const sessions::EndToEndRequest& e2e);
   /// Default folder for a new sweep's store (beside the session file, else the app data folder).
   QString default_store_dir(const QString& sweep_name) const;
 

@@ -194,6 +194,52 @@ class TestGuiDialogs : public QObject {
     QCOMPARE(kvwb::sessions::read_result_store(store.toStdString()).records.size(), size_t(3));
   }
 
+  // ---- end-to-end axes (issue #7): every cell of a dialog sweep gets totals.e2e ----
+  void sweepWithEndToEndAxes() {
+    const QString model = QStringLiteral(KVWB_REAL_DATA_DIR "/tiny1m");
+    const QString text = QStringLiteral(KVWB_REAL_DATA_DIR "/text/TinyStories-valid_excerpt.txt");
+    if (!have_data() || !QFileInfo::exists(model) || !QFileInfo::exists(text))
+      QSKIP("real data absent: " KVWB_REAL_DATA_DIR " (tiny1m capture, model, TinyStories text)");
+    SweepDialog dlg(*wb_, nullptr);
+    dlg.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&dlg));
+    dlg.set_grid(nlohmann::json::parse(R"({"fixed": {"block_size": 256},
+        "k_codec": ["bf16", "q4_0"], "v_codec": ["bf16"]})"),
+                 "test");
+    QCOMPARE(dlg.cell_count(), size_t(2));
+    // Without a text the request is refused inline.
+    dlg.set_end_to_end(model, QString(), 96, 24, 1);
+    QVERIFY(dlg.end_to_end_enabled());
+    dlg.set_sweep_name("e2e");
+    const QString store = tmp_.filePath("store-e2e");
+    dlg.set_store_dir(store);
+    QVERIFY(!dlg.start());
+    QVERIFY(dlg.status_text().contains("text file"));
+    dlg.set_end_to_end(model, text, 96, 24, 1);
+    QVERIFY(dlg.start());
+    QVERIFY(wb_->wait_idle(kWaitMs));
+    QTRY_VERIFY_WITH_TIMEOUT(!dlg.running(), 10000);
+    const auto contents = kvwb::sessions::read_result_store(store.toStdString());
+    QCOMPARE(contents.records.size(), size_t(2));
+    QCOMPARE(contents.meta["e2e"]["passages"].get<int>(), 1);
+    QCOMPARE(contents.meta["e2e"]["context"].get<int>(), 96);
+    for (const auto& r : contents.records) {
+      const auto& e = r["result"]["totals"]["e2e"];
+      if (r["options"]["k_codec"] == "bf16") {  // bf16/bf16 reproduces the reference cache exactly
+        QCOMPARE(e["delta_ppl"].get<double>(), 0.0);
+        QCOMPARE(e["top1"].get<double>(), 100.0);
+      } else {
+        QVERIFY(e["kl"].get<double>() > 0.0);
+      }
+    }
+    // The session's snapshot carries the records for the Pareto view.
+    const auto snap = wb_->snapshot();
+    QVERIFY(snap->active_sweep >= 0);
+    QCOMPARE(snap->sweeps[static_cast<size_t>(snap->active_sweep)].records.size(), size_t(2));
+    dlg.set_end_to_end(QString(), QString());
+    QVERIFY(!dlg.end_to_end_enabled());
+  }
+
   // ---- the fixed run-level options follow the current configuration ----
   void sweepFixedFollowsConfig() {
     if (!have_data()) QSKIP("real data absent: " KVWB_REAL_DATA_DIR " (tiny1m capture)");
