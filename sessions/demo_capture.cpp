@@ -28,6 +28,7 @@
 #include "sessions/demo_capture.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <numeric>
 #include <vector>
@@ -340,6 +341,17 @@ void write_demo_capture(const std::string& path, const DemoCaptureOptions& o) {
     writer.write_layer(l, io::TensorKind::kQPre, q);
   }
   writer.commit();
+}
+
+bool is_synthetic_capture(const std::string& model_name, const std::string& text_source) {
+  auto starts_with_synthetic = [](const std::string& s) {
+    static const std::string kWord = "synthetic";
+    if (s.size() < kWord.size()) return false;
+    for (size_t i = 0; i < kWord.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(s[i])) != kWord[i]) return false;
+    return true;
+  };
+  return starts_with_synthetic(model_name) || starts_with_synthetic(text_source);
 }
 
 }  // namespace kvwb::sessions

@@ -2,7 +2,6 @@
 // per-tensor row-norm summaries and counts of non-finite values. Synthetic captures are marked.
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -11,6 +10,7 @@
 
 #include "app/cli/cli_common.h"
 #include "io/capture.h"
+#include "sessions/demo_capture.h"
 
 namespace kvwb::app {
 
@@ -59,14 +59,6 @@ TensorSummary summarise(const io::CaptureReader& r, int layer, io::TensorKind ki
   return s;
 }
 
-bool starts_with_synthetic(const std::string& s) {
-  static const std::string kWord = "synthetic";
-  if (s.size() < kWord.size()) return false;
-  for (size_t i = 0; i < kWord.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(s[i])) != kWord[i]) return false;
-  return true;
-}
-
 std::string shape_text(const std::vector<size_t>& d) {
   std::string out = "[";
   for (size_t i = 0; i < d.size(); ++i) {
@@ -80,8 +72,7 @@ std::string shape_text(const std::vector<size_t>& d) {
 void run_info(const std::string& path, bool json) {
   io::CaptureReader reader(path);
   const io::CaptureInfo& ci = reader.info();
-  const bool synthetic =
-      starts_with_synthetic(ci.model_name) || starts_with_synthetic(ci.text_source);
+  const bool synthetic = sessions::is_synthetic_capture(ci.model_name, ci.text_source);
   constexpr io::TensorKind kKinds[] = {io::TensorKind::kKPre, io::TensorKind::kK,
                                        io::TensorKind::kV, io::TensorKind::kQPre};
 

@@ -344,13 +344,18 @@ void SweepDialog::populate_tree() {
     }
     refresh_family_item(static_cast<int>(fi));
   }
+  fill_fixed_list();
+  updating_ = false;
+}
+
+void SweepDialog::fill_fixed_list() {
+  fixed_list_->clear();
   for (const auto& o : model_.fixed) {
     auto* it = new QListWidgetItem(QString::fromStdString(o.label()), fixed_list_);
     it->setFlags(it->flags() | Qt::ItemIsUserCheckable);
     it->setCheckState(o.enabled ? Qt::Checked : Qt::Unchecked);
     it->setData(Qt::UserRole, QString::fromStdString(o.key));
   }
-  updating_ = false;
 }
 
 void SweepDialog::refresh_fixed() {
@@ -367,13 +372,7 @@ void SweepDialog::refresh_fixed() {
   if (same) return;
   model_.fixed = std::move(next);
   updating_ = true;
-  fixed_list_->clear();
-  for (const auto& o : model_.fixed) {
-    auto* it = new QListWidgetItem(QString::fromStdString(o.label()), fixed_list_);
-    it->setFlags(it->flags() | Qt::ItemIsUserCheckable);
-    it->setCheckState(o.enabled ? Qt::Checked : Qt::Unchecked);
-    it->setData(Qt::UserRole, QString::fromStdString(o.key));
-  }
+  fill_fixed_list();
   updating_ = false;
   if (grid_source_ == tr("grid builder")) rebuild_from_builder();
 }

@@ -86,6 +86,8 @@ class SweepDialog : public QDialog {
   void populate_tree();
   void refresh_family_item(int family);
   void refresh_fixed();
+  /// Rebuilds the fixed-settings list from model_.fixed (updating_ must be set by the caller).
+  void fill_fixed_list();
   void on_item_changed(QTreeWidgetItem* item, int column);
   void rebuild_from_builder();
   void show_grid();

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -33,6 +32,7 @@
 #include "io/capture.h"
 #include "sessions/analysis.h"
 #include "sessions/backends.h"
+#include "sessions/demo_capture.h"
 #include "sessions/result_store.h"
 #include "sessions/sweep.h"
 
@@ -63,19 +63,11 @@ json default_sweep_grid() {
 
 namespace {
 
-bool starts_with_synthetic(const std::string& s) {
-  static const std::string kWord = "synthetic";
-  if (s.size() < kWord.size()) return false;
-  for (size_t i = 0; i < kWord.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(s[i])) != kWord[i]) return false;
-  return true;
-}
-
 views::CaptureSummary summarize(const io::CaptureInfo& ci, const std::string& path) {
   views::CaptureSummary s;
   s.path = path;
   s.model_name = ci.model_name;
-  s.synthetic = starts_with_synthetic(ci.model_name) || starts_with_synthetic(ci.text_source);
+  s.synthetic = sessions::is_synthetic_capture(ci.model_name, ci.text_source);
   s.num_layers = ci.num_layers;
   s.num_query_heads = ci.num_query_heads;
   s.num_kv_heads = ci.num_kv_heads;

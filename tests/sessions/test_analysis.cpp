@@ -20,6 +20,7 @@
 #include "sessions/calibration_export.h"
 #include "sessions/calibration_io.h"
 #include "sessions/demo_capture.h"
+#include "demo_fixture.h"
 #include "sessions/runner.h"
 
 using namespace kvwb;
@@ -28,20 +29,7 @@ using namespace kvwb::sessions;
 namespace {
 
 const std::string& demo_path() {
-  static kvwb::test::TempDir* dir = new kvwb::test::TempDir();  // lives for the whole binary
-  static const std::string path = [] {
-    const std::string p = dir->file("demo_analysis.kvc.h5");
-    DemoCaptureOptions o;
-    o.layers = 3;
-    o.kv_heads = 2;
-    o.q_heads = 4;
-    o.head_dim = 32;
-    o.seqs = 2;
-    o.tokens = 160;
-    write_demo_capture(p, o);
-    return p;
-  }();
-  return path;
+  return kvwb::test::small_demo_capture("demo_analysis.kvc.h5", 32, 160);
 }
 
 double rel(double a, double b) { return std::fabs(a - b) / std::fabs(b); }

@@ -7,6 +7,7 @@
 #include "codec/errors.h"
 #include "io/capture.h"
 #include "sessions/demo_capture.h"
+#include "demo_fixture.h"
 #include "sessions/runner.h"
 #include "../test_support.h"
 
@@ -16,22 +17,7 @@ using namespace kvwb::sessions;
 namespace {
 
 /// A small synthetic capture shared by the tests of this file.
-const std::string& demo_path() {
-  static kvwb::test::TempDir* dir = new kvwb::test::TempDir();  // lives for the whole binary
-  static const std::string path = [] {
-    const std::string p = dir->file("demo.kvc.h5");
-    DemoCaptureOptions o;
-    o.layers = 3;
-    o.kv_heads = 2;
-    o.q_heads = 4;
-    o.head_dim = 64;
-    o.seqs = 2;
-    o.tokens = 300;
-    write_demo_capture(p, o);
-    return p;
-  }();
-  return path;
-}
+const std::string& demo_path() { return kvwb::test::small_demo_capture("demo.kvc.h5", 64, 300); }
 
 RunConfig config(const std::string& k, const std::string& v) {
   RunConfig c;
