@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 export PATH := /usr/local/cuda/bin:$(PATH)
 
-.PHONY: all deps configure build run test test-release test-asan bench clean
+.PHONY: all deps configure build build-app run test test-release test-asan bench clean
 
 all: build
 
@@ -21,7 +21,11 @@ configure: deps
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-run: build
+# `make run` builds only what it runs: the CLI (which writes the demo capture) and the GUI.
+build-app: configure
+	cmake --build $(BUILD) -j $(JOBS) --target kvwb kvwb-gui
+
+run: build-app
 	bash scripts/run-workbench.sh $(BUILD)
 
 test: build test-release test-asan

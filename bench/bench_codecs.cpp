@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "codec/codec.h"
-#include "codec/rng.h"
+#include "codec/math/rng.h"
 
 namespace {
 

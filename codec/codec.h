@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "codec/container.h"
+#include "codec/format/container.h"
 
 namespace kvwb::codec {
 

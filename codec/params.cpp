@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cmath>
 
-#include "codec/errors.h"
+#include "base/errors.h"
 
 namespace kvwb::codec {
 

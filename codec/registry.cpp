@@ -2,7 +2,7 @@
 
 #include "codec/codec.h"
 #include "codec/codec_factories.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 
 namespace kvwb::codec {
 

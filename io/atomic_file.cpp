@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "codec/errors.h"
+#include "base/errors.h"
 
 namespace kvwb::io {
 

@@ -19,8 +19,8 @@
 #include <sstream>
 #include <utility>
 
-#include "codec/errors.h"
-#include "codec/half.h"
+#include "base/errors.h"
+#include "codec/format/half.h"
 #include "io/atomic_file.h"
 
 namespace kvwb::io {

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "codec/rope.h"
-#include "codec/tensor.h"
+#include "codec/math/rope.h"
+#include "codec/format/tensor.h"
 
 namespace kvwb::io {
 

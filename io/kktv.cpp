@@ -4,8 +4,8 @@
 #include <cstring>
 #include <limits>
 
-#include "codec/byte_io.h"
-#include "codec/errors.h"
+#include "codec/format/byte_io.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
 
 namespace kvwb::io {

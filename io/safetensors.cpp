@@ -8,8 +8,8 @@
 #include <tuple>
 #include <utility>
 
-#include "codec/errors.h"
-#include "codec/half.h"
+#include "base/errors.h"
+#include "codec/format/half.h"
 #include "io/atomic_file.h"
 
 namespace kvwb::io {

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "codec/errors.h"
+#include "base/errors.h"
 
 namespace kvwb::model {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "codec/rope.h"
+#include "codec/math/rope.h"
 
 namespace kvwb::model {
 

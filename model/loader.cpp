@@ -6,8 +6,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "codec/errors.h"
-#include "codec/half.h"
+#include "base/errors.h"
+#include "codec/format/half.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <queue>
 
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
 
 namespace kvwb::model {

@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <qcustomplot.h>
 
-#include "codec/errors.h"
+#include "base/errors.h"
 
 namespace kvwb::views {
 

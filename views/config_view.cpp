@@ -14,8 +14,8 @@
 #include <QVBoxLayout>
 #include <cmath>
 
-#include "codec/errors.h"
-#include "sessions/backends.h"
+#include "base/errors.h"
+#include "sessions/run/backends.h"
 
 namespace kvwb::views {
 

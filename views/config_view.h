@@ -14,7 +14,7 @@
 #include <QPushButton>
 #include <optional>
 
-#include "views/config_model.h"
+#include "views/models/config_model.h"
 #include "views/view.h"
 
 namespace kvwb::views {

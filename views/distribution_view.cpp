@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "sessions/analysis.h"
+#include "sessions/analysis/analysis.h"
 #include "views/chart_style.h"
 
 namespace kvwb::views {

@@ -6,7 +6,7 @@
 #include <QComboBox>
 
 #include "views/chart_view.h"
-#include "views/distribution_model.h"
+#include "views/models/distribution_model.h"
 
 class QCPTextElement;
 

@@ -5,7 +5,7 @@
 #include <QComboBox>
 
 #include "views/chart_view.h"
-#include "views/layer_error_model.h"
+#include "views/models/layer_error_model.h"
 
 class QCPTextElement;
 

@@ -12,7 +12,7 @@
 #include <cmath>
 #include <string>
 
-#include "codec/errors.h"
+#include "base/errors.h"
 
 namespace kvwb::views {
 

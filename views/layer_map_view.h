@@ -16,7 +16,7 @@
 #include <utility>
 
 #include "views/imgui_host.h"
-#include "views/layer_map_model.h"
+#include "views/models/layer_map_model.h"
 #include "views/view.h"
 
 namespace kvwb::views {

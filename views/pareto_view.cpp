@@ -10,8 +10,8 @@
 #include <cmath>
 #include <map>
 
-#include "codec/errors.h"
-#include "sessions/run_config.h"
+#include "base/errors.h"
+#include "sessions/config/run_config.h"
 
 namespace kvwb::views {
 

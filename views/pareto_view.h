@@ -8,7 +8,7 @@
 #include <QPoint>
 
 #include "views/chart_view.h"
-#include "views/pareto_model.h"
+#include "views/models/pareto_model.h"
 
 class QMouseEvent;
 class QCPTextElement;

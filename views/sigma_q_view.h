@@ -4,7 +4,7 @@
 // marked (codec-kakeya.md §8.4, decisions.md #4). Values of the analysis
 // (views/sigma_q_model.h).
 #include "views/chart_view.h"
-#include "views/sigma_q_model.h"
+#include "views/models/sigma_q_model.h"
 
 class QCPTextElement;
 

@@ -5,7 +5,7 @@
 #include <QComboBox>
 
 #include "views/chart_view.h"
-#include "views/spectrum_model.h"
+#include "views/models/spectrum_model.h"
 
 class QCPTextElement;
 

@@ -2,7 +2,7 @@
 
 #include <QSaveFile>
 
-#include "codec/errors.h"
+#include "base/errors.h"
 
 namespace kvwb::views {
 

@@ -7,8 +7,8 @@
 #include <QStringList>
 #include <QWidget>
 
-#include "sessions/run_config.h"
-#include "views/snapshot.h"
+#include "sessions/config/run_config.h"
+#include "views/models/snapshot.h"
 
 namespace kvwb::views {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <thread>
 
-#include "sessions/runner.h"
+#include "sessions/run/runner.h"
 
 namespace CLI {
 class App;
@@ -56,7 +56,7 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
-/// A sessions::JobControl wired to a terminal progress bar (drawn only on a TTY) and to Ctrl-C:
+/// A JobControl wired to a terminal progress bar (drawn only on a TTY) and to Ctrl-C:
 /// a watcher thread turns SIGINT into the job's cooperative cancel. Destruction stops the
 /// watcher and clears the bar, so scope it to the long call and print afterwards.
 class TerminalJob {
@@ -65,10 +65,10 @@ class TerminalJob {
   ~TerminalJob();
   TerminalJob(const TerminalJob&) = delete;
   TerminalJob& operator=(const TerminalJob&) = delete;
-  sessions::JobControl& control() noexcept { return job_; }
+  JobControl& control() noexcept { return job_; }
 
  private:
-  sessions::JobControl job_;
+  JobControl job_;
   ProgressBar bar_;
   std::atomic<bool> stop_{false};
   std::thread watcher_;

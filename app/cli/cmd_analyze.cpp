@@ -8,9 +8,9 @@
 
 #include "app/cli/cli_common.h"
 #include "app/cli/run_flags.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/analysis.h"
+#include "sessions/analysis/analysis.h"
 
 namespace kvwb::app {
 

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/cli/cli_common.h"
-#include "sessions/backends.h"
+#include "sessions/run/backends.h"
 
 namespace kvwb::app {
 

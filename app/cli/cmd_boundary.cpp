@@ -10,9 +10,9 @@
 
 #include "app/cli/cli_common.h"
 #include "app/cli/run_flags.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/boundary.h"
+#include "sessions/explore/boundary.h"
 
 namespace kvwb::app {
 
@@ -45,7 +45,7 @@ std::string list(const std::vector<int>& v) {
 }
 
 /// Runs `fn` with a progress bar and Ctrl-C mapped onto the job's cancel flag.
-void with_job(const char* label, const std::function<void(sessions::JobControl&)>& fn) {
+void with_job(const char* label, const std::function<void(JobControl&)>& fn) {
   TerminalJob job(label);
   fn(job.control());
 }
@@ -53,7 +53,7 @@ void with_job(const char* label, const std::function<void(sessions::JobControl&)
 void run_recommend(const BoundaryArgs& a) {
   const sessions::RunConfig cfg = build_run_config(a.flags);
   sessions::BoundaryRecommendation r;
-  with_job("kvwb recommend-boundary", [&](sessions::JobControl& job) {
+  with_job("kvwb recommend-boundary", [&](JobControl& job) {
     r = sessions::recommend_boundary(a.capture, cfg, a.max_layers, &job);
   });
   std::printf("layer sensitivity under the configuration, no boundary (score: %s)\n", r.score_metric.c_str());
@@ -88,7 +88,7 @@ void run_plan(const PlanArgs& a) {
   opt.metric = a.metric;
   opt.allow_boundary = !a.no_boundary;
   sessions::PlanResult p;
-  with_job("kvwb plan", [&](sessions::JobControl& job) { p = sessions::plan_budget(a.capture, cfg, opt, &job); });
+  with_job("kvwb plan", [&](JobControl& job) { p = sessions::plan_budget(a.capture, cfg, opt, &job); });
   std::printf("plan for ratio >= %s minimising the summed stream-only %s (%zu measurement runs)\n",
               g(p.target_ratio).c_str(), p.metric.c_str(), p.measurement_runs);
   std::printf("%6s %-9s %6s %6s %12s %12s %12s\n", "layer", "choice", "K", "V", "bytes", "k_err", "v_err");

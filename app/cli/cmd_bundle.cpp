@@ -8,8 +8,8 @@
 
 #include "app/cli/cli_common.h"
 #include "app/cli/run_flags.h"
-#include "codec/errors.h"
-#include "sessions/bundle.h"
+#include "base/errors.h"
+#include "sessions/bundle/bundle.h"
 
 namespace kvwb::app {
 

@@ -9,10 +9,10 @@
 
 #include "app/cli/cli_common.h"
 #include "app/cli/run_flags.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
-#include "sessions/calibration_export.h"
+#include "sessions/bundle/calibration_export.h"
 
 namespace kvwb::app {
 

@@ -6,8 +6,8 @@
 
 #include "app/cli/cli_common.h"
 #include "app/cli/model_args.h"
-#include "codec/errors.h"
-#include "sessions/eval.h"
+#include "base/errors.h"
+#include "sessions/eval/eval.h"
 
 namespace kvwb::app {
 
@@ -56,7 +56,7 @@ void run_capture(const CaptureArgs& a) {
   o.text_source = text_source_text(a.model, toks.size()) + ": " + std::to_string(a.seqs) + " sequences, each BOS (id " +
                   std::to_string(m.model.config().bos_id) + ") then " + std::to_string(a.tokens - 1) +
                   " consecutive text tokens, from text token 0; written by kvwb capture";
-  sessions::JobControl job;
+  JobControl job;
   ProgressBar bar("kvwb capture", static_cast<size_t>(a.seqs));
   job.progress = [&](size_t done, size_t total, const std::string& detail) {
     if (interrupted()) job.cancel.store(true);

@@ -6,9 +6,9 @@
 #include "app/cli/cli_common.h"
 #include "app/cli/model_args.h"
 #include "app/cli/run_flags.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/eval.h"
+#include "sessions/eval/eval.h"
 
 namespace kvwb::app {
 
@@ -43,7 +43,7 @@ void run_eval(const EvalArgs& a) {
   const model::LoadedModel m = model::load_model(a.model.model, a.model.tokenizer);
   const std::vector<int32_t> toks = text_tokens(a.model, m);
   const sessions::Evaluator ev(m.model, toks, a.opt);
-  sessions::JobControl job;
+  JobControl job;
   ProgressBar bar("kvwb eval", 1);
   job.progress = [&](size_t done, size_t total, const std::string& detail) {
     if (interrupted()) job.cancel.store(true);

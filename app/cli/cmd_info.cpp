@@ -10,7 +10,7 @@
 
 #include "app/cli/cli_common.h"
 #include "io/capture.h"
-#include "sessions/demo_capture.h"
+#include "io/synthetic_capture.h"
 
 namespace kvwb::app {
 
@@ -72,7 +72,7 @@ std::string shape_text(const std::vector<size_t>& d) {
 void run_info(const std::string& path, bool json) {
   io::CaptureReader reader(path);
   const io::CaptureInfo& ci = reader.info();
-  const bool synthetic = sessions::is_synthetic_capture(ci.model_name, ci.text_source);
+  const bool synthetic = io::is_synthetic_capture(ci.model_name, ci.text_source);
   constexpr io::TensorKind kKinds[] = {io::TensorKind::kKPre, io::TensorKind::kK,
                                        io::TensorKind::kV, io::TensorKind::kQPre};
 

@@ -3,10 +3,10 @@
 #include <cstdio>
 
 #include "app/cli/cli_common.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/pareto.h"
-#include "sessions/result_store.h"
+#include "sessions/analysis/pareto.h"
+#include "sessions/explore/result_store.h"
 
 namespace kvwb::app {
 

@@ -8,9 +8,9 @@
 #include "app/cli/cli_common.h"
 #include "app/cli/grid.h"
 #include "app/cli/model_args.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/eval.h"
+#include "sessions/eval/eval.h"
 
 namespace kvwb::app {
 
@@ -30,7 +30,7 @@ void run_proxy_truth(const ProxyArgs& a) {
   const model::LoadedModel m = model::load_model(a.model.model, a.model.tokenizer);
   const std::vector<int32_t> toks = text_tokens(a.model, m);
   const sessions::Evaluator ev(m.model, toks, a.opt);
-  sessions::JobControl job;
+  JobControl job;
   ProgressBar bar("kvwb proxy-truth", cells.size());
   job.progress = [&](size_t done, size_t total, const std::string& detail) {
     if (interrupted()) job.cancel.store(true);

@@ -7,10 +7,10 @@
 
 #include "app/cli/cli_common.h"
 #include "app/cli/run_flags.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/runner.h"
-#include "sessions/session.h"
+#include "sessions/run/runner.h"
+#include "sessions/document/session.h"
 
 namespace kvwb::app {
 

@@ -6,7 +6,7 @@
 
 #include "app/cli/cli_common.h"
 #include "io/atomic_file.h"
-#include "sessions/analysis.h"
+#include "sessions/analysis/analysis.h"
 
 namespace kvwb::app {
 

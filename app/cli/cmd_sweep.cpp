@@ -8,10 +8,10 @@
 
 #include "app/cli/cli_common.h"
 #include "app/cli/model_args.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/result_store.h"
-#include "sessions/sweep.h"
+#include "sessions/explore/result_store.h"
+#include "sessions/explore/sweep.h"
 
 namespace kvwb::app {
 

@@ -5,14 +5,14 @@
 #include <memory>
 
 #include "app/cli/cli_common.h"
-#include "sessions/demo_capture.h"
+#include "io/synthetic_capture.h"
 
 namespace kvwb::app {
 
 void add_synth_command(CLI::App& app) {
   struct Args {
     std::string out;
-    sessions::DemoCaptureOptions opt;
+    io::DemoCaptureOptions opt;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand(
@@ -31,9 +31,9 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--seed", args->opt.seed, "Seed of the project RNG")->capture_default_str();
   cmd->callback([args] {
     const auto& o = args->opt;
-    sessions::validate_demo_options(o);
+    io::validate_demo_options(o);
     const auto t0 = std::chrono::steady_clock::now();
-    sessions::write_demo_capture(args->out, o);
+    io::write_demo_capture(args->out, o);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf(

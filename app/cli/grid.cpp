@@ -1,6 +1,6 @@
 #include "app/cli/grid.h"
 
-#include "sessions/run_options.h"
+#include "sessions/config/run_options.h"
 
 namespace kvwb::app {
 

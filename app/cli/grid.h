@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "sessions/run_config.h"
+#include "sessions/config/run_config.h"
 
 namespace kvwb::app {
 

@@ -4,7 +4,7 @@
 #include <exception>
 
 #include "app/cli/cli_common.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 
 int main(int argc, char** argv) {
   using namespace kvwb::app;

@@ -5,9 +5,9 @@
 #include <sstream>
 
 #include "codec/codec.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/run_options.h"
+#include "sessions/config/run_options.h"
 
 namespace kvwb::app {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "sessions/run_config.h"
+#include "sessions/config/run_config.h"
 
 namespace CLI {
 class App;

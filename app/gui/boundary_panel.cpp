@@ -294,7 +294,7 @@ bool BoundaryPanel::recommend() {
   QPointer<BoundaryPanel> self(this);
   rec_job_name_ = tr("Recommend boundary layers");
   rec_job_ = wb_.start_job(
-      rec_job_name_, [self, path, cfg, n](sessions::JobControl& job) -> Workbench::Continuation {
+      rec_job_name_, [self, path, cfg, n](JobControl& job) -> Workbench::Continuation {
         std::shared_ptr<const sessions::BoundaryRecommendation> r;
         QString err;
         try {
@@ -422,7 +422,7 @@ bool BoundaryPanel::plan() {
   QPointer<BoundaryPanel> self(this);
   plan_job_name_ = tr("Budget plan");
   plan_job_ = wb_.start_job(
-      plan_job_name_, [self, path, cfg, opt](sessions::JobControl& job) -> Workbench::Continuation {
+      plan_job_name_, [self, path, cfg, opt](JobControl& job) -> Workbench::Continuation {
         std::shared_ptr<const sessions::PlanResult> p;
         QString err;
         try {

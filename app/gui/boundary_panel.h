@@ -12,7 +12,7 @@
 #include <memory>
 #include <vector>
 
-#include "sessions/boundary.h"
+#include "sessions/explore/boundary.h"
 
 class QCheckBox;
 class QComboBox;

@@ -245,7 +245,7 @@ bool BundleDialog::start_export() {
   job_name_ = tr("Export bundle");
   job_ = wb_.start_job(
       job_name_,
-      [self, path, cfg, out, opt](sessions::JobControl& job) mutable -> Workbench::Continuation {
+      [self, path, cfg, out, opt](JobControl& job) mutable -> Workbench::Continuation {
         opt.job = &job;
         std::shared_ptr<const sessions::BundleExportResult> exported;
         auto report = std::make_shared<sessions::BundleCheckReport>();
@@ -287,7 +287,7 @@ bool BundleDialog::start_check(const QString& dir) {
   const std::string d = QFileInfo(dir).absoluteFilePath().toStdString();
   QPointer<BundleDialog> self(this);
   job_name_ = tr("Check bundle");
-  job_ = wb_.start_job(job_name_, [self, d, opt](sessions::JobControl&) -> Workbench::Continuation {
+  job_ = wb_.start_job(job_name_, [self, d, opt](JobControl&) -> Workbench::Continuation {
     auto report =
         std::make_shared<const sessions::BundleCheckReport>(sessions::check_bundle(d, opt));
     const QString dir = QString::fromStdString(d);

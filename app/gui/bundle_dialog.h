@@ -9,7 +9,7 @@
 #include <memory>
 #include <optional>
 
-#include "sessions/bundle.h"
+#include "sessions/bundle/bundle.h"
 
 class QCheckBox;
 class QLabel;

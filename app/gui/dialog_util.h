@@ -6,7 +6,7 @@
 #include <QTableWidgetItem>
 #include <exception>
 
-#include "codec/errors.h"
+#include "base/errors.h"
 
 namespace kvwb::app::dlg {
 

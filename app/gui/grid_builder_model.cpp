@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <map>
 
-#include "codec/errors.h"
+#include "base/errors.h"
 
 namespace kvwb::app {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "codec/codec.h"
-#include "sessions/run_config.h"
+#include "sessions/config/run_config.h"
 
 namespace kvwb::app {
 

@@ -20,7 +20,7 @@
 #include "app/gui/main_window.h"
 #include "app/gui/view_factory.h"
 #include "app/gui/workbench.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 
 namespace {
 

@@ -32,11 +32,11 @@
 #include "app/gui/bundle_dialog.h"
 #include "app/gui/sweep_dialog.h"
 #include "app/gui/view_factory.h"
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/result_store.h"
-#include "sessions/run_config.h"
-#include "sessions/runner.h"
+#include "sessions/explore/result_store.h"
+#include "sessions/config/run_config.h"
+#include "sessions/run/runner.h"
 
 namespace kvwb::app {
 namespace {

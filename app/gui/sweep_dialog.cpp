@@ -27,9 +27,9 @@
 
 #include "app/gui/dialog_util.h"
 #include "app/gui/workbench.h"
-#include "codec/errors.h"
-#include "sessions/result_store.h"
-#include "sessions/sweep.h"
+#include "base/errors.h"
+#include "sessions/explore/result_store.h"
+#include "sessions/explore/sweep.h"
 #include "views/view.h"
 
 namespace kvwb::app {
@@ -648,7 +648,7 @@ bool SweepDialog::start() {
   QPointer<SweepDialog> self(this);
   const std::string dir = store.toStdString();
   wb_.start_job(tr("Sweep: read store"),
-                [self, dir](sessions::JobControl&) -> Workbench::Continuation {
+                [self, dir](JobControl&) -> Workbench::Continuation {
                   auto keys = std::make_shared<std::set<std::string>>();
                   auto err = std::make_shared<QString>();
                   try {
@@ -738,7 +738,7 @@ void SweepDialog::finish() {
   QPointer<SweepDialog> self(this);
   const std::string dir = run_store_.toStdString();
   wb_.start_job(
-      tr("Sweep: summary"), [self, dir](sessions::JobControl&) -> Workbench::Continuation {
+      tr("Sweep: summary"), [self, dir](JobControl&) -> Workbench::Continuation {
         auto contents = std::make_shared<sessions::StoreContents>();
         auto table = std::make_shared<json>();
         auto err = std::make_shared<QString>();

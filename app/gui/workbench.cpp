@@ -27,14 +27,14 @@
 #include <unistd.h>
 #endif
 
-#include "codec/errors.h"
+#include "base/errors.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
-#include "sessions/analysis.h"
-#include "sessions/backends.h"
-#include "sessions/demo_capture.h"
-#include "sessions/result_store.h"
-#include "sessions/sweep.h"
+#include "sessions/analysis/analysis.h"
+#include "sessions/run/backends.h"
+#include "io/synthetic_capture.h"
+#include "sessions/explore/result_store.h"
+#include "sessions/explore/sweep.h"
 
 namespace kvwb::app {
 
@@ -67,7 +67,7 @@ views::CaptureSummary summarize(const io::CaptureInfo& ci, const std::string& pa
   views::CaptureSummary s;
   s.path = path;
   s.model_name = ci.model_name;
-  s.synthetic = sessions::is_synthetic_capture(ci.model_name, ci.text_source);
+  s.synthetic = io::is_synthetic_capture(ci.model_name, ci.text_source);
   s.num_layers = ci.num_layers;
   s.num_query_heads = ci.num_query_heads;
   s.num_kv_heads = ci.num_kv_heads;
@@ -113,7 +113,7 @@ struct Workbench::Impl {
 
   struct Job {
     JobInfo info;
-    std::shared_ptr<sessions::JobControl> control;
+    std::shared_ptr<JobControl> control;
     std::thread thread;
   };
 
@@ -231,7 +231,7 @@ struct Workbench::Impl {
     auto job = std::make_unique<Job>();
     job->info.id = id;
     job->info.name = name;
-    job->control = std::make_shared<sessions::JobControl>();
+    job->control = std::make_shared<JobControl>();
     auto last = std::make_shared<std::atomic<int64_t>>(0);
     Workbench* wb = q;
     job->control->progress = [wb, id, last](size_t done, size_t total, const std::string& detail) {
@@ -246,7 +246,7 @@ struct Workbench::Impl {
           },
           Qt::QueuedConnection);
     };
-    std::shared_ptr<sessions::JobControl> control = job->control;
+    std::shared_ptr<JobControl> control = job->control;
     job->thread = std::thread([wb, id, control, work = std::move(work)] {
       lower_thread_priority();
       Continuation cont;
@@ -349,7 +349,7 @@ struct Workbench::Impl {
     Workbench* wb = q;
     const QString name = "Run configuration";
     run_job =
-        start(name, [wb, cfg, path, seq, cap, name](sessions::JobControl& job) -> Continuation {
+        start(name, [wb, cfg, path, seq, cap, name](JobControl& job) -> Continuation {
           sessions::RunOptions opt;
           opt.collect_residuals = true;
           auto partial = std::make_shared<sessions::RunResult>();
@@ -405,7 +405,7 @@ struct Workbench::Impl {
     const std::string path = capture.path;
     Workbench* wb = q;
     analysis_job =
-        start("Analyse capture", [wb, path, seq, cap](sessions::JobControl& job) -> Continuation {
+        start("Analyse capture", [wb, path, seq, cap](JobControl& job) -> Continuation {
           sessions::AnalysisOptions opt;
           opt.threads = threads();
           auto a = std::make_shared<const sessions::AnalysisResult>(
@@ -769,7 +769,7 @@ int Workbench::start_sweep(const QString& name, const nlohmann::json& grid,
   };
   return impl_->start("Sweep " + name,
                       [grid, store, capture, resume, post_records, read_records,
-                       e2e](sessions::JobControl& job) -> Continuation {
+                       e2e](JobControl& job) -> Continuation {
                         auto outer = job.progress;
                         auto last_reload = std::make_shared<int64_t>(0);
                         auto last_done = std::make_shared<size_t>(0);

@@ -11,11 +11,11 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "sessions/run_config.h"
-#include "sessions/runner.h"
-#include "sessions/session.h"
-#include "sessions/sweep.h"
-#include "views/snapshot.h"
+#include "sessions/config/run_config.h"
+#include "sessions/run/runner.h"
+#include "sessions/document/session.h"
+#include "sessions/explore/sweep.h"
+#include "views/models/snapshot.h"
 
 namespace kvwb::app {
 
@@ -84,7 +84,7 @@ class Workbench : public QObject {
   /// continuation that is run on the UI thread once the work finished (may be empty). A typed
   /// error thrown by the work is reported through job_failed; Cancelled through job_cancelled.
   using Continuation = std::function<void()>;
-  using Work = std::function<Continuation(sessions::JobControl& job)>;
+  using Work = std::function<Continuation(JobControl& job)>;
   int start_job(const QString& name, Work work);
   void cancel_job(int id);
   void cancel_all();

@@ -8,13 +8,13 @@
 #include <thread>
 #include <vector>
 
-#include "codec/besicovitch.h"
-#include "codec/bitpack.h"
+#include "codec/codecs/besicovitch.h"
+#include "codec/format/bitpack.h"
 #include "codec/codec.h"
-#include "codec/errors.h"
-#include "codec/half.h"
-#include "codec/quantizer.h"
-#include "codec/rng.h"
+#include "base/errors.h"
+#include "codec/format/half.h"
+#include "codec/math/quantizer.h"
+#include "codec/math/rng.h"
 
 using namespace kvwb;
 using namespace kvwb::codec;

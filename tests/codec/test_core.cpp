@@ -6,14 +6,14 @@
 #include <numeric>
 #include <random>
 
-#include "codec/bitpack.h"
-#include "codec/container.h"
-#include "codec/errors.h"
-#include "codec/half.h"
-#include "codec/quantizer.h"
-#include "codec/rng.h"
-#include "codec/rope.h"
-#include "codec/wht.h"
+#include "codec/format/bitpack.h"
+#include "codec/format/container.h"
+#include "base/errors.h"
+#include "codec/format/half.h"
+#include "codec/math/quantizer.h"
+#include "codec/math/rng.h"
+#include "codec/math/rope.h"
+#include "codec/math/wht.h"
 
 using namespace kvwb;
 using namespace kvwb::codec;

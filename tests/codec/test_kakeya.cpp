@@ -7,14 +7,14 @@
 #include <random>
 
 #include "codec/codec.h"
-#include "codec/errors.h"
-#include "codec/half.h"
-#include "codec/kakeya_pca.h"
-#include "codec/kmeans.h"
-#include "codec/pca.h"
-#include "codec/quantizer.h"
-#include "codec/rng.h"
-#include "codec/wht.h"
+#include "base/errors.h"
+#include "codec/format/half.h"
+#include "codec/codecs/kakeya_pca.h"
+#include "codec/math/kmeans.h"
+#include "codec/math/pca.h"
+#include "codec/math/quantizer.h"
+#include "codec/math/rng.h"
+#include "codec/math/wht.h"
 
 using namespace kvwb;
 using namespace kvwb::codec;

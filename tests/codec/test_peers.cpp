@@ -10,15 +10,15 @@
 #include <vector>
 
 #include "codec/codec.h"
-#include "codec/container.h"
-#include "codec/errors.h"
-#include "codec/fp8.h"
-#include "codec/ggml_quants.h"
-#include "codec/half.h"
-#include "codec/kivi.h"
-#include "codec/passthrough.h"
-#include "codec/rng.h"
-#include "codec/turboquant.h"
+#include "codec/format/container.h"
+#include "base/errors.h"
+#include "codec/codecs/fp8.h"
+#include "codec/codecs/ggml_quants.h"
+#include "codec/format/half.h"
+#include "codec/codecs/kivi.h"
+#include "codec/codecs/passthrough.h"
+#include "codec/math/rng.h"
+#include "codec/codecs/turboquant.h"
 
 using namespace kvwb;
 using namespace kvwb::codec;

@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "codec/errors.h"
-#include "codec/half.h"
-#include "codec/rng.h"
-#include "codec/rope.h"
+#include "base/errors.h"
+#include "codec/format/half.h"
+#include "codec/math/rng.h"
+#include "codec/math/rope.h"
 #include "io/capture.h"
-#include "sessions/demo_capture.h"
+#include "io/synthetic_capture.h"
 #include "tests/test_support.h"
 
 namespace {
@@ -698,8 +698,8 @@ TEST(CaptureReal, TruncatedRealFileNamesTheFile) {
 
 // ---- the synthetic demo capture --------------------------------------------------------------
 
-kvwb::sessions::DemoCaptureOptions small_demo() {
-  kvwb::sessions::DemoCaptureOptions o;
+kvwb::io::DemoCaptureOptions small_demo() {
+  kvwb::io::DemoCaptureOptions o;
   o.layers = 2;
   o.kv_heads = 2;
   o.q_heads = 4;
@@ -719,7 +719,7 @@ double row_norm(const float* r, size_t d) {
 TEST(DemoCapture, ShapesAttributesSinkAndRope) {
   kvwb::test::TempDir dir;
   const std::string path = dir.file("demo.kvc.h5");
-  kvwb::sessions::write_demo_capture(path, small_demo());
+  kvwb::io::write_demo_capture(path, small_demo());
   CaptureReader r(path);
   const CaptureInfo& ci = r.info();
   EXPECT_EQ(ci.model_name, "synthetic-demo (SYNTHETIC DATA)");
@@ -787,10 +787,10 @@ TEST(DemoCapture, ShapesAttributesSinkAndRope) {
 TEST(DemoCapture, DeterministicForASeed) {
   kvwb::test::TempDir dir;
   auto o = small_demo();
-  kvwb::sessions::write_demo_capture(dir.file("a.kvc.h5"), o);
-  kvwb::sessions::write_demo_capture(dir.file("b.kvc.h5"), o);
+  kvwb::io::write_demo_capture(dir.file("a.kvc.h5"), o);
+  kvwb::io::write_demo_capture(dir.file("b.kvc.h5"), o);
   o.seed = 99;
-  kvwb::sessions::write_demo_capture(dir.file("c.kvc.h5"), o);
+  kvwb::io::write_demo_capture(dir.file("c.kvc.h5"), o);
   CaptureReader a(dir.file("a.kvc.h5")), b(dir.file("b.kvc.h5")), c(dir.file("c.kvc.h5"));
   EXPECT_EQ(a.tokens(), b.tokens());
   for (int l = 0; l < 2; ++l)
@@ -803,18 +803,18 @@ TEST(DemoCapture, DeterministicForASeed) {
 TEST(DemoCapture, ValidatesOptions) {
   auto o = small_demo();
   o.q_heads = 3;
-  EXPECT_THROW(kvwb::sessions::validate_demo_options(o), kvwb::InvalidArgument);
+  EXPECT_THROW(kvwb::io::validate_demo_options(o), kvwb::InvalidArgument);
   o = small_demo();
   o.head_dim = 33;
-  EXPECT_THROW(kvwb::sessions::write_demo_capture("/tmp/never.kvc.h5", o), kvwb::InvalidArgument);
+  EXPECT_THROW(kvwb::io::write_demo_capture("/tmp/never.kvc.h5", o), kvwb::InvalidArgument);
   o = small_demo();
   o.tokens = 0;
-  EXPECT_THROW(kvwb::sessions::validate_demo_options(o), kvwb::InvalidArgument);
+  EXPECT_THROW(kvwb::io::validate_demo_options(o), kvwb::InvalidArgument);
   o = small_demo();
   o.layers = 1000;
   o.tokens = 1 << 20;
-  EXPECT_THROW(kvwb::sessions::validate_demo_options(o), kvwb::InvalidArgument);
-  EXPECT_NO_THROW(kvwb::sessions::validate_demo_options(small_demo()));
+  EXPECT_THROW(kvwb::io::validate_demo_options(o), kvwb::InvalidArgument);
+  EXPECT_NO_THROW(kvwb::io::validate_demo_options(small_demo()));
 }
 
 }  // namespace

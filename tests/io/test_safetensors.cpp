@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "codec/errors.h"
-#include "codec/rng.h"
+#include "base/errors.h"
+#include "codec/math/rng.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "tests/test_support.h"

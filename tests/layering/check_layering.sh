@@ -1,28 +1,69 @@
 #!/usr/bin/env bash
-# Fails when a module includes a header its layer must not see (architecture.md):
-#   codec/ (outside codec/cuda/): no Qt, QCustomPlot, ImGui, HDF5 or CUDA headers;
-#   codec/cuda/: no Qt, ImGui, HDF5;  io/, sessions/, app/cli/: no Qt or ImGui;
-#   sessions/: no CUDA headers;  views/: no HDF5, CUDA or io/ headers (views draw snapshots; file
-#   access belongs to the core);  app/gui/: no CUDA or HDF5;  model/: no Qt, ImGui, HDF5 or CUDA.
+# Folders are the architecture (../shared/spec/architecture.md). Fails when a file includes a
+# header its layer must not see:
+#   external headers:
+#     base/, codec/ (outside codec/cuda/), io/, model/, sessions/, app/cli/, views/models/: no Qt,
+#     QCustomPlot or ImGui;  everything outside codec/cuda/: no CUDA headers;
+#     only io/ includes HDF5;  codec/kernels/: the standard library only (no Eigen, no project
+#     header outside codec/kernels/).
+#   project layers (who may include whom, by folder):
+#     base/            base/
+#     codec/format/    base/ codec/format/ codec/kernels/
+#     codec/           base/ codec/           (never io/ sessions/ model/ views/ app/)
+#     io/              base/ codec/ io/
+#     model/           base/ codec/ io/ model/
+#     sessions/        base/ codec/ io/ sessions/; model/ only from sessions/eval/ and sessions/explore/
+#       sessions/config/   config
+#       sessions/run/      config run
+#       sessions/analysis/ config run analysis
+#       sessions/bundle/   config run bundle
+#       sessions/eval/     config run eval
+#       sessions/explore/  config run analysis eval explore
+#       sessions/document/ config document          (a leaf: no other sub-layer includes it)
+#     views/models/    base/ codec/ sessions/ views/models/   (no Qt, no io/)
+#     views/           no io/ (views draw snapshots; file access belongs to the core)
+#     app/cli/         no views/ or app/gui/
 # Usage: check_layering.sh ROOT | check_layering.sh --self-test ROOT
 set -u
 
 QT='#include *[<"](Q[A-Za-z]+|qcustomplot\.h|QtCore|QtGui|QtWidgets|QtOpenGL)'
 IMGUI='#include *[<"](imgui|backends/imgui)'
 HDF5='#include *[<"](hdf5|H5[A-Za-z]*\.h|H5Cpp)'
-IO_MOD='#include *"io/'
 CUDA='#include *[<"](cuda|cublas|cusolver|curand|cuda_runtime|device_launch|thrust/|cub/)'
+EIGEN='#include *[<"](Eigen|unsupported/Eigen)'
+SRC=(--include='*.h' --include='*.hpp' --include='*.cpp' --include='*.cc' --include='*.cuh' --include='*.cu')
 
-check_dir() {  # dir, pattern, description, [exclude-subdir]
-  local dir=$1 pat=$2 what=$3 excl=${4:-}
+# forbid DIR PATTERN WHAT [EXCLUDED-SUBDIR...]: no line of DIR's sources matches PATTERN.
+forbid() {
+  local dir=$1 pat=$2 what=$3; shift 3
   [ -d "$dir" ] || return 0
   local hits
-  hits=$(grep -rnE "$pat" "$dir" --include='*.h' --include='*.hpp' --include='*.cpp' \
-           --include='*.cc' --include='*.cuh' --include='*.cu' 2>/dev/null |
-         { if [ -n "$excl" ]; then grep -v "^$excl/"; else cat; fi; })
+  hits=$(grep -rnE "$pat" "$dir" "${SRC[@]}" 2>/dev/null)
+  for ex in "$@"; do hits=$(printf '%s\n' "$hits" | grep -v "^$ex/"); done
+  hits=$(printf '%s\n' "$hits" | sed '/^$/d')
   if [ -n "$hits" ]; then
-    echo "LAYERING VIOLATION: $dir must not include $what headers:"
-    echo "$hits" | sed 's/^/  /'
+    echo "LAYERING VIOLATION: $dir must not include $what:"
+    printf '%s\n' "$hits" | sed 's/^/  /'
+    return 1
+  fi
+  return 0
+}
+
+# allow_only DIR PREFIX...: every project include ("a/b.h" with a folder) of DIR starts with one
+# of the prefixes. Excluded subdirectories are given as -x SUBDIR before DIR.
+allow_only() {
+  local excl=()
+  while [ "$1" = "-x" ]; do excl+=("$2"); shift 2; done
+  local dir=$1; shift
+  [ -d "$dir" ] || return 0
+  local alt; alt=$(printf '%s|' "$@"); alt=${alt%|}
+  local hits
+  hits=$(grep -rnE '#include *"[a-z_]+/' "$dir" "${SRC[@]}" 2>/dev/null | grep -vE "#include *\"($alt)")
+  for ex in "${excl[@]}"; do hits=$(printf '%s\n' "$hits" | grep -v "^$ex/"); done
+  hits=$(printf '%s\n' "$hits" | grep -v '_autogen/' | sed '/^$/d')
+  if [ -n "$hits" ]; then
+    echo "LAYERING VIOLATION: $dir may include only $*:"
+    printf '%s\n' "$hits" | sed 's/^/  /'
     return 1
   fi
   return 0
@@ -31,46 +72,78 @@ check_dir() {  # dir, pattern, description, [exclude-subdir]
 run_checks() {
   local root=$1 rc=0
   cd "$root" || return 2
-  check_dir codec "$QT" "Qt/QCustomPlot" || rc=1
-  check_dir codec "$IMGUI" "ImGui" || rc=1
-  check_dir codec "$HDF5" "HDF5" || rc=1
-  check_dir codec "$CUDA" "CUDA" codec/cuda || rc=1
-  for d in io sessions app/cli; do
-    check_dir "$d" "$QT" "Qt" || rc=1
-    check_dir "$d" "$IMGUI" "ImGui" || rc=1
+  # External headers.
+  for d in base codec io model sessions app/cli views/models; do
+    forbid "$d" "$QT" "Qt/QCustomPlot headers" || rc=1
+    forbid "$d" "$IMGUI" "ImGui headers" || rc=1
   done
-  check_dir sessions "$CUDA" "CUDA" || rc=1
-  check_dir io "$CUDA" "CUDA" || rc=1
-  check_dir views "$HDF5" "HDF5" || rc=1
-  check_dir views "$CUDA" "CUDA" || rc=1
-  check_dir views "$IO_MOD" "io/ (capture, file formats)" || rc=1
-  check_dir app/gui "$CUDA" "CUDA" || rc=1
-  check_dir app/gui "$HDF5" "HDF5" || rc=1
-  check_dir model "$QT" "Qt" || rc=1
-  check_dir model "$IMGUI" "ImGui" || rc=1
-  check_dir model "$HDF5" "HDF5" || rc=1
-  check_dir model "$CUDA" "CUDA" || rc=1
+  for d in base codec io model sessions views app; do
+    forbid "$d" "$CUDA" "CUDA headers (only codec/cuda/ talks to the CUDA toolkit)" codec/cuda || rc=1
+  done
+  for d in base codec model sessions views app; do
+    forbid "$d" "$HDF5" "HDF5 headers (only io/ reads and writes HDF5)" || rc=1
+  done
+  forbid codec/kernels "$EIGEN" "Eigen (kernels are shared with CUDA device code)" || rc=1
+  # Project layers.
+  allow_only base "base/" || rc=1
+  allow_only codec/kernels "codec/kernels/" || rc=1
+  allow_only codec/format "base/" "codec/format/" "codec/kernels/" || rc=1
+  allow_only codec "base/" "codec/" || rc=1
+  allow_only io "base/" "codec/" "io/" || rc=1
+  allow_only model "base/" "codec/" "io/" "model/" || rc=1
+  allow_only sessions/config "base/" "codec/" "io/" "sessions/config/" || rc=1
+  allow_only sessions/run "base/" "codec/" "io/" "sessions/config/" "sessions/run/" || rc=1
+  allow_only sessions/analysis "base/" "codec/" "io/" "sessions/config/" "sessions/run/" "sessions/analysis/" || rc=1
+  allow_only sessions/bundle "base/" "codec/" "io/" "sessions/config/" "sessions/run/" "sessions/bundle/" || rc=1
+  allow_only sessions/eval "base/" "codec/" "io/" "model/" "sessions/config/" "sessions/run/" "sessions/eval/" || rc=1
+  allow_only sessions/explore "base/" "codec/" "io/" "model/" "sessions/config/" "sessions/run/" \
+             "sessions/analysis/" "sessions/eval/" "sessions/explore/" || rc=1
+  allow_only sessions/document "base/" "codec/" "io/" "sessions/config/" "sessions/document/" || rc=1
+  allow_only -x sessions/config -x sessions/run -x sessions/analysis -x sessions/bundle -x sessions/eval \
+             -x sessions/explore -x sessions/document sessions "base/" "codec/" "io/" "sessions/" || rc=1
+  allow_only views/models "base/" "codec/" "sessions/" "views/models/" || rc=1
+  forbid views '#include *"io/' "io/ headers (views draw snapshots; file access belongs to the core)" || rc=1
+  forbid app/cli '#include *"(views|app/gui)/' "GUI headers" || rc=1
   return $rc
 }
 
 if [ "${1:-}" = "--self-test" ]; then
-  # The check must catch a planted violation in every layer, and pass on a clean tree.
+  # The check must pass on a clean tree and catch a planted violation of every rule.
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-  mkdir -p "$tmp/codec/cuda" "$tmp/io" "$tmp/views" "$tmp/sessions" "$tmp/model" "$tmp/app/gui"
-  echo '#include <cuda_runtime.h>' > "$tmp/codec/cuda/ok.cu"
-  echo '#include <hdf5.h>' > "$tmp/io/ok.cpp"
-  run_checks "$tmp" >/dev/null || { echo "self-test: clean tree flagged"; exit 1; }
+  mkdir -p "$tmp"/{base,codec/cuda,codec/format,codec/kernels,io,model,views/models,app/gui,app/cli} \
+           "$tmp"/sessions/{config,run,analysis,bundle,eval,explore,document}
+  printf '#include <cuda_runtime.h>\n#include "codec/codec.h"\n' > "$tmp/codec/cuda/ok.cu"
+  printf '#include <hdf5.h>\n#include "codec/format/half.h"\n' > "$tmp/io/ok.cpp"
+  printf '#include "model/llama.h"\n#include "sessions/eval/eval.h"\n' > "$tmp/sessions/explore/ok.cpp"
+  printf '#include "sessions/run/runner.h"\n' > "$tmp/views/models/ok.cpp"
+  printf '#include <QWidget>\n#include "views/models/snapshot.h"\n' > "$tmp/views/ok.cpp"
+  printf '#include <cstdint>\n#include "codec/kernels/wht.h"\n' > "$tmp/codec/kernels/ok.h"
+  run_checks "$tmp" >/dev/null || { echo "self-test: clean tree flagged"; run_checks "$tmp"; exit 1; }
   for plant in "codec/x.h:#include <QWidget>" "codec/y.cpp:#include \"hdf5.h\"" \
                "codec/z.cpp:#include <cublas_v2.h>" "io/a.cpp:#include <imgui.h>" \
                "views/b.cpp:#include <H5Fpublic.h>" "sessions/c.cpp:#include <QObject>" \
                "model/d.cpp:#include <hdf5.h>" "views/e.cpp:#include \"io/capture.h\"" \
-               "app/gui/f.cpp:#include <cuda_runtime.h>"; do
+               "app/gui/f.cpp:#include <cuda_runtime.h>" "base/g.h:#include \"codec/codec.h\"" \
+               "codec/h.cpp:#include \"io/capture.h\"" "codec/format/i.h:#include \"codec/math/rng.h\"" \
+               "codec/kernels/j.h:#include <Eigen/Dense>" "codec/kernels/k.h:#include \"base/errors.h\"" \
+               "io/l.cpp:#include \"sessions/run/runner.h\"" "model/m.cpp:#include \"sessions/eval/eval.h\"" \
+               "sessions/config/n.cpp:#include \"sessions/run/runner.h\"" \
+               "sessions/run/o.cpp:#include \"sessions/analysis/analysis.h\"" \
+               "sessions/analysis/p.cpp:#include \"sessions/bundle/bundle.h\"" \
+               "sessions/analysis/q.cpp:#include \"sessions/explore/sweep.h\"" \
+               "sessions/analysis/r.cpp:#include \"model/llama.h\"" \
+               "sessions/bundle/s.cpp:#include \"sessions/explore/sweep.h\"" \
+               "sessions/eval/t.cpp:#include \"sessions/document/session.h\"" \
+               "sessions/run/u.cpp:#include \"model/llama.h\"" \
+               "sessions/document/v.cpp:#include \"sessions/run/runner.h\"" \
+               "views/models/w.cpp:#include <QString>" "views/models/x.cpp:#include \"io/capture.h\"" \
+               "app/cli/y.cpp:#include \"views/models/snapshot.h\"" "sessions/z.cpp:#include \"views/view.h\""; do
     f=${plant%%:*}; line=${plant#*:}
     echo "$line" > "$tmp/$f"
     if run_checks "$tmp" >/dev/null; then echo "self-test: missed $plant"; exit 1; fi
     rm "$tmp/$f"
   done
-  echo "layering self-test passed"
+  echo "layering self-test passed (29 planted violations caught)"
   exit 0
 fi
 

@@ -8,16 +8,16 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
-#include "codec/errors.h"
-#include "codec/half.h"
-#include "codec/rng.h"
+#include "base/errors.h"
+#include "codec/format/half.h"
+#include "codec/math/rng.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
 #include "io/safetensors.h"
 #include "model/llama.h"
 #include "model/loader.h"
 #include "model/tokenizer.h"
-#include "sessions/eval.h"
+#include "sessions/eval/eval.h"
 #include "tests/test_support.h"
 
 namespace kvwb {

@@ -5,8 +5,8 @@
 #include <map>
 #include <string>
 
-#include "../test_support.h"
-#include "sessions/demo_capture.h"
+#include "tests/test_support.h"
+#include "io/synthetic_capture.h"
 
 namespace kvwb::test {
 
@@ -16,14 +16,14 @@ inline const std::string& small_demo_capture(const std::string& name, int head_d
   auto it = written.find(name);
   if (it == written.end()) {
     const std::string p = dir->file(name);
-    sessions::DemoCaptureOptions o;
+    io::DemoCaptureOptions o;
     o.layers = 3;
     o.kv_heads = 2;
     o.q_heads = 4;
     o.head_dim = head_dim;
     o.seqs = 2;
     o.tokens = tokens;
-    sessions::write_demo_capture(p, o);
+    io::write_demo_capture(p, o);
     it = written.emplace(name, p).first;
   }
   return it->second;

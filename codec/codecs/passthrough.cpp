@@ -1,0 +1,91 @@
+// bf16 passthrough (codec-peers.md §5).
+//
+// Container contract (codec id 14; docs/container-peers.md):
+//   header: block_size 1, n_blocks = n rows, n_tail_rows 0.
+//   parameter block: empty (params_bytes = 0).
+//   payload: n·D bf16 values (u16 little-endian, RNE of the f32 input), row-major in token order;
+//     2 bytes per value = reported bytes. A value that would round to infinity is an Fp16Range
+//     error (bf16_checked).
+#include "codec/codecs/passthrough.h"
+
+#include "codec/codec_factories.h"
+#include "base/errors.h"
+#include "codec/format/half.h"
+#include "codec/params.h"
+#include "codec/codecs/peer_common.h"
+
+namespace kvwb::codec {
+
+namespace {
+
+class Bf16Codec final : public Codec {
+ public:
+  explicit Bf16Codec(size_t head_dim) : d_(head_dim) {}
+  CodecId id() const override { return CodecId::kBf16; }
+
+  EncodedUnit encode(const UnitInput& in) const override {
+    peer::check_input(in, d_, name());
+    const uint64_t values = static_cast<uint64_t>(in.n) * d_;
+    const uint64_t payload = bf16_bytes_per_vector(d_) * in.n;
+    EncodedUnit e = peer::start_unit(peer::make_header(id(), d_, in.info, in.n, 0), {}, payload);
+    e.bytes.resize(e.header_bytes + payload);
+    uint8_t* out = e.bytes.data() + e.header_bytes;
+    for (uint64_t i = 0; i < values; ++i) {
+      uint16_t b = f32_to_bf16_bits(in.rows[i]);
+      if ((b & 0x7FFFu) >= 0x7F80u) {  // rounds to infinity: refuse, naming the place
+        const std::string what = "bf16 value (row " + std::to_string(i / d_) + ", column " +
+                                 std::to_string(i % d_) + ", " + peer::describe_unit(in.info) + ")";
+        b = bf16_checked(in.rows[i], what.c_str());
+      }
+      peer::put_u16(out + 2 * i, b);
+    }
+    peer::finish_unit(e, payload, 0, in.n);
+    e.stats.coded_values = values;
+    return e;
+  }
+
+  DecodedUnit decode(std::span<const uint8_t> bytes, const std::string& source) const override {
+    const peer::PeerContainer c = peer::open_container(bytes, source, CodecId::kBf16);
+    peer::expect_params_size(c, 0, source);
+    if (c.header.n_tail_rows != 0)
+      throw FormatError(source + ": bf16 container has " + std::to_string(c.header.n_tail_rows) +
+                        " tail rows, expected 0");
+    const size_t d = c.header.head_dim;
+    const size_t n = c.header.n_blocks;
+    peer::expect_payload_size(c, bf16_bytes_per_vector(d) * n, source);
+    DecodedUnit out;
+    out.header = c.header;
+    out.rows.resize(n * d);
+    out.n_block_rows = n;
+    const uint8_t* p = c.payload.data();
+    for (size_t i = 0; i < n * d; ++i) {
+      const auto b = static_cast<uint16_t>(p[2 * i] | (p[2 * i + 1] << 8));
+      if ((b & 0x7F80u) == 0x7F80u)
+        throw FormatError(source + ": non-finite bf16 value at row " + std::to_string(i / d) +
+                          ", column " + std::to_string(i % d));
+      out.rows[i] = bf16_bits_to_f32(b);
+    }
+    return out;
+  }
+
+ private:
+  size_t d_;
+};
+
+}  // namespace
+
+namespace detail {
+
+const std::vector<ParamSpec>& bf16_params() {
+  static const std::vector<ParamSpec> specs;  // §5 has no parameters
+  return specs;
+}
+
+std::unique_ptr<Codec> make_bf16(const ParamMap& p, size_t head_dim) {
+  const ParamReader reader("bf16", bf16_params(), p);  // refuses unknown keys
+  (void)reader;
+  return std::make_unique<Bf16Codec>(head_dim);
+}
+
+}  // namespace detail
+}  // namespace kvwb::codec

@@ -1,0 +1,1408 @@
+#include "sessions/bundle/bundle.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "codec/math/calibration.h"
+#include "codec/codec.h"
+#include "base/errors.h"
+#include "codec/params.h"
+#include "codec/math/quantizer.h"
+#include "io/atomic_file.h"
+#include "io/capture.h"
+#include "io/safetensors.h"
+#include "sessions/bundle/calibration_export.h"
+
+namespace kvwb::sessions {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+namespace {
+
+constexpr const char* kSigmaST = "sigma_q.safetensors";
+constexpr const char* kSigmaJson = "sigma_q.json";
+constexpr const char* kCodecConfig = "codec_config.json";
+constexpr const char* kDeployEnv = "deploy.env";
+constexpr const char* kManifest = "MANIFEST.json";
+
+ordered_json num(double v) { return std::isfinite(v) ? ordered_json(v) : ordered_json(nullptr); }
+
+std::string join_ints(const std::vector<int>& v, const char* sep = ",") {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + std::to_string(v[i]);
+  return s;
+}
+
+std::string random_hex() {
+  std::random_device rd;
+  char b[17];
+  std::snprintf(b, sizeof b, "%08x%08x", rd(), rd());
+  return b;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return b;
+}
+
+void fsync_dir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) throw IoError(dir, "cannot open the folder to flush it: " + std::string(std::strerror(errno)));
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw IoError(dir, "fsync of the folder failed: " + std::string(std::strerror(errno)));
+}
+
+std::string text_of(const std::vector<uint8_t>& b) { return std::string(b.begin(), b.end()); }
+
+bool is_pow2(long long v) { return v > 0 && (v & (v - 1)) == 0; }
+
+/// The stream configuration a layer uses (later overrides win, as in the runner).
+const StreamConfig& layer_stream(const RunConfig& cfg, int layer, bool is_k) {
+  const StreamConfig* sc = is_k ? &cfg.k : &cfg.v;
+  for (const auto& o : cfg.overrides) {
+    if (o.layer != layer) continue;
+    if (is_k && o.k) sc = &*o.k;
+    if (!is_k && o.v) sc = &*o.v;
+  }
+  return *sc;
+}
+
+int kakeya_bits(const StreamConfig& sc) {
+  const codec::ParamReader pr("kakeya_pca", codec::codec_params("kakeya_pca"), sc.params);
+  return static_cast<int>(pr.get_int("bit_width"));
+}
+
+/// Codec parameters as typed JSON (§5): every parameter of the codec's spec, null when unset;
+/// u64 seeds as hex strings; kakeya_pca's `centroids` as "gaussian" or the bundle's file name.
+ordered_json params_json(const StreamConfig& sc, const std::string& centroid_name) {
+  ordered_json p = ordered_json::object();
+  for (const auto& spec : codec::codec_params(sc.codec)) {
+    auto it = sc.params.find(spec.name);
+    const std::string text = it != sc.params.end() ? it->second : spec.default_value;
+    if (spec.name == "centroids" && sc.codec == "kakeya_pca") {
+      p[spec.name] = centroid_name.empty() ? "gaussian" : centroid_name;
+      continue;
+    }
+    if (text.empty()) {
+      p[spec.name] = nullptr;
+      continue;
+    }
+    try {
+      if (spec.name == "seed") {
+        char b[24];
+        std::snprintf(b, sizeof b, "0x%llX", std::stoull(text, nullptr, 0));
+        p[spec.name] = b;
+      } else if (spec.type == codec::ParamType::kInt) {
+        p[spec.name] = std::stoll(text, nullptr, 0);
+      } else if (spec.type == codec::ParamType::kFloat) {
+        p[spec.name] = std::stod(text);
+      } else if (spec.type == codec::ParamType::kBool) {
+        p[spec.name] = (text == "true" || text == "1");
+      } else {
+        p[spec.name] = text;
+      }
+    } catch (const std::exception&) {
+      throw InvalidArgument(sc.codec + " parameter " + spec.name + ": cannot read value '" + text + "'");
+    }
+  }
+  return p;
+}
+
+ordered_json stream_json(const StreamConfig& sc, bool is_k, const std::string& centroid_name) {
+  ordered_json s;
+  s["codec"] = sc.codec;
+  s["params"] = params_json(sc, centroid_name);
+  if (is_k) s["k_domain"] = sc.k_domain.empty() ? default_k_domain(sc.codec) : sc.k_domain;
+  return s;
+}
+
+struct Stats {
+  double min = 0, median = 0, p95 = 0, max = 0, mean = 0;
+};
+Stats stats_of(std::vector<double> v) {
+  Stats s;
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  s.min = v.front();
+  s.max = v.back();
+  s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  const double r = 0.95 * static_cast<double>(n - 1);
+  const size_t lo = static_cast<size_t>(std::floor(r));
+  const size_t hi = std::min(lo + 1, n - 1);
+  s.p95 = v[lo] + (r - static_cast<double>(lo)) * (v[hi] - v[lo]);
+  double acc = 0;
+  for (double x : v) acc += x;
+  s.mean = acc / static_cast<double>(n);
+  return s;
+}
+ordered_json stats_json(const Stats& s) {
+  return ordered_json{{"min", s.min}, {"median", s.median}, {"p95", s.p95}, {"max", s.max}, {"mean", s.mean}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Σ_q tensors: parsing names and numerical checks (shared by the exporter and the checker).
+
+struct LayerTensors {
+  const io::SafeTensor* chol = nullptr;
+  const io::SafeTensor* inv = nullptr;
+  const io::SafeTensor* sigma = nullptr;
+};
+
+/// Groups layer_<l>_{chol,inv_chol,sigma}; unknown names go to `errors`.
+std::map<int, LayerTensors> group_tensors(const io::SafeTensorsFile& f, std::vector<std::string>& errors) {
+  static const std::regex re("layer_(0|[1-9][0-9]*)_(chol|inv_chol|sigma)");
+  std::map<int, LayerTensors> out;
+  for (const auto& t : f.tensors) {
+    std::smatch m;
+    if (!std::regex_match(t.name, m, re)) {
+      errors.push_back(std::string(kSigmaST) + ": unexpected tensor '" + t.name +
+                       "' (expected layer_<l>_chol, layer_<l>_inv_chol, layer_<l>_sigma)");
+      continue;
+    }
+    const int l = std::stoi(m[1].str());
+    auto& lt = out[l];
+    if (m[2] == "chol") lt.chol = &t;
+    else if (m[2] == "inv_chol") lt.inv = &t;
+    else lt.sigma = &t;
+  }
+  return out;
+}
+
+/// Structural and numerical checks of L and L⁻¹ per (layer, head). `sigma_fin(layer, head)`
+/// returns the f64 matrix that was factored, or an empty vector when unknown (no factor check).
+/// `tolerate_tiny_inv_upper`: count strict-upper inv_chol entries with |x| <= the bar instead of
+/// failing (reference artefacts computed L⁻¹ by a general inverse); their number and largest
+/// magnitude are returned through `tiny_count` / `tiny_max`.
+template <class SigmaFin>
+std::vector<RoundTripPair> roundtrip_checks(const std::map<int, LayerTensors>& layers, size_t H, size_t D,
+                                            SigmaFin&& sigma_fin, std::vector<std::string>& errors,
+                                            bool tolerate_tiny_inv_upper = false, size_t* tiny_count = nullptr,
+                                            double* tiny_max = nullptr) {
+  std::vector<RoundTripPair> pairs;
+  for (const auto& [l, lt] : layers) {
+    const std::string ln = "layer_" + std::to_string(l);
+    if (!lt.chol || !lt.inv) {
+      errors.push_back(std::string(kSigmaST) + ": " + ln + " lacks " + (!lt.chol ? "_chol" : "_inv_chol"));
+      continue;
+    }
+    bool shapes_ok = true;
+    for (const auto* t : {lt.chol, lt.inv, lt.sigma}) {
+      if (!t) continue;
+      if (t->dtype != "F32") {
+        errors.push_back(std::string(kSigmaST) + ": " + t->name + " has dtype " + t->dtype + ", expected F32");
+        shapes_ok = false;
+      }
+      if (t->shape != std::vector<uint64_t>{H, D, D}) {
+        std::string sh;
+        for (auto d : t->shape) sh += (sh.empty() ? "" : ", ") + std::to_string(d);
+        errors.push_back(std::string(kSigmaST) + ": " + t->name + " has shape [" + sh + "], expected [" +
+                         std::to_string(H) + ", " + std::to_string(D) + ", " + std::to_string(D) + "]");
+        shapes_ok = false;
+      }
+    }
+    if (!shapes_ok) continue;
+    const auto L = io::tensor_to_f32(*lt.chol);
+    const auto Li = io::tensor_to_f32(*lt.inv);
+    for (size_t h = 0; h < H; ++h) {
+      const float* a = L.data() + h * D * D;
+      const float* b = Li.data() + h * D * D;
+      const std::string where = std::string(kSigmaST) + ": " + ln + ", kv head " + std::to_string(h) + ": ";
+      bool structural = true;
+      for (size_t r = 0; r < D && structural; ++r)
+        for (size_t c = 0; c < D; ++c) {
+          const float x = a[r * D + c], y = b[r * D + c];
+          if (!std::isfinite(x) || !std::isfinite(y)) {
+            errors.push_back(where + "non-finite value at [" + std::to_string(r) + "][" + std::to_string(c) + "]");
+            structural = false;
+            break;
+          }
+          if (c > r && x == 0.0f && y != 0.0f && tolerate_tiny_inv_upper &&
+              std::fabs(y) <= kBundleRoundTripBar) {
+            if (tiny_count) ++*tiny_count;
+            if (tiny_max) *tiny_max = std::max(*tiny_max, static_cast<double>(std::fabs(y)));
+            continue;
+          }
+          if (c > r && (x != 0.0f || y != 0.0f)) {
+            char v[32];
+            std::snprintf(v, sizeof v, "%.9g", static_cast<double>(x != 0.0f ? x : y));
+            errors.push_back(where + (x != 0.0f ? "chol" : "inv_chol") + " is not lower triangular: [" +
+                             std::to_string(r) + "][" + std::to_string(c) + "] = " + v +
+                             " (strict upper triangle must be exactly 0)");
+            structural = false;
+            break;
+          }
+          if (c == r && !(x > 0.0f)) {
+            errors.push_back(where + "chol diagonal [" + std::to_string(r) + "][" + std::to_string(r) + "] = " +
+                             std::to_string(x) + " is not positive");
+            structural = false;
+            break;
+          }
+        }
+      if (!structural) continue;
+      RoundTripPair p;
+      p.layer = l;
+      p.kv_head = static_cast<int>(h);
+      for (size_t r = 0; r < D; ++r)
+        for (size_t c = 0; c < D; ++c) {
+          double f = 0, g = 0;
+          for (size_t k = 0; k < D; ++k) {
+            f += static_cast<double>(a[r * D + k]) * b[k * D + c];
+            g += static_cast<double>(b[r * D + k]) * a[k * D + c];
+          }
+          const double id = r == c ? 1.0 : 0.0;
+          p.fwd_err = std::max(p.fwd_err, std::fabs(f - id));
+          p.rev_err = std::max(p.rev_err, std::fabs(g - id));
+        }
+      const std::vector<double> S = sigma_fin(l, h);
+      if (S.size() == D * D) {
+        double num_max = 0, den_max = 0;
+        for (size_t r = 0; r < D; ++r)
+          for (size_t c = 0; c < D; ++c) {
+            double llt = 0;
+            for (size_t k = 0; k < D; ++k) llt += static_cast<double>(a[r * D + k]) * a[c * D + k];
+            num_max = std::max(num_max, std::fabs(llt - S[r * D + c]));
+            den_max = std::max(den_max, std::fabs(S[r * D + c]));
+          }
+        p.factor_err_rel = den_max > 0 ? num_max / den_max : num_max;
+      } else {
+        p.factor_err_rel = std::nan("");
+      }
+      pairs.push_back(p);
+    }
+  }
+  return pairs;
+}
+
+bool pair_passes(const RoundTripPair& p) {
+  return p.fwd_err <= kBundleRoundTripBar && p.rev_err <= kBundleRoundTripBar &&
+         (std::isnan(p.factor_err_rel) || p.factor_err_rel <= kBundleRoundTripBar);
+}
+
+/// "layer 3, kv head 1: fwd 1e-3, rev 2e-3, factor 4e-6" for up to ten worst failing pairs.
+std::string worst_pairs_text(std::vector<RoundTripPair> pairs) {
+  std::erase_if(pairs, [](const RoundTripPair& p) { return pair_passes(p); });
+  auto worst = [](const RoundTripPair& p) {
+    return std::max({p.fwd_err, p.rev_err, std::isnan(p.factor_err_rel) ? 0.0 : p.factor_err_rel});
+  };
+  std::sort(pairs.begin(), pairs.end(), [&](const auto& a, const auto& b) { return worst(a) > worst(b); });
+  std::ostringstream os;
+  os.precision(3);
+  std::set<int> layers;
+  for (size_t i = 0; i < pairs.size() && i < 10; ++i) {
+    const auto& p = pairs[i];
+    os << (i ? "; " : "") << "layer " << p.layer << ", kv head " << p.kv_head << ": fwd_err " << p.fwd_err
+       << ", rev_err " << p.rev_err << ", factor_err_rel " << p.factor_err_rel;
+    layers.insert(p.layer);
+  }
+  os << " (bar " << kBundleRoundTripBar << "); consider adding layer(s) "
+     << join_ints(std::vector<int>(layers.begin(), layers.end())) << " to q_precond_skip_layers or applying "
+     << "Tikhonov re-regularisation (target_cond, codec-kakeya.md §8.5)";
+  return os.str();
+}
+
+ordered_json roundtrip_json(const std::vector<RoundTripPair>& pairs, bool structural_ok) {
+  std::vector<double> f, r, x;
+  bool pf = true, pr = true, px = true;
+  ordered_json arr = ordered_json::array();
+  for (const auto& p : pairs) {
+    f.push_back(p.fwd_err);
+    r.push_back(p.rev_err);
+    x.push_back(p.factor_err_rel);
+    pf = pf && p.fwd_err <= kBundleRoundTripBar;
+    pr = pr && p.rev_err <= kBundleRoundTripBar;
+    px = px && p.factor_err_rel <= kBundleRoundTripBar;
+    arr.push_back(ordered_json{{"layer", p.layer},
+                               {"kv_head", p.kv_head},
+                               {"fwd_err", p.fwd_err},
+                               {"rev_err", p.rev_err},
+                               {"factor_err_rel", num(p.factor_err_rel)}});
+  }
+  ordered_json j;
+  j["bar"] = kBundleRoundTripBar;
+  j["pass"] = pf && pr && px && structural_ok;
+  j["pass_detail"] = {{"fwd", pf}, {"rev", pr}, {"factor", px}};
+  j["summary"] = {{"fwd_err", stats_json(stats_of(f))},
+                  {"rev_err", stats_json(stats_of(r))},
+                  {"factor_err_rel", stats_json(stats_of(x))}};
+  j["pairs"] = arr;
+  return j;
+}
+
+bool deploy_path_ok(const std::string& p) {
+  return !p.empty() && std::all_of(p.begin(), p.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '/' || c == '+' || c == '-';
+  });
+}
+
+std::string json_number_text(double v) { return json(v).dump(); }
+
+}  // namespace
+
+// -----------------------------------------------------------------------------------------------
+
+DeployEnvPlan plan_deploy_env(const json& cc, const std::vector<std::string>& present) {
+  DeployEnvPlan plan;
+  auto has = [&](const std::string& n) { return std::find(present.begin(), present.end(), n) != present.end(); };
+  auto find_prefix = [&](const std::string& pre) -> std::string {
+    for (const auto& n : present)
+      if (n.rfind(pre, 0) == 0 && n.size() > 16 && n.ends_with("_centroids.f32")) return n;
+    return {};
+  };
+  const json streams = cc.value("streams", json::object());
+  const json qp = cc.value("q_precond", json::object());
+  auto stream_codec = [&](const char* s) {
+    return streams.contains(s) && streams[s].is_object() ? streams[s].value("codec", std::string()) : std::string();
+  };
+  auto param = [&](const char* s, const char* p) -> json {
+    if (!streams.contains(s) || !streams[s].contains("params")) return nullptr;
+    const json& ps = streams[s]["params"];
+    return ps.contains(p) ? ps[p] : json(nullptr);
+  };
+  auto ints = [](const json& v) {
+    std::vector<int> out;
+    if (v.is_array())
+      for (const auto& x : v)
+        if (x.is_number_integer()) out.push_back(x.get<int>());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const bool sigma = has(kSigmaST) && has(kSigmaJson);
+  const std::string kfile = find_prefix("K_b"), vfile = find_prefix("V_b");
+  if (sigma) plan.vars.emplace_back("KAKEYA_SIGMA_Q_PATH", kSigmaST);
+  if (!kfile.empty()) plan.vars.emplace_back("KAKEYA_K_CENTROIDS_PATH", kfile);
+  if (!vfile.empty()) plan.vars.emplace_back("KAKEYA_V_CENTROIDS_PATH", vfile);
+  bool calibrated = false;
+  for (const char* s : {"K", "V"}) {
+    const json c = param(s, "centroids");
+    if (stream_codec(s) == "kakeya_pca" && c.is_string() && c.get<std::string>() != "gaussian") calibrated = true;
+  }
+  if (calibrated) plan.vars.emplace_back("KAKEYA_USE_M2_CENTROIDS", "1");
+  plan.vars.emplace_back("KAKEYA_SKIP_LAYERS", join_ints(ints(qp.value("q_precond_skip_layers", json::array()))));
+  plan.vars.emplace_back("KAKEYA_BOUNDARY_SKIP_LAYERS", join_ints(ints(cc.value("boundary_skip_layers", json::array()))));
+  const bool enabled = qp.value("enabled", false) && stream_codec("K") == "kakeya_pca";
+  plan.vars.emplace_back("KAKEYA_DISABLE_SIGMA_Q", enabled && sigma ? "0" : "1");
+  const json kt = param("K", "outlier_threshold");
+  if (stream_codec("K") == "kakeya_pca" && kt.is_number() && kt.get<double>() > 0)
+    plan.vars.emplace_back("KAKEYA_OUTLIER_THRESHOLD", json_number_text(kt.get<double>()));
+
+  // What deploy.env cannot express (decisions #10).
+  for (const char* s : {"K", "V"}) {
+    const std::string c = stream_codec(s);
+    if (!c.empty() && c != "kakeya_pca")
+      plan.left_out.push_back(std::string(s) + " codec " + c + ": the reference plugin implements kakeya_pca only");
+  }
+  if (kt.is_number() && kt.get<double>() <= 0)
+    plan.left_out.push_back("K outlier_threshold " + json_number_text(kt.get<double>()) +
+                            ": the plugin reads an empty or zero threshold as 'no outliers'");
+  const json vt = param("V", "outlier_threshold");
+  if (vt.is_number())
+    plan.left_out.push_back("V outlier_threshold " + json_number_text(vt.get<double>()) +
+                            ": the plugin has a K outlier threshold only");
+  const json ov = cc.value("layer_overrides", json::array());
+  if (ov.is_array() && !ov.empty()) {
+    std::vector<int> ls;
+    for (const auto& o : ov)
+      if (o.is_object() && o.contains("layer") && o["layer"].is_number_integer()) ls.push_back(o["layer"].get<int>());
+    plan.left_out.push_back("per-layer overrides (layers " + join_ints(ls) + "): deploy.env has no per-layer settings");
+  }
+  if (qp.value("enabled", false) && !sigma)
+    plan.left_out.push_back("Q-preconditioning: the bundle has no sigma_q files");
+  return plan;
+}
+
+// -----------------------------------------------------------------------------------------------
+
+BundleExportResult export_bundle(const std::string& capture_path, const RunConfig& cfg_in, const std::string& out_dir,
+                                 const BundleExportOptions& opt) {
+  if (out_dir.empty()) throw InvalidArgument("export-bundle: no output folder given");
+  const fs::path dest = fs::absolute(fs::path(out_dir)).lexically_normal();
+  const fs::path parent = dest.parent_path();
+  const std::string name = dest.filename().string();
+  if (name.empty() || name == "." || name == "..") throw InvalidArgument("export-bundle: bad output folder " + out_dir);
+  std::error_code ec;
+  const bool dest_exists = fs::exists(dest, ec);
+  if (dest_exists && !fs::is_directory(dest, ec)) throw IoError(dest.string(), "exists and is not a folder");
+  const bool dest_nonempty = dest_exists && !fs::is_empty(dest, ec);
+  if (dest_nonempty && !opt.force)
+    throw InvalidArgument("bundle folder exists: " + dest.string() + " (use --force to replace it)");
+  fs::create_directories(parent, ec);
+  if (ec) throw IoError(parent.string(), "cannot create the folder: " + ec.message());
+  const std::string root = opt.deploy_root.empty() ? dest.string() : opt.deploy_root;
+  if (!fs::path(root).is_absolute()) throw InvalidArgument("deploy_root must be an absolute path: " + root);
+
+  RunConfig cfg = cfg_in;
+  io::CaptureReader cap(capture_path);
+  const io::CaptureInfo info = cap.info();
+
+  // Layers in scope: the runner's rule (full attention unless include_sliding; cfg.layers).
+  std::vector<int> scope;
+  if (cfg.layers.empty()) {
+    for (const auto& li : info.layers)
+      if (li.attention != "sliding" || cfg.include_sliding) scope.push_back(li.layer);
+  } else {
+    for (int l : cfg.layers) {
+      if (!info.layer(l)) throw InvalidArgument("layer " + std::to_string(l) + " is not in the capture " + capture_path);
+      scope.push_back(l);
+    }
+  }
+  const std::set<int> boundary(cfg.boundary.begin(), cfg.boundary.end());
+
+  // One table per stream: per-layer kakeya bit widths cannot be bundled (§1).
+  for (bool is_k : {true, false}) {
+    const StreamConfig& base = is_k ? cfg.k : cfg.v;
+    if (base.codec != "kakeya_pca") continue;
+    const int b0 = kakeya_bits(base);
+    std::vector<int> bad;
+    for (int l : scope) {
+      if (boundary.count(l)) continue;
+      const StreamConfig& sc = layer_stream(cfg, l, is_k);
+      if (sc.codec == "kakeya_pca" && kakeya_bits(sc) != b0) bad.push_back(l);
+    }
+    if (!bad.empty())
+      throw InvalidArgument(std::string("export-bundle: the ") + (is_k ? "K" : "V") +
+                            " stream uses kakeya_pca with bit widths other than " + std::to_string(b0) +
+                            " in layer(s) " + join_ints(bad, ", ") +
+                            "; a bundle carries one table per stream (bundle-format.md §1)");
+  }
+
+  const fs::path tmp = parent / ("." + name + ".tmp-" + random_hex());
+  fs::create_directory(tmp, ec);
+  if (ec) throw IoError(tmp.string(), "cannot create the temporary bundle folder: " + ec.message());
+  BundleExportResult res;
+  res.out_dir = dest.string();
+  try {
+    auto in_tmp = [&](const std::string& f) { return (tmp / f).string(); };
+
+    // Σ_q (§2, §3).
+    bool has_q = false;
+    for (int l : scope) {
+      const auto* li = info.layer(l);
+      if (li && li->attention != "sliding" && li->has_q_pre) has_q = true;
+    }
+    std::optional<SigmaQCalibration> sq;
+    if (has_q) {
+      sq = calibrate_sigma_q(capture_path, cfg);
+      write_sigma_q_files(tmp.string(), *sq);
+      if (!cfg.q_precond.empty() && cfg.q_precond != "capture")
+        res.warnings.push_back("the configuration whitens with " + cfg.q_precond +
+                               "; the bundle's sigma_q files are calibrated on the capture instead");
+    }
+
+    // Centroid tables (§4).
+    struct TableInfo {
+      std::string stream, file;
+      int bits = 0;
+      std::string source;  // "calibrated", "config", "gaussian"
+      std::string config_file;  // source == "config": the configured table's path
+      std::optional<CentroidCalibration> cal;
+    };
+    std::vector<TableInfo> tables;
+    bool need_cal = false;
+    for (bool is_k : {true, false}) {
+      const StreamConfig& sc = is_k ? cfg.k : cfg.v;
+      if (sc.codec != "kakeya_pca") continue;
+      TableInfo t;
+      t.stream = is_k ? "K" : "V";
+      t.bits = kakeya_bits(sc);
+      t.file = centroid_file_name(t.stream, static_cast<unsigned>(t.bits));
+      t.source = !sc.centroids_file.empty() ? "config" : opt.calibrate_centroids ? "calibrated" : "gaussian";
+      need_cal = need_cal || t.source == "calibrated";
+      tables.push_back(std::move(t));
+    }
+    std::vector<CentroidCalibration> cals;
+    if (need_cal) cals = calibrate_centroids(capture_path, cfg, opt.job);
+    for (auto& t : tables) {
+      const bool is_k = t.stream == "K";
+      StreamConfig& sc = is_k ? cfg.k : cfg.v;
+      std::vector<float> table;
+      if (t.source == "config") {
+        t.config_file = sc.centroids_file;
+        const auto bytes = io::read_file(sc.centroids_file);
+        if (bytes.size() != 4u << t.bits)
+          throw FormatError(sc.centroids_file + ": " + t.stream + " centroid file holds " + std::to_string(bytes.size()) +
+                            " bytes, expected " + std::to_string(4u << t.bits) + " for bit_width " +
+                            std::to_string(t.bits));
+        table.resize(bytes.size() / 4);
+        std::memcpy(table.data(), bytes.data(), bytes.size());
+      } else if (t.source == "calibrated") {
+        for (auto& c : cals)
+          if (c.stream == t.stream) t.cal = c;
+        if (!t.cal) throw InvalidArgument("centroid calibration produced no table for " + t.stream);
+        table = t.cal->fit.table;
+      } else {
+        const auto g = codec::gaussian_table(static_cast<unsigned>(t.bits));
+        table.assign(g.begin(), g.end());
+      }
+      write_centroid_file(in_tmp(t.file), table);
+      if (t.source != "gaussian") {
+        // The measurement run uses exactly the table the bundle ships, in every layer of its pool.
+        const std::string path = in_tmp(t.file);
+        sc.centroids_file = path;
+        for (auto& o : cfg.overrides) {
+          auto& os = is_k ? o.k : o.v;
+          if (os && os->codec == "kakeya_pca" && kakeya_bits(*os) == t.bits) os->centroids_file = path;
+        }
+      }
+    }
+
+    // The measurement run of the configuration.
+    RunOptions ro;
+    ro.compute_sha256 = true;
+    res.run = run_config(capture_path, cfg, ro, opt.job);
+    for (const auto& l : res.run.layers)
+      for (const auto* s : {&l.k, &l.v})
+        if (s->failed)
+          throw Error(s->error_code, "export-bundle: the configuration failed on layer " + std::to_string(l.layer) +
+                                         " " + (s == &l.k ? "K" : "V") + ": " + s->error_message);
+    const json rj = run_result_to_json(res.run);
+    const bool in_sample = need_cal || cfg.q_precond == "capture";
+
+    // codec_config.json (§5).
+    std::map<std::string, std::string> table_of;
+    for (const auto& t : tables)
+      if (t.source != "gaussian") table_of[t.stream] = t.file;
+    ordered_json cc;
+    cc["config_format_version"] = 1;
+    cc["capture"] = {{"file_name", fs::path(capture_path).filename().string()},
+                     {"model_name", info.model_name},
+                     {"num_sequences", info.sequences},
+                     {"tokens_per_sequence", info.tokens}};
+    std::vector<int> in_scope;
+    for (const auto& l : res.run.layers) in_scope.push_back(l.layer);
+    std::sort(in_scope.begin(), in_scope.end());
+    cc["layers_in_scope"] = in_scope;
+    std::vector<int> sliding, not_captured;
+    for (int l = 0; l < info.num_layers; ++l) {
+      const auto* li = info.layer(l);
+      if (!li) not_captured.push_back(l);
+      else if (li->attention == "sliding" && !std::binary_search(in_scope.begin(), in_scope.end(), l))
+        sliding.push_back(l);
+    }
+    cc["excluded_layers"] = {{"sliding", sliding}, {"not_captured", not_captured}};
+    cc["block_size"] = cfg.block_size;
+    cc["block_rows"] = cfg.block_rows;
+    cc["boundary_skip_layers"] = std::vector<int>(boundary.begin(), boundary.end());
+    ordered_json qp;
+    qp["enabled"] = !cfg.q_precond.empty();
+    qp["source"] = cfg.q_precond.empty() ? ordered_json(nullptr) : ordered_json(cfg.q_precond);
+    qp["ridge"] = codec::kDefaultRidge;
+    qp["target_cond"] = cfg.target_cond ? ordered_json(*cfg.target_cond) : ordered_json(nullptr);
+    std::vector<int> auto_skip, skip_all;
+    std::set<int> user_skip(cfg.q_precond_skip_layers.begin(), cfg.q_precond_skip_layers.end());
+    if (sq) {
+      if (sq->auto_skip)
+        for (const auto& [l, s] : sq->whitening.rule.skip)
+          if (s) auto_skip.push_back(l);
+      skip_all.assign(sq->whitening.skipped.begin(), sq->whitening.skipped.end());
+    } else {
+      skip_all.assign(user_skip.begin(), user_skip.end());
+    }
+    qp["auto_skip_layers"] = auto_skip;
+    qp["user_skip_layers"] = std::vector<int>(user_skip.begin(), user_skip.end());
+    qp["q_precond_skip_layers"] = skip_all;
+    if (sq) {
+      ordered_json rule;
+      rule["rule"] = "max_abs_L > 2 x median";
+      rule["median_max_abs_L"] = sq->whitening.rule.median;
+      ordered_json per = ordered_json::array();
+      for (const auto& [l, m] : sq->whitening.rule.m)
+        per.push_back({{"layer", l},
+                       {"max_abs_L", m},
+                       {"ratio", num(sq->whitening.rule.median > 0 ? m / sq->whitening.rule.median : NAN)},
+                       {"auto_skip", sq->auto_skip && sq->whitening.rule.skip.at(l)},
+                       {"user_skip", user_skip.count(l) > 0}});
+      rule["per_layer"] = per;
+      qp["skip_rule"] = rule;
+    } else {
+      qp["skip_rule"] = nullptr;
+    }
+    cc["q_precond"] = qp;
+    cc["streams"] = {{"K", stream_json(cfg.k, true, table_of.count("K") ? table_of["K"] : "")},
+                     {"V", stream_json(cfg.v, false, table_of.count("V") ? table_of["V"] : "")}};
+    ordered_json ovs = ordered_json::array();
+    for (const auto& o : cfg.overrides) {
+      ordered_json x;
+      x["layer"] = o.layer;
+      auto cname = [&](const StreamConfig& s, const char* st) {
+        return s.codec == "kakeya_pca" && table_of.count(st) && !s.centroids_file.empty() ? table_of[st] : "";
+      };
+      if (o.k) x["K"] = stream_json(*o.k, true, cname(*o.k, "K"));
+      if (o.v) x["V"] = stream_json(*o.v, false, cname(*o.v, "V"));
+      ovs.push_back(x);
+    }
+    cc["layer_overrides"] = ovs;
+    ordered_json sum;
+    auto get = [&](const json& j, std::initializer_list<const char*> path) -> ordered_json {
+      const json* p = &j;
+      for (const char* k : path) {
+        if (!p->is_object() || !p->contains(k)) return nullptr;
+        p = &(*p)[k];
+      }
+      return p->is_number() ? ordered_json(p->get<double>()) : ordered_json(nullptr);
+    };
+    sum["ratio_vs_bf16"] = get(rj, {"ratio_vs_bf16"});
+    sum["bits_per_value"] = get(rj, {"bits_per_value"});
+    sum["bytes_total"] = res.run.total_bytes;
+    sum["tail_share"] = get(rj, {"tail_share"});
+    sum["k_rel_mse"] = get(rj, {"totals", "k", "rel_mse"});
+    sum["v_rel_mse"] = get(rj, {"totals", "v", "rel_mse"});
+    sum["k_sigma_q_rel_err"] = nullptr;
+    sum["attn_out_rel_err"] = get(rj, {"totals", "attention", "attn_out_rel_err"});
+    sum["attn_kl"] = get(rj, {"totals", "attention", "attn_kl"});
+    sum["attn_top1"] = get(rj, {"totals", "attention", "attn_top1"});
+    sum["verdict_mse"] = {{"ladder", "mse-ladder-v1"}, {"baseline", nullptr}, {"inflation", nullptr}, {"verdict", nullptr}};
+    sum["on_frontier"] = {{"quality_metric", nullptr}, {"value", nullptr}};
+    ordered_json per_layer = ordered_json::array();
+    for (const auto& l : rj["layers"]) {
+      per_layer.push_back({{"layer", l["layer"]},
+                           {"boundary", l["boundary"]},
+                           {"k_codec", l["k"]["codec"]},
+                           {"v_codec", l["v"]["codec"]},
+                           {"k_rel_mse", get(l, {"k", "rel_mse"})},
+                           {"v_rel_mse", get(l, {"v", "rel_mse"})},
+                           {"k_whitened_mse", get(l, {"k", "whitened_mse"})},
+                           {"attn_out_rel_err", get(l, {"attention", "attn_out_rel_err"})},
+                           {"attn_kl", get(l, {"attention", "attn_kl"})},
+                           {"attn_top1", get(l, {"attention", "attn_top1"})}});
+    }
+    sum["per_layer"] = per_layer;
+    cc["selection"] = {{"run_id", opt.run_id.empty() ? ordered_json(res.run.config_hash) : ordered_json(opt.run_id)},
+                       {"criterion", opt.criterion},
+                       {"in_sample", in_sample},
+                       {"summary", sum}};
+
+    // deploy_compatibility (§5.2).
+    std::vector<std::string>& issues = res.deploy_issues;
+    const int D = info.head_dim;
+    for (const char* s : {"K", "V"}) {
+      const StreamConfig& sc = s[0] == 'K' ? cfg.k : cfg.v;
+      if (sc.codec != "kakeya_pca") {
+        issues.push_back(std::string(s) + " codec " + sc.codec + " is not kakeya_pca");
+        continue;
+      }
+      const codec::ParamReader pr("kakeya_pca", codec::codec_params("kakeya_pca"), sc.params);
+      if (!is_pow2(pr.get_int("k")))
+        issues.push_back(std::string(s) + " k = " + std::to_string(pr.get_int("k")) + " is not a power of two");
+      if (pr.has("share_basis") && pr.get_bool("share_basis"))
+        issues.push_back(std::string(s) + " share_basis is on (not streaming-safe)");
+      const int fixed = D == 96 ? 64 : D / 2;
+      const bool randomized = pr.get_string("pca_method") == "randomized";
+      const double vr = pr.get_float("variance_ratio");
+      int rank = 0;
+      if (randomized) rank = pr.has("rsvd_target_rank") ? static_cast<int>(pr.get_int("rsvd_target_rank")) : std::max(D / 2, 8);
+      else if (pr.has("exact_rank_cap")) rank = static_cast<int>(pr.get_int("exact_rank_cap"));
+      if (vr < 1.0 || rank != fixed)
+        issues.push_back(std::string(s) + " d_eff is " + (vr < 1.0 ? "data-dependent (variance_ratio " + json_number_text(vr) + ")" : "fixed at " + std::to_string(rank ? rank : D)) +
+                         "; the plugin uses a fixed d_eff of " + std::to_string(fixed));
+    }
+    if (cfg.block_rows == "pooled_heads") issues.push_back("block_rows = pooled_heads (the plugin is per head)");
+    if (!is_pow2(cfg.block_size))
+      issues.push_back("block_size " + std::to_string(cfg.block_size) + " is not a power of two");
+    if (D != 64 && D != 96 && D != 128 && D != 256)
+      issues.push_back("head_dim " + std::to_string(D) + " is not one of 64, 96, 128, 256");
+    uint64_t outl = 0, coded = 0;
+    for (const auto& l : res.run.layers) {
+      outl += l.k.outliers;
+      coded += l.k.coded_values;
+    }
+    if (coded && static_cast<double>(outl) > 0.08 * static_cast<double>(coded))
+      issues.push_back("K outliers are " + json_number_text(100.0 * static_cast<double>(outl) / static_cast<double>(coded)) +
+                       " % of coordinates, above the plugin's budget of 8 %");
+    cc["deploy_compatibility"] = {{"reference_plugin", {{"compatible", issues.empty()}, {"issues", issues}}}};
+    io::write_file_atomic(in_tmp(kCodecConfig), cc.dump(2) + "\n");
+
+    // deploy.env (§6).
+    std::vector<std::string> present;
+    if (sq) present = {kSigmaST, kSigmaJson};
+    for (const auto& t : tables) present.push_back(t.file);
+    const DeployEnvPlan plan = plan_deploy_env(json::parse(cc.dump()), present);
+    res.deploy_left_out = plan.left_out;
+    std::ostringstream env;
+    env << "# " << kBundleToolName << " " << kBundleToolVersion << ", " << utc_now() << ", capture "
+        << fs::path(capture_path).filename().string() << "\n";
+    env << "# The reference plugin loads calibration only if all three *_PATH variables are set.\n";
+    env << "# Sigma_q is a pre-RoPE statistic while the plugin whitens the post-RoPE keys of its cache;\n";
+    env << "# KAKEYA_DISABLE_SIGMA_Q=0 reproduces this bundle's measurements only where the plugin whitens\n";
+    env << "# pre-RoPE keys (see bundle-format.md section 6).\n";
+    for (const auto& i : issues) env << "# deploy_compatibility issue: " << i << "\n";
+    for (const auto& i : plan.left_out) env << "# not expressible in deploy.env: " << i << "\n";
+    for (const auto& [k, v] : plan.vars) {
+      std::string value = v;
+      if (k.ends_with("_PATH")) {
+        value = (fs::path(root) / v).string();
+        if (!deploy_path_ok(value))
+          throw InvalidArgument("deploy.env: the path " + value +
+                                " contains characters outside A-Z a-z 0-9 . _ / + - (bundle-format.md §6); "
+                                "choose another folder or set deploy_root");
+      }
+      env << k << "=" << value << "\n";
+    }
+    io::write_file_atomic(in_tmp(kDeployEnv), env.str());
+
+    // Round trips on the bytes as written (§7.1).
+    std::vector<std::string> errs;
+    bool structural_ok = true;
+    if (sq) {
+      const auto st = io::read_safetensors(in_tmp(kSigmaST));
+      const auto groups = group_tensors(st, errs);
+      auto sigma_fin = [&](int l, size_t h) {
+        const auto& w = sq->whitening.factors.at(l)[h];
+        std::vector<double> s = w.sigma;
+        const size_t n = w.dim;
+        for (size_t i = 0; i < n; ++i) s[i * n + i] += sq->ridge * w.diag_mean + w.tikhonov_lambda;
+        return s;
+      };
+      res.roundtrip = roundtrip_checks(groups, static_cast<size_t>(sq->num_kv_heads),
+                                       static_cast<size_t>(sq->head_dim), sigma_fin, errs);
+      structural_ok = errs.empty();
+      if (!errs.empty()) throw FormatError("export-bundle: Σ_q structural check failed: " + errs.front());
+      for (const auto& p : res.roundtrip) res.roundtrip_pass = res.roundtrip_pass && pair_passes(p);
+      if (!res.roundtrip_pass)
+        throw FormatError("export-bundle: Σ_q round-trip check failed: " + worst_pairs_text(res.roundtrip));
+    }
+
+    // MANIFEST.json (§7).
+    ordered_json man;
+    man["bundle_format_version"] = kBundleFormatVersion;
+    man["tool"] = {{"name", kBundleToolName}, {"version", kBundleToolVersion}};
+    man["created_utc"] = utc_now();
+    man["source_capture"] = {{"file_name", fs::path(capture_path).filename().string()},
+                             {"sha256", res.run.capture_sha256.empty() ? io::sha256_file(capture_path) : res.run.capture_sha256},
+                             {"size_bytes", static_cast<uint64_t>(fs::file_size(capture_path))},
+                             {"model_name", info.model_name},
+                             {"kvcapture_version", info.version},
+                             {"num_sequences", info.sequences},
+                             {"tokens_per_sequence", info.tokens}};
+    man["in_sample"] = in_sample;
+    present.push_back(kCodecConfig);
+    present.push_back(kDeployEnv);
+    std::sort(present.begin(), present.end());
+    ordered_json files = ordered_json::array();
+    for (const auto& f : present)
+      files.push_back({{"path", f}, {"sha256", io::sha256_file(in_tmp(f))}, {"size_bytes", fs::file_size(in_tmp(f))}});
+    man["files"] = files;
+    if (sq) man["roundtrip"] = roundtrip_json(res.roundtrip, structural_ok);
+    ordered_json cents = ordered_json::object();
+    for (const auto& t : tables) {
+      if (t.cal) {
+        ordered_json r = centroid_report_json(*t.cal);
+        r["source"] = "calibrated";
+        cents[t.stream] = r;
+      } else {
+        cents[t.stream] = {{"path", t.file},       {"bits", t.bits},          {"samples_pooled", nullptr},
+                           {"samples_used", nullptr}, {"iterations", nullptr},  {"converged", nullptr},
+                           {"final_max_change", nullptr}, {"mse_gaussian", nullptr}, {"mse_calibrated", nullptr},
+                           {"source", t.source == "config" ? "config:" + fs::path(t.config_file).filename().string()
+                                                   : std::string("gaussian")}};
+      }
+    }
+    man["centroids"] = cents;
+    io::write_file_atomic(in_tmp(kManifest), man.dump(2) + "\n");
+    res.manifest = man;
+    fsync_dir(tmp.string());
+
+    // Final gate: the checker must accept what was written.
+    const BundleCheckReport rep = check_bundle(tmp.string());
+    if (!rep.ok) {
+      std::string msg = "export-bundle: the written bundle fails its checks:";
+      for (const auto& e : rep.errors) msg += "\n  " + e;
+      throw FormatError(msg);
+    }
+
+    // Rename into place (§8 step 6).
+    if (dest_exists) {
+      if (dest_nonempty) {
+        const fs::path old = parent / ("." + name + ".old-" + random_hex());
+        fs::rename(dest, old, ec);
+        if (ec) throw IoError(dest.string(), "cannot move the existing bundle away: " + ec.message());
+        fs::rename(tmp, dest, ec);
+        if (ec) {
+          std::error_code ec2;
+          fs::rename(old, dest, ec2);
+          throw IoError(dest.string(), "cannot move the new bundle into place: " + ec.message());
+        }
+        fs::remove_all(old, ec);
+      } else {
+        fs::remove(dest, ec);
+        fs::rename(tmp, dest, ec);
+        if (ec) throw IoError(dest.string(), "cannot move the new bundle into place: " + ec.message());
+      }
+    } else {
+      fs::rename(tmp, dest, ec);
+      if (ec) throw IoError(dest.string(), "cannot move the new bundle into place: " + ec.message());
+    }
+    fsync_dir(parent.string());
+    present.push_back(kManifest);
+    std::sort(present.begin(), present.end());
+    res.files = present;
+  } catch (...) {
+    std::error_code ec2;
+    fs::remove_all(tmp, ec2);
+    throw;
+  }
+  return res;
+}
+
+// -----------------------------------------------------------------------------------------------
+
+ordered_json BundleCheckReport::to_json() const {
+  ordered_json j;
+  j["ok"] = ok;
+  j["errors"] = errors;
+  j["warnings"] = warnings;
+  j["checks"] = checks;
+  j["deploy_left_out"] = deploy_left_out;
+  ordered_json rt = ordered_json::array();
+  for (const auto& p : roundtrip)
+    rt.push_back({{"layer", p.layer}, {"kv_head", p.kv_head}, {"fwd_err", p.fwd_err}, {"rev_err", p.rev_err},
+                  {"factor_err_rel", num(p.factor_err_rel)}});
+  j["roundtrip"] = rt;
+  return j;
+}
+
+namespace {
+
+/// Parses a JSON file of the bundle; errors go to `errs`.
+std::optional<json> read_json(const fs::path& p, std::vector<std::string>& errs) {
+  try {
+    const auto b = io::read_file(p.string());
+    return json::parse(text_of(b));
+  } catch (const json::exception& e) {
+    errs.push_back(p.filename().string() + ": not valid JSON: " + e.what());
+  } catch (const Error& e) {
+    errs.push_back(p.filename().string() + ": " + e.what());
+  }
+  return std::nullopt;
+}
+
+struct Checker {
+  const fs::path dir;
+  BundleCheckReport& r;
+  void err(const std::string& file, const std::string& m) { r.errors.push_back(file + ": " + m); }
+  void warn(const std::string& file, const std::string& m) { r.warnings.push_back(file + ": " + m); }
+
+  /// Requires `j[key]` of a type; returns nullptr after recording an error when absent/wrong.
+  const json* field(const std::string& file, const json& j, const std::string& key, const char* type) {
+    if (!j.is_object() || !j.contains(key)) {
+      err(file, "missing field '" + key + "'");
+      return nullptr;
+    }
+    const json& v = j[key];
+    const std::string t = type;
+    const bool ok = (t == "int" && v.is_number_integer()) || (t == "number" && v.is_number()) ||
+                    (t == "string" && v.is_string()) || (t == "bool" && v.is_boolean()) ||
+                    (t == "array" && v.is_array()) || (t == "object" && v.is_object()) ||
+                    (t == "number|null" && (v.is_number() || v.is_null())) ||
+                    (t == "bool|null" && (v.is_boolean() || v.is_null()));
+    if (!ok) {
+      err(file, "field '" + key + "' must be " + t + ", got " + v.type_name());
+      return nullptr;
+    }
+    return &v;
+  }
+
+  bool int_list(const std::string& file, const json& j, const std::string& key, bool ascending = true) {
+    const json* v = field(file, j, key, "array");
+    if (!v) return false;
+    long long prev = -1;
+    for (const auto& x : *v) {
+      if (!x.is_number_integer() || x.get<long long>() < 0) {
+        err(file, "field '" + key + "' must hold non-negative integers");
+        return false;
+      }
+      if (ascending && x.get<long long>() <= prev) {
+        err(file, "field '" + key + "' must be strictly ascending");
+        return false;
+      }
+      prev = x.get<long long>();
+    }
+    return true;
+  }
+};
+
+std::vector<int> json_ints(const json& v) {
+  std::vector<int> out;
+  if (v.is_array())
+    for (const auto& x : v)
+      if (x.is_number_integer()) out.push_back(x.get<int>());
+  return out;
+}
+
+}  // namespace
+
+BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptions& options) {
+  BundleCheckReport r;
+  const fs::path dir(dir_in);
+  Checker ck{dir, r};
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    r.errors.push_back(dir_in + ": not a folder");
+    r.ok = false;
+    return r;
+  }
+  // --- file set (§1) ---
+  static const std::regex centroid_re("([KV])_b([1-4])_centroids\\.f32");
+  std::vector<std::string> present;
+  std::map<std::string, std::string> centroid_of;  // stream -> file
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (!e.is_regular_file()) {
+      ck.err(n, "unexpected entry (a bundle holds only regular files)");
+      continue;
+    }
+    std::smatch m;
+    if (n == kSigmaST || n == kSigmaJson || n == kCodecConfig || n == kDeployEnv || n == kManifest) {
+      present.push_back(n);
+    } else if (std::regex_match(n, m, centroid_re)) {
+      if (centroid_of.count(m[1].str())) ck.err(n, "a second " + m[1].str() + " centroid file (" + centroid_of[m[1].str()] + ")");
+      centroid_of[m[1].str()] = n;
+      present.push_back(n);
+    } else {
+      ck.err(n, "unexpected file (a bundle holds only the files of bundle-format.md §1)");
+    }
+  }
+  std::sort(present.begin(), present.end());
+  auto has = [&](const std::string& n) { return std::binary_search(present.begin(), present.end(), n); };
+  for (const char* req : {kCodecConfig, kDeployEnv, kManifest})
+    if (!has(req)) {
+      if (options.partial) ck.warn(req, "missing (partial bundle)");
+      else ck.err(req, "missing (every bundle has it, bundle-format.md §1)");
+    }
+  if (has(kSigmaST) != has(kSigmaJson))
+    ck.err(has(kSigmaST) ? kSigmaJson : kSigmaST,
+           std::string("missing: sigma_q.safetensors and sigma_q.json come together (bundle-format.md §1)"));
+
+  // --- MANIFEST.json (§7) ---
+  std::optional<json> man;
+  if (has(kManifest)) man = read_json(dir / kManifest, r.errors);
+  if (man) {
+    const std::string F = kManifest;
+    if (const json* v = ck.field(F, *man, "bundle_format_version", "int")) {
+      if (v->get<int>() > kBundleFormatVersion)
+        ck.err(F, "bundle_format_version " + std::to_string(v->get<int>()) + " is newer than this reader's " +
+                      std::to_string(kBundleFormatVersion) + "; refusing");
+      else if (v->get<int>() < 1) ck.err(F, "bundle_format_version must be >= 1");
+    }
+    if (const json* t = ck.field(F, *man, "tool", "object")) {
+      ck.field(F, *t, "name", "string");
+      ck.field(F, *t, "version", "string");
+    }
+    if (const json* c = ck.field(F, *man, "created_utc", "string")) {
+      static const std::regex iso("\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}Z");
+      if (!std::regex_match(c->get<std::string>(), iso))
+        ck.err(F, "created_utc '" + c->get<std::string>() + "' is not ISO 8601 UTC (YYYY-MM-DDThh:mm:ssZ)");
+    }
+    if (const json* s = ck.field(F, *man, "source_capture", "object")) {
+      ck.field(F, *s, "file_name", "string");
+      if (const json* h = ck.field(F, *s, "sha256", "string")) {
+        static const std::regex hex("[0-9a-f]{64}");
+        if (!std::regex_match(h->get<std::string>(), hex)) ck.err(F, "source_capture.sha256 is not 64 lowercase hex digits");
+      }
+      ck.field(F, *s, "size_bytes", "int");
+      ck.field(F, *s, "model_name", "string");
+    }
+    ck.field(F, *man, "in_sample", "bool");
+    if (const json* files = ck.field(F, *man, "files", "array")) {
+      std::vector<std::string> listed;
+      for (const auto& e : *files) {
+        if (!e.is_object() || !e.contains("path") || !e["path"].is_string() || !e.contains("sha256") ||
+            !e["sha256"].is_string() || !e.contains("size_bytes") || !e["size_bytes"].is_number_unsigned()) {
+          ck.err(F, "each files entry needs path, sha256 and size_bytes");
+          continue;
+        }
+        const std::string p = e["path"].get<std::string>();
+        listed.push_back(p);
+        if (p == kManifest || p.find('/') != std::string::npos) {
+          ck.err(F, "files lists '" + p + "', which is not a bundle file it may list");
+          continue;
+        }
+        if (!has(p)) {
+          ck.err(F, "files lists " + p + ", which is missing from the folder");
+          continue;
+        }
+        const uint64_t size = fs::file_size(dir / p, ec);
+        if (size != e["size_bytes"].get<uint64_t>())
+          ck.err(p, "size " + std::to_string(size) + " bytes differs from MANIFEST.json's " +
+                        std::to_string(e["size_bytes"].get<uint64_t>()));
+        else if (io::sha256_file((dir / p).string()) != e["sha256"].get<std::string>())
+          ck.err(p, "SHA-256 differs from MANIFEST.json (the file was modified or corrupted)");
+        else
+          r.checks.push_back(p + ": size and SHA-256 match MANIFEST.json");
+      }
+      if (!std::is_sorted(listed.begin(), listed.end())) ck.err(F, "files must be sorted by path");
+      for (const auto& p : present)
+        if (p != kManifest && std::find(listed.begin(), listed.end(), p) == listed.end())
+          ck.err(F, "does not list " + p + " (every other file of the bundle is listed)");
+    }
+    if (has(kSigmaST) && !man->contains("roundtrip")) ck.err(F, "missing field 'roundtrip' (the bundle has sigma_q.safetensors)");
+    if (man->contains("roundtrip") && (*man)["roundtrip"].is_object() && (*man)["roundtrip"].value("pass", false) != true)
+      ck.err(F, "roundtrip.pass is not true");
+    if (const json* c = ck.field(F, *man, "centroids", "object")) {
+      for (const auto& [s, f] : centroid_of)
+        if (!c->contains(s)) ck.err(F, "centroids lacks an entry for " + f);
+    }
+  }
+
+  // --- sigma_q.safetensors (§2) and sigma_q.json (§3) ---
+  std::optional<json> side;
+  if (has(kSigmaJson)) side = read_json(dir / kSigmaJson, r.errors);
+  std::optional<io::SafeTensorsFile> st;
+  if (has(kSigmaST)) {
+    try {
+      const auto bytes = io::read_file((dir / kSigmaST).string());
+      st = io::parse_safetensors(bytes, kSigmaST);
+      uint64_t n = 0;
+      for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(bytes[static_cast<size_t>(i)]) << (8 * i);
+      if ((8 + n) % 8 != 0) ck.warn(kSigmaST, "header is not padded so that 8 + N is a multiple of 8 (§2.1)");
+      if (st->metadata.empty()) ck.warn(kSigmaST, "no __metadata__ (accepted: the reference's own files have none)");
+      r.checks.push_back(std::string(kSigmaST) + ": safetensors container valid (" + std::to_string(st->tensors.size()) +
+                         " tensors)");
+    } catch (const Error& e) {
+      r.errors.push_back(e.what());
+    }
+  }
+  if (side) {
+    const std::string F = kSigmaJson;
+    const json* hd = ck.field(F, *side, "head_dim", "int");
+    const json* hq = ck.field(F, *side, "num_q_heads", "int");
+    const json* hkv = ck.field(F, *side, "num_kv_heads", "int");
+    const json* nl = ck.field(F, *side, "num_layers", "int");
+    ck.field(F, *side, "model_path", "string");
+    ck.field(F, *side, "n_passages_used", "int");
+    ck.field(F, *side, "ctx_len", "int");
+    const json* ridge = ck.field(F, *side, "ridge", "number");
+    if (hq && hkv && (hkv->get<int>() <= 0 || hq->get<int>() % hkv->get<int>() != 0))
+      ck.err(F, "num_q_heads must be a positive multiple of num_kv_heads");
+    if (const json* lt = ck.field(F, *side, "layer_types", "array")) {
+      if (nl && static_cast<int>(lt->size()) != nl->get<int>())
+        ck.err(F, "layer_types has " + std::to_string(lt->size()) + " entries, num_layers is " +
+                      std::to_string(nl->get<int>()));
+      for (const auto& t : *lt)
+        if (!t.is_string() || (t != "full_attention" && t != "sliding_attention" && t != "not_captured"))
+          ck.err(F, "layer_types entries must be full_attention, sliding_attention or not_captured");
+    }
+    std::set<std::pair<int, int>> diag_pairs;
+    if (const json* dg = ck.field(F, *side, "diagnostics", "array")) {
+      std::pair<int, int> prev{-1, -1};
+      for (const auto& d : *dg) {
+        bool ok = d.is_object();
+        for (const char* k : {"layer", "kv_head"}) ok = ok && d.contains(k) && d[k].is_number_integer();
+        for (const char* k : {"sigma_trace", "eig_min", "eig_max", "condition", "diag_mean", "off_diag_max_abs"})
+          ok = ok && d.contains(k) && d[k].is_number() && std::isfinite(d[k].get<double>());
+        if (!ok) {
+          ck.err(F, "a diagnostics entry lacks a field or holds a non-finite value");
+          break;
+        }
+        const std::pair<int, int> p{d["layer"].get<int>(), d["kv_head"].get<int>()};
+        if (p <= prev) ck.err(F, "diagnostics are not ordered by layer then kv head");
+        prev = p;
+        diag_pairs.insert(p);
+        if (hkv && p.second >= hkv->get<int>()) ck.err(F, "diagnostics kv_head " + std::to_string(p.second) + " >= num_kv_heads");
+        if (nl && p.first >= nl->get<int>()) ck.err(F, "diagnostics layer " + std::to_string(p.first) + " >= num_layers");
+      }
+    }
+    if (side->contains("layers_written")) ck.int_list(F, *side, "layers_written");
+    if (side->contains("skip_layers")) ck.int_list(F, *side, "skip_layers");
+
+    if (st && hd && hkv) {
+      const size_t H = static_cast<size_t>(hkv->get<int>()), D = static_cast<size_t>(hd->get<int>());
+      std::vector<std::string> errs;
+      const auto groups = group_tensors(*st, errs);
+      for (auto& e : errs) r.errors.push_back(e);
+      std::vector<int> tensor_layers;
+      for (const auto& [l, g] : groups) {
+        tensor_layers.push_back(l);
+        if (!g.sigma) ck.err(kSigmaST, "layer_" + std::to_string(l) + "_sigma is missing");
+        if (nl && l >= nl->get<int>())
+          ck.err(kSigmaST, "layer " + std::to_string(l) + " >= sidecar num_layers " + std::to_string(nl->get<int>()));
+        for (size_t h = 0; h < H; ++h)
+          if (!diag_pairs.empty() && !diag_pairs.count({l, static_cast<int>(h)}))
+            ck.err(F, "no diagnostics entry for layer " + std::to_string(l) + ", kv head " + std::to_string(h));
+      }
+      if (side->contains("layers_written") && json_ints((*side)["layers_written"]) != tensor_layers)
+        ck.err(F, "layers_written does not match the layers with tensors in sigma_q.safetensors");
+      if (side->contains("skip_layers"))
+        for (int l : json_ints((*side)["skip_layers"]))
+          if (groups.count(l)) ck.err(F, "skip layer " + std::to_string(l) + " has tensors (skipped layers have none)");
+      const double rd = ridge ? ridge->get<double>() : codec::kDefaultRidge;
+      std::optional<double> target;
+      if (side->contains("regularisation") && (*side)["regularisation"].is_object() &&
+          (*side)["regularisation"].contains("target_cond") && (*side)["regularisation"]["target_cond"].is_number())
+        target = (*side)["regularisation"]["target_cond"].get<double>();
+      std::map<std::pair<int, int>, double> diag_trace;
+      if (side->contains("diagnostics") && (*side)["diagnostics"].is_array())
+        for (const auto& d : (*side)["diagnostics"])
+          if (d.is_object() && d.contains("sigma_trace") && d["sigma_trace"].is_number() && d.contains("layer") &&
+              d.contains("kv_head") && d["layer"].is_number_integer() && d["kv_head"].is_number_integer())
+            diag_trace[{d["layer"].get<int>(), d["kv_head"].get<int>()}] = d["sigma_trace"].get<double>();
+      bool any_sigma_missing = false;
+      auto sigma_fin = [&](int l, size_t h) -> std::vector<double> {
+        const auto& g = groups.at(l);
+        if (!g.sigma || g.sigma->shape != std::vector<uint64_t>{H, D, D} || g.sigma->dtype != "F32") {
+          any_sigma_missing = true;
+          return {};
+        }
+        const auto sv = io::tensor_to_f32(*g.sigma);
+        std::vector<double> s(sv.begin() + static_cast<std::ptrdiff_t>(h * D * D),
+                              sv.begin() + static_cast<std::ptrdiff_t>((h + 1) * D * D));
+        double tr = 0;
+        for (size_t i = 0; i < D; ++i) tr += s[i * D + i];
+        auto it = diag_trace.find({l, static_cast<int>(h)});
+        if (it != diag_trace.end() && std::fabs(tr - it->second) > 1e-4 * std::max(1.0, std::fabs(it->second)))
+          ck.err(F, "sigma_trace of layer " + std::to_string(l) + ", kv head " + std::to_string(h) + " (" +
+                        json_number_text(it->second) + ") differs from the trace of layer_" + std::to_string(l) +
+                        "_sigma (" + json_number_text(tr) + ")");
+        const double add = rd * tr / static_cast<double>(D);
+        for (size_t i = 0; i < D; ++i) s[i * D + i] += add;
+        if (target) {
+          const auto eig = codec::symmetric_eigenvalues(s, D);
+          const double C2 = *target * *target, lmax = eig.front(), lmin = std::max(0.0, eig.back());
+          const double lam = std::max(0.0, (lmax - C2 * lmin) / (C2 - 1));
+          for (size_t i = 0; i < D; ++i) s[i * D + i] += lam;
+        }
+        return s;
+      };
+      const size_t before = r.errors.size();
+      size_t tiny = 0;
+      double tiny_max = 0;
+      r.roundtrip = roundtrip_checks(groups, H, D, sigma_fin, r.errors, options.partial, &tiny, &tiny_max);
+      if (tiny) {
+        char b[200];
+        std::snprintf(b, sizeof b,
+                      "%zu strict-upper inv_chol entries are not exactly 0 (largest |x| %.3g <= bar %.0e); "
+                      "accepted for a partial/reference artefact, an error in a bundle (§2.2)",
+                      tiny, tiny_max, kBundleRoundTripBar);
+        ck.warn(kSigmaST, b);
+      }
+      if (any_sigma_missing) ck.warn(kSigmaST, "factor_err_rel not checked where layer_<l>_sigma is absent");
+      std::vector<RoundTripPair> bad;
+      for (const auto& p : r.roundtrip)
+        if (!pair_passes(p)) bad.push_back(p);
+      if (!bad.empty()) ck.err(kSigmaST, "round-trip check failed: " + worst_pairs_text(bad));
+      if (r.errors.size() == before && !r.roundtrip.empty()) {
+        double mf = 0, mr = 0, mx = 0;
+        for (const auto& p : r.roundtrip) {
+          mf = std::max(mf, p.fwd_err);
+          mr = std::max(mr, p.rev_err);
+          if (!std::isnan(p.factor_err_rel)) mx = std::max(mx, p.factor_err_rel);
+        }
+        char b[256];
+        std::snprintf(b, sizeof b,
+                      "%s: %zu layers x %zu heads: L lower triangular, diag > 0, max|L·L⁻¹−I| %.3g, "
+                      "max|L⁻¹·L−I| %.3g, max factor_err_rel %.3g (bar %.0e)",
+                      kSigmaST, groups.size(), H, mf, mr, mx, kBundleRoundTripBar);
+        r.checks.push_back(b);
+      }
+      if (!st->tensors.empty()) {
+        std::vector<std::string> names;
+        for (const auto& t : st->tensors) names.push_back(t.name);
+        if (!std::is_sorted(names.begin(), names.end()))
+          ck.warn(kSigmaST, "tensor data is not in byte-wise lexicographic name order (§2.1)");
+      }
+    }
+  } else if (st) {
+    ck.err(kSigmaJson, "missing: the sidecar is needed to validate sigma_q.safetensors");
+  }
+
+  // --- centroid files (§4) ---
+  for (const auto& [s, f] : centroid_of) {
+    std::smatch m;
+    std::regex_match(f, m, centroid_re);
+    const unsigned b = static_cast<unsigned>(std::stoi(m[2].str()));
+    try {
+      const auto bytes = io::read_file((dir / f).string());
+      if (bytes.size() != 4u << b) {
+        ck.err(f, "holds " + std::to_string(bytes.size()) + " bytes, expected " + std::to_string(4u << b) +
+                      " (2^" + std::to_string(b) + " f32 values)");
+        continue;
+      }
+      std::vector<float> t(bytes.size() / 4);
+      std::memcpy(t.data(), bytes.data(), bytes.size());
+      bool ok = true;
+      for (size_t i = 0; i < t.size() && ok; ++i)
+        if (!std::isfinite(t[i])) {
+          ck.err(f, "entry " + std::to_string(i) + " is not finite");
+          ok = false;
+        } else if (i && !(t[i - 1] < t[i])) {
+          ck.err(f, "not strictly ascending at entries " + std::to_string(i - 1) + " and " + std::to_string(i) + " (" +
+                        json_number_text(t[i - 1]) + ", " + json_number_text(t[i]) + ")");
+          ok = false;
+        }
+      if (ok) r.checks.push_back(f + ": " + std::to_string(t.size()) + " finite, strictly ascending f32 values");
+    } catch (const Error& e) {
+      r.errors.push_back(e.what());
+    }
+  }
+
+  // --- codec_config.json (§5) ---
+  std::optional<json> cc;
+  if (has(kCodecConfig)) cc = read_json(dir / kCodecConfig, r.errors);
+  if (cc) {
+    const std::string F = kCodecConfig;
+    const size_t before = r.errors.size();
+    if (const json* v = ck.field(F, *cc, "config_format_version", "int"))
+      if (v->get<int>() != 1) ck.err(F, "config_format_version " + std::to_string(v->get<int>()) + " is not 1");
+    if (const json* c = ck.field(F, *cc, "capture", "object")) {
+      ck.field(F, *c, "file_name", "string");
+      ck.field(F, *c, "model_name", "string");
+      ck.field(F, *c, "num_sequences", "int");
+      ck.field(F, *c, "tokens_per_sequence", "int");
+    }
+    ck.int_list(F, *cc, "layers_in_scope");
+    if (const json* e = ck.field(F, *cc, "excluded_layers", "object")) {
+      ck.int_list(F, *e, "sliding");
+      ck.int_list(F, *e, "not_captured");
+    }
+    if (const json* b = ck.field(F, *cc, "block_size", "int"))
+      if (b->get<long long>() < 8 || b->get<long long>() > 65536) ck.err(F, "block_size must be in 8..65536");
+    if (const json* b = ck.field(F, *cc, "block_rows", "string"))
+      if (*b != "per_head" && *b != "pooled_heads") ck.err(F, "block_rows must be per_head or pooled_heads");
+    ck.int_list(F, *cc, "boundary_skip_layers");
+    if (const json* q = ck.field(F, *cc, "q_precond", "object")) {
+      ck.field(F, *q, "enabled", "bool");
+      ck.field(F, *q, "ridge", "number");
+      ck.field(F, *q, "target_cond", "number|null");
+      ck.int_list(F, *q, "auto_skip_layers");
+      ck.int_list(F, *q, "user_skip_layers");
+      ck.int_list(F, *q, "q_precond_skip_layers");
+      if (!q->contains("skip_rule")) ck.err(F, "missing field 'q_precond.skip_rule'");
+      if (side && side->contains("skip_layers") && q->contains("q_precond_skip_layers") &&
+          json_ints((*side)["skip_layers"]) != json_ints((*q)["q_precond_skip_layers"]))
+        ck.err(F, "q_precond.q_precond_skip_layers differs from sigma_q.json skip_layers");
+    }
+    if (const json* s = ck.field(F, *cc, "streams", "object")) {
+      for (const char* name : {"K", "V"}) {
+        const json* sj = ck.field(F, *s, name, "object");
+        if (!sj) continue;
+        const json* codec = ck.field(F, *sj, "codec", "string");
+        const json* params = ck.field(F, *sj, "params", "object");
+        if (name[0] == 'K') {
+          if (const json* kd = ck.field(F, *sj, "k_domain", "string"))
+            if (*kd != "pre_rope" && *kd != "post_rope") ck.err(F, "streams.K.k_domain must be pre_rope or post_rope");
+        }
+        if (!codec) continue;
+        const bool kak = *codec == "kakeya_pca";
+        auto it = centroid_of.find(name);
+        if (kak && it == centroid_of.end()) {
+          if (options.partial) ck.warn(F, std::string("stream ") + name + " is kakeya_pca but the bundle has no " + name + "_b<b>_centroids.f32");
+          else ck.err(F, std::string("stream ") + name + " is kakeya_pca but the bundle has no " + name + "_b<b>_centroids.f32");
+        }
+        if (!kak && it != centroid_of.end())
+          ck.err(it->second, std::string("present although stream ") + name + " uses " + codec->get<std::string>());
+        if (kak && params && it != centroid_of.end()) {
+          const json& bw = params->contains("bit_width") ? (*params)["bit_width"] : json(nullptr);
+          const std::string want = std::string(name) + "_b" + (bw.is_number_integer() ? std::to_string(bw.get<int>()) : "?") + "_centroids.f32";
+          if (want != it->second) ck.err(F, std::string("streams.") + name + ".params.bit_width does not match " + it->second);
+          if (params->contains("centroids") && (*params)["centroids"].is_string() &&
+              (*params)["centroids"] != "gaussian" && (*params)["centroids"] != it->second)
+            ck.err(F, std::string("streams.") + name + ".params.centroids names " + (*params)["centroids"].get<std::string>() +
+                          ", not the bundle's " + it->second);
+        }
+      }
+    }
+    if (const json* o = ck.field(F, *cc, "layer_overrides", "array"))
+      for (const auto& x : *o)
+        if (!x.is_object() || !x.contains("layer") || !x["layer"].is_number_integer())
+          ck.err(F, "each layer_overrides entry needs an integer layer");
+    if (const json* s = ck.field(F, *cc, "selection", "object")) {
+      ck.field(F, *s, "in_sample", "bool");
+      if (const json* sum = ck.field(F, *s, "summary", "object"))
+        for (const char* k : {"ratio_vs_bf16", "bits_per_value", "k_rel_mse", "v_rel_mse", "attn_out_rel_err", "attn_kl", "attn_top1"})
+          ck.field(F, *sum, k, "number|null");
+      if (man && man->contains("in_sample") && s->contains("in_sample") && (*man)["in_sample"] != (*s)["in_sample"])
+        ck.err(F, "selection.in_sample differs from MANIFEST.json in_sample");
+    }
+    if (const json* d = ck.field(F, *cc, "deploy_compatibility", "object"))
+      if (const json* rp = ck.field(F, *d, "reference_plugin", "object")) {
+        ck.field(F, *rp, "compatible", "bool");
+        ck.field(F, *rp, "issues", "array");
+      }
+    if (r.errors.size() == before) r.checks.push_back(F + ": schema valid");
+  }
+
+  // --- deploy.env (§6) against codec_config.json (decisions #10) ---
+  if (has(kDeployEnv)) {
+    const std::string F = kDeployEnv;
+    const size_t before = r.errors.size();
+    std::map<std::string, std::string> vars;
+    try {
+      const std::string text = text_of(io::read_file((dir / F).string()));
+      if (text.find('\r') != std::string::npos) ck.err(F, "has CR characters (LF line endings only)");
+      std::istringstream is(text);
+      std::string line;
+      int no = 0;
+      static const std::regex kv("([A-Z_][A-Z0-9_]*)=([^ \"']*)");
+      while (std::getline(is, line)) {
+        ++no;
+        if (line.empty() || line[0] == '#') continue;
+        std::smatch m;
+        if (!std::regex_match(line, m, kv)) {
+          ck.err(F, "line " + std::to_string(no) + " is not KEY=VALUE without spaces or quotes: " + line);
+          continue;
+        }
+        if (vars.count(m[1].str())) ck.err(F, "line " + std::to_string(no) + ": " + m[1].str() + " set twice");
+        vars[m[1].str()] = m[2].str();
+      }
+    } catch (const Error& e) {
+      r.errors.push_back(e.what());
+    }
+    static const std::set<std::string> known = {"KAKEYA_SIGMA_Q_PATH",     "KAKEYA_K_CENTROIDS_PATH",
+                                                "KAKEYA_V_CENTROIDS_PATH", "KAKEYA_USE_M2_CENTROIDS",
+                                                "KAKEYA_SKIP_LAYERS",      "KAKEYA_BOUNDARY_SKIP_LAYERS",
+                                                "KAKEYA_DISABLE_SIGMA_Q",  "KAKEYA_OUTLIER_THRESHOLD"};
+    for (const auto& [k, v] : vars) {
+      if (!known.count(k)) ck.warn(F, "unknown variable " + k);
+      if (k.ends_with("_PATH")) {
+        if (!deploy_path_ok(v) || v.front() != '/')
+          ck.err(F, k + "=" + v + " is not an absolute path of characters A-Z a-z 0-9 . _ / + -");
+        else if (!has(fs::path(v).filename().string()))
+          ck.err(F, k + " names " + fs::path(v).filename().string() + ", which is not in the bundle");
+      }
+    }
+    if (cc) {
+      const DeployEnvPlan plan = plan_deploy_env(*cc, present);
+      r.deploy_left_out = plan.left_out;
+      std::set<std::string> planned;
+      for (const auto& [k, v] : plan.vars) {
+        planned.insert(k);
+        auto it = vars.find(k);
+        if (it == vars.end()) {
+          ck.err(F, "lacks " + k + " (codec_config.json implies " + k + "=" + v + ")");
+          continue;
+        }
+        const std::string have = k.ends_with("_PATH") ? fs::path(it->second).filename().string() : it->second;
+        if (have != v) ck.err(F, k + "=" + it->second + " does not match codec_config.json (expected " + v + ")");
+      }
+      for (const auto& [k, v] : vars)
+        if (known.count(k) && !planned.count(k))
+          ck.err(F, k + "=" + v + " is set although codec_config.json does not imply it");
+    } else {
+      for (const char* k : {"KAKEYA_SKIP_LAYERS", "KAKEYA_BOUNDARY_SKIP_LAYERS", "KAKEYA_DISABLE_SIGMA_Q"})
+        if (!vars.count(k)) ck.err(F, std::string("lacks ") + k);
+    }
+    if (r.errors.size() == before) r.checks.push_back(F + ": " + std::to_string(vars.size()) + " variables, consistent with codec_config.json");
+  }
+  r.ok = r.errors.empty();
+  return r;
+}
+
+}  // namespace kvwb::sessions

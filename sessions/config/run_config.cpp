@@ -1,0 +1,223 @@
+#include "sessions/config/run_config.h"
+
+#include <algorithm>
+#include <set>
+
+#include "base/errors.h"
+#include "io/atomic_file.h"
+
+namespace kvwb::sessions {
+
+using nlohmann::json;
+
+std::string default_k_domain(const std::string& codec) {
+  return (codec == "kakeya_pca" || codec == "besicovitch") ? "pre_rope" : "post_rope";
+}
+
+std::vector<int> parse_layer_list(const std::string& text, const std::string& what) {
+  std::set<int> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(pos, end - pos);
+    item.erase(std::remove_if(item.begin(), item.end(), ::isspace), item.end());
+    if (!item.empty()) {
+      try {
+        size_t used = 0;
+        const size_t dash = item.find('-', 1);
+        if (dash != std::string::npos) {
+          const int a = std::stoi(item.substr(0, dash), &used);
+          const int b = std::stoi(item.substr(dash + 1));
+          if (a < 0 || b < a) throw std::invalid_argument("range");
+          for (int l = a; l <= b; ++l) out.insert(l);
+        } else {
+          const int l = std::stoi(item, &used);
+          if (used != item.size() || l < 0) throw std::invalid_argument("int");
+          out.insert(l);
+        }
+      } catch (const std::exception&) {
+        throw InvalidArgument(what + ": '" + item + "' is not a layer index or range (e.g. 0,1,26-27)");
+      }
+    }
+    pos = end + 1;
+  }
+  return {out.begin(), out.end()};
+}
+
+namespace {
+
+std::string value_text(const json& v, const std::string& where) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_integer()) return std::to_string(v.get<long long>());
+  if (v.is_number_unsigned()) return std::to_string(v.get<unsigned long long>());
+  if (v.is_number_float()) {
+    std::string s = json(v.get<double>()).dump();
+    return s;
+  }
+  throw InvalidArgument(where + ": parameter values must be strings, numbers or booleans");
+}
+
+StreamConfig stream_from_json(const json& j, const std::string& where) {
+  if (!j.is_object()) throw InvalidArgument(where + " must be an object");
+  StreamConfig s;
+  s.codec = "";
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    if (key == "codec") {
+      s.codec = it->get<std::string>();
+    } else if (key == "k_domain") {
+      s.k_domain = it->get<std::string>();
+      if (s.k_domain != "pre_rope" && s.k_domain != "post_rope")
+        throw InvalidArgument(where + ".k_domain must be pre_rope or post_rope");
+    } else if (key == "centroids_file") {
+      s.centroids_file = it->get<std::string>();
+    } else if (key == "params") {
+      if (!it->is_object()) throw InvalidArgument(where + ".params must be an object");
+      for (auto p = it->begin(); p != it->end(); ++p) s.params[p.key()] = value_text(*p, where + ".params." + p.key());
+    } else {
+      throw InvalidArgument(where + ": unknown key '" + key + "' (known: codec, params, k_domain, centroids_file)");
+    }
+  }
+  if (s.codec.empty()) throw InvalidArgument(where + ".codec is required");
+  codec::codec_id_from_name(s.codec);  // validates the name
+  return s;
+}
+
+json stream_to_json(const StreamConfig& s, bool is_k) {
+  json j;
+  j["codec"] = s.codec;
+  json params = json::object();
+  for (const auto& spec : codec::codec_params(s.codec))
+    if (!spec.default_value.empty()) params[spec.name] = spec.default_value;
+  for (const auto& [k, v] : s.params) params[k] = v;
+  j["params"] = params;
+  if (is_k) j["k_domain"] = s.k_domain.empty() ? default_k_domain(s.codec) : s.k_domain;
+  if (!s.centroids_file.empty()) j["centroids_file"] = s.centroids_file;
+  return j;
+}
+
+std::vector<int> int_list(const json& v, const std::string& where) {
+  if (v.is_string()) return parse_layer_list(v.get<std::string>(), where);
+  if (!v.is_array()) throw InvalidArgument(where + " must be a list of layer indices");
+  std::set<int> out;
+  for (const auto& x : v) {
+    if (!x.is_number_integer() || x.get<int>() < 0) throw InvalidArgument(where + " must hold non-negative integers");
+    out.insert(x.get<int>());
+  }
+  return {out.begin(), out.end()};
+}
+
+}  // namespace
+
+RunConfig run_config_from_json(const json& j, const std::string& source) {
+  if (!j.is_object()) throw InvalidArgument(source + ": a run configuration must be a JSON object");
+  RunConfig c;
+  try {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& key = it.key();
+      const std::string where = source + ": " + key;
+      if (key == "block_size") {
+        const auto v = it->get<long long>();
+        if (v < 8 || v > 65536) throw InvalidArgument(where + " must be in 8..65536");
+        c.block_size = static_cast<uint32_t>(v);
+      } else if (key == "block_rows") {
+        c.block_rows = it->get<std::string>();
+        if (c.block_rows != "per_head" && c.block_rows != "pooled_heads")
+          throw InvalidArgument(where + " must be per_head or pooled_heads");
+      } else if (key == "layers") {
+        c.layers = int_list(*it, where);
+      } else if (key == "include_sliding") {
+        c.include_sliding = it->get<bool>();
+      } else if (key == "boundary") {
+        c.boundary = int_list(*it, where);
+      } else if (key == "k") {
+        c.k = stream_from_json(*it, where);
+      } else if (key == "v") {
+        c.v = stream_from_json(*it, where);
+        if (!c.v.k_domain.empty()) throw InvalidArgument(where + ": k_domain applies to the K stream only");
+      } else if (key == "overrides") {
+        if (!it->is_array()) throw InvalidArgument(where + " must be a list");
+        for (const auto& o : *it) {
+          LayerOverride lo;
+          if (!o.contains("layer")) throw InvalidArgument(where + ": each override needs a layer");
+          lo.layer = o.at("layer").get<int>();
+          for (auto f = o.begin(); f != o.end(); ++f) {
+            if (f.key() == "layer") continue;
+            if (f.key() == "k") lo.k = stream_from_json(*f, where + "[" + std::to_string(lo.layer) + "].k");
+            else if (f.key() == "v") lo.v = stream_from_json(*f, where + "[" + std::to_string(lo.layer) + "].v");
+            else throw InvalidArgument(where + ": unknown override key '" + f.key() + "'");
+          }
+          c.overrides.push_back(lo);
+        }
+      } else if (key == "q_precond") {
+        c.q_precond = it->is_null() ? "" : it->get<std::string>();
+      } else if (key == "q_precond_skip_layers") {
+        c.q_precond_skip_layers = int_list(*it, where);
+      } else if (key == "q_precond_auto_skip") {
+        c.q_precond_auto_skip = it->get<bool>();
+      } else if (key == "target_cond") {
+        if (!it->is_null()) {
+          c.target_cond = it->get<double>();
+          if (!(*c.target_cond > 1.0)) throw InvalidArgument(where + " must be > 1");
+        }
+      } else if (key == "turbo_policy") {
+        c.turbo_policy = it->get<std::string>();
+        static const std::set<std::string> ok = {"none", "fork_auto", "mode1", "mode2", "mode5", "mode6", "mode7"};
+        if (!ok.count(c.turbo_policy)) throw InvalidArgument(where + " must be none, fork_auto or mode1/2/5/6/7");
+      } else if (key == "attention_metrics") {
+        c.attention_metrics = it->get<bool>();
+      } else if (key == "attn_scale") {
+        if (!it->is_null()) c.attn_scale = it->get<double>();
+      } else if (key == "threads") {
+        c.threads = it->get<int>();
+        if (c.threads < 0) throw InvalidArgument(where + " must be >= 0");
+      } else if (key == "backend") {
+        c.backend = it->get<std::string>();
+        if (c.backend != "cpu" && c.backend != "cuda" && c.backend != "auto")
+          throw InvalidArgument(where + " must be cpu, cuda or auto");
+      } else {
+        throw InvalidArgument(source + ": unknown key '" + key + "' in run configuration (see docs/run-config.md)");
+      }
+    }
+  } catch (const json::exception& e) {
+    throw InvalidArgument(source + ": " + e.what());
+  }
+  return c;
+}
+
+json run_config_to_json(const RunConfig& c) {
+  json j;
+  j["block_size"] = c.block_size;
+  j["block_rows"] = c.block_rows;
+  j["layers"] = c.layers;
+  j["include_sliding"] = c.include_sliding;
+  j["boundary"] = c.boundary;
+  j["k"] = stream_to_json(c.k, true);
+  j["v"] = stream_to_json(c.v, false);
+  json ov = json::array();
+  for (const auto& o : c.overrides) {
+    json x;
+    x["layer"] = o.layer;
+    if (o.k) x["k"] = stream_to_json(*o.k, true);
+    if (o.v) x["v"] = stream_to_json(*o.v, false);
+    ov.push_back(x);
+  }
+  j["overrides"] = ov;
+  j["q_precond"] = c.q_precond.empty() ? json(nullptr) : json(c.q_precond);
+  j["q_precond_skip_layers"] = c.q_precond_skip_layers;
+  j["q_precond_auto_skip"] = c.q_precond_auto_skip;
+  j["target_cond"] = c.target_cond ? json(*c.target_cond) : json(nullptr);
+  j["turbo_policy"] = c.turbo_policy;
+  j["attention_metrics"] = c.attention_metrics;
+  j["attn_scale"] = c.attn_scale ? json(*c.attn_scale) : json(nullptr);
+  return j;  // threads and backend are execution choices, not part of the configuration identity
+}
+
+std::string run_config_hash(const RunConfig& c) {
+  const std::string text = run_config_to_json(c).dump();
+  return io::sha256_hex(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+}
+
+}  // namespace kvwb::sessions

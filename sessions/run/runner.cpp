@@ -1,0 +1,761 @@
+#include "sessions/run/runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "codec/codec.h"
+#include "base/errors.h"
+#include "codec/format/half.h"
+#include "codec/math/metrics.h"
+#include "codec/math/rope.h"
+#include "io/atomic_file.h"
+#include "sessions/run/backends.h"
+#include "sessions/run/calibration_io.h"
+#include "base/thread_pool.h"
+
+namespace kvwb::sessions {
+
+using codec::Tensor4;
+using nlohmann::json;
+
+RunConfig workbench_default_config(int tokens) {
+  RunConfig c;
+  uint32_t b = 8;
+  while (b * 2 <= 512 && static_cast<int64_t>(b) * 2 <= tokens) b *= 2;
+  c.block_size = std::min<uint32_t>(c.block_size, b);
+  return c;
+}
+
+double RunResult::ratio_vs_bf16() const {
+  return total_bytes ? static_cast<double>(bf16_bytes) / static_cast<double>(total_bytes) : NAN;
+}
+
+namespace {
+
+bool is_turbo(const std::string& c) { return c == "turbo2" || c == "turbo3" || c == "turbo4"; }
+bool is_block_codec(const std::string& c) { return c == "kakeya_pca" || c == "besicovitch"; }
+
+/// Stream settings of one layer: override > turbo policy > defaults (codec-peers.md §1.7).
+struct LayerStreams {
+  StreamConfig k, v;
+};
+
+LayerStreams resolve_layer(const RunConfig& cfg, const io::CaptureInfo& info, int l) {
+  LayerStreams s{cfg.k, cfg.v};
+  const std::string& pol = cfg.turbo_policy;
+  const int n = info.num_layers;
+  if (pol != "none") {
+    auto set = [](StreamConfig& sc, const std::string& codec) {
+      if (sc.codec != codec) sc = StreamConfig{codec, {}, sc.k_domain.empty() ? "" : "post_rope", ""};
+    };
+    // Step 1: auto-asymmetric K upgrade.
+    if (is_turbo(s.k.codec) && s.k.codec == s.v.codec && info.num_kv_heads > 0 &&
+        info.num_query_heads / info.num_kv_heads >= 6)
+      set(s.k, "q8_0");
+    std::string mode = pol;
+    if (pol == "fork_auto") mode = (s.v.codec == "turbo2" && n >= 8) ? "mode7" : "none";
+    const bool big = n >= 8;
+    if (mode == "mode1" && big && is_turbo(s.k.codec) && (l < 4 || l >= n - 4)) {
+      set(s.k, "q8_0");
+      set(s.v, "q8_0");
+    } else if (mode == "mode2" && big && is_turbo(s.k.codec) && l >= n - 8) {
+      set(s.k, "q8_0");
+      set(s.v, "q8_0");
+    } else if (mode == "mode5" && big && is_turbo(s.v.codec)) {
+      set(s.v, (l < 2 || l >= n - 2) ? "turbo4" : "turbo2");
+    } else if (mode == "mode6" && big && is_turbo(s.v.codec)) {
+      set(s.v, l >= n - 8 ? "turbo4" : "turbo2");
+    } else if (mode == "mode7" && big && is_turbo(s.v.codec)) {
+      set(s.v, (l < 2 || l >= n - 2) ? "q8_0" : "turbo2");
+    }
+  }
+  for (const auto& o : cfg.overrides) {
+    if (o.layer != l) continue;
+    if (o.k) s.k = *o.k;
+    if (o.v) s.v = *o.v;
+  }
+  return s;
+}
+
+std::string k_domain_of(const StreamConfig& k) {
+  return k.k_domain.empty() ? default_k_domain(k.codec) : k.k_domain;
+}
+
+std::vector<float> load_centroids(const std::string& path, const std::string& what) {
+  const auto bytes = io::read_file(path);
+  if (bytes.empty() || bytes.size() % 4 != 0)
+    throw FormatError(path + ": " + what + " centroid file must hold little-endian f32 values (size " +
+                      std::to_string(bytes.size()) + " is not a positive multiple of 4)");
+  std::vector<float> t(bytes.size() / 4);
+  std::memcpy(t.data(), bytes.data(), bytes.size());
+  return t;
+}
+
+std::unique_ptr<codec::Codec> build_codec(const StreamConfig& sc, size_t head_dim, const std::string& what) {
+  codec::CodecResources res;
+  if (!sc.centroids_file.empty()) {
+    if (sc.codec != "kakeya_pca")
+      throw InvalidArgument(what + ": centroids_file applies to kakeya_pca only, not " + sc.codec);
+    res.centroid_table = load_centroids(sc.centroids_file, what);
+  }
+  try {
+    return codec::make_codec(sc.codec, sc.params, head_dim, res);
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(what + ": " + e.what());
+  } catch (const Unsupported& e) {
+    throw Unsupported(what + ": " + e.what());
+  }
+}
+
+std::vector<int> run_layers(const io::CaptureInfo& info, const RunConfig& cfg) {
+  std::vector<int> out;
+  if (!cfg.layers.empty()) {
+    for (int l : cfg.layers) {
+      const auto* li = info.layer(l);
+      if (!li) throw InvalidArgument("layer " + std::to_string(l) + " is not in the capture " + info.path);
+      out.push_back(l);
+    }
+  } else {
+    for (const auto& li : info.layers)
+      if (li.attention != "sliding" || cfg.include_sliding) out.push_back(li.layer);
+  }
+  for (int b : cfg.boundary)
+    if (!info.layer(b))
+      throw InvalidArgument("boundary layer " + std::to_string(b) + " is not in the capture " + info.path);
+  return out;
+}
+
+/// Gathers the rows of one unit: per_head (s, h) is contiguous in [S,H,T,D]; pooled_heads
+/// interleaves heads token-major (row ρ = t·H + h).
+void gather_unit(const Tensor4& x, size_t s, int head, std::vector<float>& out) {
+  const size_t d = x.d, t = x.t;
+  if (head >= 0) {
+    const float* src = x.row(s, static_cast<size_t>(head), 0);
+    out.assign(src, src + t * d);
+    return;
+  }
+  out.resize(t * x.h * d);
+  for (size_t ti = 0; ti < t; ++ti)
+    for (size_t h = 0; h < x.h; ++h) std::memcpy(&out[(ti * x.h + h) * d], x.row(s, h, ti), d * sizeof(float));
+}
+
+void scatter_unit(Tensor4& x, size_t s, int head, const float* rows) {
+  const size_t d = x.d, t = x.t;
+  if (head >= 0) {
+    std::memcpy(x.row(s, static_cast<size_t>(head), 0), rows, t * d * sizeof(float));
+    return;
+  }
+  for (size_t ti = 0; ti < t; ++ti)
+    for (size_t h = 0; h < x.h; ++h) std::memcpy(x.row(s, h, ti), &rows[(ti * x.h + h) * d], d * sizeof(float));
+}
+
+std::string stream_name(codec::Stream s) { return s == codec::Stream::kK ? "K" : "V"; }
+
+/// Per-layer data shared by both streams.
+struct LayerData {
+  int layer = 0;
+  Tensor4 k;        // K in the K stream's domain
+  Tensor4 v;
+  bool k_pre = true;       // k holds pre-RoPE keys
+  bool k_derived = false;  // k was derived by (inverse) RoPE
+  const std::vector<codec::WhiteningFactor>* whitening = nullptr;  // used by the codec
+  const std::vector<codec::WhiteningFactor>* factors = nullptr;    // available for whitened metrics
+  std::vector<std::vector<double>> key_weights;  // [S*H_kv][T] attention weights when needed
+};
+
+void round_bf16_tensor(const Tensor4& in, Tensor4& out) {
+  out = in;
+  for (auto& v : out.data) v = codec::round_bf16(v);
+}
+
+/// Encodes, decodes and measures one stream of one layer into `res`, writing the reconstruction.
+void run_stream(const io::CaptureInfo& info, const RunConfig& cfg, const StreamConfig& sc, codec::Stream stream,
+                LayerData& ld, const Tensor4& x, Tensor4& recon, StreamResult& res, const RunOptions& opt,
+                const std::atomic<bool>* cancel) {
+  const size_t S = x.s, H = x.h, T = x.t, D = x.d;
+  const std::string what = "layer " + std::to_string(ld.layer) + " " + stream_name(stream);
+  auto codec = build_codec(sc, D, what + " codec " + sc.codec);
+  const bool pooled = is_block_codec(sc.codec) && cfg.block_rows == "pooled_heads";
+  const bool whiten = stream == codec::Stream::kK && ld.whitening != nullptr;
+
+  // Whitened copy of K (rows · L_h), and its max |value| (reported, never saturated).
+  Tensor4 xw;
+  if (whiten) {
+    xw = Tensor4(S, H, T, D);
+    for (size_t s = 0; s < S; ++s)
+      for (size_t h = 0; h < H; ++h)
+        codec::matmul_rows(x.row(s, h, 0), T, D, (*ld.whitening)[h].L.data(), xw.row(s, h, 0));
+    for (float v : xw.data) res.max_abs_whitened = std::max(res.max_abs_whitened, static_cast<double>(std::fabs(v)));
+  }
+  float layer_scale = 1.0f;
+  if (sc.codec == "fp8_e4m3") {
+    auto it = sc.params.find("scale_mode");
+    if (it != sc.params.end() && it->second == "absmax") {
+      float mx = 0;
+      for (float v : x.data) mx = std::max(mx, std::fabs(v));
+      layer_scale = mx > 0 ? mx / 448.0f : 1.0f;
+    }
+  }
+  uint8_t flags = 0;
+  if (stream == codec::Stream::kK) {
+    if (ld.k_pre) flags |= codec::kDomainPreRope;
+    if (ld.k_pre && ld.k_derived) flags |= codec::kDomainDerivedPre;
+    if (whiten) flags |= codec::kDomainWhitened;
+  }
+  struct Unit {
+    size_t s;
+    int head;
+  };
+  std::vector<Unit> units;
+  for (size_t s = 0; s < S; ++s) {
+    if (pooled) units.push_back({s, -1});
+    else
+      for (size_t h = 0; h < H; ++h) units.push_back({s, static_cast<int>(h)});
+  }
+  std::vector<codec::EncodedUnit> enc(units.size());
+  recon = Tensor4(S, H, T, D);
+  parallel_for(units.size(), cfg.threads, [&](size_t ui) {
+    const Unit u = units[ui];
+    std::vector<float> rows, orig, weights;
+    gather_unit(whiten ? xw : x, u.s, u.head, rows);
+    if (whiten) gather_unit(x, u.s, u.head, orig);
+    codec::UnitInput in;
+    in.rows = rows.data();
+    in.original_rows = whiten ? orig.data() : nullptr;
+    in.n = rows.size() / D;
+    in.dim = D;
+    in.layer_scale = layer_scale;
+    in.collect_residuals = opt.collect_residuals;
+    if (!ld.key_weights.empty() && sc.codec == "kakeya_pca") {
+      weights.resize(in.n);
+      for (size_t r = 0; r < in.n; ++r) {
+        const size_t h = u.head >= 0 ? static_cast<size_t>(u.head) : r % H;
+        const size_t t = u.head >= 0 ? r : r / H;
+        weights[r] = static_cast<float>(ld.key_weights[u.s * H + h][t]);
+      }
+      in.weights = weights.data();
+    }
+    in.info.sequence = static_cast<uint32_t>(u.s);
+    in.info.layer = static_cast<uint32_t>(ld.layer);
+    in.info.kv_head = u.head >= 0 ? static_cast<uint16_t>(u.head) : codec::kPooledHead;
+    in.info.n_kv_heads = static_cast<uint16_t>(info.num_kv_heads);
+    in.info.stream = stream;
+    in.info.block_rows = pooled ? codec::BlockRows::kPooledHeads : codec::BlockRows::kPerHead;
+    in.info.block_size = cfg.block_size;
+    in.info.domain_flags = flags;
+    const std::string where = "sequence " + std::to_string(u.s) + ", layer " + std::to_string(ld.layer) +
+                              (u.head >= 0 ? ", kv head " + std::to_string(u.head) : ", pooled heads") +
+                              ", stream " + stream_name(stream);
+    try {
+      enc[ui] = codec->encode(in);
+      // Decode from the serialized bytes only: what is measured is what a reader would get.
+      codec::DecodedUnit dec = codec::decode_container(enc[ui].bytes, where);
+      if (dec.rows.size() != rows.size())
+        throw FormatError(where + ": decoded " + std::to_string(dec.rows.size() / D) + " rows, expected " +
+                          std::to_string(in.n));
+      if (whiten) {
+        // Un-whiten the coded rows (K̂ = K̂̃·L⁻¹); the tail is already in the original domain.
+        std::vector<float> tmp(D);
+        for (size_t r = 0; r < dec.n_block_rows; ++r) {
+          const size_t h = u.head >= 0 ? static_cast<size_t>(u.head) : r % H;
+          codec::matmul_rows(&dec.rows[r * D], 1, D, (*ld.whitening)[h].L_inv.data(), tmp.data());
+          std::memcpy(&dec.rows[r * D], tmp.data(), D * sizeof(float));
+        }
+      }
+      scatter_unit(recon, u.s, u.head, dec.rows.data());
+    } catch (const Fp16Range& e) {
+      throw Fp16Range(where + ": " + e.what());
+    } catch (const NonFiniteInput& e) {
+      throw NonFiniteInput(where + ": " + e.what());
+    }
+  }, cancel);
+  if (cancel && cancel->load()) throw Cancelled("run cancelled");
+  for (const auto& e : enc) {
+    res.bytes += e.reported_bytes;
+    res.reference_bytes += e.reference_bytes;
+    res.tail_bytes += e.tail_bytes;
+    res.d_eff.insert(res.d_eff.end(), e.stats.d_eff.begin(), e.stats.d_eff.end());
+    res.outliers += e.stats.outliers;
+    res.clipped += e.stats.clipped;
+    res.coded_values += e.stats.coded_values;
+    if (opt.collect_residuals)
+      res.scaled_residuals.insert(res.scaled_residuals.end(), e.stats.scaled_residuals.begin(),
+                                  e.stats.scaled_residuals.end());
+  }
+  res.bytes += codec->per_layer_stream_bytes();
+  res.reference_bytes += codec->per_layer_stream_bytes();
+}
+
+void measure(const Tensor4& x, const Tensor4& recon, StreamResult& res) {
+  res.heads.assign(x.h, {});
+  for (size_t h = 0; h < x.h; ++h)
+    for (size_t s = 0; s < x.s; ++s) res.heads[h].add(x.row(s, h, 0), recon.row(s, h, 0), x.t, x.d);
+  for (const auto& h : res.heads) res.err.merge(h);
+}
+
+/// Whitened-domain K error (metrics.md §1): ‖(k − k̂)·L‖² with pre-RoPE rows.
+void measure_whitened(const LayerData& ld, const Tensor4& kpre, const Tensor4& kpre_hat, StreamResult& res) {
+  if (!ld.factors) return;
+  const size_t T = kpre.t, D = kpre.d;
+  std::vector<float> a(T * D), b(T * D);
+  for (size_t h = 0; h < kpre.h; ++h) {
+    for (size_t s = 0; s < kpre.s; ++s) {
+      codec::matmul_rows(kpre.row(s, h, 0), T, D, (*ld.factors)[h].L.data(), a.data());
+      codec::matmul_rows(kpre_hat.row(s, h, 0), T, D, (*ld.factors)[h].L.data(), b.data());
+      res.heads[h].add_whitened(a.data(), b.data(), T, D);
+      res.err.add_whitened(a.data(), b.data(), T, D);
+    }
+  }
+}
+
+void rope_tensor(Tensor4& t, const std::vector<int32_t>& positions, const codec::RopeParams& p, bool inverse) {
+  for (size_t s = 0; s < t.s; ++s)
+    for (size_t h = 0; h < t.h; ++h) codec::apply_rope(t.row(s, h, 0), t.t, positions.data() + s * t.t, p, inverse);
+}
+
+}  // namespace
+
+Whitening build_whitening(const io::CaptureReader& cap, const RunConfig& cfg) {
+  Whitening w;
+  if (cfg.q_precond.empty()) return w;
+  const auto& info = cap.info();
+  if (cfg.q_precond == "capture") {
+    for (const auto& li : info.layers) {
+      if (!li.has_q_pre || li.attention == "sliding") continue;
+      const Tensor4 q = cap.read(li.layer, io::TensorKind::kQPre);
+      const auto sig = codec::compute_sigma_q(q, static_cast<size_t>(info.num_kv_heads));
+      auto& fs = w.factors[li.layer];
+      for (size_t h = 0; h < sig.size(); ++h)
+        fs.push_back(codec::factor_sigma_q(sig[h], static_cast<size_t>(info.head_dim), codec::kDefaultRidge,
+                                           cfg.target_cond,
+                                           "layer " + std::to_string(li.layer) + ", kv head " + std::to_string(h)));
+    }
+  } else {
+    w.factors = load_whitening_file(cfg.q_precond, info.num_kv_heads, info.head_dim);
+  }
+  std::map<int, double> m;
+  for (const auto& [l, fs] : w.factors) {
+    double mx = 0;
+    for (const auto& f : fs) mx = std::max(mx, f.max_abs_L);
+    m[l] = mx;
+  }
+  w.rule = codec::skip_rule(m);
+  if (cfg.q_precond_auto_skip)
+    for (const auto& [l, s] : w.rule.skip)
+      if (s) w.skipped.insert(l);
+  for (int l : cfg.q_precond_skip_layers) w.skipped.insert(l);
+  return w;
+}
+
+LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg, const Whitening& wh, int layer,
+                              const Tensor4& k_pre, const Tensor4& v, const std::vector<int32_t>& positions) {
+  LayerRoundTrip out;
+  const bool boundary = std::find(cfg.boundary.begin(), cfg.boundary.end(), layer) != cfg.boundary.end();
+  const LayerStreams ls = resolve_layer(cfg, info, layer);
+  LayerData ld;
+  ld.layer = layer;
+  const std::string kdom = boundary ? "pre_rope" : k_domain_of(ls.k);
+  ld.k_pre = kdom == "pre_rope";
+  ld.k = k_pre;
+  const codec::RopeParams rope = info.rope();
+  if (!ld.k_pre) rope_tensor(ld.k, positions, rope, false);
+  ld.v = v;
+  auto fit = wh.factors.find(layer);
+  if (fit != wh.factors.end()) {
+    ld.factors = &fit->second;
+    if (!boundary && !wh.skipped.count(layer) && ld.k_pre) ld.whitening = &fit->second;
+  }
+  RunOptions opt;
+  for (int si = 0; si < 2; ++si) {
+    const bool is_k = si == 0;
+    const StreamConfig& sc = is_k ? ls.k : ls.v;
+    const Tensor4& x = is_k ? ld.k : ld.v;
+    Tensor4& rec = is_k ? out.k_pre_hat : out.v_hat;
+    StreamResult& res = is_k ? out.k : out.v;
+    res.codec = boundary ? "bf16" : sc.codec;
+    res.k_domain = is_k ? kdom : "";
+    res.values = x.size();
+    res.bf16_bytes = 2 * x.size();
+    if (boundary) {
+      round_bf16_tensor(x, rec);
+      res.bytes = res.reference_bytes = 2 * x.size();
+    } else {
+      run_stream(info, cfg, sc, is_k ? codec::Stream::kK : codec::Stream::kV, ld, x, rec, res, opt, nullptr);
+    }
+    measure(x, rec, res);
+  }
+  if (!ld.k_pre) rope_tensor(out.k_pre_hat, positions, rope, true);
+  return out;
+}
+
+RunResult run_config(const std::string& capture_path, const RunConfig& cfg, const RunOptions& opt, JobControl* job,
+                     RunResult* partial) {
+  const auto t_start = std::chrono::steady_clock::now();
+  std::string backend_note;
+  const std::string backend = resolve_backend(cfg.backend, &backend_note);
+  io::CaptureReader cap(capture_path);
+  const auto& info = cap.info();
+  const size_t D = static_cast<size_t>(info.head_dim);
+  RunResult r;
+  r.config = run_config_to_json(cfg);
+  r.config_hash = run_config_hash(cfg);
+  r.capture_file = capture_path;
+  r.backend = backend;
+  if (!backend_note.empty()) r.warnings.push_back(backend_note);
+  const std::vector<int> layers = run_layers(info, cfg);
+  const std::set<int> boundary(cfg.boundary.begin(), cfg.boundary.end());
+
+  // Validate every stream configuration of every layer before any encoding starts.
+  for (int l : layers) {
+    if (boundary.count(l)) continue;
+    const LayerStreams ls = resolve_layer(cfg, info, l);
+    build_codec(ls.k, D, "layer " + std::to_string(l) + " K codec " + ls.k.codec);
+    build_codec(ls.v, D, "layer " + std::to_string(l) + " V codec " + ls.v.codec);
+    if (!cfg.q_precond.empty() && k_domain_of(ls.k) == "post_rope")
+      throw InvalidArgument("Q-preconditioning needs k_domain pre_rope, but layer " + std::to_string(l) +
+                            " codes K post-RoPE with " + ls.k.codec);
+    if (ls.k.codec == "kakeya_pca" && !k_domain_of(ls.k).empty()) {
+      auto it = ls.k.params.find("share_basis");
+      if (it != ls.k.params.end() && (it->second == "true" || it->second == "1"))
+        r.warnings.push_back("share_basis on K (layer " + std::to_string(l) +
+                             "): the reference measured 2.47x K-MSE inflation for a shared K basis");
+    }
+  }
+  if (opt.compute_sha256) r.capture_sha256 = io::sha256_file(capture_path);
+  const Whitening wh = build_whitening(cap, cfg);
+  r.skip_m = wh.rule.m;
+  r.skip_median = wh.rule.median;
+  const codec::RopeParams rope = info.rope();
+  const auto& positions = cap.positions();
+  const auto sample = codec::attention_query_sample(static_cast<size_t>(info.tokens));
+  const float scale = static_cast<float>(cfg.attn_scale ? *cfg.attn_scale : 1.0 / std::sqrt(static_cast<double>(D)));
+
+  std::unique_ptr<io::CaptureWriter> dump;
+  if (!opt.dump_decoded.empty()) {
+    io::CaptureInfo di = info;
+    di.model_name = info.model_name;
+    di.text_source = "reconstruction by kvwb run (config " + r.config_hash.substr(0, 12) + ") of " + capture_path;
+    dump = std::make_unique<io::CaptureWriter>(opt.dump_decoded, di, io::CaptureWriteOptions{false, 1});
+    if (info.has_positions) dump->write_positions(positions);
+    if (info.has_tokens) dump->write_tokens(cap.tokens());
+  }
+
+  const std::atomic<bool>* cancel = job ? &job->cancel : nullptr;
+  size_t step = 0;
+  const size_t total_steps = layers.size();
+  for (int l : layers) {
+    if (cancel && cancel->load()) {
+      if (partial) *partial = r;
+      throw Cancelled("run cancelled after " + std::to_string(r.layers.size()) + " of " +
+                      std::to_string(layers.size()) + " layers");
+    }
+    if (job && job->progress) job->progress(step, total_steps, "layer " + std::to_string(l));
+    const auto* li = info.layer(l);
+    LayerResult lr;
+    lr.layer = l;
+    lr.boundary = boundary.count(l) > 0;
+    lr.has_q = li->has_q_pre;
+    const LayerStreams ls = resolve_layer(cfg, info, l);
+    LayerData ld;
+    ld.layer = l;
+    const std::string kdom = lr.boundary ? "pre_rope" : k_domain_of(ls.k);
+    ld.k_pre = kdom == "pre_rope";
+    ld.k = ld.k_pre ? cap.k_pre(l, &ld.k_derived) : cap.k_post(l, &ld.k_derived);
+    ld.v = cap.read(l, io::TensorKind::kV);
+    auto fit = wh.factors.find(l);
+    if (fit != wh.factors.end()) {
+      ld.factors = &fit->second;
+      lr.q_skip = wh.skipped.count(l) > 0;
+      if (!lr.boundary && !lr.q_skip && ld.k_pre) ld.whitening = &fit->second;
+    }
+    lr.whitened = ld.whitening != nullptr;
+    const size_t S = ld.v.s, H = ld.v.h, T = ld.v.t;
+    const bool want_attn = cfg.attention_metrics && li->has_q_pre;
+    const int window = li->attention == "sliding" ? li->sliding_window : 0;
+    Tensor4 qpost;
+    if (want_attn || (!lr.boundary && ((ls.k.codec == "kakeya_pca" && ls.k.params.count("weights") &&
+                                        ls.k.params.at("weights") == "attention") ||
+                                       (ls.v.codec == "kakeya_pca" && ls.v.params.count("weights") &&
+                                        ls.v.params.at("weights") == "attention")))) {
+      if (!li->has_q_pre)
+        throw InvalidArgument("layer " + std::to_string(l) + ": weights=attention needs q_pre in the capture");
+      qpost = cap.read(l, io::TensorKind::kQPre);
+      rope_tensor(qpost, positions, rope, false);
+    }
+    // Post-RoPE reference keys for attention.
+    Tensor4 kpost_ref;
+    if (qpost.size()) {
+      kpost_ref = ld.k;
+      if (ld.k_pre) rope_tensor(kpost_ref, positions, rope, false);
+    }
+    const size_t g = static_cast<size_t>(info.num_query_heads / info.num_kv_heads);
+    if (!lr.boundary && qpost.size() &&
+        ((ls.k.params.count("weights") && ls.k.params.at("weights") == "attention") ||
+         (ls.v.params.count("weights") && ls.v.params.at("weights") == "attention"))) {
+      ld.key_weights.assign(S * H, std::vector<double>(T, 0.0));
+      parallel_for(S * H, cfg.threads, [&](size_t i) {
+        const size_t s = i / H, h = i % H;
+        for (size_t hq = h * g; hq < (h + 1) * g; ++hq)
+          codec::accumulate_key_attention_mass(qpost.row(s, hq, 0), kpost_ref.row(s, h, 0), T, D, sample, scale,
+                                               window, ld.key_weights[i]);
+      });
+    }
+
+    Tensor4 krec, vrec;
+    auto do_stream = [&](const StreamConfig& sc, codec::Stream st, const Tensor4& x, Tensor4& rec, StreamResult& res) {
+      res.codec = lr.boundary ? "bf16" : sc.codec;
+      res.k_domain = st == codec::Stream::kK ? kdom : "";
+      res.values = x.size();
+      res.bf16_bytes = 2 * x.size();
+      if (lr.boundary) {
+        round_bf16_tensor(x, rec);
+        res.bytes = res.reference_bytes = 2 * x.size();
+        return;
+      }
+      try {
+        run_stream(info, cfg, sc, st, ld, x, rec, res, opt, cancel);
+      } catch (const Fp16Range& e) {
+        res.failed = true;
+        res.error_code = e.code();
+        res.error_message = e.what();
+      } catch (const NonFiniteInput& e) {
+        res.failed = true;
+        res.error_code = e.code();
+        res.error_message = e.what();
+      }
+    };
+    do_stream(ls.k, codec::Stream::kK, ld.k, krec, lr.k);
+    do_stream(ls.v, codec::Stream::kV, ld.v, vrec, lr.v);
+    if (!lr.k.failed) {
+      measure(ld.k, krec, lr.k);
+      if (ld.factors) {
+        if (ld.k_pre) {
+          measure_whitened(ld, ld.k, krec, lr.k);
+        } else {
+          Tensor4 a = ld.k, b = krec;
+          rope_tensor(a, positions, rope, true);
+          rope_tensor(b, positions, rope, true);
+          measure_whitened(ld, a, b, lr.k);
+        }
+      }
+    }
+    if (!lr.v.failed) measure(ld.v, vrec, lr.v);
+    if (want_attn && !lr.k.failed && !lr.v.failed) {
+      Tensor4 kpost_hat = krec;
+      if (ld.k_pre) rope_tensor(kpost_hat, positions, rope, false);
+      std::vector<codec::AttentionVariants> per(S * H);
+      parallel_for(S * H, cfg.threads, [&](size_t i) {
+        const size_t s = i / H, h = i % H;
+        for (size_t hq = h * g; hq < (h + 1) * g; ++hq)
+          codec::accumulate_attention(qpost.row(s, hq, 0), kpost_ref.row(s, h, 0), ld.v.row(s, h, 0),
+                                      kpost_hat.row(s, h, 0), vrec.row(s, h, 0), T, D, sample, scale, window, per[i]);
+      }, cancel);
+      lr.attn_heads.assign(H, {});
+      for (size_t i = 0; i < S * H; ++i) {
+        lr.attn_heads[i % H].merge(per[i].both);
+        lr.attn.merge(per[i].both);
+        lr.k.attn.merge(per[i].k_only);
+        lr.v.attn.merge(per[i].v_only);
+      }
+      lr.has_attn = lr.k.has_attn = lr.v.has_attn = true;
+    }
+    if (dump && !lr.k.failed && !lr.v.failed) {
+      Tensor4 other = krec;
+      rope_tensor(other, positions, rope, ld.k_pre ? false : true);
+      dump->write_layer(l, ld.k_pre ? io::TensorKind::kKPre : io::TensorKind::kK, krec);
+      dump->write_layer(l, ld.k_pre ? io::TensorKind::kK : io::TensorKind::kKPre, other);
+      dump->write_layer(l, io::TensorKind::kV, vrec);
+      if (li->has_q_pre) dump->write_layer(l, io::TensorKind::kQPre, cap.read(l, io::TensorKind::kQPre));
+    }
+    r.failed = r.failed || lr.k.failed || lr.v.failed;
+    for (const StreamResult* sr : {&lr.k, &lr.v}) {
+      r.total_bytes += sr->bytes;
+      r.bf16_bytes += sr->bf16_bytes;
+      r.tail_bytes += sr->tail_bytes;
+      r.reference_bytes += sr->reference_bytes;
+    }
+    r.layers.push_back(std::move(lr));
+    ++step;
+    if (partial) *partial = r;
+  }
+  if (job && job->progress) job->progress(total_steps, total_steps, "done");
+  if (dump) dump->commit();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  return r;
+}
+
+namespace {
+
+json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+json errors_json(const codec::ErrorSums& e) {
+  json j;
+  j["mse"] = num(e.mse());
+  j["rel_mse"] = num(e.rel_mse());
+  j["snr_db"] = num(e.snr_db());
+  j["cosine"] = num(e.cosine());
+  j["max_abs_error"] = num(e.max_abs);
+  if (e.has_whitened) j["whitened_mse"] = num(e.whitened_mse());
+  return j;
+}
+
+void attn_into(json& j, const codec::AttentionSums& a) {
+  j["attn_out_rel_err"] = num(a.out_rel_err());
+  j["attn_out_rel_err_pooled"] = num(a.out_rel_err_pooled());
+  j["attn_kl"] = num(a.kl());
+  j["attn_top1"] = num(a.top1());
+}
+
+json stream_json(const StreamResult& s) {
+  json j;
+  j["codec"] = s.codec;
+  if (!s.k_domain.empty()) j["k_domain"] = s.k_domain;
+  j["bytes"] = s.bytes;
+  j["reference_bytes"] = s.reference_bytes;
+  j["tail_bytes"] = s.tail_bytes;
+  j["bf16_bytes"] = s.bf16_bytes;
+  j["ratio_vs_bf16"] = s.bytes ? num(static_cast<double>(s.bf16_bytes) / static_cast<double>(s.bytes)) : json(nullptr);
+  if (s.failed) {
+    j["failed"] = true;
+    j["error"] = {{"code", s.error_code}, {"message", s.error_message}};
+    return j;
+  }
+  json e = errors_json(s.err);
+  j.update(e);
+  if (s.has_attn) attn_into(j, s.attn);
+  if (s.max_abs_whitened > 0) {
+    j["max_abs_whitened"] = s.max_abs_whitened;
+    j["whitened_beyond_fp16"] = s.max_abs_whitened > codec::kFp16Max;
+  }
+  if (!s.d_eff.empty()) {
+    auto d = s.d_eff;
+    std::sort(d.begin(), d.end());
+    j["d_eff"] = {{"min", d.front()}, {"median", d[d.size() / 2]}, {"max", d.back()}, {"blocks", d.size()}};
+  }
+  if (s.coded_values) {
+    j["outliers"] = s.outliers;
+    j["outlier_rate"] = static_cast<double>(s.outliers) / static_cast<double>(s.coded_values);
+    j["clipped"] = s.clipped;
+  }
+  json heads = json::array();
+  for (size_t h = 0; h < s.heads.size(); ++h) {
+    json hj = errors_json(s.heads[h]);
+    hj["kv_head"] = h;
+    heads.push_back(hj);
+  }
+  j["heads"] = heads;
+  return j;
+}
+
+}  // namespace
+
+json run_result_to_json(const RunResult& r) {
+  json j;
+  j["format"] = "kvwb-run-result";
+  j["format_version"] = 1;
+  j["ratio_vs_bf16"] = num(r.ratio_vs_bf16());
+  j["total_bytes"] = r.total_bytes;
+  j["bf16_bytes"] = r.bf16_bytes;
+  j["tail_bytes"] = r.tail_bytes;
+  j["tail_share"] = r.total_bytes ? num(static_cast<double>(r.tail_bytes) / static_cast<double>(r.total_bytes)) : json(nullptr);
+  j["reference_bytes"] = r.reference_bytes;
+  j["ratio_vs_bf16_reference"] =
+      r.reference_bytes ? num(static_cast<double>(r.bf16_bytes) / static_cast<double>(r.reference_bytes)) : json(nullptr);
+  j["bits_per_value"] = r.bf16_bytes ? num(16.0 * static_cast<double>(r.total_bytes) / static_cast<double>(r.bf16_bytes)) : json(nullptr);
+  j["config"] = r.config;
+  j["config_hash"] = r.config_hash;
+  j["capture"] = {{"file", r.capture_file}, {"sha256", r.capture_sha256}};
+  j["backend"] = r.backend;
+  j["failed"] = r.failed;
+  j["seconds"] = r.seconds;
+  j["warnings"] = r.warnings;
+  json layers = json::array();
+  codec::ErrorSums tk, tv;
+  codec::AttentionSums ta, tak, tav;
+  double attn_layers = 0, kl_mean = 0, out_mean = 0, top1_mean = 0, worst_kl = 0;
+  int worst_layer = -1;
+  for (const auto& l : r.layers) {
+    json lj;
+    lj["layer"] = l.layer;
+    lj["boundary"] = l.boundary;
+    lj["whitened"] = l.whitened;
+    lj["q_precond_skipped"] = l.q_skip;
+    auto m = r.skip_m.find(l.layer);
+    if (m != r.skip_m.end()) {
+      lj["max_abs_L"] = m->second;
+      lj["skip_ratio"] = r.skip_median > 0 ? num(m->second / r.skip_median) : json(nullptr);
+    }
+    lj["k"] = stream_json(l.k);
+    lj["v"] = stream_json(l.v);
+    if (l.has_attn) {
+      json a;
+      attn_into(a, l.attn);
+      lj["attention"] = a;
+      attn_layers += 1;
+      kl_mean += l.attn.kl();
+      out_mean += l.attn.out_rel_err();
+      top1_mean += l.attn.top1();
+      if (l.attn.kl() >= worst_kl) {
+        worst_kl = l.attn.kl();
+        worst_layer = l.layer;
+      }
+      ta.merge(l.attn);
+      tak.merge(l.k.attn);
+      tav.merge(l.v.attn);
+    }
+    if (!l.k.failed) tk.merge(l.k.err);
+    if (!l.v.failed) tv.merge(l.v.err);
+    layers.push_back(lj);
+  }
+  j["layers"] = layers;
+  json totals;
+  totals["k"] = errors_json(tk);
+  totals["v"] = errors_json(tv);
+  if (attn_layers > 0) {
+    attn_into(totals["k"], tak);
+    attn_into(totals["v"], tav);
+    totals["attention"] = {{"attn_kl", kl_mean / attn_layers},
+                           {"attn_out_rel_err", out_mean / attn_layers},
+                           {"attn_top1", top1_mean / attn_layers},
+                           {"attn_out_rel_err_pooled", num(ta.out_rel_err_pooled())},
+                           {"worst_layer_by_kl", worst_layer},
+                           {"aggregation", "unweighted mean over layers (metrics.md §3.4)"}};
+  }
+  totals["bytes"] = r.total_bytes;
+  totals["bf16_bytes"] = r.bf16_bytes;
+  totals["ratio_vs_bf16"] = num(r.ratio_vs_bf16());
+  j["totals"] = totals;
+  if (!r.skip_m.empty()) j["q_precond"] = {{"median_max_abs_L", r.skip_median}};
+  return j;
+}
+
+std::string run_result_to_csv(const RunResult& r) {
+  std::ostringstream os;
+  os.precision(9);
+  os << "layer,stream,boundary,codec,k_domain,bytes,reference_bytes,tail_bytes,bf16_bytes,ratio_vs_bf16,mse,rel_mse,"
+        "snr_db,cosine,whitened_mse,attn_out_rel_err,attn_kl,attn_top1,failed\n";
+  auto f = [](double v) { return std::isfinite(v) ? std::to_string(v) : std::string(); };
+  for (const auto& l : r.layers) {
+    for (const auto* s : {&l.k, &l.v}) {
+      os << l.layer << ',' << (s == &l.k ? "K" : "V") << ',' << (l.boundary ? 1 : 0) << ',' << s->codec << ','
+         << s->k_domain << ',' << s->bytes << ',' << s->reference_bytes << ',' << s->tail_bytes << ',' << s->bf16_bytes
+         << ',' << (s->bytes ? f(static_cast<double>(s->bf16_bytes) / static_cast<double>(s->bytes)) : "") << ',';
+      if (s->failed) {
+        os << ",,,,,,,," << 1 << '\n';
+        continue;
+      }
+      char buf[512];
+      std::snprintf(buf, sizeof buf, "%.9g,%.9g,%.9g,%.9g,%s,%s,%s,%s,0\n", s->err.mse(), s->err.rel_mse(),
+                    s->err.snr_db(), s->err.cosine(), s->err.has_whitened ? f(s->err.whitened_mse()).c_str() : "",
+                    s->has_attn ? f(s->attn.out_rel_err()).c_str() : "", s->has_attn ? f(s->attn.kl()).c_str() : "",
+                    s->has_attn ? f(s->attn.top1()).c_str() : "");
+      os << buf;
+    }
+  }
+  return os.str();
+}
+
+}  // namespace kvwb::sessions

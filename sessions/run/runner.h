@@ -1,0 +1,121 @@
+#pragma once
+// The runner: evaluates one RunConfig on one capture, layer by layer (one layer in memory at a
+// time), every (sequence, layer, kv head | pooled, stream) unit on a thread pool, encoding to the
+// real container bytes and decoding from them. Numbers and bytes do not depend on the thread
+// count. CLI and GUI call this same function (metrics live in the core, never in a front end).
+#include <atomic>
+#include <functional>
+#include <map>
+#include <set>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/job.h"
+#include "codec/math/calibration.h"
+#include "codec/math/metrics.h"
+#include "codec/format/tensor.h"
+#include "io/capture.h"
+#include "sessions/config/run_config.h"
+
+namespace kvwb::sessions {
+
+struct StreamResult {
+  std::string codec;         // codec actually used ("bf16" for boundary layers)
+  std::string k_domain;      // K: pre_rope | post_rope; "" for V
+  bool failed = false;
+  std::string error_code;    // e.g. FP16_RANGE when failed
+  std::string error_message;
+  uint64_t bytes = 0;            // container bytes (K§9.8 / peers' native) incl. hot tail + per-layer consts
+  uint64_t reference_bytes = 0;  // reference accounting (K§10.1) incl. tail
+  uint64_t tail_bytes = 0;       // hot tail / KIVI fp16 window bytes inside `bytes`
+  uint64_t bf16_bytes = 0;       // 2 bytes per value of the stream
+  uint64_t values = 0;
+  codec::ErrorSums err;                 // pooled over sequences and heads, cache rows
+  std::vector<codec::ErrorSums> heads;  // per kv head
+  codec::AttentionSums attn;            // attention metrics with only this stream compressed
+  bool has_attn = false;
+  double max_abs_whitened = 0;          // K: max |K·L| before encoding (reported, never saturated)
+  std::vector<uint16_t> d_eff;          // Kakeya: per block, all units
+  uint64_t outliers = 0, clipped = 0, coded_values = 0;
+  std::vector<float> scaled_residuals;  // Kakeya: when RunOptions::collect_residuals
+};
+
+struct LayerResult {
+  int layer = 0;
+  bool boundary = false;
+  bool whitened = false;       // Q-preconditioning applied to K in this layer
+  bool q_skip = false;         // Σ_q skip rule (auto or user) excluded it
+  bool has_q = false;
+  StreamResult k, v;
+  codec::AttentionSums attn;   // both streams compressed
+  std::vector<codec::AttentionSums> attn_heads;  // per kv head, both compressed
+  bool has_attn = false;
+};
+
+struct RunResult {
+  nlohmann::json config;  // canonical configuration
+  std::string config_hash;
+  std::string capture_file;
+  std::string capture_sha256;
+  std::string backend = "cpu";
+  bool failed = false;    // some layer-stream failed (its metrics are absent)
+  std::vector<LayerResult> layers;
+  uint64_t total_bytes = 0, bf16_bytes = 0, tail_bytes = 0, reference_bytes = 0;
+  double seconds = 0;
+  std::vector<std::string> warnings;
+  std::map<int, double> skip_m;  // Σ_q skip rule: layer -> m_l
+  double skip_median = 0;
+
+  double ratio_vs_bf16() const;
+};
+
+struct RunOptions {
+  std::string dump_decoded;       // write a capture with the reconstructed tensors ("" = off)
+  bool collect_residuals = false; // keep Kakeya scaled residuals (distribution view, outlier rates)
+  bool compute_sha256 = true;
+};
+
+/// The configuration the workbench starts from on a capture of `tokens` tokens per sequence:
+/// RunConfig{} (what `kvwb run` uses without flags) with block_size lowered to the largest power of
+/// two <= min(512, tokens) (at least 8), so that short captures are coded rather than kept whole
+/// in the bf16 hot tail. On tiny1m (T = 256) it equals `kvwb run --block-size 256`.
+RunConfig workbench_default_config(int tokens);
+
+/// Q-preconditioning factors of a capture: per layer, per kv head; layers absent = identity.
+struct Whitening {
+  std::map<int, std::vector<codec::WhiteningFactor>> factors;  // layers with Σ_q
+  codec::SkipRule rule;
+  std::set<int> skipped;  // auto ∪ user
+};
+
+/// Builds the whitening factors the configuration asks for ("capture" or a safetensors file).
+Whitening build_whitening(const io::CaptureReader& capture, const RunConfig& cfg);
+
+/// Round-trips the K and V of one layer held in memory through `cfg` exactly as run_config does
+/// for a capture layer (boundary layers, Q-preconditioning with `wh`, per-stream codecs, hot
+/// tail, turbo policy). k_pre, v: [S, H_kv, T, D]; positions [S*T] for RoPE when the K codec works
+/// post-RoPE. Returns pre-RoPE reconstructed keys and values. Codec failures throw (Fp16Range...).
+struct LayerRoundTrip {
+  codec::Tensor4 k_pre_hat, v_hat;
+  StreamResult k, v;
+};
+LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg, const Whitening& wh, int layer,
+                               const codec::Tensor4& k_pre, const codec::Tensor4& v,
+                               const std::vector<int32_t>& positions);
+
+/// Runs a configuration. Throws InvalidArgument/Unsupported for bad configurations (before any
+/// encoding), IoError/FormatError for bad input, Cancelled when `job.cancel` is set (finished
+/// layers are kept in `partial` when given). Per-(layer, stream) codec failures such as
+/// FP16_RANGE do not throw: they mark that stream failed.
+RunResult run_config(const std::string& capture_path, const RunConfig& cfg, const RunOptions& opt,
+                     JobControl* job = nullptr, RunResult* partial = nullptr);
+
+/// The result JSON of decisions.md #8.
+nlohmann::json run_result_to_json(const RunResult& r);
+/// One CSV row per (layer, stream) with every metric.
+std::string run_result_to_csv(const RunResult& r);
+
+}  // namespace kvwb::sessions

@@ -1,0 +1,336 @@
+// Calibration bundles: export from the real tiny1m capture, check_bundle on good and corrupted
+// bundles, the reference's Qwen Σ_q artefact, overwrite refusal, atomicity.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "base/errors.h"
+#include "io/atomic_file.h"
+#include "sessions/bundle/bundle.h"
+#include "sessions/config/run_config.h"
+#include "tests/test_support.h"
+
+namespace kvwb::sessions {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// The small configuration of the tests: layers 0-3, block 256, Σ_q from the capture, K b=3, V b=2.
+RunConfig small_config() {
+  RunConfig c;
+  c.layers = {0, 1, 2, 3};
+  c.block_size = 256;
+  c.q_precond = "capture";
+  c.k.params["bit_width"] = "3";
+  c.v.params["bit_width"] = "2";
+  c.threads = 2;
+  return c;
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& needle) {
+  return std::any_of(v.begin(), v.end(), [&](const std::string& s) { return s.find(needle) != std::string::npos; });
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += x + "\n";
+  return s;
+}
+
+void flip_byte(const fs::path& p, size_t offset) {
+  auto b = io::read_file(p.string());
+  ASSERT_LT(offset, b.size());
+  b[offset] ^= 0x5A;
+  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+/// One exported bundle shared by the tests of this suite (the export runs the codec twice).
+class BundleTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::string cap = test::real_file("tiny1m_tinystories.kvc.h5");
+    if (cap.empty()) return;
+    dir_ = new test::TempDir();
+    capture_ = cap;
+    result_ = new BundleExportResult(export_bundle(cap, small_config(), dir_->file("tiny1m-k3v2")));
+  }
+  static void TearDownTestSuite() {
+    delete result_;
+    delete dir_;
+    result_ = nullptr;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    if (!result_) GTEST_SKIP() << "real data 'tiny1m_tinystories.kvc.h5' not found; skipping";
+  }
+  /// A private copy of the exported bundle to corrupt.
+  fs::path copy_bundle(const test::TempDir& t) {
+    const fs::path d = t.path() / "copy";
+    fs::copy(result_->out_dir, d, fs::copy_options::recursive);
+    return d;
+  }
+  static test::TempDir* dir_;
+  static std::string capture_;
+  static BundleExportResult* result_;
+};
+test::TempDir* BundleTest::dir_ = nullptr;
+std::string BundleTest::capture_;
+BundleExportResult* BundleTest::result_ = nullptr;
+
+TEST_F(BundleTest, ExportWritesExactlyTheSpecFilesAndPassesTheCheck) {
+  const std::vector<std::string> want = {"K_b3_centroids.f32", "MANIFEST.json",       "V_b2_centroids.f32",
+                                         "codec_config.json",  "deploy.env",          "sigma_q.json",
+                                         "sigma_q.safetensors"};
+  EXPECT_EQ(result_->files, want);
+  std::vector<std::string> on_disk;
+  for (const auto& e : fs::directory_iterator(result_->out_dir)) on_disk.push_back(e.path().filename().string());
+  std::sort(on_disk.begin(), on_disk.end());
+  EXPECT_EQ(on_disk, want);
+  // Nothing temporary left next to the bundle.
+  for (const auto& e : fs::directory_iterator(dir_->path())) EXPECT_EQ(e.path().filename().string(), "tiny1m-k3v2");
+
+  const auto rep = check_bundle(result_->out_dir);
+  EXPECT_TRUE(rep.ok) << joined(rep.errors);
+  EXPECT_TRUE(rep.warnings.empty()) << joined(rep.warnings);
+  ASSERT_EQ(rep.roundtrip.size(), 8u);  // 4 layers x 2 kv heads
+  for (const auto& p : rep.roundtrip) {
+    EXPECT_LE(p.fwd_err, kBundleRoundTripBar);
+    EXPECT_LE(p.rev_err, kBundleRoundTripBar);
+    EXPECT_LE(p.factor_err_rel, kBundleRoundTripBar);
+  }
+  EXPECT_EQ(fs::file_size(fs::path(result_->out_dir) / "K_b3_centroids.f32"), 32u);
+  EXPECT_EQ(fs::file_size(fs::path(result_->out_dir) / "V_b2_centroids.f32"), 16u);
+  // §2.4: 8 + N + 3 · n_written · H_kv · D² · 4 with 4 layers, H_kv = 2, D = 64.
+  const auto st = io::read_file(result_->out_dir + "/sigma_q.safetensors");
+  uint64_t n = 0;
+  std::memcpy(&n, st.data(), 8);
+  EXPECT_EQ((8 + n) % 8, 0u);
+  EXPECT_EQ(st.size(), 8 + n + 3ull * 4 * 2 * 64 * 64 * 4);
+
+  const auto& m = result_->manifest;
+  EXPECT_EQ(m["bundle_format_version"], 1);
+  EXPECT_EQ(m["source_capture"]["sha256"], io::sha256_file(capture_));
+  EXPECT_EQ(m["in_sample"], true);
+  EXPECT_EQ(m["roundtrip"]["pass"], true);
+  EXPECT_EQ(m["centroids"]["K"]["bits"], 3);
+  EXPECT_GT(m["centroids"]["K"]["samples_used"].get<uint64_t>(), 0u);
+
+  const auto cc = nlohmann::json::parse(io::read_file(result_->out_dir + "/codec_config.json"));
+  EXPECT_EQ(cc["streams"]["K"]["params"]["centroids"], "K_b3_centroids.f32");
+  EXPECT_EQ(cc["streams"]["K"]["params"]["seed"], "0xCAFEBABE");
+  EXPECT_EQ(cc["block_size"], 256);
+  EXPECT_EQ(cc["layers_in_scope"], nlohmann::json({0, 1, 2, 3}));
+  const double ratio = cc["selection"]["summary"]["ratio_vs_bf16"].get<double>();
+  EXPECT_NEAR(ratio, result_->run.ratio_vs_bf16(), 1e-12);
+  EXPECT_GT(ratio, 1.0);
+  EXPECT_TRUE(cc["selection"]["summary"]["attn_kl"].is_number());
+
+  const auto env = io::read_file(result_->out_dir + "/deploy.env");
+  const std::string text(env.begin(), env.end());
+  EXPECT_NE(text.find("KAKEYA_SIGMA_Q_PATH=" + result_->out_dir + "/sigma_q.safetensors\n"), std::string::npos);
+  EXPECT_NE(text.find("KAKEYA_USE_M2_CENTROIDS=1\n"), std::string::npos);
+  EXPECT_NE(text.find("KAKEYA_DISABLE_SIGMA_Q=0\n"), std::string::npos);
+  EXPECT_NE(text.find("KAKEYA_SKIP_LAYERS=\n"), std::string::npos);  // no layer is auto-skipped (§3 example)
+  EXPECT_EQ(text.find("KAKEYA_OUTLIER_THRESHOLD"), std::string::npos);
+  EXPECT_TRUE(result_->deploy_left_out.empty());
+}
+
+TEST_F(BundleTest, CorruptedCentroidFileFailsWithChecksumMessage) {
+  test::TempDir t;
+  const fs::path d = copy_bundle(t);
+  flip_byte(d / "K_b3_centroids.f32", 5);
+  const auto rep = check_bundle(d.string());
+  EXPECT_FALSE(rep.ok);
+  EXPECT_TRUE(contains(rep.errors, "K_b3_centroids.f32: SHA-256 differs from MANIFEST.json")) << joined(rep.errors);
+}
+
+TEST_F(BundleTest, NonAscendingCentroidsFailEvenWithoutManifest) {
+  test::TempDir t;
+  const fs::path d = copy_bundle(t);
+  auto b = io::read_file((d / "V_b2_centroids.f32").string());
+  std::swap_ranges(b.begin(), b.begin() + 4, b.begin() + 4);  // swap entries 0 and 1
+  io::write_file_atomic((d / "V_b2_centroids.f32").string(), b);
+  fs::remove(d / "MANIFEST.json");
+  const auto rep = check_bundle(d.string());
+  EXPECT_FALSE(rep.ok);
+  EXPECT_TRUE(contains(rep.errors, "V_b2_centroids.f32: not strictly ascending at entries 0 and 1")) << joined(rep.errors);
+  EXPECT_TRUE(contains(rep.errors, "MANIFEST.json: missing")) << joined(rep.errors);
+}
+
+TEST_F(BundleTest, CorruptedSafetensorsFails) {
+  test::TempDir t;
+  const fs::path d = copy_bundle(t);
+  // Flip a byte in the data section: layer_0_chol[0][0][1] (strict upper triangle, must be 0).
+  const auto st = io::read_file((d / "sigma_q.safetensors").string());
+  uint64_t n = 0;
+  std::memcpy(&n, st.data(), 8);
+  flip_byte(d / "sigma_q.safetensors", 8 + n + 4 + 3);
+  const auto rep = check_bundle(d.string());
+  EXPECT_FALSE(rep.ok);
+  EXPECT_TRUE(contains(rep.errors, "sigma_q.safetensors: SHA-256 differs")) << joined(rep.errors);
+  EXPECT_TRUE(contains(rep.errors, "layer_0, kv head 0: chol is not lower triangular")) << joined(rep.errors);
+}
+
+TEST_F(BundleTest, DeletedFileAndEditedManifestFail) {
+  test::TempDir t;
+  const fs::path d = copy_bundle(t);
+  fs::remove(d / "deploy.env");
+  auto rep = check_bundle(d.string());
+  EXPECT_FALSE(rep.ok);
+  EXPECT_TRUE(contains(rep.errors, "deploy.env: missing")) << joined(rep.errors);
+  EXPECT_TRUE(contains(rep.errors, "files lists deploy.env, which is missing")) << joined(rep.errors);
+
+  test::TempDir t2;
+  const fs::path d2 = copy_bundle(t2);
+  auto man = nlohmann::json::parse(io::read_file((d2 / "MANIFEST.json").string()));
+  man["files"][0]["size_bytes"] = 33;
+  man["bundle_format_version"] = 2;
+  io::write_file_atomic((d2 / "MANIFEST.json").string(), man.dump(2));
+  rep = check_bundle(d2.string());
+  EXPECT_FALSE(rep.ok);
+  EXPECT_TRUE(contains(rep.errors, "K_b3_centroids.f32: size 32 bytes differs from MANIFEST.json's 33")) << joined(rep.errors);
+  EXPECT_TRUE(contains(rep.errors, "bundle_format_version 2 is newer")) << joined(rep.errors);
+}
+
+TEST_F(BundleTest, ExtraFileAndInconsistentDeployEnvFail) {
+  test::TempDir t;
+  const fs::path d = copy_bundle(t);
+  std::ofstream(d / "notes.txt") << "x";
+  auto env = io::read_file((d / "deploy.env").string());
+  std::string text(env.begin(), env.end());
+  const size_t at = text.find("\nKAKEYA_DISABLE_SIGMA_Q=0\n");  // the variable, not the comment
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 26, "\nKAKEYA_DISABLE_SIGMA_Q=1\n");
+  io::write_file_atomic((d / "deploy.env").string(), text);
+  const auto rep = check_bundle(d.string());
+  EXPECT_FALSE(rep.ok);
+  EXPECT_TRUE(contains(rep.errors, "notes.txt: unexpected file")) << joined(rep.errors);
+  EXPECT_TRUE(contains(rep.errors, "KAKEYA_DISABLE_SIGMA_Q=1 does not match codec_config.json (expected 0)"))
+      << joined(rep.errors);
+}
+
+TEST_F(BundleTest, ExistingFolderRefusedWithoutForceAndReplacedWithIt) {
+  test::TempDir t;
+  const fs::path d = t.path() / "b";
+  fs::create_directories(d);
+  std::ofstream(d / "keep.txt") << "old";
+  RunConfig c = small_config();
+  c.layers = {1};
+  c.q_precond.clear();
+  try {
+    export_bundle(capture_, c, d.string());
+    FAIL() << "expected 'bundle folder exists'";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("bundle folder exists"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(d / "keep.txt"));
+  BundleExportOptions o;
+  o.force = true;
+  o.calibrate_centroids = false;  // Gaussian tables: keeps this test fast
+  const auto r = export_bundle(capture_, c, d.string(), o);
+  EXPECT_FALSE(fs::exists(d / "keep.txt"));
+  const auto rep = check_bundle(d.string());
+  EXPECT_TRUE(rep.ok) << joined(rep.errors);
+  // Without q_precond Σ_q files still ship (the capture has q_pre) but whitening is disabled.
+  const auto env = io::read_file((d / "deploy.env").string());
+  const std::string text(env.begin(), env.end());
+  EXPECT_NE(text.find("KAKEYA_DISABLE_SIGMA_Q=1\n"), std::string::npos);
+  EXPECT_EQ(text.find("KAKEYA_USE_M2_CENTROIDS"), std::string::npos);
+  EXPECT_EQ(r.manifest["centroids"]["K"]["source"], "gaussian");
+  std::vector<std::string> entries;
+  for (const auto& e : fs::directory_iterator(t.path())) entries.push_back(e.path().filename().string());
+  EXPECT_EQ(entries, std::vector<std::string>{"b"});
+}
+
+TEST_F(BundleTest, FailureMidExportLeavesNoPartialFolder) {
+  test::TempDir t;
+  RunConfig c = small_config();
+  c.layers = {1};
+  c.k.centroids_file = t.file("does-not-exist.f32");
+  const fs::path d = t.path() / "b";
+  EXPECT_THROW(export_bundle(capture_, c, d.string()), IoError);
+  EXPECT_FALSE(fs::exists(d));
+  for (const auto& e : fs::directory_iterator(t.path())) ADD_FAILURE() << "left behind: " << e.path();
+
+  // With --force over an existing bundle: the old one stays untouched.
+  fs::copy(result_->out_dir, d, fs::copy_options::recursive);
+  BundleExportOptions o;
+  o.force = true;
+  EXPECT_THROW(export_bundle(capture_, c, d.string(), o), IoError);
+  EXPECT_TRUE(check_bundle(d.string()).ok);
+  std::vector<std::string> entries;
+  for (const auto& e : fs::directory_iterator(t.path())) entries.push_back(e.path().filename().string());
+  EXPECT_EQ(entries, std::vector<std::string>{"b"});
+}
+
+TEST_F(BundleTest, PerLayerBitWidthsAreAnExportErrorNamingTheLayers) {
+  test::TempDir t;
+  RunConfig c = small_config();
+  LayerOverride o;
+  o.layer = 2;
+  o.k = c.k;
+  o.k->params["bit_width"] = "4";
+  c.overrides.push_back(o);
+  try {
+    export_bundle(capture_, c, t.file("b"));
+    FAIL() << "expected an export error";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("K stream uses kakeya_pca with bit widths other than 3 in layer(s) 2"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(t.file("b")));
+}
+
+TEST(BundleCheck, ReferenceQwenSigmaQIsAcceptedAsPartialArtefact) {
+  KVWB_REQUIRE_REAL(st, "qwen2_5_0_5b_sigma_q.safetensors");
+  KVWB_REQUIRE_REAL(js, "qwen2_5_0_5b_sigma_q.json");
+  test::TempDir t;
+  fs::copy_file(st, t.path() / "sigma_q.safetensors");
+  fs::copy_file(js, t.path() / "sigma_q.json");
+  const auto rep = check_bundle(t.path().string(), {.partial = true});
+  EXPECT_TRUE(rep.ok) << joined(rep.errors);
+  EXPECT_TRUE(contains(rep.warnings, "MANIFEST.json: missing (partial bundle)")) << joined(rep.warnings);
+  EXPECT_TRUE(contains(rep.warnings, "no __metadata__")) << joined(rep.warnings);
+  // The reference computed L⁻¹ with a general inverse: tiny non-zeros above the diagonal.
+  EXPECT_TRUE(contains(rep.warnings, "strict-upper inv_chol entries are not exactly 0")) << joined(rep.warnings);
+  ASSERT_EQ(rep.roundtrip.size(), 48u);  // 24 layers x 2 kv heads
+  double rev = 0, factor = 0;
+  for (const auto& p : rep.roundtrip) {
+    rev = std::max(rev, p.rev_err);
+    factor = std::max(factor, p.factor_err_rel);
+  }
+  EXPECT_LT(rev, 1e-5);  // §7.1: 2.4e-6 for this artefact
+  EXPECT_LT(factor, 1e-6);
+  // As a full bundle it lacks the other files.
+  const auto full = check_bundle(t.path().string());
+  EXPECT_FALSE(full.ok);
+  EXPECT_TRUE(contains(full.errors, "codec_config.json: missing")) << joined(full.errors);
+  EXPECT_TRUE(contains(full.errors, "inv_chol is not lower triangular")) << joined(full.errors);
+}
+
+TEST(BundleCheck, DeployPlanListsWhatDeployEnvCannotExpress) {
+  nlohmann::json cc = {
+      {"boundary_skip_layers", {0, 3}},
+      {"q_precond", {{"enabled", true}, {"q_precond_skip_layers", {1}}}},
+      {"streams",
+       {{"K", {{"codec", "kakeya_pca"}, {"params", {{"outlier_threshold", 0.0}, {"centroids", "gaussian"}}}}},
+        {"V", {{"codec", "q8_0"}, {"params", nlohmann::json::object()}}}}},
+      {"layer_overrides", {{{"layer", 2}}}}};
+  const auto plan = plan_deploy_env(cc, {"sigma_q.safetensors", "sigma_q.json", "K_b3_centroids.f32"});
+  std::map<std::string, std::string> vars(plan.vars.begin(), plan.vars.end());
+  EXPECT_EQ(vars["KAKEYA_SKIP_LAYERS"], "1");
+  EXPECT_EQ(vars["KAKEYA_BOUNDARY_SKIP_LAYERS"], "0,3");
+  EXPECT_EQ(vars["KAKEYA_DISABLE_SIGMA_Q"], "0");
+  EXPECT_EQ(vars.count("KAKEYA_OUTLIER_THRESHOLD"), 0u);
+  EXPECT_EQ(vars.count("KAKEYA_USE_M2_CENTROIDS"), 0u);
+  EXPECT_TRUE(contains(plan.left_out, "V codec q8_0")) << joined(plan.left_out);
+  EXPECT_TRUE(contains(plan.left_out, "K outlier_threshold 0")) << joined(plan.left_out);
+  EXPECT_TRUE(contains(plan.left_out, "per-layer overrides (layers 2)")) << joined(plan.left_out);
+}
+
+}  // namespace
+}  // namespace kvwb::sessions

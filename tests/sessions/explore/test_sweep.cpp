@@ -1,0 +1,331 @@
+// Sweeps, the result store, the Pareto frontier (metrics.md §10), boundary recommendation and the
+// budgeted plan, on small synthetic captures.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "base/errors.h"
+#include "sessions/explore/boundary.h"
+#include "io/synthetic_capture.h"
+#include "sessions/analysis/pareto.h"
+#include "sessions/explore/result_store.h"
+#include "sessions/explore/sweep.h"
+#include "tests/test_support.h"
+
+using namespace kvwb;
+using namespace kvwb::sessions;
+using nlohmann::json;
+
+namespace {
+
+kvwb::test::TempDir& shared_dir() {
+  static auto* dir = new kvwb::test::TempDir();  // lives for the whole binary
+  return *dir;
+}
+
+/// A tiny capture for sweeps (cells must be cheap).
+const std::string& tiny_capture() {
+  static const std::string path = [] {
+    const std::string p = shared_dir().file("tiny.kvc.h5");
+    kvwb::io::DemoCaptureOptions o;
+    o.layers = 2;
+    o.kv_heads = 2;
+    o.q_heads = 4;
+    o.head_dim = 32;
+    o.seqs = 1;
+    o.tokens = 128;
+    kvwb::io::write_demo_capture(p, o);
+    return p;
+  }();
+  return path;
+}
+
+/// The capture of the plan / boundary tests.
+const std::string& plan_capture() {
+  static const std::string path = [] {
+    const std::string p = shared_dir().file("plan.kvc.h5");
+    kvwb::io::DemoCaptureOptions o;
+    o.layers = 4;
+    o.kv_heads = 2;
+    o.q_heads = 4;
+    o.head_dim = 64;
+    o.seqs = 1;
+    o.tokens = 256;
+    kvwb::io::write_demo_capture(p, o);
+    return p;
+  }();
+  return path;
+}
+
+json small_grid() {
+  return json{{"k_codec", {"kakeya_pca"}},
+              {"bits_k", {1, 2, 3}},
+              {"variance_ratio", {0.9, 1.0}},
+              {"fixed", {{"block_size", 128}, {"v_codec", "q8_0"}}}};
+}
+
+/// Records by key with the timing fields removed.
+std::map<std::string, json> comparable(const std::string& store) {
+  std::map<std::string, json> out;
+  for (json r : read_result_store(store).records) {
+    r.erase("timing");
+    if (r.contains("result")) r["result"].erase("seconds");
+    out[r["key"].get<std::string>()] = r;
+  }
+  return out;
+}
+
+ParetoPoint pt(int64_t id, double r, double q) {
+  ParetoPoint p;
+  p.id = id;
+  p.r = r;
+  p.q = q;
+  return p;
+}
+
+}  // namespace
+
+TEST(Pareto, HandMadeExampleOfMetricsSection10) {
+  // A (2.0, 0.010), B (3.0, 0.020), C (3.0, 0.030), D (2.5, 0.025), E (3.0, 0.020).
+  std::vector<ParetoPoint> pts = {pt(4, 3.0, 0.020), pt(0, 2.0, 0.010), pt(2, 3.0, 0.030), pt(3, 2.5, 0.025),
+                                  pt(1, 3.0, 0.020)};
+  ParetoPoint bad = pt(5, 9.0, 0.0);
+  bad.valid = false;
+  bad.reason = "failed: FP16_RANGE";
+  pts.push_back(bad);
+  const ParetoResult r = pareto_frontier(pts);
+  ASSERT_EQ(r.frontier.size(), 2u);
+  EXPECT_EQ(r.frontier[0].rep.id, 0);  // A first: ascending R
+  EXPECT_TRUE(r.frontier[0].duplicates.empty());
+  EXPECT_EQ(r.frontier[1].rep.id, 1);  // B, the lowest id of {B, E}
+  ASSERT_EQ(r.frontier[1].duplicates.size(), 1u);
+  EXPECT_EQ(r.frontier[1].duplicates[0].id, 4);
+  ASSERT_EQ(r.dominated.size(), 2u);
+  EXPECT_EQ(r.dominated[0].id, 2);
+  EXPECT_EQ(r.dominated[1].id, 3);
+  ASSERT_EQ(r.excluded.size(), 1u);
+  EXPECT_EQ(r.excluded[0].id, 5);
+  EXPECT_TRUE(dominates(pt(0, 3.0, 0.02), pt(1, 3.0, 0.03)));
+  EXPECT_FALSE(dominates(pt(0, 3.0, 0.02), pt(1, 3.0, 0.02)));
+}
+
+TEST(Pareto, ExactComparisonWithoutTolerance) {
+  const double q = 0.1;
+  const double q_up = std::nextafter(q, 1.0);
+  const ParetoResult r = pareto_frontier({pt(0, 2.0, q_up), pt(1, 2.0, q)});
+  ASSERT_EQ(r.frontier.size(), 1u);
+  EXPECT_EQ(r.frontier[0].rep.id, 1);
+  ASSERT_EQ(r.dominated.size(), 1u);
+}
+
+TEST(Pareto, MetricsFromRecordsAndNaExclusion) {
+  json res = {{"ratio_vs_bf16", 4.0},
+              {"failed", false},
+              {"totals", {{"k", {{"rel_mse", 0.1}}}, {"v", {{"rel_mse", 0.2}}},
+                          {"attention", {{"attn_kl", 0.01}, {"attn_top1", 0.75}, {"attn_out_rel_err", 0.3}}}}}};
+  EXPECT_DOUBLE_EQ(*metric_value(res, "one_minus_top1"), 0.25);
+  EXPECT_DOUBLE_EQ(*metric_value(res, "k_rel_mse"), 0.1);
+  EXPECT_DOUBLE_EQ(*metric_value(res, "totals.v.rel_mse"), 0.2);
+  EXPECT_FALSE(metric_value(res, "k_whitened_mse").has_value());
+  EXPECT_THROW(metric_value(res, "a..b"), InvalidArgument);
+  std::vector<json> recs = {{{"key", "a"}, {"cell", 0}, {"status", "ok"}, {"result", res}},
+                            {{"key", "b"}, {"cell", 1}, {"status", "failed"}, {"error", {{"code", "FP16_RANGE"}, {"message", "x"}}}}};
+  const auto pts = pareto_points_from_records(recs, "k_whitened_mse");
+  ASSERT_EQ(pts.size(), 2u);
+  EXPECT_FALSE(pts[0].valid);
+  EXPECT_EQ(pts[0].reason, "n/a: k_whitened_mse");
+  EXPECT_FALSE(pts[1].valid);
+  EXPECT_NE(pts[1].reason.find("FP16_RANGE"), std::string::npos);
+}
+
+TEST(ResultStore, TornLastLineIsIgnoredReportedAndRepaired) {
+  kvwb::test::TempDir dir;
+  const std::string store = dir.file("store");
+  {
+    ResultStoreWriter w(store, json{{"format", kStoreFormat}});
+    w.append({{"key", "k1"}, {"v", 1}});
+    w.append({{"key", "k2"}, {"v", 2}});
+    w.append({{"key", "k1"}, {"v", 3}});  // duplicate key: the first wins
+  }
+  {
+    std::ofstream f(store_results_path(store), std::ios::app | std::ios::binary);
+    f << "{\"key\":\"k3\",\"v\":";  // a crash mid-write
+  }
+  StoreContents c = read_result_store(store);
+  ASSERT_EQ(c.records.size(), 2u);
+  EXPECT_EQ(c.records[0]["v"], 1);
+  EXPECT_EQ(c.duplicates, 1u);
+  EXPECT_TRUE(c.torn_tail);
+  ASSERT_EQ(c.problems.size(), 1u);
+  EXPECT_NE(c.problems[0].find("torn"), std::string::npos);
+  {
+    ResultStoreWriter w(store, json{{"format", kStoreFormat}});
+    EXPECT_EQ(w.repaired_bytes(), 16u);
+    w.append({{"key", "k3"}, {"v", 4}});
+  }
+  c = read_result_store(store);
+  EXPECT_EQ(c.records.size(), 3u);
+  EXPECT_FALSE(c.torn_tail);
+  EXPECT_TRUE(c.problems.empty());
+  EXPECT_EQ(c.records[2]["v"], 4);
+}
+
+TEST(ResultStore, GarbageLineInTheMiddleIsSkipped) {
+  kvwb::test::TempDir dir;
+  const std::string store = dir.file("s");
+  std::filesystem::create_directories(store);
+  std::ofstream(store_results_path(store)) << "{\"key\":\"a\"}\nnot json\n{\"key\":\"b\"}\n";
+  const StoreContents c = read_result_store(store);
+  EXPECT_EQ(c.records.size(), 2u);
+  ASSERT_EQ(c.problems.size(), 1u);
+  EXPECT_NE(c.problems[0].find("line 2"), std::string::npos);
+}
+
+TEST(Sweep, GridExpansionCountsAndSubGrids) {
+  EXPECT_EQ(expand_sweep_grid(small_grid(), "g").size(), 6u);
+  size_t dropped = 0;
+  const json multi = {{"fixed", {{"block_size", 64}}},
+                      {"grids",
+                       {{{"k_codec", {"kakeya_pca"}}, {"bits_k", {2, 3}}},
+                        {{"k_codec", {"q8_0", "q4_0"}}, {"v_codec", {"q8_0"}}},
+                        {{"k_codec", {"kakeya_pca"}}, {"bits_k", {3}}}}}};
+  const auto cells = expand_sweep_grid(multi, "g", &dropped);
+  EXPECT_EQ(cells.size(), 4u);
+  EXPECT_EQ(dropped, 1u);  // the last sub-grid repeats a cell of the first
+  for (const auto& c : cells) EXPECT_EQ(c.config.block_size, 64u);
+  EXPECT_THROW(expand_sweep_grid(json{{"bits_k", {3}}, {"k_codec", {"q8_0"}}}, "g"), InvalidArgument);
+}
+
+TEST(Sweep, KilledAndResumedEqualsUninterrupted) {
+  kvwb::test::TempDir dir;
+  const std::string full = dir.file("full"), part = dir.file("part");
+  SweepOptions two;
+  two.jobs = 2;
+  const SweepSummary s_full = run_sweep(tiny_capture(), small_grid(), full, two);
+  EXPECT_EQ(s_full.cells, 6u);
+  EXPECT_EQ(s_full.ran, 6u);
+  EXPECT_EQ(s_full.failed, 0u);
+
+  // Cancel after two finished cells.
+  JobControl job;
+  job.progress = [&](size_t done, size_t, const std::string&) {
+    if (done >= 2) job.cancel.store(true);
+  };
+  SweepOptions one;
+  EXPECT_THROW(run_sweep(tiny_capture(), small_grid(), part, one, &job), Cancelled);
+  const size_t kept = read_result_store(part).records.size();
+  EXPECT_GE(kept, 2u);
+  EXPECT_LT(kept, 6u);
+  // Simulate a crash in the middle of the next record: a torn last line.
+  {
+    std::ofstream f(store_results_path(part), std::ios::app | std::ios::binary);
+    f << "{\"key\":\"torn";
+  }
+  // Without --resume a non-empty store is refused.
+  EXPECT_THROW(run_sweep(tiny_capture(), small_grid(), part, one), InvalidArgument);
+  // A different grid cannot resume this store.
+  SweepOptions resume;
+  resume.resume = true;
+  resume.jobs = 2;
+  json other = small_grid();
+  other["bits_k"] = {1, 2};
+  EXPECT_THROW(run_sweep(tiny_capture(), other, part, resume), InvalidArgument);
+  const SweepSummary s_res = run_sweep(tiny_capture(), small_grid(), part, resume);
+  EXPECT_EQ(s_res.skipped, kept);
+  EXPECT_EQ(s_res.ran, 6u - kept);
+  EXPECT_GT(s_res.repaired_bytes, 0u);
+  EXPECT_EQ(comparable(part), comparable(full));
+
+  // A second resume runs nothing.
+  const SweepSummary again = run_sweep(tiny_capture(), small_grid(), part, resume);
+  EXPECT_EQ(again.ran, 0u);
+  EXPECT_EQ(again.skipped, 6u);
+
+  // The results table has one row per cell with the quality metrics.
+  const json table = sweep_table_json(read_result_store(full).records);
+  ASSERT_EQ(table["rows"].size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(table["rows"][i]["cell"], i);
+    EXPECT_GT(table["rows"][i]["ratio_vs_bf16"].get<double>(), 1.0);
+    EXPECT_TRUE(table["rows"][i]["attn_kl"].is_number());
+    EXPECT_TRUE(table["rows"][i]["failure"].is_null());
+  }
+  // More bits: less K error at the same variance ratio (cells 0, 2, 4 have vr 0.9).
+  EXPECT_GT(table["rows"][0]["k_rel_mse"].get<double>(), table["rows"][2]["k_rel_mse"].get<double>());
+  EXPECT_GT(table["rows"][2]["k_rel_mse"].get<double>(), table["rows"][4]["k_rel_mse"].get<double>());
+  const std::string csv = sweep_table_csv(read_result_store(full).records);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 7);
+}
+
+TEST(Sweep, CellDataErrorsAreStoredAsFailures) {
+  kvwb::test::TempDir dir;
+  // An invalid codec parameter value (found when the cell runs) fails that cell only.
+  const json grid = {{"k_codec", {"kakeya_pca"}}, {"k_param", {"bit_width=2", "bit_width=9"}}};
+  const SweepSummary s = run_sweep(tiny_capture(), grid, dir.file("st"), SweepOptions{});
+  EXPECT_EQ(s.ran, 2u);
+  EXPECT_EQ(s.failed, 1u);
+  const auto recs = read_result_store(dir.file("st")).records;
+  ASSERT_EQ(recs.size(), 2u);
+  size_t failed = 0;
+  for (const auto& r : recs)
+    if (r["status"] == "failed") {
+      ++failed;
+      EXPECT_EQ(r["error"]["code"], "INVALID_ARGUMENT");
+    }
+  EXPECT_EQ(failed, 1u);
+}
+
+TEST(Boundary, RecommendationSizesAndDecreasingRatios) {
+  RunConfig cfg;
+  cfg.block_size = 256;
+  cfg.k.params["bit_width"] = "2";
+  cfg.v.params["bit_width"] = "2";
+  const BoundaryRecommendation r = recommend_boundary(plan_capture(), cfg, 3);
+  ASSERT_EQ(r.ranking.size(), 4u);
+  EXPECT_EQ(r.score_metric, "attn_out_rel_err");
+  ASSERT_EQ(r.proposals.size(), 3u);
+  double prev = r.baseline.ratio;
+  for (size_t i = 0; i < r.proposals.size(); ++i) {
+    EXPECT_EQ(r.proposals[i].boundary.size(), i + 1);
+    EXPECT_LT(r.proposals[i].ratio, prev);
+    prev = r.proposals[i].ratio;
+    // Greedy: each set contains the previous one.
+    if (i > 0) {
+      for (int l : r.proposals[i - 1].boundary) {
+        EXPECT_NE(std::find(r.proposals[i].boundary.begin(), r.proposals[i].boundary.end(), l),
+                  r.proposals[i].boundary.end());
+      }
+    }
+  }
+  // Protecting layers lowers the attention error.
+  EXPECT_LT(r.proposals.back().attn_out_rel_err, r.baseline.attn_out_rel_err);
+  EXPECT_THROW(recommend_boundary(plan_capture(), cfg, 0), InvalidArgument);
+}
+
+TEST(Boundary, BudgetedPlanMeetsItsRatio) {
+  RunConfig cfg;
+  cfg.block_size = 256;
+  PlanOptions opt;
+  opt.target_ratio = 3.0;
+  const PlanResult p = plan_budget(plan_capture(), cfg, opt);
+  ASSERT_EQ(p.layers.size(), 4u);
+  EXPECT_GE(p.promised_ratio, opt.target_ratio);
+  EXPECT_GE(p.measured_ratio, opt.target_ratio);
+  EXPECT_EQ(p.measured_bytes, p.promised_bytes);  // bytes of a (layer, stream, width) are exact
+  EXPECT_NEAR(p.measured_error, p.promised_error, 1e-12 * std::max(1.0, p.promised_error));
+  EXPECT_EQ(p.measurement_runs, 5u);  // widths 1..4 plus the all-boundary run
+  // A looser target can only lower (or keep) the error.
+  PlanOptions loose = opt;
+  loose.target_ratio = 2.0;
+  const PlanResult q = plan_budget(plan_capture(), cfg, loose);
+  EXPECT_LE(q.promised_error, p.promised_error);
+  EXPECT_GE(q.measured_ratio, 2.0);
+  PlanOptions impossible = opt;
+  impossible.target_ratio = 1000.0;
+  EXPECT_THROW(plan_budget(plan_capture(), cfg, impossible), InvalidArgument);
+}

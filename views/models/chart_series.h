@@ -1,0 +1,35 @@
+#pragma once
+// Plain data behind the analysis charts (no widgets): a named (x, y) series exactly as a chart
+// plots it, the CSV of a list of series, and the title pieces every chart shows (capture file
+// name, SYNTHETIC). The chart models (spectrum, Σ_q, distribution, layer error) build these from a
+// Snapshot; the views draw them and write them as CSV, so the CSV is the plotted data.
+#include <string>
+#include <vector>
+
+#include "views/models/snapshot.h"
+
+namespace kvwb::views {
+
+/// One plotted series. `y` may hold NaN where a series marks a position only (a vertical line at
+/// x, a marker on the axis); those cells are empty in the CSV.
+struct PlotSeries {
+  std::string name;  // legend text, also the CSV "series" column
+  std::vector<double> x, y;
+};
+
+/// CSV text: header "series,<x_name>,<y_name>", then one row per point of every series in order.
+/// Numbers in %.17g (round-trip exact), NaN as an empty cell; names quoted when they need it.
+/// Empty string when there are no points.
+std::string series_csv(const std::string& x_name, const std::string& y_name,
+                       const std::vector<PlotSeries>& series);
+
+/// Title line of a chart: "<chart> — <capture file name> · <where> · SYNTHETIC", leaving out the
+/// parts that are empty (no capture, `where` empty) and SYNTHETIC unless the capture is synthetic.
+std::string chart_title(const std::string& chart, const CaptureSummary& capture,
+                        const std::string& where);
+
+/// Empty-state text of a chart that needs `what` ("analysis" or "run") and does not have it yet:
+/// "No capture open.", "<What> running…" while jobs are in flight, "No <what> yet …" otherwise.
+std::string waiting_note(const Snapshot& snapshot, const std::string& what);
+
+}  // namespace kvwb::views

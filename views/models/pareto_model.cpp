@@ -1,0 +1,188 @@
+#include "views/models/pareto_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "sessions/config/run_config.h"
+
+namespace kvwb::views {
+
+using nlohmann::json;
+
+std::string codec_family(const std::string& codec) {
+  if (codec == "kakeya_pca") return "Kakeya-PCA";
+  if (codec == "besicovitch") return "Besicovitch";
+  if (codec.rfind("turbo", 0) == 0) return "TurboQuant";
+  if (codec == "kivi") return "KIVI";
+  if (codec == "fp8_e4m3") return "FP8 E4M3";
+  if (codec == "bf16") return "bf16";
+  if (codec.rfind("q", 0) == 0 || codec.rfind("iq", 0) == 0) return "ggml quants";
+  return codec;
+}
+
+namespace {
+
+bool is_ok(const json& rec) {
+  return rec.is_object() && rec.value("status", std::string()) == "ok" && rec.contains("result") &&
+         rec["result"].is_object();
+}
+
+void collect_numbers(const json& j, const std::string& prefix, std::set<std::string>& out) {
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it)
+      collect_numbers(*it, prefix + "." + it.key(), out);
+  } else if (j.is_number()) {
+    out.insert(prefix);
+  }
+}
+
+std::string options_label(const json& options) {
+  if (!options.is_object()) return {};
+  std::string out;
+  for (auto it = options.begin(); it != options.end(); ++it) {
+    if (!out.empty()) out += ' ';
+    out += it.key() + "=" + (it->is_string() ? it->get<std::string>() : it->dump());
+  }
+  return out;
+}
+
+std::string stream_codec(const json& config, const char* stream) {
+  if (!config.is_object() || !config.contains(stream) || !config[stream].is_object()) return "?";
+  return config[stream].value("codec", std::string("?"));
+}
+
+}  // namespace
+
+std::vector<std::string> available_metrics(const std::vector<json>& records) {
+  std::vector<std::string> candidates = sessions::pareto_metric_names();
+  for (const char* p : {"attention.attn_out_rel_err_pooled", "k.attn_out_rel_err",
+                        "v.attn_out_rel_err", "k.rel_mse", "v.rel_mse", "e2e.delta_ppl",
+                        "e2e.abs_delta_ppl", "e2e.kl", "e2e.one_minus_top1"})
+    candidates.push_back(p);
+  std::set<std::string> e2e;
+  for (const auto& rec : records)
+    if (is_ok(rec) && rec["result"].contains("totals") && rec["result"]["totals"].contains("e2e"))
+      collect_numbers(rec["result"]["totals"]["e2e"], "e2e", e2e);
+  for (const auto& p : e2e)
+    if (std::find(candidates.begin(), candidates.end(), p) == candidates.end())
+      candidates.push_back(p);
+  std::vector<std::string> out;
+  for (const auto& name : candidates) {
+    if (std::find(out.begin(), out.end(), name) != out.end()) continue;
+    // k.rel_mse / v.rel_mse duplicate k_rel_mse / v_rel_mse: keep only the short names.
+    if (name == "k.rel_mse" || name == "v.rel_mse") continue;
+    for (const auto& rec : records)
+      if (is_ok(rec) && sessions::metric_value(rec["result"], name)) {
+        out.push_back(name);
+        break;
+      }
+  }
+  return out;
+}
+
+ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metric) {
+  ParetoModel m;
+  if (snapshot.active_sweep < 0 ||
+      snapshot.active_sweep >= static_cast<int>(snapshot.sweeps.size()))
+    return m;
+  const SweepSnapshot& sweep = snapshot.sweeps[static_cast<size_t>(snapshot.active_sweep)];
+  m.sweep_name = sweep.name;
+  m.records = sweep.records.size();
+  m.metrics = available_metrics(sweep.records);
+  if (m.metrics.empty()) {
+    for (const auto& rec : sweep.records)
+      m.excluded.push_back("#" + std::to_string(rec.value("cell", -1)) +
+                           (is_ok(rec) ? " n/a: no quality metric" : " failed"));
+    return m;
+  }
+  m.metric = metric;
+  if (std::find(m.metrics.begin(), m.metrics.end(), metric) == m.metrics.end()) {
+    const bool has_attn =
+        std::find(m.metrics.begin(), m.metrics.end(), "attn_out_rel_err") != m.metrics.end();
+    m.metric = has_attn ? "attn_out_rel_err" : m.metrics.front();
+  }
+  std::vector<sessions::ParetoPoint> pts =
+      sessions::pareto_points_from_records(sweep.records, m.metric);
+  m.result = sessions::pareto_frontier(pts);
+
+  std::map<int64_t, const json*> by_id;
+  for (const auto& rec : sweep.records)
+    by_id.emplace(rec.value("cell", static_cast<int64_t>(-1)), &rec);
+  std::map<int64_t, std::pair<bool, int64_t>> role;  // id -> (on_frontier, duplicate_of)
+  for (const auto& fp : m.result.frontier) {
+    role[fp.rep.id] = {true, -1};
+    for (const auto& d : fp.duplicates) role[d.id] = {false, fp.rep.id};
+  }
+  const std::string current_hash =
+      snapshot.config ? sessions::run_config_hash(*snapshot.config) : "";
+  for (const auto& p : pts) {
+    if (!p.valid) {
+      m.excluded.push_back("#" + std::to_string(p.id) + " " + p.reason);
+      continue;
+    }
+    ParetoPlotPoint pp;
+    pp.id = p.id;
+    pp.r = p.r;
+    pp.q = p.q;
+    const json& rec = *by_id.at(p.id);
+    pp.label = options_label(rec.value("options", json::object()));
+    const json& res = rec["result"];
+    pp.config = res.value("config", json::object());
+    const std::string kc = stream_codec(pp.config, "k"), vc = stream_codec(pp.config, "v");
+    pp.codec = kc == vc ? kc : kc + " / " + vc;
+    const std::string kf = codec_family(kc), vf = codec_family(vc);
+    pp.family = kf == vf ? kf : kf + " / " + vf;
+    pp.total_bytes = res.value("total_bytes", static_cast<uint64_t>(0));
+    pp.config_hash = rec.value("config_hash", std::string());
+    if (auto it = role.find(p.id); it != role.end()) {
+      pp.on_frontier = it->second.first;
+      pp.duplicate_of = it->second.second;
+    }
+    if (std::find(m.families.begin(), m.families.end(), pp.family) == m.families.end())
+      m.families.push_back(pp.family);
+    m.points.push_back(std::move(pp));
+  }
+  std::sort(m.points.begin(), m.points.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  for (size_t i = 0; i < m.points.size() && !current_hash.empty(); ++i)
+    if (m.points[i].config_hash == current_hash) {
+      m.current = static_cast<int>(i);
+      break;
+    }
+  if (!m.points.empty()) {
+    double lo = m.points.front().q, hi = lo;
+    for (const auto& p : m.points) {
+      lo = std::min(lo, p.q);
+      hi = std::max(hi, p.q);
+    }
+    m.log_y = lo > 0 && hi / lo >= 100.0;
+  }
+  return m;
+}
+
+std::string pareto_model_csv(const ParetoModel& m) {
+  if (m.points.empty()) return {};
+  auto quote = [](const std::string& s) {
+    std::string o = "\"";
+    for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return o + "\"";
+  };
+  std::ostringstream os;
+  os << "id,label,codec,family,ratio_vs_bf16," << m.metric
+     << ",on_frontier,duplicate_of,total_bytes\n";
+  char buf[96];
+  for (const auto& p : m.points) {
+    std::snprintf(buf, sizeof buf, "%.17g,%.17g", p.r, p.q);
+    os << p.id << ',' << quote(p.label) << ',' << quote(p.codec) << ',' << quote(p.family) << ','
+       << buf << ',' << (p.on_frontier ? "true" : "false") << ',';
+    if (p.duplicate_of >= 0) os << p.duplicate_of;
+    os << ',' << p.total_bytes << '\n';
+  }
+  return os.str();
+}
+
+}  // namespace kvwb::views
