@@ -201,11 +201,7 @@ void ParetoView::rebuild() {
   title += QString("  ·  %1 cells, %2 on the frontier")
                .arg(model_.records)
                .arg(model_.result.frontier.size());
-  if (model_.has_ci) {
-    int passages = 0;
-    for (const auto& pt : model_.points) passages = std::max(passages, pt.passages);
-    title += QString("  ·  bars: 95 % intervals over %1 passages").arg(passages);
-  }
+
   title_->setText(title);
   p->legend->setVisible(true);
 
@@ -314,10 +310,14 @@ void ParetoView::rebuild() {
   QString note;
   if (synthetic) note += "SYNTHETIC demo capture. ";
   note += "Hover a point for details, click it to load its configuration.";
-  if (model_.has_ci)
-    note += QString(" Error bars: 95 % paired-bootstrap intervals; %1 dominated cell(s) overlap the frontier "
-                    "within them.")
+  if (model_.has_ci) {
+    int passages = 0;
+    for (const auto& pt : model_.points) passages = std::max(passages, pt.passages);
+    note += QString(" Error bars: 95 % paired-bootstrap intervals over %1 passages; dominated cells the "
+                    "intervals cannot tell from the frontier: %2.")
+                .arg(passages)
                 .arg(model_.possibly_on_frontier.size());
+  }
   if (!model_.excluded.empty()) {
     note += QString(" Excluded (%1):").arg(model_.excluded.size());
     for (const auto& e : model_.excluded) note += " " + QString::fromStdString(e) + ";";

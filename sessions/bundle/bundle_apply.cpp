@@ -22,7 +22,8 @@ json read_json(const fs::path& p) {
 }
 
 const json& need(const json& j, const std::string& key, const std::string& where) {
-  if (!j.is_object() || !j.contains(key)) throw FormatError(where + ": missing field '" + key + "'");
+  if (!j.is_object() || !j.contains(key))
+    throw FormatError(where + ": missing field '" + key + "'");
   return j[key];
 }
 
@@ -46,13 +47,25 @@ StreamConfig stream_of(const json& s, bool is_k, const std::string& where) {
   for (auto it = params.begin(); it != params.end(); ++it) {
     if (it->is_null() || (sc.codec == "kakeya_pca" && it.key() == "centroids")) continue;
     std::string text;
-    if (it->is_string()) text = it->get<std::string>();
-    else if (it->is_boolean()) text = it->get<bool>() ? "true" : "false";
-    else if (it->is_number()) text = it->dump();
-    else throw FormatError(where + ".params." + it.key() + ": expected a number, string or boolean");
+    if (it->is_string() && it.key() == "seed") {
+      // u64 seeds are hex strings in codec_config.json (§5); the configuration writes decimal.
+      try {
+        text = std::to_string(std::stoull(it->get<std::string>(), nullptr, 0));
+      } catch (const std::exception&) {
+        throw FormatError(where + ".params.seed: not an integer: " + it->get<std::string>());
+      }
+    } else if (it->is_string())
+      text = it->get<std::string>();
+    else if (it->is_boolean())
+      text = it->get<bool>() ? "true" : "false";
+    else if (it->is_number())
+      text = it->dump();
+    else
+      throw FormatError(where + ".params." + it.key() + ": expected a number, string or boolean");
     sc.params[it.key()] = text;
   }
-  if (is_k && s.contains("k_domain") && s["k_domain"].is_string()) sc.k_domain = s["k_domain"].get<std::string>();
+  if (is_k && s.contains("k_domain") && s["k_domain"].is_string())
+    sc.k_domain = s["k_domain"].get<std::string>();
   return sc;
 }
 
@@ -65,8 +78,10 @@ CalibrationBundle read_calibration_bundle(const std::string& dir) {
   if (!rep.ok) {
     std::string msg;
     for (size_t i = 0; i < rep.errors.size() && i < 5; ++i) msg += "\n  " + rep.errors[i];
-    if (rep.errors.size() > 5) msg += "\n  … and " + std::to_string(rep.errors.size() - 5) + " more";
-    throw FormatError(dir + ": not a valid calibration bundle (kvwb bundle-check lists every problem):" + msg);
+    if (rep.errors.size() > 5)
+      msg += "\n  … and " + std::to_string(rep.errors.size() - 5) + " more";
+    throw FormatError(
+        dir + ": not a valid calibration bundle (kvwb bundle-check lists every problem):" + msg);
   }
   CalibrationBundle b;
   b.dir = dir;
@@ -77,7 +92,8 @@ CalibrationBundle read_calibration_bundle(const std::string& dir) {
   b.capture_file_name = need(src, "file_name", "MANIFEST.json source_capture").get<std::string>();
   b.capture_sha256 = need(src, "sha256", "MANIFEST.json source_capture").get<std::string>();
   b.model_name = src.value("model_name", std::string());
-  if (fs::exists(root / "sigma_q.safetensors", ec)) b.sigma_q_file = (root / "sigma_q.safetensors").string();
+  if (fs::exists(root / "sigma_q.safetensors", ec))
+    b.sigma_q_file = (root / "sigma_q.safetensors").string();
   static const std::regex table_name("^([KV]_b[1-4])_centroids\\.f32$");
   for (const auto& e : fs::directory_iterator(root, ec)) {
     std::smatch m;
@@ -99,8 +115,10 @@ RunConfig bundle_run_config(const std::string& dir) {
   const json& qp = need(cc, "q_precond", F);
   if (need(qp, "enabled", F + " q_precond").get<bool>()) {
     c.q_precond = "capture";
-    c.q_precond_skip_layers = int_list(need(qp, "user_skip_layers", F + " q_precond"), F + " q_precond.user_skip_layers");
-    if (qp.contains("target_cond") && qp["target_cond"].is_number()) c.target_cond = qp["target_cond"].get<double>();
+    c.q_precond_skip_layers =
+        int_list(need(qp, "user_skip_layers", F + " q_precond"), F + " q_precond.user_skip_layers");
+    if (qp.contains("target_cond") && qp["target_cond"].is_number())
+      c.target_cond = qp["target_cond"].get<double>();
   }
   const json& streams = need(cc, "streams", F);
   c.k = stream_of(need(streams, "K", F + " streams"), true, F + " streams.K");

@@ -34,8 +34,9 @@ void check_run(const RunResult& r, const std::string& column) {
   for (const auto& l : r.layers)
     for (const auto* s : {&l.k, &l.v})
       if (s->failed)
-        throw Error(s->error_code, "transfer: the " + column + " run failed on layer " + std::to_string(l.layer) + " " +
-                                       (s == &l.k ? "K" : "V") + ": " + s->error_message);
+        throw Error(s->error_code, "transfer: the " + column + " run failed on layer " +
+                                       std::to_string(l.layer) + " " + (s == &l.k ? "K" : "V") +
+                                       ": " + s->error_message);
 }
 
 /// Removes a temporary folder on scope exit.
@@ -59,17 +60,20 @@ json number_or_null(const json& j, std::initializer_list<const char*> path) {
 
 }  // namespace
 
-TransferResult calibration_transfer(const std::string& capture_a, const std::string& capture_b, const RunConfig& cfg,
-                                    const TransferOptions& opt) {
+TransferResult calibration_transfer(const std::string& capture_a, const std::string& capture_b,
+                                    const RunConfig& cfg, const TransferOptions& opt) {
   if (!cfg.q_precond.empty() && cfg.q_precond != "capture")
-    throw InvalidArgument("transfer calibrates Σ_q itself: use --q-precond capture (or none), not the file " +
-                          cfg.q_precond);
+    throw InvalidArgument(
+        "transfer calibrates Σ_q itself: use --q-precond capture (or none), not the file " +
+        cfg.q_precond);
   if (names_tables(cfg))
-    throw InvalidArgument("transfer calibrates the centroid tables itself: drop --centroids-k/--centroids-v "
-                          "(centroids_file) from the configuration");
+    throw InvalidArgument(
+        "transfer calibrates the centroid tables itself: drop --centroids-k/--centroids-v "
+        "(centroids_file) from the configuration");
   if (cfg.q_precond.empty() && !has_kakeya(cfg))
-    throw InvalidArgument("transfer: the configuration calibrates nothing (no --q-precond capture and no kakeya_pca "
-                          "stream with a centroid table): there is nothing to transfer");
+    throw InvalidArgument(
+        "transfer: the configuration calibrates nothing (no --q-precond capture and no kakeya_pca "
+        "stream with a centroid table): there is nothing to transfer");
   TransferResult t;
   t.capture_a = capture_a;
   t.capture_b = capture_b;
@@ -84,8 +88,10 @@ TransferResult calibration_transfer(const std::string& capture_a, const std::str
     folder.remove = true;
   } else {
     folder.path = opt.keep_bundles;
-    if (fs::exists(folder.path, ec) && (!fs::is_directory(folder.path, ec) || !fs::is_empty(folder.path, ec)))
-      throw InvalidArgument("transfer: --keep-bundles " + opt.keep_bundles + " exists and is not an empty folder");
+    if (fs::exists(folder.path, ec) &&
+        (!fs::is_directory(folder.path, ec) || !fs::is_empty(folder.path, ec)))
+      throw InvalidArgument("transfer: --keep-bundles " + opt.keep_bundles +
+                            " exists and is not an empty folder");
   }
   fs::create_directories(folder.path, ec);
   if (ec) throw IoError(folder.path.string(), "cannot create the bundle folder: " + ec.message());
@@ -112,19 +118,24 @@ TransferResult calibration_transfer(const std::string& capture_a, const std::str
     col.config = c;
     col.run = run_config(capture_b, c, ro, opt.job);
     check_run(col.run, name);
-    if (b) col.calibration = calibration_provenance_json(*b, c, "capture", capture_b, col.run.capture_sha256);
+    if (b)
+      col.calibration =
+          calibration_provenance_json(*b, c, "capture", capture_b, col.run.capture_sha256);
     return col;
   };
   RunConfig none = cfg;
   none.q_precond.clear();
   t.uncalibrated = column("uncalibrated", none, nullptr);
-  t.in_sample = column("in-sample", apply_calibration_bundle(cfg, t.calibration_b), &t.calibration_b);
-  t.out_of_sample = column("out-of-sample", apply_calibration_bundle(cfg, t.calibration_a), &t.calibration_a);
+  t.in_sample =
+      column("in-sample", apply_calibration_bundle(cfg, t.calibration_b), &t.calibration_b);
+  t.out_of_sample =
+      column("out-of-sample", apply_calibration_bundle(cfg, t.calibration_a), &t.calibration_a);
   if (t.in_sample.run.capture_sha256 != t.sha256_b)
     throw CaptureChanged("transfer: " + capture_b + " changed while the transfer ran");
   if (folder.remove) {
     // The provenance names bundle folders that are about to be removed: say so.
-    for (auto* c : {&t.in_sample, &t.out_of_sample}) c->calibration["bundle"] = "(temporary; --keep-bundles keeps it)";
+    for (auto* c : {&t.in_sample, &t.out_of_sample})
+      c->calibration["bundle"] = "(temporary; --keep-bundles keeps it)";
   }
   return t;
 }
@@ -145,10 +156,13 @@ json transfer_to_json(const TransferResult& t) {
   json in, out;
   for (const auto* c : {&t.uncalibrated, &t.in_sample, &t.out_of_sample}) {
     json m = transfer_metrics_json(c->run);
-    const std::string key = c == &t.uncalibrated ? "uncalibrated" : c == &t.in_sample ? "in_sample" : "out_of_sample";
+    const std::string key = c == &t.uncalibrated ? "uncalibrated"
+                            : c == &t.in_sample  ? "in_sample"
+                                                 : "out_of_sample";
     if (c == &t.in_sample) in = m;
     if (c == &t.out_of_sample) out = m;
-    cols[key] = {{"metrics", m}, {"calibration", c->calibration}, {"config_hash", c->run.config_hash}};
+    cols[key] = {
+        {"metrics", m}, {"calibration", c->calibration}, {"config_hash", c->run.config_hash}};
   }
   json rel = json::object();
   for (auto it = in.begin(); it != in.end(); ++it) {

@@ -3,9 +3,8 @@
 // capture A (a bundle: Σ_q factors and Lloyd-Max tables), apply it to capture B, and compare with
 // the same configuration calibrated on B itself (in-sample) and with no calibration at all. The
 // core of `kvwb transfer`; the CLI adds the optional end-to-end columns.
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "base/job.h"
 #include "sessions/config/calibration_bundle.h"
@@ -23,8 +22,8 @@ struct TransferOptions {
 
 /// One column of the comparison, all measured on capture B.
 struct TransferColumn {
-  std::string name;           // uncalibrated | in-sample | out-of-sample
-  RunConfig config;           // what ran (bundle paths applied)
+  std::string name;  // uncalibrated | in-sample | out-of-sample
+  RunConfig config;  // what ran (bundle paths applied)
   RunResult run;
   nlohmann::json calibration;  // provenance (null for uncalibrated)
 };
@@ -41,8 +40,8 @@ struct TransferResult {
 /// stream) and must not name calibration files itself (q_precond as a file, centroids_file):
 /// InvalidArgument otherwise. Throws what export_bundle and run_config throw; a failed
 /// layer-stream in any column is an error naming the column.
-TransferResult calibration_transfer(const std::string& capture_a, const std::string& capture_b, const RunConfig& cfg,
-                                    const TransferOptions& opt = {});
+TransferResult calibration_transfer(const std::string& capture_a, const std::string& capture_b,
+                                    const RunConfig& cfg, const TransferOptions& opt = {});
 
 /// Metrics of a column: ratio_vs_bf16, total_bytes, k_rel_mse, v_rel_mse, attn_out_rel_err,
 /// attn_kl, attn_top1 (null when absent).

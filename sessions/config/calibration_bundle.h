@@ -39,7 +39,8 @@ RunConfig apply_calibration_bundle(const RunConfig& cfg, const CalibrationBundle
 /// "capture" (in-sample exactly when the sha256 equals the bundle's capture's) or "text" (an
 /// end-to-end evaluation: always out-of-sample, the bundle was not fitted on its prefill).
 nlohmann::json calibration_provenance_json(const CalibrationBundle& b, const RunConfig& applied,
-                                           const std::string& evaluated_kind, const std::string& evaluated_file,
+                                           const std::string& evaluated_kind,
+                                           const std::string& evaluated_file,
                                            const std::string& evaluated_sha256);
 
 }  // namespace kvwb::sessions

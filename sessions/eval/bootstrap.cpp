@@ -12,7 +12,8 @@ namespace kvwb::sessions {
 bool Interval::defined() const { return std::isfinite(lo) && std::isfinite(hi); }
 
 size_t bootstrap_index(uint64_t seed, size_t resample, size_t i, size_t n) {
-  const uint64_t x = codec::rng::splitmix(seed ^ kTagBootstrap, static_cast<uint64_t>(resample) * n + i);
+  const uint64_t x =
+      codec::rng::splitmix(seed ^ kTagBootstrap, static_cast<uint64_t>(resample) * n + i);
   const size_t k = static_cast<size_t>(codec::rng::u01c(x) * static_cast<double>(n));
   return std::min(k, n - 1);
 }
@@ -61,7 +62,8 @@ double beta_cf(double a, double b, double x) {
 double incomplete_beta(double a, double b, double x) {
   if (x <= 0) return 0;
   if (x >= 1) return 1;
-  const double lbt = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
+  const double lbt =
+      std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
   const double bt = std::exp(lbt);
   if (x < (a + 1) / (a + b + 2)) return bt * beta_cf(a, b, x) / a;
   return 1 - bt * beta_cf(b, a, 1 - x) / b;
@@ -100,7 +102,8 @@ double expanded_alpha(size_t n, double level) {
 std::vector<Interval> paired_bootstrap_means(const std::vector<std::vector<double>>& columns,
                                              const BootstrapOptions& opt) {
   if (opt.resamples < 100)
-    throw InvalidArgument("bootstrap: resamples must be >= 100, got " + std::to_string(opt.resamples));
+    throw InvalidArgument("bootstrap: resamples must be >= 100, got " +
+                          std::to_string(opt.resamples));
   if (!(opt.level > 0 && opt.level < 1))
     throw InvalidArgument("bootstrap: level must be in (0, 1), got " + std::to_string(opt.level));
   std::vector<Interval> out(columns.size(), Interval{NAN, NAN});
@@ -154,29 +157,35 @@ std::pair<int, int> bands(const Interval& dppl, const Interval& top1) {
 }
 
 /// Intervals shrunk by f = √(n/n′) around their estimates.
-Interval scaled(double x, const Interval& ci, double f) { return {x - (x - ci.lo) * f, x + (ci.hi - x) * f}; }
+Interval scaled(double x, const Interval& ci, double f) {
+  return {x - (x - ci.lo) * f, x + (ci.hi - x) * f};
+}
 
 }  // namespace
 
-IntervalVerdict ppl_strict_interval_verdict(double dppl, const Interval& dppl_ci, double top1, const Interval& top1_ci,
-                                            size_t n) {
+IntervalVerdict ppl_strict_interval_verdict(double dppl, const Interval& dppl_ci, double top1,
+                                            const Interval& top1_ci, size_t n) {
   IntervalVerdict v;
   if (n < 2 || !dppl_ci.defined() || !top1_ci.defined()) {
     v.verdict = "INCONCLUSIVE";
     v.possible = {"ACCEPT", "MARGINAL", "REJECT"};
-    v.reason = n < 2 ? "one passage gives no variance estimate: evaluate at least 2 (better 20 or more)"
-                     : "the interval is undefined (non-finite per-passage values)";
+    v.reason =
+        n < 2 ? "one passage gives no variance estimate: evaluate at least 2 (better 20 or more)"
+              : "the interval is undefined (non-finite per-passage values)";
     return v;
   }
   const auto [best, worst] = bands(dppl_ci, top1_ci);
   for (int b = best; b <= worst; ++b) v.possible.push_back(kBands[b]);
   if (best == worst) {
     v.verdict = kBands[best];
-    v.reason = best == 0   ? "the whole interval is inside the ACCEPT thresholds (|Δppl| ≤ 1 %, top-1 ≥ 95 %)"
-               : best == 1 ? "the whole interval is inside the MARGINAL thresholds (|Δppl| ≤ 3 %, top-1 ≥ 85 %) "
-                             "and outside ACCEPT's"
-                           : "even the interval's best case is outside the MARGINAL thresholds (|Δppl| ≤ 3 %, "
-                             "top-1 ≥ 85 %)";
+    v.reason =
+        best == 0
+            ? "the whole interval is inside the ACCEPT thresholds (|Δppl| ≤ 1 %, top-1 ≥ 95 %)"
+        : best == 1
+            ? "the whole interval is inside the MARGINAL thresholds (|Δppl| ≤ 3 %, top-1 ≥ 85 %) "
+              "and outside ACCEPT's"
+            : "even the interval's best case is outside the MARGINAL thresholds (|Δppl| ≤ 3 %, "
+              "top-1 ≥ 85 %)";
     return v;
   }
   v.verdict = "INCONCLUSIVE";
@@ -210,7 +219,8 @@ IntervalVerdict ppl_strict_interval_verdict(double dppl, const Interval& dppl_ci
     v.reason += "; about " + std::to_string(*v.passages_needed) +
                 " passages would decide it (estimated from the per-passage variance)";
   else
-    v.reason += "; an estimate sits on a threshold, so no number of passages is predicted to decide it";
+    v.reason +=
+        "; an estimate sits on a threshold, so no number of passages is predicted to decide it";
   return v;
 }
 

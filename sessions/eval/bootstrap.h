@@ -67,17 +67,18 @@ Interval abs_interval(const Interval& x);
 /// the ACCEPT thresholds; REJECT only when even the best case is outside MARGINAL's); otherwise
 /// INCONCLUSIVE with the verdicts still possible and an estimate of the passages that would decide.
 struct IntervalVerdict {
-  std::string verdict;                 // ACCEPT | MARGINAL | REJECT | INCONCLUSIVE
-  std::vector<std::string> possible;   // verdicts compatible with the intervals, best first
-  std::optional<long long> passages_needed;  // INCONCLUSIVE: estimated passages for a decisive verdict
-  std::string reason;                  // one sentence for reports
+  std::string verdict;                // ACCEPT | MARGINAL | REJECT | INCONCLUSIVE
+  std::vector<std::string> possible;  // verdicts compatible with the intervals, best first
+  std::optional<long long>
+      passages_needed;  // INCONCLUSIVE: estimated passages for a decisive verdict
+  std::string reason;   // one sentence for reports
 };
 
 /// `dppl` and `top1` are the means (percent), `dppl_ci` and `top1_ci` their intervals, `n` the
 /// passages. The passages needed assume each interval side shrinks as √(n/n′) around the same
 /// estimate (the per-passage variance stays what was observed): the smallest n′ ≥ n at which the
 /// scaled intervals give a decisive verdict, or none when an estimate sits exactly on a threshold.
-IntervalVerdict ppl_strict_interval_verdict(double dppl, const Interval& dppl_ci, double top1, const Interval& top1_ci,
-                                            size_t n);
+IntervalVerdict ppl_strict_interval_verdict(double dppl, const Interval& dppl_ci, double top1,
+                                            const Interval& top1_ci, size_t n);
 
 }  // namespace kvwb::sessions

@@ -389,6 +389,7 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
     vp[l] = &v_ref_[l];
   }
   size_t step = 0;
+  uint64_t tail = 0;
   const size_t total = layers.size() + static_cast<size_t>(P_);
   for (int l : layers) {
     if (job && job->cancel.load()) throw Cancelled("eval cancelled");
@@ -397,6 +398,7 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
     LayerRoundTrip rt = roundtrip_layer(info_, cfg, wh, l, k_pre_[li], v_[li], positions_);
     r.aggregate.bytes += rt.k.bytes + rt.v.bytes;
     r.aggregate.bf16_bytes += rt.k.bf16_bytes + rt.v.bf16_bytes;
+    tail += rt.k.tail_bytes + rt.v.tail_bytes;
     k_hat[li] = std::move(rt.k_pre_hat);
     v_hat[li] = std::move(rt.v_hat);
     kp[li] = &k_hat[li];
@@ -404,6 +406,10 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
   }
   r.aggregate.ratio_vs_bf16 =
       r.aggregate.bytes ? static_cast<double>(r.aggregate.bf16_bytes) / static_cast<double>(r.aggregate.bytes) : NAN;
+  if (r.aggregate.bytes > 0 && tail == r.aggregate.bytes)
+    r.warnings.push_back("nothing was compressed: the prefill of " + std::to_string(C_) +
+                         " tokens is shorter than block_size " + std::to_string(cfg.block_size) +
+                         ", so every token stays in the bf16 hot tail; use --block-size <= " + std::to_string(C_));
   // Teacher-forced continuation on the reconstructed cache; score positions 0 … N−2.
   std::vector<double> lr, la, le;
   for (size_t p = 0; p < static_cast<size_t>(P_); ++p) {

@@ -257,17 +257,38 @@ void TestViewsExplore::pareto_demo_sweep() {
   QVERIFY(std::find(metrics.begin(), metrics.end(), "k_whitened_mse") == metrics.end());  // no Σ_q
   QVERIFY(std::find(metrics.begin(), metrics.end(), "e2e.delta_ppl") == metrics.end());
   auto with_e2e = records;
-  with_e2e[0]["result"]["totals"]["e2e"] = {
-      {"delta_ppl", -0.4}, {"abs_delta_ppl", 0.4}, {"kl", 0.01}};
+  with_e2e[0]["result"]["totals"]["e2e"] = {{"delta_ppl", -0.4},
+                                             {"abs_delta_ppl", 0.4},
+                                             {"kl", 0.01},
+                                             {"kl_ci", {0.008, 0.013}},
+                                             {"verdict", "INCONCLUSIVE"},
+                                             {"passages", 60},
+                                             {"passages_needed", 250},
+                                             {"seconds_per_passage", 0.02}};
   metrics = views::available_metrics(with_e2e);
   for (const char* m :
        {"e2e.delta_ppl", "e2e.abs_delta_ppl", "e2e.kl", "attn_out_rel_err", "k_rel_mse"})
     QVERIFY2(std::find(metrics.begin(), metrics.end(), m) != metrics.end(), m);
   QVERIFY(std::find(metrics.begin(), metrics.end(), "e2e.one_minus_top1") == metrics.end());
+  // Protocol numbers under totals.e2e are not quality axes.
+  for (const char* m : {"e2e.passages", "e2e.passages_needed", "e2e.seconds_per_passage"})
+    QVERIFY2(std::find(metrics.begin(), metrics.end(), m) == metrics.end(), m);
   view.set_snapshot(sweep_snapshot(demo, true, with_e2e, "demo"));
   view.set_metric("e2e.kl");
   QCOMPARE(view.model().points.size(), size_t{1});
   QCOMPARE(view.model().excluded.size(), size_t{2});  // n/a: e2e.kl
+  // The interval becomes an error bar; the tooltip data and the CSV carry it.
+  QVERIFY(view.model().has_ci);
+  QVERIFY(view.model().points[0].has_ci);
+  QCOMPARE(view.model().points[0].q_lo, 0.008);
+  QCOMPARE(view.model().points[0].q_hi, 0.013);
+  QCOMPARE(view.model().points[0].verdict, std::string("INCONCLUSIVE"));
+  QCOMPARE(view.model().points[0].passages, 60);
+  QVERIFY(views::pareto_model_csv(view.model()).find("e2e.kl_lo,e2e.kl_hi") != std::string::npos);
+  int bars = 0;
+  for (int i = 0; i < view.plot()->plottableCount(); ++i)
+    if (qobject_cast<QCPErrorBars*>(view.plot()->plottable(i))) ++bars;
+  QVERIFY(bars > 0);
 
   // A failed cell is excluded and listed in the note.
   auto broken = records;

@@ -94,9 +94,12 @@ ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metr
   }
   m.metric = metric;
   if (std::find(m.metrics.begin(), m.metrics.end(), metric) == m.metrics.end()) {
-    const bool has_attn =
-        std::find(m.metrics.begin(), m.metrics.end(), "attn_out_rel_err") != m.metrics.end();
-    m.metric = has_attn ? "attn_out_rel_err" : m.metrics.front();
+    // A sweep run with a model plots what it was run for: the end-to-end KL (the steadier
+    // end-to-end axis), with its intervals as error bars.
+    auto has = [&](const char* name) {
+      return std::find(m.metrics.begin(), m.metrics.end(), name) != m.metrics.end();
+    };
+    m.metric = has("e2e.kl") ? "e2e.kl" : has("attn_out_rel_err") ? "attn_out_rel_err" : m.metrics.front();
   }
   std::vector<sessions::ParetoPoint> pts =
       sessions::pareto_points_from_records(sweep.records, m.metric);

@@ -57,7 +57,8 @@ std::string codec_family(const std::string& codec);
 std::vector<std::string> available_metrics(const std::vector<nlohmann::json>& records);
 
 /// Builds the model of the snapshot's active sweep for `metric`. An empty or unavailable metric
-/// picks the first of available_metrics (attn_out_rel_err when present). Never throws for
+/// picks e2e.kl when the sweep has end-to-end results, else attn_out_rel_err when present, else
+/// the first of available_metrics. Never throws for
 /// damaged records: they end up in `excluded`.
 ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metric);
 

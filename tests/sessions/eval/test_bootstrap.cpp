@@ -19,7 +19,8 @@ namespace {
 /// n draws of N(mu, sigma²) under `seed` (the project's normal numbers).
 std::vector<double> normal_sample(size_t n, double mu, double sigma, uint64_t seed) {
   std::vector<double> x(n);
-  for (size_t i = 0; i < n; ++i) x[i] = mu + sigma * codec::rng::normal(seed ^ codec::rng::kTagTest, i);
+  for (size_t i = 0; i < n; ++i)
+    x[i] = mu + sigma * codec::rng::normal(seed ^ codec::rng::kTagTest, i);
   return x;
 }
 
@@ -35,7 +36,8 @@ double coverage(size_t n, int trials, int resamples, bool exponential) {
     if (exponential) {  // skewed like per-passage KL: Exp(1) scaled, mean 0.02
       mu = 0.02;
       for (size_t i = 0; i < n; ++i)
-        x.push_back(-mu * std::log(codec::rng::u01(codec::rng::splitmix(seed ^ codec::rng::kTagTest, i))));
+        x.push_back(
+            -mu * std::log(codec::rng::u01(codec::rng::splitmix(seed ^ codec::rng::kTagTest, i))));
     } else {
       x = normal_sample(n, mu, 2.0, seed);  // like per-passage Δppl: mean 0.7 %, sd 2 %
     }
@@ -79,7 +81,8 @@ TEST(Bootstrap, DeterministicPairedAndExactForConstantColumns) {
   // Paired: the interval of a column does not depend on the other columns.
   EXPECT_EQ(paired_bootstrap_means({x}, BootstrapOptions{})[0].lo, a[0].lo);
   // Zero variance (bf16 against its own reference): a zero-width interval at the exact value.
-  const auto z = paired_bootstrap_means({std::vector<double>(40, 0.0), std::vector<double>(40, 100.0)}, o);
+  const auto z =
+      paired_bootstrap_means({std::vector<double>(40, 0.0), std::vector<double>(40, 100.0)}, o);
   EXPECT_EQ(z[0].lo, 0.0);
   EXPECT_EQ(z[0].hi, 0.0);
   EXPECT_EQ(z[1].lo, 100.0);
@@ -139,7 +142,8 @@ TEST(IntervalVerdict, ThreeOutcomesAndMarginal) {
   EXPECT_EQ(v.verdict, "INCONCLUSIVE");
   EXPECT_EQ(v.possible, (std::vector<std::string>{"ACCEPT", "MARGINAL", "REJECT"}));
   ASSERT_TRUE(v.passages_needed);
-  // Δppl: 1 needs 10·(1.5/1)² → 23.5, 3 needs 10·(1.5/1)² → 23.5; top-1: 85 needs 10·(10/5)² = 40 → 41.
+  // Δppl: 1 needs 10·(1.5/1)² → 23.5, 3 needs 10·(1.5/1)² → 23.5; top-1: 85 needs 10·(10/5)² = 40
+  // → 41.
   EXPECT_EQ(*v.passages_needed, 41);
   // An estimate exactly on a threshold: no number of passages decides it.
   v = ppl_strict_interval_verdict(1.0, {0.5, 1.5}, 98, {97, 99}, 16);
@@ -196,8 +200,8 @@ TEST(ProxyTruthIntervals, PerfectProxyIsDistinguishableFromNoise) {
     ProxyTruthCell c;
     c.delta_ppl = 0.5 * i + 0.1;
     for (int p = 0; p < 8; ++p) c.passage_delta_ppl.push_back(c.delta_ppl + 0.01 * (p - 3.5));
-    c.k_rel_mse = 1e-3 * (i + 1);                          // perfect
-    c.attn_out_err = 1e-3 * (i + 1) + (i % 3 == 0 ? 0.004 : 0.0);  // good
+    c.k_rel_mse = 1e-3 * (i + 1);                                                    // perfect
+    c.attn_out_err = 1e-3 * (i + 1) + (i % 3 == 0 ? 0.004 : 0.0);                    // good
     c.attn_kl = codec::rng::u01(codec::rng::splitmix(3, static_cast<uint64_t>(i)));  // noise
     r.cells.push_back(c);
   }
