@@ -28,4 +28,10 @@ std::string shell_command_line(const std::vector<std::string>& argv);
 /// empty), otherwise wrapped in single quotes with each ' written as '\''.
 std::string shell_quote(const std::string& s);
 
+/// Splits `text` into words as a POSIX shell would without expanding anything: whitespace
+/// separates words; '...' keeps everything literally; "..." keeps everything but \" and \\;
+/// a backslash outside quotes escapes the next character. Throws InvalidArgument for an
+/// unterminated quote. split_shell_words(shell_command_line(v)) == v.
+std::vector<std::string> split_shell_words(const std::string& text);
+
 }  // namespace kvwb::io

@@ -11,7 +11,6 @@
 #include <QLineEdit>
 #include <QPlainTextEdit>
 #include <QPointer>
-#include <QProcess>
 #include <QPushButton>
 #include <QSpinBox>
 #include <QStandardPaths>
@@ -174,7 +173,12 @@ bool SlurmDialog::start(bool write) {
   q.resources.mem = mem_->text().trimmed().toStdString();
   q.resources.cpus_per_task = cpus_->value();
   q.resources.gpus_per_task = gpus_->value();
-  for (const QString& w : QProcess::splitCommand(sbatch_args_->text())) q.resources.sbatch_args.push_back(w.toStdString());
+  try {
+    q.resources.sbatch_args = io::split_shell_words(sbatch_args_->text().toStdString());
+  } catch (const std::exception& e) {
+    show_error(tr("Extra sbatch arguments: %1").arg(dlg::error_text(e)));
+    return false;
+  }
   q.sweep_args = sweep_args_;
   if (q.dir.empty()) {
     show_error(tr("Choose a folder"));

@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "base/errors.h"
+#include "io/atomic_file.h"
 #include "sessions/config/run_config.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
@@ -126,9 +127,14 @@ void commit_store_folder(const fs::path& out, const std::string& meta_text, cons
 
 struct Held {
   json record;
-  json content;
+  std::string content_sha;  // sha256 of record_content(record).dump(): duplicates compare by it
   size_t input = 0;
 };
+
+std::string content_sha256(const json& record) {
+  const std::string t = record_content(record).dump();
+  return io::sha256_hex(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(t.data()), t.size()));
+}
 
 }  // namespace
 
@@ -192,16 +198,17 @@ MergeReport merge_result_stores(const std::string& out, const std::vector<std::s
     rep.duplicates += stores[i].duplicates;
     for (auto& rec : stores[i].records) {
       const std::string key = rec["key"].get<std::string>();
-      json content = record_content(rec);
+      std::string sha = content_sha256(rec);
       auto it = held.find(key);
       if (it == held.end()) {
-        held.emplace(key, Held{std::move(rec), std::move(content), i});
+        held.emplace(key, Held{std::move(rec), std::move(sha), i});
         continue;
       }
-      if (it->second.content != content)
+      if (it->second.content_sha != sha)
         throw StoreMismatch("store merge: " + cell_text(rec) + " differs between " + inputs[it->second.input] +
                             " and " + inputs[i] + " (first difference at " +
-                            first_difference(it->second.content, content) + "); conflicting results of one cell");
+                            first_difference(record_content(it->second.record), record_content(rec)) +
+                            "); conflicting results of one cell");
       ++rep.duplicates;
     }
   }

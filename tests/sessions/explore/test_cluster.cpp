@@ -618,4 +618,9 @@ TEST(Process, RunsWithoutAShellAndReportsMissingPrograms) {
   EXPECT_EQ(io::shell_quote("plain-path/x.json"), "plain-path/x.json");
   EXPECT_EQ(io::shell_quote("it's"), "'it'\\''s'");
   EXPECT_EQ(io::shell_quote(""), "''");
+  EXPECT_EQ(io::split_shell_words("--qos=high  --comment='two words' \"a \\\"b\\\"\" c\\ d ''"),
+            (std::vector<std::string>{"--qos=high", "--comment=two words", "a \"b\"", "c d", ""}));
+  const std::vector<std::string> odd = {"it's", "$HOME", "a b", "", "x\"y", "back\\slash"};
+  EXPECT_EQ(io::split_shell_words(io::shell_command_line(odd)), odd);
+  EXPECT_THROW(io::split_shell_words("--comment='open"), InvalidArgument);
 }
