@@ -112,8 +112,7 @@ TEST(SpectrumModel, EqualsTheAnalysisOfTheSelectedHead) {
 
 TEST(SpectrumModel, SeriesAndCsvArePlottedData) {
   const auto snap = demo_snapshot();
-  const auto m =
-      build_spectrum_model(*snap, 0, 0, {SpectrumTensor::kPreRope, SpectrumTensor::kV});
+  const auto m = build_spectrum_model(*snap, 0, 0, {SpectrumTensor::kPreRope, SpectrumTensor::kV});
   const auto& head = test::analysis_layer(*snap, 0).heads.at(0);
   const auto series = m.series();
   ASSERT_EQ(series.size(), 2u * (2 + sessions::kSpectrumRatios.size()));
@@ -165,12 +164,12 @@ TEST(SpectrumModel, NotesWhenThereIsNothingToDraw) {
     if (l.layer == 1)
       for (auto& h : l.heads) h.k_whitened.reset();
   edited->analysis = an;
-  const auto m = build_spectrum_model(*edited, 1, 0, {SpectrumTensor::kWhitened, SpectrumTensor::kV});
+  const auto m =
+      build_spectrum_model(*edited, 1, 0, {SpectrumTensor::kWhitened, SpectrumTensor::kV});
   EXPECT_FALSE(m.has_whitened);
   ASSERT_EQ(m.curves.size(), 1u);
   EXPECT_EQ(m.curves[0].tensor, SpectrumTensor::kV);
-  EXPECT_EQ(m.note,
-            "Layer 1 has no Σ_q (no q_pre in the capture): whitened K is not available.");
+  EXPECT_EQ(m.note, "Layer 1 has no Σ_q (no q_pre in the capture): whitened K is not available.");
 }
 
 // ---- Σ_q --------------------------------------------------------------------------------------
@@ -179,7 +178,8 @@ TEST(SigmaQModel, EqualsTheAnalysisAndItsSkipRule) {
   const auto snap = demo_snapshot();
   const auto& an = *snap->analysis;
   const auto m = build_sigma_q_model(*snap);
-  EXPECT_EQ(m.title, "Σ_q conditioning — " + demo_file() + " · all layers, every kv head · SYNTHETIC");
+  EXPECT_EQ(m.title,
+            "Σ_q conditioning — " + demo_file() + " · all layers, every kv head · SYNTHETIC");
   EXPECT_EQ(m.note, "");
   EXPECT_FALSE(m.empty());
   EXPECT_EQ(m.kv_heads, 2);
@@ -225,7 +225,8 @@ TEST(SigmaQModel, SeriesAndCsvArePlottedData) {
   const PlotSeries* med = find_series(ml, "median m_l");
   ASSERT_TRUE(head1 && m_l && thr && med);
   EXPECT_EQ(head1->y[2], test::analysis_layer(*snap, 2).heads[1].sigma_q->max_abs_L);
-  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(m_l->y[i], test::analysis_layer(*snap, int(i)).max_abs_L);
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_EQ(m_l->y[i], test::analysis_layer(*snap, int(i)).max_abs_L);
   EXPECT_EQ(thr->x, (std::vector<double>{-0.5, 2.5}));  // spans the layers
   EXPECT_EQ(thr->y, (std::vector<double>{m.threshold, m.threshold}));
   EXPECT_EQ(med->y, (std::vector<double>{m.median, m.median}));
@@ -298,7 +299,8 @@ TEST(SigmaQModel, NotesWithoutQPre) {
 TEST(DistributionModel, HistogramEqualsTheCore) {
   const auto snap = demo_snapshot();
   const auto m = build_distribution_model(*snap, 1, true, 1);
-  EXPECT_EQ(m.title, "Residual distribution — " + demo_file() + " · layer 1 · K (kakeya_pca) · SYNTHETIC");
+  EXPECT_EQ(m.title,
+            "Residual distribution — " + demo_file() + " · layer 1 · K (kakeya_pca) · SYNTHETIC");
   EXPECT_EQ(m.layers, (std::vector<int>{0, 1}));
   EXPECT_EQ(m.layer, 1);
   EXPECT_TRUE(m.k_stream);
@@ -470,7 +472,8 @@ TEST(DistributionModel, NotesForStreamsWithoutResiduals) {
 TEST(LayerErrorModel, RelativeMseEqualsTheRun) {
   const auto snap = demo_snapshot();
   const auto m = build_layer_error_model(*snap, LayerErrorMetric::kRelMse);
-  EXPECT_EQ(m.title, "Per-layer error — " + demo_file() + " · all layers · relative MSE · SYNTHETIC");
+  EXPECT_EQ(m.title,
+            "Per-layer error — " + demo_file() + " · all layers · relative MSE · SYNTHETIC");
   EXPECT_EQ(m.note, "");
   EXPECT_FALSE(m.empty());
   ASSERT_EQ(m.rows.size(), 2u);
@@ -533,7 +536,8 @@ TEST(LayerErrorModel, AttentionMetricsEqualTheRun) {
 
 TEST(LayerErrorModel, FailedStreamsAndNotes) {
   const auto snap = demo_snapshot();
-  EXPECT_EQ(build_layer_error_model(Snapshot{}, LayerErrorMetric::kRelMse).note, "No capture open.");
+  EXPECT_EQ(build_layer_error_model(Snapshot{}, LayerErrorMetric::kRelMse).note,
+            "No capture open.");
   const auto waiting = build_layer_error_model(capture_only({}), LayerErrorMetric::kRelMse);
   EXPECT_TRUE(waiting.empty());
   EXPECT_EQ(waiting.note, "No run yet (press Run to evaluate the configuration).");
@@ -583,7 +587,8 @@ TEST(ChartModelsTiny1m, EveryChartEqualsTheCore) {
   // bf16 hot tail; the workbench's default for this capture (workbench_default_config) codes them.
   const auto hot = test::make_snapshot(path, sessions::RunConfig{}, Selection{1, 0});
   ASSERT_FALSE(hot->capture.synthetic);
-  const auto sp = build_spectrum_model(*hot, 1, 0, {SpectrumTensor::kPreRope, SpectrumTensor::kWhitened});
+  const auto sp =
+      build_spectrum_model(*hot, 1, 0, {SpectrumTensor::kPreRope, SpectrumTensor::kWhitened});
   EXPECT_EQ(sp.title, "Spectrum — tiny1m_wikitext2.kvc.h5 · layer 1 · kv head 0");
   EXPECT_TRUE(sp.has_whitened);
   ASSERT_EQ(sp.curves.size(), 2u);

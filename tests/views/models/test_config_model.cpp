@@ -57,7 +57,8 @@ TEST(ConfigModel, OneWidgetSpecPerParamSpecOfEveryCodec) {
       EXPECT_EQ(w.optional, s.default_value.empty());
       EXPECT_TRUE(contains(w.tooltip, s.help));
       EXPECT_TRUE(contains(w.tooltip, "[" + s.name + ": "));
-      EXPECT_TRUE(contains(w.tooltip, "default " + (s.default_value.empty() ? std::string("none") : s.default_value)));
+      EXPECT_TRUE(contains(w.tooltip, "default " + (s.default_value.empty() ? std::string("none")
+                                                                            : s.default_value)));
       const bool ranged = !(s.min == 0 && s.max == 0);
       switch (s.type) {
         case codec::ParamType::kBool:
@@ -95,8 +96,8 @@ TEST(ConfigModel, OneWidgetSpecPerParamSpecOfEveryCodec) {
     }
   }
   // Today's codecs use every kind but the double spin box (their float parameters are unbounded).
-  for (ParamWidgetKind k : {ParamWidgetKind::kSpin, ParamWidgetKind::kCombo, ParamWidgetKind::kCheck,
-                            ParamWidgetKind::kLine})
+  for (ParamWidgetKind k : {ParamWidgetKind::kSpin, ParamWidgetKind::kCombo,
+                            ParamWidgetKind::kCheck, ParamWidgetKind::kLine})
     EXPECT_GT(kinds[static_cast<int>(k)], 0u) << static_cast<int>(k);
   EXPECT_THROW(param_widget_specs("no_such_codec"), InvalidArgument);
 }
@@ -124,7 +125,8 @@ TEST(ConfigModel, FormShowsTheConfiguration) {
   EXPECT_TRUE(d.attention_metrics);
   EXPECT_EQ(d.k.codec, "kakeya_pca");
   // Every parameter is filled with its spec default.
-  for (const auto& s : codec::codec_params("kakeya_pca")) EXPECT_EQ(d.k.params.at(s.name), s.default_value);
+  for (const auto& s : codec::codec_params("kakeya_pca"))
+    EXPECT_EQ(d.k.params.at(s.name), s.default_value);
 
   const ConfigForm f = form_from_config(config_with_overrides());
   EXPECT_EQ(f.block_size, "256");
@@ -151,15 +153,19 @@ TEST(ConfigModel, FormShowsTheConfiguration) {
   EXPECT_EQ(f.carried.at("q_precond_skip_layers"), json::array({1}));
   EXPECT_EQ(f.carried.at("attn_scale"), 0.125);
   EXPECT_EQ(f.carried.at("threads"), 2);
-  EXPECT_EQ(form_from_config(test::config_of({{"q_precond", "capture"}})).q_precond_mode, "capture");
+  EXPECT_EQ(form_from_config(test::config_of({{"q_precond", "capture"}})).q_precond_mode,
+            "capture");
 }
 
 TEST(ConfigModel, ConfigurationFormConfigurationRoundTrips) {
   for (const auto& cfg : {sessions::RunConfig{}, config_with_overrides(), test::demo_config()}) {
     const json want = sessions::run_config_to_json(cfg);
     const sessions::RunConfig back = config_from_form(form_from_config(cfg));
-    EXPECT_EQ(sessions::run_config_to_json(back).dump(), want.dump());  // threads, backend too
+    EXPECT_EQ(sessions::run_config_to_json(back).dump(), want.dump());
     EXPECT_EQ(sessions::run_config_hash(back), sessions::run_config_hash(cfg));
+    // Execution choices, outside the canonical JSON, come through as well.
+    EXPECT_EQ(back.threads, cfg.threads);
+    EXPECT_TRUE(back.backend == cfg.backend);
   }
 }
 
@@ -225,8 +231,8 @@ TEST(ConfigModel, EditsBecomeExactlyThatConfiguration) {
   ConfigForm f = form_from_config(sessions::RunConfig{});
   f.v = StreamForm{"kivi", {{"bits", "4"}}, "", ""};
   f.boundary = "0,3";
-  const auto want = test::config_of({{"v", {{"codec", "kivi"}, {"params", {{"bits", 4}}}}},
-                                     {"boundary", {0, 3}}});
+  const auto want = test::config_of(
+      {{"v", {{"codec", "kivi"}, {"params", {{"bits", 4}}}}}, {"boundary", {0, 3}}});
   EXPECT_EQ(sessions::run_config_hash(config_from_form(f)), sessions::run_config_hash(want));
 }
 

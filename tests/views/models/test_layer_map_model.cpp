@@ -95,8 +95,8 @@ TEST(LayerMapModel, MenusOfMetricsAndStreams) {
     ASSERT_FALSE(streams.empty());
     // A stream the metric does not offer falls back to its default (the first).
     const auto built = build_layer_map(*demo_snapshot(), m, LayerMapStream::kKWhitened);
-    const bool offered = std::find(streams.begin(), streams.end(), LayerMapStream::kKWhitened) !=
-                         streams.end();
+    const bool offered =
+        std::find(streams.begin(), streams.end(), LayerMapStream::kKWhitened) != streams.end();
     EXPECT_EQ(built.stream, offered ? LayerMapStream::kKWhitened : streams.front());
     const std::string sname = layer_map_stream_name(m, built.stream);
     EXPECT_EQ(built.metric_label, layer_map_metric_name(m) + (sname.empty() ? "" : " — " + sname));
@@ -115,8 +115,8 @@ TEST(LayerMapModel, EveryCellEqualsTheCore) {
   EXPECT_EQ(m.generation, snap->generation);
   EXPECT_EQ(m.selection.layer, 1);
   EXPECT_EQ(m.selection.kv_head, 1);
-  EXPECT_EQ(m.capture_label, "view_models_demo.kvc.h5 · " + snap->capture.model_name +
-                                 " · 3 layers × 2 kv heads");
+  EXPECT_EQ(m.capture_label,
+            "view_models_demo.kvc.h5 · " + snap->capture.model_name + " · 3 layers × 2 kv heads");
   ASSERT_EQ(m.rows.size(), 3u);
   // Per-layer metrics show the layer's value in every head.
   const auto bytes = build_layer_map(*snap, LayerMapMetric::kBytes);
@@ -200,7 +200,8 @@ TEST(LayerMapModel, HoverAndCellText) {
           case LayerMapMetric::kBytes:
             std::snprintf(want, sizeof want, "%.1f KiB", c.value / 1024);
             if (c.value < 1024) std::snprintf(want, sizeof want, "%.0f B", c.value);
-            if (c.value >= 1024.0 * 1024) std::snprintf(want, sizeof want, "%.2f MiB", c.value / 1048576);
+            if (c.value >= 1024.0 * 1024)
+              std::snprintf(want, sizeof want, "%.2f MiB", c.value / 1048576);
             break;
         }
         EXPECT_EQ(c.text, want) << layer_map_metric_name(metric);
@@ -209,7 +210,8 @@ TEST(LayerMapModel, HoverAndCellText) {
   // Status lines of the hover: boundary, whitened, outside the run.
   const auto m = build_layer_map(*snap, LayerMapMetric::kBytes);
   EXPECT_EQ(row_of(m, 0).status, "boundary (both streams bf16)");
-  EXPECT_TRUE(contains(row_of(m, 1).status, "K whitened (Q-preconditioned)")) << row_of(m, 1).status;
+  EXPECT_TRUE(contains(row_of(m, 1).status, "K whitened (Q-preconditioned)"))
+      << row_of(m, 1).status;
   EXPECT_EQ(row_of(m, 1).whitened, test::run_layer(*snap, 1).whitened);
 }
 
@@ -296,7 +298,8 @@ TEST(LayerMapModel, EmptyStatesAndLayersOutsideTheRun) {
   const auto a = build_layer_map(s, LayerMapMetric::kSigmaQCond);
   ASSERT_EQ(a.rows.size(), 3u);
   EXPECT_FALSE(a.has_values);
-  EXPECT_EQ(a.hint, "The capture analysis has not finished yet (Analyze). Σ_q condition comes from it.");
+  EXPECT_EQ(a.hint,
+            "The capture analysis has not finished yet (Analyze). Σ_q condition comes from it.");
   EXPECT_EQ(a.rows[0].cells[0].why_na, "no analysis yet");
   const auto r = build_layer_map(s, LayerMapMetric::kAttnKl);
   EXPECT_EQ(r.hint, "No run yet: run the current configuration to see attention KL.");
@@ -349,8 +352,7 @@ TEST(LayerMapModel, CsvIsTheGrid) {
 TEST(LayerMapModelTiny1m, EveryCellEqualsTheCoreAndTheCliTotals) {
   KVWB_REQUIRE_REAL(path, "tiny1m_wikitext2.kvc.h5");
   const auto snap = test::make_snapshot(
-      path,
-      test::config_of({{"boundary", "0"}, {"block_size", 64}, {"q_precond", "capture"}}),
+      path, test::config_of({{"boundary", "0"}, {"block_size", 64}, {"q_precond", "capture"}}),
       Selection{3, 1});
   ASSERT_FALSE(snap->capture.synthetic);
   expect_cells_equal_core(*snap, {0, 1, 2, 3});

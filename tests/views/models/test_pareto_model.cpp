@@ -23,7 +23,8 @@ using test::contains;
 json ok_record(int64_t cell, const std::string& k_codec, const std::string& v_codec, double ratio,
                std::optional<double> attn_out, const json& options) {
   json totals = {{"k", {{"rel_mse", 0.001 * double(cell + 1)}}}, {"v", {{"rel_mse", 0.002}}}};
-  if (attn_out) totals["attention"] = {{"attn_out_rel_err", *attn_out}, {"attn_kl", *attn_out / 10}};
+  if (attn_out)
+    totals["attention"] = {{"attn_out_rel_err", *attn_out}, {"attn_kl", *attn_out / 10}};
   return {{"cell", cell},
           {"status", "ok"},
           {"key", "key" + std::to_string(cell)},
@@ -36,8 +37,8 @@ json ok_record(int64_t cell, const std::string& k_codec, const std::string& v_co
             {"totals", totals}}}};
 }
 
-std::shared_ptr<Snapshot> sweep_snapshot(const std::vector<json>& records,
-                                         std::shared_ptr<const sessions::RunConfig> config = nullptr) {
+std::shared_ptr<Snapshot> sweep_snapshot(
+    const std::vector<json>& records, std::shared_ptr<const sessions::RunConfig> config = nullptr) {
   auto s = std::make_shared<Snapshot>();
   s->capture.path = "/tmp/capture.kvc.h5";
   s->config = config ? config : std::make_shared<const sessions::RunConfig>();
@@ -148,8 +149,8 @@ TEST(ParetoModel, MetricsCurrentConfigurationAndLinearAxis) {
   EXPECT_EQ(metrics,
             (std::vector<std::string>{"k_rel_mse", "v_rel_mse", "attn_kl", "attn_out_rel_err"}));
   // The current configuration is marked by its hash.
-  auto cfg = std::make_shared<const sessions::RunConfig>(
-      test::config_of({{"v", {{"codec", "q4_0"}}}}));
+  auto cfg =
+      std::make_shared<const sessions::RunConfig>(test::config_of({{"v", {{"codec", "q4_0"}}}}));
   records[2]["config_hash"] = sessions::run_config_hash(*cfg);
   const ParetoModel m = build_pareto_model(*sweep_snapshot(records, cfg), "k_rel_mse");
   EXPECT_EQ(m.metric, "k_rel_mse");
@@ -215,7 +216,8 @@ TEST(ParetoModel, NoSweepOrNothingPlottable) {
   out_of_range->active_sweep = 3;
   EXPECT_TRUE(build_pareto_model(*out_of_range, "").points.empty());
   // Only failed cells and cells without any metric: nothing to plot, each cell listed.
-  std::vector<json> bad = {handmade_records()[5], {{"cell", 9}, {"status", "ok"}, {"result", json::object()}}};
+  std::vector<json> bad = {handmade_records()[5],
+                           {{"cell", 9}, {"status", "ok"}, {"result", json::object()}}};
   const ParetoModel m = build_pareto_model(*sweep_snapshot(bad), "");
   EXPECT_EQ(m.metric, "");
   EXPECT_TRUE(m.points.empty());
