@@ -77,9 +77,11 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
   }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw IoError(argv[0], std::string("waitpid failed: ") + std::strerror(errno));
+    if (errno != EINTR)
+      throw IoError(argv[0], std::string("waitpid failed: ") + std::strerror(errno));
   }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  r.exit_code =
+      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   return r;
 }
 
@@ -121,7 +123,8 @@ std::vector<std::string> split_shell_words(const std::string& text) {
     } else if (c == '"') {
       size_t j = i + 1;
       for (; j < text.size() && text[j] != '"'; ++j) {
-        if (text[j] == '\\' && j + 1 < text.size() && (text[j + 1] == '"' || text[j + 1] == '\\')) ++j;
+        if (text[j] == '\\' && j + 1 < text.size() && (text[j + 1] == '"' || text[j + 1] == '\\'))
+          ++j;
         cur += text[j];
       }
       if (j >= text.size()) throw InvalidArgument("unterminated \" in: " + text);

@@ -26,16 +26,22 @@
 
 namespace kvwb::app {
 
-SlurmDialog::SlurmDialog(Workbench& workbench, nlohmann::json grid, size_t cells, std::vector<std::string> sweep_args,
-                         QWidget* parent)
-    : QDialog(parent), wb_(workbench), grid_(std::move(grid)), cells_(cells), sweep_args_(std::move(sweep_args)) {
+SlurmDialog::SlurmDialog(Workbench& workbench, nlohmann::json grid, size_t cells,
+                         std::vector<std::string> sweep_args, QWidget* parent)
+    : QDialog(parent),
+      wb_(workbench),
+      grid_(std::move(grid)),
+      cells_(cells),
+      sweep_args_(std::move(sweep_args)) {
   setWindowTitle(tr("Sweep on a Slurm cluster"));
   setObjectName(QStringLiteral("slurm_dialog"));
   resize(1000, 760);
   auto* root = new QVBoxLayout(this);
   auto* hint = new QLabel(
-      tr("Writes a folder with a Slurm job array (one shard of the %n grid cell(s) per task) and a merge job "
-         "that runs after every shard succeeded (docs/cluster.md). Paths must be the same on the cluster's "
+      tr("Writes a folder with a Slurm job array (one shard of the %n grid cell(s) per task) and a "
+         "merge job "
+         "that runs after every shard succeeded (docs/cluster.md). Paths must be the same on the "
+         "cluster's "
          "nodes. Submit it on the cluster with <tt>kvwb slurm submit --resume FOLDER</tt>; "
          "<tt>kvwb slurm status FOLDER</tt> shows progress.",
          nullptr, static_cast<int>(cells_)));
@@ -51,15 +57,17 @@ SlurmDialog::SlurmDialog(Workbench& workbench, nlohmann::json grid, size_t cells
   folder_row->addWidget(browse);
   form->addRow(tr("Folder (new or empty):"), folder_row);
   connect(browse, &QPushButton::clicked, this, [this] {
-    const QString d = QFileDialog::getExistingDirectory(this, tr("Slurm sweep folder"), folder_->text());
+    const QString d =
+        QFileDialog::getExistingDirectory(this, tr("Slurm sweep folder"), folder_->text());
     if (!d.isEmpty()) folder_->setText(d);
   });
   shards_ = new QSpinBox;
   shards_->setObjectName(QStringLiteral("slurm_shards"));
   shards_->setRange(1, static_cast<int>(std::max<size_t>(1, std::min<size_t>(cells_, 1 << 20))));
   shards_->setValue(static_cast<int>(std::min<size_t>(cells_ ? cells_ : 1, 8)));
-  shards_->setToolTip(tr("Array tasks; shard I runs the cells at positions = I (mod N) of the "
-                         "configuration-hash-sorted cell list"));
+  shards_->setToolTip(
+      tr("Array tasks; shard I runs the cells at positions = I (mod N) of the "
+         "configuration-hash-sorted cell list"));
   form->addRow(tr("Shards (array tasks):"), shards_);
   partition_ = new QLineEdit;
   partition_->setPlaceholderText(tr("cluster default"));
@@ -80,7 +88,8 @@ SlurmDialog::SlurmDialog(Workbench& workbench, nlohmann::json grid, size_t cells
   gpus_->setSpecialValueText(tr("none"));
   form->addRow(tr("GPUs per task:"), gpus_);
   sbatch_args_ = new QLineEdit;
-  sbatch_args_->setPlaceholderText(tr("extra sbatch arguments as shell words, e.g. --qos=high --account=lab"));
+  sbatch_args_->setPlaceholderText(
+      tr("extra sbatch arguments as shell words, e.g. --qos=high --account=lab"));
   form->addRow(tr("Extra sbatch arguments:"), sbatch_args_);
   kvwb_ = new QLineEdit;
   kvwb_->setObjectName(QStringLiteral("slurm_kvwb"));
@@ -187,48 +196,51 @@ bool SlurmDialog::start(bool write) {
   status_->setStyleSheet(QString());
   status_->setText(write ? tr("Writing\u2026") : tr("Hashing the capture\u2026"));
   QPointer<SlurmDialog> self(this);
-  job_id_ = wb_.start_job(write ? tr("Slurm: write scripts") : tr("Slurm: preview"),
-                          [self, q, write](JobControl&) -> Workbench::Continuation {
-                            auto text = std::make_shared<QString>();
-                            auto err = std::make_shared<QString>();
-                            auto dir = std::make_shared<QString>();
-                            try {
-                              const sessions::SlurmSweep s = sessions::describe_slurm_sweep(q);
-                              *dir = QString::fromStdString(s.dir);
-                              std::error_code ec;
-                              if (write && std::filesystem::exists(s.dir, ec) &&
-                                  (!std::filesystem::is_directory(s.dir, ec) || !std::filesystem::is_empty(s.dir, ec)))
-                                throw InvalidArgument("the folder " + s.dir + " exists and is not empty; choose a new one");
-                              std::vector<size_t> all(s.shards);
-                              for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-                              std::string t = sessions::slurm_dry_run_text(s, all);
-                              if (write) {
-                                sessions::write_slurm_folder(s);
-                                const std::string head = "# kvwb slurm submit --dry-run: nothing was written or submitted.\n";
-                                if (t.rfind(head, 0) == 0)
-                                  t = "# Written by kvwb-gui; nothing was submitted.\n" + t.substr(head.size());
-                              }
-                              *text = QString::fromStdString(t);
-                            } catch (const std::exception& e) {
-                              *err = dlg::error_text(e);
-                            }
-                            return [self, text, err, dir, write] {
-                              if (!self) return;
-                              self->job_id_ = -1;
-                              if (!err->isEmpty()) {
-                                self->show_error(*err);
-                                return;
-                              }
-                              self->text_->setPlainText(*text);
-                              self->status_->setStyleSheet(QString());
-                              const QString submit = QString::fromStdString(
-                                  "kvwb slurm submit --resume " + io::shell_quote(dir->toStdString()));
-                              self->status_->setText(
-                                  write ? tr("Wrote %1. Submit it on the cluster with: %2")
-                                              .arg(QDir::toNativeSeparators(*dir), submit)
-                                        : tr("Preview of %1 (nothing written).").arg(QDir::toNativeSeparators(*dir)));
-                            };
-                          });
+  job_id_ = wb_.start_job(
+      write ? tr("Slurm: write scripts") : tr("Slurm: preview"),
+      [self, q, write](JobControl&) -> Workbench::Continuation {
+        auto text = std::make_shared<QString>();
+        auto err = std::make_shared<QString>();
+        auto dir = std::make_shared<QString>();
+        try {
+          const sessions::SlurmSweep s = sessions::describe_slurm_sweep(q);
+          *dir = QString::fromStdString(s.dir);
+          std::error_code ec;
+          if (write && std::filesystem::exists(s.dir, ec) &&
+              (!std::filesystem::is_directory(s.dir, ec) || !std::filesystem::is_empty(s.dir, ec)))
+            throw InvalidArgument("the folder " + s.dir +
+                                  " exists and is not empty; choose a new one");
+          std::vector<size_t> all(s.shards);
+          for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+          std::string t = sessions::slurm_dry_run_text(s, all);
+          if (write) {
+            sessions::write_slurm_folder(s);
+            const std::string head =
+                "# kvwb slurm submit --dry-run: nothing was written or submitted.\n";
+            if (t.rfind(head, 0) == 0)
+              t = "# Written by kvwb-gui; nothing was submitted.\n" + t.substr(head.size());
+          }
+          *text = QString::fromStdString(t);
+        } catch (const std::exception& e) {
+          *err = dlg::error_text(e);
+        }
+        return [self, text, err, dir, write] {
+          if (!self) return;
+          self->job_id_ = -1;
+          if (!err->isEmpty()) {
+            self->show_error(*err);
+            return;
+          }
+          self->text_->setPlainText(*text);
+          self->status_->setStyleSheet(QString());
+          const QString submit = QString::fromStdString("kvwb slurm submit --resume " +
+                                                        io::shell_quote(dir->toStdString()));
+          self->status_->setText(
+              write ? tr("Wrote %1. Submit it on the cluster with: %2")
+                          .arg(QDir::toNativeSeparators(*dir), submit)
+                    : tr("Preview of %1 (nothing written).").arg(QDir::toNativeSeparators(*dir)));
+        };
+      });
   return true;
 }
 

@@ -25,8 +25,8 @@ class SlurmDialog : public QDialog {
  public:
   /// `grid` with `cells` cells (after dropping duplicates); `sweep_args` are extra `kvwb sweep`
   /// arguments (the end-to-end axes, absolute paths).
-  SlurmDialog(Workbench& workbench, nlohmann::json grid, size_t cells, std::vector<std::string> sweep_args,
-              QWidget* parent = nullptr);
+  SlurmDialog(Workbench& workbench, nlohmann::json grid, size_t cells,
+              std::vector<std::string> sweep_args, QWidget* parent = nullptr);
   ~SlurmDialog() override;
 
   void set_folder(const QString& dir);

@@ -35,7 +35,8 @@ size_t env_count(const EnvLookup& env, const std::string& name, const std::strin
   const auto v = env(name);
   if (!v) throw InvalidArgument("--shard auto: " + name + " is not set (" + why + ")");
   const auto n = parse_count(*v);
-  if (!n) throw InvalidArgument("--shard auto: " + name + "='" + *v + "' is not a non-negative integer");
+  if (!n)
+    throw InvalidArgument("--shard auto: " + name + "='" + *v + "' is not a non-negative integer");
   return *n;
 }
 
@@ -53,12 +54,14 @@ ShardSpec parse_shard_spec(const std::string& text, size_t shards, const EnvLook
       s.index = env_count(env, "JOB_COMPLETION_INDEX", "");
       if (!shards)
         throw InvalidArgument(
-            "--shard auto under a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) needs --shards N (the Job's "
+            "--shard auto under a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) needs --shards N "
+            "(the Job's "
             "completions)");
       s.count = shards;
     } else {
       throw InvalidArgument(
-          "--shard auto: neither SLURM_ARRAY_TASK_ID (a Slurm job array task) nor JOB_COMPLETION_INDEX (a "
+          "--shard auto: neither SLURM_ARRAY_TASK_ID (a Slurm job array task) nor "
+          "JOB_COMPLETION_INDEX (a "
           "Kubernetes Indexed Job) is set; give the shard as I/N");
     }
   } else {
@@ -69,9 +72,11 @@ ShardSpec parse_shard_spec(const std::string& text, size_t shards, const EnvLook
     s.index = *i;
     s.count = *n;
     if (shards && shards != s.count)
-      throw InvalidArgument("--shard " + text + " and --shards " + std::to_string(shards) + " disagree");
+      throw InvalidArgument("--shard " + text + " and --shards " + std::to_string(shards) +
+                            " disagree");
   }
-  if (s.count == 0) throw InvalidArgument("--shard " + text + ": the number of shards must be at least 1");
+  if (s.count == 0)
+    throw InvalidArgument("--shard " + text + ": the number of shards must be at least 1");
   if (s.index >= s.count)
     throw InvalidArgument("--shard " + text + ": shard index " + std::to_string(s.index) +
                           " is out of range for " + std::to_string(s.count) + " shards (0 to " +

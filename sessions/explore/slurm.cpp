@@ -64,8 +64,12 @@ std::string base_name(const std::string& dir) {
 }
 
 json resources_json(const SlurmResources& r) {
-  return {{"partition", r.partition}, {"time", r.time},   {"mem", r.mem},
-          {"cpus_per_task", r.cpus_per_task}, {"gpus_per_task", r.gpus_per_task}, {"sbatch_args", r.sbatch_args}};
+  return {{"partition", r.partition},
+          {"time", r.time},
+          {"mem", r.mem},
+          {"cpus_per_task", r.cpus_per_task},
+          {"gpus_per_task", r.gpus_per_task},
+          {"sbatch_args", r.sbatch_args}};
 }
 
 SlurmResources resources_from_json(const json& j) {
@@ -134,28 +138,34 @@ SlurmSweep describe_slurm_sweep(const SlurmSweepRequest& q) {
   if (q.dir.empty()) throw InvalidArgument("slurm: no output folder given (--out)");
   s.dir = absolute_normal(q.dir);
   if (s.dir.find('\\') != std::string::npos)
-    throw InvalidArgument("slurm: the folder " + s.dir +
-                          " contains a backslash, which turns off Slurm's output file patterns; choose another");
+    throw InvalidArgument(
+        "slurm: the folder " + s.dir +
+        " contains a backslash, which turns off Slurm's output file patterns; choose another");
   check_path_for_slurm("slurm: the folder", s.dir);
-  if (q.kvwb.empty()) throw InvalidArgument("slurm: the path of the kvwb binary is unknown (--kvwb)");
+  if (q.kvwb.empty())
+    throw InvalidArgument("slurm: the path of the kvwb binary is unknown (--kvwb)");
   s.kvwb = absolute_normal(q.kvwb);
   check_path_for_slurm("slurm: the kvwb binary", s.kvwb);
   if (q.capture.empty()) throw InvalidArgument("slurm: no capture given");
   s.capture = absolute_normal(q.capture);
   check_path_for_slurm("slurm: the capture", s.capture);
   for (const auto& a : q.sweep_args) check_path_for_slurm("slurm: the sweep argument", a);
-  for (const auto& a : q.resources.sbatch_args) check_path_for_slurm("slurm: the sbatch argument", a);
+  for (const auto& a : q.resources.sbatch_args)
+    check_path_for_slurm("slurm: the sbatch argument", a);
   if (q.shards < 1) throw InvalidArgument("slurm: --shards must be at least 1");
   if (q.resources.cpus_per_task < 1)
-    throw InvalidArgument("slurm: --cpus-per-task must be at least 1, got " + std::to_string(q.resources.cpus_per_task));
+    throw InvalidArgument("slurm: --cpus-per-task must be at least 1, got " +
+                          std::to_string(q.resources.cpus_per_task));
   if (q.resources.gpus_per_task < 0)
-    throw InvalidArgument("slurm: --gpus-per-task must be >= 0, got " + std::to_string(q.resources.gpus_per_task));
+    throw InvalidArgument("slurm: --gpus-per-task must be >= 0, got " +
+                          std::to_string(q.resources.gpus_per_task));
   s.grid = q.grid;
   s.cells = expand_sweep_grid(q.grid, "slurm grid").size();
   if (s.cells == 0) throw InvalidArgument("slurm: the grid has no cells");
   if (q.shards > s.cells)
-    throw InvalidArgument("slurm: " + std::to_string(q.shards) + " shards for a grid of " + std::to_string(s.cells) +
-                          " cells would leave shards empty; use at most " + std::to_string(s.cells) + " shards");
+    throw InvalidArgument(
+        "slurm: " + std::to_string(q.shards) + " shards for a grid of " + std::to_string(s.cells) +
+        " cells would leave shards empty; use at most " + std::to_string(s.cells) + " shards");
   s.shards = q.shards;
   s.resources = q.resources;
   s.allow_failed_cells = q.allow_failed_cells;
@@ -169,10 +179,12 @@ SlurmScripts slurm_scripts(const SlurmSweep& s) {
   std::ostringstream a;
   const std::string n = std::to_string(s.shards);
   a << "#!/bin/bash\n"
-    << "# One shard of a kvwb sweep per Slurm array task (written by kvwb slurm submit; docs/cluster.md).\n"
-    << "# " << s.cells << " cells in " << n << " shards: task I runs the cells at positions = I (mod " << n
-    << ") of the grid's\n"
-    << "# canonical (configuration-hash-sorted) cell list into its own store, skipping the cells it already holds.\n"
+    << "# One shard of a kvwb sweep per Slurm array task (written by kvwb slurm submit; "
+       "docs/cluster.md).\n"
+    << "# " << s.cells << " cells in " << n
+    << " shards: task I runs the cells at positions = I (mod " << n << ") of the grid's\n"
+    << "# canonical (configuration-hash-sorted) cell list into its own store, skipping the cells "
+       "it already holds.\n"
     << "# Capture sha256 " << s.capture_sha256 << ".\n"
     << "set -euo pipefail\n"
     << "task=\"${SLURM_ARRAY_TASK_ID:?run this script as a Slurm array task: sbatch --array=0-"
@@ -188,9 +200,12 @@ SlurmScripts slurm_scripts(const SlurmSweep& s) {
 
   std::ostringstream m;
   m << "#!/bin/bash\n"
-    << "# Merges the shard stores of a kvwb sweep into one store (written by kvwb slurm submit; docs/cluster.md).\n"
-    << "# Submitted with --dependency=afterok:<array job> --kill-on-invalid-dep=yes: it runs only when every\n"
-    << "# shard succeeded, and Slurm cancels it when one fails. The merged store is written atomically.\n"
+    << "# Merges the shard stores of a kvwb sweep into one store (written by kvwb slurm submit; "
+       "docs/cluster.md).\n"
+    << "# Submitted with --dependency=afterok:<array job> --kill-on-invalid-dep=yes: it runs only "
+       "when every\n"
+    << "# shard succeeded, and Slurm cancels it when one fails. The merged store is written "
+       "atomically.\n"
     << "set -euo pipefail\n"
     << "exec " << quoted(s.kvwb) << " store merge " << quoted(s.merged_store()) << " \\\n"
     << "  --grid " << quoted(s.grid_path()) << " --require-complete";
@@ -225,11 +240,13 @@ void add_common_sbatch(std::vector<std::string>& argv, const SlurmResources& r) 
 
 }  // namespace
 
-std::vector<std::string> sbatch_array_command(const SlurmSweep& s, const std::vector<size_t>& shards) {
+std::vector<std::string> sbatch_array_command(const SlurmSweep& s,
+                                              const std::vector<size_t>& shards) {
   std::vector<std::string> argv{"sbatch", "--parsable", "--job-name=kvwb-sweep-" + base_name(s.dir),
                                 "--output=" + pattern_escape(s.logs_dir()) + "/shard-%a.job%A.out",
                                 "--cpus-per-task=" + std::to_string(s.resources.cpus_per_task)};
-  if (s.resources.gpus_per_task > 0) argv.push_back("--gpus-per-task=" + std::to_string(s.resources.gpus_per_task));
+  if (s.resources.gpus_per_task > 0)
+    argv.push_back("--gpus-per-task=" + std::to_string(s.resources.gpus_per_task));
   add_common_sbatch(argv, s.resources);
   for (const auto& x : s.resources.sbatch_args) argv.push_back(x);
   argv.push_back("--array=" + slurm_array_spec(shards));
@@ -239,7 +256,8 @@ std::vector<std::string> sbatch_array_command(const SlurmSweep& s, const std::ve
 
 std::vector<std::string> sbatch_merge_command(const SlurmSweep& s, const std::string& array_job) {
   std::vector<std::string> argv{"sbatch", "--parsable", "--job-name=kvwb-merge-" + base_name(s.dir),
-                                "--output=" + pattern_escape(s.logs_dir()) + "/merge.job%j.out", "--cpus-per-task=1"};
+                                "--output=" + pattern_escape(s.logs_dir()) + "/merge.job%j.out",
+                                "--cpus-per-task=1"};
   add_common_sbatch(argv, s.resources);
   for (const auto& x : s.resources.sbatch_args) argv.push_back(x);
   if (!array_job.empty()) {
@@ -254,8 +272,8 @@ std::string slurm_dry_run_text(const SlurmSweep& s, const std::vector<size_t>& s
   const SlurmScripts sc = slurm_scripts(s);
   std::ostringstream o;
   o << "# kvwb slurm submit --dry-run: nothing was written or submitted.\n"
-    << "# folder " << s.dir << ": " << s.cells << " cells in " << s.shards << " shards; merged store "
-    << s.merged_store() << "\n"
+    << "# folder " << s.dir << ": " << s.cells << " cells in " << s.shards
+    << " shards; merged store " << s.merged_store() << "\n"
     << "# ---- " << s.array_script_path() << " ----\n"
     << sc.array << "# ---- " << s.merge_script_path() << " ----\n"
     << sc.merge << "# ---- submission: the shard array, then the merge after it ----\n";
@@ -284,7 +302,8 @@ void write_slurm_folder(const SlurmSweep& s) {
   }
   io::write_file_atomic(s.grid_path(), s.grid.dump(2) + "\n");
   const SlurmScripts sc = slurm_scripts(s);
-  for (const auto& [path, text] : {std::pair{s.array_script_path(), sc.array}, std::pair{s.merge_script_path(), sc.merge}}) {
+  for (const auto& [path, text] :
+       {std::pair{s.array_script_path(), sc.array}, std::pair{s.merge_script_path(), sc.merge}}) {
     io::write_file_atomic(path, text);
     if (::chmod(path.c_str(), 0755) != 0) throw IoError(path, "cannot make the script executable");
   }
@@ -297,7 +316,8 @@ SlurmSweep read_slurm_folder(const std::string& dir) {
   const std::string path = s.submission_path();
   std::error_code ec;
   if (!fs::exists(path, ec))
-    throw FormatError(dir + ": not a kvwb Slurm sweep folder (no submission.json; made by kvwb slurm submit)");
+    throw FormatError(
+        dir + ": not a kvwb Slurm sweep folder (no submission.json; made by kvwb slurm submit)");
   const auto bytes = io::read_file(path);
   json j;
   try {
@@ -328,11 +348,13 @@ SlurmSweep read_slurm_folder(const std::string& dir) {
   } catch (const json::exception& e) {
     throw FormatError(path + ": missing or malformed field (" + e.what() + ")");
   }
-  if (s.shards < 1 || s.shards > s.cells) throw FormatError(path + ": shards must be between 1 and cells");
+  if (s.shards < 1 || s.shards > s.cells)
+    throw FormatError(path + ": shards must be between 1 and cells");
   for (const auto& sub : s.submissions)
     for (size_t i : sub.shards)
-      if (i >= s.shards) throw FormatError(path + ": a submission names shard " + std::to_string(i) + " of " +
-                                           std::to_string(s.shards));
+      if (i >= s.shards)
+        throw FormatError(path + ": a submission names shard " + std::to_string(i) + " of " +
+                          std::to_string(s.shards));
   const auto gb = io::read_file(s.grid_path());
   try {
     s.grid = json::parse(gb.begin(), gb.end());
@@ -351,7 +373,8 @@ std::string parse_sbatch_job_id(const std::string& output) {
   return line;
 }
 
-SlurmSubmission submit_slurm_jobs(SlurmSweep& s, const std::vector<size_t>& shards, const CommandRunner& run) {
+SlurmSubmission submit_slurm_jobs(SlurmSweep& s, const std::vector<size_t>& shards,
+                                  const CommandRunner& run) {
   SlurmSubmission sub;
   sub.shards = shards;
   std::sort(sub.shards.begin(), sub.shards.end());
@@ -359,8 +382,9 @@ SlurmSubmission submit_slurm_jobs(SlurmSweep& s, const std::vector<size_t>& shar
   auto call = [&](const std::vector<std::string>& argv, const std::string& what) {
     const io::ProcessResult r = run(argv);
     if (r.exit_code != 0)
-      throw Unavailable("slurm: sbatch failed (exit " + std::to_string(r.exit_code) + ") submitting " + what + ": " +
-                        r.err + r.out + " [command: " + io::shell_command_line(argv) + "]");
+      throw Unavailable("slurm: sbatch failed (exit " + std::to_string(r.exit_code) +
+                        ") submitting " + what + ": " + r.err + r.out +
+                        " [command: " + io::shell_command_line(argv) + "]");
     return parse_sbatch_job_id(r.out);
   };
   if (!sub.shards.empty()) {
@@ -373,7 +397,8 @@ SlurmSubmission submit_slurm_jobs(SlurmSweep& s, const std::vector<size_t>& shar
   } catch (const Error& e) {
     if (sub.array_job.empty()) throw;
     throw Unavailable(std::string(e.what()) + "; the shard array is job " + sub.array_job +
-                      " (recorded); once it ends, `kvwb slurm submit --resume " + s.dir + "` submits the merge");
+                      " (recorded); once it ends, `kvwb slurm submit --resume " + s.dir +
+                      "` submits the merge");
   }
   if (sub.array_job.empty())
     s.submissions.push_back(sub);
@@ -403,7 +428,8 @@ std::vector<std::string> expand_task_ids(const std::string& id) {
     try {
       const size_t a = std::stoul(part.substr(0, dash));
       const size_t b = dash == std::string::npos ? a : std::stoul(part.substr(dash + 1));
-      for (size_t t = a; t <= b && t - a < 1000000; ++t) out.push_back(base + "_" + std::to_string(t));
+      for (size_t t = a; t <= b && t - a < 1000000; ++t)
+        out.push_back(base + "_" + std::to_string(t));
     } catch (const std::exception&) {
       return {id};
     }
@@ -428,9 +454,11 @@ std::vector<SlurmJobState> parse_squeue_states(const std::string& text) {
     if (a == std::string::npos) continue;
     const size_t b = line.find('|', a + 1);
     const std::string id = line.substr(0, a);
-    const std::string state = line.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+    const std::string state =
+        line.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
     const std::string reason = b == std::string::npos ? std::string() : line.substr(b + 1);
-    for (const auto& x : expand_task_ids(first_word(id))) out.push_back({x, first_word(state), reason, "squeue"});
+    for (const auto& x : expand_task_ids(first_word(id)))
+      out.push_back({x, first_word(state), reason, "squeue"});
   }
   return out;
 }
@@ -443,7 +471,8 @@ std::vector<SlurmJobState> parse_sacct_states(const std::string& text) {
     const size_t a = line.find('|');
     if (a == std::string::npos) continue;
     const size_t b = line.find('|', a + 1);
-    const std::string state = line.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+    const std::string state =
+        line.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
     for (const auto& x : expand_task_ids(first_word(line.substr(0, a))))
       out.push_back({x, first_word(state), "", "sacct"});
   }
@@ -452,8 +481,8 @@ std::vector<SlurmJobState> parse_sacct_states(const std::string& text) {
 
 bool slurm_state_active(const std::string& state) {
   static const std::set<std::string> final_states = {
-      "COMPLETED", "FAILED",   "CANCELLED", "TIMEOUT",      "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
-      "BOOT_FAIL", "DEADLINE", "REVOKED",   "NOT_SUBMITTED", "UNKNOWN"};
+      "COMPLETED", "FAILED",    "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
+      "PREEMPTED", "BOOT_FAIL", "DEADLINE",  "REVOKED", "NOT_SUBMITTED", "UNKNOWN"};
   return !state.empty() && !final_states.count(state);
 }
 
@@ -465,8 +494,8 @@ SlurmStatus slurm_status(const std::string& dir, const CommandRunner& run) {
   const SlurmSweep& s = st.sweep;
   const std::vector<GridCell> cells = expand_sweep_grid(s.grid, s.grid_path());
   if (cells.size() != s.cells)
-    throw FormatError(s.grid_path() + ": the grid has " + std::to_string(cells.size()) + " cells, submission.json says " +
-                      std::to_string(s.cells));
+    throw FormatError(s.grid_path() + ": the grid has " + std::to_string(cells.size()) +
+                      " cells, submission.json says " + std::to_string(s.cells));
   const std::vector<size_t> shard_of = shard_of_cells(cells, s.shards);
   std::vector<std::unordered_set<std::string>> keys(s.shards);
   for (size_t c = 0; c < cells.size(); ++c)
@@ -482,7 +511,8 @@ SlurmStatus slurm_status(const std::string& dir, const CommandRunner& run) {
   std::vector<std::string> query;
   for (const auto& sub : s.submissions) {
     bool latest = false;
-    for (size_t i : sub.shards) latest = latest || shard_job[i] == sub.array_job + "_" + std::to_string(i);
+    for (size_t i : sub.shards)
+      latest = latest || shard_job[i] == sub.array_job + "_" + std::to_string(i);
     if (latest && !sub.array_job.empty()) query.push_back(sub.array_job);
   }
   if (!st.merge_job.empty()) query.push_back(st.merge_job);
@@ -491,7 +521,8 @@ SlurmStatus slurm_status(const std::string& dir, const CommandRunner& run) {
     std::string ids;
     for (const auto& q : query) ids += (ids.empty() ? "" : ",") + q;
     try {
-      const io::ProcessResult r = run({"squeue", "-h", "-t", "all", "-r", "-j", ids, "-o", "%i|%T|%r"});
+      const io::ProcessResult r =
+          run({"squeue", "-h", "-t", "all", "-r", "-j", ids, "-o", "%i|%T|%r"});
       if (r.exit_code == 0)
         for (auto& x : parse_squeue_states(r.out)) states[x.id] = x;
     } catch (const Unavailable&) {
@@ -502,7 +533,8 @@ SlurmStatus slurm_status(const std::string& dir, const CommandRunner& run) {
     for (const auto& w : wanted) missing = missing || (!w.empty() && !states.count(w));
     if (missing) {
       try {
-        const io::ProcessResult r = run({"sacct", "-n", "-P", "-X", "-j", ids, "-o", "JobID,State"});
+        const io::ProcessResult r =
+            run({"sacct", "-n", "-P", "-X", "-j", ids, "-o", "JobID,State"});
         if (r.exit_code == 0)
           for (auto& x : parse_sacct_states(r.out))
             if (!states.count(x.id)) states[x.id] = x;
@@ -568,7 +600,8 @@ SlurmStatus slurm_status(const std::string& dir, const CommandRunner& run) {
   const std::string resume = "kvwb slurm submit --resume " + io::shell_quote(s.dir);
   const bool never = st.merge_state == "PENDING" && st.merge_reason == "DependencyNeverSatisfied";
   if (st.merged) {
-    st.next = "done: the merged store " + s.merged_store() + " holds " + std::to_string(st.merged_records) + " records";
+    st.next = "done: the merged store " + s.merged_store() + " holds " +
+              std::to_string(st.merged_records) + " records";
   } else if (s.submissions.empty()) {
     st.next = "not submitted yet: " + resume + " submits every shard and the merge";
   } else if (!st.active_jobs.empty() && !(never && st.active_jobs.size() == 1)) {
@@ -578,10 +611,11 @@ SlurmStatus slurm_status(const std::string& dir, const CommandRunner& run) {
               " cells failed: fix the grid and submit it into a new folder, or " + resume +
               " --allow-failed-cells merges the failure records";
   } else if (!st.incomplete_shards.empty()) {
-    st.next = resume + " reruns the missing cells of shard(s) " + slurm_array_spec(st.incomplete_shards) +
-              " and merges";
+    st.next = resume + " reruns the missing cells of shard(s) " +
+              slurm_array_spec(st.incomplete_shards) + " and merges";
   } else {
-    st.next = "every cell is stored but the merged store is missing: " + resume + " submits the merge";
+    st.next =
+        "every cell is stored but the merged store is missing: " + resume + " submits the merge";
   }
   return st;
 }
@@ -599,43 +633,48 @@ json slurm_status_json(const SlurmStatus& st) {
                       {"reason", sh.reason},
                       {"failures", sh.failures},
                       {"problems", sh.problems}});
-  return {{"format", "kvwb-slurm-status"},
-          {"dir", st.sweep.dir},
-          {"capture", {{"file", st.sweep.capture}, {"sha256", st.sweep.capture_sha256}}},
-          {"cells", st.sweep.cells},
-          {"shards", shards},
-          {"done", st.done},
-          {"failed", st.failed},
-          {"pending", st.pending},
-          {"merge", {{"job", st.merge_job}, {"state", st.merge_state}, {"reason", st.merge_reason}}},
-          {"merged", {{"path", st.sweep.merged_store()}, {"exists", st.merged}, {"records", st.merged_records}}},
-          {"active_jobs", st.active_jobs},
-          {"incomplete_shards", st.incomplete_shards},
-          {"next", st.next}};
+  return {
+      {"format", "kvwb-slurm-status"},
+      {"dir", st.sweep.dir},
+      {"capture", {{"file", st.sweep.capture}, {"sha256", st.sweep.capture_sha256}}},
+      {"cells", st.sweep.cells},
+      {"shards", shards},
+      {"done", st.done},
+      {"failed", st.failed},
+      {"pending", st.pending},
+      {"merge", {{"job", st.merge_job}, {"state", st.merge_state}, {"reason", st.merge_reason}}},
+      {"merged",
+       {{"path", st.sweep.merged_store()}, {"exists", st.merged}, {"records", st.merged_records}}},
+      {"active_jobs", st.active_jobs},
+      {"incomplete_shards", st.incomplete_shards},
+      {"next", st.next}};
 }
 
 std::string slurm_status_text(const SlurmStatus& st) {
   std::ostringstream o;
   const SlurmSweep& s = st.sweep;
-  o << "sweep " << s.dir << ": " << s.cells << " cells of " << s.capture << " in " << s.shards << " shards, "
-    << s.submissions.size() << " submission(s)\n";
+  o << "sweep " << s.dir << ": " << s.cells << " cells of " << s.capture << " in " << s.shards
+    << " shards, " << s.submissions.size() << " submission(s)\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%6s  %-14s %-26s %6s %6s %7s %8s\n", "shard", "job", "state", "cells", "done",
-                "failed", "pending");
+  std::snprintf(line, sizeof line, "%6s  %-14s %-26s %6s %6s %7s %8s\n", "shard", "job", "state",
+                "cells", "done", "failed", "pending");
   o << line;
   for (const auto& sh : st.shards) {
     const std::string state = sh.state + (sh.reason.empty() ? "" : " (" + sh.reason + ")");
     std::snprintf(line, sizeof line, "%6zu  %-14s %-26s %6zu %6zu %7zu %8zu\n", sh.index,
-                  sh.job.empty() ? "-" : sh.job.c_str(), state.c_str(), sh.cells, sh.done, sh.failed, sh.pending);
+                  sh.job.empty() ? "-" : sh.job.c_str(), state.c_str(), sh.cells, sh.done,
+                  sh.failed, sh.pending);
     o << line;
   }
-  const std::string mstate = st.merge_state + (st.merge_reason.empty() ? "" : " (" + st.merge_reason + ")");
-  std::snprintf(line, sizeof line, "%6s  %-14s %s\n", "merge", st.merge_job.empty() ? "-" : st.merge_job.c_str(),
-                mstate.c_str());
+  const std::string mstate =
+      st.merge_state + (st.merge_reason.empty() ? "" : " (" + st.merge_reason + ")");
+  std::snprintf(line, sizeof line, "%6s  %-14s %s\n", "merge",
+                st.merge_job.empty() ? "-" : st.merge_job.c_str(), mstate.c_str());
   o << line;
-  o << "cells: " << st.done << " done, " << st.failed << " failed, " << st.pending << " pending of " << s.cells
-    << "; merged store " << s.merged_store() << ": "
-    << (st.merged ? std::to_string(st.merged_records) + " records" : std::string("not written")) << "\n";
+  o << "cells: " << st.done << " done, " << st.failed << " failed, " << st.pending << " pending of "
+    << s.cells << "; merged store " << s.merged_store() << ": "
+    << (st.merged ? std::to_string(st.merged_records) + " records" : std::string("not written"))
+    << "\n";
   for (const auto& sh : st.shards)
     for (const auto& f : sh.failures)
       o << "failed: cell " << f.value("cell", json()).dump() << " (shard " << sh.index << ") "
@@ -653,8 +692,9 @@ SlurmResumePlan plan_slurm_resume(const SlurmStatus& st, bool allow_failed_cells
   const SlurmSweep& s = st.sweep;
   const std::string sha = io::sha256_file(s.capture);
   if (sha != s.capture_sha256)
-    throw CaptureChanged("slurm: the capture " + s.capture + " changed since the sweep was submitted (sha256 " +
-                         s.capture_sha256 + ", now " + sha + "); submit a new sweep into a new folder");
+    throw CaptureChanged("slurm: the capture " + s.capture +
+                         " changed since the sweep was submitted (sha256 " + s.capture_sha256 +
+                         ", now " + sha + "); submit a new sweep into a new folder");
   std::vector<std::string> active;
   for (const auto& sh : st.shards)
     if (slurm_state_active(sh.state)) active.push_back(sh.job + " (" + sh.state + ")");
@@ -682,13 +722,14 @@ SlurmResumePlan plan_slurm_resume(const SlurmStatus& st, bool allow_failed_cells
     for (const auto& sh : st.shards)
       for (const auto& f : sh.failures)
         if (n++ < 10)
-          list += (list.empty() ? "" : "; ") + std::string("cell ") + f.value("cell", json()).dump() + " " +
-                  f.value("options", json::object()).dump() + ": " +
-                  f.value("error", json::object()).value("code", std::string("?")) + ": " +
+          list += (list.empty() ? "" : "; ") + std::string("cell ") +
+                  f.value("cell", json()).dump() + " " + f.value("options", json::object()).dump() +
+                  ": " + f.value("error", json::object()).value("code", std::string("?")) + ": " +
                   f.value("error", json::object()).value("message", std::string());
-    throw InvalidArgument("slurm: " + std::to_string(st.failed) + " cells of " + s.dir + " failed (" + list +
-                          "); fix the grid and submit it into a new folder, or resume with --allow-failed-cells to "
-                          "merge the failure records");
+    throw InvalidArgument(
+        "slurm: " + std::to_string(st.failed) + " cells of " + s.dir + " failed (" + list +
+        "); fix the grid and submit it into a new folder, or resume with --allow-failed-cells to "
+        "merge the failure records");
   }
   plan.shards = st.incomplete_shards;
   plan.merge = true;

@@ -4,11 +4,11 @@
 //   DIR/submission.json     what the folder runs (capture, grid, shards, resources) and every
 //                           submission (array and merge job ids), rewritten atomically
 //   DIR/grid.json           the grid the shards and the merge read
-//   DIR/sweep-array.sbatch  array task I runs `kvwb sweep --shard I/N --resume` into DIR/shards/shard-I
-//   DIR/merge.sbatch        `kvwb store merge DIR/merged --grid DIR/grid.json --require-complete DIR/shards/...`
-//   DIR/shards/shard-I/     the result store of shard I (written by the array task)
-//   DIR/logs/               shard-I.jobA.out, merge.jobM.out (Slurm's output files)
-//   DIR/merged/             the merged store (written atomically by the merge job)
+//   DIR/sweep-array.sbatch  array task I runs `kvwb sweep --shard I/N --resume` into
+//   DIR/shards/shard-I DIR/merge.sbatch        `kvwb store merge DIR/merged --grid DIR/grid.json
+//   --require-complete DIR/shards/...` DIR/shards/shard-I/     the result store of shard I (written
+//   by the array task) DIR/logs/               shard-I.jobA.out, merge.jobM.out (Slurm's output
+//   files) DIR/merged/             the merged store (written atomically by the merge job)
 // Scripts hold absolute, single-quoted paths; sbatch options are passed as separate arguments of
 // sbatch (never through a shell), and every external program is run without a shell.
 #include <cstddef>
@@ -27,8 +27,9 @@ struct SlurmResources {
   std::string partition;  // --partition ("" = the cluster's default)
   std::string time;       // --time ("" = the partition's default)
   std::string mem;        // --mem ("" = the default)
-  int cpus_per_task = 1;  // --cpus-per-task; each shard runs this many cells at a time (sweep --jobs)
-  int gpus_per_task = 0;  // --gpus-per-task (0 = not requested)
+  int cpus_per_task =
+      1;  // --cpus-per-task; each shard runs this many cells at a time (sweep --jobs)
+  int gpus_per_task = 0;                 // --gpus-per-task (0 = not requested)
   std::vector<std::string> sbatch_args;  // extra sbatch arguments, one argument each, for both jobs
 };
 
@@ -42,9 +43,9 @@ struct SlurmSubmission {
 
 /// A Slurm sweep folder: what it runs and what was submitted (DIR/submission.json).
 struct SlurmSweep {
-  std::string dir;             // absolute
-  std::string kvwb;            // absolute path of the kvwb binary the scripts run (same path on the nodes)
-  std::string capture;         // absolute path of the capture (same path on the nodes)
+  std::string dir;      // absolute
+  std::string kvwb;     // absolute path of the kvwb binary the scripts run (same path on the nodes)
+  std::string capture;  // absolute path of the capture (same path on the nodes)
   std::string capture_sha256;  // at submission; a resume refuses a changed capture
   nlohmann::json grid;
   size_t cells = 0;   // cells of the grid
@@ -95,10 +96,12 @@ SlurmScripts slurm_scripts(const SlurmSweep& sweep);
 /// "0-2,5,7-8" for the shard list (ascending, no duplicates).
 std::string slurm_array_spec(const std::vector<size_t>& shards);
 /// sbatch argv submitting `shards` of the array script.
-std::vector<std::string> sbatch_array_command(const SlurmSweep& sweep, const std::vector<size_t>& shards);
+std::vector<std::string> sbatch_array_command(const SlurmSweep& sweep,
+                                              const std::vector<size_t>& shards);
 /// sbatch argv submitting the merge script after `array_job` (afterok, kill on invalid
 /// dependency); without a dependency when `array_job` is "".
-std::vector<std::string> sbatch_merge_command(const SlurmSweep& sweep, const std::string& array_job);
+std::vector<std::string> sbatch_merge_command(const SlurmSweep& sweep,
+                                              const std::string& array_job);
 /// What `--dry-run` prints: the folder, both scripts and a shell snippet with the two sbatch
 /// commands (the merge depending on the array's job id) that submits `shards`.
 std::string slurm_dry_run_text(const SlurmSweep& sweep, const std::vector<size_t>& shards);
@@ -118,13 +121,15 @@ std::string parse_sbatch_job_id(const std::string& output);
 /// job after it, records the submission in submission.json (also when the merge submission fails)
 /// and returns it. Throws Unavailable (sbatch missing) or InvalidArgument naming the failed sbatch
 /// call and its stderr.
-SlurmSubmission submit_slurm_jobs(SlurmSweep& sweep, const std::vector<size_t>& shards, const CommandRunner& run);
+SlurmSubmission submit_slurm_jobs(SlurmSweep& sweep, const std::vector<size_t>& shards,
+                                  const CommandRunner& run);
 
 /// A job's state as Slurm reports it.
 struct SlurmJobState {
-  std::string id;      // "123_4" (array task) or "124"
-  std::string state;   // PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ...
-  std::string reason;  // squeue's reason (Dependency, DependencyNeverSatisfied, None, ...), "" from sacct
+  std::string id;     // "123_4" (array task) or "124"
+  std::string state;  // PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT, ...
+  std::string
+      reason;  // squeue's reason (Dependency, DependencyNeverSatisfied, None, ...), "" from sacct
   std::string source;  // "squeue" or "sacct"
 };
 /// Parses `squeue -h -t all -r -o %i|%T|%r` (one task per line; "123_[1-3]" ranges expanded).
@@ -138,9 +143,11 @@ bool slurm_state_active(const std::string& state);
 /// One shard of a folder: its cells as its store holds them and its latest job.
 struct SlurmShardStatus {
   size_t index = 0;
-  size_t cells = 0, done = 0, failed = 0, pending = 0;  // done counts ok records; failed failure records
+  size_t cells = 0, done = 0, failed = 0,
+         pending = 0;  // done counts ok records; failed failure records
   std::string job;     // "A_I" of the latest submission of this shard ("" = never submitted)
-  std::string state;   // Slurm's state, "NOT_SUBMITTED", or "UNKNOWN" (no longer known to squeue/sacct)
+  std::string
+      state;  // Slurm's state, "NOT_SUBMITTED", or "UNKNOWN" (no longer known to squeue/sacct)
   std::string reason;
   std::vector<nlohmann::json> failures;  // {cell, config_hash, options, error}
   std::vector<std::string> problems;     // damaged store lines
@@ -150,7 +157,7 @@ struct SlurmStatus {
   SlurmSweep sweep;
   std::vector<SlurmShardStatus> shards;
   std::string merge_job, merge_state, merge_reason;
-  bool merged = false;          // DIR/merged exists
+  bool merged = false;  // DIR/merged exists
   size_t merged_records = 0;
   size_t done = 0, failed = 0, pending = 0;  // over all shards
   std::vector<std::string> active_jobs;      // jobs of the latest submissions that may still run
@@ -166,10 +173,10 @@ std::string slurm_status_text(const SlurmStatus& status);
 
 /// What `kvwb slurm submit --resume DIR` does, decided from a status.
 struct SlurmResumePlan {
-  std::vector<size_t> shards;              // shards to resubmit (those with missing cells)
-  bool merge = false;                      // submit a merge job
-  std::vector<std::string> cancel;         // old merge jobs that can never run (DependencyNeverSatisfied)
-  std::string message;                     // "nothing to do: ..." when neither
+  std::vector<size_t> shards;       // shards to resubmit (those with missing cells)
+  bool merge = false;               // submit a merge job
+  std::vector<std::string> cancel;  // old merge jobs that can never run (DependencyNeverSatisfied)
+  std::string message;              // "nothing to do: ..." when neither
 };
 /// Throws InvalidArgument when a job of the folder is still pending or running, or when cells
 /// failed and `allow_failed_cells` is false (naming the cells); CaptureChanged when the capture's

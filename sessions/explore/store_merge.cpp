@@ -30,7 +30,8 @@ json record_content(const json& record) {
   r.erase("timing");
   if (r.contains("result") && r["result"].is_object()) {
     r["result"].erase("seconds");
-    if (r["result"].contains("capture") && r["result"]["capture"].is_object()) r["result"]["capture"].erase("file");
+    if (r["result"].contains("capture") && r["result"]["capture"].is_object())
+      r["result"]["capture"].erase("file");
   }
   return r;
 }
@@ -63,8 +64,9 @@ std::string first_difference(const json& a, const json& b) {
 }
 
 std::string cell_text(const json& rec) {
-  return "cell " + rec.value("cell", json()).dump() + " " + rec.value("options", json::object()).dump() +
-         " (config hash " + rec.value("config_hash", std::string()) + ")";
+  return "cell " + rec.value("cell", json()).dump() + " " +
+         rec.value("options", json::object()).dump() + " (config hash " +
+         rec.value("config_hash", std::string()) + ")";
 }
 
 /// Writes `text` into the new file `path` and syncs it to disk.
@@ -87,37 +89,45 @@ void write_new_synced(const fs::path& path, const std::string& text) {
     ::close(fd);
     throw IoError(path.string(), std::string("fsync failed: ") + std::strerror(e));
   }
-  if (::close(fd) != 0) throw IoError(path.string(), std::string("close failed: ") + std::strerror(errno));
+  if (::close(fd) != 0)
+    throw IoError(path.string(), std::string("close failed: ") + std::strerror(errno));
 }
 
 void sync_folder(const fs::path& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw IoError(dir.string(), std::string("cannot open the folder to sync it: ") + std::strerror(errno));
+  if (fd < 0)
+    throw IoError(dir.string(),
+                  std::string("cannot open the folder to sync it: ") + std::strerror(errno));
   const int rc = ::fsync(fd);
   const int e = errno;
   ::close(fd);
-  if (rc != 0) throw IoError(dir.string(), std::string("fsync of the folder failed: ") + std::strerror(e));
+  if (rc != 0)
+    throw IoError(dir.string(), std::string("fsync of the folder failed: ") + std::strerror(e));
 }
 
 /// Writes the files into a fresh folder beside `out` and renames it to `out` (absent or an empty
 /// folder) once every byte is on disk; on failure the temporary folder is removed.
-void commit_store_folder(const fs::path& out, const std::string& meta_text, const std::string& results_text) {
+void commit_store_folder(const fs::path& out, const std::string& meta_text,
+                         const std::string& results_text) {
   const fs::path parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
   std::error_code ec;
   fs::create_directories(parent, ec);
   if (ec) throw IoError(parent.string(), "cannot create the folder: " + ec.message());
   std::random_device rd;
-  const fs::path tmp = parent / ("." + out.filename().string() + ".merging-" + std::to_string(::getpid()) + "-" +
-                                 std::to_string(rd()));
+  const fs::path tmp = parent / ("." + out.filename().string() + ".merging-" +
+                                 std::to_string(::getpid()) + "-" + std::to_string(rd()));
   if (!fs::create_directory(tmp, ec) || ec)
-    throw IoError(tmp.string(), "cannot create the temporary folder: " + (ec ? ec.message() : "exists"));
+    throw IoError(tmp.string(),
+                  "cannot create the temporary folder: " + (ec ? ec.message() : "exists"));
   try {
     write_new_synced(tmp / "store.json", meta_text);
     write_new_synced(tmp / "results.jsonl", results_text);
     sync_folder(tmp);
     if (::rename(tmp.c_str(), out.c_str()) != 0)
-      throw IoError(out.string(), std::string("cannot move the merged store into place: ") + std::strerror(errno) +
-                                      (errno == ENOTEMPTY || errno == EEXIST ? " (the folder is not empty)" : ""));
+      throw IoError(
+          out.string(),
+          std::string("cannot move the merged store into place: ") + std::strerror(errno) +
+              (errno == ENOTEMPTY || errno == EEXIST ? " (the folder is not empty)" : ""));
     sync_folder(parent);
   } catch (...) {
     fs::remove_all(tmp, ec);
@@ -133,7 +143,8 @@ struct Held {
 
 std::string content_sha256(const json& record) {
   const std::string t = record_content(record).dump();
-  return io::sha256_hex(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(t.data()), t.size()));
+  return io::sha256_hex(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(t.data()), t.size()));
 }
 
 }  // namespace
@@ -147,12 +158,15 @@ MergeReport merge_result_stores(const std::string& out, const std::vector<std::s
   if (out.empty()) throw InvalidArgument("store merge: no output folder given");
   for (const auto& in : inputs)
     if (same_folder(in, out))
-      throw InvalidArgument("store merge: the output " + out + " is also an input; merge into a new folder");
+      throw InvalidArgument("store merge: the output " + out +
+                            " is also an input; merge into a new folder");
   std::error_code ec;
   if (fs::exists(out, ec)) {
-    if (!fs::is_directory(out, ec)) throw InvalidArgument("store merge: the output " + out + " exists and is not a folder");
+    if (!fs::is_directory(out, ec))
+      throw InvalidArgument("store merge: the output " + out + " exists and is not a folder");
     if (fs::directory_iterator(out, ec) != fs::directory_iterator())
-      throw InvalidArgument("store merge: the output folder " + out + " is not empty; merge into a new folder");
+      throw InvalidArgument("store merge: the output folder " + out +
+                            " is not empty; merge into a new folder");
   }
   if (opt.require_complete && opt.grid.is_null())
     throw InvalidArgument("store merge: requiring a complete store needs the grid (--grid)");
@@ -169,19 +183,22 @@ MergeReport merge_result_stores(const std::string& out, const std::vector<std::s
   }
   const json& first = stores[0].meta;
   rep.capture_sha256 = capture_sha(first);
-  const std::string given_grid_sha = opt.grid.is_null() ? std::string() : sweep_grid_sha256(opt.grid);
+  const std::string given_grid_sha =
+      opt.grid.is_null() ? std::string() : sweep_grid_sha256(opt.grid);
   for (size_t i = 1; i < stores.size(); ++i) {
     const json& m = stores[i].meta;
     if (capture_sha(m) != rep.capture_sha256)
-      throw StoreMismatch("store merge: " + inputs[0] + " holds results of the capture with sha256 " +
-                          rep.capture_sha256 + " (" + first.value("capture", json::object()).value("file", "") +
-                          ") but " + inputs[i] + " holds results of the capture with sha256 " + capture_sha(m) + " (" +
-                          m.value("capture", json::object()).value("file", "") + "); only stores of one capture merge");
+      throw StoreMismatch(
+          "store merge: " + inputs[0] + " holds results of the capture with sha256 " +
+          rep.capture_sha256 + " (" + first.value("capture", json::object()).value("file", "") +
+          ") but " + inputs[i] + " holds results of the capture with sha256 " + capture_sha(m) +
+          " (" + m.value("capture", json::object()).value("file", "") +
+          "); only stores of one capture merge");
     const json e0 = first.value("e2e", json()), ei = m.value("e2e", json());
     if (e0 != ei)
       throw StoreMismatch("store merge: " + inputs[0] + " has end-to-end settings " +
-                          (e0.is_null() ? std::string("none") : e0.dump()) + " but " + inputs[i] + " has " +
-                          (ei.is_null() ? std::string("none") : ei.dump()) +
+                          (e0.is_null() ? std::string("none") : e0.dump()) + " but " + inputs[i] +
+                          " has " + (ei.is_null() ? std::string("none") : ei.dump()) +
                           "; only stores made with the same settings merge");
   }
   if (!opt.grid.is_null())
@@ -205,10 +222,11 @@ MergeReport merge_result_stores(const std::string& out, const std::vector<std::s
         continue;
       }
       if (it->second.content_sha != sha)
-        throw StoreMismatch("store merge: " + cell_text(rec) + " differs between " + inputs[it->second.input] +
-                            " and " + inputs[i] + " (first difference at " +
-                            first_difference(record_content(it->second.record), record_content(rec)) +
-                            "); conflicting results of one cell");
+        throw StoreMismatch(
+            "store merge: " + cell_text(rec) + " differs between " + inputs[it->second.input] +
+            " and " + inputs[i] + " (first difference at " +
+            first_difference(record_content(it->second.record), record_content(rec)) +
+            "); conflicting results of one cell");
       ++rep.duplicates;
     }
   }
@@ -218,7 +236,8 @@ MergeReport merge_result_stores(const std::string& out, const std::vector<std::s
   if (grid.is_null()) {
     const std::string g0 = first.value("grid_sha256", std::string());
     bool shared = !g0.empty() && first.contains("grid");
-    for (const auto& s : stores) shared = shared && s.meta.value("grid_sha256", std::string()) == g0;
+    for (const auto& s : stores)
+      shared = shared && s.meta.value("grid_sha256", std::string()) == g0;
     if (shared) grid = first["grid"];
   }
   std::unordered_set<std::string> grid_keys;
@@ -236,7 +255,8 @@ MergeReport merge_result_stores(const std::string& out, const std::vector<std::s
     std::sort(rep.not_in_grid.begin(), rep.not_in_grid.end());
   }
   if (opt.require_complete && (!rep.missing.empty() || !rep.not_in_grid.empty())) {
-    std::string msg = "store merge: the inputs do not hold exactly the grid's " + std::to_string(rep.grid_cells) +
+    std::string msg = "store merge: the inputs do not hold exactly the grid's " +
+                      std::to_string(rep.grid_cells) +
                       " cells: " + std::to_string(rep.missing.size()) + " missing";
     for (size_t i = 0; i < rep.missing.size() && i < 10; ++i)
       msg += (i ? ", " : " (") + std::string("cell ") + std::to_string(rep.missing[i].cell) + " " +
@@ -266,14 +286,16 @@ MergeReport merge_result_stores(const std::string& out, const std::vector<std::s
     if (stores[i].meta.contains("shard")) m["shard"] = stores[i].meta["shard"];
     merged_from.push_back(std::move(m));
   }
-  json meta{{"format", kStoreFormat},
-            {"format_version", kStoreFormatVersion},
-            {"capture", {{"file", first.value("capture", json::object()).value("file", std::string())},
-                         {"sha256", rep.capture_sha256}}},
-            {"cells", grid.is_null() ? rep.records : rep.grid_cells},
-            {"created_unix",
-             std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()},
-            {"merged_from", merged_from}};
+  json meta{
+      {"format", kStoreFormat},
+      {"format_version", kStoreFormatVersion},
+      {"capture",
+       {{"file", first.value("capture", json::object()).value("file", std::string())},
+        {"sha256", rep.capture_sha256}}},
+      {"cells", grid.is_null() ? rep.records : rep.grid_cells},
+      {"created_unix",
+       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()},
+      {"merged_from", merged_from}};
   if (!grid.is_null()) {
     meta["grid"] = grid;
     meta["grid_sha256"] = sweep_grid_sha256(grid);

@@ -39,13 +39,14 @@ struct MergeReport {
   std::string out;
   std::string capture_sha256;
   size_t inputs = 0;
-  size_t records = 0;     // records written (one per key)
-  size_t failed = 0;      // of `records`, failure records
-  size_t duplicates = 0;  // records whose key another input (or line) already held, with equal content
-  size_t grid_cells = 0;  // cells of the grid (0 without one)
-  std::vector<MissingCell> missing;          // grid cells absent from every input (ascending cell)
-  std::vector<std::string> not_in_grid;      // keys of records that are no cell of the grid
-  std::vector<std::string> problems;         // damaged lines of the inputs (torn or unparsable; skipped)
+  size_t records = 0;  // records written (one per key)
+  size_t failed = 0;   // of `records`, failure records
+  size_t duplicates =
+      0;  // records whose key another input (or line) already held, with equal content
+  size_t grid_cells = 0;                 // cells of the grid (0 without one)
+  std::vector<MissingCell> missing;      // grid cells absent from every input (ascending cell)
+  std::vector<std::string> not_in_grid;  // keys of records that are no cell of the grid
+  std::vector<std::string> problems;  // damaged lines of the inputs (torn or unparsable; skipped)
 };
 
 /// Merges the stores `inputs` into the new store folder `out` (absent or empty; never one of the
@@ -65,12 +66,14 @@ MergeReport merge_result_stores(const std::string& out, const std::vector<std::s
 
 /// How two stores differ by record content (kvwb store diff).
 struct StoreDiff {
-  size_t same = 0;                       // keys in both with equal content
+  size_t same = 0;                          // keys in both with equal content
   std::vector<std::string> only_a, only_b;  // keys held by one store only
   /// Keys in both whose content differs, each with the JSON pointer of the first difference.
   std::vector<std::pair<std::string, std::string>> different;
-  bool capture_differs = false;          // store.json capture sha256
-  bool identical() const { return only_a.empty() && only_b.empty() && different.empty() && !capture_differs; }
+  bool capture_differs = false;  // store.json capture sha256
+  bool identical() const {
+    return only_a.empty() && only_b.empty() && different.empty() && !capture_differs;
+  }
 };
 
 /// Compares the records of two stores by key and record_content (order and timings ignored).

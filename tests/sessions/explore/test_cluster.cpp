@@ -119,8 +119,8 @@ EnvLookup env_of(std::map<std::string, std::string> m) {
 // ---- shards ----
 
 TEST(Shard, PartitionCoversTheGridExactlyForEveryNAndGridSize) {
-  for (const auto& [a, b] : std::vector<std::pair<size_t, size_t>>{{1, 1}, {1, 2}, {3, 1}, {2, 3}, {3, 3}, {4, 5},
-                                                                   {7, 3}, {5, 8}, {9, 7}}) {
+  for (const auto& [a, b] : std::vector<std::pair<size_t, size_t>>{
+           {1, 1}, {1, 2}, {3, 1}, {2, 3}, {3, 3}, {4, 5}, {7, 3}, {5, 8}, {9, 7}}) {
     const std::vector<GridCell> cells = expand_sweep_grid(grid_of(a, b), "g");
     ASSERT_EQ(cells.size(), a * b);
     std::vector<size_t> ns;  // every N up to 8, then around the cell count
@@ -137,7 +137,8 @@ TEST(Shard, PartitionCoversTheGridExactlyForEveryNAndGridSize) {
         smallest = std::min(smallest, mine.size());
         largest = std::max(largest, mine.size());
       }
-      for (size_t c = 0; c < cells.size(); ++c) EXPECT_EQ(seen[c], 1) << a << "x" << b << " cells, N=" << n;
+      for (size_t c = 0; c < cells.size(); ++c)
+        EXPECT_EQ(seen[c], 1) << a << "x" << b << " cells, N=" << n;
       EXPECT_LE(largest - smallest, 1u) << "shards are balanced";
     }
   }
@@ -146,7 +147,8 @@ TEST(Shard, PartitionCoversTheGridExactlyForEveryNAndGridSize) {
 TEST(Shard, MembershipFollowsTheConfigurationNotTheGridOrder) {
   // The same cells listed as two sub-grids in either order: cell ids differ, shards hold the same
   // configurations.
-  const json g1 = {{"k_codec", {"kakeya_pca"}}, {"bits_k", {2, 3}}, {"fixed", {{"block_size", 128}}}};
+  const json g1 = {
+      {"k_codec", {"kakeya_pca"}}, {"bits_k", {2, 3}}, {"fixed", {{"block_size", 128}}}};
   const json g2 = {{"k_codec", {"q8_0", "q4_0"}}, {"fixed", {{"block_size", 128}}}};
   const auto ab = expand_sweep_grid(json{{"grids", {g1, g2}}}, "ab");
   const auto ba = expand_sweep_grid(json{{"grids", {g2, g1}}}, "ba");
@@ -166,18 +168,26 @@ TEST(Shard, ParsesExplicitAndAutoSpecs) {
     EXPECT_THROW(parse_shard_spec(bad, 0, none), InvalidArgument) << bad;
   EXPECT_THROW(parse_shard_spec("1/3", 4, none), InvalidArgument);  // --shards disagrees
   // Slurm: the index from SLURM_ARRAY_TASK_ID, N from --shards or SLURM_ARRAY_TASK_COUNT.
-  EXPECT_EQ(parse_shard_spec("auto", 0, env_of({{"SLURM_ARRAY_TASK_ID", "2"}, {"SLURM_ARRAY_TASK_COUNT", "3"}})),
+  EXPECT_EQ(parse_shard_spec(
+                "auto", 0, env_of({{"SLURM_ARRAY_TASK_ID", "2"}, {"SLURM_ARRAY_TASK_COUNT", "3"}})),
             (ShardSpec{2, 3}));
   // A resubmitted subset (--array=2) has SLURM_ARRAY_TASK_COUNT=1: --shards wins.
-  EXPECT_EQ(parse_shard_spec("auto", 3, env_of({{"SLURM_ARRAY_TASK_ID", "2"}, {"SLURM_ARRAY_TASK_COUNT", "1"}})),
+  EXPECT_EQ(parse_shard_spec(
+                "auto", 3, env_of({{"SLURM_ARRAY_TASK_ID", "2"}, {"SLURM_ARRAY_TASK_COUNT", "1"}})),
             (ShardSpec{2, 3}));
-  EXPECT_THROW(parse_shard_spec("auto", 0, env_of({{"SLURM_ARRAY_TASK_ID", "2"}})), InvalidArgument);
-  EXPECT_THROW(parse_shard_spec("auto", 0, env_of({{"SLURM_ARRAY_TASK_ID", "3"}, {"SLURM_ARRAY_TASK_COUNT", "3"}})),
+  EXPECT_THROW(parse_shard_spec("auto", 0, env_of({{"SLURM_ARRAY_TASK_ID", "2"}})),
                InvalidArgument);
-  EXPECT_THROW(parse_shard_spec("auto", 3, env_of({{"SLURM_ARRAY_TASK_ID", "x"}})), InvalidArgument);
+  EXPECT_THROW(
+      parse_shard_spec("auto", 0,
+                       env_of({{"SLURM_ARRAY_TASK_ID", "3"}, {"SLURM_ARRAY_TASK_COUNT", "3"}})),
+      InvalidArgument);
+  EXPECT_THROW(parse_shard_spec("auto", 3, env_of({{"SLURM_ARRAY_TASK_ID", "x"}})),
+               InvalidArgument);
   // Kubernetes Indexed Job: JOB_COMPLETION_INDEX and --shards.
-  EXPECT_EQ(parse_shard_spec("auto", 4, env_of({{"JOB_COMPLETION_INDEX", "3"}})), (ShardSpec{3, 4}));
-  EXPECT_THROW(parse_shard_spec("auto", 0, env_of({{"JOB_COMPLETION_INDEX", "3"}})), InvalidArgument);
+  EXPECT_EQ(parse_shard_spec("auto", 4, env_of({{"JOB_COMPLETION_INDEX", "3"}})),
+            (ShardSpec{3, 4}));
+  EXPECT_THROW(parse_shard_spec("auto", 0, env_of({{"JOB_COMPLETION_INDEX", "3"}})),
+               InvalidArgument);
   try {
     parse_shard_spec("auto", 3, none);
     FAIL();
@@ -221,15 +231,17 @@ TEST(ShardedSweep, ThreeShardsMergeToExactlyTheWholeSweep) {
   MergeOptions mo;
   mo.grid = six_cells();
   mo.require_complete = true;
-  const MergeReport rep = merge_result_stores(dir.file("merged"), {shards[2], shards[0], shards[1]}, mo);
+  const MergeReport rep =
+      merge_result_stores(dir.file("merged"), {shards[2], shards[0], shards[1]}, mo);
   EXPECT_EQ(rep.records, 6u);
   EXPECT_EQ(rep.grid_cells, 6u);
   EXPECT_TRUE(rep.missing.empty());
   // Record for record what one machine wrote, in canonical order (ascending configuration hash).
   const auto merged = contents_in_order(dir.file("merged"));
   EXPECT_EQ(merged, contents_sorted(whole_store()));
-  EXPECT_TRUE(std::is_sorted(merged.begin(), merged.end(),
-                             [](const json& a, const json& b) { return a["config_hash"] < b["config_hash"]; }));
+  EXPECT_TRUE(std::is_sorted(merged.begin(), merged.end(), [](const json& a, const json& b) {
+    return a["config_hash"] < b["config_hash"];
+  }));
   EXPECT_TRUE(diff_result_stores(dir.file("merged"), whole_store()).identical());
   // The merged store is an ordinary store of the grid: a resumed whole sweep finds nothing to do.
   const json meta = read_result_store(dir.file("merged")).meta;
@@ -243,7 +255,8 @@ TEST(ShardedSweep, ThreeShardsMergeToExactlyTheWholeSweep) {
 
   // Merging the whole store alone (canonical order) gives the same records; identical duplicates
   // (whole + shards) are kept once.
-  const MergeReport dup = merge_result_stores(dir.file("again"), {whole_store(), shards[0], shards[1]}, {});
+  const MergeReport dup =
+      merge_result_stores(dir.file("again"), {whole_store(), shards[0], shards[1]}, {});
   EXPECT_EQ(dup.records, 6u);
   EXPECT_EQ(dup.duplicates, 4u);
   EXPECT_EQ(contents_in_order(dir.file("again")), merged);
@@ -282,8 +295,12 @@ TEST(StoreMerge, RefusesDifferentCapturesSettingsConflictsAndBadOutputs) {
     FAIL() << "merged stores of two captures";
   } catch (const StoreMismatch& e) {
     const std::string msg = e.what();
-    EXPECT_NE(msg.find(read_result_store(whole_store()).meta["capture"]["sha256"].get<std::string>()), std::string::npos);
-    EXPECT_NE(msg.find(read_result_store(dir.file("b")).meta["capture"]["sha256"].get<std::string>()), std::string::npos);
+    EXPECT_NE(
+        msg.find(read_result_store(whole_store()).meta["capture"]["sha256"].get<std::string>()),
+        std::string::npos);
+    EXPECT_NE(
+        msg.find(read_result_store(dir.file("b")).meta["capture"]["sha256"].get<std::string>()),
+        std::string::npos);
     EXPECT_NE(msg.find(whole_store()), std::string::npos);
     EXPECT_NE(msg.find(dir.file("b")), std::string::npos);
   }
@@ -316,7 +333,8 @@ TEST(StoreMerge, RefusesDifferentCapturesSettingsConflictsAndBadOutputs) {
     merge_result_stores(dir.file("m"), {whole_store(), dir.file("conflict")});
     FAIL() << "merged conflicting records";
   } catch (const StoreMismatch& e) {
-    EXPECT_NE(std::string(e.what()).find("cell " + recs[3]["cell"].dump()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cell " + recs[3]["cell"].dump()), std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("ratio_vs_bf16"), std::string::npos) << e.what();
   }
   const StoreDiff d = diff_result_stores(whole_store(), dir.file("conflict"));
@@ -369,7 +387,8 @@ struct FakeSlurm {
   }
 };
 
-SlurmSweep describe_in(const std::string& dir, size_t shards, const std::string& kvwb = "/opt/kvwb/bin/kvwb") {
+SlurmSweep describe_in(const std::string& dir, size_t shards,
+                       const std::string& kvwb = "/opt/kvwb/bin/kvwb") {
   SlurmSweepRequest q;
   q.dir = dir;
   q.kvwb = kvwb;
@@ -383,7 +402,9 @@ SlurmSweep describe_in(const std::string& dir, size_t shards, const std::string&
   return describe_slurm_sweep(q);
 }
 
-bool has(const std::vector<std::string>& v, const std::string& x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+bool has(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
 
 }  // namespace
 
@@ -418,7 +439,8 @@ TEST(Slurm, ScriptsQuoteEveryPathAndPassTheRightArguments) {
   const SlurmSweep s = describe_in(odd + "/run", 3, fake);
   write_slurm_folder(s);
   const auto run_script = [&](const std::string& script, const std::string& task) {
-    std::vector<std::string> argv{"env", "SLURM_ARRAY_TASK_ID=" + task, "SLURM_CPUS_PER_TASK=2", "bash", script};
+    std::vector<std::string> argv{"env", "SLURM_ARRAY_TASK_ID=" + task, "SLURM_CPUS_PER_TASK=2",
+                                  "bash", script};
     if (task.empty()) argv = {"env", "-u", "SLURM_ARRAY_TASK_ID", "bash", script};
     return io::run_process(argv);
   };
@@ -430,25 +452,26 @@ TEST(Slurm, ScriptsQuoteEveryPathAndPassTheRightArguments) {
     std::istringstream is(a.out);
     while (std::getline(is, line)) args.push_back(line);
   }
-  const std::vector<std::string> want = {"sweep",   capture_a(), "--grid",          s.grid_path(),
-                                         "--out",   s.shard_store(1), "--shard",    "auto",
-                                         "--shards", "3",          "--resume",        "--jobs",
-                                         "2",       "--fail-on-error"};
+  const std::vector<std::string> want = {
+      "sweep",          capture_a(), "--grid", s.grid_path(),    "--out",
+      s.shard_store(1), "--shard",   "auto",   "--shards",       "3",
+      "--resume",       "--jobs",    "2",      "--fail-on-error"};
   EXPECT_EQ(args, want);
   // Outside an array task the script refuses to run.
   EXPECT_NE(run_script(s.array_script_path(), "").exit_code, 0);
   const io::ProcessResult m = run_script(s.merge_script_path(), "0");
   ASSERT_EQ(m.exit_code, 0) << m.err;
-  const std::string merge_want = "store\nmerge\n" + s.merged_store() + "\n--grid\n" + s.grid_path() +
-                                 "\n--require-complete\n" + s.shard_store(0) + "\n" + s.shard_store(1) + "\n" +
-                                 s.shard_store(2) + "\n";
+  const std::string merge_want = "store\nmerge\n" + s.merged_store() + "\n--grid\n" +
+                                 s.grid_path() + "\n--require-complete\n" + s.shard_store(0) +
+                                 "\n" + s.shard_store(1) + "\n" + s.shard_store(2) + "\n";
   EXPECT_EQ(m.out, merge_want);
   // grid.json is the grid; the scripts are executable.
   EXPECT_EQ(json::parse(io::read_file(s.grid_path())), six_cells());
   struct stat st {};
   ASSERT_EQ(::stat(s.array_script_path().c_str(), &st), 0);
   EXPECT_TRUE(st.st_mode & S_IXUSR);
-  // sbatch commands: options as separate arguments, '%' of the folder escaped in the output pattern.
+  // sbatch commands: options as separate arguments, '%' of the folder escaped in the output
+  // pattern.
   const auto arr = sbatch_array_command(s, {0, 1, 2});
   EXPECT_EQ(arr[0], "sbatch");
   EXPECT_TRUE(has(arr, "--parsable"));
@@ -459,7 +482,8 @@ TEST(Slurm, ScriptsQuoteEveryPathAndPassTheRightArguments) {
   EXPECT_TRUE(has(arr, "--qos=high"));
   EXPECT_EQ(arr.back(), s.array_script_path());
   bool escaped = false;
-  for (const auto& x : arr) escaped = escaped || (x.rfind("--output=", 0) == 0 && x.find("%%a `x`") != std::string::npos);
+  for (const auto& x : arr)
+    escaped = escaped || (x.rfind("--output=", 0) == 0 && x.find("%%a `x`") != std::string::npos);
   EXPECT_TRUE(escaped);
   const auto mer = sbatch_merge_command(s, "41");
   EXPECT_TRUE(has(mer, "--dependency=afterok:41"));
@@ -502,7 +526,9 @@ TEST(Slurm, SubmitStatusAndResumeDecisions) {
     o.shard = ShardSpec{1, 3};
     EXPECT_THROW(run_sweep(capture_a(), six_cells(), s.shard_store(1), o, &job), Cancelled);
   }
-  fake.squeue_out = "100_0|COMPLETED|None\n100_1|CANCELLED|None\n100_2|COMPLETED|None\n101|CANCELLED|DependencyNeverSatisfied\n";
+  fake.squeue_out =
+      "100_0|COMPLETED|None\n100_1|CANCELLED|None\n100_2|COMPLETED|None\n101|CANCELLED|"
+      "DependencyNeverSatisfied\n";
   SlurmStatus st = slurm_status(s.dir, fake.runner());
   ASSERT_EQ(st.shards.size(), 3u);
   EXPECT_EQ(st.shards[1].state, "CANCELLED");
@@ -521,10 +547,12 @@ TEST(Slurm, SubmitStatusAndResumeDecisions) {
   EXPECT_TRUE(plan.cancel.empty());
 
   // A running shard blocks a resume; a merge that can never run is cancelled by it.
-  fake.squeue_out = "100_0|COMPLETED|None\n100_1|RUNNING|None\n100_2|COMPLETED|None\n101|PENDING|Dependency\n";
+  fake.squeue_out =
+      "100_0|COMPLETED|None\n100_1|RUNNING|None\n100_2|COMPLETED|None\n101|PENDING|Dependency\n";
   EXPECT_THROW(plan_slurm_resume(slurm_status(s.dir, fake.runner()), false), InvalidArgument);
   fake.squeue_out =
-      "100_0|COMPLETED|None\n100_1|CANCELLED|None\n100_2|COMPLETED|None\n101|PENDING|DependencyNeverSatisfied\n";
+      "100_0|COMPLETED|None\n100_1|CANCELLED|None\n100_2|COMPLETED|None\n101|PENDING|"
+      "DependencyNeverSatisfied\n";
   plan = plan_slurm_resume(slurm_status(s.dir, fake.runner()), false);
   EXPECT_EQ(plan.cancel, std::vector<std::string>{"101"});
 
@@ -568,7 +596,9 @@ TEST(Slurm, FailedCellsAreNamedAndBlockAResumeUnlessAllowed) {
   q.dir = dir.file("run");
   q.kvwb = "/usr/bin/kvwb";
   q.capture = capture_a();
-  q.grid = {{"k_codec", {"kakeya_pca"}}, {"k_param", {"bit_width=2", "bit_width=9"}}, {"fixed", {{"block_size", 128}}}};
+  q.grid = {{"k_codec", {"kakeya_pca"}},
+            {"k_param", {"bit_width=2", "bit_width=9"}},
+            {"fixed", {{"block_size", 128}}}};
   q.shards = 2;
   SlurmSweep s = describe_slurm_sweep(q);
   write_slurm_folder(s);
@@ -580,7 +610,9 @@ TEST(Slurm, FailedCellsAreNamedAndBlockAResumeUnlessAllowed) {
     const SweepSummary sum = run_sweep(capture_a(), q.grid, s.shard_store(i), o);
     EXPECT_EQ(sum.failures.size(), sum.failed);
   }
-  fake.squeue_out = "100_0|COMPLETED|None\n100_1|FAILED|NonZeroExitCode\n101|CANCELLED|DependencyNeverSatisfied\n";
+  fake.squeue_out =
+      "100_0|COMPLETED|None\n100_1|FAILED|NonZeroExitCode\n101|CANCELLED|"
+      "DependencyNeverSatisfied\n";
   const SlurmStatus st = slurm_status(s.dir, fake.runner());
   EXPECT_EQ(st.failed, 1u);
   const std::string text = slurm_status_text(st);
