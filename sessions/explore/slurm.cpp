@@ -607,8 +607,8 @@ SlurmStatus slurm_status(const std::string& dir, const CommandRunner& run) {
   } else if (!st.active_jobs.empty() && !(never && st.active_jobs.size() == 1)) {
     st.next = "jobs are pending or running; check again later (or scancel them)";
   } else if (st.failed > 0) {
-    st.next = std::to_string(st.failed) +
-              " cells failed: fix the grid and submit it into a new folder, or " + resume +
+    st.next = std::to_string(st.failed) + (st.failed == 1 ? " cell" : " cells") +
+              " failed: fix the grid and submit it into a new folder, or " + resume +
               " --allow-failed-cells merges the failure records";
   } else if (!st.incomplete_shards.empty()) {
     st.next = resume + " reruns the missing cells of shard(s) " +
