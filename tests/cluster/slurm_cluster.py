@@ -31,7 +31,7 @@ import time
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-REQUIRED = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel"]
+REQUIRED = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo"]
 
 
 class ClusterUnavailable(Exception):
