@@ -25,6 +25,15 @@ void run(const ParetoArgs& a) {
   const bool ci = sessions::has_intervals(res);
   std::printf("Pareto frontier of %zu configurations: ratio vs bf16 (higher is better) vs %s (lower is better)%s\n",
               sc.records.size(), a.metric.c_str(), ci ? "; [95 % interval]" : "");
+  // End-to-end metrics: the protocol behind the intervals (store.json "e2e").
+  const nlohmann::json e2e = sc.meta.is_object() ? sc.meta.value("e2e", nlohmann::json()) : nlohmann::json();
+  if (ci && e2e.is_object()) {
+    const nlohmann::json boot = e2e.value("bootstrap", nlohmann::json::object());
+    std::printf("end-to-end: %d passages per cell (%s) x (%d + %d) tokens; intervals from %d bootstrap resamples, "
+                "seed %s\n",
+                e2e.value("passages", 0), e2e.value("selection", std::string("first")).c_str(), e2e.value("context", 0),
+                e2e.value("continuation", 0), boot.value("resamples", 0), boot.value("seed", std::string("?")).c_str());
+  }
   std::printf("%6s %12s %14s %s %-12s %s\n", "id", "ratio", a.metric.c_str(), ci ? "         interval          " : "",
               "duplicates", "options");
   auto interval = [&](const sessions::ParetoPoint& p) -> std::string {
@@ -56,7 +65,11 @@ void run(const ParetoArgs& a) {
     for (const auto& e : res.excluded)
       std::printf("  %lld %s: %s\n", static_cast<long long>(e.id), e.label.c_str(), e.reason.c_str());
   }
-  if (!a.json_out.empty()) io::write_file_atomic(a.json_out, sessions::pareto_to_json(res, a.metric).dump(2) + "\n");
+  if (!a.json_out.empty()) {
+    nlohmann::json j = sessions::pareto_to_json(res, a.metric);
+    if (e2e.is_object()) j["e2e"] = e2e;  // the protocol behind the intervals
+    io::write_file_atomic(a.json_out, j.dump(2) + "\n");
+  }
   if (!a.csv_out.empty()) io::write_file_atomic(a.csv_out, sessions::pareto_to_csv(res, a.metric));
 }
 

@@ -15,6 +15,7 @@
 #include "sessions/bundle/bundle_apply.h"
 #include "sessions/bundle/transfer.h"
 #include "sessions/explore/result_store.h"
+#include "sessions/explore/store_merge.h"
 #include "sessions/explore/sweep.h"
 #include "tests/test_support.h"
 
@@ -22,6 +23,7 @@ namespace kvwb::sessions {
 namespace {
 
 namespace fs = std::filesystem;
+using nlohmann::json;
 
 RunConfig calibrated_config() {
   RunConfig c;
@@ -183,6 +185,15 @@ TEST_F(BundleApplyTest, SweepWithABundleRecordsProvenanceAndFailsCellsItCannotSe
   SweepOptions plain;
   plain.resume = true;
   EXPECT_THROW(run_sweep(cap_b(), grid, store, plain), InvalidArgument);
+  // Shards merge only with the same bundle; the merged store keeps it.
+  const std::string other = (t.path() / "o").string();
+  fs::copy(store, other, fs::copy_options::recursive);
+  json meta = read_result_store(other).meta;
+  meta.erase("calibration");
+  io::write_file_atomic(store_meta_path(other), meta.dump(2));
+  EXPECT_THROW(merge_result_stores((t.path() / "m1").string(), {store, other}), StoreMismatch);
+  merge_result_stores((t.path() / "m2").string(), {store});
+  EXPECT_EQ(read_result_store((t.path() / "m2").string()).meta["calibration"], sc.meta["calibration"]);
 }
 
 TEST_F(BundleApplyTest, TransferComparesInSampleAndOutOfSampleOnB) {
