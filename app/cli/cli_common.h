@@ -37,6 +37,7 @@ void add_bundle_check_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
 void add_pareto_command(CLI::App& app);
 void add_boundary_commands(CLI::App& app);  // recommend-boundary, plan
+void add_report_command(CLI::App& app);
 
 /// A progress bar on stderr, drawn only when stderr is a terminal; silent otherwise.
 class ProgressBar {
