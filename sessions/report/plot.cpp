@@ -135,6 +135,12 @@ Layout layout_figure(const Figure& f) {
       if (!a.max) hi += pad;
       return linear_ticks(lo, hi, true, true, true);
     }
+    if (!a.log && any && hi > lo) {
+      // Room for markers at the data's ends before rounding to whole steps.
+      const double pad = 0.02 * (hi - lo);
+      if (!a.min) lo -= pad;
+      if (!a.max) hi += pad;
+    }
     return a.log ? log_ticks(lo, hi, a.min.has_value(), a.max.has_value())
                  : linear_ticks(lo, hi, a.integer, a.min.has_value(), a.max.has_value());
   };
@@ -248,6 +254,11 @@ std::string tick_label(double v, double step, bool log) {
     return b;
   }
   const double mag = std::fabs(v);
+  if (step >= 1 && mag < 1e12) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.0f", v);
+    return b;
+  }
   if (mag >= 1e6 || (mag < 1e-4)) {
     char b[32];
     std::snprintf(b, sizeof b, "%.3g", v);

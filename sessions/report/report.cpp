@@ -1122,7 +1122,16 @@ ReportInputs compute_report_inputs(const ReportRequest& req, JobControl* job) {
       throw CaptureChanged(req.store_dir + ": the store was made from a capture with SHA-256 " + sha + ", not from " +
                            req.capture_path + " (" + in.capture.sha256 + ")");
     st.metrics = req.metrics.empty() ? default_report_metrics(st.contents.records) : req.metrics;
-    for (const auto& m : st.metrics) pareto_points_from_records(st.contents.records, m);  // unknown names throw
+    for (const auto& m : st.metrics) {
+      bool valued = false;
+      for (const auto& pt : pareto_points_from_records(st.contents.records, m)) valued |= pt.valid;  // bad names throw
+      if (!valued && !req.metrics.empty()) {
+        std::string known;
+        for (const auto& n : pareto_metric_names()) known.append(known.empty() ? "" : ", ").append(n);
+        throw InvalidArgument("report: no record of " + req.store_dir + " has a value for the metric '" + m +
+                              "' (known metrics: " + known + ", or a dotted path under totals such as e2e.kl)");
+      }
+    }
     std::optional<int64_t> cell = req.cell;
     std::string why;
     if (cell) {
