@@ -221,6 +221,18 @@ def main():
         raw = open(shtml).read()
         check(raw.count("<tr>") >= len(rec), "store: a row per cell")
 
+        # A bundle check: `kvwb bundle-check`'s verdict and counts.
+        bundle = os.path.join(tmp, "bundle")
+        run(["export-bundle", cap] + flags[:2] + ["--out", bundle])
+        bhtml = os.path.join(tmp, "bundle.html")
+        run(["report", cap] + flags[:2] + ["--bundle", bundle, "--no-analysis", "--out", bhtml, "--quiet"])
+        braw = open(bhtml).read()
+        bp = ReportParser(braw)
+        bp.feed(braw)
+        check("bundle-check" in bp.ids and "bundle-roundtrip" in bp.ids, "bundle: check and round-trip tables")
+        check(">PASS<" in braw, "bundle: the verdict of a fresh bundle is PASS")
+        check("deploy.env: " in braw and "MANIFEST.json" in braw, "bundle: the checks are listed")
+
         # Usage errors.
         run(["report", cap, "--store", store, "--bits-k", "3", "--out", os.path.join(tmp, "x.html")], expect=2)
         run(["report", cap, "--out", cap], expect=2)

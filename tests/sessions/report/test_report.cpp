@@ -550,6 +550,28 @@ TEST(Report, StoreReportShowsFrontierIntervalsAndVerdicts) {
   EXPECT_THROW(compute_report_inputs(req), CaptureChanged);
 }
 
+TEST(Report, BundleSectionShowsVerdictErrorsAndRoundTrips) {
+  ReportInputs in;
+  in.capture.file_name = "c.kvc.h5";
+  in.capture.sha256 = std::string(64, 'a');
+  BundleCheckReport r;
+  r.ok = false;
+  r.errors = {"sigma_q.safetensors: layer 3 <L> not lower triangular"};
+  r.warnings = {"deploy.env: missing"};
+  r.checks = {"MANIFEST.json: version 1"};
+  r.roundtrip = {{3, 0, 1e-9, 2e-9, 3e-9}, {3, 1, 5e-5, 1e-9, 1e-9}};
+  in.bundle = ReportBundle{"/b", "given with --bundle", r};
+  const std::string html = render_html(build_report_document(in));
+  EXPECT_NE(html.find("<td class=\"bad\">FAIL</td>"), std::string::npos);
+  EXPECT_NE(html.find("Error: sigma_q.safetensors: layer 3 &lt;L&gt; not lower triangular"), std::string::npos);
+  EXPECT_NE(html.find("Warning: deploy.env: missing"), std::string::npos);
+  EXPECT_EQ(count_of(html, ">yes</td>"), 1u);
+  EXPECT_EQ(count_of(html, ">NO</td>"), 1u);
+  // Without a run: the run sections say so instead of failing.
+  EXPECT_NE(html.find("No run in this report."), std::string::npos);
+  EXPECT_NE(html.find("No analysis in this report."), std::string::npos);
+}
+
 TEST(Report, WritesBothFilesAtomically) {
   ReportDocument doc;
   doc.title = "t";
