@@ -449,7 +449,7 @@ Section per_layer_section(const ReportInputs& in) {
   per_layer("v", "rel_mse", ve);
   err.series = {ke, ve};
   if (!boundary.x.empty()) err.series.push_back(boundary);
-  s.blocks.push_back(Chart{"chart-layer-error", err, "Σ‖x − x̂‖² / Σ‖x‖² per layer and stream (log scale)."});
+  s.blocks.push_back(Chart{"chart-layer-error", err, "Σ‖e‖² / Σ‖x‖² per layer and stream, e = x minus its reconstruction (log scale)."});
 
   if (any_attn) {
     Figure kl;
@@ -1005,9 +1005,9 @@ Section about_section(const ReportInputs& in, const std::string& date) {
   s.blocks.push_back(kv);
   s.blocks.push_back(Paragraph{
       "Definitions. Ratio vs bf16 = bf16 bytes / container bytes, with every byte counted from what is serialized "
-      "(hot tail and boundary layers included). Relative MSE = Σ‖x − x̂‖² / Σ‖x‖² over all rows of the layer-stream. "
-      "Attention metrics compare softmax(qKᵀ) and its output for the captured queries, reference against the "
-      "compressed cache. d_eff(r) = the number of principal components that explain a fraction r of the variance. "
+      "(hot tail and boundary layers included). Relative MSE = Σ‖e‖² / Σ‖x‖², e = x minus its reconstruction, over all rows of the layer-stream. "
+      "Attention metrics compare the attention weights softmax(q·k / √D) and the attention output for the "
+      "captured queries, reference against the compressed cache. d_eff(r) = the number of principal components that explain a fraction r of the variance. "
       "cond(Σ_reg) = condition number of the ridge-regularised query covariance used for Q-preconditioning. "
       "Metric definitions: metrics.md; codec: codec-kakeya.md.",
       Paragraph::Style::kNote, {}});
