@@ -705,6 +705,12 @@ Section distribution_section(const ReportInputs& in) {
       }
     }
   }
+  if (!any)
+    s.blocks.push_back(Paragraph{in.run_result ? "No residual histogram: no layer-stream of this run was coded by kakeya_pca "
+                                                 "(the histogram shows Kakeya's scaled post-WHT residuals)."
+                                               : "No residual histogram: it needs a run that keeps the Kakeya residuals "
+                                                 "(kvwb report with a configuration); a stored sweep cell holds none.",
+                                 Paragraph::Style::kNote, {}});
   if (in.analysis) {
     const auto kurt = layer_kurtosis(*in.analysis);
     if (!kurt.empty()) {
@@ -717,7 +723,6 @@ Section distribution_section(const ReportInputs& in) {
       for (const auto& e : kurt) k.x.push_back(e.layer), k.y.push_back(e.k_pre), v.x.push_back(e.layer), v.y.push_back(e.v);
       f.series = {k, v};
       s.blocks.push_back(Chart{"chart-kurtosis", f, "0 for a Gaussian; heavy tails give large values."});
-      any = true;
     }
   }
   if (in.outliers && (in.outliers->has_k || in.outliers->has_v)) {
@@ -756,13 +761,7 @@ Section distribution_section(const ReportInputs& in) {
     t.rows.push_back({text_cell("Gaussian"), text_cell(""), text_cell(""), number_cell(gauss[0], 4),
                       number_cell(gauss[1], 4), number_cell(gauss[2], 4), number_cell(gauss[3], 4), number_cell(0)});
     s.blocks.push_back(t);
-    any = true;
   }
-  if (!any)
-    s.blocks.push_back(Paragraph{"No distribution data: the residual histograms need a run of a kakeya_pca "
-                                 "configuration with its residuals (kvwb report with a configuration; a stored sweep "
-                                 "cell holds none), the kurtosis needs the analysis.",
-                                 Paragraph::Style::kNote, {}});
   return s;
 }
 
