@@ -25,8 +25,9 @@ struct ReportArgs {
 
 /// The options of `kvwb report` itself; every other option given is a run-configuration flag.
 const std::set<std::string>& own_options() {
-  static const std::set<std::string> s = {"capture", "--store", "--cell", "--metric", "--bundle", "--out",
-                                          "--pdf",   "--no-analysis", "--quiet", "--help"};
+  static const std::set<std::string> s = {"capture",  "--store", "--cell", "--metric",
+                                          "--bundle", "--out",   "--pdf",  "--no-analysis",
+                                          "--quiet",  "--help"};
   return s;
 }
 
@@ -52,12 +53,15 @@ std::string command_line(const CLI::App& cmd) {
 
 bool same_file(const std::string& a, const std::string& b) {
   std::error_code ec;
-  return std::filesystem::exists(a, ec) && std::filesystem::exists(b, ec) && std::filesystem::equivalent(a, b, ec);
+  return std::filesystem::exists(a, ec) && std::filesystem::exists(b, ec) &&
+         std::filesystem::equivalent(a, b, ec);
 }
 
 void run(const ReportArgs& a, const CLI::App& cmd) {
-  if (a.html_out.empty() && a.pdf_out.empty()) throw InvalidArgument("kvwb report needs --out FILE.html and/or --pdf FILE.pdf");
-  if (!a.html_out.empty() && a.html_out == a.pdf_out) throw InvalidArgument("--out and --pdf name the same file");
+  if (a.html_out.empty() && a.pdf_out.empty())
+    throw InvalidArgument("kvwb report needs --out FILE.html and/or --pdf FILE.pdf");
+  if (!a.html_out.empty() && a.html_out == a.pdf_out)
+    throw InvalidArgument("--out and --pdf name the same file");
   for (const std::string* out : {&a.html_out, &a.pdf_out})
     for (const std::string* in : {&a.capture, &a.flags.config_file, &a.store})
       if (!out->empty() && !in->empty() && same_file(*out, *in))
@@ -77,17 +81,20 @@ void run(const ReportArgs& a, const CLI::App& cmd) {
   } else {
     std::vector<std::string> given;
     for (const CLI::Option* o : cmd.get_options())
-      if (o->count() > 0 && !own_options().count(o->get_name(false, false)) && !own_options().count(o->get_name()))
+      if (o->count() > 0 && !own_options().count(o->get_name(false, false)) &&
+          !own_options().count(o->get_name()))
         given.push_back(o->get_name(false, false));
     if (!given.empty()) {
       std::string list;
       for (const auto& g : given) list.append(list.empty() ? "" : ", ").append(g);
-      throw InvalidArgument("kvwb report --store details a stored sweep cell (--cell N); configuration flags (" + list +
-                            ") apply only without --store");
+      throw InvalidArgument(
+          "kvwb report --store details a stored sweep cell (--cell N); configuration flags (" +
+          list + ") apply only without --store");
     }
     if (a.flags.threads) req.threads = *a.flags.threads;
   }
-  if (!a.metrics.empty() && a.store.empty()) throw InvalidArgument("--metric needs --store (it picks the Pareto axes)");
+  if (!a.metrics.empty() && a.store.empty())
+    throw InvalidArgument("--metric needs --store (it picks the Pareto axes)");
 
   sessions::ReportInputs in;
   {
@@ -108,27 +115,36 @@ void run(const ReportArgs& a, const CLI::App& cmd) {
                   in.run.value("config_hash", std::string("?")).substr(0, 12).c_str());
   }
   if (in.run.is_object() && in.run.value("failed", false))
-    std::fprintf(stderr, "warning: some layer-streams failed; the report shows which (their metrics are absent)\n");
+    std::fprintf(
+        stderr,
+        "warning: some layer-streams failed; the report shows which (their metrics are absent)\n");
 }
 
 }  // namespace
 
 void add_report_command(CLI::App& app) {
   auto args = std::make_shared<ReportArgs>();
-  auto* cmd = app.add_subcommand("report", "Write a self-contained HTML report (and a PDF) of a capture: identity, "
-                                           "configuration, totals, per-layer results, analysis charts, a sweep's "
-                                           "Pareto frontier, a bundle check");
+  auto* cmd =
+      app.add_subcommand("report",
+                         "Write a self-contained HTML report (and a PDF) of a capture: identity, "
+                         "configuration, totals, per-layer results, analysis charts, a sweep's "
+                         "Pareto frontier, a bundle check");
   cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->required();
   add_run_flags(*cmd, args->flags);
-  cmd->add_option("--store", args->store, "Sweep result store: Pareto frontier, all cells, and one cell's details "
-                                          "(instead of running a configuration)");
-  cmd->add_option("--cell", args->cell, "Store cell to detail (default: a balanced frontier point, see docs/reports.md)");
-  cmd->add_option("--metric", args->metrics, "Pareto quality metric (repeatable; default attn_out_rel_err, plus "
-                                             "e2e.abs_delta_ppl when the store has end-to-end totals)");
-  cmd->add_option("--bundle", args->bundle, "Bundle folder to check (default: the store's calibration bundle, if any)");
+  cmd->add_option("--store", args->store,
+                  "Sweep result store: Pareto frontier, all cells, and one cell's details "
+                  "(instead of running a configuration)");
+  cmd->add_option("--cell", args->cell,
+                  "Store cell to detail (default: a balanced frontier point, see docs/reports.md)");
+  cmd->add_option("--metric", args->metrics,
+                  "Pareto quality metric (repeatable; default attn_out_rel_err, plus "
+                  "e2e.abs_delta_ppl when the store has end-to-end totals)");
+  cmd->add_option("--bundle", args->bundle,
+                  "Bundle folder to check (default: the store's calibration bundle, if any)");
   cmd->add_option("--out", args->html_out, "Write the HTML report here (atomic)");
   cmd->add_option("--pdf", args->pdf_out, "Write the PDF report here (atomic)");
-  cmd->add_flag("--no-analysis", args->no_analysis, "Leave out the capture analysis (spectra, d_eff, Σ_q, kurtosis)");
+  cmd->add_flag("--no-analysis", args->no_analysis,
+                "Leave out the capture analysis (spectra, d_eff, Σ_q, kurtosis)");
   cmd->add_flag("--quiet,-q", args->quiet, "Print nothing on success");
   cmd->callback([args, cmd] { run(*args, *cmd); });
 }

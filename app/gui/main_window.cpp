@@ -192,12 +192,14 @@ void MainWindow::build_menus() {
   exp->addSeparator();
   exp->addAction("&Bundle…", this, &MainWindow::open_bundle_dialog);
   exp->addAction("&Report (HTML + PDF)…", this, [this] {
-    QString p = ask_save_path("Export report", "report.html", "HTML report, with a PDF beside it (*.html);;PDF report only (*.pdf)");
+    QString p = ask_save_path("Export report", "report.html",
+                              "HTML report, with a PDF beside it (*.html);;PDF report only (*.pdf)");
     if (p.isEmpty()) return;
     if (p.endsWith(".pdf", Qt::CaseInsensitive)) {
       export_report(QString(), p);
     } else {
-      if (!p.endsWith(".html", Qt::CaseInsensitive) && !p.endsWith(".htm", Qt::CaseInsensitive)) p += ".html";
+      if (!p.endsWith(".html", Qt::CaseInsensitive) && !p.endsWith(".htm", Qt::CaseInsensitive))
+        p += ".html";
       export_report(p, p.left(p.lastIndexOf('.')) + ".pdf");
     }
   });
@@ -738,7 +740,9 @@ void MainWindow::open_boundary_panel() {
 void MainWindow::open_bundle_dialog() {
   auto* d = new BundleDialog(*wb_, this);
   connect(d, &BundleDialog::checked, this, [this, d](const QString& dir) {
-    if (d->report()) last_bundle_ = sessions::ReportBundle{dir.toStdString(), "checked in the bundle dialog", *d->report()};
+    if (d->report())
+      last_bundle_ =
+          sessions::ReportBundle{dir.toStdString(), "checked in the bundle dialog", *d->report()};
   });
   d->setAttribute(Qt::WA_DeleteOnClose);
   d->open();

@@ -150,7 +150,7 @@ class MainWindow : public QMainWindow {
   QAction* redo_action_ = nullptr;
   QMenu* recent_menu_ = nullptr;
   QDockWidget* boundary_dock_ = nullptr;
-  std::optional<sessions::ReportBundle> last_bundle_;  // the bundle dialog's last check, for reports
+  std::optional<sessions::ReportBundle> last_bundle_;  // bundle dialog's last check, for reports
 };
 
 }  // namespace kvwb::app

@@ -13,8 +13,8 @@ namespace kvwb::app {
 class Workbench;
 
 struct ReportExportRequest {
-  QString html_path;   // "" = no HTML
-  QString pdf_path;    // "" = no PDF
+  QString html_path;  // "" = no HTML
+  QString pdf_path;   // "" = no PDF
   /// The bundle check to show (the bundle dialog's last report; not re-run), or none.
   std::optional<sessions::ReportBundle> bundle;
 };

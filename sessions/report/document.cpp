@@ -40,8 +40,10 @@ std::vector<bool> numeric_columns(const Table& t, size_t ncol) {
     for (const auto& row : t.rows) {
       if (c >= row.size()) continue;
       const Cell& cell = row[c];
-      if (cell.value) ++nums;
-      else if (!cell.text.empty() && cell.text != "n/a" && cell.text != "-") ++texts;
+      if (cell.value)
+        ++nums;
+      else if (!cell.text.empty() && cell.text != "n/a" && cell.text != "-")
+        ++texts;
     }
     numeric[c] = nums > 0 && texts == 0;
   }
@@ -105,11 +107,20 @@ std::string cell_html(const Cell& c, bool header_cell) {
 void html_block(std::string& o, const Paragraph& p) {
   const std::string id = p.id.empty() ? std::string() : " id=\"" + xml_escape(p.id) + "\"";
   switch (p.style) {
-    case Paragraph::Style::kCode: o += "<pre" + id + "><code>" + xml_escape(p.text) + "</code></pre>\n"; break;
-    case Paragraph::Style::kNote: o += "<p class=\"note\"" + id + ">" + xml_escape(p.text) + "</p>\n"; break;
-    case Paragraph::Style::kWarning: o += "<p class=\"warning\"" + id + ">" + xml_escape(p.text) + "</p>\n"; break;
-    case Paragraph::Style::kBanner: o += "<p class=\"banner\"" + id + ">" + xml_escape(p.text) + "</p>\n"; break;
-    default: o += "<p" + id + ">" + xml_escape(p.text) + "</p>\n";
+    case Paragraph::Style::kCode:
+      o += "<pre" + id + "><code>" + xml_escape(p.text) + "</code></pre>\n";
+      break;
+    case Paragraph::Style::kNote:
+      o += "<p class=\"note\"" + id + ">" + xml_escape(p.text) + "</p>\n";
+      break;
+    case Paragraph::Style::kWarning:
+      o += "<p class=\"warning\"" + id + ">" + xml_escape(p.text) + "</p>\n";
+      break;
+    case Paragraph::Style::kBanner:
+      o += "<p class=\"banner\"" + id + ">" + xml_escape(p.text) + "</p>\n";
+      break;
+    default:
+      o += "<p" + id + ">" + xml_escape(p.text) + "</p>\n";
   }
 }
 
@@ -136,7 +147,8 @@ void html_block(std::string& o, const Table& t) {
 }
 
 void html_block(std::string& o, const Chart& c) {
-  o += "<figure class=\"chart\" id=\"" + xml_escape(c.id) + "\">\n" + figure_to_svg(c.figure, c.id + "-svg") + "\n";
+  o += "<figure class=\"chart\" id=\"" + xml_escape(c.id) + "\">\n" +
+       figure_to_svg(c.figure, c.id + "-svg") + "\n";
   std::string cap = c.caption;
   for (const auto& n : figure_notes(c.figure)) cap += (cap.empty() ? "" : " ") + n + ".";
   if (!cap.empty()) o += "<figcaption>" + xml_escape(cap) + "</figcaption>\n";
@@ -148,11 +160,14 @@ void html_block(std::string& o, const Chart& c) {
 std::string render_html(const ReportDocument& doc) {
   std::string o = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   o += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
-  if (!doc.generator.empty()) o += "<meta name=\"generator\" content=\"" + xml_escape(doc.generator) + "\">\n";
-  o += "<title>" + xml_escape(doc.title) + "</title>\n<style>" + kCss + "</style>\n</head>\n<body>\n<header>\n";
+  if (!doc.generator.empty())
+    o += "<meta name=\"generator\" content=\"" + xml_escape(doc.generator) + "\">\n";
+  o += "<title>" + xml_escape(doc.title) + "</title>\n<style>" + kCss +
+       "</style>\n</head>\n<body>\n<header>\n";
   o += "<h1>" + xml_escape(doc.title) + "</h1>\n";
   if (!doc.subtitle.empty()) o += "<p class=\"subtitle\">" + xml_escape(doc.subtitle) + "</p>\n";
-  if (doc.synthetic) o += "<p class=\"banner\" id=\"synthetic-banner\">" + xml_escape(doc.synthetic_text) + "</p>\n";
+  if (doc.synthetic)
+    o += "<p class=\"banner\" id=\"synthetic-banner\">" + xml_escape(doc.synthetic_text) + "</p>\n";
   o += "</header>\n<nav><strong>Contents</strong><ol>\n";
   for (const auto& s : doc.sections)
     o += "<li><a href=\"#" + xml_escape(s.id) + "\">" + xml_escape(s.title) + "</a></li>\n";
@@ -200,9 +215,10 @@ class PdfLayout {
 
   void gap(double h) { y_ -= h; }
 
-  void text_lines(const std::string& text, double size, FontFace face, const std::string& color, double leading,
-                  double indent = 0, bool code = false) {
-    const auto lines = code ? wrap_code(text, size, face, width() - indent) : wrap_text(text, size, face, width() - indent);
+  void text_lines(const std::string& text, double size, FontFace face, const std::string& color,
+                  double leading, double indent = 0, bool code = false) {
+    const auto lines = code ? wrap_code(text, size, face, width() - indent)
+                            : wrap_text(text, size, face, width() - indent);
     for (const auto& line : lines) {
       need(leading);
       y_ -= leading;
@@ -218,8 +234,8 @@ class PdfLayout {
       const auto lines = wrap_text(doc_.synthetic_text, 9, FontFace::kSansBold, width() - 16);
       const double h = 10.5 * static_cast<double>(lines.size()) + 9;
       need(h);
-      out() += pdf_rgb("#b00020") + " rg " + std::to_string(left()) + " " + std::to_string(y_ - h) + " " +
-               std::to_string(width()) + " " + std::to_string(h) + " re f\n";
+      out() += pdf_rgb("#b00020") + " rg " + std::to_string(left()) + " " + std::to_string(y_ - h) +
+               " " + std::to_string(width()) + " " + std::to_string(h) + " re f\n";
       double yy = y_ - 4.5;
       for (const auto& l : lines) {
         yy -= 10.5;
@@ -236,8 +252,8 @@ class PdfLayout {
     y_ -= 15;
     pdf_show_text(out(), left(), y_ + 3, s.title, 12.5, FontFace::kSansBold, "#111111");
     pdf_.add_outline(s.title, page_, y_ + 18);
-    out() += pdf_rgb(kRuleGray) + " RG 0.6 w [] 0 d " + num(left()) + " " + num(y_) + " m " + num(left() + width()) +
-             " " + num(y_) + " l S\n";
+    out() += pdf_rgb(kRuleGray) + " RG 0.6 w [] 0 d " + num(left()) + " " + num(y_) + " m " +
+             num(left() + width()) + " " + num(y_) + " l S\n";
     gap(4);
   }
 
@@ -248,10 +264,21 @@ class PdfLayout {
         text_lines(p.text, 6.6, FontFace::kMono, "#222222", 7.9, 4, true);
         gap(4);
         break;
-      case Paragraph::Style::kNote: text_lines(p.text, 7.5, FontFace::kSans, "#555555", 9.5); gap(2); break;
-      case Paragraph::Style::kWarning: text_lines(p.text, 8.5, FontFace::kSansBold, "#8a1f11", 11); gap(2); break;
-      case Paragraph::Style::kBanner: text_lines(p.text, 9, FontFace::kSansBold, "#b00020", 11.5); gap(2); break;
-      default: text_lines(p.text, 8.5, FontFace::kSans, "#222222", 11); gap(2);
+      case Paragraph::Style::kNote:
+        text_lines(p.text, 7.5, FontFace::kSans, "#555555", 9.5);
+        gap(2);
+        break;
+      case Paragraph::Style::kWarning:
+        text_lines(p.text, 8.5, FontFace::kSansBold, "#8a1f11", 11);
+        gap(2);
+        break;
+      case Paragraph::Style::kBanner:
+        text_lines(p.text, 9, FontFace::kSansBold, "#b00020", 11.5);
+        gap(2);
+        break;
+      default:
+        text_lines(p.text, 8.5, FontFace::kSans, "#222222", 11);
+        gap(2);
     }
   }
 
@@ -265,13 +292,18 @@ class PdfLayout {
     for (int attempt = 0; attempt < 3; ++attempt) {
       widths.assign(ncol, 12.0);
       auto measure = [&](size_t c, const std::string& s, bool bold) {
-        for (const auto& part : wrap_text(s, font, bold ? FontFace::kSansBold : FontFace::kSans, 1e9))
-          widths[c] = std::max(widths[c], std::min(200.0, text_width(part, font, bold ? FontFace::kSansBold : FontFace::kSans) + 2 * kTablePad + 1));
+        for (const auto& part :
+             wrap_text(s, font, bold ? FontFace::kSansBold : FontFace::kSans, 1e9))
+          widths[c] = std::max(
+              widths[c],
+              std::min(200.0, text_width(part, font, bold ? FontFace::kSansBold : FontFace::kSans) +
+                                  2 * kTablePad + 1));
       };
       if (!t.key_value)
         for (size_t c = 0; c < t.columns.size() && c < ncol; ++c) measure(c, t.columns[c], true);
       for (const auto& row : t.rows)
-        for (size_t c = 0; c < row.size() && c < ncol; ++c) measure(c, row[c].text, t.key_value && c == 0);
+        for (size_t c = 0; c < row.size() && c < ncol; ++c)
+          measure(c, row[c].text, t.key_value && c == 0);
       if (std::accumulate(widths.begin(), widths.end(), 0.0) <= width() || font <= 5.6) break;
       font -= 0.7;
     }
@@ -289,7 +321,8 @@ class PdfLayout {
         changed = false;
         const double share = budget / static_cast<double>(open);
         for (size_t c = 0; c < ncol; ++c)
-          if (!fixed[c] && widths[c] <= share) fixed[c] = true, budget -= widths[c], --open, changed = true;
+          if (!fixed[c] && widths[c] <= share)
+            fixed[c] = true, budget -= widths[c], --open, changed = true;
       }
       if (open > 0)
         for (size_t c = 0; c < ncol; ++c)
@@ -297,7 +330,8 @@ class PdfLayout {
     }
     const double leading = font * 1.25;
     auto cell_lines = [&](size_t c, const std::string& s, bool bold) {
-      return wrap_text(s, font, bold ? FontFace::kSansBold : FontFace::kSans, std::max(4.0, widths[c] - 2 * kTablePad));
+      return wrap_text(s, font, bold ? FontFace::kSansBold : FontFace::kSans,
+                       std::max(4.0, widths[c] - 2 * kTablePad));
     };
     auto draw_row = [&](const std::vector<Cell>& cells, bool header) {
       std::vector<std::vector<std::string>> lines(ncol);
@@ -318,7 +352,8 @@ class PdfLayout {
       if (header || (t.key_value)) {
         const std::string fill = header ? "#eeeeee" : "";
         if (!fill.empty())
-          out() += pdf_rgb(fill) + " rg " + num(left()) + " " + num(y_ - h) + " " + num(table_w) + " " + num(h) + " re f\n";
+          out() += pdf_rgb(fill) + " rg " + num(left()) + " " + num(y_ - h) + " " + num(table_w) +
+                   " " + num(h) + " re f\n";
       }
       double x = left();
       for (size_t c = 0; c < ncol; ++c) {
@@ -330,14 +365,15 @@ class PdfLayout {
         double yy = y_ - kTablePad;
         for (const auto& l : lines[c]) {
           yy -= leading;
-          const double tx = right ? x + widths[c] - kTablePad - text_width(l, font, face) : x + kTablePad;
+          const double tx =
+              right ? x + widths[c] - kTablePad - text_width(l, font, face) : x + kTablePad;
           pdf_show_text(out(), tx, yy + leading * 0.22, l, font, face, color);
         }
         x += widths[c];
       }
       y_ -= h;
-      out() += pdf_rgb(kRuleGray) + " RG 0.4 w [] 0 d " + num(left()) + " " + num(y_) + " m " + num(left() + table_w) +
-               " " + num(y_) + " l S\n";
+      out() += pdf_rgb(kRuleGray) + " RG 0.4 w [] 0 d " + num(left()) + " " + num(y_) + " m " +
+               num(left() + table_w) + " " + num(y_) + " l S\n";
     };
     const bool has_header = !t.key_value && !t.columns.empty();
     const double header_h = has_header ? draw_row(header_cells, true).second : 0;
@@ -349,8 +385,8 @@ class PdfLayout {
       gap(1);
     }
     auto top_rule = [&] {
-      out() += pdf_rgb(kRuleGray) + " RG 0.4 w [] 0 d " + num(left()) + " " + num(y_) + " m " + num(left() + table_w) +
-               " " + num(y_) + " l S\n";
+      out() += pdf_rgb(kRuleGray) + " RG 0.4 w [] 0 d " + num(left()) + " " + num(y_) + " m " +
+               num(left() + table_w) + " " + num(y_) + " l S\n";
     };
     top_rule();
     if (has_header) paint(header_cells, true);
@@ -371,7 +407,10 @@ class PdfLayout {
     const double h = figure_total_height(c.figure) * scale;
     std::string cap = c.caption;
     for (const auto& n : figure_notes(c.figure)) cap += (cap.empty() ? "" : " ") + n + ".";
-    const double cap_h = cap.empty() ? 0 : 9.5 * static_cast<double>(wrap_text(cap, 7.5, FontFace::kSans, width()).size());
+    const double cap_h =
+        cap.empty()
+            ? 0
+            : 9.5 * static_cast<double>(wrap_text(cap, 7.5, FontFace::kSans, width()).size());
     need(h + std::min(cap_h, 30.0) + 4);
     PdfCanvas canvas(out(), left() + (width() - c.figure.width * scale) / 2, y_, scale);
     draw_figure(c.figure, canvas);
@@ -395,10 +434,12 @@ class PdfLayout {
         pdf_show_text(o, left(), fy, tag, 7, FontFace::kSansBold, "#b00020");
         const double tw = text_width(tag + "  ", 7, FontFace::kSansBold);
         const auto lines = wrap_text(foot, 7, FontFace::kSans, width() - pw - tw - 12);
-        pdf_show_text(o, left() + tw, fy, lines.front() + (lines.size() > 1 ? "…" : ""), 7, FontFace::kSans, "#555555");
+        pdf_show_text(o, left() + tw, fy, lines.front() + (lines.size() > 1 ? "…" : ""), 7,
+                      FontFace::kSans, "#555555");
       } else {
         const auto lines = wrap_text(foot, 7, FontFace::kSans, width() - pw - 12);
-        pdf_show_text(o, left(), fy, lines.front() + (lines.size() > 1 ? "…" : ""), 7, FontFace::kSans, "#555555");
+        pdf_show_text(o, left(), fy, lines.front() + (lines.size() > 1 ? "…" : ""), 7,
+                      FontFace::kSans, "#555555");
       }
       pdf_show_text(o, left() + width() - pw, fy, page, 7, FontFace::kSans, "#555555");
     }

@@ -25,8 +25,8 @@ struct Cell {
 };
 
 struct Table {
-  std::string id;       // HTML id ([a-z0-9-]+)
-  std::string caption;  // "" = none
+  std::string id;                    // HTML id ([a-z0-9-]+)
+  std::string caption;               // "" = none
   std::vector<std::string> columns;  // header; empty with key_value
   std::vector<std::vector<Cell>> rows;
   bool key_value = false;  // two columns, the first one a label (no header)
@@ -55,13 +55,13 @@ struct Section {
 
 struct ReportDocument {
   std::string title;
-  std::string subtitle;            // one line under the title
-  bool synthetic = false;          // SYNTHETIC banner at the top and in every PDF page footer
-  std::string synthetic_text;      // what the banner says
+  std::string subtitle;        // one line under the title
+  bool synthetic = false;      // SYNTHETIC banner at the top and in every PDF page footer
+  std::string synthetic_text;  // what the banner says
   std::vector<Section> sections;
-  std::string footer;              // tool, version, date (last line of the HTML, every PDF page)
-  std::string generator;           // <meta name="generator"> / PDF Creator
-  std::string created_utc;         // "YYYYMMDDHHmmSS" for the PDF CreationDate ("" = none)
+  std::string footer;       // tool, version, date (last line of the HTML, every PDF page)
+  std::string generator;    // <meta name="generator"> / PDF Creator
+  std::string created_utc;  // "YYYYMMDDHHmmSS" for the PDF CreationDate ("" = none)
 };
 
 /// The document as one self-contained HTML file (UTF-8).

@@ -84,20 +84,25 @@ std::string pdf_text_string(std::string_view utf8) {
   return o + ">";
 }
 
-void pdf_show_text(std::string& out, double x, double y, std::string_view utf8, double size, FontFace face,
-                   const std::string& color, bool vertical) {
+void pdf_show_text(std::string& out, double x, double y, std::string_view utf8, double size,
+                   FontFace face, const std::string& color, bool vertical) {
   const auto runs = pdf_glyph_runs(utf8, face);
   if (runs.empty()) return;
   out += "BT " + pdf_rgb(color) + " rg ";
-  if (vertical) out += "0 1 -1 0 " + num(x) + " " + num(y) + " Tm ";
-  else out += "1 0 0 1 " + num(x) + " " + num(y) + " Tm ";
-  for (const auto& r : runs) out += "/F" + std::to_string(r.font + 1) + " " + num(size) + " Tf " + pdf_literal(r.bytes) + " Tj ";
+  if (vertical)
+    out += "0 1 -1 0 " + num(x) + " " + num(y) + " Tm ";
+  else
+    out += "1 0 0 1 " + num(x) + " " + num(y) + " Tm ";
+  for (const auto& r : runs)
+    out += "/F" + std::to_string(r.font + 1) + " " + num(size) + " Tf " + pdf_literal(r.bytes) +
+           " Tj ";
   out += "ET\n";
 }
 
 // ---- document ----
 
-PdfDocument::PdfDocument(double page_width, double page_height) : width_(page_width), height_(page_height) {}
+PdfDocument::PdfDocument(double page_width, double page_height)
+    : width_(page_width), height_(page_height) {}
 
 size_t PdfDocument::add_page() {
   pages_.emplace_back();
@@ -105,7 +110,8 @@ size_t PdfDocument::add_page() {
 }
 
 std::string& PdfDocument::content(size_t index) {
-  if (index >= pages_.size()) throw InvalidArgument("PdfDocument: no page " + std::to_string(index));
+  if (index >= pages_.size())
+    throw InvalidArgument("PdfDocument: no page " + std::to_string(index));
   return pages_[index];
 }
 
@@ -113,8 +119,8 @@ void PdfDocument::add_outline(const std::string& title, size_t index, double y) 
   outline_.push_back({title, index, y});
 }
 
-void PdfDocument::set_info(const std::string& title, const std::string& subject, const std::string& creator,
-                           const std::string& creation_utc) {
+void PdfDocument::set_info(const std::string& title, const std::string& subject,
+                           const std::string& creator, const std::string& creation_utc) {
   title_ = title, subject_ = subject, creator_ = creator, created_ = creation_utc;
 }
 
@@ -140,9 +146,11 @@ std::vector<uint8_t> PdfDocument::finish() const {
   object(kCatalog, catalog + " >>");
   std::string kids;
   for (size_t i = 0; i < pages_.size(); ++i) kids.append(i ? " " : "").append(ref(page_obj(i)));
-  object(kPages, "<< /Type /Pages /Kids [" + kids + "] /Count " + std::to_string(pages_.size()) + " >>");
-  object(kResources, "<< /Font << /F1 " + ref(kFont0) + " /F2 " + ref(kFont0 + 1) + " /F3 " + ref(kFont0 + 2) +
-                         " /F4 " + ref(kFont0 + 3) + " >> /ProcSet [/PDF /Text] >>");
+  object(kPages,
+         "<< /Type /Pages /Kids [" + kids + "] /Count " + std::to_string(pages_.size()) + " >>");
+  object(kResources, "<< /Font << /F1 " + ref(kFont0) + " /F2 " + ref(kFont0 + 1) + " /F3 " +
+                         ref(kFont0 + 2) + " /F4 " + ref(kFont0 + 3) +
+                         " >> /ProcSet [/PDF /Text] >>");
   const char* base[] = {"Helvetica", "Helvetica-Bold", "Courier"};
   for (int i = 0; i < 3; ++i)
     object(kFont0 + i, std::string("<< /Type /Font /Subtype /Type1 /BaseFont /") + base[i] +
@@ -163,10 +171,11 @@ std::vector<uint8_t> PdfDocument::finish() const {
   }
   const std::string media = "[0 0 " + num(width_) + " " + num(height_) + "]";
   for (size_t i = 0; i < pages_.size(); ++i) {
-    object(page_obj(i), "<< /Type /Page /Parent " + ref(kPages) + " /MediaBox " + media + " /Resources " +
-                            ref(kResources) + " /Contents " + ref(page_obj(i) + 1) + " >>");
-    object(page_obj(i) + 1, "<< /Length " + std::to_string(pages_[i].size()) + " >>\nstream\n" + pages_[i] +
-                                "\nendstream");
+    object(page_obj(i), "<< /Type /Page /Parent " + ref(kPages) + " /MediaBox " + media +
+                            " /Resources " + ref(kResources) + " /Contents " +
+                            ref(page_obj(i) + 1) + " >>");
+    object(page_obj(i) + 1, "<< /Length " + std::to_string(pages_[i].size()) + " >>\nstream\n" +
+                                pages_[i] + "\nendstream");
   }
   for (size_t k = 0; k < outline_.size(); ++k) {
     const auto& o = outline_[k];
@@ -184,8 +193,8 @@ std::vector<uint8_t> PdfDocument::finish() const {
     std::snprintf(b, sizeof b, "%010zu 00000 n \n", offsets[n]);
     out += b;
   }
-  out += "trailer\n<< /Size " + std::to_string(n_objects + 1) + " /Root " + ref(kCatalog) + " /Info " + ref(kInfo) +
-         " >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
+  out += "trailer\n<< /Size " + std::to_string(n_objects + 1) + " /Root " + ref(kCatalog) +
+         " /Info " + ref(kInfo) + " >>\nstartxref\n" + std::to_string(xref) + "\n%%EOF\n";
   return std::vector<uint8_t>(out.begin(), out.end());
 }
 
@@ -195,8 +204,10 @@ PdfCanvas::PdfCanvas(std::string& content, double left, double top, double scale
     : out_(content), left_(left), top_(top), scale_(scale) {}
 
 void PdfCanvas::set_stroke(const Stroke& s) {
-  out_ += pdf_rgb(s.color) + " RG " + num(std::max(0.1, s.width * scale_)) + " w " +
-          (s.dashed ? "[" + num(5 * scale_) + " " + num(3 * scale_) + "] 0 d" : std::string("[] 0 d")) + " 1 J 1 j\n";
+  out_ +=
+      pdf_rgb(s.color) + " RG " + num(std::max(0.1, s.width * scale_)) + " w " +
+      (s.dashed ? "[" + num(5 * scale_) + " " + num(3 * scale_) + "] 0 d" : std::string("[] 0 d")) +
+      " 1 J 1 j\n";
 }
 
 void PdfCanvas::line(double x1, double y1, double x2, double y2, const Stroke& s) {
@@ -212,12 +223,16 @@ void PdfCanvas::polyline(const std::vector<std::pair<double, double>>& pts, cons
   out_ += "S\n";
 }
 
-void PdfCanvas::rect(double x, double y, double w, double h, const std::string& fill, const Stroke* s) {
+void PdfCanvas::rect(double x, double y, double w, double h, const std::string& fill,
+                     const Stroke* s) {
   if (fill.empty() && !s) return;
   if (!fill.empty()) out_ += pdf_rgb(fill) + " rg\n";
   if (s) set_stroke(*s);
   out_ += num(X(x)) + " " + num(Y(y + h)) + " " + num(w * scale_) + " " + num(h * scale_) + " re " +
-          (fill.empty() ? "S" : s ? "B" : "f") + "\n";
+          (fill.empty() ? "S"
+           : s          ? "B"
+                        : "f") +
+          "\n";
 }
 
 void PdfCanvas::circle(double cx, double cy, double r, const std::string& fill, const Stroke* s) {
@@ -225,27 +240,34 @@ void PdfCanvas::circle(double cx, double cy, double r, const std::string& fill, 
   if (!fill.empty()) out_ += pdf_rgb(fill) + " rg\n";
   if (s) set_stroke(*s);
   const double x = X(cx), y = Y(cy), R = r * scale_, k = 0.5523 * R;
-  out_ += num(x + R) + " " + num(y) + " m " + num(x + R) + " " + num(y + k) + " " + num(x + k) + " " + num(y + R) +
-          " " + num(x) + " " + num(y + R) + " c " + num(x - k) + " " + num(y + R) + " " + num(x - R) + " " +
-          num(y + k) + " " + num(x - R) + " " + num(y) + " c " + num(x - R) + " " + num(y - k) + " " + num(x - k) +
-          " " + num(y - R) + " " + num(x) + " " + num(y - R) + " c " + num(x + k) + " " + num(y - R) + " " +
-          num(x + R) + " " + num(y - k) + " " + num(x + R) + " " + num(y) + " c h " +
-          (fill.empty() ? "S" : s ? "B" : "f") + "\n";
+  out_ += num(x + R) + " " + num(y) + " m " + num(x + R) + " " + num(y + k) + " " + num(x + k) +
+          " " + num(y + R) + " " + num(x) + " " + num(y + R) + " c " + num(x - k) + " " +
+          num(y + R) + " " + num(x - R) + " " + num(y + k) + " " + num(x - R) + " " + num(y) +
+          " c " + num(x - R) + " " + num(y - k) + " " + num(x - k) + " " + num(y - R) + " " +
+          num(x) + " " + num(y - R) + " c " + num(x + k) + " " + num(y - R) + " " + num(x + R) +
+          " " + num(y - k) + " " + num(x + R) + " " + num(y) + " c h " +
+          (fill.empty() ? "S"
+           : s          ? "B"
+                        : "f") +
+          "\n";
 }
 
-void PdfCanvas::text(double x, double y, std::string_view utf8, double size, TextAnchor anchor, bool bold,
-                     const std::string& color, bool vertical) {
+void PdfCanvas::text(double x, double y, std::string_view utf8, double size, TextAnchor anchor,
+                     bool bold, const std::string& color, bool vertical) {
   const FontFace face = bold ? FontFace::kSansBold : FontFace::kSans;
   const double sz = size * scale_;
   const double w = text_width(utf8, sz, face);
   const double shift = anchor == TextAnchor::kMiddle ? w / 2 : anchor == TextAnchor::kEnd ? w : 0;
-  if (vertical) pdf_show_text(out_, X(x), Y(y) - shift, utf8, sz, face, color, true);
-  else pdf_show_text(out_, X(x) - shift, Y(y), utf8, sz, face, color, false);
+  if (vertical)
+    pdf_show_text(out_, X(x), Y(y) - shift, utf8, sz, face, color, true);
+  else
+    pdf_show_text(out_, X(x) - shift, Y(y), utf8, sz, face, color, false);
 }
 
 void PdfCanvas::push_clip(double x, double y, double w, double h) {
   ++clip_depth_;
-  out_ += "q " + num(X(x)) + " " + num(Y(y + h)) + " " + num(w * scale_) + " " + num(h * scale_) + " re W n\n";
+  out_ += "q " + num(X(x)) + " " + num(Y(y + h)) + " " + num(w * scale_) + " " + num(h * scale_) +
+          " re W n\n";
 }
 
 void PdfCanvas::pop_clip() {

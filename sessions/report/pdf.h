@@ -63,8 +63,8 @@ std::string pdf_text_string(std::string_view utf8);
 
 /// Appends the operators that show `utf8` with its baseline start at (x, y) (PDF coordinates),
 /// font runs switching between the face's font and Symbol. `vertical` rotates it 90° CCW.
-void pdf_show_text(std::string& out, double x, double y, std::string_view utf8, double size, FontFace face,
-                   const std::string& color, bool vertical = false);
+void pdf_show_text(std::string& out, double x, double y, std::string_view utf8, double size,
+                   FontFace face, const std::string& color, bool vertical = false);
 
 /// A Canvas drawing into one page's content stream: figure units (origin top-left, y down) are
 /// mapped to PDF points by x' = left + scale·x, y' = top − scale·y.
@@ -73,7 +73,8 @@ class PdfCanvas : public Canvas {
   PdfCanvas(std::string& content, double left, double top, double scale);
   void line(double x1, double y1, double x2, double y2, const Stroke& s) override;
   void polyline(const std::vector<std::pair<double, double>>& points, const Stroke& s) override;
-  void rect(double x, double y, double w, double h, const std::string& fill, const Stroke* s) override;
+  void rect(double x, double y, double w, double h, const std::string& fill,
+            const Stroke* s) override;
   void circle(double cx, double cy, double r, const std::string& fill, const Stroke* s) override;
   void text(double x, double y, std::string_view utf8, double size, TextAnchor anchor, bool bold,
             const std::string& color, bool vertical) override;

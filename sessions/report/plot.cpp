@@ -31,17 +31,15 @@ struct Counts {
 
 /// The data ranges of a figure and what could not be shown.
 struct Ranges {
-  double xlo = std::numeric_limits<double>::infinity(), xhi = -std::numeric_limits<double>::infinity();
-  double ylo = std::numeric_limits<double>::infinity(), yhi = -std::numeric_limits<double>::infinity();
+  double xlo = std::numeric_limits<double>::infinity(),
+         xhi = -std::numeric_limits<double>::infinity();
+  double ylo = std::numeric_limits<double>::infinity(),
+         yhi = -std::numeric_limits<double>::infinity();
   bool any_x = false, any_y = false;
   Counts dropped;
   double bar_spacing = 0;  // smallest gap between distinct bar x (data units), 0 = no bars
-  void add_x(double v) {
-    xlo = std::min(xlo, v), xhi = std::max(xhi, v), any_x = true;
-  }
-  void add_y(double v) {
-    ylo = std::min(ylo, v), yhi = std::max(yhi, v), any_y = true;
-  }
+  void add_x(double v) { xlo = std::min(xlo, v), xhi = std::max(xhi, v), any_x = true; }
+  void add_y(double v) { ylo = std::min(ylo, v), yhi = std::max(yhi, v), any_y = true; }
 };
 
 Ranges data_ranges(const Figure& f) {
@@ -52,16 +50,22 @@ Ranges data_ranges(const Figure& f) {
     switch (s.kind) {
       case SeriesKind::kVLines:
         for (double x : s.x) {
-          if (usable(x, f.x.log)) r.add_x(x);
-          else if (std::isfinite(x)) ++r.dropped.x_nonpos;
-          else ++r.dropped.nonfinite;
+          if (usable(x, f.x.log))
+            r.add_x(x);
+          else if (std::isfinite(x))
+            ++r.dropped.x_nonpos;
+          else
+            ++r.dropped.nonfinite;
         }
         break;
       case SeriesKind::kHLines:
         for (double y : s.y) {
-          if (usable(y, f.y.log)) r.add_y(y);
-          else if (std::isfinite(y)) ++r.dropped.y_nonpos;
-          else ++r.dropped.nonfinite;
+          if (usable(y, f.y.log))
+            r.add_y(y);
+          else if (std::isfinite(y))
+            ++r.dropped.y_nonpos;
+          else
+            ++r.dropped.nonfinite;
         }
         break;
       default: {
@@ -97,7 +101,8 @@ Ranges data_ranges(const Figure& f) {
       if (gap == 0 || d < gap) gap = d;
     }
     r.bar_spacing = gap > 0 ? gap : 1.0;
-    if (!f.x.log) r.add_x(*bar_x.begin() - r.bar_spacing / 2), r.add_x(*bar_x.rbegin() + r.bar_spacing / 2);
+    if (!f.x.log)
+      r.add_x(*bar_x.begin() - r.bar_spacing / 2), r.add_x(*bar_x.rbegin() + r.bar_spacing / 2);
     if (bars_linear_base) r.add_y(0.0);
   }
   return r;
@@ -148,7 +153,8 @@ Layout layout_figure(const Figure& f) {
   L.yt = axis_ticks(f.y, r.any_y, r.ylo, r.yhi);
 
   double ylab_w = 0;
-  for (const auto& s : L.yt.labels) ylab_w = std::max(ylab_w, text_width(s, kTickFont, FontFace::kSans));
+  for (const auto& s : L.yt.labels)
+    ylab_w = std::max(ylab_w, text_width(s, kTickFont, FontFace::kSans));
   const double top = f.title.empty() ? 10 : 30;
   const double left = (f.y.label.empty() ? 6 : 22) + ylab_w + 8;
   const double bottom = 22 + (f.x.label.empty() ? 0 : 16);
@@ -360,13 +366,16 @@ std::vector<std::string> figure_notes(const Figure& f) {
   const Ranges r = data_ranges(f);
   std::vector<std::string> notes;
   if (r.dropped.y_nonpos)
-    notes.push_back(std::to_string(r.dropped.y_nonpos) + (r.dropped.y_nonpos == 1 ? " value" : " values") +
+    notes.push_back(std::to_string(r.dropped.y_nonpos) +
+                    (r.dropped.y_nonpos == 1 ? " value" : " values") +
                     " <= 0 not shown on the log y axis");
   if (r.dropped.x_nonpos)
-    notes.push_back(std::to_string(r.dropped.x_nonpos) + (r.dropped.x_nonpos == 1 ? " value" : " values") +
+    notes.push_back(std::to_string(r.dropped.x_nonpos) +
+                    (r.dropped.x_nonpos == 1 ? " value" : " values") +
                     " <= 0 not shown on the log x axis");
   if (r.dropped.nonfinite)
-    notes.push_back(std::to_string(r.dropped.nonfinite) + (r.dropped.nonfinite == 1 ? " point" : " points") +
+    notes.push_back(std::to_string(r.dropped.nonfinite) +
+                    (r.dropped.nonfinite == 1 ? " point" : " points") +
                     " without a finite value (n/a) not shown");
   return notes;
 }
@@ -375,7 +384,8 @@ void draw_figure(const Figure& f, Canvas& c) {
   const Layout L = layout_figure(f);
   const Mapper M{L, f.x.log, f.y.log};
   c.rect(0, 0, f.width, L.total_h, "#ffffff", nullptr);
-  if (!f.title.empty()) c.text(f.width / 2, 19, f.title, kTitleFont, TextAnchor::kMiddle, true, kInk);
+  if (!f.title.empty())
+    c.text(f.width / 2, 19, f.title, kTitleFont, TextAnchor::kMiddle, true, kInk);
 
   // Grid, frame, ticks.
   const double bottom = L.py + L.ph, right = L.px + L.pw;
@@ -397,10 +407,12 @@ void draw_figure(const Figure& f, Canvas& c) {
   }
   if (!f.x.label.empty())
     c.text(L.px + L.pw / 2, bottom + 32, f.x.label, kLabelFont, TextAnchor::kMiddle, false, kInk);
-  if (!f.y.label.empty()) c.text(13, L.py + L.ph / 2, f.y.label, kLabelFont, TextAnchor::kMiddle, false, kInk, true);
+  if (!f.y.label.empty())
+    c.text(13, L.py + L.ph / 2, f.y.label, kLabelFont, TextAnchor::kMiddle, false, kInk, true);
 
   if (L.empty) {
-    c.text(L.px + L.pw / 2, L.py + L.ph / 2, f.empty_text, 12, TextAnchor::kMiddle, false, "#777777");
+    c.text(L.px + L.pw / 2, L.py + L.ph / 2, f.empty_text, 12, TextAnchor::kMiddle, false,
+           "#777777");
     return;
   }
 
@@ -442,7 +454,8 @@ void draw_figure(const Figure& f, Canvas& c) {
           const bool has_lo = i < s.y_lo.size() && usable(s.y_lo[i], f.y.log);
           const bool has_hi = i < s.y_hi.size() && usable(s.y_hi[i], f.y.log);
           if (has_lo || has_hi) {
-            const double y0 = M.Y(has_lo ? s.y_lo[i] : s.y[i]), y1 = M.Y(has_hi ? s.y_hi[i] : s.y[i]);
+            const double y0 = M.Y(has_lo ? s.y_lo[i] : s.y[i]),
+                         y1 = M.Y(has_hi ? s.y_hi[i] : s.y[i]);
             const Stroke eb{color, 1.0, false};
             c.line(x, y0, x, y1, eb);
             if (has_lo) c.line(x - 3, y0, x + 3, y0, eb);
@@ -453,22 +466,25 @@ void draw_figure(const Figure& f, Canvas& c) {
           if (!ok(i)) continue;
           const double x = M.X(s.x[i]), y = M.Y(s.y[i]);
           draw_marker(c, x, y, color);
-          if (i < s.labels.size() && !s.labels[i].empty()) labels.push_back({x + 5, y - 5, s.labels[i]});
+          if (i < s.labels.size() && !s.labels[i].empty())
+            labels.push_back({x + 5, y - 5, s.labels[i]});
         }
         break;
       case SeriesKind::kBars: {
-        const double spacing_px =
-            f.x.log ? 18.0 : std::fabs(M.X(L.bar_spacing) - M.X(0.0));
+        const double spacing_px = f.x.log ? 18.0 : std::fabs(M.X(L.bar_spacing) - M.X(0.0));
         const double group = std::max(2.0, 0.8 * spacing_px);
         const double bw = group / static_cast<double>(std::max<size_t>(n_bars, 1));
         double base;
-        if (f.y.log) base = bottom;
-        else base = std::clamp(M.Y(0.0), L.py, bottom);
+        if (f.y.log)
+          base = bottom;
+        else
+          base = std::clamp(M.Y(0.0), L.py, bottom);
         for (size_t i = 0; i < n; ++i) {
           if (!ok(i)) continue;
           const double left = M.X(s.x[i]) - group / 2 + bar_index * bw;
           const double top = M.Y(s.y[i]);
-          c.rect(left, std::min(top, base), std::max(0.5, bw - 0.8), std::fabs(base - top), color, nullptr);
+          c.rect(left, std::min(top, base), std::max(0.5, bw - 0.8), std::fabs(base - top), color,
+                 nullptr);
         }
         ++bar_index;
         break;
@@ -485,14 +501,16 @@ void draw_figure(const Figure& f, Canvas& c) {
   }
   c.pop_clip();
   for (const auto& l : labels)
-    if (l.x - 5 >= L.px - 0.5 && l.x - 5 <= right + 0.5 && l.y + 5 >= L.py - 0.5 && l.y + 5 <= bottom + 0.5)
+    if (l.x - 5 >= L.px - 0.5 && l.x - 5 <= right + 0.5 && l.y + 5 >= L.py - 0.5 &&
+        l.y + 5 <= bottom + 0.5)
       c.text(l.x, l.y, l.text, 9, TextAnchor::kStart, false, "#444444");
 
   for (const auto& item : L.legend) {
     const Series& s = f.series[item.series];
     const std::string color = s.color.empty() ? palette_color(item.series) : s.color;
     draw_swatch(c, s, color, item.x, item.y);
-    c.text(item.x + 26, item.y + kLegendRow / 2 + 2.5, s.name, kLegendFont, TextAnchor::kStart, false, kInk);
+    c.text(item.x + 26, item.y + kLegendRow / 2 + 2.5, s.name, kLegendFont, TextAnchor::kStart,
+           false, kInk);
   }
 }
 
@@ -506,47 +524,54 @@ class SvgCanvas : public Canvas {
   std::string body;
 
   void line(double x1, double y1, double x2, double y2, const Stroke& s) override {
-    body += "<line x1=\"" + trim_number(x1) + "\" y1=\"" + trim_number(y1) + "\" x2=\"" + trim_number(x2) +
-            "\" y2=\"" + trim_number(y2) + "\"" + stroke_attr(s) + "/>\n";
+    body += "<line x1=\"" + trim_number(x1) + "\" y1=\"" + trim_number(y1) + "\" x2=\"" +
+            trim_number(x2) + "\" y2=\"" + trim_number(y2) + "\"" + stroke_attr(s) + "/>\n";
   }
   void polyline(const std::vector<std::pair<double, double>>& pts, const Stroke& s) override {
     body += "<polyline fill=\"none\" stroke-linejoin=\"round\" points=\"";
     for (size_t i = 0; i < pts.size(); ++i)
-      body.append(i ? " " : "").append(trim_number(pts[i].first)).append(",").append(trim_number(pts[i].second));
+      body.append(i ? " " : "")
+          .append(trim_number(pts[i].first))
+          .append(",")
+          .append(trim_number(pts[i].second));
     body += "\"" + stroke_attr(s) + "/>\n";
   }
-  void rect(double x, double y, double w, double h, const std::string& fill, const Stroke* s) override {
-    body += "<rect x=\"" + trim_number(x) + "\" y=\"" + trim_number(y) + "\" width=\"" + trim_number(w) +
-            "\" height=\"" + trim_number(h) + "\" fill=\"" + (fill.empty() ? "none" : xml_escape(fill)) + "\"" +
+  void rect(double x, double y, double w, double h, const std::string& fill,
+            const Stroke* s) override {
+    body += "<rect x=\"" + trim_number(x) + "\" y=\"" + trim_number(y) + "\" width=\"" +
+            trim_number(w) + "\" height=\"" + trim_number(h) + "\" fill=\"" +
+            (fill.empty() ? "none" : xml_escape(fill)) + "\"" +
             (s ? stroke_attr(*s) : std::string()) + "/>\n";
   }
   void circle(double cx, double cy, double r, const std::string& fill, const Stroke* s) override {
-    body += "<circle cx=\"" + trim_number(cx) + "\" cy=\"" + trim_number(cy) + "\" r=\"" + trim_number(r) +
-            "\" fill=\"" + (fill.empty() ? "none" : xml_escape(fill)) + "\"" + (s ? stroke_attr(*s) : std::string()) +
-            "/>\n";
+    body += "<circle cx=\"" + trim_number(cx) + "\" cy=\"" + trim_number(cy) + "\" r=\"" +
+            trim_number(r) + "\" fill=\"" + (fill.empty() ? "none" : xml_escape(fill)) + "\"" +
+            (s ? stroke_attr(*s) : std::string()) + "/>\n";
   }
   void text(double x, double y, std::string_view utf8, double size, TextAnchor anchor, bool bold,
             const std::string& color, bool vertical) override {
-    body += "<text x=\"" + trim_number(x) + "\" y=\"" + trim_number(y) + "\" font-size=\"" + trim_number(size) +
-            "\"";
+    body += "<text x=\"" + trim_number(x) + "\" y=\"" + trim_number(y) + "\" font-size=\"" +
+            trim_number(size) + "\"";
     if (anchor == TextAnchor::kMiddle) body += " text-anchor=\"middle\"";
     if (anchor == TextAnchor::kEnd) body += " text-anchor=\"end\"";
     if (bold) body += " font-weight=\"bold\"";
     body += " fill=\"" + xml_escape(color) + "\"";
-    if (vertical) body += " transform=\"rotate(-90 " + trim_number(x) + " " + trim_number(y) + ")\"";
+    if (vertical)
+      body += " transform=\"rotate(-90 " + trim_number(x) + " " + trim_number(y) + ")\"";
     body += ">" + xml_escape(utf8) + "</text>\n";
   }
   void push_clip(double x, double y, double w, double h) override {
     const std::string cid = id_ + "-clip" + std::to_string(clips_++);
-    body += "<clipPath id=\"" + cid + "\"><rect x=\"" + trim_number(x) + "\" y=\"" + trim_number(y) +
-            "\" width=\"" + trim_number(w) + "\" height=\"" + trim_number(h) + "\"/></clipPath>\n<g clip-path=\"url(#" +
-            cid + ")\">\n";
+    body += "<clipPath id=\"" + cid + "\"><rect x=\"" + trim_number(x) + "\" y=\"" +
+            trim_number(y) + "\" width=\"" + trim_number(w) + "\" height=\"" + trim_number(h) +
+            "\"/></clipPath>\n<g clip-path=\"url(#" + cid + ")\">\n";
   }
   void pop_clip() override { body += "</g>\n"; }
 
  private:
   static std::string stroke_attr(const Stroke& s) {
-    std::string a = " stroke=\"" + xml_escape(s.color) + "\" stroke-width=\"" + trim_number(s.width) + "\"";
+    std::string a =
+        " stroke=\"" + xml_escape(s.color) + "\" stroke-width=\"" + trim_number(s.width) + "\"";
     if (s.dashed) a += " stroke-dasharray=\"5 3\"";
     return a;
   }
@@ -557,16 +582,18 @@ class SvgCanvas : public Canvas {
 }  // namespace
 
 std::string figure_to_svg(const Figure& f, const std::string& id) {
-  if (id.empty() || id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
-                        std::string::npos)
+  if (id.empty() ||
+      id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+          std::string::npos)
     throw InvalidArgument("figure_to_svg: id '" + id + "' must be [A-Za-z0-9_-]+");
   SvgCanvas c(id);
   draw_figure(f, c);
   const double h = figure_total_height(f);
   const std::string w = trim_number(f.width), hs = trim_number(h);
-  std::string out = "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"" + id + "\" width=\"" + w + "\" height=\"" + hs +
-                    "\" viewBox=\"0 0 " + w + " " + hs +
-                    "\" font-family=\"Helvetica, Arial, 'Liberation Sans', sans-serif\" role=\"img\" aria-label=\"" +
+  std::string out = "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"" + id + "\" width=\"" + w +
+                    "\" height=\"" + hs + "\" viewBox=\"0 0 " + w + " " + hs +
+                    "\" font-family=\"Helvetica, Arial, 'Liberation Sans', sans-serif\" "
+                    "role=\"img\" aria-label=\"" +
                     xml_escape(f.title.empty() ? std::string("chart") : f.title) + "\">\n<title>" +
                     xml_escape(f.title.empty() ? std::string("chart") : f.title) + "</title>\n";
   out += c.body;

@@ -30,7 +30,7 @@ struct Series {
   std::vector<std::string> labels;  // point labels (scatter): empty or x.size() texts
   std::string color;                // "#rrggbb"; "" = palette colour of the series index
   bool dashed = false;
-  bool markers = false;             // kLine: draw a marker at every point too
+  bool markers = false;  // kLine: draw a marker at every point too
   double line_width = 1.6;
 };
 
@@ -58,7 +58,8 @@ struct Ticks {
   std::vector<double> minor;        // unlabelled (log axes: 2..9 × decade)
 };
 /// 1-2-5 ticks covering [lo, hi] (widened to whole steps unless fixed); `integer` keeps steps >= 1.
-Ticks linear_ticks(double lo, double hi, bool integer, bool fixed_lo = false, bool fixed_hi = false);
+Ticks linear_ticks(double lo, double hi, bool integer, bool fixed_lo = false,
+                   bool fixed_hi = false);
 /// Decade ticks covering [lo, hi] (both > 0), widened to whole decades unless fixed; every k-th
 /// decade labelled when there are many; 2 and 5 labelled too when the range spans <= 2 decades.
 Ticks log_ticks(double lo, double hi, bool fixed_lo = false, bool fixed_hi = false);
@@ -84,11 +85,12 @@ class Canvas {
   virtual void line(double x1, double y1, double x2, double y2, const Stroke& s) = 0;
   virtual void polyline(const std::vector<std::pair<double, double>>& points, const Stroke& s) = 0;
   /// Rectangle with an optional fill ("" = none) and an optional stroke.
-  virtual void rect(double x, double y, double w, double h, const std::string& fill, const Stroke* s) = 0;
+  virtual void rect(double x, double y, double w, double h, const std::string& fill,
+                    const Stroke* s) = 0;
   virtual void circle(double cx, double cy, double r, const std::string& fill, const Stroke* s) = 0;
   /// Text with its baseline at y; `vertical` rotates it 90° counter-clockwise about (x, y).
-  virtual void text(double x, double y, std::string_view utf8, double size, TextAnchor anchor, bool bold,
-                    const std::string& color, bool vertical = false) = 0;
+  virtual void text(double x, double y, std::string_view utf8, double size, TextAnchor anchor,
+                    bool bold, const std::string& color, bool vertical = false) = 0;
   /// Clips what follows to the rectangle until the matching pop_clip.
   virtual void push_clip(double x, double y, double w, double h) = 0;
   virtual void pop_clip() = 0;

@@ -17,11 +17,10 @@
 #include <cstdint>
 #include <ctime>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "base/job.h"
 #include "sessions/analysis/analysis.h"
@@ -43,12 +42,13 @@ struct ReportCaptureIdentity {
   std::string file_name;  // last path component
   std::string model_name, text_source, source_dtype;
   bool synthetic = false;  // io::is_synthetic_capture
-  int sequences = 0, tokens = 0, num_layers = 0, num_query_heads = 0, num_kv_heads = 0, head_dim = 0;
+  int sequences = 0, tokens = 0, num_layers = 0, num_query_heads = 0, num_kv_heads = 0,
+      head_dim = 0;
   int rotary_dim = 0;
   std::string rope_style;
   double rope_theta = 0;
   bool qk_norm = false;
-  std::vector<int> layers;           // present layers
+  std::vector<int> layers;             // present layers
   std::vector<std::string> attention;  // per present layer: "full" | "sliding"
   uint64_t file_bytes = 0;
   std::string sha256;
@@ -56,7 +56,8 @@ struct ReportCaptureIdentity {
 
 /// Reads the identity of a capture (metadata only). `sha256` = "" computes the file's SHA-256.
 /// Throws what io::CaptureReader throws (IoError, FormatError).
-ReportCaptureIdentity report_capture_identity(const std::string& path, const std::string& sha256 = {});
+ReportCaptureIdentity report_capture_identity(const std::string& path,
+                                              const std::string& sha256 = {});
 
 /// A sweep result store shown in a report.
 struct ReportStore {
@@ -70,7 +71,8 @@ struct ReportStore {
 /// A bundle check shown in a report.
 struct ReportBundle {
   std::string path;
-  std::string origin;  // why it is in the report ("--bundle", "the sweep store's calibration bundle")
+  std::string
+      origin;  // why it is in the report ("--bundle", "the sweep store's calibration bundle")
   BundleCheckReport check;
 };
 
@@ -79,16 +81,16 @@ struct ReportBundle {
 /// for the distribution charts, when the run collected them).
 struct ReportInputs {
   ReportCaptureIdentity capture;
-  nlohmann::json run;       // null = no detailed run
-  std::string run_origin;   // how the run was obtained (one sentence)
+  nlohmann::json run;      // null = no detailed run
+  std::string run_origin;  // how the run was obtained (one sentence)
   std::shared_ptr<const RunResult> run_result;
   std::shared_ptr<const AnalysisResult> analysis;
   std::shared_ptr<const OutlierRates> outliers;  // of the run (outlier_rates_from_run)
   std::optional<ReportStore> store;
   std::optional<ReportBundle> bundle;
-  std::string generated_by;           // the command line, or "kvwb-gui …"
-  std::time_t generated_at = 0;       // 0 = now
-  std::vector<std::string> notes;     // shown under the summary (e.g. what was left out and why)
+  std::string generated_by;        // the command line, or "kvwb-gui …"
+  std::time_t generated_at = 0;    // 0 = now
+  std::vector<std::string> notes;  // shown under the summary (e.g. what was left out and why)
 };
 
 /// The report document (render with report::render_html / report::render_pdf).
@@ -99,12 +101,12 @@ struct ReportRequest {
   std::string capture_path;
   /// The configuration to run and detail (as `kvwb run` would); none with a store.
   std::optional<RunConfig> config;
-  std::string store_dir;           // sweep result store ("" = none)
-  std::optional<int64_t> cell;     // store cell to detail (default: see docs/reports.md)
+  std::string store_dir;        // sweep result store ("" = none)
+  std::optional<int64_t> cell;  // store cell to detail (default: see docs/reports.md)
   std::vector<std::string> metrics;
-  std::string bundle_dir;          // bundle to check ("" = the store's calibration bundle, if any)
-  bool analysis = true;            // analyse the capture (spectra, Σ_q, kurtosis)
-  int threads = 0;                 // analysis threads (0 = all); the run uses config.threads
+  std::string bundle_dir;  // bundle to check ("" = the store's calibration bundle, if any)
+  bool analysis = true;    // analyse the capture (spectra, Σ_q, kurtosis)
+  int threads = 0;         // analysis threads (0 = all); the run uses config.threads
   std::string generated_by;
 };
 
@@ -119,13 +121,15 @@ ReportInputs compute_report_inputs(const ReportRequest& request, JobControl* job
 /// The store cell a report details when none is chosen: among the frontier points of the first
 /// Pareto metric, the one with the highest ratio whose quality loss is at most the median quality
 /// loss of the frontier (a balanced point); nullopt when the store has no valid point.
-std::optional<int64_t> default_report_cell(const std::vector<nlohmann::json>& records, const std::string& metric);
+std::optional<int64_t> default_report_cell(const std::vector<nlohmann::json>& records,
+                                           const std::string& metric);
 
 /// The metrics a report plots for `records` when none are asked for (see ReportStore::metrics).
 std::vector<std::string> default_report_metrics(const std::vector<nlohmann::json>& records);
 
 /// Writes the report: the HTML to `html_path` and, when `pdf_path` is not empty, the PDF, each
 /// atomically (io::write_file_atomic). At least one path must be given. Throws IoError.
-void write_report(const report::ReportDocument& doc, const std::string& html_path, const std::string& pdf_path);
+void write_report(const report::ReportDocument& doc, const std::string& html_path,
+                  const std::string& pdf_path);
 
 }  // namespace kvwb::sessions

@@ -41,30 +41,54 @@ const SymbolGlyph* symbol_glyph(char32_t cp) {
 
 /// Look-alike substitutions for code points neither WinAnsi nor Symbol has.
 std::u32string substitute(char32_t cp) {
-  if (cp >= 0x2080 && cp <= 0x2089) return std::u32string(1, U'0' + (cp - 0x2080));  // subscript digits
-  if (cp >= 0x2074 && cp <= 0x2079) return std::u32string(1, U'4' + (cp - 0x2074));  // superscripts 4-9
-  if (cp >= 0x0300 && cp <= 0x036F) return U"";  // combining marks: the base letter stays
+  if (cp >= 0x2080 && cp <= 0x2089)
+    return std::u32string(1, U'0' + (cp - 0x2080));  // subscript digits
+  if (cp >= 0x2074 && cp <= 0x2079)
+    return std::u32string(1, U'4' + (cp - 0x2074));  // superscripts 4-9
+  if (cp >= 0x0300 && cp <= 0x036F) return U"";      // combining marks: the base letter stays
   switch (cp) {
-    case 0x1D40: return U"T";
-    case 0x2070: return U"0";
-    case 0x207B: return U"-";
-    case 0x2016: return U"||";
-    case 0x2009: case 0x200A: case 0x202F: case 0x2002: case 0x2003: case 0x2007: return U" ";
-    case 0x2010: case 0x2011: return U"-";
-    case 0x2032: return U"'";
-    case 0x2033: return U"\"";
-    case 0x2713: case 0x2714: return U"ok";
-    case 0x2717: case 0x2718: return U"x";
-    case 0x00A0: return U" ";
-    case '\t': return U" ";
-    default: return U"?";
+    case 0x1D40:
+      return U"T";
+    case 0x2070:
+      return U"0";
+    case 0x207B:
+      return U"-";
+    case 0x2016:
+      return U"||";
+    case 0x2009:
+    case 0x200A:
+    case 0x202F:
+    case 0x2002:
+    case 0x2003:
+    case 0x2007:
+      return U" ";
+    case 0x2010:
+    case 0x2011:
+      return U"-";
+    case 0x2032:
+      return U"'";
+    case 0x2033:
+      return U"\"";
+    case 0x2713:
+    case 0x2714:
+      return U"ok";
+    case 0x2717:
+    case 0x2718:
+      return U"x";
+    case 0x00A0:
+      return U" ";
+    case '\t':
+      return U" ";
+    default:
+      return U"?";
   }
 }
 
 uint16_t face_width(FontFace face, uint8_t code) {
   if (face == FontFace::kMono) return 600;
   if (code < 32) return 0;
-  const uint16_t w = face == FontFace::kSansBold ? kHelveticaBoldWidths[code - 32] : kHelveticaWidths[code - 32];
+  const uint16_t w =
+      face == FontFace::kSansBold ? kHelveticaBoldWidths[code - 32] : kHelveticaWidths[code - 32];
   return w ? w : 556;
 }
 
@@ -120,8 +144,10 @@ std::vector<char32_t> decode_utf8(std::string_view s) {
     bool ok = i + len <= s.size();
     for (int k = 1; ok && k < len; ++k) {
       const auto b = static_cast<unsigned char>(s[i + k]);
-      if ((b & 0xC0) != 0x80) ok = false;
-      else cp = (cp << 6) | (b & 0x3F);
+      if ((b & 0xC0) != 0x80)
+        ok = false;
+      else
+        cp = (cp << 6) | (b & 0x3F);
     }
     if (!ok || cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
       out.push_back(kReplacement);
@@ -160,13 +186,24 @@ std::string xml_escape(std::string_view text) {
   o.reserve(text.size() + 16);
   for (char32_t cp : decode_utf8(text)) {
     switch (cp) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
+      case '&':
+        o += "&amp;";
+        break;
+      case '<':
+        o += "&lt;";
+        break;
+      case '>':
+        o += "&gt;";
+        break;
+      case '"':
+        o += "&quot;";
+        break;
+      case '\'':
+        o += "&#39;";
+        break;
       default:
-        if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xFFFE || cp == 0xFFFF || cp == 0x7F)
+        if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xFFFE || cp == 0xFFFF ||
+            cp == 0x7F)
           cp = kReplacement;
         o += encode_utf8(cp);
     }
@@ -189,12 +226,14 @@ double text_width(std::string_view utf8, double size, FontFace face) {
   return em * size / 1000.0;
 }
 
-std::vector<std::string> wrap_text(std::string_view text, double size, FontFace face, double max_width) {
+std::vector<std::string> wrap_text(std::string_view text, double size, FontFace face,
+                                   double max_width) {
   std::vector<std::string> lines;
   size_t start = 0;
   while (true) {
     const size_t nl = text.find('\n', start);
-    const std::string_view para = text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+    const std::string_view para =
+        text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
     // Greedy fill of one paragraph.
     std::string line;
     size_t i = 0;
@@ -237,12 +276,14 @@ std::vector<std::string> wrap_text(std::string_view text, double size, FontFace 
   return lines;
 }
 
-std::vector<std::string> wrap_code(std::string_view text, double size, FontFace face, double max_width) {
+std::vector<std::string> wrap_code(std::string_view text, double size, FontFace face,
+                                   double max_width) {
   std::vector<std::string> lines;
   size_t start = 0;
   while (true) {
     const size_t nl = text.find('\n', start);
-    const std::string_view line = text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+    const std::string_view line =
+        text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
     const size_t indent = std::min(line.find_first_not_of(' '), line.size());
     const std::string pad(std::min<size_t>(indent, 40), ' ');
     std::string cur;

@@ -48,11 +48,13 @@ double text_width(std::string_view utf8, double size, FontFace face);
 /// `text` broken into lines no wider than `max_width` at `size` in `face`: at spaces, or inside a
 /// word that alone is wider than the line. Explicit '\n' starts a new line. Never returns an empty
 /// vector (an empty text gives one empty line).
-std::vector<std::string> wrap_text(std::string_view text, double size, FontFace face, double max_width);
+std::vector<std::string> wrap_text(std::string_view text, double size, FontFace face,
+                                   double max_width);
 
 /// Preformatted `text` (code, JSON) as lines: every '\n' ends a line, leading spaces are kept, and
 /// a line wider than `max_width` continues on the next line, indented like the original.
-std::vector<std::string> wrap_code(std::string_view text, double size, FontFace face, double max_width);
+std::vector<std::string> wrap_code(std::string_view text, double size, FontFace face,
+                                   double max_width);
 
 /// `v` in a fixed notation for tables and tick labels: NaN/Inf as "n/a", integers exactly,
 /// otherwise `significant` significant digits (%.*g), "-0" as "0".

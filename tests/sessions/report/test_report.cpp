@@ -35,7 +35,8 @@ namespace {
 
 size_t count_of(const std::string& hay, const std::string& needle) {
   size_t n = 0;
-  for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + needle.size())) ++n;
+  for (size_t p = hay.find(needle); p != std::string::npos; p = hay.find(needle, p + needle.size()))
+    ++n;
   return n;
 }
 
@@ -52,16 +53,26 @@ class RecordingCanvas : public Canvas {
   std::vector<std::pair<double, double>> circles;
   std::vector<Text> texts;
   int clip_depth = 0, max_clip_depth = 0;
-  void line(double x1, double y1, double x2, double y2, const Stroke&) override { lines.push_back({x1, y1, x2, y2}); }
-  void polyline(const std::vector<std::pair<double, double>>& p, const Stroke&) override { polylines.push_back(p); }
-  void rect(double x, double y, double w, double h, const std::string& fill, const Stroke*) override {
+  void line(double x1, double y1, double x2, double y2, const Stroke&) override {
+    lines.push_back({x1, y1, x2, y2});
+  }
+  void polyline(const std::vector<std::pair<double, double>>& p, const Stroke&) override {
+    polylines.push_back(p);
+  }
+  void rect(double x, double y, double w, double h, const std::string& fill,
+            const Stroke*) override {
     if (!fill.empty() && fill != "#ffffff") rects.push_back({x, y, w, h});
   }
-  void circle(double cx, double cy, double, const std::string&, const Stroke*) override { circles.emplace_back(cx, cy); }
-  void text(double x, double y, std::string_view s, double, TextAnchor, bool, const std::string&, bool) override {
+  void circle(double cx, double cy, double, const std::string&, const Stroke*) override {
+    circles.emplace_back(cx, cy);
+  }
+  void text(double x, double y, std::string_view s, double, TextAnchor, bool, const std::string&,
+            bool) override {
     texts.push_back({x, y, std::string(s)});
   }
-  void push_clip(double, double, double, double) override { max_clip_depth = std::max(max_clip_depth, ++clip_depth); }
+  void push_clip(double, double, double, double) override {
+    max_clip_depth = std::max(max_clip_depth, ++clip_depth);
+  }
   void pop_clip() override { --clip_depth; }
   bool has_text(const std::string& s) const {
     for (const auto& t : texts)
@@ -115,7 +126,8 @@ int check_pdf_structure(const std::vector<uint8_t>& bytes) {
     EXPECT_EQ(line.size(), 19u) << "xref entry " << n;  // 20 bytes with '\n'
     if (line.size() < 18 || line[17] != 'n') continue;
     const size_t off = std::stoul(line.substr(0, 10));
-    EXPECT_EQ(s.compare(off, std::to_string(n).size() + 6, std::to_string(n) + " 0 obj"), 0) << "object " << n;
+    EXPECT_EQ(s.compare(off, std::to_string(n).size() + 6, std::to_string(n) + " 0 obj"), 0)
+        << "object " << n;
   }
   std::smatch m;
   const std::regex pages("/Type /Pages /Kids \\[[^\\]]*\\] /Count ([0-9]+)");
@@ -131,9 +143,10 @@ int check_pdf_structure(const std::vector<uint8_t>& bytes) {
 
 TEST(ReportText, DecodesUtf8AndReplacesBadBytes) {
   EXPECT_EQ(decode_utf8("aΣ≥"), (std::vector<char32_t>{'a', 0x3A3, 0x2265}));
-  EXPECT_EQ(decode_utf8("\xC3"), (std::vector<char32_t>{0xFFFD}));            // truncated
+  EXPECT_EQ(decode_utf8("\xC3"), (std::vector<char32_t>{0xFFFD}));              // truncated
   EXPECT_EQ(decode_utf8("\xC0\xAF"), (std::vector<char32_t>{0xFFFD, 0xFFFD}));  // overlong
-  EXPECT_EQ(decode_utf8("\xED\xA0\x80"), (std::vector<char32_t>{0xFFFD, 0xFFFD, 0xFFFD}));  // surrogate
+  EXPECT_EQ(decode_utf8("\xED\xA0\x80"),
+            (std::vector<char32_t>{0xFFFD, 0xFFFD, 0xFFFD}));  // surrogate
   EXPECT_EQ(encode_utf8(0x1F600), "\xF0\x9F\x98\x80");
 }
 
@@ -188,7 +201,8 @@ TEST(ReportText, WrapsAtSpacesAndBreaksLongWords) {
   for (const auto& l : hex) EXPECT_LE(text_width(l, 10, FontFace::kSans), 100.0);
   EXPECT_EQ(wrap_text("", 10, FontFace::kSans, 50).size(), 1u);
   EXPECT_EQ(wrap_text("a\nb", 10, FontFace::kSans, 50), (std::vector<std::string>{"a", "b"}));
-  const auto code = wrap_code("{\n    \"key\": \"" + std::string(60, 'v') + "\"\n}", 8, FontFace::kMono, 200);
+  const auto code =
+      wrap_code("{\n    \"key\": \"" + std::string(60, 'v') + "\"\n}", 8, FontFace::kMono, 200);
   ASSERT_GE(code.size(), 4u);
   EXPECT_EQ(code[1].rfind("    \"key\"", 0), 0u);
   EXPECT_EQ(code[2].rfind("    v", 0), 0u);  // continuation keeps the indentation
@@ -328,7 +342,8 @@ TEST(ReportPlot, SvgIsEscapedAndSelfContained) {
   EXPECT_EQ(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"chart-1\"", 0), 0u);
   EXPECT_EQ(svg.find("<script"), std::string::npos);
   EXPECT_NE(svg.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
-  EXPECT_NE(svg.find("<title>A &lt;b&gt;&amp;&quot;bad&quot;&lt;/b&gt; title</title>"), std::string::npos);
+  EXPECT_NE(svg.find("<title>A &lt;b&gt;&amp;&quot;bad&quot;&lt;/b&gt; title</title>"),
+            std::string::npos);
   EXPECT_EQ(svg.find("href"), std::string::npos);  // nothing external
   EXPECT_EQ(svg.find("xlink"), std::string::npos);
   EXPECT_NE(svg.find("clipPath id=\"chart-1-clip0\""), std::string::npos);
@@ -381,7 +396,8 @@ TEST(ReportDocument, HtmlIsSelfContainedAndPdfPaginatesLongTables) {
   t.id = "big";
   t.columns = {"layer", "value", "note"};
   for (int i = 0; i < 150; ++i)
-    t.rows.push_back({number_cell(i), number_cell(1.0 / (i + 1), 5, "rows[" + std::to_string(i) + "]"),
+    t.rows.push_back({number_cell(i),
+                      number_cell(1.0 / (i + 1), 5, "rows[" + std::to_string(i) + "]"),
                       text_cell(i == 3 ? "<img src=x onerror=alert(1)>" : "ok")});
   s.blocks.push_back(t);
   Figure f;
@@ -404,8 +420,10 @@ TEST(ReportDocument, HtmlIsSelfContainedAndPdfPaginatesLongTables) {
   EXPECT_NE(html.find("&lt;img src=x onerror=alert(1)&gt;"), std::string::npos);
   EXPECT_NE(html.find("id=\"synthetic-banner\""), std::string::npos);
   EXPECT_NE(html.find("<figure class=\"chart\" id=\"chart-x\">\n<svg"), std::string::npos);
-  EXPECT_NE(html.find("data-key=\"rows[2]\" data-value=\"0.33333333333333331\">0.33333<"), std::string::npos);
-  EXPECT_NE(html.find("<pre id=\"code-1\"><code>{\n  &quot;a&quot;: 1\n}</code></pre>"), std::string::npos);
+  EXPECT_NE(html.find("data-key=\"rows[2]\" data-value=\"0.33333333333333331\">0.33333<"),
+            std::string::npos);
+  EXPECT_NE(html.find("<pre id=\"code-1\"><code>{\n  &quot;a&quot;: 1\n}</code></pre>"),
+            std::string::npos);
   EXPECT_EQ(count_of(html, "<tr>"), 151u);
   const auto pdf = render_pdf(doc);
   const int pages = check_pdf_structure(pdf);
@@ -441,7 +459,8 @@ ReportInputs small_run_inputs(const std::string& capture, RunConfig cfg) {
 std::multimap<std::string, double> keyed_values(const std::string& html) {
   std::multimap<std::string, double> out;
   const std::regex re("data-key=\"([^\"]+)\" data-value=\"([^\"]+)\"");
-  for (auto it = std::sregex_iterator(html.begin(), html.end(), re); it != std::sregex_iterator(); ++it)
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), re); it != std::sregex_iterator();
+       ++it)
     out.emplace((*it)[1], std::stod((*it)[2]));
   return out;
 }
@@ -457,11 +476,14 @@ TEST(Report, RunReportHoldsEveryChartAndTheRunsNumbers) {
   const ReportDocument doc = build_report_document(in);
   EXPECT_TRUE(doc.synthetic);
   const std::string html = render_html(doc);
-  for (const char* id : {"chart-layer-bytes", "chart-layer-error", "chart-layer-attention", "chart-layer-attn-out",
-                         "chart-d-eff", "chart-spectrum-cumulative", "chart-spectrum-eigen", "chart-sigma-q-cond",
-                         "chart-sigma-q-max-l", "chart-residuals-k", "chart-residuals-v", "chart-kurtosis",
-                         "chart-outliers"})
-    EXPECT_NE(html.find("<figure class=\"chart\" id=\"" + std::string(id) + "\">\n<svg"), std::string::npos) << id;
+  for (const char* id :
+       {"chart-layer-bytes", "chart-layer-error", "chart-layer-attention", "chart-layer-attn-out",
+        "chart-d-eff", "chart-spectrum-cumulative", "chart-spectrum-eigen", "chart-sigma-q-cond",
+        "chart-sigma-q-max-l", "chart-residuals-k", "chart-residuals-v", "chart-kurtosis",
+        "chart-outliers"})
+    EXPECT_NE(html.find("<figure class=\"chart\" id=\"" + std::string(id) + "\">\n<svg"),
+              std::string::npos)
+        << id;
   EXPECT_NE(html.find(xml_escape(in.run["config"].dump(2))), std::string::npos);
   EXPECT_NE(html.find(in.capture.sha256), std::string::npos);
   EXPECT_NE(html.find("boundary (bf16)"), std::string::npos);
@@ -489,7 +511,8 @@ TEST(Report, StoreReportShowsFrontierIntervalsAndVerdicts) {
   const std::string& cap = test::small_demo_capture("report-store.kvc.h5", 32, 64);
   test::TempDir dir;
   const std::string store = dir.file("store");
-  const json grid = {{"k_codec", {"kakeya_pca"}}, {"bits_k", {2, 3, 4}}, {"fixed", {{"block_size", 32}}}};
+  const json grid = {
+      {"k_codec", {"kakeya_pca"}}, {"bits_k", {2, 3, 4}}, {"fixed", {{"block_size", 32}}}};
   SweepOptions so;
   so.jobs = 2;
   run_sweep(cap, grid, store, so);
@@ -498,15 +521,18 @@ TEST(Report, StoreReportShowsFrontierIntervalsAndVerdicts) {
   ASSERT_EQ(sc.records.size(), 3u);
   for (auto& r : sc.records) {
     const double d = 0.1 * (1 + r["cell"].get<int>());
-    r["result"]["totals"]["e2e"] = {{"abs_delta_ppl", d}, {"abs_delta_ppl_ci", {d * 0.5, d * 1.5}},
-                                    {"delta_ppl", d}, {"verdict", r["cell"] == 0 ? "pass" : "inconclusive"},
+    r["result"]["totals"]["e2e"] = {{"abs_delta_ppl", d},
+                                    {"abs_delta_ppl_ci", {d * 0.5, d * 1.5}},
+                                    {"delta_ppl", d},
+                                    {"verdict", r["cell"] == 0 ? "pass" : "inconclusive"},
                                     {"passages", 8}};
   }
   {
     ReportInputs in;
     in.capture = report_capture_identity(cap);
     in.store = ReportStore{store, sc, default_report_metrics(sc.records)};
-    ASSERT_EQ(in.store->metrics, (std::vector<std::string>{"attn_out_rel_err", "e2e.abs_delta_ppl"}));
+    ASSERT_EQ(in.store->metrics,
+              (std::vector<std::string>{"attn_out_rel_err", "e2e.abs_delta_ppl"}));
     const auto cell = default_report_cell(sc.records, "e2e.abs_delta_ppl");
     ASSERT_TRUE(cell.has_value());
     for (const auto& r : sc.records)
@@ -563,7 +589,8 @@ TEST(Report, BundleSectionShowsVerdictErrorsAndRoundTrips) {
   in.bundle = ReportBundle{"/b", "given with --bundle", r};
   const std::string html = render_html(build_report_document(in));
   EXPECT_NE(html.find("<td class=\"bad\">FAIL</td>"), std::string::npos);
-  EXPECT_NE(html.find("Error: sigma_q.safetensors: layer 3 &lt;L&gt; not lower triangular"), std::string::npos);
+  EXPECT_NE(html.find("Error: sigma_q.safetensors: layer 3 &lt;L&gt; not lower triangular"),
+            std::string::npos);
   EXPECT_NE(html.find("Warning: deploy.env: missing"), std::string::npos);
   EXPECT_EQ(count_of(html, ">yes</td>"), 1u);
   EXPECT_EQ(count_of(html, ">NO</td>"), 1u);
