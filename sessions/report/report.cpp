@@ -1300,21 +1300,33 @@ ReportInputs compute_report_inputs(const ReportRequest& req, JobControl* job) {
   }
 
   if (req.config) {
+    const ReportCaptureIdentity& c = in.capture;
+    const uint64_t values =
+        2ull * static_cast<uint64_t>(c.sequences) * static_cast<uint64_t>(c.tokens) *
+        static_cast<uint64_t>(c.num_kv_heads) * static_cast<uint64_t>(c.head_dim) *
+        static_cast<uint64_t>(c.layers.size());
     RunOptions opt;
-    opt.collect_residuals = true;  // the distribution charts; no number depends on it
-    opt.compute_sha256 = false;    // computed above
+    opt.collect_residuals = values <= req.residual_budget_values;  // no number depends on it
+    opt.compute_sha256 = false;                                    // computed above
+    if (!opt.collect_residuals)
+      in.notes.push_back(
+          "The capture has " + std::to_string(values) +
+          " K and V values: the run did not keep the Kakeya residuals (4 bytes each), so the "
+          "residual histograms and outlier rates are left out (kvwb analyze CAPTURE --config CFG "
+          "gives the outlier rates layer by layer).");
     auto r = std::make_shared<RunResult>(run_config(req.capture_path, *req.config, opt, job));
     r->capture_sha256 = in.capture.sha256;
     in.run = run_result_to_json(*r);
     in.run_origin =
         "The configuration below was run by kvwb's runner, exactly as kvwb run runs it (the tables "
-        "show "
-        "the numbers of its result JSON).";
-    try {
-      auto o = std::make_shared<OutlierRates>(outlier_rates_from_run(*r, true));
-      if (o->has_k || o->has_v) in.outliers = std::move(o);
-    } catch (const Error& e) {
-      in.notes.push_back(std::string("Outlier rates not available: ") + e.what());
+        "show the numbers of its result JSON).";
+    if (opt.collect_residuals) {
+      try {
+        auto o = std::make_shared<OutlierRates>(outlier_rates_from_run(*r, true));
+        if (o->has_k || o->has_v) in.outliers = std::move(o);
+      } catch (const Error& e) {
+        in.notes.push_back(std::string("Outlier rates not available: ") + e.what());
+      }
     }
     in.run_result = std::move(r);
   }

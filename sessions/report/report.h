@@ -106,7 +106,11 @@ struct ReportRequest {
   std::vector<std::string> metrics;
   std::string bundle_dir;  // bundle to check ("" = the store's calibration bundle, if any)
   bool analysis = true;    // analyse the capture (spectra, Σ_q, kurtosis)
-  int threads = 0;         // analysis threads (0 = all); the run uses config.threads
+  /// The run keeps the Kakeya scaled residuals (4 bytes per K and V value of the capture) for the
+  /// distribution charts only when the capture has at most this many K and V values; above it the
+  /// report leaves the histograms and outlier rates out and says so (memory stays one layer's).
+  uint64_t residual_budget_values = uint64_t{1} << 26;
+  int threads = 0;  // analysis threads (0 = all); the run uses config.threads
   std::string generated_by;
 };
 

@@ -565,6 +565,29 @@ TEST(Report, StoreReportShowsFrontierIntervalsAndVerdicts) {
   EXPECT_NE(in.run_origin.find("sweep cell 1"), std::string::npos);
   req.cell = 7;
   EXPECT_THROW(compute_report_inputs(req), InvalidArgument);
+  {
+    // A configuration run; above the residual budget the distribution charts are left out.
+    ReportRequest small;
+    small.capture_path = cap;
+    small.config = RunConfig{};
+    small.config->block_size = 32;
+    small.analysis = false;
+    small.residual_budget_values = 0;
+    const ReportInputs ci = compute_report_inputs(small);
+    EXPECT_FALSE(ci.outliers);
+    const std::string html = render_html(build_report_document(ci));
+    EXPECT_EQ(html.find("id=\"chart-residuals-k\""), std::string::npos);
+    EXPECT_EQ(html.find("id=\"chart-outliers\""), std::string::npos);
+    EXPECT_NE(html.find("did not keep the Kakeya residuals"), std::string::npos);
+    EXPECT_NE(html.find("The capture analysis was left out"), std::string::npos);
+    small.residual_budget_values = uint64_t{1} << 26;
+    const ReportInputs full = compute_report_inputs(small);
+    ASSERT_TRUE(full.outliers);
+    json a = full.run, b = ci.run;  // the numbers do not depend on keeping the residuals
+    a.erase("seconds");
+    b.erase("seconds");
+    EXPECT_EQ(a, b);
+  }
   req.cell.reset();
   req.metrics = {"no_such_metric"};
   EXPECT_THROW(compute_report_inputs(req), InvalidArgument);
