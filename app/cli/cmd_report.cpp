@@ -67,6 +67,14 @@ void run(const ReportArgs& a, const CLI::App& cmd) {
       if (!out->empty() && !in->empty() && same_file(*out, *in))
         throw InvalidArgument("kvwb report would write over its input " + *in);
 
+  // Fail before the long part when an output folder is missing.
+  for (const std::string* out : {&a.html_out, &a.pdf_out}) {
+    if (out->empty()) continue;
+    const auto parent = std::filesystem::path(*out).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent))
+      throw IoError(*out, "the folder " + parent.string() + " does not exist");
+  }
+
   sessions::ReportRequest req;
   req.capture_path = a.capture;
   req.store_dir = a.store;

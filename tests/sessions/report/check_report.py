@@ -237,6 +237,7 @@ def main():
         run(["report", cap, "--store", store, "--bits-k", "3", "--out", os.path.join(tmp, "x.html")], expect=2)
         run(["report", cap, "--out", cap], expect=2)
         run(["report", cap], expect=2)
+        run(["report", cap, "--out", os.path.join(tmp, "no", "such", "r.html")], expect=1)
         run(["report", cap, "--store", store, "--cell", "99", "--out", os.path.join(tmp, "x.html")], expect=2)
         check(not os.path.exists(os.path.join(tmp, "x.html")), "no report written on a usage error")
 
