@@ -1,6 +1,7 @@
 #include "sessions/report/report.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
