@@ -2,7 +2,11 @@
 // Helpers shared by the test binaries: where the real data lives, temp folders.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdlib>
+#include <stdexcept>
 #include <filesystem>
 #include <string>
 
@@ -26,11 +30,19 @@ inline std::string real_file(const std::string& name) {
 /// A fresh temporary folder removed at the end of the test.
 class TempDir {
  public:
+  // Unique per process (pid) and per instance (counter); create_directory refuses an existing
+  // folder, so two ctest processes can never share one (they once did under ASan: same heap
+  // address, same millisecond seed, same unseeded rand()).
   TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("kvwb-test-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
-             std::to_string(reinterpret_cast<uintptr_t>(this)) + "-" + std::to_string(std::rand()));
-    std::filesystem::create_directories(path_);
+    static std::atomic<unsigned> counter{0};
+    for (int attempt = 0;; ++attempt) {
+      path_ = std::filesystem::temp_directory_path() /
+              ("kvwb-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+               std::to_string(attempt));
+      std::error_code ec;
+      if (std::filesystem::create_directory(path_, ec)) break;
+      if (attempt > 1000) throw std::runtime_error("cannot create a temporary test folder");
+    }
   }
   ~TempDir() {
     std::error_code ec;
