@@ -191,7 +191,7 @@ void ParetoView::rebuild() {
       }
       set_note(note);
     }
-    p->replot();
+    finish_draw(title_->text() + "|" + p->yAxis->label());
     return;
   }
 
@@ -293,7 +293,7 @@ void ParetoView::rebuild() {
     for (const auto& e : model_.excluded) note += " " + QString::fromStdString(e) + ";";
   }
   set_note(note);
-  p->replot();
+  finish_draw(title_->text() + "|" + p->yAxis->label());
 }
 
 int ParetoView::point_at(const QPoint& pixel) const {

@@ -36,6 +36,7 @@ class ParetoView : public ChartView {
   QString point_details(int index) const;
 
  protected:
+  void redraw() override { rebuild(); }
   std::string csv_text() const override;
 
  private:
