@@ -5,6 +5,7 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QSvgGenerator>
+#include <QSplitter>
 #include <QTimer>
 #include <QWheelEvent>
 #include <cmath>
@@ -72,6 +73,17 @@ ChartView::ChartView(QWidget* parent) : View(parent) {
 void ChartView::resizeEvent(QResizeEvent* e) {
   View::resizeEvent(e);
   redraw_timer_->start();
+}
+
+QSplitter* ChartView::plot_splitter() {
+  if (splitter_) return splitter_;
+  auto* l = static_cast<QVBoxLayout*>(layout());
+  const int at = l->indexOf(plot_);
+  splitter_ = new QSplitter(Qt::Vertical, this);
+  splitter_->setChildrenCollapsible(false);
+  l->insertWidget(at, splitter_, 1);
+  splitter_->addWidget(plot_);
+  return splitter_;
 }
 
 std::map<ChartView::AxisKey, std::pair<double, double>> ChartView::current_ranges() const {

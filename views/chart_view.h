@@ -12,6 +12,7 @@
 
 class QCustomPlot;
 class QTimer;
+class QSplitter;
 
 namespace kvwb::views {
 
@@ -51,6 +52,8 @@ class ChartView : public View {
   QHBoxLayout* controls() const { return controls_; }
   /// A one-line note under the controls ("no analysis yet", "SYNTHETIC demo capture" …).
   void set_note(const QString& text);
+  /// A vertical splitter holding the plot (created on the first call): add widgets below it.
+  QSplitter* plot_splitter();
 
  private:
   struct AxisKey {
@@ -66,6 +69,7 @@ class ChartView : public View {
   QLabel* note_ = nullptr;
   QCustomPlot* plot_ = nullptr;
   QToolButton* reset_ = nullptr;
+  QSplitter* splitter_ = nullptr;
   bool zoomed_ = false;
   QString draw_key_;
   std::map<AxisKey, std::pair<double, double>> home_, user_;

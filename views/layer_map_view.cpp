@@ -121,7 +121,7 @@ std::string legend_number(const LayerMapModel& m, double v) {
 // ---------------------------------------------------------------------------------------------
 // LayerMapCanvas
 
-LayerMapCanvas::LayerMapCanvas(QWidget* parent) : ImGuiHost(parent) { setMinimumSize(480, 320); }
+LayerMapCanvas::LayerMapCanvas(QWidget* parent) : ImGuiHost(parent) { setMinimumSize(320, 280); }
 
 void LayerMapCanvas::set_model(std::shared_ptr<const LayerMapModel> model) {
   auto same = [](const Selection& a, const Selection& b) {
@@ -266,24 +266,46 @@ void LayerMapCanvas::draw_header(const LayerMapModel& m) {
     if (ImGui::GetContentRegionAvail().x < ImGui::CalcTextSize(text.c_str()).x) ImGui::NewLine();
     ImGui::TextColored(colour, "%s", text.c_str());
   };
-  if (!m.capture_label.empty()) text_after(kTextGrey, "   " + m.capture_label);
-  if (m.synthetic) text_after(kAccent, "   SYNTHETIC DATA (demo capture)");
   auto wrapped = [](const ImVec4& colour, const std::string& text) {
     ImGui::PushTextWrapPos(0.0f);
     ImGui::TextColored(colour, "%s", text.c_str());
     ImGui::PopTextWrapPos();
   };
+  // Text of " · "-separated parts, wrapped between the parts (a number is never split).
+  auto flow = [&wrapped](const ImVec4& colour, const std::string& text, bool continue_line) {
+    std::vector<std::string> parts;
+    for (size_t at = 0;;) {
+      const size_t next = text.find(" · ", at);
+      parts.push_back(text.substr(at, next == std::string::npos ? std::string::npos : next - at));
+      if (next == std::string::npos) break;
+      at = next + std::string(" · ").size();
+    }
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const std::string piece = (i ? " · " : (continue_line ? "   " : "")) + parts[i];
+      if (i || continue_line) {
+        ImGui::SameLine(0, 0);
+        if (ImGui::GetContentRegionAvail().x < ImGui::CalcTextSize(piece.c_str()).x) {
+          ImGui::NewLine();
+          wrapped(colour, parts[i]);
+          continue;
+        }
+      }
+      wrapped(colour, piece);
+    }
+  };
+  if (!m.capture_label.empty()) flow(kTextGrey, m.capture_label, true);
+  if (m.synthetic) text_after(kAccent, "   SYNTHETIC DATA (demo capture)");
   if (!m.unit_note.empty() && !m.rows.empty()) wrapped(kTextGrey, m.unit_note);
   if (m.has_run) {
     const ImVec4 run_colour = m.run_partial ? kAccent : kTextDark;
-    wrapped(run_colour, (m.run_partial ? "Partial run: " : "Current run: ") + m.totals_line);
+    flow(run_colour, (m.run_partial ? "Partial run: " : "Current run: ") + m.totals_line, false);
     if (m.run_partial) {
       wrapped(kAccent, "not the configuration's totals (cancelled) · F5 runs it");
     } else if (!m.run_is_current) {
       text_after(kAccent, m.run_in_flight ? "   rerunning…" : "   stale (F5 runs the edits)");
     }
-    wrapped(m.run_is_current ? kTextDark : kTextGrey, "Quality: " + m.quality_line);
-    if (!m.baseline_line.empty()) wrapped(kBlue, m.baseline_line);
+    flow(m.run_is_current ? kTextDark : kTextGrey, "Quality: " + m.quality_line, false);
+    if (!m.baseline_line.empty()) flow(kBlue, m.baseline_line, false);
   } else if (!m.rows.empty()) {
     ImGui::TextColored(kTextGrey, "Current run: none yet");
   }
@@ -549,6 +571,8 @@ LayerMapView::LayerMapView(QWidget* parent) : View(parent) {
   auto* controls = new QHBoxLayout;
   controls->addWidget(new QLabel(tr("Metric:"), this));
   metric_box_ = new QComboBox(this);
+  metric_box_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+  metric_box_->setMinimumContentsLength(14);
   for (LayerMapMetric m : layer_map_metrics()) {
     metric_box_->addItem(QString::fromStdString(layer_map_metric_name(m)), static_cast<int>(m));
   }
@@ -556,24 +580,30 @@ LayerMapView::LayerMapView(QWidget* parent) : View(parent) {
   stream_label_ = new QLabel(tr("Tensor:"), this);
   controls->addWidget(stream_label_);
   stream_box_ = new QComboBox(this);
+  stream_box_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+  stream_box_->setMinimumContentsLength(8);
   controls->addWidget(stream_box_);
   delta_box_ = new QCheckBox(tr("Δ vs baseline"), this);
   delta_box_->setObjectName("layer_map.delta");
   delta_box_->setToolTip(
       tr("Show current run − pinned baseline for the run metrics (pin a baseline: Ctrl+B)"));
-  controls->addWidget(delta_box_);
+  // Second row: the comparison and zoom switches (keeps the dock narrow enough for 1200 px).
+  auto* switches = new QHBoxLayout;
+  switches->addWidget(delta_box_);
   zoom_box_ = new QCheckBox(tr("Large cells"), this);
   zoom_box_->setObjectName("layer_map.zoom");
   zoom_box_->setToolTip(tr("Large readable cells that scroll, instead of the whole model fitted "
                            "in the view (Ctrl + wheel, Ctrl + / Ctrl −)"));
-  controls->addWidget(zoom_box_);
+  switches->addWidget(zoom_box_);
   auto* help = new QLabel(tr("(?)"), this);
   help->setToolTip(tr("Hover a cell for its exact value · click or arrow keys to select · tick "
                       "bf16 (or Space) to keep a layer uncompressed · Tab leaves the map"));
   help->setStyleSheet(QStringLiteral("color: #666;"));
-  controls->addWidget(help);
+  switches->addWidget(help);
+  switches->addStretch(1);
   controls->addStretch(1);
   layout->addLayout(controls);
+  layout->addLayout(switches);
   canvas_ = new LayerMapCanvas(this);
   layout->addWidget(canvas_, 1);
   canvas_->on_select = [this](int layer, int head) { emit select_requested(layer, head); };

@@ -166,9 +166,8 @@ void MainWindow::build_docks() {
       schedule_delivery(name);
     });
   }
-  // The layer map's control row asks for ~750 px; let the splitter give the charts more room
-  // (the row's hint text is clipped first).
-  views_["layer-map"]->setMinimumWidth(440);
+  // The layer map keeps at least 340 px (its controls wrap onto two rows); the charts get the rest.
+  views_["layer-map"]->setMinimumWidth(340);
   addDockWidget(Qt::LeftDockWidgetArea, docks_["layer-map"]);
   addDockWidget(Qt::RightDockWidgetArea, docks_["spectrum"]);
   for (const char* n : {"sigma-q", "distribution", "layer-error", "pareto", "config", "compare"})
@@ -817,6 +816,11 @@ void MainWindow::write_settings() {
 
 void MainWindow::showEvent(QShowEvent* e) {
   QMainWindow::showEvent(e);
+  if (qEnvironmentVariableIsSet("KVWB_DBG"))
+    for (const auto& [n, d] : docks_)
+      std::fprintf(stderr, "DBG %s min %d x %d  view %d x %d\n", n.toLocal8Bit().constData(),
+                   d->minimumSizeHint().width(), d->minimumSizeHint().height(),
+                   views_[n]->minimumSizeHint().width(), views_[n]->minimumSizeHint().height());
   if (!default_split_pending_) return;
   default_split_pending_ = false;
   // Default split once the window is laid out: the layer map left, the charts right (wider).
