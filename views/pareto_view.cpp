@@ -15,6 +15,7 @@
 #include <map>
 
 #include "base/errors.h"
+#include "views/chart_style.h"
 #include "sessions/config/run_config.h"
 
 namespace kvwb::views {
@@ -135,8 +136,9 @@ ParetoView::ParetoView(QWidget* parent) : ChartView(parent) {
   bl->addLayout(buttons);
   QSplitter* split = plot_splitter();
   split->addWidget(below);
-  split->setStretchFactor(0, 3);
+  split->setStretchFactor(0, 4);
   split->setStretchFactor(1, 1);
+  split->setSizes({700, 180});
   connect(table_, &QTableWidget::currentCellChanged, this, [this](int row, int, int, int) {
     if (filling_) return;
     selected_ = row;
@@ -442,6 +444,7 @@ void ParetoView::draw() {
       label->position->setCoords(fp.rep.r, fp.rep.q);
       label->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
       label->setPadding(QMargins(7, 3, 0, 0));
+      label->setProperty("kvwb_point_label", true);
       label->setFont(QFont(font().family(), 8));
       label->setColor(QColor(60, 60, 60));
       QString text = QString("#%1").arg(fp.rep.id);
@@ -481,6 +484,7 @@ void ParetoView::draw() {
       label->position->setCoords(fp.rep.r, fp.rep.q);
       label->setPositionAlignment(Qt::AlignLeft | Qt::AlignBottom);
       label->setPadding(QMargins(7, 0, 0, 3));
+      label->setProperty("kvwb_point_label", true);
       label->setFont(QFont(font().family(), 8));
       label->setColor(c.darker(130));
       QString text = QString("#%1").arg(fp.rep.id);
@@ -588,6 +592,18 @@ void ParetoView::draw() {
     for (const auto& e : model_.excluded) note += " " + QString::fromStdString(e) + ";";
   }
   set_note(note);
+  // Point labels in the right quarter go to the left of their point (never clipped at the edge).
+  const double split = p->xAxis->range().lower + 0.72 * p->xAxis->range().size();
+  for (int i = 0; i < p->itemCount(); ++i) {
+    auto* label = qobject_cast<QCPItemText*>(p->item(i));
+    if (!label || !label->property("kvwb_point_label").toBool()) continue;
+    if (label->position->coords().x() < split) continue;
+    const Qt::Alignment v = label->positionAlignment() & Qt::AlignVertical_Mask;
+    label->setPositionAlignment(Qt::AlignRight | v);
+    const QMargins m = label->padding();
+    label->setPadding(QMargins(m.right(), m.top(), 7, m.bottom()));
+  }
+  fit_legend_row(p->legend, p->width());
   finish_draw(title_->text() + "|" + p->yAxis->label());
 }
 

@@ -132,12 +132,7 @@ LayerErrorModel build_layer_error_model(const Snapshot& snapshot, LayerErrorMetr
         "Some streams kept every row in the bf16 hot tail (fewer tokens than "
         "block_size): their error is bf16 rounding.");
   }
-  if (snapshot.run_partial)
-    notes.push_back("PARTIAL run (cancelled): only the layers finished before the cancel.");
-  else if (!snapshot.run_is_current)
-    notes.push_back(snapshot.run_in_flight
-                        ? "A rerun is in progress: this is the previous run."
-                        : "Stale: the configuration changed since this run (F5 runs it).");
+  if (const std::string state = run_state_note(snapshot); !state.empty()) notes.push_back(state);
   for (const auto& n : notes) m.note += (m.note.empty() ? "" : " ") + n;
   return m;
 }
