@@ -696,7 +696,7 @@ void ConfigView::apply_stream_to_every_layer(bool k_stream) {
 
 QString ConfigView::override_notice_text(bool k_stream) const {
   const StreamWidgets& s = k_stream ? k_ : v_;
-  return s.notice->isVisible() ? s.notice->text() : QString();
+  return s.notice->isHidden() ? QString() : s.notice->text();
 }
 
 void ConfigView::refresh_table() {

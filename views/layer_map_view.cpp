@@ -128,9 +128,17 @@ void LayerMapCanvas::set_model(std::shared_ptr<const LayerMapModel> model) {
     return a.layer == b.layer && a.kv_head == b.kv_head;
   };
   if (model && key_selection_) {
-    // The keyboard's selection arrived, or another view changed the selection meanwhile.
-    if (same(model->selection, *key_selection_) || !same(model->selection, shown_selection_))
+    // Selections asked for arrive in order: drop those the model has caught up with. A selection
+    // that was never asked for (another view changed it) ends the keyboard's own.
+    const auto hit = std::find_if(keyed_.begin(), keyed_.end(),
+                                  [&](const Selection& k) { return same(k, model->selection); });
+    if (hit != keyed_.end()) {
+      keyed_.erase(keyed_.begin(), hit + 1);
+      if (keyed_.empty()) key_selection_.reset();
+    } else if (!same(model->selection, shown_selection_)) {
+      keyed_.clear();
       key_selection_.reset();
+    }
   }
   if (model) shown_selection_ = model->selection;
   model_ = std::move(model);
@@ -199,6 +207,7 @@ void LayerMapCanvas::keyPressEvent(QKeyEvent* e) {
   }
   const Selection next{rows[static_cast<size_t>(ri)].layer, head};
   key_selection_ = next;
+  keyed_.push_back(next);
   if (on_select) on_select(next.layer, next.kv_head);
   request_frame();
   e->accept();
@@ -227,7 +236,10 @@ void LayerMapCanvas::after_frame() {
   // Emitted after the frame: a handler may publish a new snapshot (replacing the model).
   auto sel = std::exchange(pending_select_, std::nullopt);
   auto tog = std::exchange(pending_toggle_, std::nullopt);
-  if (sel) key_selection_ = Selection{sel->first, sel->second};
+  if (sel) {
+    key_selection_ = Selection{sel->first, sel->second};
+    keyed_.push_back(*key_selection_);
+  }
   if (sel && on_select) on_select(sel->first, sel->second);
   if (tog && on_boundary_toggle) on_boundary_toggle(*tog);
 }

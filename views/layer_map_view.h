@@ -74,6 +74,7 @@ class LayerMapCanvas : public ImGuiHost {
   std::optional<std::pair<int, int>> pending_select_;
   std::optional<int> pending_toggle_;
   std::optional<Selection> key_selection_;  // moved by the keyboard, until the snapshot follows
+  std::vector<Selection> keyed_;            // selections asked for, not yet seen in a model
   Selection shown_selection_;               // selection of the model drawn before this one
   bool large_cells_ = false;
   bool grid_scrolls_ = false;

@@ -371,6 +371,11 @@ void MainWindow::deliver_next() {
 }
 
 QString MainWindow::ratio_text() const { return ratio_label_->text(); }
+
+bool MainWindow::view_is_current(const QString& name) const {
+  const auto it = delivered_.find(name);
+  return latest_ && it != delivered_.end() && it->second == latest_->generation + 1;
+}
 QString MainWindow::backend_text() const { return backend_label_->text(); }
 
 void MainWindow::update_title() {

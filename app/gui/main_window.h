@@ -46,6 +46,8 @@ class MainWindow : public QMainWindow {
   views::View* view(const QString& name) const;
   /// Shows and raises the dock of view `name`; false for an unknown name.
   bool show_view(const QString& name);
+  /// True when view `name` has drawn the latest snapshot (views get it one per event).
+  bool view_is_current(const QString& name) const;
   /// Name of the view the export actions apply to (the last raised / clicked visible view).
   QString current_view_name() const;
 

@@ -24,6 +24,7 @@
 #include "base/errors.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
+#include "views/config_view.h"
 
 using kvwb::app::BoundaryPanel;
 using kvwb::app::BundleDialog;
@@ -404,6 +405,29 @@ class TestGuiDialogs : public QObject {
     QCOMPARE(cfg.overrides.size(), plan.config.overrides.size());
     QCOMPARE(kvwb::sessions::run_config_hash(cfg), kvwb::sessions::run_config_hash(plan.config));
     QVERIFY(wb_->wait_idle(kWaitMs));
+
+    // Issue #13: after Apply plan the configuration editor shows the plan's per-layer widths, and
+    // the global stream sections say that layers override them.
+    {
+      kvwb::views::ConfigView view;
+      view.resize(1100, 900);
+      view.set_snapshot(wb_->snapshot());
+      const auto& table = view.layer_table_model();
+      QCOMPARE(table.rows.size(), size_t(4));
+      QCOMPARE(view.layer_table()->rowCount(), 4);
+      for (const auto& l : plan.layers) {
+        const auto& row = table.rows[static_cast<size_t>(l.layer)];
+        QCOMPARE(row.layer, l.layer);
+        QCOMPARE(row.boundary, l.boundary);
+        if (l.boundary) continue;
+        QCOMPARE(row.k_bits, l.k_bits);
+        QCOMPARE(row.v_bits, l.v_bits);
+        QCOMPARE(view.layer_table()->item(l.layer, 2)->text(), QString::fromStdString(l.k_bits));
+      }
+      QVERIFY(!view.override_notice_text(true).isEmpty() ||
+              !view.override_notice_text(false).isEmpty());
+      save_shot(view, "plan_config_table");
+    }
 
     // The applied plan has per-layer overrides: the core refuses to plan on top of it.
     QVERIFY(panel.plan());
