@@ -553,9 +553,8 @@ void LayerMapCanvas::draw_grid(const LayerMapModel& m) {
           ImGui::TextColored(kTextGrey, "Gaussian expectation at T = 2.5: 1.24 %%");
         }
         ImGui::Text("status: %s", row.status.empty() ? "compressed" : row.status.c_str());
-        ImGui::TextColored(kTextGrey,
-                           "click to select this (layer, head) in every view · arrows move, Space "
-                           "toggles bf16");
+        ImGui::TextColored(kTextGrey, "click: select it in every view");
+        ImGui::TextColored(kTextGrey, "arrows move · Space toggles bf16");
         ImGui::EndTooltip();
       }
     }
@@ -570,7 +569,9 @@ void LayerMapCanvas::draw_grid(const LayerMapModel& m) {
                        origin.y + header_h + rows * cell_h + 2),
                 col(kBlue), 0.0f, 0, 1.0f);
   }
-  grid_scrolls_ = ImGui::GetScrollMaxY() > 0.5f || ImGui::GetScrollMaxX() > 0.5f;
+  // Scrolling is needed when the grid is larger than the space it was given (this frame).
+  grid_scrolls_ = header_h + rows * cell_h > avail.y + 0.5f ||
+                  toggle_w + label_w + heads * cell_w > avail.x + 0.5f;
   ImGui::EndChild();
 }
 

@@ -189,9 +189,13 @@ TEST(ComparisonModel, DeltaLayerMapIsCurrentMinusBaseline) {
                                          build_layer_map(*base_snapshot, LayerMapMetric::kSigmaQCond),
                                          "run #1");
   EXPECT_TRUE(contains(a.hint, "does not depend on the configuration")) << a.hint;
-  for (const auto& r : a.rows)
-    for (const auto& c : r.cells)
-      if (std::isfinite(c.value)) EXPECT_EQ(c.value, 0.0);
+  for (const auto& r : a.rows) {
+    for (const auto& c : r.cells) {
+      if (std::isfinite(c.value)) {
+        EXPECT_EQ(c.value, 0.0);
+      }
+    }
+  }
   EXPECT_EQ(delta_cell_text(LayerMapMetric::kBytes, -2048.0), "-2.0 KiB");
   EXPECT_EQ(delta_cell_text(LayerMapMetric::kOutlierRate, 0.0125), "+1.25 pp");
 }
