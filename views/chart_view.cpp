@@ -1,17 +1,18 @@
 #include "views/chart_view.h"
 
+#include <qcustomplot.h>
+
 #include <QBuffer>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
-#include <QSvgGenerator>
 #include <QSplitter>
+#include <QSvgGenerator>
 #include <QTimer>
+#include <QVBoxLayout>
 #include <QWheelEvent>
 #include <cmath>
-#include <QVBoxLayout>
 #include <cstdio>
-#include <qcustomplot.h>
 
 #include "base/errors.h"
 
@@ -36,7 +37,8 @@ ChartView::ChartView(QWidget* parent) : View(parent) {
   reset_ = new QToolButton(this);
   reset_->setObjectName("reset_zoom");
   reset_->setText(tr("Reset zoom"));
-  reset_->setToolTip(tr("Back to the whole chart (or double-click the chart). Wheel: zoom, drag: pan"));
+  reset_->setToolTip(
+      tr("Back to the whole chart (or double-click the chart). Wheel: zoom, drag: pan"));
   reset_->setEnabled(false);
   connect(reset_, &QToolButton::clicked, this, [this] { reset_zoom(); });
   // The controls row gets the button last (subclasses add their selectors before it).

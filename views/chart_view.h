@@ -59,7 +59,9 @@ class ChartView : public View {
   struct AxisKey {
     int rect = 0;
     int type = 0;
-    bool operator<(const AxisKey& o) const { return rect != o.rect ? rect < o.rect : type < o.type; }
+    bool operator<(const AxisKey& o) const {
+      return rect != o.rect ? rect < o.rect : type < o.type;
+    }
     bool operator==(const AxisKey& o) const { return rect == o.rect && type == o.type; }
   };
   std::map<AxisKey, std::pair<double, double>> current_ranges() const;

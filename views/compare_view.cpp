@@ -77,8 +77,9 @@ CompareView::CompareView(QWidget* parent) : View(parent) {
   auto* split = new QSplitter(Qt::Vertical, this);
   split->setChildrenCollapsible(false);
   tabs_ = new QTabWidget(split);
-  totals_ = make_table(tabs_, {tr("Total"), tr("Baseline"), tr("Current"), tr("Δ current − baseline")},
-                       "compare.totals");
+  totals_ =
+      make_table(tabs_, {tr("Total"), tr("Baseline"), tr("Current"), tr("Δ current − baseline")},
+                 "compare.totals");
   totals_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::Stretch);
   config_ = make_table(tabs_, {tr("Setting"), tr("Baseline"), tr("Current")}, "compare.config");
   config_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
@@ -94,10 +95,11 @@ CompareView::CompareView(QWidget* parent) : View(parent) {
   auto* hist_box = new QGroupBox(tr("Run history (this session, newest first)"), split);
   auto* hl = new QVBoxLayout(hist_box);
   hl->setContentsMargins(4, 4, 4, 4);
-  history_table_ = make_table(hist_box,
-                              {tr("#"), tr("Time"), tr("What"), tr("Configuration"), tr("Ratio"),
-                               tr("K rel_mse"), tr("V rel_mse"), tr("attn KL"), QString(), QString()},
-                              "compare.history");
+  history_table_ =
+      make_table(hist_box,
+                 {tr("#"), tr("Time"), tr("What"), tr("Configuration"), tr("Ratio"),
+                  tr("K rel_mse"), tr("V rel_mse"), tr("attn KL"), QString(), QString()},
+                 "compare.history");
   history_table_->horizontalHeader()->setSectionResizeMode(3, QHeaderView::Stretch);
   history_table_->setToolTip(tr("Enter or double-click recalls a run (its result shows at once)"));
   hl->addWidget(history_table_);

@@ -6,13 +6,13 @@
 #include <QFileInfo>
 #include <QFrame>
 #include <QGroupBox>
-#include <QHeaderView>
-#include <QStyledItemDelegate>
 #include <QHBoxLayout>
+#include <QHeaderView>
 #include <QScrollArea>
 #include <QSignalBlocker>
 #include <QSpinBox>
 #include <QStandardItemModel>
+#include <QStyledItemDelegate>
 #include <QVBoxLayout>
 #include <cmath>
 
@@ -44,7 +44,8 @@ class LayerCellDelegate : public QStyledItemDelegate {
   QWidget* createEditor(QWidget* parent, const QStyleOptionViewItem& option,
                         const QModelIndex& index) const override {
     const QString kind = index.data(Qt::UserRole + 1).toString();
-    if (kind != "codec" && kind != "bits") return QStyledItemDelegate::createEditor(parent, option, index);
+    if (kind != "codec" && kind != "bits")
+      return QStyledItemDelegate::createEditor(parent, option, index);
     auto* combo = new QComboBox(parent);
     const auto choices =
         kind == "codec"
@@ -220,7 +221,8 @@ ConfigView::ConfigView(QWidget* parent) : View(parent) {
   layer_table_->verticalHeader()->setVisible(false);
   layer_table_->setSelectionBehavior(QAbstractItemView::SelectRows);
   layer_table_->setSelectionMode(QAbstractItemView::SingleSelection);
-  layer_table_->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed |
+  layer_table_->setEditTriggers(QAbstractItemView::DoubleClicked |
+                                QAbstractItemView::EditKeyPressed |
                                 QAbstractItemView::AnyKeyPressed);
   layer_table_->setTabKeyNavigation(false);
   layer_table_->setItemDelegate(new LayerCellDelegate(layer_table_));
@@ -233,22 +235,22 @@ ConfigView::ConfigView(QWidget* parent) : View(parent) {
     if (filling_table_ || !it) return;
     const int row = it->row(), c = it->column();
     if (row < 0 || row >= static_cast<int>(table_.rows.size())) return;
-    static const LayerColumn kCols[] = {LayerColumn::kKCodec, LayerColumn::kKCodec,
-                                        LayerColumn::kKBits,  LayerColumn::kVCodec,
-                                        LayerColumn::kVBits,  LayerColumn::kBoundary,
-                                        LayerColumn::kQSkip};
+    static const LayerColumn kCols[] = {
+        LayerColumn::kKCodec, LayerColumn::kKCodec,   LayerColumn::kKBits, LayerColumn::kVCodec,
+        LayerColumn::kVBits,  LayerColumn::kBoundary, LayerColumn::kQSkip};
     if (c < 1 || c > 6) return;
     const std::string value = (c == 5 || c == 6)
                                   ? std::string(it->checkState() == Qt::Checked ? "true" : "false")
                                   : it->text().toStdString();
     edit_layer(table_.rows[static_cast<size_t>(row)].layer, kCols[c], value);
   });
-  connect(layer_table_, &QTableWidget::currentCellChanged, this, [this](int row, int, int prev, int) {
-    if (filling_table_ || row < 0 || row == prev || row >= static_cast<int>(table_.rows.size()))
-      return;
-    emit select_requested(table_.rows[static_cast<size_t>(row)].layer,
-                          snapshot_ ? std::max(0, snapshot_->selection.kv_head) : 0);
-  });
+  connect(
+      layer_table_, &QTableWidget::currentCellChanged, this, [this](int row, int, int prev, int) {
+        if (filling_table_ || row < 0 || row == prev || row >= static_cast<int>(table_.rows.size()))
+          return;
+        emit select_requested(table_.rows[static_cast<size_t>(row)].layer,
+                              snapshot_ ? std::max(0, snapshot_->selection.kv_head) : 0);
+      });
 
   error_ = new QLabel(this);
   error_->setObjectName("config.error");
@@ -338,8 +340,9 @@ QWidget* ConfigView::build_stream_section(StreamWidgets& s, const QString& title
   layout->addWidget(s.notice);
   s.notice_apply = new QPushButton("Apply to every layer", box);
   s.notice_apply->setObjectName(tag + ".apply_every_layer");
-  s.notice_apply->setToolTip("Drop the per-layer overrides of this stream: the settings above "
-                             "apply to every layer (Run applies it)");
+  s.notice_apply->setToolTip(
+      "Drop the per-layer overrides of this stream: the settings above "
+      "apply to every layer (Run applies it)");
   s.notice_apply->setVisible(false);
   layout->addWidget(s.notice_apply, 0, Qt::AlignLeft);
   connect(s.notice_apply, &QPushButton::clicked, this,
@@ -571,9 +574,10 @@ bool ConfigView::run() {
         const char* key = k ? "k" : "v";
         if (now[key] != before[key] && stream_fully_overridden(t, k)) {
           const QString msg =
-              QString("Cannot run: the %1 stream settings you changed apply to no layer — every "
-                      "layer overrides %1 (per-layer table). Press \"Apply to every layer\" under "
-                      "the %1 stream to apply them, or Revert.")
+              QString(
+                  "Cannot run: the %1 stream settings you changed apply to no layer — every "
+                  "layer overrides %1 (per-layer table). Press \"Apply to every layer\" under "
+                  "the %1 stream to apply them, or Revert.")
                   .arg(k ? "K" : "V");
           show_error(msg);
           (k ? k_ : v_).notice_apply->setFocus();
@@ -719,8 +723,8 @@ void ConfigView::refresh_table() {
   for (size_t i = 0; i < table_.rows.size(); ++i) {
     const LayerTableRow& r = table_.rows[i];
     const int row = static_cast<int>(i);
-    auto* layer = text_item(QString::number(r.layer) + (r.attention == "sliding" ? " (sl)" : ""),
-                            false);
+    auto* layer =
+        text_item(QString::number(r.layer) + (r.attention == "sliding" ? " (sl)" : ""), false);
     layer->setToolTip(r.in_run ? "in the run" : "not in the run (layers / sliding settings)");
     layer_table_->setItem(row, 0, layer);
     auto stream_cells = [&](int col, bool k) {
@@ -740,7 +744,8 @@ void ConfigView::refresh_table() {
           x->setFont(f);
           x->setBackground(override_bg);
           x->setForeground(override_fg);
-          x->setToolTip(QString("layer %1 overrides the global %2 stream").arg(r.layer).arg(k ? "K" : "V"));
+          x->setToolTip(
+              QString("layer %1 overrides the global %2 stream").arg(r.layer).arg(k ? "K" : "V"));
         } else {
           x->setToolTip(QString("follows the global %1 stream").arg(k ? "K" : "V"));
         }
@@ -762,11 +767,11 @@ void ConfigView::refresh_table() {
     if (!table_.q_precond) f &= ~Qt::ItemIsEnabled;
     sk->setFlags(f);
     sk->setCheckState(r.q_skip_user ? Qt::Checked : Qt::Unchecked);
-    sk->setToolTip(table_.q_precond
-                       ? QString("skip Q-preconditioning on this layer%1")
-                             .arg(r.q_skip_auto && *r.q_skip_auto ? " (the skip rule skips it anyway)"
-                                                                  : "")
-                       : QString("Q-preconditioning is off"));
+    sk->setToolTip(
+        table_.q_precond
+            ? QString("skip Q-preconditioning on this layer%1")
+                  .arg(r.q_skip_auto && *r.q_skip_auto ? " (the skip rule skips it anyway)" : "")
+            : QString("Q-preconditioning is off"));
     layer_table_->setItem(row, 6, sk);
     auto* ratio = text_item(r.ratio ? QString::asprintf("%.3f", *r.ratio) : QString("—"), false);
     ratio->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
@@ -781,8 +786,9 @@ void ConfigView::refresh_table() {
     s.notice->setText(qs(n));
     s.notice->setVisible(!n.empty());
     s.notice_apply->setVisible(!n.empty());
-    s.notice->setStyleSheet(stream_fully_overridden(table_, k) ? "color: #b00020; font-weight: bold;"
-                                                              : "color: #1f4e9c;");
+    s.notice->setStyleSheet(stream_fully_overridden(table_, k)
+                                ? "color: #b00020; font-weight: bold;"
+                                : "color: #1f4e9c;");
   }
 }
 

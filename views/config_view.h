@@ -12,11 +12,11 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QFormLayout>
+#include <QGridLayout>
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
 #include <QTableWidget>
-#include <QGridLayout>
 #include <optional>
 
 #include "views/models/config_model.h"
@@ -81,7 +81,7 @@ class ConfigView : public View {
     std::vector<QWidget*> param_widgets;  // parallel to specs
     char tag = 'k';
     QWidget* box = nullptr;
-    QLabel* notice = nullptr;          // which layers override this stream
+    QLabel* notice = nullptr;  // which layers override this stream
     QPushButton* notice_apply = nullptr;
   };
   QWidget* build_stream_section(StreamWidgets& s, const QString& title, bool is_k);

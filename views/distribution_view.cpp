@@ -74,9 +74,9 @@ void DistributionView::rebuild() {
   baseline_name_.clear();
   if (has_baseline_) {
     baseline_name_ = "baseline #" + std::to_string(snapshot_->baseline->id);
-    baseline_ = build_distribution_model(*snapshot_of_entry(*snapshot_, *snapshot_->baseline),
-                                         model_.layer, stream_->currentIndex() == 0,
-                                         threshold_->currentIndex());
+    baseline_ =
+        build_distribution_model(*snapshot_of_entry(*snapshot_, *snapshot_->baseline), model_.layer,
+                                 stream_->currentIndex() == 0, threshold_->currentIndex());
   }
   const QSignalBlocker block(layer_);
   layer_->clear();
@@ -153,8 +153,8 @@ void DistributionView::draw() {
     for (const PlotSeries& s : baseline_.main_series()) {
       if (s.name != "residual density") continue;
       QCPGraph* g = p->addGraph(p->xAxis, p->yAxis);
-      g->setName(QString::fromStdString(baseline_name_ + " residual density (" + baseline_.codec +
-                                        ")"));
+      g->setName(
+          QString::fromStdString(baseline_name_ + " residual density (" + baseline_.codec + ")"));
       g->setData(qvec(s.x), qvec(s.y), true);
       g->setLineStyle(QCPGraph::lsStepCenter);
       g->setPen(QPen(QColor(200, 30, 30), 1.6, Qt::DashLine));

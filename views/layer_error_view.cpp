@@ -44,7 +44,8 @@ void LayerErrorView::rebuild() {
   delta_.clear();
   baseline_name_.clear();
   if (snapshot_->baseline && snapshot_->baseline->run && snapshot_->run) {
-    baseline_ = build_layer_error_model(*snapshot_of_entry(*snapshot_, *snapshot_->baseline), metric);
+    baseline_ =
+        build_layer_error_model(*snapshot_of_entry(*snapshot_, *snapshot_->baseline), metric);
     delta_ = layer_error_delta_series(model_, baseline_);
     baseline_name_ = "baseline #" + std::to_string(snapshot_->baseline->id);
   }

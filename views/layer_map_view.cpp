@@ -5,10 +5,10 @@
 #include <QBuffer>
 #include <QFileInfo>
 #include <QHBoxLayout>
-#include <QKeyEvent>
-#include <QWheelEvent>
 #include <QImage>
+#include <QKeyEvent>
 #include <QVBoxLayout>
+#include <QWheelEvent>
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -61,7 +61,9 @@ double scale_pos(const LayerMapModel& m, double v) {
   return (v - m.min) / (m.max - m.min);
 }
 
-ImVec4 scale_colour(const LayerMapModel& m, double t) { return m.delta ? diverging(t) : viridis(t); }
+ImVec4 scale_colour(const LayerMapModel& m, double t) {
+  return m.delta ? diverging(t) : viridis(t);
+}
 
 ImVec4 towards_grey(ImVec4 c, float amount) {
   const float g = 0.80f;
@@ -413,8 +415,9 @@ void LayerMapCanvas::draw_grid(const LayerMapModel& m) {
   cell_text_shown_ = false;
 
   ImGui::BeginChild("##grid", ImVec2(0, 0), false,
-                    large_cells_ ? ImGuiWindowFlags_HorizontalScrollbar
-                                 : ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoScrollWithMouse);
+                    large_cells_
+                        ? ImGuiWindowFlags_HorizontalScrollbar
+                        : ImGuiWindowFlags_NoScrollbar | ImGuiWindowFlags_NoScrollWithMouse);
   ImDrawList* dl = ImGui::GetWindowDrawList();
   const ImVec2 origin = ImGui::GetCursorScreenPos();
   // Column headers: "kv head h", "h", or every k-th number, whichever fits.
@@ -422,7 +425,8 @@ void LayerMapCanvas::draw_grid(const LayerMapModel& m) {
   if (!compact) dl->AddText(ImVec2(origin.x + toggle_w, origin.y), col(kTextDark), "layer");
   const float head_text_w = ImGui::CalcTextSize("kv head 00").x + 4.0f;
   const float num_w = ImGui::CalcTextSize("00").x + 4.0f;
-  const int head_step = cell_w >= num_w ? 1 : std::max(1, static_cast<int>(std::ceil(num_w / cell_w)));
+  const int head_step =
+      cell_w >= num_w ? 1 : std::max(1, static_cast<int>(std::ceil(num_w / cell_w)));
   for (int h = 0; h < heads; h += head_step) {
     char b[32];
     if (cell_w >= head_text_w)
@@ -442,8 +446,10 @@ void LayerMapCanvas::draw_grid(const LayerMapModel& m) {
     const bool row_selected = selection_visible && row.layer == m.selection.layer;
     ImGui::PushID(row.layer);
     // Boundary toggle: shows config->boundary; a click asks the shell to toggle and rerun.
-    const float box = std::clamp(std::min(cell_h - 2.0f, ImGui::GetFrameHeight() - 2.0f), 3.0f, 22.0f);
-    const ImVec2 ta(origin.x + (toggle_w - box) / 2 - (compact ? 0.0f : 4.0f), y + (cell_h - box) / 2);
+    const float box =
+        std::clamp(std::min(cell_h - 2.0f, ImGui::GetFrameHeight() - 2.0f), 3.0f, 22.0f);
+    const ImVec2 ta(origin.x + (toggle_w - box) / 2 - (compact ? 0.0f : 4.0f),
+                    y + (cell_h - box) / 2);
     ImGui::SetCursorScreenPos(ImVec2(ta.x - 1, y));
     if (ImGui::InvisibleButton("##bf16", ImVec2(box + 2, std::max(cell_h, 1.0f))))
       pending_toggle_ = row.layer;
@@ -463,10 +469,11 @@ void LayerMapCanvas::draw_grid(const LayerMapModel& m) {
       dl->AddRect(ta, tb, col(toggle_hovered ? kTextDark : kTextGrey), 2.0f);
     }
     if (toggle_hovered) {
-      ImGui::SetTooltip("layer %d: %s\nclick (or select it and press Space) to %s the boundary "
-                        "set (both streams bf16) and rerun",
-                        row.layer, row.boundary ? "in the boundary set" : "compressed",
-                        row.boundary ? "remove it from" : "add it to");
+      ImGui::SetTooltip(
+          "layer %d: %s\nclick (or select it and press Space) to %s the boundary "
+          "set (both streams bf16) and rerun",
+          row.layer, row.boundary ? "in the boundary set" : "compressed",
+          row.boundary ? "remove it from" : "add it to");
     }
     // Layer label with flags: W = K whitened, S = Σ_q skip, sl = sliding.
     const ImVec4 label_colour = row_selected ? kSelectionOutline : grey ? kTextGrey : kTextDark;
@@ -500,7 +507,8 @@ void LayerMapCanvas::draw_grid(const LayerMapModel& m) {
       const ImVec2 b(a.x + cell_w - 2 * gap, a.y + cell_h - 2 * gap);
       ImGui::SetCursorScreenPos(a);
       ImGui::PushID(h);
-      if (ImGui::InvisibleButton("##cell", ImVec2(std::max(b.x - a.x, 1.0f), std::max(b.y - a.y, 1.0f)))) {
+      if (ImGui::InvisibleButton("##cell",
+                                 ImVec2(std::max(b.x - a.x, 1.0f), std::max(b.y - a.y, 1.0f)))) {
         pending_select_ = std::make_pair(row.layer, h);
       }
       const bool hovered = ImGui::IsItemHovered();
@@ -508,7 +516,8 @@ void LayerMapCanvas::draw_grid(const LayerMapModel& m) {
       cell_rects_[{row.layer, h}] = to_qrect(a, b);
       const bool finite = std::isfinite(c.value);
       const float rounding = cell_h >= 10.0f ? 2.0f : 0.0f;
-      ImVec4 fill = finite ? scale_colour(m, scale_pos(m, c.value)) : ImVec4(0.88f, 0.88f, 0.88f, 1.0f);
+      ImVec4 fill =
+          finite ? scale_colour(m, scale_pos(m, c.value)) : ImVec4(0.88f, 0.88f, 0.88f, 1.0f);
       if (grey && finite) fill = towards_grey(fill, 0.70f);
       dl->AddRectFilled(a, b, col(fill), rounding);
       if (!finite && b.y - a.y >= 6.0f) {
@@ -605,12 +614,14 @@ LayerMapView::LayerMapView(QWidget* parent) : View(parent) {
   switches->addWidget(delta_box_);
   zoom_box_ = new QCheckBox(tr("Large cells"), this);
   zoom_box_->setObjectName("layer_map.zoom");
-  zoom_box_->setToolTip(tr("Large readable cells that scroll, instead of the whole model fitted "
-                           "in the view (Ctrl + wheel, Ctrl + / Ctrl −)"));
+  zoom_box_->setToolTip(
+      tr("Large readable cells that scroll, instead of the whole model fitted "
+         "in the view (Ctrl + wheel, Ctrl + / Ctrl −)"));
   switches->addWidget(zoom_box_);
   auto* help = new QLabel(tr("(?)"), this);
-  help->setToolTip(tr("Hover a cell for its exact value · click or arrow keys to select · tick "
-                      "bf16 (or Space) to keep a layer uncompressed · Tab leaves the map"));
+  help->setToolTip(
+      tr("Hover a cell for its exact value · click or arrow keys to select · tick "
+         "bf16 (or Space) to keep a layer uncompressed · Tab leaves the map"));
   help->setStyleSheet(QStringLiteral("color: #666;"));
   switches->addWidget(help);
   switches->addStretch(1);

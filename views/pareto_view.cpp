@@ -6,17 +6,17 @@
 #include <QHeaderView>
 #include <QMenu>
 #include <QMouseEvent>
-#include <QSplitter>
-#include <QVBoxLayout>
 #include <QSignalBlocker>
+#include <QSplitter>
 #include <QToolTip>
+#include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
 #include <map>
 
 #include "base/errors.h"
-#include "views/chart_style.h"
 #include "sessions/config/run_config.h"
+#include "views/chart_style.h"
 
 namespace kvwb::views {
 
@@ -128,8 +128,9 @@ ParetoView::ParetoView(QWidget* parent) : ChartView(parent) {
   load_button_->setObjectName("pareto.load");
   pin_button_ = new QPushButton("Pin as baseline", below);
   pin_button_->setObjectName("pareto.pin");
-  pin_button_->setToolTip("Compare every view with this cell (it runs when the history does not "
-                          "hold it yet)");
+  pin_button_->setToolTip(
+      "Compare every view with this cell (it runs when the history does not "
+      "hold it yet)");
   buttons->addWidget(load_button_);
   buttons->addWidget(pin_button_);
   buttons->addStretch(1);
@@ -274,11 +275,10 @@ bool ParetoView::pin_selected() {
   try {
     const sessions::RunConfig cfg =
         sessions::run_config_from_json(pt.config, "sweep cell #" + std::to_string(pt.id));
-    emit pin_config_requested(
-        cfg, QString("sweep %1 cell #%2 (%3)")
-                 .arg(QString::fromStdString(m.sweep_name))
-                 .arg(pt.id)
-                 .arg(QString::fromStdString(pt.short_label)));
+    emit pin_config_requested(cfg, QString("sweep %1 cell #%2 (%3)")
+                                       .arg(QString::fromStdString(m.sweep_name))
+                                       .arg(pt.id)
+                                       .arg(QString::fromStdString(pt.short_label)));
     return true;
   } catch (const std::exception& e) {
     emit message_requested("error", QString("Cannot pin cell #%1: %2").arg(pt.id).arg(e.what()));
@@ -294,7 +294,8 @@ void ParetoView::fill_table() {
     for (int i = 0; i < static_cast<int>(m.points.size()); ++i) rows_.push_back({store, i});
   }
   table_->setRowCount(static_cast<int>(rows_.size()));
-  table_->horizontalHeaderItem(5)->setText(QString::fromStdString(model_.metric.empty() ? "metric" : model_.metric));
+  table_->horizontalHeaderItem(5)->setText(
+      QString::fromStdString(model_.metric.empty() ? "metric" : model_.metric));
   auto cell = [](const QString& t, bool number = false) {
     auto* it = new QTableWidgetItem(t);
     if (number) it->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
@@ -311,7 +312,8 @@ void ParetoView::fill_table() {
     table_->setItem(row, 4, cell(QString::number(pt.r, 'f', 4), true));
     table_->setItem(row, 5, cell(QString::number(pt.q, 'g', 5), true));
     QString front = pt.on_frontier ? "frontier" : QString();
-    if (rows_[r].store == 0 && rows_[r].point == m.current) front += front.isEmpty() ? "current" : " · current";
+    if (rows_[r].store == 0 && rows_[r].point == m.current)
+      front += front.isEmpty() ? "current" : " · current";
     if (rows_[r].point == m.baseline) front += front.isEmpty() ? "baseline" : " · baseline";
     table_->setItem(row, 6, cell(front));
     auto* v = cell(QString::fromStdString(pt.verdict.empty() ? "—" : pt.verdict));
@@ -361,7 +363,6 @@ void ParetoView::rebuild() {
 }
 
 void ParetoView::draw() {
-
   QCustomPlot* p = plot();
   p->clearGraphs();
   p->clearItems();
@@ -537,8 +538,8 @@ void ParetoView::draw() {
     QCPGraph* g = p->addGraph();
     g->setName(QString("selected row (%1 #%2)").arg(store_name(r.store)).arg(pt.id));
     g->setLineStyle(QCPGraph::lsNone);
-    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssSquare, QPen(QColor(0, 0, 0), 2.0),
-                                       Qt::NoBrush, 18));
+    g->setScatterStyle(
+        QCPScatterStyle(QCPScatterStyle::ssSquare, QPen(QColor(0, 0, 0), 2.0), Qt::NoBrush, 18));
     g->setData(QVector<double>{pt.r}, QVector<double>{pt.q}, true);
   }
   if (model_.current >= 0) {
@@ -585,8 +586,9 @@ void ParetoView::draw() {
 
   QString note;
   if (synthetic) note += "SYNTHETIC demo capture. ";
-  note += "Hover a point for details, click it to load its configuration (wheel zooms, drag pans, "
-          "double-click resets).";
+  note +=
+      "Hover a point for details, click it to load its configuration (wheel zooms, drag pans, "
+      "double-click resets).";
   if (!model_.excluded.empty()) {
     note += QString(" Excluded (%1):").arg(model_.excluded.size());
     for (const auto& e : model_.excluded) note += " " + QString::fromStdString(e) + ";";

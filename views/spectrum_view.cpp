@@ -108,16 +108,17 @@ void SpectrumView::draw() {
   title_->setText(QString::fromStdString(model_.title));
   QString note = QString::fromStdString(model_.note);
   if (snapshot_->baseline && !model_.empty()) {
-    note += (note.isEmpty() ? "" : " ") +
-            (baseline_.empty()
-                 ? QStringLiteral("Baseline #%1 was pinned on this (layer, head): the capture's "
-                                  "spectra do not depend on the configuration, so there is "
-                                  "nothing to overlay.")
-                       .arg(snapshot_->baseline->id)
-                 : QStringLiteral("Dashed: the baseline's (layer %1, head %2), pinned with run #%3.")
-                       .arg(baseline_.layer)
-                       .arg(baseline_.kv_head)
-                       .arg(snapshot_->baseline->id));
+    note +=
+        (note.isEmpty() ? "" : " ") +
+        (baseline_.empty()
+             ? QStringLiteral("Baseline #%1 was pinned on this (layer, head): the capture's "
+                              "spectra do not depend on the configuration, so there is "
+                              "nothing to overlay.")
+                   .arg(snapshot_->baseline->id)
+             : QStringLiteral("Dashed: the baseline's (layer %1, head %2), pinned with run #%3.")
+                   .arg(baseline_.layer)
+                   .arg(baseline_.kv_head)
+                   .arg(snapshot_->baseline->id));
   }
   set_note(note);
   style_axis(p->xAxis, "principal component k (1 = largest variance)");

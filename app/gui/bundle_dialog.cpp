@@ -1,8 +1,5 @@
 #include "app/gui/bundle_dialog.h"
 
-#include <algorithm>
-#include <fstream>
-
 #include <QCheckBox>
 #include <QDialogButtonBox>
 #include <QDir>
@@ -22,6 +19,8 @@
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QVBoxLayout>
+#include <algorithm>
+#include <fstream>
 
 #include "app/gui/dialog_util.h"
 #include "app/gui/workbench.h"
@@ -347,11 +346,10 @@ void BundleDialog::show_report(
   const QString where = QDir::toNativeSeparators(dir);
   if (r.ok) {
     headline_->setStyleSheet(QStringLiteral("color: #1e7b34; font-weight: bold;"));
-    headline_->setText(r.warnings.empty()
-                           ? tr("Bundle check passed: %1").arg(where)
-                           : tr("Bundle check passed with %n warning(s): %1", nullptr,
-                                static_cast<int>(r.warnings.size()))
-                                 .arg(where));
+    headline_->setText(r.warnings.empty() ? tr("Bundle check passed: %1").arg(where)
+                                          : tr("Bundle check passed with %n warning(s): %1",
+                                               nullptr, static_cast<int>(r.warnings.size()))
+                                                .arg(where));
   } else {
     headline_->setStyleSheet(dlg::error_style() + QStringLiteral(" font-weight: bold;"));
     headline_->setText(
@@ -364,9 +362,10 @@ void BundleDialog::show_report(
                static_cast<int>(exported->files.size()))
                 .arg(QString::asprintf("%.4f", exported->run.ratio_vs_bf16()));
     if (!exported->deploy_issues.empty())
-      info << tr("Reference plugin: %n compatibility issue(s), counted as warnings (see the "
-                 "Warnings tab).",
-                 nullptr, static_cast<int>(exported->deploy_issues.size()));
+      info << tr(
+          "Reference plugin: %n compatibility issue(s), counted as warnings (see the "
+          "Warnings tab).",
+          nullptr, static_cast<int>(exported->deploy_issues.size()));
     for (const auto& s : exported->warnings)
       info << tr("Warning: %1").arg(QString::fromStdString(s));
     export_info_->setText(info.join('\n'));

@@ -98,8 +98,8 @@ int main(int argc, char** argv) {
   QCommandLineOption baseline_opt(
       "baseline", "Run this configuration (JSON) and pin it as the baseline to compare with",
       "CFG.json");
-  parser.addOptions({session_opt, shot_opt, view_opt, size_opt, recover_opt, config_opt,
-                     baseline_opt});
+  parser.addOptions(
+      {session_opt, shot_opt, view_opt, size_opt, recover_opt, config_opt, baseline_opt});
   parser.process(app);
 
   const QString view = parser.value(view_opt);
@@ -169,18 +169,19 @@ int main(int argc, char** argv) {
       std::ifstream in(path.toStdString());
       if (!in) throw kvwb::IoError(path.toStdString(), "cannot open the configuration file");
       const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-      if (j.is_discarded())
-        throw kvwb::FormatError(path.toStdString() + ": not valid JSON");
+      if (j.is_discarded()) throw kvwb::FormatError(path.toStdString() + ": not valid JSON");
       return kvwb::sessions::run_config_from_json(j, path.toStdString());
     } catch (const kvwb::Error& e) {
-      fail(QString("error[%1]: %2").arg(QString::fromStdString(e.code()), QString::fromUtf8(e.what())));
+      fail(QString("error[%1]: %2")
+               .arg(QString::fromStdString(e.code()), QString::fromUtf8(e.what())));
     }
     return std::nullopt;
   };
   if (parser.isSet(baseline_opt)) {
     const auto c = read_config(parser.value(baseline_opt));
     if (!c) return 1;
-    if (wb.pin_baseline_config(*c, "--baseline " + QFileInfo(parser.value(baseline_opt)).fileName()) < 0)
+    if (wb.pin_baseline_config(
+            *c, "--baseline " + QFileInfo(parser.value(baseline_opt)).fileName()) < 0)
       return 1;
   }
   if (parser.isSet(config_opt)) {

@@ -9,6 +9,7 @@
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QDropEvent>
+#include <QElapsedTimer>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QKeySequence>
@@ -23,7 +24,6 @@
 #include <QSettings>
 #include <QStatusBar>
 #include <QTimer>
-#include <QElapsedTimer>
 #include <QToolButton>
 #include <QUrl>
 #include <algorithm>
@@ -33,12 +33,12 @@
 #include "app/gui/bundle_dialog.h"
 #include "app/gui/sweep_dialog.h"
 #include "app/gui/view_factory.h"
-#include "views/config_view.h"
 #include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/explore/result_store.h"
 #include "sessions/config/run_config.h"
+#include "sessions/explore/result_store.h"
 #include "sessions/run/runner.h"
+#include "views/config_view.h"
 
 namespace kvwb::app {
 namespace {
@@ -142,17 +142,19 @@ void MainWindow::build_docks() {
     connect(v, &views::View::config_requested, wb_, &Workbench::set_config, Qt::QueuedConnection);
     connect(v, &views::View::sweep_requested, wb_, &Workbench::set_active_sweep,
             Qt::QueuedConnection);
-    connect(v, &views::View::recall_requested, wb_, [this](quint64 id) { wb_->recall(id); },
-            Qt::QueuedConnection);
+    connect(
+        v, &views::View::recall_requested, wb_, [this](quint64 id) { wb_->recall(id); },
+        Qt::QueuedConnection);
     connect(
         v, &views::View::pin_baseline_requested, wb_,
         [this](quint64 id) { id == 0 ? wb_->pin_current_as_baseline() : wb_->pin_baseline(id); },
         Qt::QueuedConnection);
-    connect(v, &views::View::pin_config_requested, wb_,
-            [this](const sessions::RunConfig& c, const QString& label) {
-              wb_->pin_baseline_config(c, label);
-            },
-            Qt::QueuedConnection);
+    connect(
+        v, &views::View::pin_config_requested, wb_,
+        [this](const sessions::RunConfig& c, const QString& label) {
+          wb_->pin_baseline_config(c, label);
+        },
+        Qt::QueuedConnection);
     connect(v, &views::View::clear_baseline_requested, wb_, &Workbench::clear_baseline,
             Qt::QueuedConnection);
     connect(v, &views::View::message_requested, this,
@@ -238,8 +240,9 @@ void MainWindow::build_menus() {
   QMenu* run = menuBar()->addMenu("&Run");
   a = run->addAction("&Run configuration", this, &MainWindow::run_edited_configuration);
   a->setShortcut(QKeySequence(Qt::Key_F5));
-  a->setToolTip("Runs the configuration as edited in the Configuration view (its pending edits "
-                "applied first), otherwise reruns the current one");
+  a->setToolTip(
+      "Runs the configuration as edited in the Configuration view (its pending edits "
+      "applied first), otherwise reruns the current one");
   run->addAction("Re-&analyse capture", this, [this] { wb_->run_analysis(); });
   a = run->addAction("&Sweep…", this, &MainWindow::open_sweep_dialog);
   a->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_S));
@@ -361,9 +364,11 @@ void MainWindow::deliver_next() {
   const QString name = pending_.front();
   pending_.erase(pending_.begin());
   if (delivered_[name] != latest_->generation + 1) {
-    QElapsedTimer dbg_t; dbg_t.start();
+    QElapsedTimer dbg_t;
+    dbg_t.start();
     views_[name]->set_snapshot(latest_);
-    if (qEnvironmentVariableIsSet("KVWB_DBG")) std::fprintf(stderr, "DBG %s %lld ms\n", name.toLocal8Bit().constData(), dbg_t.elapsed());
+    if (qEnvironmentVariableIsSet("KVWB_DBG"))
+      std::fprintf(stderr, "DBG %s %lld ms\n", name.toLocal8Bit().constData(), dbg_t.elapsed());
     delivered_[name] = latest_->generation + 1;  // +1: generation 0 is a real snapshot
   }
   if (!pending_.empty()) {

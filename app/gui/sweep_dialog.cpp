@@ -116,9 +116,10 @@ void SweepDialog::build_ui() {
   tree_->header()->setStretchLastSection(false);
   tree_->setUniformRowHeights(true);
   bl->addWidget(tree_, 3);
-  auto* fixed_label = new QLabel(tr("Fixed run settings from the current configuration — the "
-                                    "ticked ones apply to every cell (they are written into the "
-                                    "grid's \"fixed\" object on the right):"));
+  auto* fixed_label =
+      new QLabel(tr("Fixed run settings from the current configuration — the "
+                    "ticked ones apply to every cell (they are written into the "
+                    "grid's \"fixed\" object on the right):"));
   fixed_label->setWordWrap(true);
   bl->addWidget(fixed_label);
   fixed_list_ = new QListWidget;
@@ -662,14 +663,16 @@ bool SweepDialog::start() {
   }
   if (e2e_box_->isChecked() &&
       (e2e_model_->text().trimmed().isEmpty() || e2e_text_->text().trimmed().isEmpty())) {
-    show_error(tr("End-to-end axes need a model folder and a text file: choose both, or untick "
-                  "\"End-to-end axes\" for a proxy-only sweep"));
+    show_error(
+        tr("End-to-end axes need a model folder and a text file: choose both, or untick "
+           "\"End-to-end axes\" for a proxy-only sweep"));
     (e2e_model_->text().trimmed().isEmpty() ? e2e_model_ : e2e_text_)->setFocus();
     return false;
   }
   if (!resume_box_->isChecked()) {
     const QDir dir(store);
-    if (dir.exists() && !dir.entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden).isEmpty()) {
+    if (dir.exists() &&
+        !dir.entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden).isEmpty()) {
       show_error(tr("The store folder %1 already holds a sweep's results. Tick \"Resume\" to "
                     "continue that sweep (the cells it holds are skipped), or press \"New "
                     "folder\" to start a fresh store.")

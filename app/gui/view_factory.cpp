@@ -14,7 +14,8 @@
 namespace kvwb::app {
 
 QStringList view_names() {
-  return {"layer-map", "spectrum", "sigma-q", "distribution", "layer-error", "pareto", "config", "compare"};
+  return {"layer-map",   "spectrum", "sigma-q", "distribution",
+          "layer-error", "pareto",   "config",  "compare"};
 }
 
 views::View* make_view(const QString& name, QWidget* parent) {

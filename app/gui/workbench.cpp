@@ -200,10 +200,10 @@ struct Workbench::Impl {
   uint64_t run_id = 0;                      // history id of `run` (0 = partial / none)
   std::vector<views::RunEntryPtr> history;  // oldest first
   views::RunEntryPtr baseline;
-  std::string baseline_pending;             // label of the baseline job in flight
+  std::string baseline_pending;  // label of the baseline job in flight
   int baseline_job = 0;
   uint64_t next_run_id = 1;
-  QString run_label = "open";               // what the next run stands for (the last edit)
+  QString run_label = "open";  // what the next run stands for (the last edit)
   std::map<std::string, std::vector<json>> sweep_records;
   int active_sweep = -1;
   views::Selection selection;
@@ -488,7 +488,8 @@ struct Workbench::Impl {
     const std::string key = config_key(doc_cfg);
     const QString label = run_label;
     // A configuration the history holds (with its residuals): its result, at once.
-    if (const views::RunEntry* seen = force ? nullptr : find_key(key); seen && seen->has_residuals) {
+    if (const views::RunEntry* seen = force ? nullptr : find_key(key);
+        seen && seen->has_residuals) {
       run_job = 0;
       show_entry(*seen);
       publish();
@@ -501,7 +502,8 @@ struct Workbench::Impl {
     Workbench* wb = q;
     const QString name = "Run configuration";
     run_job = start(
-        name, [wb, cfg, doc_cfg, key, label, path, seq, cap, name](JobControl& job) -> Continuation {
+        name,
+        [wb, cfg, doc_cfg, key, label, path, seq, cap, name](JobControl& job) -> Continuation {
           sessions::RunOptions opt;
           opt.collect_residuals = true;
           auto partial = std::make_shared<sessions::RunResult>();
@@ -551,22 +553,22 @@ struct Workbench::Impl {
     const uint64_t cap = capture_seq;
     Workbench* wb = q;
     baseline_pending = label.toStdString();
-    const int id = start("Run baseline", [wb, cfg, doc_cfg, key, label, path,
-                                          cap](JobControl& job) -> Continuation {
-      sessions::RunOptions opt;
-      opt.collect_residuals = true;
-      auto r = std::make_shared<const sessions::RunResult>(
-          sessions::run_config(path, cfg, opt, &job));
-      auto o = outlier_rates_of(*r);
-      return [wb, r, o, doc_cfg, key, label, cap] {
-        Impl& d = *wb->impl_;
-        if (cap != d.capture_seq) return;
-        const views::RunEntryPtr e = d.make_entry(doc_cfg, key, r, o, label);
-        d.add_to_history(e);
-        d.baseline = e;
-        emit wb->message("info", "Baseline pinned: " + label);
-      };
-    });
+    const int id = start(
+        "Run baseline", [wb, cfg, doc_cfg, key, label, path, cap](JobControl& job) -> Continuation {
+          sessions::RunOptions opt;
+          opt.collect_residuals = true;
+          auto r = std::make_shared<const sessions::RunResult>(
+              sessions::run_config(path, cfg, opt, &job));
+          auto o = outlier_rates_of(*r);
+          return [wb, r, o, doc_cfg, key, label, cap] {
+            Impl& d = *wb->impl_;
+            if (cap != d.capture_seq) return;
+            const views::RunEntryPtr e = d.make_entry(doc_cfg, key, r, o, label);
+            d.add_to_history(e);
+            d.baseline = e;
+            emit wb->message("info", "Baseline pinned: " + label);
+          };
+        });
     baseline_job = id;
     publish();
     return id;
@@ -1045,9 +1047,9 @@ bool Workbench::pin_baseline(uint64_t run_id) {
   b->selection = impl_->selection;
   impl_->baseline = b;
   impl_->publish();
-  emit message("info", QString("Baseline pinned: run #%1 (%2)")
-                           .arg(b->id)
-                           .arg(QString::fromStdString(b->label)));
+  emit message(
+      "info",
+      QString("Baseline pinned: run #%1 (%2)").arg(b->id).arg(QString::fromStdString(b->label)));
   return true;
 }
 

@@ -4,16 +4,17 @@
 // shows no content for empty snapshots, and PNGs of every view on the real tiny1m capture are
 // written to /tmp/chart_<name>.png for a person to look at. What the models compute is tested
 // without Qt in tests/views/models/ (test_view_models).
+#include <qcustomplot.h>
+
 #include <QComboBox>
 #include <QFile>
 #include <QImage>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
-#include <QtTest>
 #include <QToolButton>
 #include <QWheelEvent>
-#include <qcustomplot.h>
+#include <QtTest>
 #include <filesystem>
 #include <set>
 

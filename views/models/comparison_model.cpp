@@ -173,7 +173,8 @@ std::vector<ConfigDiffRow> config_diff(const sessions::RunConfig& baseline,
     const std::string a = fb.count(k) ? fb[k] : "—", b = fc.count(k) ? fc[k] : "—";
     if (a != b) rows.push_back({setting_name(k), a, b});
   }
-  if (baseline.backend != current.backend) rows.push_back({"backend", baseline.backend, current.backend});
+  if (baseline.backend != current.backend)
+    rows.push_back({"backend", baseline.backend, current.backend});
 
   // Per-layer overrides: effective stream settings of each layer either side overrides.
   auto by_layer = [](const json& ov) {
@@ -187,8 +188,10 @@ std::vector<ConfigDiffRow> config_diff(const sessions::RunConfig& baseline,
   for (const auto& [l, o] : lc) layers.insert(l);
   for (int layer : layers) {
     for (const char* st : {"k", "v"}) {
-      const json* xb = lb.count(layer) && lb.at(layer).contains(st) ? &lb.at(layer).at(st) : nullptr;
-      const json* xc = lc.count(layer) && lc.at(layer).contains(st) ? &lc.at(layer).at(st) : nullptr;
+      const json* xb =
+          lb.count(layer) && lb.at(layer).contains(st) ? &lb.at(layer).at(st) : nullptr;
+      const json* xc =
+          lc.count(layer) && lc.at(layer).contains(st) ? &lc.at(layer).at(st) : nullptr;
       if (!xb && !xc) continue;
       std::map<std::string, std::string> sb, sc;
       flatten(xb ? *xb : jb.at(st), "", sb);
@@ -200,9 +203,9 @@ std::vector<ConfigDiffRow> config_diff(const sessions::RunConfig& baseline,
         const std::string a = sb.count(k) ? sb[k] : "—", b = sc.count(k) ? sc[k] : "—";
         if (a == b) continue;
         std::string name = k.rfind("params.", 0) == 0 ? k.substr(7) : k;
-        rows.push_back({"layer " + std::to_string(layer) + " · " + (st[0] == 'k' ? "K" : "V") +
-                            " · " + name,
-                        a + (xb ? "" : " (global)"), b + (xc ? "" : " (global)")});
+        rows.push_back(
+            {"layer " + std::to_string(layer) + " · " + (st[0] == 'k' ? "K" : "V") + " · " + name,
+             a + (xb ? "" : " (global)"), b + (xc ? "" : " (global)")});
       }
     }
   }
@@ -235,8 +238,8 @@ ComparisonModel build_comparison(const Snapshot& s) {
   m.has_current = s.run != nullptr;
   if (m.has_baseline) m.baseline_label = entry_label(*s.baseline);
   if (s.run) {
-    m.current_label = s.run_partial ? "partial run (cancelled; not the configuration's totals)"
-                                    : "current run";
+    m.current_label =
+        s.run_partial ? "partial run (cancelled; not the configuration's totals)" : "current run";
     for (const auto& e : s.history)
       if (e->id == s.run_id && !s.run_partial) m.current_label = entry_label(*e);
   }
@@ -249,8 +252,9 @@ ComparisonModel build_comparison(const Snapshot& s) {
   }
   if (!s.run) notes.push_back("No current run yet.");
   if (s.run && s.run_partial)
-    notes.push_back("The current run is PARTIAL (cancelled): its totals cover only the finished "
-                    "layers.");
+    notes.push_back(
+        "The current run is PARTIAL (cancelled): its totals cover only the finished "
+        "layers.");
   else if (s.run && !s.run_is_current)
     notes.push_back(s.run_in_flight ? "The current run is being recomputed for the edited "
                                       "configuration (rerunning…)."
@@ -434,9 +438,10 @@ LayerMapModel diff_layer_map(const LayerMapModel& current, const LayerMapModel& 
                         current.metric == LayerMapMetric::kDEff ||
                         current.metric == LayerMapMetric::kKurtosis;
   if (analysis && m.hint.empty())
-    m.hint = "This metric comes from the capture analysis, which does not depend on the "
-             "configuration: Δ is 0 everywhere. Pick a run metric (relative MSE, attention KL, "
-             "bytes, outlier rate) to compare runs.";
+    m.hint =
+        "This metric comes from the capture analysis, which does not depend on the "
+        "configuration: Δ is 0 everywhere. Pick a run metric (relative MSE, attention KL, "
+        "bytes, outlier rate) to compare runs.";
   double amax = 0;
   for (auto& row : m.rows) {
     const LayerMapRow* brow = nullptr;
@@ -447,12 +452,12 @@ LayerMapModel diff_layer_map(const LayerMapModel& current, const LayerMapModel& 
       const double bv = brow && h < brow->cells.size() ? brow->cells[h].value : kNaN;
       const double cv = c.value;
       if (!std::isfinite(cv) || !std::isfinite(bv)) {
-        c.why_na = !std::isfinite(cv) ? (c.why_na.empty() ? "n/a in the current run" : c.why_na)
-                                      : "n/a in the baseline" +
-                                            (brow && h < brow->cells.size() &&
-                                                     !brow->cells[h].why_na.empty()
-                                                 ? ": " + brow->cells[h].why_na
-                                                 : std::string());
+        c.why_na = !std::isfinite(cv)
+                       ? (c.why_na.empty() ? "n/a in the current run" : c.why_na)
+                       : "n/a in the baseline" +
+                             (brow && h < brow->cells.size() && !brow->cells[h].why_na.empty()
+                                  ? ": " + brow->cells[h].why_na
+                                  : std::string());
         c.value = kNaN;
         c.text = "n/a";
         continue;

@@ -71,7 +71,7 @@ struct ComparisonModel {
   bool has_current = false;
   std::string baseline_label;  // "run #3 · Keep layer 1 bf16 (boundary) · 14:02:11"
   std::string current_label;
-  std::string note;            // why a side is missing, partial, stale, same configuration
+  std::string note;  // why a side is missing, partial, stale, same configuration
   bool same_config = false;
   std::vector<CompareTotal> totals;
   std::vector<ConfigDiffRow> config;

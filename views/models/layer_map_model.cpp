@@ -365,11 +365,10 @@ LayerMapModel build_layer_map(const Snapshot& s, LayerMapMetric metric, LayerMap
       m.totals_line = "PARTIAL (cancelled, " + std::to_string(s.run->layers.size()) +
                       " layers finished): " + m.totals_line;
     const nlohmann::json j = sessions::run_result_to_json(*s.run);
-    std::string q =
-        "K rel_mse (pooled over layers) " +
-        fmt_or_na(sessions::metric_value(j, "k_rel_mse"), "%.4g") +
-        " · V rel_mse (pooled over layers) " +
-        fmt_or_na(sessions::metric_value(j, "v_rel_mse"), "%.4g");
+    std::string q = "K rel_mse (pooled over layers) " +
+                    fmt_or_na(sessions::metric_value(j, "k_rel_mse"), "%.4g") +
+                    " · V rel_mse (pooled over layers) " +
+                    fmt_or_na(sessions::metric_value(j, "v_rel_mse"), "%.4g");
     if (auto kl = sessions::metric_value(j, "attn_kl")) {
       q += " · attn KL (mean over layers) " + fmt_or_na(kl, "%.4g");
     }

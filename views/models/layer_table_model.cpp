@@ -199,8 +199,9 @@ std::string override_notice(const LayerTable& t, bool k_stream) {
   std::string text = (ov.size() == 1 ? "Layer " : "Layers ") + layer_list_text(ov) +
                      (ov.size() == 1 ? " overrides" : " override") + " the " + s +
                      " stream (per-layer table): the settings here apply to ";
-  text += rest.empty() ? "no layer." : (rest.size() == 1 ? "layer " : "layers ") +
-                                           layer_list_text(rest) + " only.";
+  text += rest.empty()
+              ? "no layer."
+              : (rest.size() == 1 ? "layer " : "layers ") + layer_list_text(rest) + " only.";
   return text;
 }
 

@@ -87,7 +87,8 @@ std::vector<std::string> available_metrics(const std::vector<json>& records) {
 
 std::string codec_bits_label(const json& config) {
   auto stream = [&](const char* s) {
-    if (!config.is_object() || !config.contains(s) || !config[s].is_object()) return std::string("?");
+    if (!config.is_object() || !config.contains(s) || !config[s].is_object())
+      return std::string("?");
     const json& st = config[s];
     std::string out = st.value("codec", std::string("?"));
     const std::string bp = bits_param(out);
@@ -177,10 +178,9 @@ ParetoModel build_pareto_model(const Snapshot& snapshot, int sweep_index,
       m.current = static_cast<int>(i);
       break;
     }
-  const std::string baseline_hash =
-      snapshot.baseline && snapshot.baseline->config
-          ? sessions::run_config_hash(*snapshot.baseline->config)
-          : "";
+  const std::string baseline_hash = snapshot.baseline && snapshot.baseline->config
+                                        ? sessions::run_config_hash(*snapshot.baseline->config)
+                                        : "";
   for (size_t i = 0; i < m.points.size() && !baseline_hash.empty(); ++i)
     if (m.points[i].config_hash == baseline_hash) {
       m.baseline = static_cast<int>(i);

@@ -59,7 +59,8 @@ std::vector<std::string> available_metrics(const std::vector<nlohmann::json>& re
 ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metric);
 /// The same for sweep `sweep_index` of the snapshot (any sweep, not only the active one; an
 /// index out of range gives an empty model).
-ParetoModel build_pareto_model(const Snapshot& snapshot, int sweep_index, const std::string& metric);
+ParetoModel build_pareto_model(const Snapshot& snapshot, int sweep_index,
+                               const std::string& metric);
 
 /// "kakeya_pca 3b" (K and V alike) or "K kakeya_pca 3b · V q8_0" from a canonical configuration
 /// JSON (the bit width from the codec's bit-width parameter, views::bits_param).

@@ -44,9 +44,9 @@ struct Selection {
 /// the current run are these. Immutable once published; `run` keeps the residuals (distribution
 /// view) unless the history dropped them to stay within its memory budget (`has_residuals`).
 struct RunEntry {
-  uint64_t id = 0;        // 1, 2, … in the order runs finished (never reused within a session)
-  std::string label;      // what produced it: the edit ("Keep layer 1 bf16 (boundary)"), "open", …
-  std::shared_ptr<const sessions::RunConfig> config;   // the configuration that was run
+  uint64_t id = 0;    // 1, 2, … in the order runs finished (never reused within a session)
+  std::string label;  // what produced it: the edit ("Keep layer 1 bf16 (boundary)"), "open", …
+  std::shared_ptr<const sessions::RunConfig> config;  // the configuration that was run
   std::string config_key;  // canonical JSON text of `config` (equal keys = equal results)
   std::shared_ptr<const sessions::RunResult> run;
   std::shared_ptr<const sessions::OutlierRates> outliers;  // null when the run has no Kakeya stream

@@ -470,8 +470,9 @@ class TestGuiDialogs : public QObject {
         if (w.rfind("reference plugin compatibility: ", 0) == 0) ++plugin;
       QVERIFY(plugin >= 2);  // K and V
       QVERIFY2(dlg.headline().contains("warning"), qPrintable(dlg.headline()));
-      QVERIFY(dlg.findChild<QTabWidget*>("report_tabs")->tabText(1).contains(
-          QString::number(dlg.report()->warnings.size())));
+      QVERIFY(dlg.findChild<QTabWidget*>("report_tabs")
+                  ->tabText(1)
+                  .contains(QString::number(dlg.report()->warnings.size())));
       QVERIFY(QFileInfo::exists(dest + "/MANIFEST.json"));
       QCOMPARE(dlg.findChild<QTableWidget*>("roundtrip")->rowCount(), 8);
       save_shot(dlg, "bundle");

@@ -6,6 +6,8 @@
 // cancels only the focused job and a cancelled run is labelled partial, keyboard navigation of
 // the layer map and of the dialogs (Tab never trapped), and the layouts at 1200×800 (screenshot
 // written by the test) and 1920×1080.
+#include <qcustomplot.h>
+
 #include <QAbstractButton>
 #include <QCheckBox>
 #include <QComboBox>
@@ -29,9 +31,8 @@
 #include <QTemporaryDir>
 #include <QtTest/QtTest>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
-#include <qcustomplot.h>
+#include <optional>
 
 #include "app/gui/boundary_panel.h"
 #include "app/gui/bundle_dialog.h"
@@ -144,9 +145,8 @@ class TestGuiWorkbench : public QObject {
     QCOMPARE(wb.history().size(), size_t(2));
     const double delta = s->run->ratio_vs_bf16() - s->baseline->run->ratio_vs_bf16();
     QVERIFY(delta > 0);
-    QVERIFY2(w->ratio_text().contains(QString::asprintf("Δ vs baseline #%llu %+.4f",
-                                                        static_cast<unsigned long long>(first),
-                                                        delta)),
+    QVERIFY2(w->ratio_text().contains(QString::asprintf(
+                 "Δ vs baseline #%llu %+.4f", static_cast<unsigned long long>(first), delta)),
              qPrintable(w->ratio_text()));
 
     // The comparison view: totals with Δ, the one setting that differs, the history.
@@ -174,8 +174,8 @@ class TestGuiWorkbench : public QObject {
     map->set_delta(true);
     QVERIFY(map->model().delta);
     const auto base = views::snapshot_of_entry(*s, *s->baseline);
-    const double want = s->run->layers[0].k.heads[0].rel_mse() -
-                        base->run->layers[0].k.heads[0].rel_mse();
+    const double want =
+        s->run->layers[0].k.heads[0].rel_mse() - base->run->layers[0].k.heads[0].rel_mse();
     QCOMPARE(map->model().rows[0].cells[0].value, want);
     map->set_delta(false);
 
@@ -269,7 +269,7 @@ class TestGuiWorkbench : public QObject {
     for (int layer = 0; layer < 4; ++layer) {
       QCOMPARE(table->item(layer, 2)->text(), QString(layer % 2 ? "4" : "2"));
       QVERIFY(table->item(layer, 2)->font().bold());  // an override
-      QVERIFY(table->item(layer, 7)->text() != "—");   // the measured layer ratio
+      QVERIFY(table->item(layer, 7)->text() != "—");  // the measured layer ratio
     }
     QVERIFY(cv->override_notice_text(true).contains("apply to no layer"));
     QVERIFY(cv->override_notice_text(false).isEmpty());
@@ -417,7 +417,9 @@ class TestGuiWorkbench : public QObject {
       QTRY_VERIFY(QApplication::activeWindow() == d.get());
       if (QWidget* first = d->nextInFocusChain()) first->setFocus(Qt::TabFocusReason);
       const QSet<QWidget*> seen = tab_through(d.get(), 25);
-      QVERIFY2(seen.size() >= 4, qPrintable(QString("%1: %2 widgets").arg(d->metaObject()->className()).arg(seen.size())));
+      QVERIFY2(
+          seen.size() >= 4,
+          qPrintable(QString("%1: %2 widgets").arg(d->metaObject()->className()).arg(seen.size())));
       for (QWidget* x : seen) QVERIFY(d->isAncestorOf(x));
       d->close();
     }

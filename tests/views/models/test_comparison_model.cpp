@@ -112,7 +112,8 @@ TEST(ComparisonModel, MissingSidesPartialAndSameConfiguration) {
 
   auto pending = std::make_shared<Snapshot>(*none);
   pending->baseline_pending = "sweep s cell #3";
-  EXPECT_TRUE(contains(build_comparison(*pending).note, "Computing the baseline (sweep s cell #3)"));
+  EXPECT_TRUE(
+      contains(build_comparison(*pending).note, "Computing the baseline (sweep s cell #3)"));
 
   auto partial = compared();
   partial->run_partial = true;
@@ -185,9 +186,9 @@ TEST(ComparisonModel, DeltaLayerMapIsCurrentMinusBaseline) {
     }
   EXPECT_EQ(d.max, amax);
   // Analysis metrics do not depend on the configuration: Δ 0 and a hint that says so.
-  const LayerMapModel a = diff_layer_map(build_layer_map(*s, LayerMapMetric::kSigmaQCond),
-                                         build_layer_map(*base_snapshot, LayerMapMetric::kSigmaQCond),
-                                         "run #1");
+  const LayerMapModel a =
+      diff_layer_map(build_layer_map(*s, LayerMapMetric::kSigmaQCond),
+                     build_layer_map(*base_snapshot, LayerMapMetric::kSigmaQCond), "run #1");
   EXPECT_TRUE(contains(a.hint, "does not depend on the configuration")) << a.hint;
   for (const auto& r : a.rows) {
     for (const auto& c : r.cells) {
@@ -312,7 +313,8 @@ TEST(LayerTableModel, EditsWriteOverridesLikeThePlan) {
   EXPECT_EQ(e.boundary, (std::vector<int>{2}));
   e = edit_layer_cell(e, 1, LayerColumn::kQSkip, "true");
   EXPECT_EQ(e.q_precond_skip_layers, (std::vector<int>{1}));
-  EXPECT_EQ(layer_changes_text(base, e, s->capture), "layer 0 compressed, layer 1 Σ_q skip, layer 2 bf16");
+  EXPECT_EQ(layer_changes_text(base, e, s->capture),
+            "layer 0 compressed, layer 1 Σ_q skip, layer 2 bf16");
   // Refused values name the layer.
   EXPECT_THROW(edit_layer_cell(base, 1, LayerColumn::kKBits, "9"), InvalidArgument);
   EXPECT_THROW(edit_layer_cell(base, 2, LayerColumn::kVBits, "4"), InvalidArgument);  // q8_0
