@@ -359,7 +359,7 @@ class TestGuiWorkbench : public QObject {
     const auto s = wb.snapshot();
     QVERIFY(s->run && !s->run_is_current && s->run_id == 0);
     QVERIFY(wb.history().empty());  // a partial run is never the configuration's result
-    QVERIFY2(w->ratio_text().startsWith("PARTIAL run"), qPrintable(w->ratio_text()));
+    QTRY_VERIFY2(w->ratio_text().startsWith("PARTIAL run"), qPrintable(w->ratio_text()));
     QVERIFY(!w->ratio_text().contains("rerunning"));
     auto* map = view_of<views::LayerMapView>(*w, "layer-map");
     QVERIFY(map->model().run_partial);
