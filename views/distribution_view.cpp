@@ -249,6 +249,20 @@ void DistributionView::draw() {
   }
   center_legend_row(legend);
   lx->setRange(lo - 0.6, hi + 0.6);
+  if (model_.layer >= 0) {
+    // The layer of the histogram (the linked selection) framed in the per-layer panel.
+    auto* band = new QCPItemRect(p);
+    band->setClipAxisRect(lower);
+    for (QCPItemPosition* pos : {band->topLeft, band->bottomRight}) {
+      pos->setAxes(lx, ly);
+      pos->setAxisRect(lower);
+      pos->setTypeY(QCPItemPosition::ptAxisRectRatio);
+    }
+    band->topLeft->setCoords(model_.layer - 0.45, 0);
+    band->bottomRight->setCoords(model_.layer + 0.45, 1);
+    band->setPen(QPen(QColor(200, 0, 0, 120), 1.0, Qt::DotLine));
+    band->setBrush(QColor(200, 0, 0, 18));
+  }
   ly->setRange(std::min(0.0, kmin * 1.15), std::max(1.0, kmax * 1.15));
   if (has_rate) {
     style_axis(ly2, "outlier rate (fraction)");
