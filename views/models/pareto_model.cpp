@@ -165,9 +165,6 @@ ParetoModel build_pareto_model(const Snapshot& snapshot, int sweep_index,
     pp.family = kf == vf ? kf : kf + " / " + vf;
     pp.total_bytes = res.value("total_bytes", static_cast<uint64_t>(0));
     pp.short_label = codec_bits_label(pp.config);
-    if (res.contains("totals") && res["totals"].is_object() && res["totals"].contains("e2e") &&
-        res["totals"]["e2e"].is_object())
-      pp.verdict = res["totals"]["e2e"].value("verdict", std::string());
     pp.config_hash = rec.value("config_hash", std::string());
     if (auto it = role.find(p.id); it != role.end()) {
       pp.on_frontier = it->second.first;

@@ -31,7 +31,6 @@ struct ParetoPlotPoint {
   std::string config_hash;    // record config_hash (sessions::run_config_hash of its configuration)
   nlohmann::json config;      // result.config (canonical run configuration JSON)
   std::string short_label;    // codec and bit width: "kakeya_pca 3b", "K kakeya_pca 3b · V q8_0"
-  std::string verdict;        // end-to-end verdict (totals.e2e.verdict: ACCEPT | MARGINAL | REJECT)
 };
 
 struct ParetoModel {
