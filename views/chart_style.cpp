@@ -4,6 +4,7 @@
 
 #include <QFont>
 #include <QToolTip>
+#include <algorithm>
 #include <cmath>
 
 namespace kvwb::views {
@@ -135,7 +136,22 @@ QCPLegend* add_legend_row(QCustomPlot* plot) {
   return lg;
 }
 
+void fit_legend_row(QCPLegend* legend, int available_width) {
+  const int items = legend->itemCount();
+  if (items == 0) return;
+  int widest = 0;
+  for (int i = 0; i < items; ++i)
+    if (QCPAbstractLegendItem* it = legend->item(i))
+      widest = std::max(widest, it->minimumOuterSizeHint().width());
+  const int spacing = 14;
+  const int usable = std::max(1, available_width - 24);
+  const int per_row = std::clamp(usable / std::max(1, widest + spacing), 1, items);
+  legend->setWrap(per_row);
+  legend->setFillOrder(QCPLayoutGrid::foColumnsFirst, true);
+}
+
 void center_legend_row(QCPLegend* legend) {
+  fit_legend_row(legend, legend->parentPlot()->width());
   const int n = legend->columnCount();
   if (n == 0 || legend->itemCount() == 0) return;
   legend->insertColumn(0);

@@ -44,7 +44,12 @@ QCPAxisRect* add_lower_panel(QCustomPlot* plot, double stretch, QCPLegend** lege
 /// side; the plot's inset legend is hidden. Returns it for addToLegend.
 QCPLegend* add_legend_row(QCustomPlot* plot);
 
-/// Centres the entries of a legend row made by add_lower_panel (call after adding the entries).
+/// Re-flows the entries of a legend row so each row fits `available_width` pixels (no entry is
+/// clipped): as many entries a row as the widest one allows.
+void fit_legend_row(QCPLegend* legend, int available_width);
+
+/// Fits (fit_legend_row at the plot's width) and centres the entries of a legend row made by
+/// add_lower_panel or add_legend_row (call after adding the entries).
 void center_legend_row(QCPLegend* legend);
 
 /// Range of a log axis: [lo/pad, hi*pad] widened to whole decades, so that at least two 10^n

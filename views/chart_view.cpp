@@ -1,13 +1,18 @@
 #include "views/chart_view.h"
 
+#include <qcustomplot.h>
+
 #include <QBuffer>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QSplitter>
 #include <QSvgGenerator>
+#include <QTimer>
 #include <QVBoxLayout>
+#include <QWheelEvent>
+#include <cmath>
 #include <cstdio>
-#include <qcustomplot.h>
 
 #include "base/errors.h"
 
@@ -26,7 +31,105 @@ ChartView::ChartView(QWidget* parent) : View(parent) {
   layout->addWidget(note_);
   plot_ = new QCustomPlot(this);
   plot_->setMinimumSize(240, 160);
+  plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
+  plot_->setToolTip(QString());
   layout->addWidget(plot_, 1);
+  reset_ = new QToolButton(this);
+  reset_->setObjectName("reset_zoom");
+  reset_->setText(tr("Reset zoom"));
+  reset_->setToolTip(
+      tr("Back to the whole chart (or double-click the chart). Wheel: zoom, drag: pan"));
+  reset_->setEnabled(false);
+  connect(reset_, &QToolButton::clicked, this, [this] { reset_zoom(); });
+  // The controls row gets the button last (subclasses add their selectors before it).
+  QTimer::singleShot(0, this, [this] { controls_->addWidget(reset_); });
+  auto user_zoomed = [this] {
+    user_ = current_ranges();
+    zoomed_ = user_ != home_;
+    reset_->setEnabled(zoomed_);
+  };
+  connect(plot_, &QCustomPlot::mouseWheel, this,
+          [user_zoomed](QWheelEvent*) { QTimer::singleShot(0, user_zoomed); });
+  connect(plot_, &QCustomPlot::mousePress, this, [this](QMouseEvent* e) {
+    pressed_ = e->button() == Qt::LeftButton;
+    press_pos_ = e->position();
+  });
+  connect(plot_, &QCustomPlot::mouseRelease, this, [this, user_zoomed](QMouseEvent* e) {
+    if (!pressed_ || e->button() != Qt::LeftButton) return;
+    pressed_ = false;
+    const QPointF d = e->position() - press_pos_;
+    if (std::abs(d.x()) + std::abs(d.y()) <= 4.0)
+      on_plot_clicked(e->position());
+    else
+      user_zoomed();
+  });
+  connect(plot_, &QCustomPlot::mouseDoubleClick, this, [this](QMouseEvent*) { reset_zoom(); });
+  redraw_timer_ = new QTimer(this);
+  redraw_timer_->setSingleShot(true);
+  redraw_timer_->setInterval(120);
+  connect(redraw_timer_, &QTimer::timeout, this, [this] {
+    if (std::abs(plot_->width() - drawn_width_) > 24) redraw();
+  });
+}
+
+void ChartView::resizeEvent(QResizeEvent* e) {
+  View::resizeEvent(e);
+  redraw_timer_->start();
+}
+
+QSplitter* ChartView::plot_splitter() {
+  if (splitter_) return splitter_;
+  auto* l = static_cast<QVBoxLayout*>(layout());
+  const int at = l->indexOf(plot_);
+  splitter_ = new QSplitter(Qt::Vertical, this);
+  splitter_->setChildrenCollapsible(false);
+  l->insertWidget(at, splitter_, 1);
+  splitter_->addWidget(plot_);
+  return splitter_;
+}
+
+std::map<ChartView::AxisKey, std::pair<double, double>> ChartView::current_ranges() const {
+  std::map<AxisKey, std::pair<double, double>> out;
+  const QList<QCPAxisRect*> rects = plot_->axisRects();
+  for (int i = 0; i < rects.size(); ++i)
+    for (QCPAxis* a : rects[i]->axes())
+      out[{i, static_cast<int>(a->axisType())}] = {a->range().lower, a->range().upper};
+  return out;
+}
+
+void ChartView::apply_ranges(const std::map<AxisKey, std::pair<double, double>>& ranges) {
+  const QList<QCPAxisRect*> rects = plot_->axisRects();
+  for (int i = 0; i < rects.size(); ++i)
+    for (QCPAxis* a : rects[i]->axes()) {
+      const auto it = ranges.find({i, static_cast<int>(a->axisType())});
+      if (it != ranges.end()) a->setRange(it->second.first, it->second.second);
+    }
+}
+
+void ChartView::finish_draw(const QString& key) {
+  for (QCPAxisRect* r : plot_->axisRects()) {
+    r->setRangeDrag(Qt::Horizontal | Qt::Vertical);
+    r->setRangeZoom(Qt::Horizontal | Qt::Vertical);
+  }
+  home_ = current_ranges();
+  if (zoomed_ && key == draw_key_) {
+    apply_ranges(user_);
+  } else {
+    zoomed_ = false;
+    user_.clear();
+  }
+  draw_key_ = key;
+  drawn_width_ = plot_->width();
+  reset_->setEnabled(zoomed_);
+  plot_->replot();
+}
+
+void ChartView::reset_zoom() {
+  apply_ranges(home_);
+  zoomed_ = false;
+  user_.clear();
+  reset_->setEnabled(false);
+  plot_->replot();
 }
 
 void ChartView::set_note(const QString& text) {

@@ -7,10 +7,12 @@
 #include <QFrame>
 #include <QGroupBox>
 #include <QHBoxLayout>
+#include <QHeaderView>
 #include <QScrollArea>
 #include <QSignalBlocker>
 #include <QSpinBox>
 #include <QStandardItemModel>
+#include <QStyledItemDelegate>
 #include <QVBoxLayout>
 #include <cmath>
 
@@ -34,6 +36,42 @@ QWidget* row(QWidget* parent, std::initializer_list<QWidget*> widgets, int stret
   for (QWidget* x : widgets) l->addWidget(x, i++ == stretch_index ? 1 : 0);
   return w;
 }
+
+/// Editors of the per-layer table: a combo box of the codecs or of the codec's bit widths.
+class LayerCellDelegate : public QStyledItemDelegate {
+ public:
+  using QStyledItemDelegate::QStyledItemDelegate;
+  QWidget* createEditor(QWidget* parent, const QStyleOptionViewItem& option,
+                        const QModelIndex& index) const override {
+    const QString kind = index.data(Qt::UserRole + 1).toString();
+    if (kind != "codec" && kind != "bits")
+      return QStyledItemDelegate::createEditor(parent, option, index);
+    auto* combo = new QComboBox(parent);
+    const auto choices =
+        kind == "codec"
+            ? layer_column_choices(LayerColumn::kKCodec, "")
+            : layer_column_choices(LayerColumn::kKBits,
+                                   index.data(Qt::UserRole + 2).toString().toStdString());
+    for (const auto& c : choices) combo->addItem(QString::fromStdString(c));
+    return combo;
+  }
+  void setEditorData(QWidget* editor, const QModelIndex& index) const override {
+    if (auto* combo = qobject_cast<QComboBox*>(editor)) {
+      combo->setCurrentIndex(std::max(0, combo->findText(index.data().toString())));
+      return;
+    }
+    QStyledItemDelegate::setEditorData(editor, index);
+  }
+  void setModelData(QWidget* editor, QAbstractItemModel* model,
+                    const QModelIndex& index) const override {
+    if (auto* combo = qobject_cast<QComboBox*>(editor)) {
+      if (combo->currentText() != index.data().toString())
+        model->setData(index, combo->currentText());
+      return;
+    }
+    QStyledItemDelegate::setModelData(editor, model, index);
+  }
+};
 
 }  // namespace
 
@@ -68,9 +106,10 @@ ConfigView::ConfigView(QWidget* parent) : View(parent) {
   scroll->setWidgetResizable(true);
   scroll->setFrameShape(QFrame::NoFrame);
   auto* body = new QWidget(scroll);
-  auto* columns = new QHBoxLayout(body);
-  columns->setContentsMargins(0, 0, 0, 0);
-  columns->setSpacing(8);
+  body_ = body;
+  grid_ = new QGridLayout(body);
+  grid_->setContentsMargins(0, 0, 0, 0);
+  grid_->setSpacing(8);
   scroll->setWidget(body);
   outer->addWidget(scroll, 1);
 
@@ -157,9 +196,61 @@ ConfigView::ConfigView(QWidget* parent) : View(parent) {
     backend_->setModel(model);
   }
   rf->addRow("Backend", backend_);
-  columns->addWidget(run_box, 10);
-  columns->addWidget(build_stream_section(k_, "K stream", true), 11);
-  columns->addWidget(build_stream_section(v_, "V stream", false), 11);
+  run_box_ = run_box;
+  k_.box = build_stream_section(k_, "K stream", true);
+  v_.box = build_stream_section(v_, "V stream", false);
+
+  // Per-layer table: what every layer really gets (global stream or the layer's override).
+  auto* layer_box = new QGroupBox("Per-layer settings (override the global K / V streams)", body);
+  layer_box_ = layer_box;
+  auto* ll = new QVBoxLayout(layer_box);
+  ll->setContentsMargins(6, 6, 6, 6);
+  auto* layer_hint = new QLabel(
+      "Edit a cell (double-click, F2 or type; Space ticks bf16 / Σ_q skip). A stream set like the "
+      "global one follows it again. Bold blue: the layer overrides the global stream (e.g. after "
+      "Apply plan). Run applies the edits.",
+      layer_box);
+  layer_hint->setWordWrap(true);
+  layer_hint->setStyleSheet("color: #555;");
+  ll->addWidget(layer_hint);
+  layer_table_ = new QTableWidget(layer_box);
+  layer_table_->setObjectName("config.layer_table");
+  layer_table_->setColumnCount(8);
+  layer_table_->setHorizontalHeaderLabels(
+      {"Layer", "K codec", "K bits", "V codec", "V bits", "bf16", "Σ_q skip", "ratio (run)"});
+  layer_table_->verticalHeader()->setVisible(false);
+  layer_table_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  layer_table_->setSelectionMode(QAbstractItemView::SingleSelection);
+  layer_table_->setEditTriggers(QAbstractItemView::DoubleClicked |
+                                QAbstractItemView::EditKeyPressed |
+                                QAbstractItemView::AnyKeyPressed);
+  layer_table_->setTabKeyNavigation(false);
+  layer_table_->setItemDelegate(new LayerCellDelegate(layer_table_));
+  layer_table_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
+  layer_table_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::ResizeToContents);
+  layer_table_->setMinimumHeight(160);
+  ll->addWidget(layer_table_);
+  relayout();
+  connect(layer_table_, &QTableWidget::itemChanged, this, [this](QTableWidgetItem* it) {
+    if (filling_table_ || !it) return;
+    const int row = it->row(), c = it->column();
+    if (row < 0 || row >= static_cast<int>(table_.rows.size())) return;
+    static const LayerColumn kCols[] = {
+        LayerColumn::kKCodec, LayerColumn::kKCodec,   LayerColumn::kKBits, LayerColumn::kVCodec,
+        LayerColumn::kVBits,  LayerColumn::kBoundary, LayerColumn::kQSkip};
+    if (c < 1 || c > 6) return;
+    const std::string value = (c == 5 || c == 6)
+                                  ? std::string(it->checkState() == Qt::Checked ? "true" : "false")
+                                  : it->text().toStdString();
+    edit_layer(table_.rows[static_cast<size_t>(row)].layer, kCols[c], value);
+  });
+  connect(
+      layer_table_, &QTableWidget::currentCellChanged, this, [this](int row, int, int prev, int) {
+        if (filling_table_ || row < 0 || row == prev || row >= static_cast<int>(table_.rows.size()))
+          return;
+        emit select_requested(table_.rows[static_cast<size_t>(row)].layer,
+                              snapshot_ ? std::max(0, snapshot_->selection.kv_head) : 0);
+      });
 
   error_ = new QLabel(this);
   error_->setObjectName("config.error");
@@ -241,6 +332,21 @@ QWidget* ConfigView::build_stream_section(StreamWidgets& s, const QString& title
   line->setFrameShape(QFrame::HLine);
   line->setFrameShadow(QFrame::Sunken);
   layout->addWidget(line);
+  s.notice = new QLabel(box);
+  s.notice->setObjectName(tag + ".override_notice");
+  s.notice->setWordWrap(true);
+  s.notice->setStyleSheet("color: #1f4e9c;");
+  s.notice->setVisible(false);
+  layout->addWidget(s.notice);
+  s.notice_apply = new QPushButton("Apply to every layer", box);
+  s.notice_apply->setObjectName(tag + ".apply_every_layer");
+  s.notice_apply->setToolTip(
+      "Drop the per-layer overrides of this stream: the settings above "
+      "apply to every layer (Run applies it)");
+  s.notice_apply->setVisible(false);
+  layout->addWidget(s.notice_apply, 0, Qt::AlignLeft);
+  connect(s.notice_apply, &QPushButton::clicked, this,
+          [this, is_k] { apply_stream_to_every_layer(is_k); });
   s.params_host = new QWidget(box);
   s.params_form = new QFormLayout(s.params_host);
   s.params_form->setContentsMargins(0, 0, 0, 0);
@@ -445,22 +551,49 @@ void ConfigView::load_config(const sessions::RunConfig& config) {
   show_error({});
   clear_highlight();
   update_header();
+  refresh_table();
 }
 
 void ConfigView::set_snapshot(SnapshotPtr snapshot) {
   snapshot_ = std::move(snapshot);
   if (!edited_ && snapshot_ && snapshot_->config) load_config(*snapshot_->config);
   update_header();
+  refresh_table();
 }
 
 bool ConfigView::run() {
   clear_highlight();
   try {
     const sessions::RunConfig cfg = config_from_form(form());
+    // A global stream edit that no layer would get is refused, never run silently.
+    if (snapshot_ && snapshot_->config) {
+      const LayerTable t = build_layer_table(cfg, snapshot_->capture, nullptr);
+      const nlohmann::json now = sessions::run_config_to_json(cfg);
+      const nlohmann::json before = sessions::run_config_to_json(*snapshot_->config);
+      for (bool k : {true, false}) {
+        const char* key = k ? "k" : "v";
+        if (now[key] != before[key] && stream_fully_overridden(t, k)) {
+          const QString msg =
+              QString(
+                  "Cannot run: the %1 stream settings you changed apply to no layer — every "
+                  "layer overrides %1 (per-layer table). Press \"Apply to every layer\" under "
+                  "the %1 stream to apply them, or Revert.")
+                  .arg(k ? "K" : "V");
+          show_error(msg);
+          (k ? k_ : v_).notice_apply->setFocus();
+          return false;
+        }
+      }
+    }
     show_error({});
+    QString label = "edited";
+    if (snapshot_ && snapshot_->config) {
+      const std::string layers = layer_changes_text(*snapshot_->config, cfg, snapshot_->capture);
+      if (!layers.empty()) label += ": " + qs(layers);
+    }
     edited_ = false;
     update_header();
-    emit config_requested(cfg, "edited");
+    emit config_requested(cfg, label);
     return true;
   } catch (const std::exception& e) {
     show_error(QString("Cannot run: ") + e.what());
@@ -515,6 +648,185 @@ void ConfigView::mark_edited() {
   if (loading_) return;
   edited_ = true;
   update_header();
+  refresh_table();
+}
+
+sessions::RunConfig ConfigView::pending_config() const {
+  try {
+    return config_from_form(form());
+  } catch (const std::exception&) {
+  }
+  if (snapshot_ && snapshot_->config) return *snapshot_->config;
+  return sessions::RunConfig{};
+}
+
+void ConfigView::load_layer_parts(const sessions::RunConfig& cfg) {
+  const nlohmann::json canon = sessions::run_config_to_json(cfg);
+  carried_["overrides"] = canon["overrides"];
+  carried_["q_precond_skip_layers"] = canon["q_precond_skip_layers"];
+  boundary_->setText(qs(layer_list_text(cfg.boundary)));
+  mark_edited();
+}
+
+bool ConfigView::edit_layer(int layer, LayerColumn column, const std::string& value) {
+  sessions::RunConfig cfg;
+  try {
+    cfg = config_from_form(form());
+  } catch (const std::exception& e) {
+    show_error(QString("Fix the form before editing layers: ") + e.what());
+    refresh_table();
+    return false;
+  }
+  try {
+    cfg = edit_layer_cell(cfg, layer, column, value);
+  } catch (const std::exception& e) {
+    show_error(QString("Cannot set that cell: ") + e.what());
+    refresh_table();
+    return false;
+  }
+  show_error({});
+  load_layer_parts(cfg);
+  return true;
+}
+
+void ConfigView::apply_stream_to_every_layer(bool k_stream) {
+  try {
+    load_layer_parts(clear_stream_overrides(config_from_form(form()), k_stream));
+    show_error({});
+  } catch (const std::exception& e) {
+    show_error(QString("Fix the form first: ") + e.what());
+  }
+}
+
+QString ConfigView::override_notice_text(bool k_stream) const {
+  const StreamWidgets& s = k_stream ? k_ : v_;
+  return s.notice->isHidden() ? QString() : s.notice->text();
+}
+
+void ConfigView::refresh_table() {
+  if (!layer_table_) return;
+  const sessions::RunConfig cfg = pending_config();
+  CaptureSummary capture;
+  if (snapshot_) capture = snapshot_->capture;
+  const sessions::RunResult* run =
+      snapshot_ && snapshot_->run && !snapshot_->run_partial ? snapshot_->run.get() : nullptr;
+  table_ = build_layer_table(cfg, capture, run);
+  filling_table_ = true;
+  const int selected = snapshot_ ? snapshot_->selection.layer : -1;
+  layer_table_->setRowCount(static_cast<int>(table_.rows.size()));
+  const QColor override_bg(0xe3, 0xec, 0xfa), override_fg(0x1f, 0x4e, 0x9c);
+  auto text_item = [](const QString& t, bool editable) {
+    auto* it = new QTableWidgetItem(t);
+    if (!editable) it->setFlags(it->flags() & ~Qt::ItemIsEditable);
+    return it;
+  };
+  for (size_t i = 0; i < table_.rows.size(); ++i) {
+    const LayerTableRow& r = table_.rows[i];
+    const int row = static_cast<int>(i);
+    auto* layer =
+        text_item(QString::number(r.layer) + (r.attention == "sliding" ? " (sl)" : ""), false);
+    layer->setToolTip(r.in_run ? "in the run" : "not in the run (layers / sliding settings)");
+    layer_table_->setItem(row, 0, layer);
+    auto stream_cells = [&](int col, bool k) {
+      const std::string& codec = k ? r.k_codec : r.v_codec;
+      const std::string& bits = k ? r.k_bits : r.v_bits;
+      const bool ov = k ? r.k_override : r.v_override;
+      auto* c = text_item(qs(codec), true);
+      c->setData(Qt::UserRole + 1, QString("codec"));
+      auto* b = text_item(bits.empty() ? "—" : qs(bits), !bits.empty());
+      b->setData(Qt::UserRole + 1, QString("bits"));
+      b->setData(Qt::UserRole + 2, qs(codec));
+      b->setTextAlignment(Qt::AlignCenter);
+      for (QTableWidgetItem* x : {c, b}) {
+        if (ov) {
+          QFont f = x->font();
+          f.setBold(true);
+          x->setFont(f);
+          x->setBackground(override_bg);
+          x->setForeground(override_fg);
+          x->setToolTip(
+              QString("layer %1 overrides the global %2 stream").arg(r.layer).arg(k ? "K" : "V"));
+        } else {
+          x->setToolTip(QString("follows the global %1 stream").arg(k ? "K" : "V"));
+        }
+        if (!r.in_run) x->setForeground(QColor(150, 150, 150));
+        if (r.boundary) x->setToolTip(x->toolTip() + " · bf16 (boundary) wins on this layer");
+      }
+      layer_table_->setItem(row, col, c);
+      layer_table_->setItem(row, col + 1, b);
+    };
+    stream_cells(1, true);
+    stream_cells(3, false);
+    auto* bf = text_item(QString(), false);
+    bf->setFlags((bf->flags() | Qt::ItemIsUserCheckable) & ~Qt::ItemIsEditable);
+    bf->setCheckState(r.boundary ? Qt::Checked : Qt::Unchecked);
+    bf->setToolTip("keep this layer bf16 (both streams; boundary_skip_layers)");
+    layer_table_->setItem(row, 5, bf);
+    auto* sk = text_item(r.q_skip_auto && *r.q_skip_auto ? "auto" : QString(), false);
+    Qt::ItemFlags f = (sk->flags() | Qt::ItemIsUserCheckable) & ~Qt::ItemIsEditable;
+    if (!table_.q_precond) f &= ~Qt::ItemIsEnabled;
+    sk->setFlags(f);
+    sk->setCheckState(r.q_skip_user ? Qt::Checked : Qt::Unchecked);
+    sk->setToolTip(
+        table_.q_precond
+            ? QString("skip Q-preconditioning on this layer%1")
+                  .arg(r.q_skip_auto && *r.q_skip_auto ? " (the skip rule skips it anyway)" : "")
+            : QString("Q-preconditioning is off"));
+    layer_table_->setItem(row, 6, sk);
+    auto* ratio = text_item(r.ratio ? QString::asprintf("%.3f", *r.ratio) : QString("—"), false);
+    ratio->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+    ratio->setToolTip("bf16 bytes / container bytes of this layer in the current run");
+    layer_table_->setItem(row, 7, ratio);
+    if (r.layer == selected) layer_table_->selectRow(row);
+  }
+  filling_table_ = false;
+  for (bool k : {true, false}) {
+    StreamWidgets& s = k ? k_ : v_;
+    const std::string n = override_notice(table_, k);
+    s.notice->setText(qs(n));
+    s.notice->setVisible(!n.empty());
+    s.notice_apply->setVisible(!n.empty());
+    s.notice->setStyleSheet(stream_fully_overridden(table_, k)
+                                ? "color: #b00020; font-weight: bold;"
+                                : "color: #1f4e9c;");
+  }
+}
+
+void ConfigView::relayout() {
+  if (!grid_) return;
+  const int w = width();
+  const int cols = w >= 900 ? 3 : (w >= 560 ? 2 : 1);
+  if (cols == columns_) return;
+  columns_ = cols;
+  for (QWidget* x : {run_box_, k_.box, v_.box, layer_box_}) grid_->removeWidget(x);
+  for (int c = 0; c < 3; ++c) grid_->setColumnStretch(c, 0);
+  if (cols == 3) {
+    grid_->addWidget(run_box_, 0, 0);
+    grid_->addWidget(k_.box, 0, 1);
+    grid_->addWidget(v_.box, 0, 2);
+    grid_->addWidget(layer_box_, 1, 0, 1, 3);
+    grid_->setColumnStretch(0, 10);
+    grid_->setColumnStretch(1, 11);
+    grid_->setColumnStretch(2, 11);
+  } else if (cols == 2) {
+    grid_->addWidget(run_box_, 0, 0, 1, 2);
+    grid_->addWidget(k_.box, 1, 0);
+    grid_->addWidget(v_.box, 1, 1);
+    grid_->addWidget(layer_box_, 2, 0, 1, 2);
+    grid_->setColumnStretch(0, 1);
+    grid_->setColumnStretch(1, 1);
+  } else {
+    grid_->addWidget(run_box_, 0, 0);
+    grid_->addWidget(k_.box, 1, 0);
+    grid_->addWidget(v_.box, 2, 0);
+    grid_->addWidget(layer_box_, 3, 0);
+    grid_->setColumnStretch(0, 1);
+  }
+}
+
+void ConfigView::resizeEvent(QResizeEvent* e) {
+  View::resizeEvent(e);
+  relayout();
 }
 
 void ConfigView::show_error(const QString& text) {

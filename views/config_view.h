@@ -5,16 +5,22 @@
 // Run validates the form through the core (views/config_model.h: run_config_from_json of the
 // form's JSON + codec::ParamReader), shows errors inline in red and emits
 // config_requested(config, "edited"). set_snapshot loads the snapshot's configuration unless the
-// user has unsaved edits ("edited — Run to apply", Revert).
+// user has unsaved edits ("edited — Run to apply", Revert). Below the sections, the per-layer
+// table (views/models/layer_table_model.h): per layer the K / V codec and bit width (global or
+// the layer's override, e.g. after Apply plan), bf16 (boundary) and Σ_q skip, editable like the
+// rest of the form; the global stream sections say which layers override them.
 #include <QCheckBox>
 #include <QComboBox>
 #include <QFormLayout>
+#include <QGridLayout>
 #include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
+#include <QTableWidget>
 #include <optional>
 
 #include "views/models/config_model.h"
+#include "views/models/layer_table_model.h"
 #include "views/view.h"
 
 namespace kvwb::views {
@@ -47,6 +53,22 @@ class ConfigView : public View {
   /// Reloads the snapshot's configuration, dropping the edits.
   void revert();
 
+  /// The per-layer table (rows: capture layers; columns: layer, K codec, K bits, V codec, V bits,
+  /// bf16, Σ_q skip, ratio of the current run).
+  QTableWidget* layer_table() const { return layer_table_; }
+  /// The model the table shows (the form's pending configuration).
+  const LayerTable& layer_table_model() const { return table_; }
+  /// Sets one cell of the per-layer table as the user would (a pending edit; Run applies it).
+  /// false (with the message shown) when the value is refused.
+  bool edit_layer(int layer, LayerColumn column, const std::string& value);
+  /// Drops every per-layer override of a stream in the form (the global settings apply to every
+  /// layer); the "Apply to every layer" button of the override notice.
+  void apply_stream_to_every_layer(bool k_stream);
+  /// The override notice under the K / V section ("" when no layer overrides the stream).
+  QString override_notice_text(bool k_stream) const;
+  /// Columns of the stream sections as laid out now (3 wide, 2 or 1 in narrow docks).
+  int section_columns() const { return columns_; }
+
  private:
   struct StreamWidgets {
     QComboBox* codec = nullptr;
@@ -58,6 +80,9 @@ class ConfigView : public View {
     std::vector<ParamWidgetSpec> specs;
     std::vector<QWidget*> param_widgets;  // parallel to specs
     char tag = 'k';
+    QWidget* box = nullptr;
+    QLabel* notice = nullptr;  // which layers override this stream
+    QPushButton* notice_apply = nullptr;
   };
   QWidget* build_stream_section(StreamWidgets& s, const QString& title, bool is_k);
   void rebuild_params(StreamWidgets& s, const std::map<std::string, std::string>& values);
@@ -71,6 +96,13 @@ class ConfigView : public View {
   void highlight_field(const QString& message);
   void clear_highlight();
   void update_header();
+  /// The form's configuration when it validates (the snapshot's otherwise).
+  sessions::RunConfig pending_config() const;
+  /// Writes the per-layer parts of `cfg` (boundary, overrides, Σ_q skip list) into the form.
+  void load_layer_parts(const sessions::RunConfig& cfg);
+  void refresh_table();
+  void relayout();
+  void resizeEvent(QResizeEvent* e) override;
 
   SnapshotPtr snapshot_;
   bool loaded_ = false;
@@ -97,6 +129,14 @@ class ConfigView : public View {
   QCheckBox* attention_ = nullptr;
   QComboBox* backend_ = nullptr;
   StreamWidgets k_, v_;
+  QWidget* body_ = nullptr;
+  QGridLayout* grid_ = nullptr;
+  QWidget* run_box_ = nullptr;
+  QWidget* layer_box_ = nullptr;
+  QTableWidget* layer_table_ = nullptr;
+  LayerTable table_;
+  bool filling_table_ = false;
+  int columns_ = 0;
 };
 
 }  // namespace kvwb::views

@@ -9,6 +9,7 @@
 
 #include "sessions/analysis/analysis.h"
 #include "views/chart_style.h"
+#include "views/models/comparison_model.h"
 
 namespace kvwb::views {
 
@@ -68,12 +69,43 @@ void DistributionView::set_snapshot(SnapshotPtr snapshot) {
 void DistributionView::rebuild() {
   model_ = build_distribution_model(*snapshot_, want_layer_, stream_->currentIndex() == 0,
                                     threshold_->currentIndex());
+  has_baseline_ = snapshot_->baseline && snapshot_->baseline->run && model_.layer >= 0;
+  baseline_ = DistributionModel{};
+  baseline_name_.clear();
+  if (has_baseline_) {
+    baseline_name_ = "baseline #" + std::to_string(snapshot_->baseline->id);
+    baseline_ =
+        build_distribution_model(*snapshot_of_entry(*snapshot_, *snapshot_->baseline), model_.layer,
+                                 stream_->currentIndex() == 0, threshold_->currentIndex());
+  }
   const QSignalBlocker block(layer_);
   layer_->clear();
   for (int l : model_.layers) layer_->addItem(QString::number(l), l);
   layer_->setCurrentIndex(std::max(0, layer_->findData(model_.layer)));
   layer_->setEnabled(!model_.layers.empty());
   draw();
+}
+
+std::string DistributionView::csv_text() const {
+  std::string out = distribution_csv(model_);
+  if (!has_baseline_) return out;
+  std::vector<PlotSeries> all = baseline_.main_series();
+  for (auto& s : baseline_.side_series()) all.push_back(std::move(s));
+  for (auto& s : all) s.name = baseline_name_ + " " + s.name;
+  const std::string b = series_csv("x", "y", all);
+  return b.empty() ? out : out + b.substr(b.find('\n') + 1);
+}
+
+void DistributionView::on_plot_clicked(const QPointF& pos) {
+  // The lower panel's x is the layer: a click selects it in every view.
+  const QList<QCPAxisRect*> rects = plot()->axisRects();
+  if (rects.size() < 2 || !rects[1]->rect().contains(pos.toPoint())) return;
+  const double x = rects[1]->axis(QCPAxis::atBottom)->pixelToCoord(pos.x());
+  for (int l : model_.layers)
+    if (std::fabs(l - x) <= 0.5) {
+      emit select_requested(l, snapshot_->selection.kv_head);
+      return;
+    }
 }
 
 void DistributionView::draw() {
@@ -85,7 +117,7 @@ void DistributionView::draw() {
   style_axis(p->yAxis, "density (1 / unit of s)");
   if (!has_content()) {
     p->legend->setVisible(false);
-    p->replot();
+    finish_draw(title_->text() + "|" + p->yAxis->label());
     return;
   }
   // Main panel: histogram, N(0,1), centroids, ±T.
@@ -116,6 +148,19 @@ void DistributionView::draw() {
       vertical_lines(p->xAxis, p->yAxis, s, top, QPen(QColor(213, 40, 0), 2.0, Qt::DashDotLine));
     }
   }
+  if (has_baseline_ && baseline_.has_histogram()) {
+    // The baseline's histogram of the same layer and stream as a step outline.
+    for (const PlotSeries& s : baseline_.main_series()) {
+      if (s.name != "residual density") continue;
+      QCPGraph* g = p->addGraph(p->xAxis, p->yAxis);
+      g->setName(
+          QString::fromStdString(baseline_name_ + " residual density (" + baseline_.codec + ")"));
+      g->setData(qvec(s.x), qvec(s.y), true);
+      g->setLineStyle(QCPGraph::lsStepCenter);
+      g->setPen(QPen(QColor(200, 30, 30), 1.6, Qt::DashLine));
+      for (double y : s.y) top = std::max(top, y * 1.12);
+    }
+  }
   p->xAxis->setRange(-kDistributionRange, kDistributionRange);
   p->yAxis->setRange(0, top);
   if (!model_.has_histogram()) {
@@ -129,7 +174,7 @@ void DistributionView::draw() {
 
   // Lower panel: kurtosis bars (left) and outlier rates (right) per layer.
   if (!model_.has_side()) {
-    p->replot();
+    finish_draw(title_->text() + "|" + p->yAxis->label());
     return;
   }
   QCPLegend* legend = nullptr;
@@ -187,15 +232,44 @@ void DistributionView::draw() {
       g->addToLegend(legend);
     }
   }
+  if (has_baseline_) {
+    for (const PlotSeries& s : baseline_.side_series()) {
+      if (s.name.find("outlier rate") == std::string::npos) continue;
+      has_rate = true;
+      QCPGraph* g = p->addGraph(lx, ly2);
+      g->setName(QString::fromStdString(baseline_name_ + " " + s.name));
+      g->setData(qvec(s.x), qvec(s.y), true);
+      const QColor c = s.name[0] == 'K' ? chart_color(0).darker(130) : chart_color(1);
+      g->setPen(QPen(c.lighter(140), 1.3, Qt::DashLine));
+      g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCross, c.lighter(140), 6));
+      for (double y : s.y) rmax = std::max(rmax, y);
+      g->removeFromLegend();
+      g->addToLegend(legend);
+    }
+  }
   center_legend_row(legend);
   lx->setRange(lo - 0.6, hi + 0.6);
+  if (model_.layer >= 0) {
+    // The layer of the histogram (the linked selection) framed in the per-layer panel.
+    auto* band = new QCPItemRect(p);
+    band->setClipAxisRect(lower);
+    for (QCPItemPosition* pos : {band->topLeft, band->bottomRight}) {
+      pos->setAxes(lx, ly);
+      pos->setAxisRect(lower);
+      pos->setTypeY(QCPItemPosition::ptAxisRectRatio);
+    }
+    band->topLeft->setCoords(model_.layer - 0.45, 0);
+    band->bottomRight->setCoords(model_.layer + 0.45, 1);
+    band->setPen(QPen(QColor(200, 0, 0, 120), 1.0, Qt::DotLine));
+    band->setBrush(QColor(200, 0, 0, 18));
+  }
   ly->setRange(std::min(0.0, kmin * 1.15), std::max(1.0, kmax * 1.15));
   if (has_rate) {
     style_axis(ly2, "outlier rate (fraction)");
     ly2->setRange(0, rmax * 1.25);
     ly2->grid()->setVisible(false);
   }
-  p->replot();
+  finish_draw(title_->text() + "|" + p->yAxis->label());
 }
 
 }  // namespace kvwb::views

@@ -23,9 +23,15 @@ class DistributionView : public ChartView {
   bool has_content() const override { return model_.has_histogram() || model_.has_side(); }
 
   const DistributionModel& model() const { return model_; }
+  /// The baseline's model (same layer, stream and T) overlaid when a baseline is pinned.
+  const DistributionModel& baseline_model() const { return baseline_; }
+  bool has_baseline() const { return has_baseline_; }
 
  protected:
-  std::string csv_text() const override { return distribution_csv(model_); }
+  void redraw() override { draw(); }
+  /// Both panels' series, then the baseline's ("baseline #N …").
+  std::string csv_text() const override;
+  void on_plot_clicked(const QPointF& pos) override;
 
  private:
   void rebuild();
@@ -33,6 +39,9 @@ class DistributionView : public ChartView {
 
   SnapshotPtr snapshot_;
   DistributionModel model_;
+  DistributionModel baseline_;
+  bool has_baseline_ = false;
+  std::string baseline_name_;
   QCPTextElement* title_ = nullptr;
   QComboBox* layer_ = nullptr;      // objectName "layer"
   QComboBox* stream_ = nullptr;     // objectName "stream": K, V

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "views/chart_style.h"
+#include "views/models/comparison_model.h"
 
 namespace kvwb::views {
 
@@ -37,9 +38,50 @@ void LayerErrorView::set_snapshot(SnapshotPtr snapshot) {
 }
 
 void LayerErrorView::rebuild() {
-  model_ = build_layer_error_model(*snapshot_,
-                                   static_cast<LayerErrorMetric>(metric_->currentData().toInt()));
+  const auto metric = static_cast<LayerErrorMetric>(metric_->currentData().toInt());
+  model_ = build_layer_error_model(*snapshot_, metric);
+  baseline_ = LayerErrorModel{};
+  delta_.clear();
+  baseline_name_.clear();
+  if (snapshot_->baseline && snapshot_->baseline->run && snapshot_->run) {
+    baseline_ =
+        build_layer_error_model(*snapshot_of_entry(*snapshot_, *snapshot_->baseline), metric);
+    delta_ = layer_error_delta_series(model_, baseline_);
+    baseline_name_ = "baseline #" + std::to_string(snapshot_->baseline->id);
+  }
   draw();
+}
+
+int LayerErrorView::layer_at(double x) const {
+  int best = -1;
+  double d = 0.5;
+  for (const LayerErrorRow& r : model_.rows)
+    if (std::fabs(r.layer - x) <= d) {
+      d = std::fabs(r.layer - x);
+      best = r.layer;
+    }
+  return best;
+}
+
+void LayerErrorView::on_plot_clicked(const QPointF& pos) {
+  // Either panel: the x axis is the layer in both.
+  for (QCPAxisRect* r : plot()->axisRects()) {
+    if (!r->rect().contains(pos.toPoint())) continue;
+    const int layer = layer_at(r->axis(QCPAxis::atBottom)->pixelToCoord(pos.x()));
+    if (layer >= 0) emit select_requested(layer, std::max(0, snapshot_->selection.kv_head));
+    return;
+  }
+}
+
+std::string LayerErrorView::csv_text() const {
+  std::vector<PlotSeries> all = model_.series();
+  for (PlotSeries s : baseline_.series()) {
+    if (std::all_of(s.y.begin(), s.y.end(), [](double y) { return std::isnan(y); })) continue;
+    s.name = baseline_name_ + " " + s.name;
+    all.push_back(std::move(s));
+  }
+  for (const PlotSeries& s : delta_) all.push_back(s);
+  return series_csv("layer", "value", all);
 }
 
 void LayerErrorView::draw() {
@@ -55,7 +97,7 @@ void LayerErrorView::draw() {
                            : "attention output relative error (mean over queries)");
   if (model_.empty()) {
     p->legend->setVisible(false);
-    p->replot();
+    finish_draw(title_->text() + "|" + p->yAxis->label());
     return;
   }
   set_integer_axis(p->xAxis);
@@ -138,6 +180,34 @@ void LayerErrorView::draw() {
                           whitened ? QBrush(QColor(0, 158, 115)) : QBrush(Qt::white), 9));
     }
   }
+  // The baseline (dashed, lighter), its Δ % in a lower panel.
+  if (!baseline_.rows.empty()) {
+    for (const PlotSeries& s : baseline_.series()) {
+      if (std::all_of(s.y.begin(), s.y.end(), [](double y) { return std::isnan(y); })) continue;
+      QCPGraph* g = p->addGraph(p->xAxis, p->yAxis);
+      g->setName(QString::fromStdString(baseline_name_ + " " + s.name));
+      g->setData(qvec(s.x), qvec(s.y), true);
+      const int ci = s.name[0] == 'K' && s.name[1] == '+' ? 6 : s.name[0] == 'K' ? 0 : 1;
+      const QColor c = chart_color(ci).lighter(130);
+      g->setPen(QPen(c, 1.4, Qt::DashLine));
+      g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCross, c, 6));
+    }
+  }
+  // The selected layer (linked selection): a light band.
+  if (snapshot_->selection.layer >= 0) {
+    for (const LayerErrorRow& r : model_.rows) {
+      if (r.layer != snapshot_->selection.layer) continue;
+      auto* band = new QCPItemRect(p);
+      band->setClipAxisRect(p->axisRect());
+      band->topLeft->setTypeY(QCPItemPosition::ptAxisRectRatio);
+      band->bottomRight->setTypeY(QCPItemPosition::ptAxisRectRatio);
+      band->topLeft->setCoords(r.layer - 0.3, 0);
+      band->bottomRight->setCoords(r.layer + 0.3, 1);
+      band->setPen(QPen(QColor(200, 0, 0, 120), 1.0, Qt::DotLine));
+      band->setBrush(QColor(200, 0, 0, 22));
+      band->setSelectable(false);
+    }
+  }
   p->xAxis->setRange(lo - 0.6, hi + 0.6);
   QCPLegend* legend = add_legend_row(p);
   for (int i = 0; i < p->plottableCount(); ++i) {
@@ -147,7 +217,36 @@ void LayerErrorView::draw() {
     pl->addToLegend(legend);
   }
   center_legend_row(legend);
-  p->replot();
+  QCPLegend* delta_legend = nullptr;
+  if (!delta_.empty()) {
+    QCPAxisRect* lower = add_lower_panel(p, 0.45, &delta_legend);
+    QCPAxis* lx = lower->axis(QCPAxis::atBottom);
+    QCPAxis* ly = lower->axis(QCPAxis::atLeft);
+    style_axis(lx, "layer");
+    style_axis(ly, QString::fromStdString("Δ vs " + baseline_name_ + " (%)"));
+    set_integer_axis(lx);
+    lx->setRange(lo - 0.6, hi + 0.6);
+    auto* group = new QCPBarsGroup(p);
+    double amax = 1.0;
+    for (const PlotSeries& s : delta_) {
+      auto* bars = new QCPBars(lx, ly);
+      bars->setName(QString::fromStdString(s.name) + " (current / baseline − 1)");
+      bars->setData(qvec(s.x), qvec(s.y), true);
+      bars->setWidth(0.25);
+      bars->setBarsGroup(group);
+      const int ci = s.name[0] == 'K' && s.name[1] == '+' ? 6 : s.name[0] == 'K' ? 0 : 1;
+      const QColor c = chart_color(ci);
+      bars->setPen(QPen(c.darker(120), 0.8));
+      bars->setBrush(QColor(c.red(), c.green(), c.blue(), 150));
+      for (double y : s.y)
+        if (std::isfinite(y)) amax = std::max(amax, std::fabs(y));
+      bars->removeFromLegend();
+      bars->addToLegend(delta_legend);
+    }
+    ly->setRange(-amax * 1.15, amax * 1.15);
+    center_legend_row(delta_legend);
+  }
+  finish_draw(title_->text() + "|" + p->yAxis->label());
 }
 
 }  // namespace kvwb::views

@@ -22,9 +22,18 @@ class LayerErrorView : public ChartView {
   bool has_content() const override { return !model_.empty(); }
 
   const LayerErrorModel& model() const { return model_; }
+  /// The baseline's model (same metric) drawn dashed when a baseline is pinned; empty otherwise.
+  const LayerErrorModel& baseline_model() const { return baseline_; }
+  /// Δ % series of the lower panel (current vs baseline), empty without a baseline.
+  const std::vector<PlotSeries>& delta_series() const { return delta_; }
+  /// The layer a click at x (plot coordinates) selects: the nearest layer of the run, or -1.
+  int layer_at(double x) const;
 
  protected:
-  std::string csv_text() const override { return layer_error_csv(model_); }
+  void redraw() override { draw(); }
+  /// Plotted series (current, then "baseline …" and the Δ % series) as CSV.
+  std::string csv_text() const override;
+  void on_plot_clicked(const QPointF& pos) override;
 
  private:
   void rebuild();
@@ -32,6 +41,9 @@ class LayerErrorView : public ChartView {
 
   SnapshotPtr snapshot_;
   LayerErrorModel model_;
+  LayerErrorModel baseline_;
+  std::vector<PlotSeries> delta_;
+  std::string baseline_name_;  // "baseline #3"
   QCPTextElement* title_ = nullptr;
   QComboBox* metric_ = nullptr;  // objectName "metric": rel MSE, attention output error, KL
 };

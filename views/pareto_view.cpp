@@ -3,15 +3,20 @@
 #include <qcustomplot.h>
 
 #include <QFileInfo>
+#include <QHeaderView>
+#include <QMenu>
 #include <QMouseEvent>
 #include <QSignalBlocker>
+#include <QSplitter>
 #include <QToolTip>
+#include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
 #include <map>
 
 #include "base/errors.h"
 #include "sessions/config/run_config.h"
+#include "views/chart_style.h"
 
 namespace kvwb::views {
 
@@ -85,9 +90,68 @@ ParetoView::ParetoView(QWidget* parent) : ChartView(parent) {
       "Quality-loss metric on the y axis (lower is better); only metrics present in the sweep");
   metric_combo_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
   controls()->addWidget(metric_combo_);
+  overlay_button_ = new QToolButton(this);
+  overlay_button_->setObjectName("pareto.overlay");
+  overlay_button_->setText("Overlay stores ▾");
+  overlay_button_->setToolTip("Overlay other sweeps (result stores) of the session on this one");
+  overlay_button_->setPopupMode(QToolButton::InstantPopup);
+  overlay_button_->setMenu(new QMenu(overlay_button_));
+  overlay_button_->setVisible(false);
+  controls()->addWidget(overlay_button_);
   controls()->addStretch(1);
   sweep_label_->setVisible(false);
   sweep_combo_->setVisible(false);
+
+  // Results table linked to the points, under the plot.
+  auto* below = new QWidget(this);
+  below->setObjectName("pareto.below");
+  auto* bl = new QVBoxLayout(below);
+  bl->setContentsMargins(0, 2, 0, 0);
+  bl->setSpacing(2);
+  table_ = new QTableWidget(below);
+  table_->setObjectName("pareto.table");
+  table_->setColumnCount(8);
+  table_->setHorizontalHeaderLabels(
+      {"Store", "Cell", "Codec · bits", "Options", "Ratio", "Metric", "Frontier", "e2e verdict"});
+  table_->verticalHeader()->setVisible(false);
+  table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  table_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  table_->setSelectionMode(QAbstractItemView::SingleSelection);
+  table_->setTabKeyNavigation(false);
+  table_->setSortingEnabled(false);
+  table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  table_->horizontalHeader()->setSectionResizeMode(3, QHeaderView::Stretch);
+  table_->setToolTip("Select a row to mark its point · Enter or double-click loads it");
+  bl->addWidget(table_, 1);
+  auto* buttons = new QHBoxLayout;
+  load_button_ = new QPushButton("Load configuration", below);
+  load_button_->setObjectName("pareto.load");
+  pin_button_ = new QPushButton("Pin as baseline", below);
+  pin_button_->setObjectName("pareto.pin");
+  pin_button_->setToolTip(
+      "Compare every view with this cell (it runs when the history does not "
+      "hold it yet)");
+  buttons->addWidget(load_button_);
+  buttons->addWidget(pin_button_);
+  buttons->addStretch(1);
+  bl->addLayout(buttons);
+  QSplitter* split = plot_splitter();
+  split->addWidget(below);
+  split->setStretchFactor(0, 4);
+  split->setStretchFactor(1, 1);
+  split->setSizes({700, 180});
+  connect(table_, &QTableWidget::currentCellChanged, this, [this](int row, int, int, int) {
+    if (filling_) return;
+    selected_ = row;
+    load_button_->setEnabled(row >= 0);
+    pin_button_->setEnabled(row >= 0);
+    draw();  // the marker of the selected row (the models stay as they are)
+  });
+  connect(table_, &QTableWidget::activated, this, [this](const QModelIndex&) { load_selected(); });
+  connect(load_button_, &QPushButton::clicked, this, [this] { load_selected(); });
+  connect(pin_button_, &QPushButton::clicked, this, [this] { pin_selected(); });
+  load_button_->setEnabled(false);
+  pin_button_->setEnabled(false);
 
   connect(sweep_combo_, &QComboBox::activated, this,
           [this](int index) { emit sweep_requested(index); });
@@ -105,7 +169,7 @@ ParetoView::ParetoView(QWidget* parent) : ChartView(parent) {
   p->plotLayout()->addElement(2, 0, p->legend);
   p->plotLayout()->setRowStretchFactor(2, 0.001);
   p->legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
-  p->legend->setWrap(4);
+  p->legend->setWrap(3);
   p->legend->setIconSize(28, 24);
   p->legend->setFont(QFont(font().family(), 9));
   p->legend->setBorderPen(Qt::NoPen);
@@ -119,7 +183,6 @@ ParetoView::ParetoView(QWidget* parent) : ChartView(parent) {
   p->yAxis2->setTickLabels(false);
   p->setMouseTracking(true);
   connect(p, &QCustomPlot::mouseMove, this, &ParetoView::on_mouse_move);
-  connect(p, &QCustomPlot::mousePress, this, &ParetoView::on_mouse_press);
   set_note("no sweep yet — Sweep… (Ctrl+Shift+S) runs one");
 }
 
@@ -138,7 +201,134 @@ void ParetoView::set_snapshot(SnapshotPtr snapshot) {
     if (snapshot_ && snapshot_->active_sweep >= 0)
       sweep_combo_->setCurrentIndex(snapshot_->active_sweep);
   }
+  QMenu* menu = overlay_button_->menu();
+  menu->clear();
+  int others = 0;
+  if (snapshot_)
+    for (int i = 0; i < static_cast<int>(snapshot_->sweeps.size()); ++i) {
+      if (i == snapshot_->active_sweep) continue;
+      const std::string name = snapshot_->sweeps[static_cast<size_t>(i)].name;
+      QAction* a = menu->addAction(QString::fromStdString(name));
+      a->setCheckable(true);
+      a->setChecked(std::find(overlay_names_.begin(), overlay_names_.end(), name) !=
+                    overlay_names_.end());
+      connect(a, &QAction::toggled, this, [this, name](bool on) { set_overlay(name, on); });
+      ++others;
+    }
+  overlay_button_->setVisible(others > 0);
   rebuild();
+}
+
+void ParetoView::set_overlay(const std::string& name, bool on) {
+  overlay_names_.erase(std::remove(overlay_names_.begin(), overlay_names_.end(), name),
+                       overlay_names_.end());
+  if (on) overlay_names_.push_back(name);
+  selected_ = -1;
+  rebuild();
+}
+
+const ParetoModel& ParetoView::store_model(int store) const {
+  return store == 0 ? model_ : overlays_[static_cast<size_t>(store - 1)];
+}
+
+QString ParetoView::store_name(int store) const {
+  return QString::fromStdString(store_model(store).sweep_name);
+}
+
+void ParetoView::select_row(int row) {
+  if (row < 0 || row >= static_cast<int>(rows_.size())) {
+    table_->clearSelection();
+    table_->setCurrentCell(-1, -1);
+    return;
+  }
+  table_->setCurrentCell(row, 0);
+  table_->scrollToItem(table_->item(row, 0));
+}
+
+bool ParetoView::load_point(int store, int index) {
+  const ParetoModel& m = store_model(store);
+  if (index < 0 || index >= static_cast<int>(m.points.size())) return false;
+  const auto& pt = m.points[static_cast<size_t>(index)];
+  try {
+    const sessions::RunConfig cfg =
+        sessions::run_config_from_json(pt.config, "sweep cell #" + std::to_string(pt.id));
+    emit config_requested(
+        cfg, QString("sweep %1 cell #%2").arg(QString::fromStdString(m.sweep_name)).arg(pt.id));
+    return true;
+  } catch (const std::exception& e) {
+    emit message_requested("error", QString("Cannot load cell #%1: %2").arg(pt.id).arg(e.what()));
+  }
+  return false;
+}
+
+bool ParetoView::load_selected() {
+  if (selected_ < 0 || selected_ >= static_cast<int>(rows_.size())) return false;
+  const TableRow r = rows_[static_cast<size_t>(selected_)];
+  return load_point(r.store, r.point);
+}
+
+bool ParetoView::pin_selected() {
+  if (selected_ < 0 || selected_ >= static_cast<int>(rows_.size())) return false;
+  const TableRow r = rows_[static_cast<size_t>(selected_)];
+  const ParetoModel& m = store_model(r.store);
+  const auto& pt = m.points[static_cast<size_t>(r.point)];
+  try {
+    const sessions::RunConfig cfg =
+        sessions::run_config_from_json(pt.config, "sweep cell #" + std::to_string(pt.id));
+    emit pin_config_requested(cfg, QString("sweep %1 cell #%2 (%3)")
+                                       .arg(QString::fromStdString(m.sweep_name))
+                                       .arg(pt.id)
+                                       .arg(QString::fromStdString(pt.short_label)));
+    return true;
+  } catch (const std::exception& e) {
+    emit message_requested("error", QString("Cannot pin cell #%1: %2").arg(pt.id).arg(e.what()));
+  }
+  return false;
+}
+
+void ParetoView::fill_table() {
+  filling_ = true;
+  rows_.clear();
+  for (int store = 0; store <= static_cast<int>(overlays_.size()); ++store) {
+    const ParetoModel& m = store_model(store);
+    for (int i = 0; i < static_cast<int>(m.points.size()); ++i) rows_.push_back({store, i});
+  }
+  table_->setRowCount(static_cast<int>(rows_.size()));
+  table_->horizontalHeaderItem(5)->setText(
+      QString::fromStdString(model_.metric.empty() ? "metric" : model_.metric));
+  auto cell = [](const QString& t, bool number = false) {
+    auto* it = new QTableWidgetItem(t);
+    if (number) it->setTextAlignment(Qt::AlignRight | Qt::AlignVCenter);
+    return it;
+  };
+  for (size_t r = 0; r < rows_.size(); ++r) {
+    const ParetoModel& m = store_model(rows_[r].store);
+    const auto& pt = m.points[static_cast<size_t>(rows_[r].point)];
+    const int row = static_cast<int>(r);
+    table_->setItem(row, 0, cell(store_name(rows_[r].store)));
+    table_->setItem(row, 1, cell(QString("#%1").arg(pt.id), true));
+    table_->setItem(row, 2, cell(QString::fromStdString(pt.short_label)));
+    table_->setItem(row, 3, cell(QString::fromStdString(pt.label)));
+    table_->setItem(row, 4, cell(QString::number(pt.r, 'f', 4), true));
+    table_->setItem(row, 5, cell(QString::number(pt.q, 'g', 5), true));
+    QString front = pt.on_frontier ? "frontier" : QString();
+    if (rows_[r].store == 0 && rows_[r].point == m.current)
+      front += front.isEmpty() ? "current" : " · current";
+    if (rows_[r].point == m.baseline) front += front.isEmpty() ? "baseline" : " · baseline";
+    table_->setItem(row, 6, cell(front));
+    auto* v = cell(QString::fromStdString(pt.verdict.empty() ? "—" : pt.verdict));
+    if (pt.verdict == "ACCEPT") v->setForeground(QColor(0x1e, 0x7b, 0x34));
+    if (pt.verdict == "REJECT") v->setForeground(QColor(0xc0, 0x39, 0x2b));
+    if (pt.verdict == "MARGINAL") v->setForeground(QColor(0x9a, 0x67, 0x00));
+    table_->setItem(row, 7, v);
+  }
+  if (selected_ >= static_cast<int>(rows_.size())) selected_ = -1;
+  // No point: no table (the empty plot keeps the whole height).
+  if (QWidget* below = findChild<QWidget*>("pareto.below")) below->setVisible(!rows_.empty());
+  if (selected_ >= 0) table_->selectRow(selected_);
+  load_button_->setEnabled(selected_ >= 0);
+  pin_button_->setEnabled(selected_ >= 0);
+  filling_ = false;
 }
 
 void ParetoView::set_metric(const std::string& metric) {
@@ -149,6 +339,16 @@ void ParetoView::set_metric(const std::string& metric) {
 void ParetoView::rebuild() {
   model_ = snapshot_ ? build_pareto_model(*snapshot_, metric_) : ParetoModel{};
   if (!model_.metric.empty()) metric_ = model_.metric;
+  overlays_.clear();
+  if (snapshot_)
+    for (int i = 0; i < static_cast<int>(snapshot_->sweeps.size()); ++i) {
+      const auto& name = snapshot_->sweeps[static_cast<size_t>(i)].name;
+      if (i == snapshot_->active_sweep ||
+          std::find(overlay_names_.begin(), overlay_names_.end(), name) == overlay_names_.end())
+        continue;
+      overlays_.push_back(build_pareto_model(*snapshot_, i, model_.metric));
+    }
+  fill_table();
   {
     const QSignalBlocker block(metric_combo_);
     metric_combo_->clear();
@@ -159,7 +359,10 @@ void ParetoView::rebuild() {
     metric_combo_->setCurrentIndex(metric_combo_->findData(QString::fromStdString(model_.metric)));
     metric_combo_->setEnabled(!model_.metrics.empty());
   }
+  draw();
+}
 
+void ParetoView::draw() {
   QCustomPlot* p = plot();
   p->clearGraphs();
   p->clearItems();
@@ -191,7 +394,7 @@ void ParetoView::rebuild() {
       }
       set_note(note);
     }
-    p->replot();
+    finish_draw(title_->text() + "|" + p->yAxis->label());
     return;
   }
 
@@ -206,18 +409,23 @@ void ParetoView::rebuild() {
   p->legend->setVisible(true);
 
   // Ranges with a margin (intervals included); log-y when the values span decades.
+  // Every plotted store (the active one and the overlays) is inside the ranges.
   double x0 = model_.points.front().r, x1 = x0, y0 = model_.points.front().q, y1 = y0;
-  for (const auto& pt : model_.points) {
-    x0 = std::min(x0, pt.r);
-    x1 = std::max(x1, pt.r);
-    y0 = std::min(y0, pt.q);
-    y1 = std::max(y1, pt.q);
-  }
+  bool all_positive = true;
+  for (int store = 0; store <= static_cast<int>(overlays_.size()); ++store)
+    for (const auto& pt : store_model(store).points) {
+      x0 = std::min(x0, pt.r);
+      x1 = std::max(x1, pt.r);
+      y0 = std::min(y0, pt.q);
+      y1 = std::max(y1, pt.q);
+      all_positive = all_positive && pt.q > 0;
+    }
+  const bool log_y = model_.log_y && all_positive;
   double ylo = y0, yhi = y1;  // with the intervals
   for (const auto& pt : model_.points)
     if (pt.has_ci) {
       yhi = std::max(yhi, pt.q_hi);
-      if (!model_.log_y || pt.q_lo > 0) ylo = std::min(ylo, pt.q_lo);
+      if (!log_y || pt.q_lo > 0) ylo = std::min(ylo, pt.q_lo);
     }
   const double log_floor = y0 / 1.8;  // log-y: an interval reaching 0 is drawn to the axis
 
@@ -229,7 +437,7 @@ void ParetoView::rebuild() {
       if (pt.family == fam) {
         xs.push_back(pt.r);
         ys.push_back(pt.q);
-        const double lo = !pt.has_ci ? pt.q : model_.log_y ? std::max(pt.q_lo, std::min(log_floor, pt.q)) : pt.q_lo;
+        const double lo = !pt.has_ci ? pt.q : log_y ? std::max(pt.q_lo, std::min(log_floor, pt.q)) : pt.q_lo;
         minus.push_back(std::max(0.0, pt.q - lo));
         plus.push_back(pt.has_ci ? std::max(0.0, pt.q_hi - pt.q) : 0.0);
       }
@@ -272,10 +480,102 @@ void ParetoView::rebuild() {
       label->position->setCoords(fp.rep.r, fp.rep.q);
       label->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
       label->setPadding(QMargins(7, 3, 0, 0));
+      label->setProperty("kvwb_point_label", true);
       label->setFont(QFont(font().family(), 8));
       label->setColor(QColor(60, 60, 60));
-      label->setText(QString("#%1").arg(fp.rep.id));
+      QString text = QString("#%1").arg(fp.rep.id);
+      for (const auto& pt : model_.points)
+        if (pt.id == fp.rep.id) {
+          text += " " + QString::fromStdString(pt.short_label);
+          if (!pt.verdict.empty()) text += " · " + QString::fromStdString(pt.verdict);
+        }
+      label->setText(text);
     }
+  }
+  // Overlaid stores: one colour and marker per store, their own frontier staircase.
+  static const QColor kStoreColours[] = {QColor(200, 30, 30), QColor(20, 130, 60),
+                                         QColor(120, 60, 170), QColor(200, 120, 0),
+                                         QColor(0, 130, 160)};
+  for (size_t o = 0; o < overlays_.size(); ++o) {
+    const ParetoModel& om = overlays_[o];
+    const QColor c = kStoreColours[o % 5];
+    QVector<double> xs, ys;
+    for (const auto& pt : om.points) {
+      xs.push_back(pt.r);
+      ys.push_back(pt.q);
+    }
+    QCPGraph* g = p->addGraph();
+    g->setName(QString("%1 (%2)").arg(QString::fromStdString(om.sweep_name)).arg(xs.size()));
+    g->setLineStyle(QCPGraph::lsNone);
+    QCPScatterStyle style(family_shape(static_cast<int>(o) + 1), 9);
+    style.setPen(QPen(c.darker(120), 1.2));
+    style.setBrush(QColor(c.red(), c.green(), c.blue(), 110));
+    g->setScatterStyle(style);
+    g->setData(xs, ys, true);
+    QVector<double> fx, fy;
+    for (const auto& fp : om.result.frontier) {
+      fx.push_back(fp.rep.r);
+      fy.push_back(fp.rep.q);
+      auto* label = new QCPItemText(p);
+      label->position->setCoords(fp.rep.r, fp.rep.q);
+      label->setPositionAlignment(Qt::AlignLeft | Qt::AlignBottom);
+      label->setPadding(QMargins(7, 0, 0, 3));
+      label->setProperty("kvwb_point_label", true);
+      label->setFont(QFont(font().family(), 8));
+      label->setColor(c.darker(130));
+      QString text = QString("#%1").arg(fp.rep.id);
+      for (const auto& pt : om.points)
+        if (pt.id == fp.rep.id) {
+          text += " " + QString::fromStdString(pt.short_label);
+          if (!pt.verdict.empty()) text += " · " + QString::fromStdString(pt.verdict);
+        }
+      label->setText(text);
+    }
+    QCPGraph* f = p->addGraph();
+    f->setName(QString::fromStdString(om.sweep_name) + " frontier");
+    f->setLineStyle(QCPGraph::lsStepRight);
+    f->setPen(QPen(c, 1.4, Qt::DashLine));
+    f->setData(fx, fy, true);
+  }
+  // End-to-end verdicts (stores made with a model): a coloured ring per verdict.
+  {
+    std::map<std::string, std::pair<QVector<double>, QVector<double>>> rings;
+    for (int store = 0; store <= static_cast<int>(overlays_.size()); ++store)
+      for (const auto& pt : store_model(store).points)
+        if (!pt.verdict.empty()) {
+          rings[pt.verdict].first.push_back(pt.r);
+          rings[pt.verdict].second.push_back(pt.q);
+        }
+    for (const auto& [verdict, xy] : rings) {
+      const QColor c = verdict == "ACCEPT"     ? QColor(30, 150, 60)
+                       : verdict == "MARGINAL" ? QColor(220, 150, 0)
+                                               : QColor(200, 30, 30);
+      QCPGraph* g = p->addGraph();
+      g->setName(QString("e2e %1 (%2)").arg(QString::fromStdString(verdict)).arg(xy.first.size()));
+      g->setLineStyle(QCPGraph::lsNone);
+      g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(c, 2.0), Qt::NoBrush, 17));
+      g->setData(xy.first, xy.second, true);
+    }
+  }
+  // The baseline's cell and the row selected in the table.
+  if (model_.baseline >= 0) {
+    const auto& b = model_.points[static_cast<size_t>(model_.baseline)];
+    QCPGraph* g = p->addGraph();
+    g->setName(QString("baseline (#%1)").arg(b.id));
+    g->setLineStyle(QCPGraph::lsNone);
+    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDiamond, QPen(QColor(20, 80, 200), 2.5),
+                                       Qt::NoBrush, 20));
+    g->setData(QVector<double>{b.r}, QVector<double>{b.q}, true);
+  }
+  if (selected_ >= 0 && selected_ < static_cast<int>(rows_.size())) {
+    const TableRow r = rows_[static_cast<size_t>(selected_)];
+    const auto& pt = store_model(r.store).points[static_cast<size_t>(r.point)];
+    QCPGraph* g = p->addGraph();
+    g->setName(QString("selected row (%1 #%2)").arg(store_name(r.store)).arg(pt.id));
+    g->setLineStyle(QCPGraph::lsNone);
+    g->setScatterStyle(
+        QCPScatterStyle(QCPScatterStyle::ssSquare, QPen(QColor(0, 0, 0), 2.0), Qt::NoBrush, 18));
+    g->setData(QVector<double>{pt.r}, QVector<double>{pt.q}, true);
   }
   if (model_.current >= 0) {
     const auto& cur = model_.points[static_cast<size_t>(model_.current)];
@@ -289,7 +589,7 @@ void ParetoView::rebuild() {
 
   const double xpad = std::max((x1 - x0) * 0.06, 0.05);
   p->xAxis->setRange(x0 - xpad, x1 + xpad);
-  if (model_.log_y) {
+  if (log_y) {
     p->yAxis->setScaleType(QCPAxis::stLogarithmic);
     QSharedPointer<QCPAxisTickerLog> ticker(new QCPAxisTickerLog);
     p->yAxis->setTicker(ticker);
@@ -304,12 +604,14 @@ void ParetoView::rebuild() {
     const double ypad = std::max((yhi - ylo) * 0.08, std::abs(yhi) * 0.05 + 1e-12);
     p->yAxis->setRange(ylo - ypad, yhi + ypad);
   }
-  p->yAxis->setLabel(metric_title(model_.metric) + (model_.log_y ? ", log scale" : "") +
+  p->yAxis->setLabel(metric_title(model_.metric) + (log_y ? ", log scale" : "") +
                      " — lower is better");
 
   QString note;
   if (synthetic) note += "SYNTHETIC demo capture. ";
-  note += "Hover a point for details, click it to load its configuration.";
+  note +=
+      "Hover a point for details, click it to load its configuration (wheel zooms, drag pans, "
+      "double-click resets).";
   if (model_.has_ci) {
     int passages = 0;
     for (const auto& pt : model_.points) passages = std::max(passages, pt.passages);
@@ -323,7 +625,19 @@ void ParetoView::rebuild() {
     for (const auto& e : model_.excluded) note += " " + QString::fromStdString(e) + ";";
   }
   set_note(note);
-  p->replot();
+  // Point labels in the right quarter go to the left of their point (never clipped at the edge).
+  const double split = p->xAxis->range().lower + 0.72 * p->xAxis->range().size();
+  for (int i = 0; i < p->itemCount(); ++i) {
+    auto* label = qobject_cast<QCPItemText*>(p->item(i));
+    if (!label || !label->property("kvwb_point_label").toBool()) continue;
+    if (label->position->coords().x() < split) continue;
+    const Qt::Alignment v = label->positionAlignment() & Qt::AlignVertical_Mask;
+    label->setPositionAlignment(Qt::AlignRight | v);
+    const QMargins m = label->padding();
+    label->setPadding(QMargins(m.right(), m.top(), 7, m.bottom()));
+  }
+  fit_legend_row(p->legend, p->width());
+  finish_draw(title_->text() + "|" + p->yAxis->label());
 }
 
 int ParetoView::point_at(const QPoint& pixel) const {
@@ -379,20 +693,27 @@ void ParetoView::on_mouse_move(QMouseEvent* event) {
   QToolTip::showText(event->globalPosition().toPoint(), point_details(i), plot());
 }
 
-void ParetoView::on_mouse_press(QMouseEvent* event) {
-  if (event->button() != Qt::LeftButton) return;
-  const int i = point_at(event->pos());
-  if (i < 0) return;
-  const auto& pt = model_.points[static_cast<size_t>(i)];
-  try {
-    const sessions::RunConfig cfg =
-        sessions::run_config_from_json(pt.config, "sweep cell #" + std::to_string(pt.id));
-    emit config_requested(
-        cfg,
-        QString("sweep %1 cell #%2").arg(QString::fromStdString(model_.sweep_name)).arg(pt.id));
-  } catch (const std::exception& e) {
-    emit message_requested("error", QString("Cannot load cell #%1: %2").arg(pt.id).arg(e.what()));
+void ParetoView::on_plot_clicked(const QPointF& pos) {
+  int store = 0, i = point_at(pos.toPoint());
+  if (i < 0) {
+    // An overlaid store's point.
+    double best = kPickRadiusPx;
+    for (size_t o = 0; o < overlays_.size(); ++o)
+      for (size_t k = 0; k < overlays_[o].points.size(); ++k) {
+        const auto& pt = overlays_[o].points[k];
+        const double d = std::hypot(plot()->xAxis->coordToPixel(pt.r) - pos.x(),
+                                    plot()->yAxis->coordToPixel(pt.q) - pos.y());
+        if (d <= best) {
+          best = d;
+          store = static_cast<int>(o) + 1;
+          i = static_cast<int>(k);
+        }
+      }
   }
+  if (i < 0) return;
+  for (size_t r = 0; r < rows_.size(); ++r)
+    if (rows_[r].store == store && rows_[r].point == i) select_row(static_cast<int>(r));
+  load_point(store, i);
 }
 
 std::string ParetoView::csv_text() const { return pareto_model_csv(model_); }

@@ -6,6 +6,11 @@
 // configuration). Points and frontier come from views/pareto_model.h (the core's functions).
 #include <QComboBox>
 #include <QPoint>
+#include <QPushButton>
+#include <QTableWidget>
+#include <QToolButton>
+#include <string>
+#include <vector>
 
 #include "views/chart_view.h"
 #include "views/models/pareto_model.h"
@@ -35,21 +40,55 @@ class ParetoView : public ChartView {
   /// Hover text of point `index` (id, options, codec, ratio, metric, bytes).
   QString point_details(int index) const;
 
+  /// Overlays sweep `name` of the session (another result store) on the active one.
+  void set_overlay(const std::string& name, bool on);
+  /// The overlaid stores' models (same metric), in the session's sweep order.
+  const std::vector<ParetoModel>& overlays() const { return overlays_; }
+  /// One row of the results table: a point of the active store (store 0) or of an overlay.
+  struct TableRow {
+    int store = 0;  // 0 = the active sweep, i = overlays()[i - 1]
+    int point = 0;  // index into that model's points
+  };
+  const std::vector<TableRow>& table_rows() const { return rows_; }
+  QTableWidget* results_table() const { return table_; }
+  /// Selects table row `row` (the point is marked in the plot); -1 clears.
+  void select_row(int row);
+  int selected_row() const { return selected_; }
+  /// Loads / pins the configuration of the selected row (as the buttons).
+  bool load_selected();
+  bool pin_selected();
+
  protected:
+  void redraw() override { rebuild(); }
   std::string csv_text() const override;
+  void on_plot_clicked(const QPointF& pos) override;
 
  private:
   void rebuild();
+  void draw();
+  void fill_table();
   void on_mouse_move(QMouseEvent* event);
-  void on_mouse_press(QMouseEvent* event);
+  const ParetoModel& store_model(int store) const;
+  QString store_name(int store) const;
+  /// Emits config_requested for point `index` of store `store`.
+  bool load_point(int store, int index);
 
   SnapshotPtr snapshot_;
   ParetoModel model_;
+  std::vector<ParetoModel> overlays_;
+  std::vector<std::string> overlay_names_;
+  std::vector<TableRow> rows_;
+  int selected_ = -1;
   std::string metric_;
   QComboBox* sweep_combo_ = nullptr;
   QLabel* sweep_label_ = nullptr;
   QComboBox* metric_combo_ = nullptr;
+  QToolButton* overlay_button_ = nullptr;
+  QTableWidget* table_ = nullptr;
+  QPushButton* load_button_ = nullptr;
+  QPushButton* pin_button_ = nullptr;
   QCPTextElement* title_ = nullptr;
+  bool filling_ = false;
 };
 
 }  // namespace kvwb::views

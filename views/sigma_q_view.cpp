@@ -31,6 +31,18 @@ void SigmaQView::set_snapshot(SnapshotPtr snapshot) {
   draw();
 }
 
+void SigmaQView::on_plot_clicked(const QPointF& pos) {
+  for (QCPAxisRect* r : plot()->axisRects()) {
+    if (!r->rect().contains(pos.toPoint())) continue;
+    const double x = r->axis(QCPAxis::atBottom)->pixelToCoord(pos.x());
+    for (const SigmaQLayer& l : model_.layers)
+      if (std::fabs(l.layer - x) <= 0.5) {
+        emit select_requested(l.layer, std::max(0, snapshot_->selection.kv_head));
+        return;
+      }
+  }
+}
+
 void SigmaQView::draw() {
   QCustomPlot* p = plot();
   clear_chart(p);
@@ -40,7 +52,7 @@ void SigmaQView::draw() {
   style_axis(p->yAxis, "cond(Σ_reg) (dimensionless)");
   if (model_.empty()) {
     p->legend->setVisible(false);
-    p->replot();
+    finish_draw(title_->text() + "|" + p->yAxis->label());
     return;
   }
   set_log_axis(p->yAxis);
@@ -141,11 +153,28 @@ void SigmaQView::draw() {
   tl->setColor(QColor(200, 30, 30));
   tl->setText(thr);
 
+  // The selected layer (linked selection): a dotted frame over both panels.
+  if (snapshot_->selection.layer >= 0) {
+    for (QCPAxisRect* r : {p->axisRect(0), lower}) {
+      auto* band = new QCPItemRect(p);
+      band->setClipAxisRect(r);
+      band->topLeft->setAxes(r->axis(QCPAxis::atBottom), r->axis(QCPAxis::atLeft));
+      band->bottomRight->setAxes(r->axis(QCPAxis::atBottom), r->axis(QCPAxis::atLeft));
+      band->topLeft->setTypeY(QCPItemPosition::ptAxisRectRatio);
+      band->bottomRight->setTypeY(QCPItemPosition::ptAxisRectRatio);
+      band->topLeft->setAxisRect(r);
+      band->bottomRight->setAxisRect(r);
+      band->topLeft->setCoords(snapshot_->selection.layer - 0.3, 0);
+      band->bottomRight->setCoords(snapshot_->selection.layer + 0.3, 1);
+      band->setPen(QPen(QColor(200, 0, 0, 120), 1.0, Qt::DotLine));
+      band->setBrush(QColor(200, 0, 0, 18));
+    }
+  }
   p->xAxis->setRange(lo - 0.5, hi + 0.5);
   lx->setRange(lo - 0.5, hi + 0.5);
   if (cmax > 0) set_log_range(p->yAxis, cmin, cmax, 1.5);
   ly->setRange(0, lmax * 1.2);
-  p->replot();
+  finish_draw(title_->text() + "|" + p->yAxis->label());
 }
 
 }  // namespace kvwb::views

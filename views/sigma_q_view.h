@@ -23,7 +23,10 @@ class SigmaQView : public ChartView {
   const SigmaQModel& model() const { return model_; }
 
  protected:
+  void redraw() override { draw(); }
   std::string csv_text() const override { return sigma_q_csv(model_); }
+  /// A click on either panel selects the nearest layer in every view.
+  void on_plot_clicked(const QPointF& pos) override;
 
  private:
   void draw();

@@ -80,6 +80,12 @@ std::vector<SpectrumTensor> SpectrumView::requested_tensors() const {
 
 void SpectrumView::rebuild() {
   model_ = build_spectrum_model(*snapshot_, want_layer_, want_head_, requested_tensors());
+  baseline_ = SpectrumModel{};
+  if (const auto& b = snapshot_->baseline; b && !model_.empty()) {
+    SpectrumModel bm = build_spectrum_model(*snapshot_, b->selection.layer,
+                                            std::max(0, b->selection.kv_head), requested_tensors());
+    if (bm.layer != model_.layer || bm.kv_head != model_.kv_head) baseline_ = std::move(bm);
+  }
   fill_selectors();
   draw();
 }
@@ -100,13 +106,27 @@ void SpectrumView::draw() {
   QCustomPlot* p = plot();
   clear_chart(p);
   title_->setText(QString::fromStdString(model_.title));
-  set_note(QString::fromStdString(model_.note));
+  QString note = QString::fromStdString(model_.note);
+  if (snapshot_->baseline && !model_.empty()) {
+    note +=
+        (note.isEmpty() ? "" : " ") +
+        (baseline_.empty()
+             ? QStringLiteral("Baseline #%1 was pinned on this (layer, head): the capture's "
+                              "spectra do not depend on the configuration, so there is "
+                              "nothing to overlay.")
+                   .arg(snapshot_->baseline->id)
+             : QStringLiteral("Dashed: the baseline's (layer %1, head %2), pinned with run #%3.")
+                   .arg(baseline_.layer)
+                   .arg(baseline_.kv_head)
+                   .arg(snapshot_->baseline->id));
+  }
+  set_note(note);
   style_axis(p->xAxis, "principal component k (1 = largest variance)");
   style_axis(p->yAxis, "eigenvalue λ_k (variance, squared tensor units)");
   style_axis(p->yAxis2, "cumulative explained variance (fraction)");
   if (model_.empty()) {
     p->legend->setVisible(false);
-    p->replot();
+    finish_draw(title_->text() + "|" + p->yAxis->label());
     return;
   }
   set_log_axis(p->yAxis);
@@ -169,12 +189,30 @@ void SpectrumView::draw() {
     }
     ++ci;
   }
+  // The baseline's (layer, head): its eigenvalues dashed, for comparison with the shown ones.
+  for (const SpectrumCurve& c : baseline_.curves) {
+    QVector<double> xs;
+    for (size_t k = 0; k < c.eigenvalues.size(); ++k) xs.push_back(static_cast<double>(k + 1));
+    QCPGraph* g = p->addGraph(p->xAxis, p->yAxis);
+    g->setName(QStringLiteral("baseline #%1 (layer %2, head %3) %4 λ_k")
+                   .arg(snapshot_->baseline->id)
+                   .arg(baseline_.layer)
+                   .arg(baseline_.kv_head)
+                   .arg(QString::fromStdString(spectrum_tensor_name(c.tensor))));
+    g->setData(xs, positive_or_nan(c.eigenvalues), true);
+    g->setPen(QPen(QColor(110, 110, 110), 1.5, Qt::DashLine));
+    for (double v : c.eigenvalues)
+      if (v > 0) {
+        ymax = std::max(ymax, v);
+        ymin = ymin == 0 ? v : std::min(ymin, v);
+      }
+  }
   p->xAxis->setRange(0, static_cast<double>(dim) + 1);
   if (ymax > 0) set_log_range(p->yAxis, std::max(ymin, ymax * 1e-9), ymax, 1.5);
   p->yAxis2->setVisible(true);
   p->yAxis2->setRange(0, 1.05);
   p->yAxis2->grid()->setVisible(false);
-  p->replot();
+  finish_draw(title_->text() + "|" + p->yAxis->label());
 }
 
 }  // namespace kvwb::views

@@ -23,8 +23,12 @@ class SpectrumView : public ChartView {
 
   /// What is drawn (for tests and the shell).
   const SpectrumModel& model() const { return model_; }
+  /// The spectra of the baseline's (layer, kv head) (pinned with the baseline), overlaid when it
+  /// differs from the shown one; empty otherwise.
+  const SpectrumModel& baseline_model() const { return baseline_; }
 
  protected:
+  void redraw() override { draw(); }
   std::string csv_text() const override { return spectrum_csv(model_); }
 
  private:
@@ -35,6 +39,7 @@ class SpectrumView : public ChartView {
 
   SnapshotPtr snapshot_;
   SpectrumModel model_;
+  SpectrumModel baseline_;
   QCPTextElement* title_ = nullptr;
   QComboBox* layer_ = nullptr;   // objectName "layer"
   QComboBox* head_ = nullptr;    // objectName "kv_head"

@@ -45,6 +45,14 @@ class View : public QWidget {
   void config_requested(const kvwb::sessions::RunConfig& config, const QString& label);
   /// Make sweep `index` of the snapshot the active one.
   void sweep_requested(int index);
+  /// Make run `run_id` of the history the current configuration and show its result.
+  void recall_requested(quint64 run_id);
+  /// Pin run `run_id` of the history as the baseline (0 = the current run).
+  void pin_baseline_requested(quint64 run_id);
+  /// Pin `config` (a sweep cell) as the baseline; it is run when the history does not hold it.
+  void pin_config_requested(const kvwb::sessions::RunConfig& config, const QString& label);
+  /// Drop the baseline.
+  void clear_baseline_requested();
   /// Something a user should read (errors of exports, hints); level: "info" | "warning" | "error".
   void message_requested(const QString& level, const QString& text);
 };

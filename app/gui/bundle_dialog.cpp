@@ -19,11 +19,47 @@
 #include <QTabWidget>
 #include <QTableWidget>
 #include <QVBoxLayout>
+#include <algorithm>
+#include <fstream>
 
 #include "app/gui/dialog_util.h"
 #include "app/gui/workbench.h"
 
 namespace kvwb::app {
+
+namespace {
+
+/// The reference plugin's compatibility issues recorded in a bundle's codec_config.json
+/// (deploy_compatibility.reference_plugin.issues, bundle-format.md §5.2); empty when the file or
+/// the section is absent or unreadable (the bundle check reports those problems itself).
+std::vector<std::string> plugin_issues(const std::string& dir) {
+  std::vector<std::string> out;
+  std::ifstream in(dir + "/codec_config.json");
+  if (!in) return out;
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return out;
+  const nlohmann::json* p = &j;
+  for (const char* key : {"deploy_compatibility", "reference_plugin", "issues"}) {
+    if (!p->is_object() || !p->contains(key)) return out;
+    p = &(*p)[key];
+  }
+  if (!p->is_array()) return out;
+  for (const auto& x : *p)
+    if (x.is_string()) out.push_back(x.get<std::string>());
+  return out;
+}
+
+/// Counts every reference-plugin compatibility issue as a warning of the check (a bundle the
+/// reference plugin cannot load as written is not "0 warnings").
+void add_plugin_warnings(sessions::BundleCheckReport& r, const std::string& dir) {
+  for (const auto& issue : plugin_issues(dir)) {
+    const std::string w = "reference plugin compatibility: " + issue;
+    if (std::find(r.warnings.begin(), r.warnings.end(), w) == r.warnings.end())
+      r.warnings.push_back(w);
+  }
+}
+
+}  // namespace
 
 namespace {
 
@@ -254,6 +290,7 @@ bool BundleDialog::start_export() {
           exported = std::make_shared<const sessions::BundleExportResult>(
               sessions::export_bundle(path, cfg, out, opt));
           *report = sessions::check_bundle(out);
+          add_plugin_warnings(*report, out);
         } catch (const Cancelled&) {
           throw;
         } catch (const std::exception& e) {
@@ -288,8 +325,9 @@ bool BundleDialog::start_check(const QString& dir) {
   QPointer<BundleDialog> self(this);
   job_name_ = tr("Check bundle");
   job_ = wb_.start_job(job_name_, [self, d, opt](JobControl&) -> Workbench::Continuation {
-    auto report =
-        std::make_shared<const sessions::BundleCheckReport>(sessions::check_bundle(d, opt));
+    auto checked = std::make_shared<sessions::BundleCheckReport>(sessions::check_bundle(d, opt));
+    add_plugin_warnings(*checked, d);
+    std::shared_ptr<const sessions::BundleCheckReport> report = checked;
     const QString dir = QString::fromStdString(d);
     return [self, report, dir] {
       if (self) self->show_report(dir, *report, nullptr);
@@ -308,7 +346,10 @@ void BundleDialog::show_report(
   const QString where = QDir::toNativeSeparators(dir);
   if (r.ok) {
     headline_->setStyleSheet(QStringLiteral("color: #1e7b34; font-weight: bold;"));
-    headline_->setText(tr("Bundle check passed: %1").arg(where));
+    headline_->setText(r.warnings.empty() ? tr("Bundle check passed: %1").arg(where)
+                                          : tr("Bundle check passed with %n warning(s): %1",
+                                               nullptr, static_cast<int>(r.warnings.size()))
+                                                .arg(where));
   } else {
     headline_->setStyleSheet(dlg::error_style() + QStringLiteral(" font-weight: bold;"));
     headline_->setText(
@@ -320,8 +361,11 @@ void BundleDialog::show_report(
     info << tr("Exported %n file(s); measured ratio vs bf16 %1.", nullptr,
                static_cast<int>(exported->files.size()))
                 .arg(QString::asprintf("%.4f", exported->run.ratio_vs_bf16()));
-    for (const auto& s : exported->deploy_issues)
-      info << tr("Reference plugin compatibility: %1").arg(QString::fromStdString(s));
+    if (!exported->deploy_issues.empty())
+      info << tr(
+          "Reference plugin: %n compatibility issue(s), counted as warnings (see the "
+          "Warnings tab).",
+          nullptr, static_cast<int>(exported->deploy_issues.size()));
     for (const auto& s : exported->warnings)
       info << tr("Warning: %1").arg(QString::fromStdString(s));
     export_info_->setText(info.join('\n'));

@@ -220,6 +220,16 @@ json build_grid(const GridBuilderModel& model) {
   return grid;
 }
 
+json apply_fixed_options(const json& grid, const std::vector<GridFixedOption>& fixed) {
+  json out = grid.is_object() ? grid : json::object();
+  for (const auto& o : fixed) {
+    if (!o.enabled) continue;
+    if (!out.contains("fixed") || !out["fixed"].is_object()) out["fixed"] = json::object();
+    out["fixed"][o.key] = o.value;
+  }
+  return out;
+}
+
 namespace {
 
 std::string inline_text(const json& j) {

@@ -78,6 +78,12 @@ size_t grid_cell_estimate(const GridBuilderModel& model);
 /// enabled.
 nlohmann::json build_grid(const GridBuilderModel& model);
 
+/// `grid` with the enabled fixed options written into its "fixed" object (they replace the
+/// grid's own values of the same keys; disabled options leave the grid's values alone). The sweep
+/// dialog runs exactly this grid and shows it, so the fixed-settings list applies what it shows.
+nlohmann::json apply_fixed_options(const nlohmann::json& grid,
+                                   const std::vector<GridFixedOption>& fixed);
+
 /// JSON text of a grid for reading: objects and arrays that fit in `width` columns on one line,
 /// the rest one member per line (two-space indent). Valid JSON, equal to `grid` when parsed.
 std::string grid_to_text(const nlohmann::json& grid, size_t width = 96);

@@ -1,19 +1,24 @@
 // kvwb-gui: the Qt workbench.
-//   kvwb-gui [CAPTURE] [--session FILE] [--recover] [--screenshot OUT.png [--view NAME] [--size
-//   WxH]]
+//   kvwb-gui [CAPTURE] [--session FILE] [--recover] [--config CFG.json] [--baseline CFG.json]
+//            [--screenshot OUT.png [--view NAME] [--size WxH]]
 // Without CAPTURE or --session it opens the demo capture (SYNTHETIC). --screenshot loads, runs the
 // configuration and the analysis, waits for the jobs, raises the named view, saves the whole
-// window as PNG and exits (0; 1 on any error; 2 for an unknown view name).
+// window as PNG and exits (0; 1 on any error; 2 for an unknown view name). --baseline runs a
+// configuration (docs/run-config.md) and pins it as the baseline every view compares with;
+// --config makes a configuration the current one.
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QDir>
 #include <QEventLoop>
+#include <QFileInfo>
 #include <QImageWriter>
 #include <QRegularExpression>
 #include <QTemporaryDir>
 #include <QTimer>
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +26,7 @@
 #include "app/gui/view_factory.h"
 #include "app/gui/workbench.h"
 #include "base/errors.h"
+#include "sessions/config/run_config.h"
 
 namespace {
 
@@ -87,7 +93,13 @@ int main(int argc, char** argv) {
   QCommandLineOption size_opt("size", "Window size for --screenshot, e.g. 1500x950", "WxH");
   QCommandLineOption recover_opt("recover",
                                  "Recover the autosave of a crashed session without asking");
-  parser.addOptions({session_opt, shot_opt, view_opt, size_opt, recover_opt});
+  QCommandLineOption config_opt("config", "Make this run configuration (JSON) the current one",
+                                "CFG.json");
+  QCommandLineOption baseline_opt(
+      "baseline", "Run this configuration (JSON) and pin it as the baseline to compare with",
+      "CFG.json");
+  parser.addOptions(
+      {session_opt, shot_opt, view_opt, size_opt, recover_opt, config_opt, baseline_opt});
   parser.process(app);
 
   const QString view = parser.value(view_opt);
@@ -150,6 +162,32 @@ int main(int argc, char** argv) {
       fail(window.last_error());
       return 1;
     }
+  }
+  // --baseline / --config: configurations from files, applied to the open capture.
+  auto read_config = [](const QString& path) -> std::optional<kvwb::sessions::RunConfig> {
+    try {
+      std::ifstream in(path.toStdString());
+      if (!in) throw kvwb::IoError(path.toStdString(), "cannot open the configuration file");
+      const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+      if (j.is_discarded()) throw kvwb::FormatError(path.toStdString() + ": not valid JSON");
+      return kvwb::sessions::run_config_from_json(j, path.toStdString());
+    } catch (const kvwb::Error& e) {
+      fail(QString("error[%1]: %2")
+               .arg(QString::fromStdString(e.code()), QString::fromUtf8(e.what())));
+    }
+    return std::nullopt;
+  };
+  if (parser.isSet(baseline_opt)) {
+    const auto c = read_config(parser.value(baseline_opt));
+    if (!c) return 1;
+    if (wb.pin_baseline_config(
+            *c, "--baseline " + QFileInfo(parser.value(baseline_opt)).fileName()) < 0)
+      return 1;
+  }
+  if (parser.isSet(config_opt)) {
+    const auto c = read_config(parser.value(config_opt));
+    if (!c) return 1;
+    wb.set_config(*c, "--config " + QFileInfo(parser.value(config_opt)).fileName());
   }
   if (!screenshot) return QApplication::exec();
 

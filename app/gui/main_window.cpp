@@ -9,6 +9,7 @@
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QDropEvent>
+#include <QElapsedTimer>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QKeySequence>
@@ -35,9 +36,10 @@
 #include "app/gui/view_factory.h"
 #include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/explore/result_store.h"
 #include "sessions/config/run_config.h"
+#include "sessions/explore/result_store.h"
 #include "sessions/run/runner.h"
+#include "views/config_view.h"
 
 namespace kvwb::app {
 namespace {
@@ -120,7 +122,15 @@ void MainWindow::build_docks() {
   // Pareto view and the configuration editor. Docks are named for saveState.
   for (const QString& name : view_names()) {
     views::View* v = make_view(name, nullptr);
-    auto* dock = new QDockWidget(v->view_title(), this);
+    // Tab titles short enough for eight tabs in a 1200 px window (the View menu has full names).
+    static const std::map<QString, QString> kTabTitle = {{"sigma-q", "Σ_q"},
+                                                         {"distribution", "Distribution"},
+                                                         {"layer-error", "Layer error"},
+                                                         {"compare", "Compare"}};
+    const auto short_title = kTabTitle.find(name);
+    auto* dock = new QDockWidget(
+        short_title != kTabTitle.end() ? short_title->second : v->view_title(), this);
+    dock->setToolTip(v->view_title());
     dock->setObjectName("dock_" + name);
     dock->setWidget(v);
     dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable |
@@ -132,6 +142,21 @@ void MainWindow::build_docks() {
             Qt::QueuedConnection);
     connect(v, &views::View::config_requested, wb_, &Workbench::set_config, Qt::QueuedConnection);
     connect(v, &views::View::sweep_requested, wb_, &Workbench::set_active_sweep,
+            Qt::QueuedConnection);
+    connect(
+        v, &views::View::recall_requested, wb_, [this](quint64 id) { wb_->recall(id); },
+        Qt::QueuedConnection);
+    connect(
+        v, &views::View::pin_baseline_requested, wb_,
+        [this](quint64 id) { id == 0 ? wb_->pin_current_as_baseline() : wb_->pin_baseline(id); },
+        Qt::QueuedConnection);
+    connect(
+        v, &views::View::pin_config_requested, wb_,
+        [this](const sessions::RunConfig& c, const QString& label) {
+          wb_->pin_baseline_config(c, label);
+        },
+        Qt::QueuedConnection);
+    connect(v, &views::View::clear_baseline_requested, wb_, &Workbench::clear_baseline,
             Qt::QueuedConnection);
     connect(v, &views::View::message_requested, this,
             [this](const QString& level, const QString& text) {
@@ -146,12 +171,11 @@ void MainWindow::build_docks() {
       schedule_delivery(name);
     });
   }
-  // The layer map's control row asks for ~750 px; let the splitter give the charts more room
-  // (the row's hint text is clipped first).
-  views_["layer-map"]->setMinimumWidth(440);
+  // The layer map keeps at least 340 px (its controls wrap onto two rows); the charts get the rest.
+  views_["layer-map"]->setMinimumWidth(340);
   addDockWidget(Qt::LeftDockWidgetArea, docks_["layer-map"]);
   addDockWidget(Qt::RightDockWidgetArea, docks_["spectrum"]);
-  for (const char* n : {"sigma-q", "distribution", "layer-error", "pareto", "config"})
+  for (const char* n : {"sigma-q", "distribution", "layer-error", "pareto", "config", "compare"})
     tabifyDockWidget(docks_["spectrum"], docks_[n]);
   docks_["spectrum"]->raise();
   current_view_ = "layer-map";
@@ -227,15 +251,30 @@ void MainWindow::build_menus() {
 
   // ---- Run ----
   QMenu* run = menuBar()->addMenu("&Run");
-  a = run->addAction("&Run configuration", this, [this] { wb_->run_current(); });
+  a = run->addAction("&Run configuration", this, &MainWindow::run_edited_configuration);
   a->setShortcut(QKeySequence(Qt::Key_F5));
+  a->setToolTip(
+      "Runs the configuration as edited in the Configuration view (its pending edits "
+      "applied first), otherwise reruns the current one");
   run->addAction("Re-&analyse capture", this, [this] { wb_->run_analysis(); });
   a = run->addAction("&Sweep…", this, &MainWindow::open_sweep_dialog);
   a->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_S));
   run->addAction("&Boundary recommendation / plan…", this, &MainWindow::open_boundary_panel);
   run->addSeparator();
-  a = run->addAction("&Cancel all jobs", this, [this] { wb_->cancel_all(); });
+  a = run->addAction("Cancel the &focused job", this, [this] { cancel_focused_job(); });
+  a->setObjectName("action_cancel_focused");
   a->setShortcut(QKeySequence(Qt::Key_Escape));
+  a->setShortcutContext(Qt::WindowShortcut);
+  run->addAction("Cancel &all jobs", this, [this] { wb_->cancel_all(); });
+  run->addSeparator();
+  a = run->addAction("&Pin current run as baseline", this, [this] {
+    if (!wb_->pin_current_as_baseline())
+      statusBar()->showMessage("No finished current run to pin (partial, stale or none)", 6000);
+    else
+      show_view("compare");
+  });
+  a->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_B));
+  run->addAction("C&lear baseline", this, [this] { wb_->clear_baseline(); });
 
   // ---- Help ----
   QMenu* help = menuBar()->addMenu("&Help");
@@ -255,8 +294,11 @@ void MainWindow::build_status_bar() {
   progress_->setTextVisible(true);
   cancel_button_ = new QToolButton(this);
   cancel_button_->setText("Cancel");
-  cancel_button_->setToolTip("Cancel all running jobs (Esc)");
-  connect(cancel_button_, &QToolButton::clicked, wb_, &Workbench::cancel_all);
+  cancel_button_->setObjectName("status.cancel");
+  cancel_button_->setToolTip("Cancel the newest job (Esc); the arrow lists every job");
+  cancel_button_->setPopupMode(QToolButton::MenuButtonPopup);
+  cancel_button_->setMenu(new QMenu(cancel_button_));
+  connect(cancel_button_, &QToolButton::clicked, this, &MainWindow::cancel_focused_job);
   ratio_label_ = new QLabel(this);
   ratio_label_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   backend_label_ = new QLabel(this);
@@ -304,11 +346,16 @@ void MainWindow::on_snapshot(const views::SnapshotPtr& s) {
     const sessions::RunResult& r = *s->run;
     ratio = QString::asprintf("ratio %.4f", r.ratio_vs_bf16()) +
             QString(" · %1 of %2 bytes").arg(r.total_bytes).arg(r.bf16_bytes);
-    if (wb_->run_is_partial())
-      ratio += QString(" (partial: %1 layers)").arg(r.layers.size());
+    if (s->run_partial)
+      ratio = QString("PARTIAL run (cancelled, %1 layers finished): ").arg(r.layers.size()) +
+              ratio + " — not the configuration's totals; F5 runs it";
     else if (!s->run_is_current)
-      ratio += " (rerunning…)";
+      ratio += s->run_in_flight ? " (rerunning…)" : " (stale: F5 runs the edited configuration)";
     if (r.failed) ratio += " — some layers failed";
+    if (s->baseline && s->baseline->run && !s->run_partial)
+      ratio += QString::asprintf(" · Δ vs baseline #%llu %+.4f",
+                                 static_cast<unsigned long long>(s->baseline->id),
+                                 r.ratio_vs_bf16() - s->baseline->run->ratio_vs_bf16());
   } else if (!s->capture.path.empty()) {
     ratio = "ratio: running…";
   }
@@ -330,7 +377,11 @@ void MainWindow::deliver_next() {
   const QString name = pending_.front();
   pending_.erase(pending_.begin());
   if (delivered_[name] != latest_->generation + 1) {
+    QElapsedTimer dbg_t;
+    dbg_t.start();
     views_[name]->set_snapshot(latest_);
+    if (qEnvironmentVariableIsSet("KVWB_DBG"))
+      std::fprintf(stderr, "DBG %s %lld ms\n", name.toLocal8Bit().constData(), dbg_t.elapsed());
     delivered_[name] = latest_->generation + 1;  // +1: generation 0 is a real snapshot
   }
   if (!pending_.empty()) {
@@ -340,6 +391,11 @@ void MainWindow::deliver_next() {
 }
 
 QString MainWindow::ratio_text() const { return ratio_label_->text(); }
+
+bool MainWindow::view_is_current(const QString& name) const {
+  const auto it = delivered_.find(name);
+  return latest_ && it != delivered_.end() && it->second == latest_->generation + 1;
+}
 QString MainWindow::backend_text() const { return backend_label_->text(); }
 
 void MainWindow::update_title() {
@@ -372,8 +428,20 @@ void MainWindow::update_jobs() {
   QStringList names;
   size_t done = 0, total = 0;
   bool cancelling = false;
+  const int focused = wb_->focused_job();
+  QMenu* menu = cancel_button_->menu();
+  menu->clear();
+  for (const JobInfo& j : jobs) {
+    const int id = j.id;
+    QAction* a = menu->addAction("Cancel " + j.name + (id == focused ? "  (Esc)" : ""), this,
+                                 [this, id] { wb_->cancel_job(id); });
+    a->setEnabled(!j.cancelling);
+  }
+  menu->addSeparator();
+  menu->addAction("Cancel all jobs", wb_, &Workbench::cancel_all);
   for (const JobInfo& j : jobs) {
     QString n = j.name;
+    if (j.id == focused && jobs.size() > 1) n = "[Esc] " + n;
     if (j.total) n += QString(" %1/%2").arg(j.done).arg(j.total);
     names << n;
     done += j.done;
@@ -721,6 +789,34 @@ bool MainWindow::export_results_file(const QString& path, bool csv) {
   });
 }
 
+void MainWindow::run_edited_configuration() {
+  // F5 runs what the Configuration view shows: its pending edits are validated and applied (one
+  // undoable step); an invalid form shows its error there and nothing runs.
+  auto* config = qobject_cast<views::ConfigView*>(view("config"));
+  if (config && config->is_edited()) {
+    if (!config->run()) {
+      show_view("config");
+      statusBar()->showMessage("The edited configuration is invalid: " + config->error_text(),
+                               8000);
+    }
+    return;
+  }
+  wb_->run_current();
+}
+
+void MainWindow::cancel_focused_job() {
+  const int id = wb_->focused_job();
+  if (id == 0) {
+    statusBar()->showMessage("No job to cancel", 3000);
+    return;
+  }
+  QString name;
+  for (const JobInfo& j : wb_->jobs())
+    if (j.id == id) name = j.name;
+  wb_->cancel_job(id);
+  statusBar()->showMessage("Cancelling " + name + " (Esc cancels one job: the newest)", 5000);
+}
+
 bool MainWindow::export_report(const QString& html_path, const QString& pdf_path) {
   const QString why = report_export_blocker(*wb_);
   if (!why.isEmpty()) {
@@ -768,6 +864,11 @@ void MainWindow::write_settings() {
 
 void MainWindow::showEvent(QShowEvent* e) {
   QMainWindow::showEvent(e);
+  if (qEnvironmentVariableIsSet("KVWB_DBG"))
+    for (const auto& [n, d] : docks_)
+      std::fprintf(stderr, "DBG %s min %d x %d  view %d x %d\n", n.toLocal8Bit().constData(),
+                   d->minimumSizeHint().width(), d->minimumSizeHint().height(),
+                   views_[n]->minimumSizeHint().width(), views_[n]->minimumSizeHint().height());
   if (!default_split_pending_) return;
   default_split_pending_ = false;
   // Default split once the window is laid out: the layer map left, the charts right (wider).

@@ -1,5 +1,5 @@
 #pragma once
-// The workbench main window: the seven views in dock widgets, menus (File / Edit / View / Run /
+// The workbench main window: the eight views in dock widgets, menus (File / Edit / View / Run /
 // Help), drag and drop of captures and sessions, the status bar (backend, total ratio, running
 // jobs with progress and cancel), persisted preferences and crash recovery from the autosave.
 #include <QImage>
@@ -48,6 +48,8 @@ class MainWindow : public QMainWindow {
   views::View* view(const QString& name) const;
   /// Shows and raises the dock of view `name`; false for an unknown name.
   bool show_view(const QString& name);
+  /// True when view `name` has drawn the latest snapshot (views get it one per event).
+  bool view_is_current(const QString& name) const;
   /// Name of the view the export actions apply to (the last raised / clicked visible view).
   QString current_view_name() const;
 
@@ -121,6 +123,10 @@ class MainWindow : public QMainWindow {
   void export_csv();
   void export_config();
   void export_results(bool csv);
+  /// F5: applies the Configuration view's pending edits (validated) or reruns the current one.
+  void run_edited_configuration();
+  /// Esc: cancels the focused job (Workbench::focused_job), never all of them.
+  void cancel_focused_job();
   void open_sweep_dialog();
   void open_boundary_panel();
   void open_bundle_dialog();

@@ -116,7 +116,12 @@ void SweepDialog::build_ui() {
   tree_->header()->setStretchLastSection(false);
   tree_->setUniformRowHeights(true);
   bl->addWidget(tree_, 3);
-  bl->addWidget(new QLabel(tr("Fixed run settings (from the current configuration):")));
+  auto* fixed_label =
+      new QLabel(tr("Fixed run settings from the current configuration — the "
+                    "ticked ones apply to every cell (they are written into the "
+                    "grid's \"fixed\" object on the right):"));
+  fixed_label->setWordWrap(true);
+  bl->addWidget(fixed_label);
   fixed_list_ = new QListWidget;
   fixed_list_->setObjectName(QStringLiteral("fixed_list"));
   fixed_list_->setMaximumHeight(72);
@@ -127,7 +132,10 @@ void SweepDialog::build_ui() {
     const std::string key = it->data(Qt::UserRole).toString().toStdString();
     for (auto& o : model_.fixed)
       if (o.key == key) o.enabled = it->checkState() == Qt::Checked;
-    rebuild_from_builder();
+    if (grid_source_ == tr("grid builder"))
+      rebuild_from_builder();
+    else
+      show_grid();
   });
 
   // ---- right: grid ----
@@ -261,6 +269,15 @@ void SweepDialog::build_ui() {
     if (!store_edited_) store_edit_->setText(wb_.default_store_dir(n));
   });
   connect(store_edit_, &QLineEdit::textEdited, this, [this] { store_edited_ = true; });
+  auto* fresh = new QPushButton(tr("New folder"));
+  fresh->setObjectName(QStringLiteral("new_store"));
+  fresh->setToolTip(tr("A new, empty store folder beside the session (named after the sweep)"));
+  store_row->addWidget(fresh);
+  connect(fresh, &QPushButton::clicked, this, [this] {
+    store_edited_ = false;
+    set_sweep_name(name_edit_->text().trimmed().isEmpty() ? QStringLiteral("sweep")
+                                                          : name_edit_->text().trimmed());
+  });
   connect(browse, &QPushButton::clicked, this, [this] {
     const QString d =
         QFileDialog::getExistingDirectory(this, tr("Result store folder"), store_edit_->text());
@@ -385,7 +402,10 @@ void SweepDialog::refresh_fixed() {
   updating_ = true;
   fill_fixed_list();
   updating_ = false;
-  if (grid_source_ == tr("grid builder")) rebuild_from_builder();
+  if (grid_source_ == tr("grid builder"))
+    rebuild_from_builder();
+  else
+    show_grid();
 }
 
 void SweepDialog::refresh_family_item(int fi) {
@@ -496,10 +516,10 @@ bool SweepDialog::set_fixed_enabled(const QString& key, bool on) {
 
 void SweepDialog::rebuild_from_builder() {
   try {
-    grid_ = build_grid(model_);
+    base_grid_ = build_grid(model_);
     grid_error_.clear();
   } catch (const std::exception& e) {
-    grid_ = json::object();
+    base_grid_ = json::object();
     grid_error_ = dlg::error_text(e);
   }
   grid_source_ = tr("grid builder");
@@ -507,14 +527,16 @@ void SweepDialog::rebuild_from_builder() {
 }
 
 void SweepDialog::set_grid(const json& grid, const QString& source) {
-  grid_ = grid;
+  base_grid_ = grid;
   grid_source_ = source;
   grid_error_.clear();
   show_grid();
 }
 
 void SweepDialog::show_grid() {
-  source_label_->setText(tr("Source: %1").arg(grid_source_));
+  // What Start runs: the base grid with the ticked fixed settings (shown below, exactly).
+  grid_ = grid_error_.isEmpty() ? apply_fixed_options(base_grid_, model_.fixed) : base_grid_;
+  source_label_->setText(tr("Source: %1 + the ticked fixed settings").arg(grid_source_));
   grid_text_->setPlainText(QString::fromStdString(grid_to_text(grid_)));
   cells_ = 0;
   dropped_ = 0;
@@ -643,9 +665,24 @@ bool SweepDialog::start() {
     show_error(tr("Open a capture first"));
     return false;
   }
-  if (end_to_end_enabled() && e2e_text_->text().trimmed().isEmpty()) {
-    show_error(tr("End-to-end axes need a text file to evaluate on"));
+  if (e2e_box_->isChecked() &&
+      (e2e_model_->text().trimmed().isEmpty() || e2e_text_->text().trimmed().isEmpty())) {
+    show_error(
+        tr("End-to-end axes need a model folder and a text file: choose both, or untick "
+           "\"End-to-end axes\" for a proxy-only sweep"));
+    (e2e_model_->text().trimmed().isEmpty() ? e2e_model_ : e2e_text_)->setFocus();
     return false;
+  }
+  if (!resume_box_->isChecked()) {
+    const QDir dir(store);
+    if (dir.exists() &&
+        !dir.entryList(QDir::AllEntries | QDir::NoDotAndDotDot | QDir::Hidden).isEmpty()) {
+      show_error(tr("The store folder %1 already holds a sweep's results. Tick \"Resume\" to "
+                    "continue that sweep (the cells it holds are skipped), or press \"New "
+                    "folder\" to start a fresh store.")
+                     .arg(QDir::toNativeSeparators(store)));
+      return false;
+    }
   }
   summary_label_->clear();
   status_label_->setStyleSheet(QString());

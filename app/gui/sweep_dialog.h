@@ -36,7 +36,8 @@ class SweepDialog : public QDialog {
   SweepDialog(Workbench& workbench, QWidget* parent = nullptr);
   ~SweepDialog() override;
 
-  /// The grid Start runs (docs/sweeps.md).
+  /// The grid Start runs (docs/sweeps.md): the builder's, the default or a loaded grid with the
+  /// ticked fixed run settings written into its "fixed" object; the dialog shows exactly this.
   const nlohmann::json& grid() const { return grid_; }
   /// Cells of the grid after dropping duplicate configurations (0 when the grid is invalid).
   size_t cell_count() const { return cells_; }
@@ -106,7 +107,8 @@ class SweepDialog : public QDialog {
 
   Workbench& wb_;
   GridBuilderModel model_;
-  nlohmann::json grid_;
+  nlohmann::json base_grid_;  // from the builder, the default grid or a file
+  nlohmann::json grid_;       // base_grid_ with the ticked fixed options: what Start runs
   size_t cells_ = 0;
   size_t dropped_ = 0;
   QString grid_error_;

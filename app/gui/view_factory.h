@@ -1,5 +1,5 @@
 #pragma once
-// Creates the seven workbench views by their stable names (the names of `kvwb-gui --view`).
+// Creates the eight workbench views by their stable names (the names of `kvwb-gui --view`).
 #include <QString>
 #include <QStringList>
 #include <QWidget>

@@ -105,6 +105,66 @@ int64_t now_ms() {
 constexpr int64_t kProgressIntervalMs = 50;  // ≤ 20 progress updates per second and job
 constexpr int64_t kSweepReloadMs = 1000;     // records re-read at most once a second
 constexpr const char* kDefaultConfigName = "default";
+/// Residual bytes the run history may hold (older runs drop their residuals beyond it; the
+/// current run and the baseline keep theirs).
+constexpr uint64_t kHistoryResidualBudget = 192ull << 20;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t residual_bytes(const sessions::RunResult& r) {
+  uint64_t n = 0;
+  for (const auto& l : r.layers)
+    n += (l.k.scaled_residuals.size() + l.v.scaled_residuals.size()) * sizeof(float);
+  return n;
+}
+
+/// A copy of `r` without the Kakeya scaled residuals (one layer's residuals copied at a time).
+std::shared_ptr<const sessions::RunResult> without_residuals(const sessions::RunResult& r) {
+  auto out = std::make_shared<sessions::RunResult>();
+  out->config = r.config;
+  out->config_hash = r.config_hash;
+  out->capture_file = r.capture_file;
+  out->capture_sha256 = r.capture_sha256;
+  out->backend = r.backend;
+  out->failed = r.failed;
+  out->total_bytes = r.total_bytes;
+  out->bf16_bytes = r.bf16_bytes;
+  out->tail_bytes = r.tail_bytes;
+  out->reference_bytes = r.reference_bytes;
+  out->seconds = r.seconds;
+  out->warnings = r.warnings;
+  out->skip_m = r.skip_m;
+  out->skip_median = r.skip_median;
+  for (const auto& l : r.layers) {
+    sessions::LayerResult c = l;
+    std::vector<float>().swap(c.k.scaled_residuals);
+    std::vector<float>().swap(c.v.scaled_residuals);
+    out->layers.push_back(std::move(c));
+  }
+  return out;
+}
+
+/// Canonical text of a configuration (equal texts run to equal results on one capture).
+std::string config_key(const sessions::RunConfig& c) {
+  try {
+    return sessions::run_config_to_json(c).dump() + " backend=" + c.backend;
+  } catch (const Error&) {
+    return {};
+  }
+}
+
+std::shared_ptr<const sessions::OutlierRates> outlier_rates_of(const sessions::RunResult& r) {
+  try {
+    auto o = std::make_shared<sessions::OutlierRates>(sessions::outlier_rates_from_run(r, true));
+    if (o->has_k || o->has_v) return o;
+  } catch (const Error&) {
+  }
+  return nullptr;
+}
 
 }  // namespace
 
@@ -137,6 +197,13 @@ struct Workbench::Impl {
   std::shared_ptr<const sessions::OutlierRates> outliers;
   bool run_is_current = false;
   bool run_partial = false;
+  uint64_t run_id = 0;                      // history id of `run` (0 = partial / none)
+  std::vector<views::RunEntryPtr> history;  // oldest first
+  views::RunEntryPtr baseline;
+  std::string baseline_pending;  // label of the baseline job in flight
+  int baseline_job = 0;
+  uint64_t next_run_id = 1;
+  QString run_label = "open";  // what the next run stands for (the last edit)
   std::map<std::string, std::vector<json>> sweep_records;
   int active_sweep = -1;
   views::Selection selection;
@@ -209,6 +276,12 @@ struct Workbench::Impl {
     s->run = run;
     s->run_is_current = run && run_is_current;
     s->outliers = outliers;
+    s->run_partial = run && run_partial;
+    s->run_in_flight = run_job != 0;
+    s->run_id = run_id;
+    s->history = history;
+    s->baseline = baseline;
+    s->baseline_pending = baseline_pending;
     for (const auto& sw : undo.current().sweeps) {
       views::SweepSnapshot ss;
       ss.name = sw.name;
@@ -304,6 +377,10 @@ struct Workbench::Impl {
     if (job->thread.joinable()) job->thread.join();
     if (run_job == id) run_job = 0;
     if (analysis_job == id) analysis_job = 0;
+    if (baseline_job == id) {
+      baseline_job = 0;
+      baseline_pending.clear();
+    }
     if (cont) {
       try {
         cont();
@@ -336,49 +413,115 @@ struct Workbench::Impl {
     if (!jobs.empty()) emit q->jobs_changed();
   }
 
-  // ---- runs ----
-  void start_run() {
+  // ---- runs and the history ----
+  views::RunEntryPtr find_entry(uint64_t id) const {
+    for (const auto& e : history)
+      if (e->id == id) return e;
+    return nullptr;
+  }
+
+  const views::RunEntry* find_key(const std::string& key) const {
+    if (key.empty()) return nullptr;
+    for (auto it = history.rbegin(); it != history.rend(); ++it)
+      if ((*it)->config_key == key) return it->get();
+    return nullptr;
+  }
+
+  /// A new history entry for a finished run of `cfg` (not yet added).
+  views::RunEntryPtr make_entry(const sessions::RunConfig& cfg, const std::string& key,
+                                std::shared_ptr<const sessions::RunResult> r,
+                                std::shared_ptr<const sessions::OutlierRates> o,
+                                const QString& label) {
+    auto e = std::make_shared<views::RunEntry>();
+    e->id = next_run_id++;
+    e->label = label.toStdString();
+    e->config = std::make_shared<const sessions::RunConfig>(cfg);
+    e->config_key = key;
+    e->run = std::move(r);
+    e->outliers = std::move(o);
+    e->selection = selection;
+    e->finished_ms = wall_ms();
+    return e;
+  }
+
+  /// Appends `e` (an older entry of the same configuration is replaced), keeps the newest
+  /// kRunHistoryLimit entries and drops residuals of older runs beyond the memory budget.
+  void add_to_history(const views::RunEntryPtr& e) {
+    history.erase(std::remove_if(history.begin(), history.end(),
+                                 [&](const views::RunEntryPtr& h) {
+                                   return !e->config_key.empty() && h->config_key == e->config_key;
+                                 }),
+                  history.end());
+    history.push_back(e);
+    while (history.size() > views::kRunHistoryLimit) history.erase(history.begin());
+    uint64_t total = 0;
+    for (const auto& h : history)
+      if (h->has_residuals) total += residual_bytes(*h->run);
+    for (auto& h : history) {
+      if (total <= kHistoryResidualBudget) break;
+      if (!h->has_residuals || h->id == run_id) continue;
+      const uint64_t bytes = residual_bytes(*h->run);
+      if (bytes == 0) continue;
+      auto lite = std::make_shared<views::RunEntry>(*h);
+      lite->run = without_residuals(*h->run);
+      lite->has_residuals = false;
+      h = lite;
+      total -= bytes;
+    }
+  }
+
+  void show_entry(const views::RunEntry& e) {
+    run = e.run;
+    outliers = e.outliers;
+    run_is_current = true;
+    run_partial = false;
+    run_id = e.id;
+  }
+
+  /// Runs the current configuration; without `force` a result the history holds is shown instead.
+  void start_run(bool force = false) {
     if (capture.path.empty()) return;
     if (run_job) cancel(run_job);  // superseded: its result is discarded
     const uint64_t seq = ++run_seq;
     const uint64_t cap = capture_seq;
-    sessions::RunConfig cfg = config_of(undo.current());
+    const sessions::RunConfig doc_cfg = config_of(undo.current());
+    const std::string key = config_key(doc_cfg);
+    const QString label = run_label;
+    // A configuration the history holds (with its residuals): its result, at once.
+    if (const views::RunEntry* seen = force ? nullptr : find_key(key);
+        seen && seen->has_residuals) {
+      run_job = 0;
+      show_entry(*seen);
+      publish();
+      return;
+    }
+    sessions::RunConfig cfg = doc_cfg;
     cfg.threads = threads();
     const std::string path = capture.path;
     run_is_current = false;
     Workbench* wb = q;
     const QString name = "Run configuration";
-    run_job =
-        start(name, [wb, cfg, path, seq, cap, name](JobControl& job) -> Continuation {
+    run_job = start(
+        name,
+        [wb, cfg, doc_cfg, key, label, path, seq, cap, name](JobControl& job) -> Continuation {
           sessions::RunOptions opt;
           opt.collect_residuals = true;
           auto partial = std::make_shared<sessions::RunResult>();
-          auto rates =
-              [](const sessions::RunResult& r) -> std::shared_ptr<const sessions::OutlierRates> {
-            try {
-              auto o = std::make_shared<sessions::OutlierRates>(
-                  sessions::outlier_rates_from_run(r, true));
-              if (o->has_k || o->has_v) return o;
-            } catch (const Error&) {
-            }
-            return nullptr;
-          };
           try {
             auto r = std::make_shared<const sessions::RunResult>(
                 sessions::run_config(path, cfg, opt, &job, partial.get()));
-            auto o = rates(*r);
-            return [wb, r, o, seq, cap] {
+            auto o = outlier_rates_of(*r);
+            return [wb, r, o, doc_cfg, key, label, seq, cap] {
               Impl& d = *wb->impl_;
               if (seq != d.run_seq || cap != d.capture_seq) return;
-              d.run = r;
-              d.outliers = o;
-              d.run_is_current = true;
-              d.run_partial = false;
+              const views::RunEntryPtr e = d.make_entry(doc_cfg, key, r, o, label);
+              d.show_entry(*e);
+              d.add_to_history(e);
               if (d.capture_sha.empty()) d.capture_sha = r->capture_sha256;
             };
           } catch (const Cancelled&) {
             std::shared_ptr<const sessions::RunResult> p = partial;
-            auto o = p->layers.empty() ? nullptr : rates(*p);
+            auto o = p->layers.empty() ? nullptr : outlier_rates_of(*p);
             return [wb, p, o, seq, cap, name] {
               Impl& d = *wb->impl_;
               if (seq != d.run_seq || cap != d.capture_seq) return;  // superseded by a newer run
@@ -386,15 +529,49 @@ struct Workbench::Impl {
                 d.run = p;
                 d.outliers = o;
                 d.run_partial = true;
+                d.run_id = 0;
               }
               d.run_is_current = false;
               emit wb->message(
                   "warning",
-                  QString("Run cancelled: %1 finished layer(s) kept").arg(p->layers.size()));
+                  QString("Run cancelled: %1 finished layer(s) kept, labelled partial (F5 runs the "
+                          "whole configuration)")
+                      .arg(p->layers.size()));
               emit wb->job_cancelled(name);
             };
           }
         });
+  }
+
+  /// Runs `cfg` (not the current configuration) and pins it as the baseline when it finishes.
+  int start_baseline_run(const sessions::RunConfig& doc_cfg, const std::string& key,
+                         const QString& label) {
+    if (baseline_job) cancel(baseline_job);
+    sessions::RunConfig cfg = doc_cfg;
+    cfg.threads = threads();
+    const std::string path = capture.path;
+    const uint64_t cap = capture_seq;
+    Workbench* wb = q;
+    baseline_pending = label.toStdString();
+    const int id = start(
+        "Run baseline", [wb, cfg, doc_cfg, key, label, path, cap](JobControl& job) -> Continuation {
+          sessions::RunOptions opt;
+          opt.collect_residuals = true;
+          auto r = std::make_shared<const sessions::RunResult>(
+              sessions::run_config(path, cfg, opt, &job));
+          auto o = outlier_rates_of(*r);
+          return [wb, r, o, doc_cfg, key, label, cap] {
+            Impl& d = *wb->impl_;
+            if (cap != d.capture_seq) return;
+            const views::RunEntryPtr e = d.make_entry(doc_cfg, key, r, o, label);
+            d.add_to_history(e);
+            d.baseline = e;
+            emit wb->message("info", "Baseline pinned: " + label);
+          };
+        });
+    baseline_job = id;
+    publish();
+    return id;
   }
 
   void start_analysis() {
@@ -423,6 +600,7 @@ struct Workbench::Impl {
     if (next == undo.current()) return;
     const sessions::RunConfig before = config_of(undo.current());
     undo.commit(std::move(next));
+    run_label = label;
     undo_labels.push_back(label);
     redo_labels.clear();
     while (undo_labels.size() > undo.undo_depth()) undo_labels.erase(undo_labels.begin());
@@ -479,6 +657,12 @@ struct Workbench::Impl {
     outliers.reset();
     run_is_current = false;
     run_partial = false;
+    run_id = 0;
+    history.clear();
+    baseline.reset();
+    baseline_pending.clear();
+    baseline_job = 0;
+    run_label = "open";
     sweep_records.clear();
     for (const auto& sw : doc.sweeps) load_records(sw);
     active_sweep = doc.sweeps.empty() ? -1 : static_cast<int>(doc.sweeps.size()) - 1;
@@ -616,6 +800,7 @@ bool Workbench::can_redo() const { return impl_->undo.can_redo(); }
 bool Workbench::undo() {
   const sessions::RunConfig before = current_config();
   if (!impl_->undo.undo()) return false;
+  impl_->run_label = "undo " + undo_text();
   if (!impl_->undo_labels.empty()) {
     impl_->redo_labels.push_back(impl_->undo_labels.back());
     impl_->undo_labels.pop_back();
@@ -627,6 +812,7 @@ bool Workbench::undo() {
 bool Workbench::redo() {
   const sessions::RunConfig before = current_config();
   if (!impl_->undo.redo()) return false;
+  impl_->run_label = "redo " + redo_text();
   if (!impl_->redo_labels.empty()) {
     impl_->undo_labels.push_back(impl_->redo_labels.back());
     impl_->redo_labels.pop_back();
@@ -824,7 +1010,85 @@ QString Workbench::default_store_dir(const QString& sweep_name) const {
   return dir;
 }
 
-void Workbench::run_current() { impl_->start_run(); }
+void Workbench::run_current() {
+  // F5 / Run ▸ Run configuration: always runs (the new result replaces a held one).
+  impl_->run_label = "rerun";
+  impl_->start_run(true);
+}
+
+std::vector<views::RunEntryPtr> Workbench::history() const { return impl_->history; }
+views::RunEntryPtr Workbench::baseline() const { return impl_->baseline; }
+
+bool Workbench::recall(uint64_t run_id) {
+  const views::RunEntryPtr e = impl_->find_entry(run_id);
+  if (!e) return false;
+  if (e->config_key != config_key(current_config())) {
+    set_config(*e->config,
+               QString("Recall run #%1 (%2)").arg(e->id).arg(QString::fromStdString(e->label)));
+    return true;
+  }
+  // Already the current configuration: show the held result (or run it when it was trimmed).
+  if (!e->has_residuals) {
+    impl_->start_run();
+    return true;
+  }
+  if (impl_->run_job) impl_->cancel(impl_->run_job);
+  ++impl_->run_seq;
+  impl_->run_job = 0;
+  impl_->show_entry(*e);
+  impl_->publish();
+  return true;
+}
+
+bool Workbench::pin_baseline(uint64_t run_id) {
+  const views::RunEntryPtr e = impl_->find_entry(run_id);
+  if (!e) return false;
+  auto b = std::make_shared<views::RunEntry>(*e);
+  b->selection = impl_->selection;
+  impl_->baseline = b;
+  impl_->publish();
+  emit message(
+      "info",
+      QString("Baseline pinned: run #%1 (%2)").arg(b->id).arg(QString::fromStdString(b->label)));
+  return true;
+}
+
+bool Workbench::pin_current_as_baseline() {
+  if (!impl_->run || impl_->run_partial || !impl_->run_is_current || impl_->run_id == 0)
+    return false;
+  return pin_baseline(impl_->run_id);
+}
+
+int Workbench::pin_baseline_config(const sessions::RunConfig& config, const QString& label) {
+  if (impl_->capture.path.empty()) {
+    emit message("error", "Pin baseline: no capture is open");
+    return -1;
+  }
+  const std::string key = config_key(config);
+  if (key.empty()) {
+    emit message("error", "Pin baseline: the configuration of " + label + " is invalid");
+    return -1;
+  }
+  if (const views::RunEntry* e = impl_->find_key(key)) {
+    pin_baseline(e->id);
+    return 0;
+  }
+  return impl_->start_baseline_run(config, key, label);
+}
+
+void Workbench::clear_baseline() {
+  if (impl_->baseline_job) impl_->cancel(impl_->baseline_job);
+  impl_->baseline.reset();
+  impl_->baseline_pending.clear();
+  impl_->publish();
+}
+
+int Workbench::focused_job() const {
+  int best = 0;
+  for (const auto& [id, j] : impl_->jobs)
+    if (!j->info.cancelling) best = std::max(best, id);
+  return best;
+}
 void Workbench::run_analysis() { impl_->start_analysis(); }
 
 // ---- autosave ----

@@ -90,6 +90,9 @@ class Workbench : public QObject {
   void cancel_all();
   std::vector<JobInfo> jobs() const;
   bool busy() const;
+  /// The job Esc cancels: the most recently started job that is not already cancelling (0 when
+  /// none). Esc never cancels every job at once.
+  int focused_job() const;
   /// Processes events until no job runs or `timeout_ms` passed; true when idle.
   bool wait_idle(int timeout_ms);
 
@@ -107,6 +110,26 @@ class Workbench : public QObject {
 
   /// Reruns the current configuration now (also done automatically after every edit).
   void run_current();
+
+  // ---- run history and the baseline (views/models/snapshot.h RunEntry) ----
+  /// Every finished (not cancelled) run of the session is kept, newest last, at most
+  /// views::kRunHistoryLimit; an edit that returns to a configuration the history holds shows its
+  /// result at once instead of running it again (same capture, same canonical configuration).
+  std::vector<views::RunEntryPtr> history() const;
+  /// Makes run `run_id` of the history the current configuration (one undoable edit) and shows
+  /// its result at once; false for an unknown id.
+  bool recall(uint64_t run_id);
+  /// Pins run `run_id` of the history as the baseline (with the current selection); false for an
+  /// unknown id.
+  bool pin_baseline(uint64_t run_id);
+  /// Pins the current run (false when it is partial, stale or absent).
+  bool pin_current_as_baseline();
+  /// Pins `config` (e.g. a sweep cell) as the baseline: at once when the history holds its run,
+  /// otherwise runs it as a job ("Run baseline") and pins it when it finishes. Returns the job id
+  /// (0 when pinned at once, -1 when the configuration is invalid or no capture is open).
+  int pin_baseline_config(const sessions::RunConfig& config, const QString& label);
+  void clear_baseline();
+  views::RunEntryPtr baseline() const;
   /// Re-analyses the capture.
   void run_analysis();
 

@@ -221,6 +221,68 @@ class TestLayerMap : public QObject {
     QVERIFY(view.model().metric == LayerMapMetric::kAttnKl);
   }
 
+  // Issue #13: a whole model at a glance. 80 layers × 8 kv heads fit the layer-map dock of the
+  // default 1500×950 window without scrolling (cells shrink, text only where it fits); the zoom
+  // returns to the large readable cells (which scroll).
+  void wholeModelFits80x8() {
+    auto s = std::make_shared<views::Snapshot>();
+    s->generation = 3;
+    s->capture.path = "/synthetic/80x8.kvc.h5";
+    s->capture.model_name = "80 x 8 shape";
+    s->capture.num_layers = 80;
+    s->capture.num_kv_heads = 8;
+    auto run = std::make_shared<sessions::RunResult>();
+    for (int l = 0; l < 80; ++l) {
+      s->capture.layers.push_back(l);
+      s->capture.attention.push_back("full");
+      s->capture.has_q.push_back(true);
+      sessions::LayerResult lr;
+      lr.layer = l;
+      for (int h = 0; h < 8; ++h) {
+        codec::ErrorSums e;
+        e.sq_ref = 1.0;
+        e.sq_err = 0.001 * (1 + (l * 8 + h) % 37);
+        lr.k.heads.push_back(e);
+        lr.v.heads.push_back(e);
+      }
+      lr.k.bytes = lr.v.bytes = 1000;
+      run->layers.push_back(lr);
+    }
+    s->run = run;
+    s->run_is_current = true;
+    s->selection = {40, 3};
+    views::LayerMapView view;
+    view.set_snapshot(s);
+    view.set_metric(LayerMapMetric::kRelMse, LayerMapStream::kK);
+    view.resize(560, 860);  // the layer-map dock of the default 1500×950 window
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    auto* canvas = view.canvas();
+    QTRY_VERIFY(canvas->frame_count() > 1 && canvas->cell_rect(79, 7).isValid());
+    canvas->request_frame();
+    QTest::qWait(50);
+    QVERIFY(!canvas->grid_scrolls());
+    const QRect inside = canvas->rect();
+    QVERIFY2(inside.contains(canvas->cell_rect(79, 7)), "the last cell is off the canvas");
+    QVERIFY(inside.contains(canvas->boundary_toggle_rect(79)));
+    QVERIFY(canvas->cell_size().height() >= 3.0);
+    QVERIFY(canvas->cell_size().height() < 12.0);  // shrunk to fit
+    // A click on a tiny cell still selects exactly it.
+    QSignalSpy sel(&view, &views::View::select_requested);
+    QTest::mouseClick(canvas, Qt::LeftButton, {}, canvas->cell_rect(79, 7).center());
+    QTRY_COMPARE(sel.count(), 1);
+    QCOMPARE(sel.at(0).at(0).toInt(), 79);
+    QCOMPARE(sel.at(0).at(1).toInt(), 7);
+    view.export_picture(QStringLiteral("/tmp/layer_map_80x8.png"));
+    // Zoom back to large cells: text in the cells, the grid scrolls.
+    view.zoom_box()->setChecked(true);
+    QTRY_VERIFY(canvas->large_cells() && canvas->grid_scrolls());
+    QVERIFY(canvas->cell_text_shown());
+    QVERIFY(canvas->cell_size().height() >= 20.0);
+    view.zoom_box()->setChecked(false);
+    QTRY_VERIFY(!canvas->grid_scrolls());
+  }
+
   void tiny1mScreenshot() {
     const std::string path = std::string(KVWB_REAL_DATA_DIR) + "/tiny1m_wikitext2.kvc.h5";
     if (!QFile::exists(QString::fromStdString(path))) {

@@ -4,12 +4,16 @@
 // shows no content for empty snapshots, and PNGs of every view on the real tiny1m capture are
 // written to /tmp/chart_<name>.png for a person to look at. What the models compute is tested
 // without Qt in tests/views/models/ (test_view_models).
+#include <qcustomplot.h>
+
 #include <QComboBox>
 #include <QFile>
 #include <QImage>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
+#include <QToolButton>
+#include <QWheelEvent>
 #include <QtTest>
 #include <filesystem>
 #include <set>
@@ -292,6 +296,62 @@ class TestViewsCharts : public QObject {
     v.set_snapshot(failed);
     QVERIFY(v.model().rows[1].v.failed);
     save_picture(v, "/tmp/chart_layer-error_demo_failed.png");
+  }
+
+  // Issue #13: every chart zooms (wheel) and pans (drag), a double click or Reset returns to the
+  // whole chart, and a zoom survives a new snapshot of the same chart. A click (no drag) on a
+  // layer of the per-layer charts selects it in every view.
+  void everyChartZoomsPansAndResets() {
+    SpectrumView sp;
+    SigmaQView sq;
+    DistributionView di;
+    LayerErrorView le;
+    for (ChartView* v : std::initializer_list<ChartView*>{&sp, &sq, &di, &le}) {
+      v->resize(900, 600);
+      v->set_snapshot(demo_);
+      v->show();
+      QVERIFY(QTest::qWaitForWindowExposed(v));
+      QCustomPlot* p = v->plot();
+      const QCPRange home = p->xAxis->range();
+      const QPoint centre = p->axisRect()->rect().center();
+      QWheelEvent wheel(QPointF(centre), QPointF(p->mapToGlobal(centre)), QPoint(), QPoint(0, 240),
+                        Qt::NoButton, Qt::NoModifier, Qt::NoScrollPhase, false);
+      QApplication::sendEvent(p, &wheel);
+      QTRY_VERIFY2(v->zoomed(), qPrintable(v->view_name()));
+      QVERIFY(p->xAxis->range().size() < home.size());
+      QVERIFY(v->reset_button()->isEnabled());
+      // The same snapshot again (a rebuild): the zoom stays.
+      v->set_snapshot(demo_);
+      QVERIFY(v->zoomed());
+      QVERIFY(p->xAxis->range().size() < home.size());
+      v->reset_button()->click();
+      QVERIFY(!v->zoomed());
+      QCOMPARE(p->xAxis->range().lower, home.lower);
+      QCOMPARE(p->xAxis->range().upper, home.upper);
+      // Drag pans.
+      QTest::mousePress(p, Qt::LeftButton, {}, centre);
+      QTest::mouseMove(p, centre + QPoint(60, 0));
+      QTest::mouseRelease(p, Qt::LeftButton, {}, centre + QPoint(60, 0));
+      QTRY_VERIFY2(v->zoomed(), qPrintable(v->view_name() + " pan"));
+      QVERIFY(p->xAxis->range().lower < home.lower);
+      QTest::mouseDClick(p, Qt::LeftButton, {}, centre);
+      QVERIFY(!v->zoomed());
+      QCOMPARE(p->xAxis->range().lower, home.lower);
+    }
+    // Linked selection: a click on layer 0 of the per-layer error chart selects it.
+    QSignalSpy select(&le, &views::View::select_requested);
+    const int x = qRound(le.plot()->xAxis->coordToPixel(0.0));
+    const int y = le.plot()->axisRect()->rect().center().y();
+    QTest::mouseClick(le.plot(), Qt::LeftButton, {}, QPoint(x, y));
+    QCOMPARE(select.count(), 1);
+    QCOMPARE(select.at(0).at(0).toInt(), 0);
+    QVERIFY(!le.zoomed());  // a click is not a pan
+    QSignalSpy select_q(&sq, &views::View::select_requested);
+    QTest::mouseClick(sq.plot(), Qt::LeftButton, {},
+                      QPoint(qRound(sq.plot()->xAxis->coordToPixel(1.0)),
+                             sq.plot()->axisRect()->rect().center().y()));
+    QCOMPARE(select_q.count(), 1);
+    QCOMPARE(select_q.at(0).at(0).toInt(), 1);
   }
 
   void tiny1mScreenshots() {

@@ -65,4 +65,13 @@ std::string waiting_note(const Snapshot& snapshot, const std::string& what) {
          (what == "run" ? " (press Run to evaluate the configuration)." : ".");
 }
 
+std::string run_state_note(const Snapshot& snapshot) {
+  if (!snapshot.run) return "";
+  if (snapshot.run_partial)
+    return "PARTIAL run (cancelled): only the layers finished before the cancel.";
+  if (snapshot.run_is_current) return "";
+  return snapshot.run_in_flight ? "A rerun is in progress: this is the previous run."
+                                : "Stale: the configuration changed since this run (F5 runs it).";
+}
+
 }  // namespace kvwb::views

@@ -32,4 +32,10 @@ std::string chart_title(const std::string& chart, const CaptureSummary& capture,
 /// "No capture open.", "<What> running…" while jobs are in flight, "No <what> yet …" otherwise.
 std::string waiting_note(const Snapshot& snapshot, const std::string& what);
 
+/// What a chart says about a run that is not the current configuration's full result: "" when
+/// it is; "PARTIAL run (cancelled): only the layers finished before the cancel." for a cancelled
+/// run; "A rerun is in progress: this is the previous run." while the edited configuration runs;
+/// "Stale: the configuration changed since this run (F5 runs it)." otherwise.
+std::string run_state_note(const Snapshot& snapshot);
+
 }  // namespace kvwb::views

@@ -153,10 +153,8 @@ DistributionModel build_distribution_model(const Snapshot& snapshot, int layer, 
                   static_cast<unsigned long long>(m.histogram->values), kDistributionRange);
     m.note = buf;
   }
-  if (!snapshot.run_is_current) {
-    m.note += std::string(m.note.empty() ? "" : " ") +
-              "A rerun is in progress: this is the previous run.";
-  }
+  if (const std::string state = run_state_note(snapshot); !state.empty())
+    m.note += std::string(m.note.empty() ? "" : " ") + state;
   return m;
 }
 

@@ -132,8 +132,7 @@ LayerErrorModel build_layer_error_model(const Snapshot& snapshot, LayerErrorMetr
         "Some streams kept every row in the bf16 hot tail (fewer tokens than "
         "block_size): their error is bf16 rounding.");
   }
-  if (!snapshot.run_is_current)
-    notes.push_back("A rerun is in progress: this is the previous run.");
+  if (const std::string state = run_state_note(snapshot); !state.empty()) notes.push_back(state);
   for (const auto& n : notes) m.note += (m.note.empty() ? "" : " ") + n;
   return m;
 }

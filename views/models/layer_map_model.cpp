@@ -355,18 +355,32 @@ LayerMapModel build_layer_map(const Snapshot& s, LayerMapMetric metric, LayerMap
   if (s.run) {
     m.has_run = true;
     m.run_is_current = s.run_is_current;
+    m.run_partial = s.run_partial;
+    m.run_in_flight = s.run_in_flight;
     m.ratio = s.run->ratio_vs_bf16();
     m.totals_line = "ratio " + fmt_or_na(m.ratio, "%.4f") + " · " +
                     std::to_string(s.run->total_bytes) + " bytes (bf16 " +
                     std::to_string(s.run->bf16_bytes) + " bytes)";
+    if (s.run_partial)
+      m.totals_line = "PARTIAL (cancelled, " + std::to_string(s.run->layers.size()) +
+                      " layers finished): " + m.totals_line;
     const nlohmann::json j = sessions::run_result_to_json(*s.run);
-    std::string q = "K rel_mse " + fmt_or_na(sessions::metric_value(j, "k_rel_mse"), "%.4g") +
-                    " · V rel_mse " + fmt_or_na(sessions::metric_value(j, "v_rel_mse"), "%.4g");
+    std::string q = "K rel_mse (pooled over layers) " +
+                    fmt_or_na(sessions::metric_value(j, "k_rel_mse"), "%.4g") +
+                    " · V rel_mse (pooled over layers) " +
+                    fmt_or_na(sessions::metric_value(j, "v_rel_mse"), "%.4g");
     if (auto kl = sessions::metric_value(j, "attn_kl")) {
-      q += " · attn KL " + fmt_or_na(kl, "%.4g") + " (mean over layers)";
+      q += " · attn KL (mean over layers) " + fmt_or_na(kl, "%.4g");
     }
     if (s.run->failed) q += " · some layer-streams FAILED";
     m.quality_line = q;
+    if (s.baseline && s.baseline->run) {
+      const double b = s.baseline->run->ratio_vs_bf16();
+      m.baseline_line = "Baseline run #" + std::to_string(s.baseline->id) + ": ratio " +
+                        fmt_or_na(b, "%.4f") +
+                        (s.run_partial ? std::string(" (Δ not shown: the current run is partial)")
+                                       : " · Δratio " + fmt_or_na(m.ratio - b, "%+.4f"));
+    }
   }
   return m;
 }

@@ -48,6 +48,7 @@ struct LayerMapCell {
   double value = 0;    // the metric (f64 as the core has it); NaN = n/a
   std::string text;    // short text drawn in the cell ("1.23e-02", "37", "n/a")
   std::string why_na;  // reason when value is NaN ("no Σ_q (no q_pre)", "layer not in the run")
+  std::string detail;  // an extra tooltip line (Δ maps: "current … · baseline …")
 };
 
 struct LayerMapRow {
@@ -80,12 +81,20 @@ struct LayerMapModel {
   double min = 0, max = 0;
   bool log_scale = false;
   std::string scale_note;  // how the range was chosen, when not over every cell
+  /// Δ map (diff_layer_map): values are current − baseline, the scale is symmetric around 0 and
+  /// drawn with a diverging palette.
+  bool delta = false;
   // Totals of the current run (CLI formats): "ratio 2.8614", bytes, quality.
   bool has_run = false;
   bool run_is_current = false;
+  bool run_partial = false;    // the run was cancelled: its totals cover only finished layers
+  bool run_in_flight = false;  // a rerun of the edited configuration is running
+  std::string baseline_line;   // "Baseline run #3: ratio 2.6126 · Δratio +0.0140" ("" = none)
   double ratio = 0;         // run->ratio_vs_bf16()
   std::string totals_line;  // "ratio 1.5443 · 5432000 bytes (bf16 8388608) · …"
-  std::string quality_line;  // "K rel_mse 9.5e-02 · V rel_mse … · attn KL … (mean over layers)"
+  /// "K rel_mse (pooled over layers) 9.5e-02 · V rel_mse (pooled …) … · attn KL (mean over
+  /// layers) …": each value says how it aggregates the layers.
+  std::string quality_line;
   Selection selection;       // from the snapshot
   uint64_t generation = 0;
 };

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "sessions/config/run_config.h"
+#include "views/models/comparison_model.h"
 
 namespace kvwb::views {
 
@@ -77,12 +78,32 @@ std::vector<std::string> available_metrics(const std::vector<json>& records) {
   return out;
 }
 
+std::string codec_bits_label(const json& config) {
+  auto stream = [&](const char* s) {
+    if (!config.is_object() || !config.contains(s) || !config[s].is_object())
+      return std::string("?");
+    const json& st = config[s];
+    std::string out = st.value("codec", std::string("?"));
+    const std::string bp = bits_param(out);
+    if (!bp.empty() && st.contains("params") && st["params"].contains(bp)) {
+      const json& b = st["params"][bp];
+      out += " " + (b.is_string() ? b.get<std::string>() : b.dump()) + "b";
+    }
+    return out;
+  };
+  const std::string k = stream("k"), v = stream("v");
+  return k == v ? k : "K " + k + " · V " + v;
+}
+
 ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metric) {
+  return build_pareto_model(snapshot, snapshot.active_sweep, metric);
+}
+
+ParetoModel build_pareto_model(const Snapshot& snapshot, int sweep_index,
+                               const std::string& metric) {
   ParetoModel m;
-  if (snapshot.active_sweep < 0 ||
-      snapshot.active_sweep >= static_cast<int>(snapshot.sweeps.size()))
-    return m;
-  const SweepSnapshot& sweep = snapshot.sweeps[static_cast<size_t>(snapshot.active_sweep)];
+  if (sweep_index < 0 || sweep_index >= static_cast<int>(snapshot.sweeps.size())) return m;
+  const SweepSnapshot& sweep = snapshot.sweeps[static_cast<size_t>(sweep_index)];
   m.sweep_name = sweep.name;
   m.records = sweep.records.size();
   m.metrics = available_metrics(sweep.records);
@@ -143,6 +164,7 @@ ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metr
     const std::string kf = codec_family(kc), vf = codec_family(vc);
     pp.family = kf == vf ? kf : kf + " / " + vf;
     pp.total_bytes = res.value("total_bytes", static_cast<uint64_t>(0));
+    pp.short_label = codec_bits_label(pp.config);
     pp.config_hash = rec.value("config_hash", std::string());
     if (auto it = role.find(p.id); it != role.end()) {
       pp.on_frontier = it->second.first;
@@ -157,6 +179,14 @@ ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metr
   for (size_t i = 0; i < m.points.size() && !current_hash.empty(); ++i)
     if (m.points[i].config_hash == current_hash) {
       m.current = static_cast<int>(i);
+      break;
+    }
+  const std::string baseline_hash = snapshot.baseline && snapshot.baseline->config
+                                        ? sessions::run_config_hash(*snapshot.baseline->config)
+                                        : "";
+  for (size_t i = 0; i < m.points.size() && !baseline_hash.empty(); ++i)
+    if (m.points[i].config_hash == baseline_hash) {
+      m.baseline = static_cast<int>(i);
       break;
     }
   if (!m.points.empty()) {

@@ -30,6 +30,7 @@ struct ParetoPlotPoint {
   uint64_t total_bytes = 0;   // result.total_bytes (compressed bytes of the run)
   std::string config_hash;    // record config_hash (sessions::run_config_hash of its configuration)
   nlohmann::json config;      // result.config (canonical run configuration JSON)
+  std::string short_label;    // codec and bit width: "kakeya_pca 3b", "K kakeya_pca 3b · V q8_0"
 };
 
 struct ParetoModel {
@@ -41,6 +42,7 @@ struct ParetoModel {
   std::vector<std::string> families;    // legend order (first appearance by id)
   std::vector<std::string> excluded;    // "#id reason" for failed / n/a cells
   int current = -1;                     // index into `points` of the current configuration, or -1
+  int baseline = -1;                    // index into `points` of the pinned baseline's, or -1
   bool log_y = false;                   // all Q > 0 and max/min >= 100
   bool has_ci = false;                  // some point has an interval (error bars)
   std::vector<int64_t> possibly_on_frontier;  // dominated ids within the intervals of their dominators
@@ -61,6 +63,14 @@ std::vector<std::string> available_metrics(const std::vector<nlohmann::json>& re
 /// the first of available_metrics. Never throws for
 /// damaged records: they end up in `excluded`.
 ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metric);
+/// The same for sweep `sweep_index` of the snapshot (any sweep, not only the active one; an
+/// index out of range gives an empty model).
+ParetoModel build_pareto_model(const Snapshot& snapshot, int sweep_index,
+                               const std::string& metric);
+
+/// "kakeya_pca 3b" (K and V alike) or "K kakeya_pca 3b · V q8_0" from a canonical configuration
+/// JSON (the bit width from the codec's bit-width parameter, views::bits_param).
+std::string codec_bits_label(const nlohmann::json& config);
 
 /// Every plotted point as CSV: id,label,codec,family,ratio_vs_bf16,<metric>,on_frontier,
 /// duplicate_of,total_bytes, then <metric>_lo,<metric>_hi when the metric has intervals (f64

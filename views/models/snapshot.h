@@ -40,6 +40,25 @@ struct Selection {
   int kv_head = 0;
 };
 
+/// One finished run of the session, as the controller holds it: the run history, the baseline and
+/// the current run are these. Immutable once published; `run` keeps the residuals (distribution
+/// view) unless the history dropped them to stay within its memory budget (`has_residuals`).
+struct RunEntry {
+  uint64_t id = 0;    // 1, 2, … in the order runs finished (never reused within a session)
+  std::string label;  // what produced it: the edit ("Keep layer 1 bf16 (boundary)"), "open", …
+  std::shared_ptr<const sessions::RunConfig> config;  // the configuration that was run
+  std::string config_key;  // canonical JSON text of `config` (equal keys = equal results)
+  std::shared_ptr<const sessions::RunResult> run;
+  std::shared_ptr<const sessions::OutlierRates> outliers;  // null when the run has no Kakeya stream
+  bool has_residuals = true;  // `run` still holds the Kakeya scaled residuals
+  Selection selection;        // the selection when it finished (or was pinned as the baseline)
+  int64_t finished_ms = 0;    // wall clock, ms since the Unix epoch
+};
+using RunEntryPtr = std::shared_ptr<const RunEntry>;
+
+/// Runs the history keeps (oldest dropped first).
+inline constexpr size_t kRunHistoryLimit = 20;
+
 struct Snapshot {
   uint64_t generation = 0;  // increases with every snapshot the shell publishes
   CaptureSummary capture;
@@ -52,6 +71,18 @@ struct Snapshot {
   /// `run_is_current` is false while a rerun of an edited configuration is in flight.
   std::shared_ptr<const sessions::RunResult> run;
   bool run_is_current = false;
+  /// `run` holds only the layers finished before a cancel: never the configuration's totals.
+  bool run_partial = false;
+  /// A run of `config` is in flight (its result replaces `run` when it finishes).
+  bool run_in_flight = false;
+  /// History id of `run` (0 when it is not in the history: partial or none).
+  uint64_t run_id = 0;
+  /// The session's finished runs, oldest first (at most kRunHistoryLimit).
+  std::vector<RunEntryPtr> history;
+  /// The pinned baseline every view can compare the current run with (null = none).
+  RunEntryPtr baseline;
+  /// Label of a baseline being computed (a sweep cell not held yet), "" when none.
+  std::string baseline_pending;
   /// Outlier rates and residual kurtosis per layer of `run` (sessions::outlier_rates_from_run,
   /// computed by the run job, not by a view); null when the run has no Kakeya stream.
   std::shared_ptr<const sessions::OutlierRates> outliers;

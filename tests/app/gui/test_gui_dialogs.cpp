@@ -1,6 +1,7 @@
 // Dialogs and panels of issue #5 on the real tiny1m capture: the sweep dialog (grid builder,
 // start, cancel + resume), the boundary panel (recommendation + apply, budgeted plan + apply,
 // inline errors) and the bundle dialog (export + check, export into a non-empty folder).
+#include <QCheckBox>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
@@ -25,6 +26,7 @@
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/slurm.h"
 #include "sessions/explore/sweep.h"
+#include "views/config_view.h"
 
 using kvwb::app::BoundaryPanel;
 using kvwb::app::BundleDialog;
@@ -140,6 +142,16 @@ class TestGuiDialogs : public QObject {
     kakeya->cross_kv = true;
     QCOMPARE(kvwb::app::grid_cell_estimate(m), size_t(9));
     QCOMPARE(kvwb::sessions::expand_sweep_grid(kvwb::app::build_grid(m), "test").size(), size_t(9));
+    // apply_fixed_options: ticked options replace the grid's own, unticked ones leave them.
+    const nlohmann::json file_grid = {{"fixed", {{"block_size", 512}, {"layers", {0}}}},
+                                      {"k_codec", {"q8_0"}}};
+    for (auto& o : m.fixed) o.enabled = o.key != "q_precond";
+    const nlohmann::json applied = kvwb::app::apply_fixed_options(file_grid, m.fixed);
+    QCOMPARE(applied["fixed"]["block_size"], nlohmann::json(256));
+    QCOMPARE(applied["fixed"]["boundary"], nlohmann::json({1, 3}));
+    QCOMPARE(applied["fixed"]["layers"], nlohmann::json({0}));
+    QVERIFY(!applied["fixed"].contains("q_precond"));
+    QCOMPARE(applied["k_codec"], file_grid["k_codec"]);
   }
 
   // ---- sweep dialog: build, start, wait; the store and the session hold the sweep ----
@@ -188,12 +200,17 @@ class TestGuiDialogs : public QObject {
     QVERIFY(listed);
     save_shot(dlg, "sweep");
 
-    // A non-empty store without Resume is refused by the core (inline, red).
-    QVERIFY(dlg.start());
-    QVERIFY(wb_->wait_idle(kWaitMs));
-    QTRY_VERIFY_WITH_TIMEOUT(!dlg.running(), 10000);
-    QVERIFY2(dlg.status_text().contains("error["), qPrintable(dlg.status_text()));
+    // Starting the finished sweep again into its store without Resume is refused in the dialog's
+    // own words (Resume / New folder), not the CLI's (--resume); nothing runs.
+    QVERIFY(!dlg.start());
+    QVERIFY(!dlg.running() && !wb_->busy());
+    QVERIFY2(dlg.status_text().contains("Resume") && dlg.status_text().contains("New folder"),
+             qPrintable(dlg.status_text()));
+    QVERIFY2(!dlg.status_text().contains("--resume"), qPrintable(dlg.status_text()));
     QCOMPARE(kvwb::sessions::read_result_store(store.toStdString()).records.size(), size_t(3));
+    dlg.findChild<QPushButton*>("new_store")->click();
+    QVERIFY(dlg.store_dir() != store);
+    QVERIFY(!QFileInfo::exists(dlg.store_dir()));
   }
 
   // ---- end-to-end axes (issue #7): every cell of a dialog sweep gets totals.e2e ----
@@ -209,14 +226,21 @@ class TestGuiDialogs : public QObject {
         "k_codec": ["bf16", "q4_0"], "v_codec": ["bf16"]})"),
                  "test");
     QCOMPARE(dlg.cell_count(), size_t(2));
-    // Without a text the request is refused inline.
+    // Without a text, or without a model while the box is ticked, the request is refused
+    // inline (never a silent proxy-only sweep).
     dlg.set_end_to_end(model, QString(), 96, 24, 1);
     QVERIFY(dlg.end_to_end_enabled());
     dlg.set_sweep_name("e2e");
     const QString store = tmp_.filePath("store-e2e");
     dlg.set_store_dir(store);
     QVERIFY(!dlg.start());
-    QVERIFY(dlg.status_text().contains("text file"));
+    QVERIFY(dlg.status_text().contains("model folder and a text file"));
+    dlg.set_end_to_end(QString(), text, 96, 24, 1);
+    dlg.findChild<QCheckBox*>("e2e")->setChecked(true);
+    QVERIFY(!dlg.start());
+    QVERIFY2(dlg.status_text().contains("model folder and a text file"),
+             qPrintable(dlg.status_text()));
+    QVERIFY(!wb_->busy());
     dlg.set_end_to_end(model, text, 96, 24, 1);
     QVERIFY(dlg.start());
     QVERIFY(wb_->wait_idle(kWaitMs));
@@ -255,6 +279,19 @@ class TestGuiDialogs : public QObject {
     QVERIFY(dlg.set_fixed_enabled("boundary", false));
     QVERIFY(!dlg.grid()["fixed"].contains("boundary"));
     QCOMPARE(dlg.cell_count(), size_t(1));
+    // The default grid (and a loaded one) gets the ticked settings too: the dialog applies what
+    // its list shows, and its grid text shows what it applies.
+    QVERIFY(dlg.set_fixed_enabled("boundary", true));
+    dlg.set_grid(kvwb::app::default_sweep_grid(), "default grid");
+    QCOMPARE(dlg.grid()["fixed"]["boundary"], nlohmann::json({2}));
+    const QString text = dlg.findChild<QPlainTextEdit*>("grid_text")->toPlainText();
+    QVERIFY2(text.contains("\"boundary\": [2]"), qPrintable(text));
+    for (const auto& c : kvwb::sessions::expand_sweep_grid(dlg.grid(), "test"))
+      QCOMPARE(c.config.boundary, std::vector<int>{2});
+    QVERIFY(dlg.set_fixed_enabled("boundary", false));
+    QVERIFY(!dlg.grid()["fixed"].contains("boundary"));
+    for (const auto& c : kvwb::sessions::expand_sweep_grid(dlg.grid(), "test"))
+      QVERIFY(c.config.boundary.empty());
     wb_->set_config(base_config(), "test base");
     QVERIFY(wb_->wait_idle(kWaitMs));
   }
@@ -371,6 +408,29 @@ class TestGuiDialogs : public QObject {
     QCOMPARE(kvwb::sessions::run_config_hash(cfg), kvwb::sessions::run_config_hash(plan.config));
     QVERIFY(wb_->wait_idle(kWaitMs));
 
+    // Issue #13: after Apply plan the configuration editor shows the plan's per-layer widths, and
+    // the global stream sections say that layers override them.
+    {
+      kvwb::views::ConfigView view;
+      view.resize(1100, 900);
+      view.set_snapshot(wb_->snapshot());
+      const auto& table = view.layer_table_model();
+      QCOMPARE(table.rows.size(), size_t(4));
+      QCOMPARE(view.layer_table()->rowCount(), 4);
+      for (const auto& l : plan.layers) {
+        const auto& row = table.rows[static_cast<size_t>(l.layer)];
+        QCOMPARE(row.layer, l.layer);
+        QCOMPARE(row.boundary, l.boundary);
+        if (l.boundary) continue;
+        QCOMPARE(row.k_bits, l.k_bits);
+        QCOMPARE(row.v_bits, l.v_bits);
+        QCOMPARE(view.layer_table()->item(l.layer, 2)->text(), QString::fromStdString(l.k_bits));
+      }
+      QVERIFY(!view.override_notice_text(true).isEmpty() ||
+              !view.override_notice_text(false).isEmpty());
+      save_shot(view, "plan_config_table");
+    }
+
     // The applied plan has per-layer overrides: the core refuses to plan on top of it.
     QVERIFY(panel.plan());
     QVERIFY(wb_->wait_idle(kWaitMs));
@@ -403,6 +463,16 @@ class TestGuiDialogs : public QObject {
       QVERIFY(!dlg.report()->checks.empty());
       QCOMPARE(dlg.report()->roundtrip.size(), size_t(8));  // 4 layers x 2 kv heads
       QVERIFY(dlg.headline().startsWith("Bundle check passed"));
+      // The reference plugin's compatibility issues (data-dependent d_eff at variance ratio 0.9)
+      // count as warnings of the check, and the headline says so.
+      int plugin = 0;
+      for (const auto& w : dlg.report()->warnings)
+        if (w.rfind("reference plugin compatibility: ", 0) == 0) ++plugin;
+      QVERIFY(plugin >= 2);  // K and V
+      QVERIFY2(dlg.headline().contains("warning"), qPrintable(dlg.headline()));
+      QVERIFY(dlg.findChild<QTabWidget*>("report_tabs")
+                  ->tabText(1)
+                  .contains(QString::number(dlg.report()->warnings.size())));
       QVERIFY(QFileInfo::exists(dest + "/MANIFEST.json"));
       QCOMPARE(dlg.findChild<QTableWidget*>("roundtrip")->rowCount(), 8);
       save_shot(dlg, "bundle");
@@ -426,6 +496,10 @@ class TestGuiDialogs : public QObject {
       QVERIFY(wb_->wait_idle(kWaitMs));
       QTRY_VERIFY_WITH_TIMEOUT(dlg.report().has_value(), 10000);
       QVERIFY(dlg.report()->ok);
+      bool counted = false;  // a check of an existing bundle counts them too
+      for (const auto& w : dlg.report()->warnings)
+        counted = counted || w.rfind("reference plugin compatibility: ", 0) == 0;
+      QVERIFY(counted);
       QVERIFY(QDir().mkpath(tmp_.filePath("empty")));
       QVERIFY(dlg.start_check(tmp_.filePath("empty")));
       QVERIFY(wb_->wait_idle(kWaitMs));

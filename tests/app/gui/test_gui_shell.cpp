@@ -568,8 +568,7 @@ class TestGuiShell : public QObject {
     QCOMPARE(s->sweeps[0].records.size(), size_t{2});
     QCOMPARE(wb.document().sweeps.front().name, std::string("two"));
     QVERIFY(w->show_view("pareto"));
-    QTest::qWait(100);
-    QVERIFY(w->view("pareto")->has_content());
+    QTRY_VERIFY_WITH_TIMEOUT(w->view("pareto")->has_content(), 5000);  // delivered after the event
   }
 
   // File > Export > Report (issue #13, item 4): the menu action writes one self-contained HTML

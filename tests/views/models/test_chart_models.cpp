@@ -460,6 +460,7 @@ TEST(DistributionModel, NotesForStreamsWithoutResiduals) {
             "The residual view applies to kakeya_pca streams; layer 1 K was coded by q8_0.");
   auto stale = std::make_shared<Snapshot>(*snap);
   stale->run_is_current = false;
+  stale->run_in_flight = true;
   const auto st = build_distribution_model(*stale, 1, true, 1);
   EXPECT_TRUE(st.has_histogram());
   const std::string rerun = "A rerun is in progress: this is the previous run.";
@@ -551,6 +552,7 @@ TEST(LayerErrorModel, FailedStreamsAndNotes) {
     }
   failed->run = run;
   failed->run_is_current = false;
+  failed->run_in_flight = true;
   const auto m = build_layer_error_model(*failed, LayerErrorMetric::kRelMse);
   EXPECT_TRUE(m.rows[1].v.failed);
   EXPECT_FALSE(m.rows[1].v.value);
