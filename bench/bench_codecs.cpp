@@ -39,8 +39,12 @@ const std::vector<Case>& cases() {
       {"bf16 (baseline)", "bf16", {}},
       {"kakeya exact b=3", "kakeya_pca", {{"bit_width", "3"}, {"pca_method", "exact"}}, 35, 0},
       {"kakeya rsvd b=2", "kakeya_pca", {{"bit_width", "2"}, {"pca_method", "randomized"}}},
-      {"besicovitch d=3 m=4", "besicovitch",
-       {{"group_size", "2"}, {"direction_bits", "3"}, {"magnitude_mode", "quantized"}, {"magnitude_bits", "4"},
+      {"besicovitch d=3 m=4",
+       "besicovitch",
+       {{"group_size", "2"},
+        {"direction_bits", "3"},
+        {"magnitude_mode", "quantized"},
+        {"magnitude_bits", "4"},
         {"subtract_mean", "true"}}},
       {"turbo3", "turbo3", {}, 0, 50},
       {"q8_0", "q8_0", {}},
@@ -107,7 +111,8 @@ int main(int argc, char** argv) {
       target = t;
     }
     if (c.min_mvalues > 0) {
-      std::snprintf(t, sizeof t, ">= %g M values/s: %s", c.min_mvalues, mvs >= c.min_mvalues ? "MET" : "MISSED");
+      std::snprintf(t, sizeof t, ">= %g M values/s: %s", c.min_mvalues,
+                    mvs >= c.min_mvalues ? "MET" : "MISSED");
       target = t;
     }
     std::printf("%-24s %10.3f %12.1f %14.1f  %s\n", c.label.c_str(), m, mvs, base > 0 ? m / base : 0, target.c_str());

@@ -72,7 +72,9 @@ const CodecTraits& codec_traits(CodecId id) {
   return table()[i - 1];
 }
 
-const CodecTraits& codec_traits(std::string_view name) { return codec_traits(codec_id_from_name(name)); }
+const CodecTraits& codec_traits(std::string_view name) {
+  return codec_traits(codec_id_from_name(name));
+}
 
 std::optional<CodecId> find_codec_id(std::string_view name) noexcept {
   for (const CodecTraits& t : table())

@@ -32,9 +32,11 @@ struct CodecTraits {
   bool block_codec = false;
   /// K domain when the configuration names none (decisions.md #2).
   KDomain default_k_domain = KDomain::kPostRope;
-  /// Reads per-row weights (UnitInput::weights) when its parameters ask for them (weights=attention).
+  /// Reads per-row weights (UnitInput::weights) when its parameters ask for them
+  /// (weights=attention).
   bool row_weights = false;
-  /// Codes with one scale per (layer, stream) chosen from all of its values (UnitInput::layer_scale).
+  /// Codes with one scale per (layer, stream) chosen from all of its values
+  /// (UnitInput::layer_scale).
   bool layer_scale = false;
   /// Uses a Lloyd-Max centroid table (CodecResources::centroid_table, a `centroids_file`, the
   /// tables of a calibration bundle) of 2^bit_width entries.

@@ -48,8 +48,8 @@ void run(const CalibrateArgs& a) {
       std::printf("note: the capture has no q_pre in a full-attention layer: no sigma_q files\n");
   }
   std::vector<sessions::CentroidCalibration> cents;
-  if (!a.no_centroids &&
-      (codec::codec_traits(cfg.k.codec).centroid_table || codec::codec_traits(cfg.v.codec).centroid_table)) {
+  if (!a.no_centroids && (codec::codec_traits(cfg.k.codec).centroid_table ||
+                          codec::codec_traits(cfg.v.codec).centroid_table)) {
     TerminalJob job("kvwb calibrate");
     cents = sessions::calibrate_centroids(a.capture, cfg, &job.control());
   } else if (!a.no_centroids && !a.quiet) {

@@ -108,7 +108,8 @@ std::vector<std::string> candidate_values(const codec::ParamSpec& spec) {
 GridBuilderModel make_grid_builder(const sessions::RunConfig& current) {
   GridBuilderModel m;
   for (const auto& name : codec::codec_names()) {
-    if (codec::codec_traits(name).reference) continue;  // what boundary layers keep; not a sweep family
+    if (codec::codec_traits(name).reference)
+      continue;  // what boundary layers keep; not a sweep family
     GridFamily f;
     f.codec = name;
     for (const auto& spec : codec::codec_params(name)) {

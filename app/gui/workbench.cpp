@@ -174,8 +174,8 @@ struct Workbench::Impl {
         return "CUDA";
       }
     } catch (const Error& e) {
-      return "CPU (" + std::to_string(threads()) + " threads; " + std::string(sessions::backend_name(cfg.backend)) +
-             " unavailable)";
+      return "CPU (" + std::to_string(threads()) + " threads; " +
+             std::string(sessions::backend_name(cfg.backend)) + " unavailable)";
     }
     const int n = threads();
     return "CPU (" + std::to_string(n) + (n == 1 ? " thread)" : " threads)");

@@ -7,13 +7,13 @@
 #include <sstream>
 
 #include "base/errors.h"
+#include "base/thread_pool.h"
 #include "codec/format/half.h"
 #include "codec/math/metrics.h"
 #include "codec/math/wht.h"
 #include "codec/traits.h"
 #include "io/capture.h"
 #include "sessions/run/calibration_io.h"
-#include "base/thread_pool.h"
 
 namespace kvwb::sessions {
 

@@ -4,11 +4,11 @@
 #include <cstring>
 #include <numbers>
 
-#include "codec/codec.h"
-#include "codec/traits.h"
 #include "base/errors.h"
-#include "codec/params.h"
+#include "codec/codec.h"
 #include "codec/math/quantizer.h"
+#include "codec/params.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 
 namespace kvwb::sessions {

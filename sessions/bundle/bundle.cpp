@@ -14,12 +14,12 @@
 #include <set>
 #include <sstream>
 
-#include "codec/math/calibration.h"
-#include "codec/codec.h"
-#include "codec/traits.h"
 #include "base/errors.h"
-#include "codec/params.h"
+#include "codec/codec.h"
+#include "codec/math/calibration.h"
 #include "codec/math/quantizer.h"
+#include "codec/params.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
 #include "io/safetensors.h"
@@ -84,7 +84,9 @@ int table_bits(const StreamConfig& sc) {
 
 /// Whether the reference plugin implements the codec named `name` (Kakeya-PCA only, §6). Names
 /// come from configurations and files, so an unknown one is simply not the plugin's.
-bool plugin_codec(const std::string& name) { return codec::find_codec_id(name) == codec::CodecId::kKakeyaPca; }
+bool plugin_codec(const std::string& name) {
+  return codec::find_codec_id(name) == codec::CodecId::kKakeyaPca;
+}
 
 /// Codec parameters as typed JSON (§5): every parameter of the codec's spec, null when unset;
 /// u64 seeds as hex strings; kakeya_pca's `centroids` as "gaussian" or the bundle's file name.
@@ -389,7 +391,8 @@ DeployEnvPlan plan_deploy_env(const json& cc, const std::vector<std::string>& pr
   bool calibrated = false;
   for (const char* s : {"K", "V"}) {
     const json c = param(s, "centroids");
-    if (plugin_codec(stream_codec(s)) && c.is_string() && c.get<std::string>() != "gaussian") calibrated = true;
+    if (plugin_codec(stream_codec(s)) && c.is_string() && c.get<std::string>() != "gaussian")
+      calibrated = true;
   }
   if (calibrated) plan.vars.emplace_back("KAKEYA_USE_M2_CENTROIDS", "1");
   plan.vars.emplace_back("KAKEYA_SKIP_LAYERS", join_ints(ints(qp.value("q_precond_skip_layers", json::array()))));
@@ -445,17 +448,21 @@ Destination prepare_destination(const std::string& out_dir, const BundleExportOp
   d.dest = fs::absolute(fs::path(out_dir)).lexically_normal();
   d.parent = d.dest.parent_path();
   d.name = d.dest.filename().string();
-  if (d.name.empty() || d.name == "." || d.name == "..") throw InvalidArgument("export-bundle: bad output folder " + out_dir);
+  if (d.name.empty() || d.name == "." || d.name == "..")
+    throw InvalidArgument("export-bundle: bad output folder " + out_dir);
   std::error_code ec;
   d.exists = fs::exists(d.dest, ec);
-  if (d.exists && !fs::is_directory(d.dest, ec)) throw IoError(d.dest.string(), "exists and is not a folder");
+  if (d.exists && !fs::is_directory(d.dest, ec))
+    throw IoError(d.dest.string(), "exists and is not a folder");
   d.nonempty = d.exists && !fs::is_empty(d.dest, ec);
   if (d.nonempty && !opt.force)
-    throw InvalidArgument("bundle folder exists: " + d.dest.string() + " (use --force to replace it)");
+    throw InvalidArgument("bundle folder exists: " + d.dest.string() +
+                          " (use --force to replace it)");
   fs::create_directories(d.parent, ec);
   if (ec) throw IoError(d.parent.string(), "cannot create the folder: " + ec.message());
   d.root = opt.deploy_root.empty() ? d.dest.string() : opt.deploy_root;
-  if (!fs::path(d.root).is_absolute()) throw InvalidArgument("deploy_root must be an absolute path: " + d.root);
+  if (!fs::path(d.root).is_absolute())
+    throw InvalidArgument("deploy_root must be an absolute path: " + d.root);
   return d;
 }
 
@@ -473,16 +480,18 @@ void check_one_table_per_stream(const RunConfig& cfg, const std::vector<LayerPla
       if (sp.traits().centroid_table && table_bits(sp.config) != b0) bad.push_back(lp.layer);
     }
     if (!bad.empty())
-      throw InvalidArgument(std::string("export-bundle: the ") + (is_k ? "K" : "V") + " stream uses " + base.codec +
-                            " with bit widths other than " + std::to_string(b0) + " in layer(s) " +
-                            join_ints(bad, ", ") + "; a bundle carries one table per stream (bundle-format.md §1)");
+      throw InvalidArgument(std::string("export-bundle: the ") + (is_k ? "K" : "V") +
+                            " stream uses " + base.codec + " with bit widths other than " +
+                            std::to_string(b0) + " in layer(s) " + join_ints(bad, ", ") +
+                            "; a bundle carries one table per stream (bundle-format.md §1)");
   }
 }
 
 /// Σ_q (§2, §3): calibrated on the capture when a full-attention layer in scope has q_pre, and
 /// written into `tmp`.
-std::optional<SigmaQCalibration> write_sigma_q(const std::string& capture_path, const io::CaptureInfo& info,
-                                               const RunConfig& cfg, const std::vector<LayerPlan>& plan,
+std::optional<SigmaQCalibration> write_sigma_q(const std::string& capture_path,
+                                               const io::CaptureInfo& info, const RunConfig& cfg,
+                                               const std::vector<LayerPlan>& plan,
                                                const fs::path& tmp, BundleExportResult& res) {
   bool has_q = false;
   for (const LayerPlan& lp : plan) {
@@ -511,7 +520,8 @@ struct TableInfo {
 /// `cfg` (its stream and the overrides of the same width) at each shipped non-Gaussian table, so
 /// that the measurement run uses exactly what the bundle ships.
 std::vector<TableInfo> write_centroid_tables(const std::string& capture_path, RunConfig& cfg,
-                                             const BundleExportOptions& opt, const fs::path& tmp, bool& calibrated) {
+                                             const BundleExportOptions& opt, const fs::path& tmp,
+                                             bool& calibrated) {
   auto in_tmp = [&](const std::string& f) { return (tmp / f).string(); };
   std::vector<TableInfo> tables;
   calibrated = false;
@@ -522,7 +532,9 @@ std::vector<TableInfo> write_centroid_tables(const std::string& capture_path, Ru
     t.stream = is_k ? "K" : "V";
     t.bits = table_bits(sc);
     t.file = centroid_file_name(t.stream, static_cast<unsigned>(t.bits));
-    t.source = !sc.centroids_file.empty() ? "config" : opt.calibrate_centroids ? "calibrated" : "gaussian";
+    t.source = !sc.centroids_file.empty() ? "config"
+               : opt.calibrate_centroids  ? "calibrated"
+                                          : "gaussian";
     calibrated = calibrated || t.source == "calibrated";
     tables.push_back(std::move(t));
   }
@@ -536,8 +548,9 @@ std::vector<TableInfo> write_centroid_tables(const std::string& capture_path, Ru
       t.config_file = sc.centroids_file;
       const auto bytes = io::read_file(sc.centroids_file);
       if (bytes.size() != 4u << t.bits)
-        throw FormatError(sc.centroids_file + ": " + t.stream + " centroid file holds " + std::to_string(bytes.size()) +
-                          " bytes, expected " + std::to_string(4u << t.bits) + " for bit_width " +
+        throw FormatError(sc.centroids_file + ": " + t.stream + " centroid file holds " +
+                          std::to_string(bytes.size()) + " bytes, expected " +
+                          std::to_string(4u << t.bits) + " for bit_width " +
                           std::to_string(t.bits));
       table.resize(bytes.size() / 4);
       std::memcpy(table.data(), bytes.data(), bytes.size());
@@ -557,7 +570,8 @@ std::vector<TableInfo> write_centroid_tables(const std::string& capture_path, Ru
       sc.centroids_file = path;
       for (auto& o : cfg.overrides) {
         auto& os = is_k ? o.k : o.v;
-        if (os && codec::codec_traits(os->codec).centroid_table && table_bits(*os) == t.bits) os->centroids_file = path;
+        if (os && codec::codec_traits(os->codec).centroid_table && table_bits(*os) == t.bits)
+          os->centroids_file = path;
       }
     }
   }
@@ -572,8 +586,9 @@ RunResult measurement_run(const std::string& capture_path, const RunConfig& cfg,
   for (const auto& l : run.layers)
     for (const auto* s : {&l.k, &l.v})
       if (s->failed)
-        throw Error(s->error_code, "export-bundle: the configuration failed on layer " + std::to_string(l.layer) +
-                                       " " + (s == &l.k ? "K" : "V") + ": " + s->error_message);
+        throw Error(s->error_code, "export-bundle: the configuration failed on layer " +
+                                       std::to_string(l.layer) + " " + (s == &l.k ? "K" : "V") +
+                                       ": " + s->error_message);
   return run;
 }
 
@@ -603,11 +618,12 @@ ordered_json q_precond_json(const RunConfig& cfg, const std::optional<SigmaQCali
     rule["median_max_abs_L"] = sq->whitening.rule.median;
     ordered_json per = ordered_json::array();
     for (const auto& [l, m] : sq->whitening.rule.m)
-      per.push_back({{"layer", l},
-                     {"max_abs_L", m},
-                     {"ratio", num(sq->whitening.rule.median > 0 ? m / sq->whitening.rule.median : NAN)},
-                     {"auto_skip", sq->auto_skip && sq->whitening.rule.skip.at(l)},
-                     {"user_skip", user_skip.count(l) > 0}});
+      per.push_back(
+          {{"layer", l},
+           {"max_abs_L", m},
+           {"ratio", num(sq->whitening.rule.median > 0 ? m / sq->whitening.rule.median : NAN)},
+           {"auto_skip", sq->auto_skip && sq->whitening.rule.skip.at(l)},
+           {"user_skip", user_skip.count(l) > 0}});
     rule["per_layer"] = per;
     qp["skip_rule"] = rule;
   } else {
@@ -637,7 +653,10 @@ ordered_json selection_summary_json(const json& rj, const RunResult& run) {
   sum["attn_out_rel_err"] = get(rj, {"totals", "attention", "attn_out_rel_err"});
   sum["attn_kl"] = get(rj, {"totals", "attention", "attn_kl"});
   sum["attn_top1"] = get(rj, {"totals", "attention", "attn_top1"});
-  sum["verdict_mse"] = {{"ladder", "mse-ladder-v1"}, {"baseline", nullptr}, {"inflation", nullptr}, {"verdict", nullptr}};
+  sum["verdict_mse"] = {{"ladder", "mse-ladder-v1"},
+                        {"baseline", nullptr},
+                        {"inflation", nullptr},
+                        {"verdict", nullptr}};
   sum["on_frontier"] = {{"quality_metric", nullptr}, {"value", nullptr}};
   ordered_json per_layer = ordered_json::array();
   for (const auto& l : rj["layers"]) {
@@ -657,9 +676,10 @@ ordered_json selection_summary_json(const json& rj, const RunResult& run) {
 }
 
 /// codec_config.json (§5) up to, not including, deploy_compatibility.
-ordered_json codec_config_json(const std::string& capture_path, const io::CaptureInfo& info, const RunConfig& cfg,
-                               const std::optional<SigmaQCalibration>& sq, const std::vector<TableInfo>& tables,
-                               const RunResult& run, const BundleExportOptions& opt, bool in_sample) {
+ordered_json codec_config_json(const std::string& capture_path, const io::CaptureInfo& info,
+                               const RunConfig& cfg, const std::optional<SigmaQCalibration>& sq,
+                               const std::vector<TableInfo>& tables, const RunResult& run,
+                               const BundleExportOptions& opt, bool in_sample) {
   const json rj = run_result_to_json(run);
   std::map<std::string, std::string> table_of;
   for (const auto& t : tables)
@@ -677,7 +697,8 @@ ordered_json codec_config_json(const std::string& capture_path, const io::Captur
   std::vector<int> sliding, not_captured;
   for (int l = 0; l < info.num_layers; ++l) {
     const auto* li = info.layer(l);
-    if (!li) not_captured.push_back(l);
+    if (!li)
+      not_captured.push_back(l);
     else if (li->attention == "sliding" && !std::binary_search(in_scope.begin(), in_scope.end(), l))
       sliding.push_back(l);
   }
@@ -694,7 +715,8 @@ ordered_json codec_config_json(const std::string& capture_path, const io::Captur
     ordered_json x;
     x["layer"] = o.layer;
     auto cname = [&](const StreamConfig& s, const char* st) {
-      return codec::codec_traits(s.codec).centroid_table && table_of.count(st) && !s.centroids_file.empty()
+      return codec::codec_traits(s.codec).centroid_table && table_of.count(st) &&
+                     !s.centroids_file.empty()
                  ? table_of[st]
                  : "";
     };
@@ -703,15 +725,17 @@ ordered_json codec_config_json(const std::string& capture_path, const io::Captur
     ovs.push_back(x);
   }
   cc["layer_overrides"] = ovs;
-  cc["selection"] = {{"run_id", opt.run_id.empty() ? ordered_json(run.config_hash) : ordered_json(opt.run_id)},
-                     {"criterion", opt.criterion},
-                     {"in_sample", in_sample},
-                     {"summary", selection_summary_json(rj, run)}};
+  cc["selection"] = {
+      {"run_id", opt.run_id.empty() ? ordered_json(run.config_hash) : ordered_json(opt.run_id)},
+      {"criterion", opt.criterion},
+      {"in_sample", in_sample},
+      {"summary", selection_summary_json(rj, run)}};
   return cc;
 }
 
 /// deploy_compatibility (§5.2): what keeps the reference plugin from running the configuration.
-std::vector<std::string> deploy_compatibility_issues(const RunConfig& cfg, int D, const RunResult& run) {
+std::vector<std::string> deploy_compatibility_issues(const RunConfig& cfg, int D,
+                                                     const RunResult& run) {
   std::vector<std::string> issues;
   for (const char* s : {"K", "V"}) {
     const StreamConfig& sc = s[0] == 'K' ? cfg.k : cfg.v;
@@ -721,20 +745,27 @@ std::vector<std::string> deploy_compatibility_issues(const RunConfig& cfg, int D
     }
     const codec::ParamReader pr(sc.codec, codec::codec_params(sc.codec), sc.params);
     if (!is_pow2(pr.get_int("k")))
-      issues.push_back(std::string(s) + " k = " + std::to_string(pr.get_int("k")) + " is not a power of two");
+      issues.push_back(std::string(s) + " k = " + std::to_string(pr.get_int("k")) +
+                       " is not a power of two");
     if (pr.has("share_basis") && pr.get_bool("share_basis"))
       issues.push_back(std::string(s) + " share_basis is on (not streaming-safe)");
     const int fixed = D == 96 ? 64 : D / 2;
     const bool randomized = pr.get_string("pca_method") == "randomized";
     const double vr = pr.get_float("variance_ratio");
     int rank = 0;
-    if (randomized) rank = pr.has("rsvd_target_rank") ? static_cast<int>(pr.get_int("rsvd_target_rank")) : std::max(D / 2, 8);
-    else if (pr.has("exact_rank_cap")) rank = static_cast<int>(pr.get_int("exact_rank_cap"));
+    if (randomized)
+      rank = pr.has("rsvd_target_rank") ? static_cast<int>(pr.get_int("rsvd_target_rank"))
+                                        : std::max(D / 2, 8);
+    else if (pr.has("exact_rank_cap"))
+      rank = static_cast<int>(pr.get_int("exact_rank_cap"));
     if (vr < 1.0 || rank != fixed)
-      issues.push_back(std::string(s) + " d_eff is " + (vr < 1.0 ? "data-dependent (variance_ratio " + json_number_text(vr) + ")" : "fixed at " + std::to_string(rank ? rank : D)) +
+      issues.push_back(std::string(s) + " d_eff is " +
+                       (vr < 1.0 ? "data-dependent (variance_ratio " + json_number_text(vr) + ")"
+                                 : "fixed at " + std::to_string(rank ? rank : D)) +
                        "; the plugin uses a fixed d_eff of " + std::to_string(fixed));
   }
-  if (cfg.block_rows == codec::BlockRows::kPooledHeads) issues.push_back("block_rows = pooled_heads (the plugin is per head)");
+  if (cfg.block_rows == codec::BlockRows::kPooledHeads)
+    issues.push_back("block_rows = pooled_heads (the plugin is per head)");
   if (!is_pow2(cfg.block_size))
     issues.push_back("block_size " + std::to_string(cfg.block_size) + " is not a power of two");
   if (D != 64 && D != 96 && D != 128 && D != 256)
@@ -745,8 +776,10 @@ std::vector<std::string> deploy_compatibility_issues(const RunConfig& cfg, int D
     coded += l.k.coded_values;
   }
   if (coded && static_cast<double>(outl) > 0.08 * static_cast<double>(coded))
-    issues.push_back("K outliers are " + json_number_text(100.0 * static_cast<double>(outl) / static_cast<double>(coded)) +
-                     " % of coordinates, above the plugin's budget of 8 %");
+    issues.push_back(
+        "K outliers are " +
+        json_number_text(100.0 * static_cast<double>(outl) / static_cast<double>(coded)) +
+        " % of coordinates, above the plugin's budget of 8 %");
   return issues;
 }
 
@@ -757,8 +790,10 @@ std::string deploy_env_text(const std::string& capture_path, const std::vector<s
   env << "# " << kBundleToolName << " " << kBundleToolVersion << ", " << utc_now() << ", capture "
       << fs::path(capture_path).filename().string() << "\n";
   env << "# The reference plugin loads calibration only if all three *_PATH variables are set.\n";
-  env << "# Sigma_q is a pre-RoPE statistic while the plugin whitens the post-RoPE keys of its cache;\n";
-  env << "# KAKEYA_DISABLE_SIGMA_Q=0 reproduces this bundle's measurements only where the plugin whitens\n";
+  env << "# Sigma_q is a pre-RoPE statistic while the plugin whitens the post-RoPE keys of its "
+         "cache;\n";
+  env << "# KAKEYA_DISABLE_SIGMA_Q=0 reproduces this bundle's measurements only where the plugin "
+         "whitens\n";
   env << "# pre-RoPE keys (see bundle-format.md section 6).\n";
   for (const auto& i : issues) env << "# deploy_compatibility issue: " << i << "\n";
   for (const auto& i : plan.left_out) env << "# not expressible in deploy.env: " << i << "\n";
@@ -767,9 +802,10 @@ std::string deploy_env_text(const std::string& capture_path, const std::vector<s
     if (k.ends_with("_PATH")) {
       value = (fs::path(root) / v).string();
       if (!deploy_path_ok(value))
-        throw InvalidArgument("deploy.env: the path " + value +
-                              " contains characters outside A-Z a-z 0-9 . _ / + - (bundle-format.md §6); "
-                              "choose another folder or set deploy_root");
+        throw InvalidArgument(
+            "deploy.env: the path " + value +
+            " contains characters outside A-Z a-z 0-9 . _ / + - (bundle-format.md §6); "
+            "choose another folder or set deploy_root");
     }
     env << k << "=" << value << "\n";
   }
@@ -778,7 +814,8 @@ std::string deploy_env_text(const std::string& capture_path, const std::vector<s
 
 /// Round trips of the Σ_q factors on the bytes as written in `tmp` (§7.1); throws FormatError when
 /// a structural or numerical check fails. Returns whether the structure was sound.
-bool check_written_sigma_q(const fs::path& tmp, const SigmaQCalibration& sq, BundleExportResult& res) {
+bool check_written_sigma_q(const fs::path& tmp, const SigmaQCalibration& sq,
+                           BundleExportResult& res) {
   std::vector<std::string> errs;
   const auto st = io::read_safetensors((tmp / kSigmaST).string());
   const auto groups = group_tensors(st, errs);
@@ -789,28 +826,32 @@ bool check_written_sigma_q(const fs::path& tmp, const SigmaQCalibration& sq, Bun
     for (size_t i = 0; i < n; ++i) s[i * n + i] += sq.ridge * w.diag_mean + w.tikhonov_lambda;
     return s;
   };
-  res.roundtrip = roundtrip_checks(groups, static_cast<size_t>(sq.num_kv_heads), static_cast<size_t>(sq.head_dim),
-                                   sigma_fin, errs);
+  res.roundtrip = roundtrip_checks(groups, static_cast<size_t>(sq.num_kv_heads),
+                                   static_cast<size_t>(sq.head_dim), sigma_fin, errs);
   const bool structural_ok = errs.empty();
-  if (!errs.empty()) throw FormatError("export-bundle: Σ_q structural check failed: " + errs.front());
+  if (!errs.empty())
+    throw FormatError("export-bundle: Σ_q structural check failed: " + errs.front());
   for (const auto& p : res.roundtrip) res.roundtrip_pass = res.roundtrip_pass && pair_passes(p);
   if (!res.roundtrip_pass)
-    throw FormatError("export-bundle: Σ_q round-trip check failed: " + worst_pairs_text(res.roundtrip));
+    throw FormatError("export-bundle: Σ_q round-trip check failed: " +
+                      worst_pairs_text(res.roundtrip));
   return structural_ok;
 }
 
 /// MANIFEST.json (§7) of the files `present` in `tmp` (sorted, MANIFEST.json not among them).
-ordered_json manifest_json(const std::string& capture_path, const io::CaptureInfo& info, const fs::path& tmp,
-                           const std::vector<std::string>& present, const std::vector<TableInfo>& tables,
-                           const std::optional<SigmaQCalibration>& sq, bool structural_ok, bool in_sample,
-                           const BundleExportResult& res) {
+ordered_json manifest_json(const std::string& capture_path, const io::CaptureInfo& info,
+                           const fs::path& tmp, const std::vector<std::string>& present,
+                           const std::vector<TableInfo>& tables,
+                           const std::optional<SigmaQCalibration>& sq, bool structural_ok,
+                           bool in_sample, const BundleExportResult& res) {
   auto in_tmp = [&](const std::string& f) { return (tmp / f).string(); };
   ordered_json man;
   man["bundle_format_version"] = kBundleFormatVersion;
   man["tool"] = {{"name", kBundleToolName}, {"version", kBundleToolVersion}};
   man["created_utc"] = utc_now();
   man["source_capture"] = {{"file_name", fs::path(capture_path).filename().string()},
-                           {"sha256", res.run.capture_sha256.empty() ? io::sha256_file(capture_path) : res.run.capture_sha256},
+                           {"sha256", res.run.capture_sha256.empty() ? io::sha256_file(capture_path)
+                                                                     : res.run.capture_sha256},
                            {"size_bytes", static_cast<uint64_t>(fs::file_size(capture_path))},
                            {"model_name", info.model_name},
                            {"kvcapture_version", info.version},
@@ -819,7 +860,9 @@ ordered_json manifest_json(const std::string& capture_path, const io::CaptureInf
   man["in_sample"] = in_sample;
   ordered_json files = ordered_json::array();
   for (const auto& f : present)
-    files.push_back({{"path", f}, {"sha256", io::sha256_file(in_tmp(f))}, {"size_bytes", fs::file_size(in_tmp(f))}});
+    files.push_back({{"path", f},
+                     {"sha256", io::sha256_file(in_tmp(f))},
+                     {"size_bytes", fs::file_size(in_tmp(f))}});
   man["files"] = files;
   if (sq) man["roundtrip"] = roundtrip_json(res.roundtrip, structural_ok);
   ordered_json cents = ordered_json::object();
@@ -829,11 +872,18 @@ ordered_json manifest_json(const std::string& capture_path, const io::CaptureInf
       r["source"] = "calibrated";
       cents[t.stream] = r;
     } else {
-      cents[t.stream] = {{"path", t.file},       {"bits", t.bits},          {"samples_pooled", nullptr},
-                         {"samples_used", nullptr}, {"iterations", nullptr},  {"converged", nullptr},
-                         {"final_max_change", nullptr}, {"mse_gaussian", nullptr}, {"mse_calibrated", nullptr},
-                         {"source", t.source == "config" ? "config:" + fs::path(t.config_file).filename().string()
-                                                 : std::string("gaussian")}};
+      cents[t.stream] = {
+          {"path", t.file},
+          {"bits", t.bits},
+          {"samples_pooled", nullptr},
+          {"samples_used", nullptr},
+          {"iterations", nullptr},
+          {"converged", nullptr},
+          {"final_max_change", nullptr},
+          {"mse_gaussian", nullptr},
+          {"mse_calibrated", nullptr},
+          {"source", t.source == "config" ? "config:" + fs::path(t.config_file).filename().string()
+                                          : std::string("gaussian")}};
     }
   }
   man["centroids"] = cents;
@@ -853,7 +903,8 @@ void commit_bundle(const Destination& d, const fs::path& tmp) {
     if (d.nonempty) {
       const fs::path old = d.parent / ("." + d.name + ".old-" + random_hex());
       fs::rename(d.dest, old, ec);
-      if (ec) throw IoError(d.dest.string(), "cannot move the existing bundle away: " + ec.message());
+      if (ec)
+        throw IoError(d.dest.string(), "cannot move the existing bundle away: " + ec.message());
       fs::rename(tmp, d.dest, ec);
       if (ec) {
         std::error_code ec2;
@@ -864,24 +915,27 @@ void commit_bundle(const Destination& d, const fs::path& tmp) {
     } else {
       fs::remove(d.dest, ec);
       fs::rename(tmp, d.dest, ec);
-      if (ec) throw IoError(d.dest.string(), "cannot move the new bundle into place: " + ec.message());
+      if (ec)
+        throw IoError(d.dest.string(), "cannot move the new bundle into place: " + ec.message());
     }
   } else {
     fs::rename(tmp, d.dest, ec);
-    if (ec) throw IoError(d.dest.string(), "cannot move the new bundle into place: " + ec.message());
+    if (ec)
+      throw IoError(d.dest.string(), "cannot move the new bundle into place: " + ec.message());
   }
   fsync_dir(d.parent.string());
 }
 
 }  // namespace
 
-BundleExportResult export_bundle(const std::string& capture_path, const RunConfig& cfg_in, const std::string& out_dir,
-                                 const BundleExportOptions& opt) {
+BundleExportResult export_bundle(const std::string& capture_path, const RunConfig& cfg_in,
+                                 const std::string& out_dir, const BundleExportOptions& opt) {
   const Destination d = prepare_destination(out_dir, opt);
   RunConfig cfg = cfg_in;
   io::CaptureReader cap(capture_path);
   const io::CaptureInfo info = cap.info();
-  const std::vector<LayerPlan> plan = plan_layers(info, cfg);  // the layers in scope, as the runner runs them
+  const std::vector<LayerPlan> plan =
+      plan_layers(info, cfg);  // the layers in scope, as the runner runs them
   check_one_table_per_stream(cfg, plan);
 
   std::error_code ec;
@@ -892,13 +946,16 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
   res.out_dir = d.dest.string();
   try {
     auto in_tmp = [&](const std::string& f) { return (tmp / f).string(); };
-    const std::optional<SigmaQCalibration> sq = write_sigma_q(capture_path, info, cfg, plan, tmp, res);
+    const std::optional<SigmaQCalibration> sq =
+        write_sigma_q(capture_path, info, cfg, plan, tmp, res);
     bool calibrated = false;
-    const std::vector<TableInfo> tables = write_centroid_tables(capture_path, cfg, opt, tmp, calibrated);
+    const std::vector<TableInfo> tables =
+        write_centroid_tables(capture_path, cfg, opt, tmp, calibrated);
     res.run = measurement_run(capture_path, cfg, opt.job);
     const bool in_sample = calibrated || cfg.q_precond == "capture";
 
-    ordered_json cc = codec_config_json(capture_path, info, cfg, sq, tables, res.run, opt, in_sample);
+    ordered_json cc =
+        codec_config_json(capture_path, info, cfg, sq, tables, res.run, opt, in_sample);
     res.deploy_issues = deploy_compatibility_issues(cfg, info.head_dim, res.run);
     const std::vector<std::string>& issues = res.deploy_issues;
     cc["deploy_compatibility"] = {{"reference_plugin", {{"compatible", issues.empty()}, {"issues", issues}}}};
@@ -916,7 +973,8 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
     present.push_back(kCodecConfig);
     present.push_back(kDeployEnv);
     std::sort(present.begin(), present.end());
-    const ordered_json man = manifest_json(capture_path, info, tmp, present, tables, sq, structural_ok, in_sample, res);
+    const ordered_json man =
+        manifest_json(capture_path, info, tmp, present, tables, sq, structural_ok, in_sample, res);
     io::write_file_atomic(in_tmp(kManifest), man.dump(2) + "\n");
     res.manifest = man;
     fsync_dir(tmp.string());
@@ -1032,7 +1090,9 @@ const std::regex& centroid_file_re() {
 struct BundleFiles {
   std::vector<std::string> present;                // the bundle files found, sorted
   std::map<std::string, std::string> centroid_of;  // stream -> centroid file
-  bool has(const std::string& n) const { return std::binary_search(present.begin(), present.end(), n); }
+  bool has(const std::string& n) const {
+    return std::binary_search(present.begin(), present.end(), n);
+  }
 };
 
 /// File set (§1): only bundle files, the required ones present, the Σ_q files as a pair.
@@ -1357,7 +1417,8 @@ void check_centroid_files(const fs::path& dir, Checker& ck, const BundleFiles& f
 /// codec_config.json (§5): schema, against the sidecar, the centroid files and MANIFEST.json.
 /// Returns it.
 std::optional<json> check_codec_config(const fs::path& dir, Checker& ck, const BundleFiles& files,
-                                       const BundleCheckOptions& options, const std::optional<json>& man,
+                                       const BundleCheckOptions& options,
+                                       const std::optional<json>& man,
                                        const std::optional<json>& side) {
   BundleCheckReport& r = ck.r;
   const std::map<std::string, std::string>& centroid_of = files.centroid_of;
@@ -1420,13 +1481,16 @@ std::optional<json> check_codec_config(const fs::path& dir, Checker& ck, const B
         if (!codec) continue;
         const std::string codec_name = codec->get<std::string>();
         const auto codec_id = codec::find_codec_id(codec_name);
-        const bool kak = codec_id && codec::codec_traits(*codec_id).centroid_table;  // a stream with a table
+        const bool kak =
+            codec_id && codec::codec_traits(*codec_id).centroid_table;  // a stream with a table
         auto it = centroid_of.find(name);
         if (kak && it == centroid_of.end()) {
-          const std::string m = std::string("stream ") + name + " is " + codec_name + " but the bundle has no " + name +
-                                "_b<b>_centroids.f32";
-          if (options.partial) ck.warn(F, m);
-          else ck.err(F, m);
+          const std::string m = std::string("stream ") + name + " is " + codec_name +
+                                " but the bundle has no " + name + "_b<b>_centroids.f32";
+          if (options.partial)
+            ck.warn(F, m);
+          else
+            ck.err(F, m);
         }
         if (!kak && it != centroid_of.end())
           ck.err(it->second, std::string("present although stream ") + name + " uses " + codec->get<std::string>());
@@ -1464,7 +1528,8 @@ std::optional<json> check_codec_config(const fs::path& dir, Checker& ck, const B
 }
 
 /// deploy.env (§6) against codec_config.json (decisions #10).
-void check_deploy_env(const fs::path& dir, Checker& ck, const BundleFiles& files, const std::optional<json>& cc) {
+void check_deploy_env(const fs::path& dir, Checker& ck, const BundleFiles& files,
+                      const std::optional<json>& cc) {
   BundleCheckReport& r = ck.r;
   const std::vector<std::string>& present = files.present;
   auto has = [&](const std::string& n) { return files.has(n); };

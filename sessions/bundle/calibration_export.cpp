@@ -5,12 +5,12 @@
 #include <cstring>
 #include <filesystem>
 
-#include "codec/codec.h"
-#include "codec/traits.h"
 #include "base/errors.h"
-#include "codec/params.h"
+#include "codec/codec.h"
 #include "codec/math/quantizer.h"
 #include "codec/math/rng.h"
+#include "codec/params.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
 #include "sessions/config/layer_plan.h"
@@ -315,13 +315,16 @@ std::vector<CentroidCalibration> calibrate_centroids(const std::string& capture_
     KakeyaSettings base;
   };
   std::vector<Want> wants;
-  if (codec::codec_traits(cfg.k.codec).centroid_table) wants.push_back({true, kakeya_settings(cfg.k)});
-  if (codec::codec_traits(cfg.v.codec).centroid_table) wants.push_back({false, kakeya_settings(cfg.v)});
+  if (codec::codec_traits(cfg.k.codec).centroid_table)
+    wants.push_back({true, kakeya_settings(cfg.k)});
+  if (codec::codec_traits(cfg.v.codec).centroid_table)
+    wants.push_back({false, kakeya_settings(cfg.v)});
   if (wants.empty())
     throw InvalidArgument("centroid calibration: neither stream uses kakeya_pca (K " + cfg.k.codec +
                           ", V " + cfg.v.codec + ")");
   std::map<int, LayerPlan> plan;  // what each layer runs (turbo policy and overrides applied)
-  for (LayerPlan& lp : plan_layers(io::CaptureReader(capture_path).info(), cfg)) plan.emplace(lp.layer, std::move(lp));
+  for (LayerPlan& lp : plan_layers(io::CaptureReader(capture_path).info(), cfg))
+    plan.emplace(lp.layer, std::move(lp));
   RunConfig rc = cfg;
   rc.attention_metrics = false;  // does not change the residuals
   RunOptions opt;

@@ -95,9 +95,9 @@ std::string centroid_file_name(const std::string& stream, unsigned bits);
 /// Calibrates the table of every stream whose configured codec uses a centroid table
 /// (kakeya_pca), with one run of `cfg` through the runner (collect_residuals; the pool holds the
 /// layers the layer plan runs with such a codec at the stream's bit width: no boundary layers, no
-/// layers an override or the turbo policy gives another codec or width). Throws InvalidArgument when no stream is
-/// kakeya_pca or a stream's pool is empty (e.g. block_size larger than the sequences), and the
-/// layer's error when a layer-stream failed (e.g. FP16_RANGE).
+/// layers an override or the turbo policy gives another codec or width). Throws InvalidArgument
+/// when no stream is kakeya_pca or a stream's pool is empty (e.g. block_size larger than the
+/// sequences), and the layer's error when a layer-stream failed (e.g. FP16_RANGE).
 std::vector<CentroidCalibration> calibrate_centroids(const std::string& capture_path,
                                                      const RunConfig& cfg,
                                                      JobControl* job = nullptr);

@@ -15,23 +15,28 @@ using codec::CodecId;
 /// K domain, as post-RoPE (the fork's types are post-RoPE codecs).
 void set_codec(StreamConfig& sc, CodecId id) {
   if (codec::codec_id_from_name(sc.codec) == id) return;
-  sc = StreamConfig{std::string(codec::codec_name(id)), {},
-                    sc.k_domain ? std::optional(codec::KDomain::kPostRope) : std::nullopt, ""};
+  sc = StreamConfig{std::string(codec::codec_name(id)),
+                    {},
+                    sc.k_domain ? std::optional(codec::KDomain::kPostRope) : std::nullopt,
+                    ""};
 }
 
 bool is_turbo(const StreamConfig& sc) { return codec::codec_traits(sc.codec).turbo; }
 
 /// codec-peers.md §1.7 on the run-level streams of layer l of an n-layer model.
-void apply_turbo_policy(TurboPolicy policy, const io::CaptureInfo& info, int l, StreamConfig& k, StreamConfig& v) {
+void apply_turbo_policy(TurboPolicy policy, const io::CaptureInfo& info, int l, StreamConfig& k,
+                        StreamConfig& v) {
   if (policy == TurboPolicy::kNone) return;
   const int n = info.num_layers;
   // Step 1: auto-asymmetric K upgrade.
-  if (is_turbo(k) && k.codec == v.codec && info.num_kv_heads > 0 && info.num_query_heads / info.num_kv_heads >= 6)
+  if (is_turbo(k) && k.codec == v.codec && info.num_kv_heads > 0 &&
+      info.num_query_heads / info.num_kv_heads >= 6)
     set_codec(k, CodecId::kQ8_0);
   // Step 2: the layer-adaptive mode, with the possibly upgraded K type.
   TurboPolicy mode = policy;
   if (policy == TurboPolicy::kForkAuto)
-    mode = codec::codec_id_from_name(v.codec) == CodecId::kTurbo2 && n >= 8 ? TurboPolicy::kMode7 : TurboPolicy::kNone;
+    mode = codec::codec_id_from_name(v.codec) == CodecId::kTurbo2 && n >= 8 ? TurboPolicy::kMode7
+                                                                            : TurboPolicy::kNone;
   if (n < 8) return;
   const bool edge2 = l < 2 || l >= n - 2;
   switch (mode) {
@@ -105,7 +110,8 @@ std::vector<LayerPlan> plan_layers(const io::CaptureInfo& info, const RunConfig&
   std::vector<int> layers;
   if (!cfg.layers.empty()) {
     for (int l : cfg.layers) {
-      if (!info.layer(l)) throw InvalidArgument("layer " + std::to_string(l) + " is not in the capture " + info.path);
+      if (!info.layer(l))
+        throw InvalidArgument("layer " + std::to_string(l) + " is not in the capture " + info.path);
       layers.push_back(l);
     }
   } else {
@@ -114,7 +120,8 @@ std::vector<LayerPlan> plan_layers(const io::CaptureInfo& info, const RunConfig&
   }
   for (int b : cfg.boundary)
     if (!info.layer(b))
-      throw InvalidArgument("boundary layer " + std::to_string(b) + " is not in the capture " + info.path);
+      throw InvalidArgument("boundary layer " + std::to_string(b) + " is not in the capture " +
+                            info.path);
   std::vector<LayerPlan> out;
   out.reserve(layers.size());
   for (int l : layers) out.push_back(plan_layer(info, cfg, l));

@@ -18,10 +18,11 @@ namespace kvwb::sessions {
 
 /// One stream (K or V) of one layer as it runs.
 struct StreamPlan {
-  StreamConfig config;                        // its settings (bf16 passthrough in a boundary layer)
+  StreamConfig config;  // its settings (bf16 passthrough in a boundary layer)
   codec::CodecId codec = codec::CodecId::kBf16;  // of config.codec
-  bool pooled = false;             // units pool the kv heads (block codec and block_rows = pooled_heads)
-  bool attention_weights = false;  // rows weighted by attention mass (a row-weight codec, weights=attention)
+  bool pooled = false;  // units pool the kv heads (block codec and block_rows = pooled_heads)
+  bool attention_weights =
+      false;  // rows weighted by attention mass (a row-weight codec, weights=attention)
   /// The codec's traits.
   const codec::CodecTraits& traits() const { return codec::codec_traits(codec); }
 };
@@ -30,8 +31,10 @@ struct StreamPlan {
 struct LayerPlan {
   int layer = 0;
   bool boundary = false;  // kept in bf16 (boundary_skip_layers)
-  bool sliding = false;   // sliding-window attention (in scope through include_sliding or cfg.layers)
-  codec::KDomain k_domain = codec::KDomain::kPreRope;  // K is coded in it; pre-RoPE in boundary layers
+  bool sliding =
+      false;  // sliding-window attention (in scope through include_sliding or cfg.layers)
+  codec::KDomain k_domain =
+      codec::KDomain::kPreRope;  // K is coded in it; pre-RoPE in boundary layers
   StreamPlan k, v;
   /// k or v.
   const StreamPlan& stream(bool is_k) const { return is_k ? k : v; }

@@ -181,7 +181,8 @@ RunConfig apply_run_options(RunConfig c, const json& o, const std::string& sourc
     if (t < 0) throw InvalidArgument(where("threads") + " must be >= 0");
     c.threads = static_cast<int>(t);
   }
-  if (const json* v = get("backend")) c.backend = parse_backend(text(*v, where("backend")), where("backend"));
+  if (const json* v = get("backend"))
+    c.backend = parse_backend(text(*v, where("backend")), where("backend"));
   if (const json* v = get("no_attention")) {
     if (truthy(*v, where("no_attention"))) c.attention_metrics = false;
   }

@@ -226,8 +226,9 @@ Evaluator::Evaluator(const model::LlamaModel& m, const std::vector<int32_t>& tex
   ref.v = StreamConfig{"bf16", {}, {}, ""};
   const Whitening none;
   for (size_t l = 0; l < NL; ++l) {
-    LayerRoundTrip rt = roundtrip_layer(info_, ref, none, plan_layer(info_, ref, static_cast<int>(l)), k_pre_[l], v_[l],
-                                        positions_);
+    LayerRoundTrip rt =
+        roundtrip_layer(info_, ref, none, plan_layer(info_, ref, static_cast<int>(l)), k_pre_[l],
+                        v_[l], positions_);
     k_ref_.push_back(std::move(rt.k_pre_hat));
     v_ref_.push_back(std::move(rt.v_hat));
   }
@@ -274,10 +275,11 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
   r.continuation = N_;
   // The model's layers are all full attention: the plan covers cfg.layers or all of them.
   const std::vector<LayerPlan> layers = plan_layers(info_, cfg);
-  if (!cfg.layers.empty()) r.warnings.push_back("layers outside --layers keep the reference (bf16) cache");
+  if (!cfg.layers.empty())
+    r.warnings.push_back("layers outside --layers keep the reference (bf16) cache");
   if (!cfg.q_precond.empty() && resolved_k_domain(cfg.k) == codec::KDomain::kPostRope)
-    throw InvalidArgument("Q-preconditioning needs k_domain pre_rope, but the K codec " + cfg.k.codec +
-                          " works post-RoPE");
+    throw InvalidArgument("Q-preconditioning needs k_domain pre_rope, but the K codec " +
+                          cfg.k.codec + " works post-RoPE");
   // Q-preconditioning factors: Σ_q from the prefill queries, or a safetensors file.
   r.in_sample = cfg.q_precond == "capture";
   const Whitening wh = build_whitening(info_, cfg, [&](int layer, Tensor4&) -> const Tensor4& {
@@ -294,7 +296,8 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
   const size_t total = layers.size() + static_cast<size_t>(P_);
   for (const LayerPlan& lp : layers) {
     if (job && job->cancel.load()) throw Cancelled("eval cancelled");
-    if (job && job->progress) job->progress(step++, total, "round trip layer " + std::to_string(lp.layer));
+    if (job && job->progress)
+      job->progress(step++, total, "round trip layer " + std::to_string(lp.layer));
     const size_t li = static_cast<size_t>(lp.layer);
     LayerRoundTrip rt = roundtrip_layer(info_, cfg, wh, lp, k_pre_[li], v_[li], positions_);
     r.aggregate.bytes += rt.k.bytes + rt.v.bytes;

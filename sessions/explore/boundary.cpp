@@ -5,8 +5,8 @@
 #include <map>
 #include <set>
 
-#include "codec/codec.h"
 #include "base/errors.h"
+#include "codec/codec.h"
 #include "io/capture.h"
 #include "sessions/analysis/pareto.h"
 #include "sessions/config/layer_plan.h"

@@ -6,15 +6,15 @@
 #include <set>
 #include <sstream>
 
-#include "codec/codec.h"
-#include "codec/traits.h"
 #include "base/errors.h"
+#include "base/thread_pool.h"
+#include "codec/codec.h"
 #include "codec/format/half.h"
 #include "codec/math/metrics.h"
 #include "codec/math/rope.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 #include "sessions/run/backends.h"
-#include "base/thread_pool.h"
 
 namespace kvwb::sessions {
 
@@ -49,8 +49,9 @@ std::unique_ptr<codec::Codec> build_codec(const StreamConfig& sc, size_t head_di
   codec::CodecResources res;
   if (!sc.centroids_file.empty()) {
     if (!codec::codec_traits(sc.codec).centroid_table)
-      throw InvalidArgument(what + ": centroids_file applies to codecs with a centroid table (kakeya_pca), not " +
-                            sc.codec);
+      throw InvalidArgument(
+          what + ": centroids_file applies to codecs with a centroid table (kakeya_pca), not " +
+          sc.codec);
     res.centroid_table = load_centroids(sc.centroids_file, what);
   }
   try {
@@ -245,9 +246,9 @@ void rope_tensor(Tensor4& t, const std::vector<int32_t>& positions, const codec:
 
 }  // namespace
 
-LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg, const Whitening& wh,
-                               const LayerPlan& lp, const Tensor4& k_pre, const Tensor4& v,
-                               const std::vector<int32_t>& positions) {
+LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg,
+                               const Whitening& wh, const LayerPlan& lp, const Tensor4& k_pre,
+                               const Tensor4& v, const std::vector<int32_t>& positions) {
   LayerRoundTrip out;
   const int layer = lp.layer;
   const bool boundary = lp.boundary;
@@ -310,10 +311,11 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     build_codec(k, D, "layer " + std::to_string(l) + " K codec " + k.codec);
     build_codec(lp.v.config, D, "layer " + std::to_string(l) + " V codec " + lp.v.config.codec);
     if (!cfg.q_precond.empty() && lp.k_domain == codec::KDomain::kPostRope)
-      throw InvalidArgument("Q-preconditioning needs k_domain pre_rope, but layer " + std::to_string(l) +
-                            " codes K post-RoPE with " + k.codec);
+      throw InvalidArgument("Q-preconditioning needs k_domain pre_rope, but layer " +
+                            std::to_string(l) + " codes K post-RoPE with " + k.codec);
     {
-      auto it = k.params.find("share_basis");  // only kakeya_pca has it (build_codec refused it on others)
+      // Only kakeya_pca has share_basis (build_codec refused it on any other codec).
+      auto it = k.params.find("share_basis");
       if (it != k.params.end() && (it->second == "true" || it->second == "1"))
         r.warnings.push_back("share_basis on K (layer " + std::to_string(l) +
                              "): the reference measured 2.47x K-MSE inflation for a shared K basis");
@@ -370,7 +372,8 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     const bool want_attn = cfg.attention_metrics && li->has_q_pre;
     const int window = li->attention == "sliding" ? li->sliding_window : 0;
     Tensor4 qpost;
-    const bool attention_weights = lp.k.attention_weights || lp.v.attention_weights;  // false in boundary layers
+    // Row weights from attention mass (never in boundary layers).
+    const bool attention_weights = lp.k.attention_weights || lp.v.attention_weights;
     if (want_attn || attention_weights) {
       if (!li->has_q_pre)
         throw InvalidArgument("layer " + std::to_string(l) + ": weights=attention needs q_pre in the capture");
@@ -395,7 +398,8 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     }
 
     Tensor4 krec, vrec;
-    auto do_stream = [&](const StreamConfig& sc, codec::Stream st, const Tensor4& x, Tensor4& rec, StreamResult& res) {
+    auto do_stream = [&](const StreamConfig& sc, codec::Stream st, const Tensor4& x, Tensor4& rec,
+                         StreamResult& res) {
       res.codec = sc.codec;
       if (st == codec::Stream::kK) res.k_domain = lp.k_domain;
       res.values = x.size();
@@ -630,9 +634,12 @@ std::string run_result_to_csv(const RunResult& r) {
   auto f = [](double v) { return std::isfinite(v) ? std::to_string(v) : std::string(); };
   for (const auto& l : r.layers) {
     for (const auto* s : {&l.k, &l.v}) {
-      os << l.layer << ',' << (s == &l.k ? "K" : "V") << ',' << (l.boundary ? 1 : 0) << ',' << s->codec << ','
-         << (s->k_domain ? codec::k_domain_name(*s->k_domain) : "") << ',' << s->bytes << ',' << s->reference_bytes << ',' << s->tail_bytes << ',' << s->bf16_bytes
-         << ',' << (s->bytes ? f(static_cast<double>(s->bf16_bytes) / static_cast<double>(s->bytes)) : "") << ',';
+      os << l.layer << ',' << (s == &l.k ? "K" : "V") << ',' << (l.boundary ? 1 : 0) << ','
+         << s->codec << ',' << (s->k_domain ? codec::k_domain_name(*s->k_domain) : "") << ','
+         << s->bytes << ',' << s->reference_bytes << ',' << s->tail_bytes << ',' << s->bf16_bytes
+         << ','
+         << (s->bytes ? f(static_cast<double>(s->bf16_bytes) / static_cast<double>(s->bytes)) : "")
+         << ',';
       if (s->failed) {
         os << ",,,,,,,," << 1 << '\n';
         continue;

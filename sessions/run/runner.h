@@ -6,17 +6,16 @@
 #include <atomic>
 #include <functional>
 #include <map>
-#include <set>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "base/job.h"
+#include "codec/format/tensor.h"
 #include "codec/math/calibration.h"
 #include "codec/math/metrics.h"
-#include "codec/format/tensor.h"
 #include "io/capture.h"
 #include "sessions/config/layer_plan.h"
 #include "sessions/config/run_config.h"
@@ -95,8 +94,9 @@ struct LayerRoundTrip {
   codec::Tensor4 k_pre_hat, v_hat;
   StreamResult k, v;
 };
-LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg, const Whitening& wh,
-                               const LayerPlan& plan, const codec::Tensor4& k_pre, const codec::Tensor4& v,
+LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg,
+                               const Whitening& wh, const LayerPlan& plan,
+                               const codec::Tensor4& k_pre, const codec::Tensor4& v,
                                const std::vector<int32_t>& positions);
 
 /// Runs a configuration. Throws InvalidArgument/Unsupported for bad configurations (before any

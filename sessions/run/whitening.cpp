@@ -7,7 +7,8 @@
 
 namespace kvwb::sessions {
 
-Whitening build_whitening(const io::CaptureInfo& info, const RunConfig& cfg, const QPreSource& q_pre) {
+Whitening build_whitening(const io::CaptureInfo& info, const RunConfig& cfg,
+                          const QPreSource& q_pre) {
   Whitening w;
   if (cfg.q_precond.empty()) return w;
   if (cfg.q_precond == "capture") {
@@ -18,9 +19,9 @@ Whitening build_whitening(const io::CaptureInfo& info, const RunConfig& cfg, con
       const auto sig = codec::compute_sigma_q(q, static_cast<size_t>(info.num_kv_heads));
       auto& fs = w.factors[li.layer];
       for (size_t h = 0; h < sig.size(); ++h)
-        fs.push_back(codec::factor_sigma_q(sig[h], static_cast<size_t>(info.head_dim), codec::kDefaultRidge,
-                                           cfg.target_cond,
-                                           "layer " + std::to_string(li.layer) + ", kv head " + std::to_string(h)));
+        fs.push_back(codec::factor_sigma_q(
+            sig[h], static_cast<size_t>(info.head_dim), codec::kDefaultRidge, cfg.target_cond,
+            "layer " + std::to_string(li.layer) + ", kv head " + std::to_string(h)));
     }
   } else {
     w.factors = load_whitening_file(cfg.q_precond, info.num_kv_heads, info.head_dim);
@@ -40,10 +41,11 @@ Whitening build_whitening(const io::CaptureInfo& info, const RunConfig& cfg, con
 }
 
 Whitening build_whitening(const io::CaptureReader& capture, const RunConfig& cfg) {
-  return build_whitening(capture.info(), cfg, [&](int layer, codec::Tensor4& scratch) -> const codec::Tensor4& {
-    scratch = capture.read(layer, io::TensorKind::kQPre);
-    return scratch;
-  });
+  return build_whitening(capture.info(), cfg,
+                         [&](int layer, codec::Tensor4& scratch) -> const codec::Tensor4& {
+                           scratch = capture.read(layer, io::TensorKind::kQPre);
+                           return scratch;
+                         });
 }
 
 }  // namespace kvwb::sessions

@@ -30,7 +30,8 @@ using QPreSource = std::function<const codec::Tensor4&(int layer, codec::Tensor4
 /// otherwise the safetensors file it names, checked against info's kv heads and head_dim. Then the
 /// skip rule over the factored layers and the skipped set (auto rule when
 /// cfg.q_precond_auto_skip, plus cfg.q_precond_skip_layers).
-Whitening build_whitening(const io::CaptureInfo& info, const RunConfig& cfg, const QPreSource& q_pre);
+Whitening build_whitening(const io::CaptureInfo& info, const RunConfig& cfg,
+                          const QPreSource& q_pre);
 
 /// build_whitening with the queries read from `capture`.
 Whitening build_whitening(const io::CaptureReader& capture, const RunConfig& cfg);

@@ -44,7 +44,8 @@ EncodedUnit encode(const std::string& name, uint32_t block_size, bool collect_re
 bool has_param(const std::string& name, const std::string& param, const std::string& choice = "") {
   for (const auto& p : codec_params(name))
     if (p.name == param)
-      return choice.empty() || std::find(p.choices.begin(), p.choices.end(), choice) != p.choices.end();
+      return choice.empty() ||
+             std::find(p.choices.begin(), p.choices.end(), choice) != p.choices.end();
   return false;
 }
 
@@ -61,7 +62,8 @@ TEST(CodecTraits, EveryRegistryNameHasItsTraits) {
     EXPECT_EQ(*find_codec_id(name), t.id);
     EXPECT_FALSE(t.display_name.empty());
     EXPECT_FALSE(t.family.empty());
-    EXPECT_TRUE(display.insert(t.display_name).second) << "display name used twice: " << t.display_name;
+    EXPECT_TRUE(display.insert(t.display_name).second)
+        << "display name used twice: " << t.display_name;
   }
   EXPECT_EQ(display.size(), 14u);
 }
@@ -75,7 +77,8 @@ TEST(CodecTraits, UnknownNamesThrowListingEveryName) {
   } catch (const InvalidArgument& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find("turbo5"), std::string::npos) << m;
-    for (const auto& n : codec_names()) EXPECT_NE(m.find(n), std::string::npos) << n << " not listed: " << m;
+    for (const auto& n : codec_names())
+      EXPECT_NE(m.find(n), std::string::npos) << n << " not listed: " << m;
   }
   EXPECT_THROW(codec_traits(static_cast<CodecId>(0)), InvalidArgument);
   EXPECT_THROW(codec_traits(static_cast<CodecId>(15)), InvalidArgument);
@@ -145,10 +148,13 @@ TEST(CodecTraits, TurboTypesAndTheReference) {
 
 TEST(CodecTraits, LayerStreamScale) {
   const std::vector<float> x{0.5f, -896.0f, 3.0f};
-  EXPECT_FLOAT_EQ(layer_stream_scale(CodecId::kFp8E4m3, {{"scale_mode", "absmax"}}, x), 2.0f);  // 896 / 448
+  EXPECT_FLOAT_EQ(layer_stream_scale(CodecId::kFp8E4m3, {{"scale_mode", "absmax"}}, x),
+                  2.0f);  // 896 / 448
   EXPECT_FLOAT_EQ(layer_stream_scale(CodecId::kFp8E4m3, {{"scale_mode", "unit"}}, x), 1.0f);
-  EXPECT_FLOAT_EQ(layer_stream_scale(CodecId::kFp8E4m3, {}, x), 1.0f);  // default unit (decisions.md #3)
-  EXPECT_FLOAT_EQ(layer_stream_scale(CodecId::kFp8E4m3, {{"scale_mode", "absmax"}}, std::vector<float>(4, 0.0f)),
+  EXPECT_FLOAT_EQ(layer_stream_scale(CodecId::kFp8E4m3, {}, x),
+                  1.0f);  // default unit (decisions.md #3)
+  EXPECT_FLOAT_EQ(layer_stream_scale(CodecId::kFp8E4m3, {{"scale_mode", "absmax"}},
+                                     std::vector<float>(4, 0.0f)),
                   1.0f);
   EXPECT_FLOAT_EQ(layer_stream_scale(CodecId::kQ8_0, {{"scale_mode", "absmax"}}, x), 1.0f);
 }

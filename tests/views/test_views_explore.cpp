@@ -16,13 +16,13 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
-#include "codec/codec.h"
 #include "base/errors.h"
-#include "sessions/explore/result_store.h"
+#include "codec/codec.h"
 #include "sessions/config/run_config.h"
+#include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
-#include "views/models/config_model.h"
 #include "views/config_view.h"
+#include "views/models/config_model.h"
 #include "views/models/pareto_model.h"
 #include "views/pareto_view.h"
 

@@ -25,7 +25,8 @@ using codec::KDomain;
 namespace {
 
 /// A capture description with `n` layers (`sliding` ones sliding-window), H_q / H_kv heads.
-io::CaptureInfo info_of(int n, int q_heads, int kv_heads, std::vector<int> sliding = {}, std::vector<int> absent = {}) {
+io::CaptureInfo info_of(int n, int q_heads, int kv_heads, std::vector<int> sliding = {},
+                        std::vector<int> absent = {}) {
   io::CaptureInfo info;
   info.path = "/data/model.kvc.h5";
   info.num_layers = n;
@@ -46,7 +47,8 @@ io::CaptureInfo info_of(int n, int q_heads, int kv_heads, std::vector<int> slidi
   return info;
 }
 
-RunConfig config(const std::string& k, const std::string& v, TurboPolicy policy = TurboPolicy::kNone) {
+RunConfig config(const std::string& k, const std::string& v,
+                 TurboPolicy policy = TurboPolicy::kNone) {
   RunConfig c;
   c.k = StreamConfig{k, {}, {}, ""};
   c.v = StreamConfig{v, {}, {}, ""};
@@ -67,7 +69,9 @@ std::vector<std::string> codecs(const std::vector<LayerPlan>& p) {
   return out;
 }
 
-std::vector<std::string> repeat(const std::string& s, size_t n) { return std::vector<std::string>(n, s); }
+std::vector<std::string> repeat(const std::string& s, size_t n) {
+  return std::vector<std::string>(n, s);
+}
 
 }  // namespace
 
@@ -164,7 +168,8 @@ TEST(LayerPlan, PooledHeadsApplyToBlockCodecsOnly) {
 // ---- turbo_policy (codec-peers.md §1.7) on a 12-layer model, GQA 4:2 (no auto-asymmetric K) ----
 
 TEST(LayerPlan, TurboPolicyNoneKeepsTheChosenTypes) {
-  EXPECT_EQ(codecs(plan_layers(info_of(12, 4, 2), config("turbo3", "turbo2"))), repeat("turbo3/turbo2", 12));
+  EXPECT_EQ(codecs(plan_layers(info_of(12, 4, 2), config("turbo3", "turbo2"))),
+            repeat("turbo3/turbo2", 12));
 }
 
 TEST(LayerPlan, TurboPolicyMode1And2UpgradeBothStreamsAtTheEdges) {
@@ -173,9 +178,11 @@ TEST(LayerPlan, TurboPolicyMode1And2UpgradeBothStreamsAtTheEdges) {
   for (int l = 0; l < 12; ++l)
     EXPECT_EQ(m1[l], (l < 4 || l >= 8) ? "q8_0/q8_0" : "turbo3/kakeya_pca") << "mode1 layer " << l;
   auto m2 = codecs(plan_layers(info, config("turbo4", "turbo3", TurboPolicy::kMode2)));
-  for (int l = 0; l < 12; ++l) EXPECT_EQ(m2[l], l >= 4 ? "q8_0/q8_0" : "turbo4/turbo3") << "mode2 layer " << l;
+  for (int l = 0; l < 12; ++l)
+    EXPECT_EQ(m2[l], l >= 4 ? "q8_0/q8_0" : "turbo4/turbo3") << "mode2 layer " << l;
   // Modes 1 and 2 act only when K is a turbo type.
-  EXPECT_EQ(codecs(plan_layers(info, config("q4_0", "turbo3", TurboPolicy::kMode1))), repeat("q4_0/turbo3", 12));
+  EXPECT_EQ(codecs(plan_layers(info, config("q4_0", "turbo3", TurboPolicy::kMode1))),
+            repeat("q4_0/turbo3", 12));
 }
 
 TEST(LayerPlan, TurboPolicyModes5To7ChangeV) {
@@ -190,19 +197,23 @@ TEST(LayerPlan, TurboPolicyModes5To7ChangeV) {
     EXPECT_EQ(m7[l], edge2 ? "q8_0/q8_0" : "q8_0/turbo2") << "mode7 layer " << l;
   }
   // V not a turbo type: nothing to do.
-  EXPECT_EQ(codecs(plan_layers(info, config("turbo3", "kivi", TurboPolicy::kMode7))), repeat("turbo3/kivi", 12));
+  EXPECT_EQ(codecs(plan_layers(info, config("turbo3", "kivi", TurboPolicy::kMode7))),
+            repeat("turbo3/kivi", 12));
 }
 
 TEST(LayerPlan, TurboPolicyForkAutoIsMode7ForTurbo2V) {
   const auto info = info_of(12, 4, 2);
   auto a = codecs(plan_layers(info, config("turbo3", "turbo2", TurboPolicy::kForkAuto)));
-  for (int l = 0; l < 12; ++l) EXPECT_EQ(a[l], (l < 2 || l >= 10) ? "turbo3/q8_0" : "turbo3/turbo2") << l;
-  EXPECT_EQ(codecs(plan_layers(info, config("turbo3", "turbo3", TurboPolicy::kForkAuto))), repeat("turbo3/turbo3", 12));
+  for (int l = 0; l < 12; ++l)
+    EXPECT_EQ(a[l], (l < 2 || l >= 10) ? "turbo3/q8_0" : "turbo3/turbo2") << l;
+  EXPECT_EQ(codecs(plan_layers(info, config("turbo3", "turbo3", TurboPolicy::kForkAuto))),
+            repeat("turbo3/turbo3", 12));
 }
 
 TEST(LayerPlan, TurboPolicyNeedsEightLayersForItsModes) {
   const auto info = info_of(7, 4, 2);
-  for (TurboPolicy p : {TurboPolicy::kMode1, TurboPolicy::kMode5, TurboPolicy::kMode7, TurboPolicy::kForkAuto})
+  for (TurboPolicy p :
+       {TurboPolicy::kMode1, TurboPolicy::kMode5, TurboPolicy::kMode7, TurboPolicy::kForkAuto})
     EXPECT_EQ(codecs(plan_layers(info, config("turbo3", "turbo2", p))), repeat("turbo3/turbo2", 7));
 }
 
@@ -210,14 +221,17 @@ TEST(LayerPlan, TurboPolicyUpgradesKFirstOnWideGqa) {
   // Step 1: K turbo, K == V and floor(H_q / H_kv) >= 6: K becomes q8_0 on every layer; the mode
   // then sees the upgraded K (mode 1 needs a turbo K, so it does nothing).
   const auto info = info_of(12, 12, 2);
-  EXPECT_EQ(codecs(plan_layers(info, config("turbo3", "turbo3", TurboPolicy::kMode1))), repeat("q8_0/turbo3", 12));
+  EXPECT_EQ(codecs(plan_layers(info, config("turbo3", "turbo3", TurboPolicy::kMode1))),
+            repeat("q8_0/turbo3", 12));
   auto m5 = codecs(plan_layers(info, config("turbo3", "turbo3", TurboPolicy::kMode5)));
   EXPECT_EQ(m5[0], "q8_0/turbo4");
   EXPECT_EQ(m5[5], "q8_0/turbo2");
   // K != V, or a narrow group: no upgrade.
-  EXPECT_EQ(codecs(plan_layers(info, config("turbo3", "turbo4", TurboPolicy::kMode6)))[0], "turbo3/turbo2");
-  EXPECT_EQ(codecs(plan_layers(info_of(12, 10, 2), config("turbo3", "turbo3", TurboPolicy::kMode6)))[0],
+  EXPECT_EQ(codecs(plan_layers(info, config("turbo3", "turbo4", TurboPolicy::kMode6)))[0],
             "turbo3/turbo2");
+  EXPECT_EQ(
+      codecs(plan_layers(info_of(12, 10, 2), config("turbo3", "turbo3", TurboPolicy::kMode6)))[0],
+      "turbo3/turbo2");
 }
 
 TEST(LayerPlan, OverridesWinOverTheTurboPolicyAndReplacedStreamsKeepAnExplicitDomain) {
@@ -232,7 +246,8 @@ TEST(LayerPlan, OverridesWinOverTheTurboPolicyAndReplacedStreamsKeepAnExplicitDo
   const auto p = plan_layers(info, c);
   EXPECT_EQ(p[0].k.config.codec, "q8_0");
   EXPECT_EQ(p[0].v.config.codec, "q4_0");  // override
-  // The policy's q8_0 replaces the whole stream: fresh parameters, an explicit domain kept as post-RoPE.
+  // The policy's q8_0 replaces the whole stream: fresh parameters, an explicit domain kept as
+  // post-RoPE.
   EXPECT_TRUE(p[0].k.config.params.empty());
   EXPECT_EQ(p[0].k.config.k_domain, KDomain::kPostRope);
   EXPECT_EQ(p[0].k_domain, KDomain::kPostRope);
@@ -244,10 +259,12 @@ TEST(LayerPlan, OverridesWinOverTheTurboPolicyAndReplacedStreamsKeepAnExplicitDo
 // ---- enums at the JSON edge --------------------------------------------------------------------
 
 TEST(ConfigEnums, ParseWhatTheyPrintAndListTheValuesOtherwise) {
-  for (TurboPolicy p : {TurboPolicy::kNone, TurboPolicy::kForkAuto, TurboPolicy::kMode1, TurboPolicy::kMode2,
-                        TurboPolicy::kMode5, TurboPolicy::kMode6, TurboPolicy::kMode7})
+  for (TurboPolicy p :
+       {TurboPolicy::kNone, TurboPolicy::kForkAuto, TurboPolicy::kMode1, TurboPolicy::kMode2,
+        TurboPolicy::kMode5, TurboPolicy::kMode6, TurboPolicy::kMode7})
     EXPECT_EQ(parse_turbo_policy(turbo_policy_name(p), "x"), p);
-  for (Backend b : {Backend::kCpu, Backend::kCuda, Backend::kAuto}) EXPECT_EQ(parse_backend(backend_name(b), "x"), b);
+  for (Backend b : {Backend::kCpu, Backend::kCuda, Backend::kAuto})
+    EXPECT_EQ(parse_backend(backend_name(b), "x"), b);
   EXPECT_EQ(parse_block_rows("pooled_heads", "x"), codec::BlockRows::kPooledHeads);
   EXPECT_EQ(parse_k_domain("post_rope", "x"), KDomain::kPostRope);
   try {
@@ -255,7 +272,8 @@ TEST(ConfigEnums, ParseWhatTheyPrintAndListTheValuesOtherwise) {
     FAIL();
   } catch (const InvalidArgument& e) {
     EXPECT_EQ(std::string(e.what()),
-              "run.json: turbo_policy must be one of none, fork_auto, mode1, mode2, mode5, mode6, mode7 (got 'mode3')");
+              "run.json: turbo_policy must be one of none, fork_auto, mode1, mode2, mode5, mode6, "
+              "mode7 (got 'mode3')");
   }
   EXPECT_THROW(parse_backend("gpu", "x"), InvalidArgument);
   EXPECT_THROW(parse_block_rows("Per_head", "x"), InvalidArgument);
@@ -264,7 +282,9 @@ TEST(ConfigEnums, ParseWhatTheyPrintAndListTheValuesOtherwise) {
 
 TEST(ConfigEnums, JsonSpellingsAndHashAreUnchanged) {
   // The canonical JSON of a configuration using every enum, and its hash, as before the enums.
-  const nlohmann::json in = {{"block_rows", "pooled_heads"}, {"turbo_policy", "mode5"}, {"backend", "auto"},
+  const nlohmann::json in = {{"block_rows", "pooled_heads"},
+                             {"turbo_policy", "mode5"},
+                             {"backend", "auto"},
                              {"k", {{"codec", "besicovitch"}, {"k_domain", "post_rope"}}},
                              {"v", {{"codec", "turbo3"}}}};
   const RunConfig c = run_config_from_json(in, "test");
@@ -280,19 +300,29 @@ TEST(ConfigEnums, JsonSpellingsAndHashAreUnchanged) {
   EXPECT_EQ(run_config_to_json(RunConfig{})["k"]["k_domain"], "pre_rope");
   // config_hash of `kvwb run` configurations that use the enums, as the string-typed
   // implementation printed them (the regression baseline's run1, run5, run9 and run16).
-  auto hash = [](const nlohmann::json& options) { return run_config_hash(apply_run_options({}, options, "test")); };
-  EXPECT_EQ(hash({{"block_size", 256}}), "8f943d644175fdb426bfa56d8d3857b45264d705d196e92308b10cf2e31b84b8");
-  EXPECT_EQ(hash({{"block_size", 64}, {"share_basis_v", true}, {"skeleton_dtype", "bf16"}, {"block_rows", "pooled_heads"}}),
+  auto hash = [](const nlohmann::json& options) {
+    return run_config_hash(apply_run_options({}, options, "test"));
+  };
+  EXPECT_EQ(hash({{"block_size", 256}}),
+            "8f943d644175fdb426bfa56d8d3857b45264d705d196e92308b10cf2e31b84b8");
+  EXPECT_EQ(hash({{"block_size", 64},
+                  {"share_basis_v", true},
+                  {"skeleton_dtype", "bf16"},
+                  {"block_rows", "pooled_heads"}}),
             "c1f9eed78dbfa0eec90ba8e8c04f3ed866f3af5e71d20930e87d97a406b765a5");
   EXPECT_EQ(hash({{"k_codec", "turbo4"}, {"v_codec", "turbo3"}, {"turbo_policy", "mode1"}}),
             "9c4e27882b8f649593f0fc94f1fea3fbb1298f5c85123498eeaaafbe49d5357e");
-  EXPECT_EQ(hash({{"k_codec", "kakeya_pca"}, {"v_codec", "turbo3"}, {"block_size", 256}, {"k_domain", "post_rope"}}),
+  EXPECT_EQ(hash({{"k_codec", "kakeya_pca"},
+                  {"v_codec", "turbo3"},
+                  {"block_size", 256},
+                  {"k_domain", "post_rope"}}),
             "7eb3bb37ace29a5a53c13ac86c98f0dda7d7a857ef47c943448fa167a9f6f378");
   try {
     run_config_from_json({{"block_rows", "rows"}}, "cfg.json");
     FAIL();
   } catch (const InvalidArgument& e) {
-    EXPECT_EQ(std::string(e.what()), "cfg.json: block_rows must be one of per_head, pooled_heads (got 'rows')");
+    EXPECT_EQ(std::string(e.what()),
+              "cfg.json: block_rows must be one of per_head, pooled_heads (got 'rows')");
   }
 }
 
