@@ -12,6 +12,7 @@ PACKAGES=(
   libimgui-dev libgl-dev libgl1-mesa-dri
   xvfb xauth
   python3-numpy python3-h5py
+  slurmctld slurmd slurm-client munge   # the cluster test starts its own single-node Slurm (tests/cluster)
 )
 
 missing=()

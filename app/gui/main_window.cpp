@@ -49,8 +49,10 @@ bool is_session_path(const QString& path) {
 }
 bool is_capture_path(const QString& path) { return path.endsWith(".h5", Qt::CaseInsensitive); }
 /// A sweep result store: a folder holding store.json (docs/sweeps.md).
+/// A result store folder, or a Slurm sweep folder (its merged store is opened).
 bool is_store_path(const QString& path) {
-  return QFileInfo(path).isDir() && QFileInfo::exists(QDir(path).filePath("store.json"));
+  return QFileInfo(path).isDir() && (QFileInfo::exists(QDir(path).filePath("store.json")) ||
+                                     QFileInfo::exists(QDir(path).filePath("submission.json")));
 }
 
 QString q(const std::string& s) { return QString::fromStdString(s); }
@@ -408,7 +410,16 @@ bool MainWindow::open_capture_file(const QString& path) {
 
 bool MainWindow::open_sweep_store(const QString& dir) {
   try {
-    const sessions::StoreContents c = sessions::read_result_store(dir.toStdString());
+    // A Slurm sweep folder (kvwb slurm submit, docs/cluster.md) opens as its merged store.
+    QString store = dir;
+    if (QFileInfo::exists(dir + "/submission.json") && !QFileInfo::exists(dir + "/store.json")) {
+      if (!QFileInfo::exists(dir + "/merged/store.json"))
+        throw Unavailable(dir.toStdString() +
+                          " is a Slurm sweep folder whose merged store is not written yet (kvwb slurm status " +
+                          dir.toStdString() + " shows why)");
+      store = dir + "/merged";
+    }
+    const sessions::StoreContents c = sessions::read_result_store(store.toStdString());
     if (c.meta.is_null())
       throw FormatError(dir.toStdString() + ": not a sweep result store (no store.json; made by kvwb sweep --out)");
     const std::string sha = c.meta.value("capture", nlohmann::json::object()).value("sha256", std::string());
@@ -423,7 +434,7 @@ bool MainWindow::open_sweep_store(const QString& dir) {
                            ", not from the open capture (" + open_sha + ")");
     sessions::SessionSweep sw;
     sw.name = QFileInfo(dir).fileName().toStdString();
-    sw.store_path = QFileInfo(dir).absoluteFilePath().toStdString();
+    sw.store_path = QFileInfo(store).absoluteFilePath().toStdString();
     sw.grid = c.meta.value("grid", nlohmann::json::object());
     wb_->add_sweep(sw);
   } catch (const Error& e) {

@@ -139,6 +139,47 @@ class TestGuiShell : public QObject {
     QVERIFY(w->last_error().contains(dir.path()));
   }
 
+  // Issue #15 in the GUI: a store merged from shards (kvwb sweep --shard + kvwb store merge, as a
+  // Slurm array and its merge job write it) opens like any other; so does the Slurm folder itself,
+  // which opens its merged store (and says so when the merge has not run yet).
+  void merged_shard_store_opens_in_pareto_view() {
+    if (!QFileInfo::exists(tiny1m())) QSKIP("real data absent: tiny1m capture (../shared/data/real)");
+    QTemporaryDir dir;
+    const QString grid = dir.filePath("grid.json");
+    kvwb::io::write_file_atomic(
+        grid.toStdString(),
+        std::string(R"({"fixed": {"block_size": 256}, "k_codec": ["q8_0", "q4_0", "turbo3"], "v_codec": ["q8_0"]})"));
+    auto kvwb = [](const QStringList& args) {
+      QProcess p;
+      p.start(KVWB_CLI, args);
+      if (!p.waitForFinished(120000) || p.exitStatus() != QProcess::NormalExit || p.exitCode() != 0)
+        return QString("kvwb %1 failed: %2").arg(args.join(' '), QString::fromUtf8(p.readAllStandardError()));
+      return QString();
+    };
+    const QString folder = dir.filePath("slurm-run");
+    QDir().mkpath(folder + "/shards");
+    QVERIFY(QFile(folder + "/submission.json").open(QIODevice::WriteOnly));  // a Slurm folder without its merge
+    for (int i = 0; i < 2; ++i) {
+      const QString err = kvwb({"sweep", tiny1m(), "--grid", grid, "--out",
+                                folder + QString("/shards/shard-%1").arg(i), "--shard", QString("%1/2").arg(i)});
+      QVERIFY2(err.isEmpty(), qPrintable(err));
+    }
+    auto w = make_window();
+    QVERIFY(w->open_capture_file(tiny1m()));
+    QVERIFY(w->workbench().wait_idle(120000));
+    QVERIFY(!w->open_sweep_store(folder));
+    QVERIFY2(w->last_error().contains("merged store is not written yet"), qPrintable(w->last_error()));
+    const QString merge = kvwb({"store", "merge", folder + "/merged", folder + "/shards/shard-0",
+                                folder + "/shards/shard-1", "--grid", grid, "--require-complete"});
+    QVERIFY2(merge.isEmpty(), qPrintable(merge));
+    QVERIFY2(w->open_sweep_store(folder), qPrintable(w->last_error()));
+    const auto s = w->workbench().snapshot();
+    QVERIFY(s->active_sweep >= 0);
+    QCOMPARE(s->sweeps[static_cast<size_t>(s->active_sweep)].records.size(), size_t{3});
+    QVERIFY(w->show_view("pareto"));
+    QTRY_VERIFY_WITH_TIMEOUT(w->view("pareto")->has_content(), 5000);
+  }
+
   void default_sweep_grid_is_valid() {
     size_t dropped = 0;
     const auto cells = kvwb::sessions::expand_sweep_grid(kvwb::app::default_sweep_grid(),
