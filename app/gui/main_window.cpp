@@ -30,6 +30,7 @@
 
 #include "app/gui/boundary_panel.h"
 #include "app/gui/bundle_dialog.h"
+#include "app/gui/report_export.h"
 #include "app/gui/sweep_dialog.h"
 #include "app/gui/view_factory.h"
 #include "base/errors.h"
@@ -192,6 +193,18 @@ void MainWindow::build_menus() {
   exp->addAction("Run results (C&SV)…", this, [this] { export_results(true); });
   exp->addSeparator();
   exp->addAction("&Bundle…", this, &MainWindow::open_bundle_dialog);
+  exp->addAction("&Report (HTML + PDF)…", this, [this] {
+    QString p = ask_save_path("Export report", "report.html",
+                              "HTML report, with a PDF beside it (*.html);;PDF report only (*.pdf)");
+    if (p.isEmpty()) return;
+    if (p.endsWith(".pdf", Qt::CaseInsensitive)) {
+      export_report(QString(), p);
+    } else {
+      if (!p.endsWith(".html", Qt::CaseInsensitive) && !p.endsWith(".htm", Qt::CaseInsensitive))
+        p += ".html";
+      export_report(p, p.left(p.lastIndexOf('.')) + ".pdf");
+    }
+  });
   file->addSeparator();
   a = file->addAction("&Quit", this, &QWidget::close);
   a->setShortcut(QKeySequence::Quit);
@@ -708,6 +721,15 @@ bool MainWindow::export_results_file(const QString& path, bool csv) {
   });
 }
 
+bool MainWindow::export_report(const QString& html_path, const QString& pdf_path) {
+  const QString why = report_export_blocker(*wb_);
+  if (!why.isEmpty()) {
+    report_error("Export report", "", why);
+    return false;
+  }
+  return start_report_export(*wb_, ReportExportRequest{html_path, pdf_path, last_bundle_}) >= 0;
+}
+
 void MainWindow::open_sweep_dialog() {
   auto* d = new SweepDialog(*wb_, this);
   d->setAttribute(Qt::WA_DeleteOnClose);
@@ -728,6 +750,11 @@ void MainWindow::open_boundary_panel() {
 
 void MainWindow::open_bundle_dialog() {
   auto* d = new BundleDialog(*wb_, this);
+  connect(d, &BundleDialog::checked, this, [this, d](const QString& dir) {
+    if (d->report())
+      last_bundle_ =
+          sessions::ReportBundle{dir.toStdString(), "checked in the bundle dialog", *d->report()};
+  });
   d->setAttribute(Qt::WA_DeleteOnClose);
   d->open();
 }

@@ -20,8 +20,9 @@
 #       sessions/eval/     config run eval
 #       sessions/explore/  config run analysis eval explore
 #       sessions/document/ config document          (a leaf: no other sub-layer includes it)
-#     views/models/    base/ codec/ sessions/ views/models/   (no Qt, no io/)
-#     views/           no io/ (views draw snapshots; file access belongs to the core)
+#       sessions/report/   config run analysis explore bundle report   (on top: only app/ includes it)
+#     views/models/    base/ codec/ sessions/ views/models/   (no Qt, no io/, no sessions/report/)
+#     views/           no io/ (views draw snapshots; file access belongs to the core), no sessions/report/
 #     app/cli/         no views/ or app/gui/
 #   codec knowledge stays in codec/: outside it (base io model sessions views app bench) no code
 #     compares a string against a codec-name literal (==, !=, compare, starts_with, rfind, find,
@@ -108,9 +109,12 @@ run_checks() {
   allow_only sessions/explore "base/" "codec/" "io/" "model/" "sessions/config/" "sessions/run/" \
              "sessions/analysis/" "sessions/eval/" "sessions/explore/" || rc=1
   allow_only sessions/document "base/" "codec/" "io/" "sessions/config/" "sessions/document/" || rc=1
+  allow_only sessions/report "base/" "codec/" "io/" "sessions/config/" "sessions/run/" "sessions/analysis/" \
+             "sessions/explore/" "sessions/bundle/" "sessions/report/" || rc=1
   allow_only -x sessions/config -x sessions/run -x sessions/analysis -x sessions/bundle -x sessions/eval \
-             -x sessions/explore -x sessions/document sessions "base/" "codec/" "io/" "sessions/" || rc=1
+             -x sessions/explore -x sessions/document -x sessions/report sessions "base/" "codec/" "io/" "sessions/" || rc=1
   allow_only views/models "base/" "codec/" "sessions/" "views/models/" || rc=1
+  forbid views '#include *"sessions/report/' "sessions/report/ (reports are built in the core and only app/ includes them)" || rc=1
   forbid views '#include *"io/' "io/ headers (views draw snapshots; file access belongs to the core)" || rc=1
   forbid app/cli '#include *"(views|app/gui)/' "GUI headers" || rc=1
   # Codec knowledge (codec/traits.h), not codec-name comparisons.
@@ -131,13 +135,17 @@ if [ "${1:-}" = "--self-test" ]; then
   # The check must pass on a clean tree and catch a planted violation of every rule.
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   mkdir -p "$tmp"/{base,bench,codec/cuda,codec/codecs,codec/format,codec/kernels,io,model,views/models,app/gui,app/cli} \
-           "$tmp"/sessions/{config,run,analysis,bundle,eval,explore,document}
+           "$tmp"/sessions/{config,run,analysis,bundle,eval,explore,document,report}
   printf '#include <cuda_runtime.h>\n#include "codec/codec.h"\n' > "$tmp/codec/cuda/ok.cu"
   printf '#include <hdf5.h>\n#include "codec/format/half.h"\n' > "$tmp/io/ok.cpp"
   printf '#include "model/llama.h"\n#include "sessions/eval/eval.h"\n' > "$tmp/sessions/explore/ok.cpp"
   printf '#include "sessions/run/runner.h"\n' > "$tmp/views/models/ok.cpp"
   printf '#include <QWidget>\n#include "views/models/snapshot.h"\n' > "$tmp/views/ok.cpp"
   printf '#include <cstdint>\n#include "codec/kernels/wht.h"\n' > "$tmp/codec/kernels/ok.h"
+  printf '#include "sessions/explore/sweep.h"\n#include "sessions/bundle/bundle.h"\n#include "sessions/analysis/pareto.h"\n' \
+    > "$tmp/sessions/report/ok.cpp"
+  printf '#include "sessions/report/report.h"\n' > "$tmp/app/cli/ok_report.cpp"
+  printf '#include <QPdfWriter>\n#include "sessions/report/report.h"\n' > "$tmp/app/gui/ok_report.cpp"
   # Codec names as data, comparisons inside codec/, other literals and comments are fine.
   cat > "$tmp/sessions/config/names_ok.cpp" <<'EOF'
 StreamConfig k{"kakeya_pca", {}, {}, ""};
@@ -169,6 +177,15 @@ EOF
                "sessions/document/v.cpp:#include \"sessions/run/runner.h\"" \
                "views/models/w.cpp:#include <QString>" "views/models/x.cpp:#include \"io/capture.h\"" \
                "app/cli/y.cpp:#include \"views/models/snapshot.h\"" "sessions/z.cpp:#include \"views/view.h\"" \
+               "sessions/explore/ra.cpp:#include \"sessions/report/report.h\"" \
+               "sessions/bundle/rb.cpp:#include \"sessions/report/plot.h\"" \
+               "views/models/rc.cpp:#include \"sessions/report/report.h\"" \
+               "views/rd.cpp:#include \"sessions/report/document.h\"" \
+               "sessions/report/re.cpp:#include \"sessions/document/session.h\"" \
+               "sessions/report/rf.cpp:#include \"sessions/eval/eval.h\"" \
+               "sessions/report/rg.cpp:#include \"model/llama.h\"" \
+               "sessions/report/rh.cpp:#include <QTextDocument>" \
+               "sessions/report/ri.cpp:#include \"views/models/snapshot.h\"" \
                "sessions/run/c1.cpp:  if (sc.codec == \"kakeya_pca\") return;" \
                "views/models/c2.cpp:  if (\"bf16\" != name) draw();" \
                "app/gui/c3.cpp:  if (name.rfind(\"turbo\", 0) == 0) x = 1;" \
