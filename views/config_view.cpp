@@ -17,6 +17,7 @@
 #include <cmath>
 
 #include "base/errors.h"
+#include "codec/traits.h"
 #include "sessions/run/backends.h"
 
 namespace kvwb::views {
@@ -444,10 +445,12 @@ void ConfigView::rebuild_params(StreamWidgets& s,
 }
 
 void ConfigView::update_centroids(StreamWidgets& s) {
-  // A centroid table is a Kakeya-PCA resource; other codecs ignore it (kept if already set).
-  const bool kakeya = s.codec->currentText() == "kakeya_pca";
-  s.centroids->setEnabled(kakeya || !s.centroids->text().isEmpty());
-  s.centroids_browse->setEnabled(kakeya);
+  // A centroid table is a resource of codecs that use one (Kakeya-PCA); others ignore it (kept if
+  // already set).
+  const auto id = codec::find_codec_id(s.codec->currentText().toStdString());
+  const bool table = id && codec::codec_traits(*id).centroid_table;
+  s.centroids->setEnabled(table || !s.centroids->text().isEmpty());
+  s.centroids_browse->setEnabled(table);
 }
 
 void ConfigView::set_stream(StreamWidgets& s, const StreamForm& f) {

@@ -10,6 +10,7 @@
 #include "app/cli/cli_common.h"
 #include "app/cli/run_flags.h"
 #include "base/errors.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
 #include "sessions/bundle/calibration_export.h"
@@ -47,7 +48,8 @@ void run(const CalibrateArgs& a) {
       std::printf("note: the capture has no q_pre in a full-attention layer: no sigma_q files\n");
   }
   std::vector<sessions::CentroidCalibration> cents;
-  if (!a.no_centroids && (cfg.k.codec == "kakeya_pca" || cfg.v.codec == "kakeya_pca")) {
+  if (!a.no_centroids && (codec::codec_traits(cfg.k.codec).centroid_table ||
+                          codec::codec_traits(cfg.v.codec).centroid_table)) {
     TerminalJob job("kvwb calibrate");
     cents = sessions::calibrate_centroids(a.capture, cfg, &job.control());
   } else if (!a.no_centroids && !a.quiet) {

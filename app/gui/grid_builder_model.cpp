@@ -6,6 +6,7 @@
 #include <map>
 
 #include "base/errors.h"
+#include "codec/traits.h"
 
 namespace kvwb::app {
 
@@ -107,7 +108,8 @@ std::vector<std::string> candidate_values(const codec::ParamSpec& spec) {
 GridBuilderModel make_grid_builder(const sessions::RunConfig& current) {
   GridBuilderModel m;
   for (const auto& name : codec::codec_names()) {
-    if (name == "bf16") continue;  // boundary layers are the bf16 reference; not a sweep family
+    if (codec::codec_traits(name).reference)
+      continue;  // what boundary layers keep; not a sweep family
     GridFamily f;
     f.codec = name;
     for (const auto& spec : codec::codec_params(name)) {
@@ -143,14 +145,16 @@ GridBuilderModel make_grid_builder(const sessions::RunConfig& current) {
     m.fixed.push_back({key, std::move(value), true});
   };
   add_fixed("block_size", current.block_size);
-  if (current.block_rows != "per_head") add_fixed("block_rows", current.block_rows);
+  if (current.block_rows != codec::BlockRows::kPerHead)
+    add_fixed("block_rows", std::string(codec::block_rows_name(current.block_rows)));
   if (!current.layers.empty()) add_fixed("layers", current.layers);
   if (!current.boundary.empty()) add_fixed("boundary", current.boundary);
   if (!current.q_precond.empty()) add_fixed("q_precond", current.q_precond);
   if (!current.q_precond_skip_layers.empty())
     add_fixed("q_precond_skip", current.q_precond_skip_layers);
   if (current.target_cond) add_fixed("target_cond", *current.target_cond);
-  if (current.turbo_policy != "none") add_fixed("turbo_policy", current.turbo_policy);
+  if (current.turbo_policy != sessions::TurboPolicy::kNone)
+    add_fixed("turbo_policy", std::string(sessions::turbo_policy_name(current.turbo_policy)));
   if (!current.attention_metrics) add_fixed("no_attention", true);
   return m;
 }

@@ -235,14 +235,14 @@ struct Workbench::Impl {
   std::string backend_label(const sessions::RunConfig& cfg) const {
     try {
       std::string note;
-      const std::string b = sessions::resolve_backend(cfg.backend, &note);
-      if (b == "cuda") {
+      if (sessions::resolve_backend(cfg.backend, &note) == sessions::Backend::kCuda) {
         for (const auto& d : sessions::list_backends())
           if (d.name == "cuda" && !d.devices.empty()) return "CUDA: " + d.devices.front().name;
         return "CUDA";
       }
     } catch (const Error& e) {
-      return "CPU (" + std::to_string(threads()) + " threads; " + cfg.backend + " unavailable)";
+      return "CPU (" + std::to_string(threads()) + " threads; " +
+             std::string(sessions::backend_name(cfg.backend)) + " unavailable)";
     }
     const int n = threads();
     return "CPU (" + std::to_string(n) + (n == 1 ? " thread)" : " threads)");

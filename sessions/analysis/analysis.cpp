@@ -7,12 +7,13 @@
 #include <sstream>
 
 #include "base/errors.h"
+#include "base/thread_pool.h"
 #include "codec/format/half.h"
 #include "codec/math/metrics.h"
 #include "codec/math/wht.h"
+#include "codec/traits.h"
 #include "io/capture.h"
 #include "sessions/run/calibration_io.h"
-#include "base/thread_pool.h"
 
 namespace kvwb::sessions {
 
@@ -248,7 +249,7 @@ OutlierRates outlier_rates_from_run(const RunResult& run, bool skip_failed) {
     ol.layer = l.layer;
     for (const StreamResult* s : {&l.k, &l.v}) {
       const bool is_k = s == &l.k;
-      if (s->codec != "kakeya_pca") continue;
+      if (!codec::codec_traits(s->codec).scaled_residuals) continue;
       if (s->failed) {
         if (skip_failed) continue;
         throw Error(s->error_code, "outlier rates: layer " + std::to_string(l.layer) +

@@ -4,10 +4,11 @@
 #include <cstring>
 #include <numbers>
 
-#include "codec/codec.h"
 #include "base/errors.h"
-#include "codec/params.h"
+#include "codec/codec.h"
 #include "codec/math/quantizer.h"
+#include "codec/params.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 
 namespace kvwb::sessions {
@@ -68,7 +69,7 @@ std::vector<float> load_table(const std::string& path, unsigned bits, const std:
 ResidualHistogram residual_histogram(const StreamResult& stream, const json& stream_config,
                                      int bins, double range) {
   const std::string what = "residual histogram";
-  if (stream.codec != "kakeya_pca") {
+  if (!codec::codec_traits(stream.codec).scaled_residuals) {
     throw InvalidArgument(what + ": the stream was coded by '" + stream.codec +
                           "'; scaled residuals exist for kakeya_pca streams only");
   }
@@ -78,13 +79,13 @@ ResidualHistogram residual_histogram(const StreamResult& stream, const json& str
     throw InvalidArgument(what + ": range must be finite and > 0 (got " + std::to_string(range) +
                           ")");
   }
-  const std::string codec_name = stream_config.value("codec", std::string("kakeya_pca"));
-  if (codec_name != "kakeya_pca") {
+  const std::string codec_name = stream_config.value("codec", stream.codec);
+  if (codec_name != stream.codec) {
     throw InvalidArgument(what + ": stream configuration names codec '" + codec_name +
-                          "' but the stream was coded by kakeya_pca");
+                          "' but the stream was coded by " + stream.codec);
   }
   const codec::ParamMap params = params_of(stream_config, what);
-  const codec::ParamReader pr("kakeya_pca", codec::codec_params("kakeya_pca"), params);
+  const codec::ParamReader pr(codec_name, codec::codec_params(codec_name), params);
 
   ResidualHistogram h;
   h.bit_width = static_cast<unsigned>(pr.get_int("bit_width"));

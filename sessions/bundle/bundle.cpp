@@ -14,15 +14,17 @@
 #include <set>
 #include <sstream>
 
-#include "codec/math/calibration.h"
-#include "codec/codec.h"
 #include "base/errors.h"
-#include "codec/params.h"
+#include "codec/codec.h"
+#include "codec/math/calibration.h"
 #include "codec/math/quantizer.h"
+#include "codec/params.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
 #include "io/safetensors.h"
 #include "sessions/bundle/calibration_export.h"
+#include "sessions/config/layer_plan.h"
 
 namespace kvwb::sessions {
 
@@ -74,20 +76,16 @@ std::string text_of(const std::vector<uint8_t>& b) { return std::string(b.begin(
 
 bool is_pow2(long long v) { return v > 0 && (v & (v - 1)) == 0; }
 
-/// The stream configuration a layer uses (later overrides win, as in the runner).
-const StreamConfig& layer_stream(const RunConfig& cfg, int layer, bool is_k) {
-  const StreamConfig* sc = is_k ? &cfg.k : &cfg.v;
-  for (const auto& o : cfg.overrides) {
-    if (o.layer != layer) continue;
-    if (is_k && o.k) sc = &*o.k;
-    if (!is_k && o.v) sc = &*o.v;
-  }
-  return *sc;
+/// Bit width of a stream whose codec uses a centroid table (its table has 2^bit_width entries).
+int table_bits(const StreamConfig& sc) {
+  const codec::ParamReader pr(sc.codec, codec::codec_params(sc.codec), sc.params);
+  return static_cast<int>(pr.get_int("bit_width"));
 }
 
-int kakeya_bits(const StreamConfig& sc) {
-  const codec::ParamReader pr("kakeya_pca", codec::codec_params("kakeya_pca"), sc.params);
-  return static_cast<int>(pr.get_int("bit_width"));
+/// Whether the reference plugin implements the codec named `name` (Kakeya-PCA only, §6). Names
+/// come from configurations and files, so an unknown one is simply not the plugin's.
+bool plugin_codec(const std::string& name) {
+  return codec::find_codec_id(name) == codec::CodecId::kKakeyaPca;
 }
 
 /// Codec parameters as typed JSON (§5): every parameter of the codec's spec, null when unset;
@@ -97,7 +95,7 @@ ordered_json params_json(const StreamConfig& sc, const std::string& centroid_nam
   for (const auto& spec : codec::codec_params(sc.codec)) {
     auto it = sc.params.find(spec.name);
     const std::string text = it != sc.params.end() ? it->second : spec.default_value;
-    if (spec.name == "centroids" && sc.codec == "kakeya_pca") {
+    if (spec.name == "centroids" && codec::codec_traits(sc.codec).centroid_table) {
       p[spec.name] = centroid_name.empty() ? "gaussian" : centroid_name;
       continue;
     }
@@ -130,7 +128,7 @@ ordered_json stream_json(const StreamConfig& sc, bool is_k, const std::string& c
   ordered_json s;
   s["codec"] = sc.codec;
   s["params"] = params_json(sc, centroid_name);
-  if (is_k) s["k_domain"] = sc.k_domain.empty() ? default_k_domain(sc.codec) : sc.k_domain;
+  if (is_k) s["k_domain"] = codec::k_domain_name(resolved_k_domain(sc));
   return s;
 }
 
@@ -393,21 +391,22 @@ DeployEnvPlan plan_deploy_env(const json& cc, const std::vector<std::string>& pr
   bool calibrated = false;
   for (const char* s : {"K", "V"}) {
     const json c = param(s, "centroids");
-    if (stream_codec(s) == "kakeya_pca" && c.is_string() && c.get<std::string>() != "gaussian") calibrated = true;
+    if (plugin_codec(stream_codec(s)) && c.is_string() && c.get<std::string>() != "gaussian")
+      calibrated = true;
   }
   if (calibrated) plan.vars.emplace_back("KAKEYA_USE_M2_CENTROIDS", "1");
   plan.vars.emplace_back("KAKEYA_SKIP_LAYERS", join_ints(ints(qp.value("q_precond_skip_layers", json::array()))));
   plan.vars.emplace_back("KAKEYA_BOUNDARY_SKIP_LAYERS", join_ints(ints(cc.value("boundary_skip_layers", json::array()))));
-  const bool enabled = qp.value("enabled", false) && stream_codec("K") == "kakeya_pca";
+  const bool enabled = qp.value("enabled", false) && plugin_codec(stream_codec("K"));
   plan.vars.emplace_back("KAKEYA_DISABLE_SIGMA_Q", enabled && sigma ? "0" : "1");
   const json kt = param("K", "outlier_threshold");
-  if (stream_codec("K") == "kakeya_pca" && kt.is_number() && kt.get<double>() > 0)
+  if (plugin_codec(stream_codec("K")) && kt.is_number() && kt.get<double>() > 0)
     plan.vars.emplace_back("KAKEYA_OUTLIER_THRESHOLD", json_number_text(kt.get<double>()));
 
   // What deploy.env cannot express (decisions #10).
   for (const char* s : {"K", "V"}) {
     const std::string c = stream_codec(s);
-    if (!c.empty() && c != "kakeya_pca")
+    if (!c.empty() && !plugin_codec(c))
       plan.left_out.push_back(std::string(s) + " codec " + c + ": the reference plugin implements kakeya_pca only");
   }
   if (kt.is_number() && kt.get<double>() <= 0)
@@ -430,427 +429,557 @@ DeployEnvPlan plan_deploy_env(const json& cc, const std::vector<std::string>& pr
 }
 
 // -----------------------------------------------------------------------------------------------
+// export_bundle and its steps (bundle-format.md §8), in the order it runs them.
 
-BundleExportResult export_bundle(const std::string& capture_path, const RunConfig& cfg_in, const std::string& out_dir,
-                                 const BundleExportOptions& opt) {
+namespace {
+
+/// The destination of an export: the final folder, its parent and the temporary build folder.
+struct Destination {
+  fs::path dest, parent;
+  std::string name;
+  bool exists = false, nonempty = false;
+  std::string root;  // folder written into deploy.env paths
+};
+
+/// Checks the output folder and `force`, creates its parent.
+Destination prepare_destination(const std::string& out_dir, const BundleExportOptions& opt) {
   if (out_dir.empty()) throw InvalidArgument("export-bundle: no output folder given");
-  const fs::path dest = fs::absolute(fs::path(out_dir)).lexically_normal();
-  const fs::path parent = dest.parent_path();
-  const std::string name = dest.filename().string();
-  if (name.empty() || name == "." || name == "..") throw InvalidArgument("export-bundle: bad output folder " + out_dir);
+  Destination d;
+  d.dest = fs::absolute(fs::path(out_dir)).lexically_normal();
+  d.parent = d.dest.parent_path();
+  d.name = d.dest.filename().string();
+  if (d.name.empty() || d.name == "." || d.name == "..")
+    throw InvalidArgument("export-bundle: bad output folder " + out_dir);
   std::error_code ec;
-  const bool dest_exists = fs::exists(dest, ec);
-  if (dest_exists && !fs::is_directory(dest, ec)) throw IoError(dest.string(), "exists and is not a folder");
-  const bool dest_nonempty = dest_exists && !fs::is_empty(dest, ec);
-  if (dest_nonempty && !opt.force)
-    throw InvalidArgument("bundle folder exists: " + dest.string() + " (use --force to replace it)");
-  fs::create_directories(parent, ec);
-  if (ec) throw IoError(parent.string(), "cannot create the folder: " + ec.message());
-  const std::string root = opt.deploy_root.empty() ? dest.string() : opt.deploy_root;
-  if (!fs::path(root).is_absolute()) throw InvalidArgument("deploy_root must be an absolute path: " + root);
+  d.exists = fs::exists(d.dest, ec);
+  if (d.exists && !fs::is_directory(d.dest, ec))
+    throw IoError(d.dest.string(), "exists and is not a folder");
+  d.nonempty = d.exists && !fs::is_empty(d.dest, ec);
+  if (d.nonempty && !opt.force)
+    throw InvalidArgument("bundle folder exists: " + d.dest.string() +
+                          " (use --force to replace it)");
+  fs::create_directories(d.parent, ec);
+  if (ec) throw IoError(d.parent.string(), "cannot create the folder: " + ec.message());
+  d.root = opt.deploy_root.empty() ? d.dest.string() : opt.deploy_root;
+  if (!fs::path(d.root).is_absolute())
+    throw InvalidArgument("deploy_root must be an absolute path: " + d.root);
+  return d;
+}
 
-  RunConfig cfg = cfg_in;
-  io::CaptureReader cap(capture_path);
-  const io::CaptureInfo info = cap.info();
-
-  // Layers in scope: the runner's rule (full attention unless include_sliding; cfg.layers).
-  std::vector<int> scope;
-  if (cfg.layers.empty()) {
-    for (const auto& li : info.layers)
-      if (li.attention != "sliding" || cfg.include_sliding) scope.push_back(li.layer);
-  } else {
-    for (int l : cfg.layers) {
-      if (!info.layer(l)) throw InvalidArgument("layer " + std::to_string(l) + " is not in the capture " + capture_path);
-      scope.push_back(l);
-    }
-  }
-  const std::set<int> boundary(cfg.boundary.begin(), cfg.boundary.end());
-
-  // One table per stream: per-layer kakeya bit widths cannot be bundled (§1).
+/// One table per stream (§1): refuses per-layer bit widths of a centroid-table codec, naming the
+/// layers.
+void check_one_table_per_stream(const RunConfig& cfg, const std::vector<LayerPlan>& plan) {
   for (bool is_k : {true, false}) {
     const StreamConfig& base = is_k ? cfg.k : cfg.v;
-    if (base.codec != "kakeya_pca") continue;
-    const int b0 = kakeya_bits(base);
+    if (!codec::codec_traits(base.codec).centroid_table) continue;
+    const int b0 = table_bits(base);
     std::vector<int> bad;
-    for (int l : scope) {
-      if (boundary.count(l)) continue;
-      const StreamConfig& sc = layer_stream(cfg, l, is_k);
-      if (sc.codec == "kakeya_pca" && kakeya_bits(sc) != b0) bad.push_back(l);
+    for (const LayerPlan& lp : plan) {
+      if (lp.boundary) continue;
+      const StreamPlan& sp = lp.stream(is_k);
+      if (sp.traits().centroid_table && table_bits(sp.config) != b0) bad.push_back(lp.layer);
     }
     if (!bad.empty())
       throw InvalidArgument(std::string("export-bundle: the ") + (is_k ? "K" : "V") +
-                            " stream uses kakeya_pca with bit widths other than " + std::to_string(b0) +
-                            " in layer(s) " + join_ints(bad, ", ") +
+                            " stream uses " + base.codec + " with bit widths other than " +
+                            std::to_string(b0) + " in layer(s) " + join_ints(bad, ", ") +
                             "; a bundle carries one table per stream (bundle-format.md §1)");
   }
+}
 
-  const fs::path tmp = parent / ("." + name + ".tmp-" + random_hex());
+/// Σ_q (§2, §3): calibrated on the capture when a full-attention layer in scope has q_pre, and
+/// written into `tmp`.
+std::optional<SigmaQCalibration> write_sigma_q(const std::string& capture_path,
+                                               const io::CaptureInfo& info, const RunConfig& cfg,
+                                               const std::vector<LayerPlan>& plan,
+                                               const fs::path& tmp, BundleExportResult& res) {
+  bool has_q = false;
+  for (const LayerPlan& lp : plan) {
+    const auto* li = info.layer(lp.layer);
+    if (li && !lp.sliding && li->has_q_pre) has_q = true;
+  }
+  if (!has_q) return std::nullopt;
+  SigmaQCalibration sq = calibrate_sigma_q(capture_path, cfg);
+  write_sigma_q_files(tmp.string(), sq);
+  if (!cfg.q_precond.empty() && cfg.q_precond != "capture")
+    res.warnings.push_back("the configuration whitens with " + cfg.q_precond +
+                           "; the bundle's sigma_q files are calibrated on the capture instead");
+  return sq;
+}
+
+/// One centroid table of the bundle (§4).
+struct TableInfo {
+  std::string stream, file;
+  int bits = 0;
+  std::string source;       // "calibrated", "config", "gaussian"
+  std::string config_file;  // source == "config": the configured table's path
+  std::optional<CentroidCalibration> cal;
+};
+
+/// Centroid tables (§4): one per stream whose codec uses a table, written into `tmp`. Points
+/// `cfg` (its stream and the overrides of the same width) at each shipped non-Gaussian table, so
+/// that the measurement run uses exactly what the bundle ships.
+std::vector<TableInfo> write_centroid_tables(const std::string& capture_path, RunConfig& cfg,
+                                             const BundleExportOptions& opt, const fs::path& tmp,
+                                             bool& calibrated) {
+  auto in_tmp = [&](const std::string& f) { return (tmp / f).string(); };
+  std::vector<TableInfo> tables;
+  calibrated = false;
+  for (bool is_k : {true, false}) {
+    const StreamConfig& sc = is_k ? cfg.k : cfg.v;
+    if (!codec::codec_traits(sc.codec).centroid_table) continue;
+    TableInfo t;
+    t.stream = is_k ? "K" : "V";
+    t.bits = table_bits(sc);
+    t.file = centroid_file_name(t.stream, static_cast<unsigned>(t.bits));
+    t.source = !sc.centroids_file.empty() ? "config"
+               : opt.calibrate_centroids  ? "calibrated"
+                                          : "gaussian";
+    calibrated = calibrated || t.source == "calibrated";
+    tables.push_back(std::move(t));
+  }
+  std::vector<CentroidCalibration> cals;
+  if (calibrated) cals = calibrate_centroids(capture_path, cfg, opt.job);
+  for (auto& t : tables) {
+    const bool is_k = t.stream == "K";
+    StreamConfig& sc = is_k ? cfg.k : cfg.v;
+    std::vector<float> table;
+    if (t.source == "config") {
+      t.config_file = sc.centroids_file;
+      const auto bytes = io::read_file(sc.centroids_file);
+      if (bytes.size() != 4u << t.bits)
+        throw FormatError(sc.centroids_file + ": " + t.stream + " centroid file holds " +
+                          std::to_string(bytes.size()) + " bytes, expected " +
+                          std::to_string(4u << t.bits) + " for bit_width " +
+                          std::to_string(t.bits));
+      table.resize(bytes.size() / 4);
+      std::memcpy(table.data(), bytes.data(), bytes.size());
+    } else if (t.source == "calibrated") {
+      for (auto& c : cals)
+        if (c.stream == t.stream) t.cal = c;
+      if (!t.cal) throw InvalidArgument("centroid calibration produced no table for " + t.stream);
+      table = t.cal->fit.table;
+    } else {
+      const auto g = codec::gaussian_table(static_cast<unsigned>(t.bits));
+      table.assign(g.begin(), g.end());
+    }
+    write_centroid_file(in_tmp(t.file), table);
+    if (t.source != "gaussian") {
+      // The measurement run uses exactly the table the bundle ships, in every layer of its pool.
+      const std::string path = in_tmp(t.file);
+      sc.centroids_file = path;
+      for (auto& o : cfg.overrides) {
+        auto& os = is_k ? o.k : o.v;
+        if (os && codec::codec_traits(os->codec).centroid_table && table_bits(*os) == t.bits)
+          os->centroids_file = path;
+      }
+    }
+  }
+  return tables;
+}
+
+/// The measurement run of the configuration; a failed layer-stream fails the export.
+RunResult measurement_run(const std::string& capture_path, const RunConfig& cfg, JobControl* job) {
+  RunOptions ro;
+  ro.compute_sha256 = true;
+  RunResult run = run_config(capture_path, cfg, ro, job);
+  for (const auto& l : run.layers)
+    for (const auto* s : {&l.k, &l.v})
+      if (s->failed)
+        throw Error(s->error_code, "export-bundle: the configuration failed on layer " +
+                                       std::to_string(l.layer) + " " + (s == &l.k ? "K" : "V") +
+                                       ": " + s->error_message);
+  return run;
+}
+
+/// q_precond of codec_config.json (§5).
+ordered_json q_precond_json(const RunConfig& cfg, const std::optional<SigmaQCalibration>& sq) {
+  ordered_json qp;
+  qp["enabled"] = !cfg.q_precond.empty();
+  qp["source"] = cfg.q_precond.empty() ? ordered_json(nullptr) : ordered_json(cfg.q_precond);
+  qp["ridge"] = codec::kDefaultRidge;
+  qp["target_cond"] = cfg.target_cond ? ordered_json(*cfg.target_cond) : ordered_json(nullptr);
+  std::vector<int> auto_skip, skip_all;
+  std::set<int> user_skip(cfg.q_precond_skip_layers.begin(), cfg.q_precond_skip_layers.end());
+  if (sq) {
+    if (sq->auto_skip)
+      for (const auto& [l, s] : sq->whitening.rule.skip)
+        if (s) auto_skip.push_back(l);
+    skip_all.assign(sq->whitening.skipped.begin(), sq->whitening.skipped.end());
+  } else {
+    skip_all.assign(user_skip.begin(), user_skip.end());
+  }
+  qp["auto_skip_layers"] = auto_skip;
+  qp["user_skip_layers"] = std::vector<int>(user_skip.begin(), user_skip.end());
+  qp["q_precond_skip_layers"] = skip_all;
+  if (sq) {
+    ordered_json rule;
+    rule["rule"] = "max_abs_L > 2 x median";
+    rule["median_max_abs_L"] = sq->whitening.rule.median;
+    ordered_json per = ordered_json::array();
+    for (const auto& [l, m] : sq->whitening.rule.m)
+      per.push_back(
+          {{"layer", l},
+           {"max_abs_L", m},
+           {"ratio", num(sq->whitening.rule.median > 0 ? m / sq->whitening.rule.median : NAN)},
+           {"auto_skip", sq->auto_skip && sq->whitening.rule.skip.at(l)},
+           {"user_skip", user_skip.count(l) > 0}});
+    rule["per_layer"] = per;
+    qp["skip_rule"] = rule;
+  } else {
+    qp["skip_rule"] = nullptr;
+  }
+  return qp;
+}
+
+/// selection.summary of codec_config.json (§5) from the measurement run's result JSON.
+ordered_json selection_summary_json(const json& rj, const RunResult& run) {
+  ordered_json sum;
+  auto get = [&](const json& j, std::initializer_list<const char*> path) -> ordered_json {
+    const json* p = &j;
+    for (const char* k : path) {
+      if (!p->is_object() || !p->contains(k)) return nullptr;
+      p = &(*p)[k];
+    }
+    return p->is_number() ? ordered_json(p->get<double>()) : ordered_json(nullptr);
+  };
+  sum["ratio_vs_bf16"] = get(rj, {"ratio_vs_bf16"});
+  sum["bits_per_value"] = get(rj, {"bits_per_value"});
+  sum["bytes_total"] = run.total_bytes;
+  sum["tail_share"] = get(rj, {"tail_share"});
+  sum["k_rel_mse"] = get(rj, {"totals", "k", "rel_mse"});
+  sum["v_rel_mse"] = get(rj, {"totals", "v", "rel_mse"});
+  sum["k_sigma_q_rel_err"] = nullptr;
+  sum["attn_out_rel_err"] = get(rj, {"totals", "attention", "attn_out_rel_err"});
+  sum["attn_kl"] = get(rj, {"totals", "attention", "attn_kl"});
+  sum["attn_top1"] = get(rj, {"totals", "attention", "attn_top1"});
+  sum["verdict_mse"] = {{"ladder", "mse-ladder-v1"},
+                        {"baseline", nullptr},
+                        {"inflation", nullptr},
+                        {"verdict", nullptr}};
+  sum["on_frontier"] = {{"quality_metric", nullptr}, {"value", nullptr}};
+  ordered_json per_layer = ordered_json::array();
+  for (const auto& l : rj["layers"]) {
+    per_layer.push_back({{"layer", l["layer"]},
+                         {"boundary", l["boundary"]},
+                         {"k_codec", l["k"]["codec"]},
+                         {"v_codec", l["v"]["codec"]},
+                         {"k_rel_mse", get(l, {"k", "rel_mse"})},
+                         {"v_rel_mse", get(l, {"v", "rel_mse"})},
+                         {"k_whitened_mse", get(l, {"k", "whitened_mse"})},
+                         {"attn_out_rel_err", get(l, {"attention", "attn_out_rel_err"})},
+                         {"attn_kl", get(l, {"attention", "attn_kl"})},
+                         {"attn_top1", get(l, {"attention", "attn_top1"})}});
+  }
+  sum["per_layer"] = per_layer;
+  return sum;
+}
+
+/// codec_config.json (§5) up to, not including, deploy_compatibility.
+ordered_json codec_config_json(const std::string& capture_path, const io::CaptureInfo& info,
+                               const RunConfig& cfg, const std::optional<SigmaQCalibration>& sq,
+                               const std::vector<TableInfo>& tables, const RunResult& run,
+                               const BundleExportOptions& opt, bool in_sample) {
+  const json rj = run_result_to_json(run);
+  std::map<std::string, std::string> table_of;
+  for (const auto& t : tables)
+    if (t.source != "gaussian") table_of[t.stream] = t.file;
+  ordered_json cc;
+  cc["config_format_version"] = 1;
+  cc["capture"] = {{"file_name", fs::path(capture_path).filename().string()},
+                   {"model_name", info.model_name},
+                   {"num_sequences", info.sequences},
+                   {"tokens_per_sequence", info.tokens}};
+  std::vector<int> in_scope;
+  for (const auto& l : run.layers) in_scope.push_back(l.layer);
+  std::sort(in_scope.begin(), in_scope.end());
+  cc["layers_in_scope"] = in_scope;
+  std::vector<int> sliding, not_captured;
+  for (int l = 0; l < info.num_layers; ++l) {
+    const auto* li = info.layer(l);
+    if (!li)
+      not_captured.push_back(l);
+    else if (li->attention == "sliding" && !std::binary_search(in_scope.begin(), in_scope.end(), l))
+      sliding.push_back(l);
+  }
+  cc["excluded_layers"] = {{"sliding", sliding}, {"not_captured", not_captured}};
+  cc["block_size"] = cfg.block_size;
+  cc["block_rows"] = codec::block_rows_name(cfg.block_rows);
+  const std::set<int> boundary(cfg.boundary.begin(), cfg.boundary.end());
+  cc["boundary_skip_layers"] = std::vector<int>(boundary.begin(), boundary.end());
+  cc["q_precond"] = q_precond_json(cfg, sq);
+  cc["streams"] = {{"K", stream_json(cfg.k, true, table_of.count("K") ? table_of["K"] : "")},
+                   {"V", stream_json(cfg.v, false, table_of.count("V") ? table_of["V"] : "")}};
+  ordered_json ovs = ordered_json::array();
+  for (const auto& o : cfg.overrides) {
+    ordered_json x;
+    x["layer"] = o.layer;
+    auto cname = [&](const StreamConfig& s, const char* st) {
+      return codec::codec_traits(s.codec).centroid_table && table_of.count(st) &&
+                     !s.centroids_file.empty()
+                 ? table_of[st]
+                 : "";
+    };
+    if (o.k) x["K"] = stream_json(*o.k, true, cname(*o.k, "K"));
+    if (o.v) x["V"] = stream_json(*o.v, false, cname(*o.v, "V"));
+    ovs.push_back(x);
+  }
+  cc["layer_overrides"] = ovs;
+  cc["selection"] = {
+      {"run_id", opt.run_id.empty() ? ordered_json(run.config_hash) : ordered_json(opt.run_id)},
+      {"criterion", opt.criterion},
+      {"in_sample", in_sample},
+      {"summary", selection_summary_json(rj, run)}};
+  return cc;
+}
+
+/// deploy_compatibility (§5.2): what keeps the reference plugin from running the configuration.
+std::vector<std::string> deploy_compatibility_issues(const RunConfig& cfg, int D,
+                                                     const RunResult& run) {
+  std::vector<std::string> issues;
+  for (const char* s : {"K", "V"}) {
+    const StreamConfig& sc = s[0] == 'K' ? cfg.k : cfg.v;
+    if (!plugin_codec(sc.codec)) {
+      issues.push_back(std::string(s) + " codec " + sc.codec + " is not kakeya_pca");
+      continue;
+    }
+    const codec::ParamReader pr(sc.codec, codec::codec_params(sc.codec), sc.params);
+    if (!is_pow2(pr.get_int("k")))
+      issues.push_back(std::string(s) + " k = " + std::to_string(pr.get_int("k")) +
+                       " is not a power of two");
+    if (pr.has("share_basis") && pr.get_bool("share_basis"))
+      issues.push_back(std::string(s) + " share_basis is on (not streaming-safe)");
+    const int fixed = D == 96 ? 64 : D / 2;
+    const bool randomized = pr.get_string("pca_method") == "randomized";
+    const double vr = pr.get_float("variance_ratio");
+    int rank = 0;
+    if (randomized)
+      rank = pr.has("rsvd_target_rank") ? static_cast<int>(pr.get_int("rsvd_target_rank"))
+                                        : std::max(D / 2, 8);
+    else if (pr.has("exact_rank_cap"))
+      rank = static_cast<int>(pr.get_int("exact_rank_cap"));
+    if (vr < 1.0 || rank != fixed)
+      issues.push_back(std::string(s) + " d_eff is " +
+                       (vr < 1.0 ? "data-dependent (variance_ratio " + json_number_text(vr) + ")"
+                                 : "fixed at " + std::to_string(rank ? rank : D)) +
+                       "; the plugin uses a fixed d_eff of " + std::to_string(fixed));
+  }
+  if (cfg.block_rows == codec::BlockRows::kPooledHeads)
+    issues.push_back("block_rows = pooled_heads (the plugin is per head)");
+  if (!is_pow2(cfg.block_size))
+    issues.push_back("block_size " + std::to_string(cfg.block_size) + " is not a power of two");
+  if (D != 64 && D != 96 && D != 128 && D != 256)
+    issues.push_back("head_dim " + std::to_string(D) + " is not one of 64, 96, 128, 256");
+  uint64_t outl = 0, coded = 0;
+  for (const auto& l : run.layers) {
+    outl += l.k.outliers;
+    coded += l.k.coded_values;
+  }
+  if (coded && static_cast<double>(outl) > 0.08 * static_cast<double>(coded))
+    issues.push_back(
+        "K outliers are " +
+        json_number_text(100.0 * static_cast<double>(outl) / static_cast<double>(coded)) +
+        " % of coordinates, above the plugin's budget of 8 %");
+  return issues;
+}
+
+/// deploy.env (§6): comments, then the variables of `plan` with path values under `root`.
+std::string deploy_env_text(const std::string& capture_path, const std::vector<std::string>& issues,
+                            const DeployEnvPlan& plan, const std::string& root) {
+  std::ostringstream env;
+  env << "# " << kBundleToolName << " " << kBundleToolVersion << ", " << utc_now() << ", capture "
+      << fs::path(capture_path).filename().string() << "\n";
+  env << "# The reference plugin loads calibration only if all three *_PATH variables are set.\n";
+  env << "# Sigma_q is a pre-RoPE statistic while the plugin whitens the post-RoPE keys of its "
+         "cache;\n";
+  env << "# KAKEYA_DISABLE_SIGMA_Q=0 reproduces this bundle's measurements only where the plugin "
+         "whitens\n";
+  env << "# pre-RoPE keys (see bundle-format.md section 6).\n";
+  for (const auto& i : issues) env << "# deploy_compatibility issue: " << i << "\n";
+  for (const auto& i : plan.left_out) env << "# not expressible in deploy.env: " << i << "\n";
+  for (const auto& [k, v] : plan.vars) {
+    std::string value = v;
+    if (k.ends_with("_PATH")) {
+      value = (fs::path(root) / v).string();
+      if (!deploy_path_ok(value))
+        throw InvalidArgument(
+            "deploy.env: the path " + value +
+            " contains characters outside A-Z a-z 0-9 . _ / + - (bundle-format.md §6); "
+            "choose another folder or set deploy_root");
+    }
+    env << k << "=" << value << "\n";
+  }
+  return env.str();
+}
+
+/// Round trips of the Σ_q factors on the bytes as written in `tmp` (§7.1); throws FormatError when
+/// a structural or numerical check fails. Returns whether the structure was sound.
+bool check_written_sigma_q(const fs::path& tmp, const SigmaQCalibration& sq,
+                           BundleExportResult& res) {
+  std::vector<std::string> errs;
+  const auto st = io::read_safetensors((tmp / kSigmaST).string());
+  const auto groups = group_tensors(st, errs);
+  auto sigma_fin = [&](int l, size_t h) {
+    const auto& w = sq.whitening.factors.at(l)[h];
+    std::vector<double> s = w.sigma;
+    const size_t n = w.dim;
+    for (size_t i = 0; i < n; ++i) s[i * n + i] += sq.ridge * w.diag_mean + w.tikhonov_lambda;
+    return s;
+  };
+  res.roundtrip = roundtrip_checks(groups, static_cast<size_t>(sq.num_kv_heads),
+                                   static_cast<size_t>(sq.head_dim), sigma_fin, errs);
+  const bool structural_ok = errs.empty();
+  if (!errs.empty())
+    throw FormatError("export-bundle: Σ_q structural check failed: " + errs.front());
+  for (const auto& p : res.roundtrip) res.roundtrip_pass = res.roundtrip_pass && pair_passes(p);
+  if (!res.roundtrip_pass)
+    throw FormatError("export-bundle: Σ_q round-trip check failed: " +
+                      worst_pairs_text(res.roundtrip));
+  return structural_ok;
+}
+
+/// MANIFEST.json (§7) of the files `present` in `tmp` (sorted, MANIFEST.json not among them).
+ordered_json manifest_json(const std::string& capture_path, const io::CaptureInfo& info,
+                           const fs::path& tmp, const std::vector<std::string>& present,
+                           const std::vector<TableInfo>& tables,
+                           const std::optional<SigmaQCalibration>& sq, bool structural_ok,
+                           bool in_sample, const BundleExportResult& res) {
+  auto in_tmp = [&](const std::string& f) { return (tmp / f).string(); };
+  ordered_json man;
+  man["bundle_format_version"] = kBundleFormatVersion;
+  man["tool"] = {{"name", kBundleToolName}, {"version", kBundleToolVersion}};
+  man["created_utc"] = utc_now();
+  man["source_capture"] = {{"file_name", fs::path(capture_path).filename().string()},
+                           {"sha256", res.run.capture_sha256.empty() ? io::sha256_file(capture_path)
+                                                                     : res.run.capture_sha256},
+                           {"size_bytes", static_cast<uint64_t>(fs::file_size(capture_path))},
+                           {"model_name", info.model_name},
+                           {"kvcapture_version", info.version},
+                           {"num_sequences", info.sequences},
+                           {"tokens_per_sequence", info.tokens}};
+  man["in_sample"] = in_sample;
+  ordered_json files = ordered_json::array();
+  for (const auto& f : present)
+    files.push_back({{"path", f},
+                     {"sha256", io::sha256_file(in_tmp(f))},
+                     {"size_bytes", fs::file_size(in_tmp(f))}});
+  man["files"] = files;
+  if (sq) man["roundtrip"] = roundtrip_json(res.roundtrip, structural_ok);
+  ordered_json cents = ordered_json::object();
+  for (const auto& t : tables) {
+    if (t.cal) {
+      ordered_json r = centroid_report_json(*t.cal);
+      r["source"] = "calibrated";
+      cents[t.stream] = r;
+    } else {
+      cents[t.stream] = {
+          {"path", t.file},
+          {"bits", t.bits},
+          {"samples_pooled", nullptr},
+          {"samples_used", nullptr},
+          {"iterations", nullptr},
+          {"converged", nullptr},
+          {"final_max_change", nullptr},
+          {"mse_gaussian", nullptr},
+          {"mse_calibrated", nullptr},
+          {"source", t.source == "config" ? "config:" + fs::path(t.config_file).filename().string()
+                                          : std::string("gaussian")}};
+    }
+  }
+  man["centroids"] = cents;
+  return man;
+}
+
+/// The final gate (the checker must accept what was written) and the rename into place (§8 step 6).
+void commit_bundle(const Destination& d, const fs::path& tmp) {
+  const BundleCheckReport rep = check_bundle(tmp.string());
+  if (!rep.ok) {
+    std::string msg = "export-bundle: the written bundle fails its checks:";
+    for (const auto& e : rep.errors) msg += "\n  " + e;
+    throw FormatError(msg);
+  }
+  std::error_code ec;
+  if (d.exists) {
+    if (d.nonempty) {
+      const fs::path old = d.parent / ("." + d.name + ".old-" + random_hex());
+      fs::rename(d.dest, old, ec);
+      if (ec)
+        throw IoError(d.dest.string(), "cannot move the existing bundle away: " + ec.message());
+      fs::rename(tmp, d.dest, ec);
+      if (ec) {
+        std::error_code ec2;
+        fs::rename(old, d.dest, ec2);
+        throw IoError(d.dest.string(), "cannot move the new bundle into place: " + ec.message());
+      }
+      fs::remove_all(old, ec);
+    } else {
+      fs::remove(d.dest, ec);
+      fs::rename(tmp, d.dest, ec);
+      if (ec)
+        throw IoError(d.dest.string(), "cannot move the new bundle into place: " + ec.message());
+    }
+  } else {
+    fs::rename(tmp, d.dest, ec);
+    if (ec)
+      throw IoError(d.dest.string(), "cannot move the new bundle into place: " + ec.message());
+  }
+  fsync_dir(d.parent.string());
+}
+
+}  // namespace
+
+BundleExportResult export_bundle(const std::string& capture_path, const RunConfig& cfg_in,
+                                 const std::string& out_dir, const BundleExportOptions& opt) {
+  const Destination d = prepare_destination(out_dir, opt);
+  RunConfig cfg = cfg_in;
+  io::CaptureReader cap(capture_path);
+  const io::CaptureInfo info = cap.info();
+  const std::vector<LayerPlan> plan =
+      plan_layers(info, cfg);  // the layers in scope, as the runner runs them
+  check_one_table_per_stream(cfg, plan);
+
+  std::error_code ec;
+  const fs::path tmp = d.parent / ("." + d.name + ".tmp-" + random_hex());
   fs::create_directory(tmp, ec);
   if (ec) throw IoError(tmp.string(), "cannot create the temporary bundle folder: " + ec.message());
   BundleExportResult res;
-  res.out_dir = dest.string();
+  res.out_dir = d.dest.string();
   try {
     auto in_tmp = [&](const std::string& f) { return (tmp / f).string(); };
+    const std::optional<SigmaQCalibration> sq =
+        write_sigma_q(capture_path, info, cfg, plan, tmp, res);
+    bool calibrated = false;
+    const std::vector<TableInfo> tables =
+        write_centroid_tables(capture_path, cfg, opt, tmp, calibrated);
+    res.run = measurement_run(capture_path, cfg, opt.job);
+    const bool in_sample = calibrated || cfg.q_precond == "capture";
 
-    // Σ_q (§2, §3).
-    bool has_q = false;
-    for (int l : scope) {
-      const auto* li = info.layer(l);
-      if (li && li->attention != "sliding" && li->has_q_pre) has_q = true;
-    }
-    std::optional<SigmaQCalibration> sq;
-    if (has_q) {
-      sq = calibrate_sigma_q(capture_path, cfg);
-      write_sigma_q_files(tmp.string(), *sq);
-      if (!cfg.q_precond.empty() && cfg.q_precond != "capture")
-        res.warnings.push_back("the configuration whitens with " + cfg.q_precond +
-                               "; the bundle's sigma_q files are calibrated on the capture instead");
-    }
-
-    // Centroid tables (§4).
-    struct TableInfo {
-      std::string stream, file;
-      int bits = 0;
-      std::string source;  // "calibrated", "config", "gaussian"
-      std::string config_file;  // source == "config": the configured table's path
-      std::optional<CentroidCalibration> cal;
-    };
-    std::vector<TableInfo> tables;
-    bool need_cal = false;
-    for (bool is_k : {true, false}) {
-      const StreamConfig& sc = is_k ? cfg.k : cfg.v;
-      if (sc.codec != "kakeya_pca") continue;
-      TableInfo t;
-      t.stream = is_k ? "K" : "V";
-      t.bits = kakeya_bits(sc);
-      t.file = centroid_file_name(t.stream, static_cast<unsigned>(t.bits));
-      t.source = !sc.centroids_file.empty() ? "config" : opt.calibrate_centroids ? "calibrated" : "gaussian";
-      need_cal = need_cal || t.source == "calibrated";
-      tables.push_back(std::move(t));
-    }
-    std::vector<CentroidCalibration> cals;
-    if (need_cal) cals = calibrate_centroids(capture_path, cfg, opt.job);
-    for (auto& t : tables) {
-      const bool is_k = t.stream == "K";
-      StreamConfig& sc = is_k ? cfg.k : cfg.v;
-      std::vector<float> table;
-      if (t.source == "config") {
-        t.config_file = sc.centroids_file;
-        const auto bytes = io::read_file(sc.centroids_file);
-        if (bytes.size() != 4u << t.bits)
-          throw FormatError(sc.centroids_file + ": " + t.stream + " centroid file holds " + std::to_string(bytes.size()) +
-                            " bytes, expected " + std::to_string(4u << t.bits) + " for bit_width " +
-                            std::to_string(t.bits));
-        table.resize(bytes.size() / 4);
-        std::memcpy(table.data(), bytes.data(), bytes.size());
-      } else if (t.source == "calibrated") {
-        for (auto& c : cals)
-          if (c.stream == t.stream) t.cal = c;
-        if (!t.cal) throw InvalidArgument("centroid calibration produced no table for " + t.stream);
-        table = t.cal->fit.table;
-      } else {
-        const auto g = codec::gaussian_table(static_cast<unsigned>(t.bits));
-        table.assign(g.begin(), g.end());
-      }
-      write_centroid_file(in_tmp(t.file), table);
-      if (t.source != "gaussian") {
-        // The measurement run uses exactly the table the bundle ships, in every layer of its pool.
-        const std::string path = in_tmp(t.file);
-        sc.centroids_file = path;
-        for (auto& o : cfg.overrides) {
-          auto& os = is_k ? o.k : o.v;
-          if (os && os->codec == "kakeya_pca" && kakeya_bits(*os) == t.bits) os->centroids_file = path;
-        }
-      }
-    }
-
-    // The measurement run of the configuration.
-    RunOptions ro;
-    ro.compute_sha256 = true;
-    res.run = run_config(capture_path, cfg, ro, opt.job);
-    for (const auto& l : res.run.layers)
-      for (const auto* s : {&l.k, &l.v})
-        if (s->failed)
-          throw Error(s->error_code, "export-bundle: the configuration failed on layer " + std::to_string(l.layer) +
-                                         " " + (s == &l.k ? "K" : "V") + ": " + s->error_message);
-    const json rj = run_result_to_json(res.run);
-    const bool in_sample = need_cal || cfg.q_precond == "capture";
-
-    // codec_config.json (§5).
-    std::map<std::string, std::string> table_of;
-    for (const auto& t : tables)
-      if (t.source != "gaussian") table_of[t.stream] = t.file;
-    ordered_json cc;
-    cc["config_format_version"] = 1;
-    cc["capture"] = {{"file_name", fs::path(capture_path).filename().string()},
-                     {"model_name", info.model_name},
-                     {"num_sequences", info.sequences},
-                     {"tokens_per_sequence", info.tokens}};
-    std::vector<int> in_scope;
-    for (const auto& l : res.run.layers) in_scope.push_back(l.layer);
-    std::sort(in_scope.begin(), in_scope.end());
-    cc["layers_in_scope"] = in_scope;
-    std::vector<int> sliding, not_captured;
-    for (int l = 0; l < info.num_layers; ++l) {
-      const auto* li = info.layer(l);
-      if (!li) not_captured.push_back(l);
-      else if (li->attention == "sliding" && !std::binary_search(in_scope.begin(), in_scope.end(), l))
-        sliding.push_back(l);
-    }
-    cc["excluded_layers"] = {{"sliding", sliding}, {"not_captured", not_captured}};
-    cc["block_size"] = cfg.block_size;
-    cc["block_rows"] = cfg.block_rows;
-    cc["boundary_skip_layers"] = std::vector<int>(boundary.begin(), boundary.end());
-    ordered_json qp;
-    qp["enabled"] = !cfg.q_precond.empty();
-    qp["source"] = cfg.q_precond.empty() ? ordered_json(nullptr) : ordered_json(cfg.q_precond);
-    qp["ridge"] = codec::kDefaultRidge;
-    qp["target_cond"] = cfg.target_cond ? ordered_json(*cfg.target_cond) : ordered_json(nullptr);
-    std::vector<int> auto_skip, skip_all;
-    std::set<int> user_skip(cfg.q_precond_skip_layers.begin(), cfg.q_precond_skip_layers.end());
-    if (sq) {
-      if (sq->auto_skip)
-        for (const auto& [l, s] : sq->whitening.rule.skip)
-          if (s) auto_skip.push_back(l);
-      skip_all.assign(sq->whitening.skipped.begin(), sq->whitening.skipped.end());
-    } else {
-      skip_all.assign(user_skip.begin(), user_skip.end());
-    }
-    qp["auto_skip_layers"] = auto_skip;
-    qp["user_skip_layers"] = std::vector<int>(user_skip.begin(), user_skip.end());
-    qp["q_precond_skip_layers"] = skip_all;
-    if (sq) {
-      ordered_json rule;
-      rule["rule"] = "max_abs_L > 2 x median";
-      rule["median_max_abs_L"] = sq->whitening.rule.median;
-      ordered_json per = ordered_json::array();
-      for (const auto& [l, m] : sq->whitening.rule.m)
-        per.push_back({{"layer", l},
-                       {"max_abs_L", m},
-                       {"ratio", num(sq->whitening.rule.median > 0 ? m / sq->whitening.rule.median : NAN)},
-                       {"auto_skip", sq->auto_skip && sq->whitening.rule.skip.at(l)},
-                       {"user_skip", user_skip.count(l) > 0}});
-      rule["per_layer"] = per;
-      qp["skip_rule"] = rule;
-    } else {
-      qp["skip_rule"] = nullptr;
-    }
-    cc["q_precond"] = qp;
-    cc["streams"] = {{"K", stream_json(cfg.k, true, table_of.count("K") ? table_of["K"] : "")},
-                     {"V", stream_json(cfg.v, false, table_of.count("V") ? table_of["V"] : "")}};
-    ordered_json ovs = ordered_json::array();
-    for (const auto& o : cfg.overrides) {
-      ordered_json x;
-      x["layer"] = o.layer;
-      auto cname = [&](const StreamConfig& s, const char* st) {
-        return s.codec == "kakeya_pca" && table_of.count(st) && !s.centroids_file.empty() ? table_of[st] : "";
-      };
-      if (o.k) x["K"] = stream_json(*o.k, true, cname(*o.k, "K"));
-      if (o.v) x["V"] = stream_json(*o.v, false, cname(*o.v, "V"));
-      ovs.push_back(x);
-    }
-    cc["layer_overrides"] = ovs;
-    ordered_json sum;
-    auto get = [&](const json& j, std::initializer_list<const char*> path) -> ordered_json {
-      const json* p = &j;
-      for (const char* k : path) {
-        if (!p->is_object() || !p->contains(k)) return nullptr;
-        p = &(*p)[k];
-      }
-      return p->is_number() ? ordered_json(p->get<double>()) : ordered_json(nullptr);
-    };
-    sum["ratio_vs_bf16"] = get(rj, {"ratio_vs_bf16"});
-    sum["bits_per_value"] = get(rj, {"bits_per_value"});
-    sum["bytes_total"] = res.run.total_bytes;
-    sum["tail_share"] = get(rj, {"tail_share"});
-    sum["k_rel_mse"] = get(rj, {"totals", "k", "rel_mse"});
-    sum["v_rel_mse"] = get(rj, {"totals", "v", "rel_mse"});
-    sum["k_sigma_q_rel_err"] = nullptr;
-    sum["attn_out_rel_err"] = get(rj, {"totals", "attention", "attn_out_rel_err"});
-    sum["attn_kl"] = get(rj, {"totals", "attention", "attn_kl"});
-    sum["attn_top1"] = get(rj, {"totals", "attention", "attn_top1"});
-    sum["verdict_mse"] = {{"ladder", "mse-ladder-v1"}, {"baseline", nullptr}, {"inflation", nullptr}, {"verdict", nullptr}};
-    sum["on_frontier"] = {{"quality_metric", nullptr}, {"value", nullptr}};
-    ordered_json per_layer = ordered_json::array();
-    for (const auto& l : rj["layers"]) {
-      per_layer.push_back({{"layer", l["layer"]},
-                           {"boundary", l["boundary"]},
-                           {"k_codec", l["k"]["codec"]},
-                           {"v_codec", l["v"]["codec"]},
-                           {"k_rel_mse", get(l, {"k", "rel_mse"})},
-                           {"v_rel_mse", get(l, {"v", "rel_mse"})},
-                           {"k_whitened_mse", get(l, {"k", "whitened_mse"})},
-                           {"attn_out_rel_err", get(l, {"attention", "attn_out_rel_err"})},
-                           {"attn_kl", get(l, {"attention", "attn_kl"})},
-                           {"attn_top1", get(l, {"attention", "attn_top1"})}});
-    }
-    sum["per_layer"] = per_layer;
-    cc["selection"] = {{"run_id", opt.run_id.empty() ? ordered_json(res.run.config_hash) : ordered_json(opt.run_id)},
-                       {"criterion", opt.criterion},
-                       {"in_sample", in_sample},
-                       {"summary", sum}};
-
-    // deploy_compatibility (§5.2).
-    std::vector<std::string>& issues = res.deploy_issues;
-    const int D = info.head_dim;
-    for (const char* s : {"K", "V"}) {
-      const StreamConfig& sc = s[0] == 'K' ? cfg.k : cfg.v;
-      if (sc.codec != "kakeya_pca") {
-        issues.push_back(std::string(s) + " codec " + sc.codec + " is not kakeya_pca");
-        continue;
-      }
-      const codec::ParamReader pr("kakeya_pca", codec::codec_params("kakeya_pca"), sc.params);
-      if (!is_pow2(pr.get_int("k")))
-        issues.push_back(std::string(s) + " k = " + std::to_string(pr.get_int("k")) + " is not a power of two");
-      if (pr.has("share_basis") && pr.get_bool("share_basis"))
-        issues.push_back(std::string(s) + " share_basis is on (not streaming-safe)");
-      const int fixed = D == 96 ? 64 : D / 2;
-      const bool randomized = pr.get_string("pca_method") == "randomized";
-      const double vr = pr.get_float("variance_ratio");
-      int rank = 0;
-      if (randomized) rank = pr.has("rsvd_target_rank") ? static_cast<int>(pr.get_int("rsvd_target_rank")) : std::max(D / 2, 8);
-      else if (pr.has("exact_rank_cap")) rank = static_cast<int>(pr.get_int("exact_rank_cap"));
-      if (vr < 1.0 || rank != fixed)
-        issues.push_back(std::string(s) + " d_eff is " + (vr < 1.0 ? "data-dependent (variance_ratio " + json_number_text(vr) + ")" : "fixed at " + std::to_string(rank ? rank : D)) +
-                         "; the plugin uses a fixed d_eff of " + std::to_string(fixed));
-    }
-    if (cfg.block_rows == "pooled_heads") issues.push_back("block_rows = pooled_heads (the plugin is per head)");
-    if (!is_pow2(cfg.block_size))
-      issues.push_back("block_size " + std::to_string(cfg.block_size) + " is not a power of two");
-    if (D != 64 && D != 96 && D != 128 && D != 256)
-      issues.push_back("head_dim " + std::to_string(D) + " is not one of 64, 96, 128, 256");
-    uint64_t outl = 0, coded = 0;
-    for (const auto& l : res.run.layers) {
-      outl += l.k.outliers;
-      coded += l.k.coded_values;
-    }
-    if (coded && static_cast<double>(outl) > 0.08 * static_cast<double>(coded))
-      issues.push_back("K outliers are " + json_number_text(100.0 * static_cast<double>(outl) / static_cast<double>(coded)) +
-                       " % of coordinates, above the plugin's budget of 8 %");
+    ordered_json cc =
+        codec_config_json(capture_path, info, cfg, sq, tables, res.run, opt, in_sample);
+    res.deploy_issues = deploy_compatibility_issues(cfg, info.head_dim, res.run);
+    const std::vector<std::string>& issues = res.deploy_issues;
     cc["deploy_compatibility"] = {{"reference_plugin", {{"compatible", issues.empty()}, {"issues", issues}}}};
     io::write_file_atomic(in_tmp(kCodecConfig), cc.dump(2) + "\n");
 
-    // deploy.env (§6).
     std::vector<std::string> present;
     if (sq) present = {kSigmaST, kSigmaJson};
     for (const auto& t : tables) present.push_back(t.file);
-    const DeployEnvPlan plan = plan_deploy_env(json::parse(cc.dump()), present);
-    res.deploy_left_out = plan.left_out;
-    std::ostringstream env;
-    env << "# " << kBundleToolName << " " << kBundleToolVersion << ", " << utc_now() << ", capture "
-        << fs::path(capture_path).filename().string() << "\n";
-    env << "# The reference plugin loads calibration only if all three *_PATH variables are set.\n";
-    env << "# Sigma_q is a pre-RoPE statistic while the plugin whitens the post-RoPE keys of its cache;\n";
-    env << "# KAKEYA_DISABLE_SIGMA_Q=0 reproduces this bundle's measurements only where the plugin whitens\n";
-    env << "# pre-RoPE keys (see bundle-format.md section 6).\n";
-    for (const auto& i : issues) env << "# deploy_compatibility issue: " << i << "\n";
-    for (const auto& i : plan.left_out) env << "# not expressible in deploy.env: " << i << "\n";
-    for (const auto& [k, v] : plan.vars) {
-      std::string value = v;
-      if (k.ends_with("_PATH")) {
-        value = (fs::path(root) / v).string();
-        if (!deploy_path_ok(value))
-          throw InvalidArgument("deploy.env: the path " + value +
-                                " contains characters outside A-Z a-z 0-9 . _ / + - (bundle-format.md §6); "
-                                "choose another folder or set deploy_root");
-      }
-      env << k << "=" << value << "\n";
-    }
-    io::write_file_atomic(in_tmp(kDeployEnv), env.str());
+    const DeployEnvPlan env = plan_deploy_env(json::parse(cc.dump()), present);
+    res.deploy_left_out = env.left_out;
+    io::write_file_atomic(in_tmp(kDeployEnv), deploy_env_text(capture_path, issues, env, d.root));
 
-    // Round trips on the bytes as written (§7.1).
-    std::vector<std::string> errs;
-    bool structural_ok = true;
-    if (sq) {
-      const auto st = io::read_safetensors(in_tmp(kSigmaST));
-      const auto groups = group_tensors(st, errs);
-      auto sigma_fin = [&](int l, size_t h) {
-        const auto& w = sq->whitening.factors.at(l)[h];
-        std::vector<double> s = w.sigma;
-        const size_t n = w.dim;
-        for (size_t i = 0; i < n; ++i) s[i * n + i] += sq->ridge * w.diag_mean + w.tikhonov_lambda;
-        return s;
-      };
-      res.roundtrip = roundtrip_checks(groups, static_cast<size_t>(sq->num_kv_heads),
-                                       static_cast<size_t>(sq->head_dim), sigma_fin, errs);
-      structural_ok = errs.empty();
-      if (!errs.empty()) throw FormatError("export-bundle: Σ_q structural check failed: " + errs.front());
-      for (const auto& p : res.roundtrip) res.roundtrip_pass = res.roundtrip_pass && pair_passes(p);
-      if (!res.roundtrip_pass)
-        throw FormatError("export-bundle: Σ_q round-trip check failed: " + worst_pairs_text(res.roundtrip));
-    }
+    const bool structural_ok = sq ? check_written_sigma_q(tmp, *sq, res) : true;
 
-    // MANIFEST.json (§7).
-    ordered_json man;
-    man["bundle_format_version"] = kBundleFormatVersion;
-    man["tool"] = {{"name", kBundleToolName}, {"version", kBundleToolVersion}};
-    man["created_utc"] = utc_now();
-    man["source_capture"] = {{"file_name", fs::path(capture_path).filename().string()},
-                             {"sha256", res.run.capture_sha256.empty() ? io::sha256_file(capture_path) : res.run.capture_sha256},
-                             {"size_bytes", static_cast<uint64_t>(fs::file_size(capture_path))},
-                             {"model_name", info.model_name},
-                             {"kvcapture_version", info.version},
-                             {"num_sequences", info.sequences},
-                             {"tokens_per_sequence", info.tokens}};
-    man["in_sample"] = in_sample;
     present.push_back(kCodecConfig);
     present.push_back(kDeployEnv);
     std::sort(present.begin(), present.end());
-    ordered_json files = ordered_json::array();
-    for (const auto& f : present)
-      files.push_back({{"path", f}, {"sha256", io::sha256_file(in_tmp(f))}, {"size_bytes", fs::file_size(in_tmp(f))}});
-    man["files"] = files;
-    if (sq) man["roundtrip"] = roundtrip_json(res.roundtrip, structural_ok);
-    ordered_json cents = ordered_json::object();
-    for (const auto& t : tables) {
-      if (t.cal) {
-        ordered_json r = centroid_report_json(*t.cal);
-        r["source"] = "calibrated";
-        cents[t.stream] = r;
-      } else {
-        cents[t.stream] = {{"path", t.file},       {"bits", t.bits},          {"samples_pooled", nullptr},
-                           {"samples_used", nullptr}, {"iterations", nullptr},  {"converged", nullptr},
-                           {"final_max_change", nullptr}, {"mse_gaussian", nullptr}, {"mse_calibrated", nullptr},
-                           {"source", t.source == "config" ? "config:" + fs::path(t.config_file).filename().string()
-                                                   : std::string("gaussian")}};
-      }
-    }
-    man["centroids"] = cents;
+    const ordered_json man =
+        manifest_json(capture_path, info, tmp, present, tables, sq, structural_ok, in_sample, res);
     io::write_file_atomic(in_tmp(kManifest), man.dump(2) + "\n");
     res.manifest = man;
     fsync_dir(tmp.string());
 
-    // Final gate: the checker must accept what was written.
-    const BundleCheckReport rep = check_bundle(tmp.string());
-    if (!rep.ok) {
-      std::string msg = "export-bundle: the written bundle fails its checks:";
-      for (const auto& e : rep.errors) msg += "\n  " + e;
-      throw FormatError(msg);
-    }
-
-    // Rename into place (§8 step 6).
-    if (dest_exists) {
-      if (dest_nonempty) {
-        const fs::path old = parent / ("." + name + ".old-" + random_hex());
-        fs::rename(dest, old, ec);
-        if (ec) throw IoError(dest.string(), "cannot move the existing bundle away: " + ec.message());
-        fs::rename(tmp, dest, ec);
-        if (ec) {
-          std::error_code ec2;
-          fs::rename(old, dest, ec2);
-          throw IoError(dest.string(), "cannot move the new bundle into place: " + ec.message());
-        }
-        fs::remove_all(old, ec);
-      } else {
-        fs::remove(dest, ec);
-        fs::rename(tmp, dest, ec);
-        if (ec) throw IoError(dest.string(), "cannot move the new bundle into place: " + ec.message());
-      }
-    } else {
-      fs::rename(tmp, dest, ec);
-      if (ec) throw IoError(dest.string(), "cannot move the new bundle into place: " + ec.message());
-    }
-    fsync_dir(parent.string());
+    commit_bundle(d, tmp);
     present.push_back(kManifest);
     std::sort(present.begin(), present.end());
     res.files = present;
@@ -949,20 +1078,30 @@ std::vector<int> json_ints(const json& v) {
 
 }  // namespace
 
-BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptions& options) {
-  BundleCheckReport r;
-  const fs::path dir(dir_in);
-  Checker ck{dir, r};
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    r.errors.push_back(dir_in + ": not a folder");
-    r.ok = false;
-    return r;
+namespace {
+
+/// Centroid file names of §1 (K_b<b>_centroids.f32, V_b<b>_centroids.f32): stream and bits.
+const std::regex& centroid_file_re() {
+  static const std::regex re("([KV])_b([1-4])_centroids\\.f32");
+  return re;
+}
+
+/// The files of a bundle folder, as check_bundle's steps see them.
+struct BundleFiles {
+  std::vector<std::string> present;                // the bundle files found, sorted
+  std::map<std::string, std::string> centroid_of;  // stream -> centroid file
+  bool has(const std::string& n) const {
+    return std::binary_search(present.begin(), present.end(), n);
   }
-  // --- file set (§1) ---
-  static const std::regex centroid_re("([KV])_b([1-4])_centroids\\.f32");
-  std::vector<std::string> present;
-  std::map<std::string, std::string> centroid_of;  // stream -> file
+};
+
+/// File set (§1): only bundle files, the required ones present, the Σ_q files as a pair.
+BundleFiles check_file_set(const fs::path& dir, Checker& ck, const BundleCheckOptions& options) {
+  BundleFiles files;
+  std::vector<std::string>& present = files.present;
+  std::map<std::string, std::string>& centroid_of = files.centroid_of;
+  const std::regex& centroid_re = centroid_file_re();
+  std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
     if (!e.is_regular_file()) {
@@ -981,7 +1120,7 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
     }
   }
   std::sort(present.begin(), present.end());
-  auto has = [&](const std::string& n) { return std::binary_search(present.begin(), present.end(), n); };
+  auto has = [&](const std::string& n) { return files.has(n); };
   for (const char* req : {kCodecConfig, kDeployEnv, kManifest})
     if (!has(req)) {
       if (options.partial) ck.warn(req, "missing (partial bundle)");
@@ -990,8 +1129,16 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
   if (has(kSigmaST) != has(kSigmaJson))
     ck.err(has(kSigmaST) ? kSigmaJson : kSigmaST,
            std::string("missing: sigma_q.safetensors and sigma_q.json come together (bundle-format.md §1)"));
+  return files;
+}
 
-  // --- MANIFEST.json (§7) ---
+/// MANIFEST.json (§7): schema, file list, sizes and SHA-256 of every other file. Returns it.
+std::optional<json> check_manifest(const fs::path& dir, Checker& ck, const BundleFiles& files) {
+  BundleCheckReport& r = ck.r;
+  const std::vector<std::string>& present = files.present;
+  const std::map<std::string, std::string>& centroid_of = files.centroid_of;
+  auto has = [&](const std::string& n) { return files.has(n); };
+  std::error_code ec;
   std::optional<json> man;
   if (has(kManifest)) man = read_json(dir / kManifest, r.errors);
   if (man) {
@@ -1061,8 +1208,15 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
         if (!c->contains(s)) ck.err(F, "centroids lacks an entry for " + f);
     }
   }
+  return man;
+}
 
-  // --- sigma_q.safetensors (§2) and sigma_q.json (§3) ---
+/// sigma_q.safetensors (§2) and sigma_q.json (§3): container, sidecar schema, structure and
+/// round trips of the factors. Returns the sidecar.
+std::optional<json> check_sigma_q(const fs::path& dir, Checker& ck, const BundleFiles& files,
+                                  const BundleCheckOptions& options) {
+  BundleCheckReport& r = ck.r;
+  auto has = [&](const std::string& n) { return files.has(n); };
   std::optional<json> side;
   if (has(kSigmaJson)) side = read_json(dir / kSigmaJson, r.errors);
   std::optional<io::SafeTensorsFile> st;
@@ -1222,8 +1376,14 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
   } else if (st) {
     ck.err(kSigmaJson, "missing: the sidecar is needed to validate sigma_q.safetensors");
   }
+  return side;
+}
 
-  // --- centroid files (§4) ---
+/// Centroid files (§4): 2^b finite, strictly ascending f32 values.
+void check_centroid_files(const fs::path& dir, Checker& ck, const BundleFiles& files) {
+  BundleCheckReport& r = ck.r;
+  const std::map<std::string, std::string>& centroid_of = files.centroid_of;
+  const std::regex& centroid_re = centroid_file_re();
   for (const auto& [s, f] : centroid_of) {
     std::smatch m;
     std::regex_match(f, m, centroid_re);
@@ -1252,8 +1412,17 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
       r.errors.push_back(e.what());
     }
   }
+}
 
-  // --- codec_config.json (§5) ---
+/// codec_config.json (§5): schema, against the sidecar, the centroid files and MANIFEST.json.
+/// Returns it.
+std::optional<json> check_codec_config(const fs::path& dir, Checker& ck, const BundleFiles& files,
+                                       const BundleCheckOptions& options,
+                                       const std::optional<json>& man,
+                                       const std::optional<json>& side) {
+  BundleCheckReport& r = ck.r;
+  const std::map<std::string, std::string>& centroid_of = files.centroid_of;
+  auto has = [&](const std::string& n) { return files.has(n); };
   std::optional<json> cc;
   if (has(kCodecConfig)) cc = read_json(dir / kCodecConfig, r.errors);
   if (cc) {
@@ -1274,8 +1443,13 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
     }
     if (const json* b = ck.field(F, *cc, "block_size", "int"))
       if (b->get<long long>() < 8 || b->get<long long>() > 65536) ck.err(F, "block_size must be in 8..65536");
-    if (const json* b = ck.field(F, *cc, "block_rows", "string"))
-      if (*b != "per_head" && *b != "pooled_heads") ck.err(F, "block_rows must be per_head or pooled_heads");
+    if (const json* b = ck.field(F, *cc, "block_rows", "string")) {
+      try {
+        parse_block_rows(b->get<std::string>(), "block_rows");
+      } catch (const InvalidArgument& e) {
+        ck.err(F, e.what());
+      }
+    }
     ck.int_list(F, *cc, "boundary_skip_layers");
     if (const json* q = ck.field(F, *cc, "q_precond", "object")) {
       ck.field(F, *q, "enabled", "bool");
@@ -1296,15 +1470,27 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
         const json* codec = ck.field(F, *sj, "codec", "string");
         const json* params = ck.field(F, *sj, "params", "object");
         if (name[0] == 'K') {
-          if (const json* kd = ck.field(F, *sj, "k_domain", "string"))
-            if (*kd != "pre_rope" && *kd != "post_rope") ck.err(F, "streams.K.k_domain must be pre_rope or post_rope");
+          if (const json* kd = ck.field(F, *sj, "k_domain", "string")) {
+            try {
+              parse_k_domain(kd->get<std::string>(), "streams.K.k_domain");
+            } catch (const InvalidArgument& e) {
+              ck.err(F, e.what());
+            }
+          }
         }
         if (!codec) continue;
-        const bool kak = *codec == "kakeya_pca";
+        const std::string codec_name = codec->get<std::string>();
+        const auto codec_id = codec::find_codec_id(codec_name);
+        const bool kak =
+            codec_id && codec::codec_traits(*codec_id).centroid_table;  // a stream with a table
         auto it = centroid_of.find(name);
         if (kak && it == centroid_of.end()) {
-          if (options.partial) ck.warn(F, std::string("stream ") + name + " is kakeya_pca but the bundle has no " + name + "_b<b>_centroids.f32");
-          else ck.err(F, std::string("stream ") + name + " is kakeya_pca but the bundle has no " + name + "_b<b>_centroids.f32");
+          const std::string m = std::string("stream ") + name + " is " + codec_name +
+                                " but the bundle has no " + name + "_b<b>_centroids.f32";
+          if (options.partial)
+            ck.warn(F, m);
+          else
+            ck.err(F, m);
         }
         if (!kak && it != centroid_of.end())
           ck.err(it->second, std::string("present although stream ") + name + " uses " + codec->get<std::string>());
@@ -1338,8 +1524,15 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
       }
     if (r.errors.size() == before) r.checks.push_back(F + ": schema valid");
   }
+  return cc;
+}
 
-  // --- deploy.env (§6) against codec_config.json (decisions #10) ---
+/// deploy.env (§6) against codec_config.json (decisions #10).
+void check_deploy_env(const fs::path& dir, Checker& ck, const BundleFiles& files,
+                      const std::optional<json>& cc) {
+  BundleCheckReport& r = ck.r;
+  const std::vector<std::string>& present = files.present;
+  auto has = [&](const std::string& n) { return files.has(n); };
   if (has(kDeployEnv)) {
     const std::string F = kDeployEnv;
     const size_t before = r.errors.size();
@@ -1401,6 +1594,26 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
     }
     if (r.errors.size() == before) r.checks.push_back(F + ": " + std::to_string(vars.size()) + " variables, consistent with codec_config.json");
   }
+}
+
+}  // namespace
+
+BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptions& options) {
+  BundleCheckReport r;
+  const fs::path dir(dir_in);
+  Checker ck{dir, r};
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    r.errors.push_back(dir_in + ": not a folder");
+    r.ok = false;
+    return r;
+  }
+  const BundleFiles files = check_file_set(dir, ck, options);
+  const std::optional<json> man = check_manifest(dir, ck, files);
+  const std::optional<json> side = check_sigma_q(dir, ck, files, options);
+  check_centroid_files(dir, ck, files);
+  const std::optional<json> cc = check_codec_config(dir, ck, files, options, man, side);
+  check_deploy_env(dir, ck, files, cc);
   r.ok = r.errors.empty();
   return r;
 }

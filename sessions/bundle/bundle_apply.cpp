@@ -4,6 +4,7 @@
 #include <regex>
 
 #include "base/errors.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 #include "sessions/bundle/bundle.h"
 
@@ -37,15 +38,27 @@ std::vector<int> int_list(const json& j, const std::string& where) {
   return out;
 }
 
+/// An enum setting read from a bundle file: a spelling the parser refuses is a FormatError.
+template <class Parse>
+auto file_enum(Parse parse, const std::string& text, const std::string& where) {
+  try {
+    return parse(text, where);
+  } catch (const InvalidArgument& e) {
+    throw FormatError(e.what());
+  }
+}
+
 /// A codec_config.json stream object back to a StreamConfig (parameters as text; "centroids"
 /// is left out: the table comes from apply_calibration_bundle).
 StreamConfig stream_of(const json& s, bool is_k, const std::string& where) {
   StreamConfig sc;
   sc.codec = need(s, "codec", where).get<std::string>();
+  const auto id = codec::find_codec_id(sc.codec);  // unknown names fail in run_config_from_json
+  const bool table = id && codec::codec_traits(*id).centroid_table;
   const json& params = need(s, "params", where);
   if (!params.is_object()) throw FormatError(where + ".params: expected an object");
   for (auto it = params.begin(); it != params.end(); ++it) {
-    if (it->is_null() || (sc.codec == "kakeya_pca" && it.key() == "centroids")) continue;
+    if (it->is_null() || (table && it.key() == "centroids")) continue;
     std::string text;
     if (it->is_string() && it.key() == "seed") {
       // u64 seeds are hex strings in codec_config.json (§5); the configuration writes decimal.
@@ -65,7 +78,7 @@ StreamConfig stream_of(const json& s, bool is_k, const std::string& where) {
     sc.params[it.key()] = text;
   }
   if (is_k && s.contains("k_domain") && s["k_domain"].is_string())
-    sc.k_domain = s["k_domain"].get<std::string>();
+    sc.k_domain = file_enum(parse_k_domain, s["k_domain"].get<std::string>(), where + ".k_domain");
   return sc;
 }
 
@@ -110,7 +123,8 @@ RunConfig bundle_run_config(const std::string& dir) {
   RunConfig c;
   c.layers = int_list(need(cc, "layers_in_scope", F), F + " layers_in_scope");
   c.block_size = need(cc, "block_size", F).get<uint32_t>();
-  c.block_rows = need(cc, "block_rows", F).get<std::string>();
+  c.block_rows =
+      file_enum(parse_block_rows, need(cc, "block_rows", F).get<std::string>(), F + " block_rows");
   c.boundary = int_list(need(cc, "boundary_skip_layers", F), F + " boundary_skip_layers");
   const json& qp = need(cc, "q_precond", F);
   if (need(qp, "enabled", F + " q_precond").get<bool>()) {

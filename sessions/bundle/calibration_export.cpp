@@ -5,13 +5,15 @@
 #include <cstring>
 #include <filesystem>
 
-#include "codec/codec.h"
 #include "base/errors.h"
-#include "codec/params.h"
+#include "codec/codec.h"
 #include "codec/math/quantizer.h"
 #include "codec/math/rng.h"
+#include "codec/params.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
+#include "sessions/config/layer_plan.h"
 
 namespace kvwb::sessions {
 
@@ -42,25 +44,16 @@ double quantiser_mse(const std::vector<float>& s, std::span<const float> table) 
   return s.empty() ? 0.0 : acc / static_cast<double>(s.size());
 }
 
-/// The stream configuration a layer actually uses (later overrides win, as in the runner).
-const StreamConfig& layer_stream(const RunConfig& cfg, int layer, bool is_k) {
-  const StreamConfig* sc = is_k ? &cfg.k : &cfg.v;
-  for (const auto& o : cfg.overrides) {
-    if (o.layer != layer) continue;
-    if (is_k && o.k) sc = &*o.k;
-    if (!is_k && o.v) sc = &*o.v;
-  }
-  return *sc;
-}
-
+/// What a centroid-table stream's calibration reads from its configuration.
 struct KakeyaSettings {
   unsigned bits = 0;
   uint64_t seed = 0;
   std::optional<double> outlier_threshold;
 };
 
+/// `sc` is a stream of a codec with a centroid table (kakeya_pca).
 KakeyaSettings kakeya_settings(const StreamConfig& sc) {
-  const codec::ParamReader pr("kakeya_pca", codec::codec_params("kakeya_pca"), sc.params);
+  const codec::ParamReader pr(sc.codec, codec::codec_params(sc.codec), sc.params);
   KakeyaSettings k;
   k.bits = static_cast<unsigned>(pr.get_int("bit_width"));
   k.seed = static_cast<uint64_t>(pr.get_int("seed"));
@@ -99,16 +92,7 @@ SigmaQCalibration calibrate_sigma_q(const std::string& capture_path, const RunCo
     throw InvalidArgument(capture_path +
                           ": no full-attention layer has q_pre, so there is no Σ_q to calibrate");
   std::set<int> scope;
-  if (cfg.layers.empty()) {
-    for (const auto& li : info.layers) scope.insert(li.layer);
-  } else {
-    for (int l : cfg.layers) {
-      if (!info.layer(l))
-        throw InvalidArgument("layer " + std::to_string(l) + " is not in the capture " +
-                              capture_path);
-      scope.insert(l);
-    }
-  }
+  for (const LayerPlan& lp : plan_layers(info, cfg)) scope.insert(lp.layer);
   for (const auto& [l, fs] : c.whitening.factors)
     if (scope.count(l) && !c.whitening.skipped.count(l)) c.written.push_back(l);
   return c;
@@ -331,11 +315,16 @@ std::vector<CentroidCalibration> calibrate_centroids(const std::string& capture_
     KakeyaSettings base;
   };
   std::vector<Want> wants;
-  if (cfg.k.codec == "kakeya_pca") wants.push_back({true, kakeya_settings(cfg.k)});
-  if (cfg.v.codec == "kakeya_pca") wants.push_back({false, kakeya_settings(cfg.v)});
+  if (codec::codec_traits(cfg.k.codec).centroid_table)
+    wants.push_back({true, kakeya_settings(cfg.k)});
+  if (codec::codec_traits(cfg.v.codec).centroid_table)
+    wants.push_back({false, kakeya_settings(cfg.v)});
   if (wants.empty())
     throw InvalidArgument("centroid calibration: neither stream uses kakeya_pca (K " + cfg.k.codec +
                           ", V " + cfg.v.codec + ")");
+  std::map<int, LayerPlan> plan;  // what each layer runs (turbo policy and overrides applied)
+  for (LayerPlan& lp : plan_layers(io::CaptureReader(capture_path).info(), cfg))
+    plan.emplace(lp.layer, std::move(lp));
   RunConfig rc = cfg;
   rc.attention_metrics = false;  // does not change the residuals
   RunOptions opt;
@@ -356,8 +345,9 @@ std::vector<CentroidCalibration> calibrate_centroids(const std::string& capture_
     uint64_t i = 0;
     for (const auto& l : run.layers) {
       if (l.boundary) continue;
-      const StreamConfig& sc = layer_stream(cfg, l.layer, w.is_k);
-      if (sc.codec != "kakeya_pca") continue;
+      const StreamPlan& sp = plan.at(l.layer).stream(w.is_k);
+      if (!sp.traits().centroid_table) continue;
+      const StreamConfig& sc = sp.config;
       const KakeyaSettings ls = kakeya_settings(sc);
       if (ls.bits != w.base.bits) continue;
       const StreamResult& sr = w.is_k ? l.k : l.v;

@@ -40,7 +40,8 @@ struct SigmaQCalibration {
 
 /// Computes Σ_q, L, L⁻¹ for every full-attention layer of the capture that has q_pre (through
 /// build_whitening with q_precond = "capture"), applies cfg.target_cond, cfg's skip settings
-/// and cfg.layers as the scope. Throws InvalidArgument when the capture has no q_pre at all.
+/// and the layers of plan_layers(cfg) as the scope. Throws InvalidArgument when the capture has no
+/// q_pre at all.
 SigmaQCalibration calibrate_sigma_q(const std::string& capture_path, const RunConfig& cfg);
 
 /// The safetensors file of bundle-format.md §2 (tensors of the written layers).
@@ -91,11 +92,12 @@ struct CentroidCalibration {
 /// File name of bundle-format.md §4: "K_b3_centroids.f32".
 std::string centroid_file_name(const std::string& stream, unsigned bits);
 
-/// Calibrates the table of every stream whose configured codec is kakeya_pca, with one run of
-/// `cfg` through the runner (collect_residuals; the pool excludes boundary layers and layers
-/// overridden to another codec or bit width). Throws InvalidArgument when no stream is
-/// kakeya_pca or a stream's pool is empty (e.g. block_size larger than the sequences), and the
-/// layer's error when a layer-stream failed (e.g. FP16_RANGE).
+/// Calibrates the table of every stream whose configured codec uses a centroid table
+/// (kakeya_pca), with one run of `cfg` through the runner (collect_residuals; the pool holds the
+/// layers the layer plan runs with such a codec at the stream's bit width: no boundary layers, no
+/// layers an override or the turbo policy gives another codec or width). Throws InvalidArgument
+/// when no stream is kakeya_pca or a stream's pool is empty (e.g. block_size larger than the
+/// sequences), and the layer's error when a layer-stream failed (e.g. FP16_RANGE).
 std::vector<CentroidCalibration> calibrate_centroids(const std::string& capture_path,
                                                      const RunConfig& cfg,
                                                      JobControl* job = nullptr);

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "base/errors.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 #include "sessions/bundle/bundle.h"
 #include "sessions/bundle/bundle_apply.h"
@@ -23,10 +24,12 @@ bool names_tables(const RunConfig& c) {
   return false;
 }
 
+/// Whether some stream (overrides included) uses a codec with a centroid table (kakeya_pca).
 bool has_kakeya(const RunConfig& c) {
-  if (c.k.codec == "kakeya_pca" || c.v.codec == "kakeya_pca") return true;
+  auto table = [](const StreamConfig& s) { return codec::codec_traits(s.codec).centroid_table; };
+  if (table(c.k) || table(c.v)) return true;
   for (const auto& o : c.overrides)
-    if ((o.k && o.k->codec == "kakeya_pca") || (o.v && o.v->codec == "kakeya_pca")) return true;
+    if ((o.k && table(*o.k)) || (o.v && table(*o.v))) return true;
   return false;
 }
 

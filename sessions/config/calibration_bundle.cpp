@@ -4,26 +4,30 @@
 
 #include "base/errors.h"
 #include "codec/codec.h"
+#include "codec/traits.h"
 
 namespace kvwb::sessions {
 
 namespace {
 
+/// Bit width of a stream whose codec uses a centroid table (kakeya_pca).
 int kakeya_bit_width(const StreamConfig& s) {
   auto it = s.params.find("bit_width");
   std::string text;
   if (it != s.params.end()) {
     text = it->second;
   } else {
-    for (const auto& spec : codec::codec_params("kakeya_pca"))
+    for (const auto& spec : codec::codec_params(s.codec))
       if (spec.name == "bit_width") text = spec.default_value;
   }
   try {
     return std::stoi(text);
   } catch (const std::exception&) {
-    throw InvalidArgument("kakeya_pca bit_width '" + text + "' is not an integer");
+    throw InvalidArgument(s.codec + " bit_width '" + text + "' is not an integer");
   }
 }
+
+bool uses_table(const StreamConfig& s) { return codec::codec_traits(s.codec).centroid_table; }
 
 std::string table_list(const CalibrationBundle& b) {
   std::string s;
@@ -32,7 +36,7 @@ std::string table_list(const CalibrationBundle& b) {
 }
 
 void apply_table(StreamConfig& s, bool is_k, const CalibrationBundle& b, const std::string& where) {
-  if (s.codec != "kakeya_pca") return;
+  if (!uses_table(s)) return;
   const std::string key =
       std::string(is_k ? "K" : "V") + "_b" + std::to_string(kakeya_bit_width(s));
   auto it = b.tables.find(key);
@@ -89,10 +93,10 @@ nlohmann::json calibration_provenance_json(const CalibrationBundle& b, const Run
           {"sigma_q",
            applied.q_precond.empty() ? nlohmann::json(nullptr) : nlohmann::json(applied.q_precond)},
           {"centroids",
-           {{"K", applied.k.codec == "kakeya_pca" ? path_or_null(applied.k.centroids_file)
-                                                  : nlohmann::json(nullptr)},
-            {"V", applied.v.codec == "kakeya_pca" ? path_or_null(applied.v.centroids_file)
-                                                  : nlohmann::json(nullptr)}}}};
+           {{"K", uses_table(applied.k) ? path_or_null(applied.k.centroids_file)
+                                        : nlohmann::json(nullptr)},
+            {"V", uses_table(applied.v) ? path_or_null(applied.v.centroids_file)
+                                        : nlohmann::json(nullptr)}}}};
 }
 
 }  // namespace kvwb::sessions

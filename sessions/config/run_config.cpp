@@ -10,8 +10,8 @@ namespace kvwb::sessions {
 
 using nlohmann::json;
 
-std::string default_k_domain(const std::string& codec) {
-  return (codec == "kakeya_pca" || codec == "besicovitch") ? "pre_rope" : "post_rope";
+codec::KDomain resolved_k_domain(const StreamConfig& k) {
+  return k.k_domain ? *k.k_domain : codec::codec_traits(k.codec).default_k_domain;
 }
 
 std::vector<int> parse_layer_list(const std::string& text, const std::string& what) {
@@ -68,9 +68,7 @@ StreamConfig stream_from_json(const json& j, const std::string& where) {
     if (key == "codec") {
       s.codec = it->get<std::string>();
     } else if (key == "k_domain") {
-      s.k_domain = it->get<std::string>();
-      if (s.k_domain != "pre_rope" && s.k_domain != "post_rope")
-        throw InvalidArgument(where + ".k_domain must be pre_rope or post_rope");
+      s.k_domain = parse_k_domain(it->get<std::string>(), where + ".k_domain");
     } else if (key == "centroids_file") {
       s.centroids_file = it->get<std::string>();
     } else if (key == "params") {
@@ -93,7 +91,7 @@ json stream_to_json(const StreamConfig& s, bool is_k) {
     if (!spec.default_value.empty()) params[spec.name] = spec.default_value;
   for (const auto& [k, v] : s.params) params[k] = v;
   j["params"] = params;
-  if (is_k) j["k_domain"] = s.k_domain.empty() ? default_k_domain(s.codec) : s.k_domain;
+  if (is_k) j["k_domain"] = codec::k_domain_name(resolved_k_domain(s));
   if (!s.centroids_file.empty()) j["centroids_file"] = s.centroids_file;
   return j;
 }
@@ -123,9 +121,7 @@ RunConfig run_config_from_json(const json& j, const std::string& source) {
         if (v < 8 || v > 65536) throw InvalidArgument(where + " must be in 8..65536");
         c.block_size = static_cast<uint32_t>(v);
       } else if (key == "block_rows") {
-        c.block_rows = it->get<std::string>();
-        if (c.block_rows != "per_head" && c.block_rows != "pooled_heads")
-          throw InvalidArgument(where + " must be per_head or pooled_heads");
+        c.block_rows = parse_block_rows(it->get<std::string>(), where);
       } else if (key == "layers") {
         c.layers = int_list(*it, where);
       } else if (key == "include_sliding") {
@@ -136,7 +132,7 @@ RunConfig run_config_from_json(const json& j, const std::string& source) {
         c.k = stream_from_json(*it, where);
       } else if (key == "v") {
         c.v = stream_from_json(*it, where);
-        if (!c.v.k_domain.empty()) throw InvalidArgument(where + ": k_domain applies to the K stream only");
+        if (c.v.k_domain) throw InvalidArgument(where + ": k_domain applies to the K stream only");
       } else if (key == "overrides") {
         if (!it->is_array()) throw InvalidArgument(where + " must be a list");
         for (const auto& o : *it) {
@@ -163,9 +159,7 @@ RunConfig run_config_from_json(const json& j, const std::string& source) {
           if (!(*c.target_cond > 1.0)) throw InvalidArgument(where + " must be > 1");
         }
       } else if (key == "turbo_policy") {
-        c.turbo_policy = it->get<std::string>();
-        static const std::set<std::string> ok = {"none", "fork_auto", "mode1", "mode2", "mode5", "mode6", "mode7"};
-        if (!ok.count(c.turbo_policy)) throw InvalidArgument(where + " must be none, fork_auto or mode1/2/5/6/7");
+        c.turbo_policy = parse_turbo_policy(it->get<std::string>(), where);
       } else if (key == "attention_metrics") {
         c.attention_metrics = it->get<bool>();
       } else if (key == "attn_scale") {
@@ -174,9 +168,7 @@ RunConfig run_config_from_json(const json& j, const std::string& source) {
         c.threads = it->get<int>();
         if (c.threads < 0) throw InvalidArgument(where + " must be >= 0");
       } else if (key == "backend") {
-        c.backend = it->get<std::string>();
-        if (c.backend != "cpu" && c.backend != "cuda" && c.backend != "auto")
-          throw InvalidArgument(where + " must be cpu, cuda or auto");
+        c.backend = parse_backend(it->get<std::string>(), where);
       } else {
         throw InvalidArgument(source + ": unknown key '" + key + "' in run configuration (see docs/run-config.md)");
       }
@@ -190,7 +182,7 @@ RunConfig run_config_from_json(const json& j, const std::string& source) {
 json run_config_to_json(const RunConfig& c) {
   json j;
   j["block_size"] = c.block_size;
-  j["block_rows"] = c.block_rows;
+  j["block_rows"] = codec::block_rows_name(c.block_rows);
   j["layers"] = c.layers;
   j["include_sliding"] = c.include_sliding;
   j["boundary"] = c.boundary;
@@ -209,7 +201,7 @@ json run_config_to_json(const RunConfig& c) {
   j["q_precond_skip_layers"] = c.q_precond_skip_layers;
   j["q_precond_auto_skip"] = c.q_precond_auto_skip;
   j["target_cond"] = c.target_cond ? json(*c.target_cond) : json(nullptr);
-  j["turbo_policy"] = c.turbo_policy;
+  j["turbo_policy"] = turbo_policy_name(c.turbo_policy);
   j["attention_metrics"] = c.attention_metrics;
   j["attn_scale"] = c.attn_scale ? json(*c.attn_scale) : json(nullptr);
   return j;  // threads and backend are execution choices, not part of the configuration identity

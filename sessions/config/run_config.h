@@ -8,13 +8,15 @@
 #include <vector>
 
 #include "codec/codec.h"
+#include "codec/traits.h"
+#include "sessions/config/enums.h"
 
 namespace kvwb::sessions {
 
 struct StreamConfig {
   std::string codec = "kakeya_pca";
   codec::ParamMap params;      // codec parameters in text form (see codec_params(codec))
-  std::string k_domain;        // K only: "pre_rope" | "post_rope"; "" = codec default (decisions #2)
+  std::optional<codec::KDomain> k_domain;  // K only; none = the codec's default (decisions #2)
   std::string centroids_file;  // kakeya_pca: calibrated Lloyd-Max table (.f32); "" = Gaussian
 };
 
@@ -25,26 +27,26 @@ struct LayerOverride {
 
 struct RunConfig {
   uint32_t block_size = 512;            // 8 .. 65536
-  std::string block_rows = "per_head";  // per_head | pooled_heads
+  codec::BlockRows block_rows = codec::BlockRows::kPerHead;
   std::vector<int> layers;              // empty = every full-attention layer in the capture
   bool include_sliding = false;         // sliding layers are kept out unless asked
   std::vector<int> boundary;            // boundary_skip_layers: both streams bf16
-  StreamConfig k{"kakeya_pca", {}, "", ""};
-  StreamConfig v{"kakeya_pca", {}, "", ""};
+  StreamConfig k{"kakeya_pca", {}, {}, ""};
+  StreamConfig v{"kakeya_pca", {}, {}, ""};
   std::vector<LayerOverride> overrides;
   std::string q_precond;                // "" = off, "capture" = Σ_q from the capture, else safetensors path
   std::vector<int> q_precond_skip_layers;  // user-chosen, merged with the auto skip rule
   bool q_precond_auto_skip = true;
   std::optional<double> target_cond;    // Tikhonov re-regularisation (K§8.5)
-  std::string turbo_policy = "none";    // none | fork_auto | mode1 | mode2 | mode5 | mode6 | mode7
+  TurboPolicy turbo_policy = TurboPolicy::kNone;
   bool attention_metrics = true;        // computed when the layer has q_pre
   std::optional<double> attn_scale;     // softmax scale; default 1/sqrt(D)
   int threads = 0;                      // 0 = all hardware threads (results do not depend on it)
-  std::string backend = "cpu";          // cpu | cuda | auto
+  Backend backend = Backend::kCpu;
 };
 
-/// Default K-domain of a codec (decisions #2): pre_rope for kakeya_pca and besicovitch.
-std::string default_k_domain(const std::string& codec);
+/// The domain a K stream codes in: its k_domain, else its codec's default (decisions #2).
+codec::KDomain resolved_k_domain(const StreamConfig& k);
 
 /// Parses the JSON schema of docs/run-config.md; unknown keys and bad values throw InvalidArgument
 /// naming `source` and the key.

@@ -109,12 +109,12 @@ RunConfig apply_run_options(RunConfig c, const json& o, const std::string& sourc
   if (const json* v = get("k_codec")) {
     const std::string name = text(*v, where("k_codec"));
     codec::codec_id_from_name(name);
-    if (name != c.k.codec) c.k = StreamConfig{name, {}, "", ""};
+    if (name != c.k.codec) c.k = StreamConfig{name, {}, {}, ""};
   }
   if (const json* v = get("v_codec")) {
     const std::string name = text(*v, where("v_codec"));
     codec::codec_id_from_name(name);
-    if (name != c.v.codec) c.v = StreamConfig{name, {}, "", ""};
+    if (name != c.v.codec) c.v = StreamConfig{name, {}, {}, ""};
   }
   if (const json* v = get("bits_k")) one(c.k, {"bit_width", "bits", "magnitude_bits"}, text(*v, where("bits_k")), "bits_k");
   if (const json* v = get("bits_v")) one(c.v, {"bit_width", "bits", "magnitude_bits"}, text(*v, where("bits_v")), "bits_v");
@@ -125,9 +125,7 @@ RunConfig apply_run_options(RunConfig c, const json& o, const std::string& sourc
     c.block_size = static_cast<uint32_t>(b);
   }
   if (const json* v = get("block_rows")) {
-    c.block_rows = text(*v, where("block_rows"));
-    if (c.block_rows != "per_head" && c.block_rows != "pooled_heads")
-      throw InvalidArgument(where("block_rows") + " must be per_head or pooled_heads");
+    c.block_rows = parse_block_rows(text(*v, where("block_rows")), where("block_rows"));
   }
   if (const json* v = get("pca")) {
     const std::string p = text(*v, where("pca"));
@@ -174,18 +172,17 @@ RunConfig apply_run_options(RunConfig c, const json& o, const std::string& sourc
   if (const json* v = get("boundary")) c.boundary = parse_layer_list(layer_list_text(*v, where("boundary")), where("boundary"));
   if (const json* v = get("layers")) c.layers = parse_layer_list(layer_list_text(*v, where("layers")), where("layers"));
   if (const json* v = get("k_domain")) {
-    const std::string d = text(*v, where("k_domain"));
-    if (d != "pre_rope" && d != "post_rope") throw InvalidArgument(where("k_domain") + " must be pre_rope or post_rope");
-    c.k.k_domain = d;
+    c.k.k_domain = parse_k_domain(text(*v, where("k_domain")), where("k_domain"));
   }
   if (const json* v = get("turbo_policy"))
-    c.turbo_policy = run_config_from_json(json{{"turbo_policy", text(*v, where("turbo_policy"))}}, source).turbo_policy;
+    c.turbo_policy = parse_turbo_policy(text(*v, where("turbo_policy")), where("turbo_policy"));
   if (const json* v = get("threads")) {
     const double t = number(*v, where("threads"));
     if (t < 0) throw InvalidArgument(where("threads") + " must be >= 0");
     c.threads = static_cast<int>(t);
   }
-  if (const json* v = get("backend")) c.backend = run_config_from_json(json{{"backend", text(*v, where("backend"))}}, source).backend;
+  if (const json* v = get("backend"))
+    c.backend = parse_backend(text(*v, where("backend")), where("backend"));
   if (const json* v = get("no_attention")) {
     if (truthy(*v, where("no_attention"))) c.attention_metrics = false;
   }

@@ -280,11 +280,13 @@ Evaluator::Evaluator(const model::LlamaModel& m, const std::vector<int32_t>& tex
   }
   // The reference: the bf16 serving cache, through the same round-trip path as every configuration.
   RunConfig ref;
-  ref.k = StreamConfig{"bf16", {}, "", ""};
-  ref.v = StreamConfig{"bf16", {}, "", ""};
+  ref.k = StreamConfig{"bf16", {}, {}, ""};
+  ref.v = StreamConfig{"bf16", {}, {}, ""};
   const Whitening none;
   for (size_t l = 0; l < NL; ++l) {
-    LayerRoundTrip rt = roundtrip_layer(info_, ref, none, static_cast<int>(l), k_pre_[l], v_[l], positions_);
+    LayerRoundTrip rt =
+        roundtrip_layer(info_, ref, none, plan_layer(info_, ref, static_cast<int>(l)), k_pre_[l],
+                        v_[l], positions_);
     k_ref_.push_back(std::move(rt.k_pre_hat));
     v_ref_.push_back(std::move(rt.v_hat));
   }
@@ -325,7 +327,6 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
   const auto t0 = std::chrono::steady_clock::now();
   const auto& c = m_.config();
   const size_t NL = static_cast<size_t>(c.num_layers), V = static_cast<size_t>(c.vocab_size);
-  const size_t D = static_cast<size_t>(c.head_dim);
   EvalResult r;
   r.config = run_config_to_json(cfg);
   r.config_hash = run_config_hash(cfg);
@@ -335,52 +336,18 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
   r.selection = selection_;
   r.bootstrap = boot_;
   r.prefill_seconds = prefill_seconds_;
-  for (int l : cfg.layers)
-    if (l < 0 || l >= c.num_layers)
-      throw InvalidArgument("layer " + std::to_string(l) + " is not in the model (" + std::to_string(c.num_layers) +
-                            " layers)");
-  for (int l : cfg.boundary)
-    if (l < 0 || l >= c.num_layers)
-      throw InvalidArgument("boundary layer " + std::to_string(l) + " is not in the model (" +
-                            std::to_string(c.num_layers) + " layers)");
-  std::vector<int> layers = cfg.layers;
-  if (layers.empty())
-    for (int l = 0; l < c.num_layers; ++l) layers.push_back(l);
-  else
+  // The model's layers are all full attention: the plan covers cfg.layers or all of them.
+  const std::vector<LayerPlan> layers = plan_layers(info_, cfg);
+  if (!cfg.layers.empty())
     r.warnings.push_back("layers outside --layers keep the reference (bf16) cache");
-  if (!cfg.q_precond.empty()) {
-    auto dom = [](const StreamConfig& s) { return s.k_domain.empty() ? default_k_domain(s.codec) : s.k_domain; };
-    if (dom(cfg.k) == "post_rope")
-      throw InvalidArgument("Q-preconditioning needs k_domain pre_rope, but the K codec " + cfg.k.codec +
-                            " works post-RoPE");
-  }
+  if (!cfg.q_precond.empty() && resolved_k_domain(cfg.k) == codec::KDomain::kPostRope)
+    throw InvalidArgument("Q-preconditioning needs k_domain pre_rope, but the K codec " +
+                          cfg.k.codec + " works post-RoPE");
   // Q-preconditioning factors: Σ_q from the prefill queries, or a safetensors file.
-  Whitening wh;
-  if (cfg.q_precond == "capture") {
-    r.in_sample = true;
-    for (size_t l = 0; l < NL; ++l) {
-      const auto sig = codec::compute_sigma_q(q_pre_[l], static_cast<size_t>(c.num_kv_heads));
-      auto& fs = wh.factors[static_cast<int>(l)];
-      for (size_t h = 0; h < sig.size(); ++h)
-        fs.push_back(codec::factor_sigma_q(sig[h], D, codec::kDefaultRidge, cfg.target_cond,
-                                           "layer " + std::to_string(l) + ", kv head " + std::to_string(h)));
-    }
-  } else if (!cfg.q_precond.empty()) {
-    wh.factors = load_whitening_file(cfg.q_precond, c.num_kv_heads, c.head_dim);
-  }
-  if (!wh.factors.empty()) {
-    std::map<int, double> mx;
-    for (const auto& [l, fs] : wh.factors) {
-      double m = 0;
-      for (const auto& f : fs) m = std::max(m, f.max_abs_L);
-      mx[l] = m;
-    }
-    wh.rule = codec::skip_rule(mx);
-    if (cfg.q_precond_auto_skip)
-      for (const auto& [l, s] : wh.rule.skip)
-        if (s) wh.skipped.insert(l);
-    for (int l : cfg.q_precond_skip_layers) wh.skipped.insert(l);
-  }
+  r.in_sample = cfg.q_precond == "capture";
+  const Whitening wh = build_whitening(info_, cfg, [&](int layer, Tensor4&) -> const Tensor4& {
+    return q_pre_[static_cast<size_t>(layer)];
+  });
   // Round trip of every layer of the run; the rest keep the reference cache.
   std::vector<Tensor4> k_hat(NL), v_hat(NL);
   std::vector<const Tensor4*> kp(NL), vp(NL);
@@ -391,11 +358,12 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
   size_t step = 0;
   uint64_t tail = 0;
   const size_t total = layers.size() + static_cast<size_t>(P_);
-  for (int l : layers) {
+  for (const LayerPlan& lp : layers) {
     if (job && job->cancel.load()) throw Cancelled("eval cancelled");
-    if (job && job->progress) job->progress(step++, total, "round trip layer " + std::to_string(l));
-    const size_t li = static_cast<size_t>(l);
-    LayerRoundTrip rt = roundtrip_layer(info_, cfg, wh, l, k_pre_[li], v_[li], positions_);
+    if (job && job->progress)
+      job->progress(step++, total, "round trip layer " + std::to_string(lp.layer));
+    const size_t li = static_cast<size_t>(lp.layer);
+    LayerRoundTrip rt = roundtrip_layer(info_, cfg, wh, lp, k_pre_[li], v_[li], positions_);
     r.aggregate.bytes += rt.k.bytes + rt.v.bytes;
     r.aggregate.bf16_bytes += rt.k.bf16_bytes + rt.v.bf16_bytes;
     tail += rt.k.tail_bytes + rt.v.tail_bytes;

@@ -5,10 +5,11 @@
 #include <map>
 #include <set>
 
-#include "codec/codec.h"
 #include "base/errors.h"
+#include "codec/codec.h"
 #include "io/capture.h"
 #include "sessions/analysis/pareto.h"
+#include "sessions/config/layer_plan.h"
 
 namespace kvwb::sessions {
 
@@ -65,17 +66,10 @@ json proposal_json(const BoundaryProposal& p) {
               {"failed", p.failed}};
 }
 
+/// The layers a run of `cfg` covers, in run order (the layer plan's).
 std::vector<int> run_layer_list(const io::CaptureInfo& info, const RunConfig& cfg) {
   std::vector<int> out;
-  if (!cfg.layers.empty()) {
-    for (int l : cfg.layers) {
-      if (!info.layer(l)) throw InvalidArgument("layer " + std::to_string(l) + " is not in the capture " + info.path);
-      out.push_back(l);
-    }
-  } else {
-    for (const auto& li : info.layers)
-      if (li.attention != "sliding" || cfg.include_sliding) out.push_back(li.layer);
-  }
+  for (const LayerPlan& lp : plan_layers(info, cfg)) out.push_back(lp.layer);
   return out;
 }
 

@@ -11,6 +11,7 @@
 
 #include "base/errors.h"
 #include "codec/math/calibration.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
 #include "io/synthetic_capture.h"
@@ -729,7 +730,9 @@ Section distribution_section(const ReportInputs& in) {
     for (bool k_stream : {true, false}) {
       for (const auto& l : in.run_result->layers) {
         const StreamResult& st = k_stream ? l.k : l.v;
-        if (st.codec != "kakeya_pca" || st.failed || st.scaled_residuals.empty()) continue;
+        if (!codec::codec_traits(st.codec).scaled_residuals || st.failed ||
+            st.scaled_residuals.empty())
+          continue;
         ResidualHistogram hist;
         try {
           hist = residual_histogram(

@@ -34,20 +34,17 @@ std::vector<BackendDescription> list_backends() {
   return out;
 }
 
-std::string resolve_backend(const std::string& requested, std::string* note) {
-  if (requested == "cpu") return "cpu";
+Backend resolve_backend(Backend requested, std::string* note) {
+  if (requested == Backend::kCpu) return Backend::kCpu;
   std::string reason;
   for (const auto& b : list_backends()) {
-    if (b.name != "cuda") continue;
-    if (b.compiled && b.available && b.runs_codecs) return "cuda";
+    if (b.name != backend_name(Backend::kCuda)) continue;
+    if (b.compiled && b.available && b.runs_codecs) return Backend::kCuda;
     reason = b.detail;
   }
-  if (requested == "cuda") throw Unavailable("backend 'cuda' cannot run: " + reason);
-  if (requested == "auto") {
-    if (note) *note = "backend auto fell back to cpu: " + reason;
-    return "cpu";
-  }
-  throw InvalidArgument("unknown backend '" + requested + "' (expected cpu, cuda or auto)");
+  if (requested == Backend::kCuda) throw Unavailable("backend 'cuda' cannot run: " + reason);
+  if (note) *note = "backend auto fell back to cpu: " + reason;
+  return Backend::kCpu;
 }
 
 }  // namespace kvwb::sessions

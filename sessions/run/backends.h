@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "sessions/config/enums.h"
+
 namespace kvwb::sessions {
 
 struct DeviceDescription {
@@ -26,9 +28,9 @@ struct BackendDescription {
 /// Every backend this binary knows, compiled or not.
 std::vector<BackendDescription> list_backends();
 
-/// Resolves a requested backend ("cpu", "cuda", "auto") to the one that will run. Asking for
-/// cuda when it cannot run throws Unavailable with the reason; auto falls back to cpu and puts
-/// the reason into *note.
-std::string resolve_backend(const std::string& requested, std::string* note);
+/// Resolves a requested backend to the one that will run (cpu or cuda). Asking for cuda when it
+/// cannot run throws Unavailable with the reason; auto falls back to cpu and puts the reason into
+/// *note.
+Backend resolve_backend(Backend requested, std::string* note);
 
 }  // namespace kvwb::sessions

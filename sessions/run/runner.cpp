@@ -6,15 +6,15 @@
 #include <set>
 #include <sstream>
 
-#include "codec/codec.h"
 #include "base/errors.h"
+#include "base/thread_pool.h"
+#include "codec/codec.h"
 #include "codec/format/half.h"
 #include "codec/math/metrics.h"
 #include "codec/math/rope.h"
+#include "codec/traits.h"
 #include "io/atomic_file.h"
 #include "sessions/run/backends.h"
-#include "sessions/run/calibration_io.h"
-#include "base/thread_pool.h"
 
 namespace kvwb::sessions {
 
@@ -35,55 +35,6 @@ double RunResult::ratio_vs_bf16() const {
 
 namespace {
 
-bool is_turbo(const std::string& c) { return c == "turbo2" || c == "turbo3" || c == "turbo4"; }
-bool is_block_codec(const std::string& c) { return c == "kakeya_pca" || c == "besicovitch"; }
-
-/// Stream settings of one layer: override > turbo policy > defaults (codec-peers.md §1.7).
-struct LayerStreams {
-  StreamConfig k, v;
-};
-
-LayerStreams resolve_layer(const RunConfig& cfg, const io::CaptureInfo& info, int l) {
-  LayerStreams s{cfg.k, cfg.v};
-  const std::string& pol = cfg.turbo_policy;
-  const int n = info.num_layers;
-  if (pol != "none") {
-    auto set = [](StreamConfig& sc, const std::string& codec) {
-      if (sc.codec != codec) sc = StreamConfig{codec, {}, sc.k_domain.empty() ? "" : "post_rope", ""};
-    };
-    // Step 1: auto-asymmetric K upgrade.
-    if (is_turbo(s.k.codec) && s.k.codec == s.v.codec && info.num_kv_heads > 0 &&
-        info.num_query_heads / info.num_kv_heads >= 6)
-      set(s.k, "q8_0");
-    std::string mode = pol;
-    if (pol == "fork_auto") mode = (s.v.codec == "turbo2" && n >= 8) ? "mode7" : "none";
-    const bool big = n >= 8;
-    if (mode == "mode1" && big && is_turbo(s.k.codec) && (l < 4 || l >= n - 4)) {
-      set(s.k, "q8_0");
-      set(s.v, "q8_0");
-    } else if (mode == "mode2" && big && is_turbo(s.k.codec) && l >= n - 8) {
-      set(s.k, "q8_0");
-      set(s.v, "q8_0");
-    } else if (mode == "mode5" && big && is_turbo(s.v.codec)) {
-      set(s.v, (l < 2 || l >= n - 2) ? "turbo4" : "turbo2");
-    } else if (mode == "mode6" && big && is_turbo(s.v.codec)) {
-      set(s.v, l >= n - 8 ? "turbo4" : "turbo2");
-    } else if (mode == "mode7" && big && is_turbo(s.v.codec)) {
-      set(s.v, (l < 2 || l >= n - 2) ? "q8_0" : "turbo2");
-    }
-  }
-  for (const auto& o : cfg.overrides) {
-    if (o.layer != l) continue;
-    if (o.k) s.k = *o.k;
-    if (o.v) s.v = *o.v;
-  }
-  return s;
-}
-
-std::string k_domain_of(const StreamConfig& k) {
-  return k.k_domain.empty() ? default_k_domain(k.codec) : k.k_domain;
-}
-
 std::vector<float> load_centroids(const std::string& path, const std::string& what) {
   const auto bytes = io::read_file(path);
   if (bytes.empty() || bytes.size() % 4 != 0)
@@ -97,8 +48,10 @@ std::vector<float> load_centroids(const std::string& path, const std::string& wh
 std::unique_ptr<codec::Codec> build_codec(const StreamConfig& sc, size_t head_dim, const std::string& what) {
   codec::CodecResources res;
   if (!sc.centroids_file.empty()) {
-    if (sc.codec != "kakeya_pca")
-      throw InvalidArgument(what + ": centroids_file applies to kakeya_pca only, not " + sc.codec);
+    if (!codec::codec_traits(sc.codec).centroid_table)
+      throw InvalidArgument(
+          what + ": centroids_file applies to codecs with a centroid table (kakeya_pca), not " +
+          sc.codec);
     res.centroid_table = load_centroids(sc.centroids_file, what);
   }
   try {
@@ -108,24 +61,6 @@ std::unique_ptr<codec::Codec> build_codec(const StreamConfig& sc, size_t head_di
   } catch (const Unsupported& e) {
     throw Unsupported(what + ": " + e.what());
   }
-}
-
-std::vector<int> run_layers(const io::CaptureInfo& info, const RunConfig& cfg) {
-  std::vector<int> out;
-  if (!cfg.layers.empty()) {
-    for (int l : cfg.layers) {
-      const auto* li = info.layer(l);
-      if (!li) throw InvalidArgument("layer " + std::to_string(l) + " is not in the capture " + info.path);
-      out.push_back(l);
-    }
-  } else {
-    for (const auto& li : info.layers)
-      if (li.attention != "sliding" || cfg.include_sliding) out.push_back(li.layer);
-  }
-  for (int b : cfg.boundary)
-    if (!info.layer(b))
-      throw InvalidArgument("boundary layer " + std::to_string(b) + " is not in the capture " + info.path);
-  return out;
 }
 
 /// Gathers the rows of one unit: per_head (s, h) is contiguous in [S,H,T,D]; pooled_heads
@@ -178,7 +113,8 @@ void run_stream(const io::CaptureInfo& info, const RunConfig& cfg, const StreamC
   const size_t S = x.s, H = x.h, T = x.t, D = x.d;
   const std::string what = "layer " + std::to_string(ld.layer) + " " + stream_name(stream);
   auto codec = build_codec(sc, D, what + " codec " + sc.codec);
-  const bool pooled = is_block_codec(sc.codec) && cfg.block_rows == "pooled_heads";
+  const codec::CodecTraits& traits = codec::codec_traits(codec->id());
+  const bool pooled = traits.block_codec && cfg.block_rows == codec::BlockRows::kPooledHeads;
   const bool whiten = stream == codec::Stream::kK && ld.whitening != nullptr;
 
   // Whitened copy of K (rows · L_h), and its max |value| (reported, never saturated).
@@ -190,15 +126,7 @@ void run_stream(const io::CaptureInfo& info, const RunConfig& cfg, const StreamC
         codec::matmul_rows(x.row(s, h, 0), T, D, (*ld.whitening)[h].L.data(), xw.row(s, h, 0));
     for (float v : xw.data) res.max_abs_whitened = std::max(res.max_abs_whitened, static_cast<double>(std::fabs(v)));
   }
-  float layer_scale = 1.0f;
-  if (sc.codec == "fp8_e4m3") {
-    auto it = sc.params.find("scale_mode");
-    if (it != sc.params.end() && it->second == "absmax") {
-      float mx = 0;
-      for (float v : x.data) mx = std::max(mx, std::fabs(v));
-      layer_scale = mx > 0 ? mx / 448.0f : 1.0f;
-    }
-  }
+  const float layer_scale = codec::layer_stream_scale(codec->id(), sc.params, x.data);
   uint8_t flags = 0;
   if (stream == codec::Stream::kK) {
     if (ld.k_pre) flags |= codec::kDomainPreRope;
@@ -229,7 +157,7 @@ void run_stream(const io::CaptureInfo& info, const RunConfig& cfg, const StreamC
     in.dim = D;
     in.layer_scale = layer_scale;
     in.collect_residuals = opt.collect_residuals;
-    if (!ld.key_weights.empty() && sc.codec == "kakeya_pca") {
+    if (!ld.key_weights.empty() && traits.row_weights) {
       weights.resize(in.n);
       for (size_t r = 0; r < in.n; ++r) {
         const size_t h = u.head >= 0 ? static_cast<size_t>(u.head) : r % H;
@@ -318,47 +246,15 @@ void rope_tensor(Tensor4& t, const std::vector<int32_t>& positions, const codec:
 
 }  // namespace
 
-Whitening build_whitening(const io::CaptureReader& cap, const RunConfig& cfg) {
-  Whitening w;
-  if (cfg.q_precond.empty()) return w;
-  const auto& info = cap.info();
-  if (cfg.q_precond == "capture") {
-    for (const auto& li : info.layers) {
-      if (!li.has_q_pre || li.attention == "sliding") continue;
-      const Tensor4 q = cap.read(li.layer, io::TensorKind::kQPre);
-      const auto sig = codec::compute_sigma_q(q, static_cast<size_t>(info.num_kv_heads));
-      auto& fs = w.factors[li.layer];
-      for (size_t h = 0; h < sig.size(); ++h)
-        fs.push_back(codec::factor_sigma_q(sig[h], static_cast<size_t>(info.head_dim), codec::kDefaultRidge,
-                                           cfg.target_cond,
-                                           "layer " + std::to_string(li.layer) + ", kv head " + std::to_string(h)));
-    }
-  } else {
-    w.factors = load_whitening_file(cfg.q_precond, info.num_kv_heads, info.head_dim);
-  }
-  std::map<int, double> m;
-  for (const auto& [l, fs] : w.factors) {
-    double mx = 0;
-    for (const auto& f : fs) mx = std::max(mx, f.max_abs_L);
-    m[l] = mx;
-  }
-  w.rule = codec::skip_rule(m);
-  if (cfg.q_precond_auto_skip)
-    for (const auto& [l, s] : w.rule.skip)
-      if (s) w.skipped.insert(l);
-  for (int l : cfg.q_precond_skip_layers) w.skipped.insert(l);
-  return w;
-}
-
-LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg, const Whitening& wh, int layer,
-                              const Tensor4& k_pre, const Tensor4& v, const std::vector<int32_t>& positions) {
+LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg,
+                               const Whitening& wh, const LayerPlan& lp, const Tensor4& k_pre,
+                               const Tensor4& v, const std::vector<int32_t>& positions) {
   LayerRoundTrip out;
-  const bool boundary = std::find(cfg.boundary.begin(), cfg.boundary.end(), layer) != cfg.boundary.end();
-  const LayerStreams ls = resolve_layer(cfg, info, layer);
+  const int layer = lp.layer;
+  const bool boundary = lp.boundary;
   LayerData ld;
   ld.layer = layer;
-  const std::string kdom = boundary ? "pre_rope" : k_domain_of(ls.k);
-  ld.k_pre = kdom == "pre_rope";
+  ld.k_pre = lp.k_domain == codec::KDomain::kPreRope;
   ld.k = k_pre;
   const codec::RopeParams rope = info.rope();
   if (!ld.k_pre) rope_tensor(ld.k, positions, rope, false);
@@ -371,12 +267,12 @@ LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg
   RunOptions opt;
   for (int si = 0; si < 2; ++si) {
     const bool is_k = si == 0;
-    const StreamConfig& sc = is_k ? ls.k : ls.v;
+    const StreamConfig& sc = lp.stream(is_k).config;
     const Tensor4& x = is_k ? ld.k : ld.v;
     Tensor4& rec = is_k ? out.k_pre_hat : out.v_hat;
     StreamResult& res = is_k ? out.k : out.v;
-    res.codec = boundary ? "bf16" : sc.codec;
-    res.k_domain = is_k ? kdom : "";
+    res.codec = sc.codec;
+    if (is_k) res.k_domain = lp.k_domain;
     res.values = x.size();
     res.bf16_bytes = 2 * x.size();
     if (boundary) {
@@ -395,7 +291,7 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
                      RunResult* partial) {
   const auto t_start = std::chrono::steady_clock::now();
   std::string backend_note;
-  const std::string backend = resolve_backend(cfg.backend, &backend_note);
+  const Backend backend = resolve_backend(cfg.backend, &backend_note);
   io::CaptureReader cap(capture_path);
   const auto& info = cap.info();
   const size_t D = static_cast<size_t>(info.head_dim);
@@ -405,21 +301,22 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
   r.capture_file = capture_path;
   r.backend = backend;
   if (!backend_note.empty()) r.warnings.push_back(backend_note);
-  const std::vector<int> layers = run_layers(info, cfg);
-  const std::set<int> boundary(cfg.boundary.begin(), cfg.boundary.end());
+  const std::vector<LayerPlan> layers = plan_layers(info, cfg);
 
   // Validate every stream configuration of every layer before any encoding starts.
-  for (int l : layers) {
-    if (boundary.count(l)) continue;
-    const LayerStreams ls = resolve_layer(cfg, info, l);
-    build_codec(ls.k, D, "layer " + std::to_string(l) + " K codec " + ls.k.codec);
-    build_codec(ls.v, D, "layer " + std::to_string(l) + " V codec " + ls.v.codec);
-    if (!cfg.q_precond.empty() && k_domain_of(ls.k) == "post_rope")
-      throw InvalidArgument("Q-preconditioning needs k_domain pre_rope, but layer " + std::to_string(l) +
-                            " codes K post-RoPE with " + ls.k.codec);
-    if (ls.k.codec == "kakeya_pca" && !k_domain_of(ls.k).empty()) {
-      auto it = ls.k.params.find("share_basis");
-      if (it != ls.k.params.end() && (it->second == "true" || it->second == "1"))
+  for (const LayerPlan& lp : layers) {
+    if (lp.boundary) continue;
+    const int l = lp.layer;
+    const StreamConfig& k = lp.k.config;
+    build_codec(k, D, "layer " + std::to_string(l) + " K codec " + k.codec);
+    build_codec(lp.v.config, D, "layer " + std::to_string(l) + " V codec " + lp.v.config.codec);
+    if (!cfg.q_precond.empty() && lp.k_domain == codec::KDomain::kPostRope)
+      throw InvalidArgument("Q-preconditioning needs k_domain pre_rope, but layer " +
+                            std::to_string(l) + " codes K post-RoPE with " + k.codec);
+    {
+      // Only kakeya_pca has share_basis (build_codec refused it on any other codec).
+      auto it = k.params.find("share_basis");
+      if (it != k.params.end() && (it->second == "true" || it->second == "1"))
         r.warnings.push_back("share_basis on K (layer " + std::to_string(l) +
                              "): the reference measured 2.47x K-MSE inflation for a shared K basis");
     }
@@ -446,7 +343,8 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
   const std::atomic<bool>* cancel = job ? &job->cancel : nullptr;
   size_t step = 0;
   const size_t total_steps = layers.size();
-  for (int l : layers) {
+  for (const LayerPlan& lp : layers) {
+    const int l = lp.layer;
     if (cancel && cancel->load()) {
       if (partial) *partial = r;
       throw Cancelled("run cancelled after " + std::to_string(r.layers.size()) + " of " +
@@ -456,13 +354,11 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     const auto* li = info.layer(l);
     LayerResult lr;
     lr.layer = l;
-    lr.boundary = boundary.count(l) > 0;
+    lr.boundary = lp.boundary;
     lr.has_q = li->has_q_pre;
-    const LayerStreams ls = resolve_layer(cfg, info, l);
     LayerData ld;
     ld.layer = l;
-    const std::string kdom = lr.boundary ? "pre_rope" : k_domain_of(ls.k);
-    ld.k_pre = kdom == "pre_rope";
+    ld.k_pre = lp.k_domain == codec::KDomain::kPreRope;
     ld.k = ld.k_pre ? cap.k_pre(l, &ld.k_derived) : cap.k_post(l, &ld.k_derived);
     ld.v = cap.read(l, io::TensorKind::kV);
     auto fit = wh.factors.find(l);
@@ -476,10 +372,9 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     const bool want_attn = cfg.attention_metrics && li->has_q_pre;
     const int window = li->attention == "sliding" ? li->sliding_window : 0;
     Tensor4 qpost;
-    if (want_attn || (!lr.boundary && ((ls.k.codec == "kakeya_pca" && ls.k.params.count("weights") &&
-                                        ls.k.params.at("weights") == "attention") ||
-                                       (ls.v.codec == "kakeya_pca" && ls.v.params.count("weights") &&
-                                        ls.v.params.at("weights") == "attention")))) {
+    // Row weights from attention mass (never in boundary layers).
+    const bool attention_weights = lp.k.attention_weights || lp.v.attention_weights;
+    if (want_attn || attention_weights) {
       if (!li->has_q_pre)
         throw InvalidArgument("layer " + std::to_string(l) + ": weights=attention needs q_pre in the capture");
       qpost = cap.read(l, io::TensorKind::kQPre);
@@ -492,9 +387,7 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
       if (ld.k_pre) rope_tensor(kpost_ref, positions, rope, false);
     }
     const size_t g = static_cast<size_t>(info.num_query_heads / info.num_kv_heads);
-    if (!lr.boundary && qpost.size() &&
-        ((ls.k.params.count("weights") && ls.k.params.at("weights") == "attention") ||
-         (ls.v.params.count("weights") && ls.v.params.at("weights") == "attention"))) {
+    if (attention_weights && qpost.size()) {
       ld.key_weights.assign(S * H, std::vector<double>(T, 0.0));
       parallel_for(S * H, cfg.threads, [&](size_t i) {
         const size_t s = i / H, h = i % H;
@@ -505,9 +398,10 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     }
 
     Tensor4 krec, vrec;
-    auto do_stream = [&](const StreamConfig& sc, codec::Stream st, const Tensor4& x, Tensor4& rec, StreamResult& res) {
-      res.codec = lr.boundary ? "bf16" : sc.codec;
-      res.k_domain = st == codec::Stream::kK ? kdom : "";
+    auto do_stream = [&](const StreamConfig& sc, codec::Stream st, const Tensor4& x, Tensor4& rec,
+                         StreamResult& res) {
+      res.codec = sc.codec;
+      if (st == codec::Stream::kK) res.k_domain = lp.k_domain;
       res.values = x.size();
       res.bf16_bytes = 2 * x.size();
       if (lr.boundary) {
@@ -527,8 +421,8 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
         res.error_message = e.what();
       }
     };
-    do_stream(ls.k, codec::Stream::kK, ld.k, krec, lr.k);
-    do_stream(ls.v, codec::Stream::kV, ld.v, vrec, lr.v);
+    do_stream(lp.k.config, codec::Stream::kK, ld.k, krec, lr.k);
+    do_stream(lp.v.config, codec::Stream::kV, ld.v, vrec, lr.v);
     if (!lr.k.failed) {
       measure(ld.k, krec, lr.k);
       if (ld.factors) {
@@ -612,7 +506,7 @@ void attn_into(json& j, const codec::AttentionSums& a) {
 json stream_json(const StreamResult& s) {
   json j;
   j["codec"] = s.codec;
-  if (!s.k_domain.empty()) j["k_domain"] = s.k_domain;
+  if (s.k_domain) j["k_domain"] = codec::k_domain_name(*s.k_domain);
   j["bytes"] = s.bytes;
   j["reference_bytes"] = s.reference_bytes;
   j["tail_bytes"] = s.tail_bytes;
@@ -668,7 +562,7 @@ json run_result_to_json(const RunResult& r) {
   j["config"] = r.config;
   j["config_hash"] = r.config_hash;
   j["capture"] = {{"file", r.capture_file}, {"sha256", r.capture_sha256}};
-  j["backend"] = r.backend;
+  j["backend"] = backend_name(r.backend);
   j["failed"] = r.failed;
   j["seconds"] = r.seconds;
   j["warnings"] = r.warnings;
@@ -740,9 +634,12 @@ std::string run_result_to_csv(const RunResult& r) {
   auto f = [](double v) { return std::isfinite(v) ? std::to_string(v) : std::string(); };
   for (const auto& l : r.layers) {
     for (const auto* s : {&l.k, &l.v}) {
-      os << l.layer << ',' << (s == &l.k ? "K" : "V") << ',' << (l.boundary ? 1 : 0) << ',' << s->codec << ','
-         << s->k_domain << ',' << s->bytes << ',' << s->reference_bytes << ',' << s->tail_bytes << ',' << s->bf16_bytes
-         << ',' << (s->bytes ? f(static_cast<double>(s->bf16_bytes) / static_cast<double>(s->bytes)) : "") << ',';
+      os << l.layer << ',' << (s == &l.k ? "K" : "V") << ',' << (l.boundary ? 1 : 0) << ','
+         << s->codec << ',' << (s->k_domain ? codec::k_domain_name(*s->k_domain) : "") << ','
+         << s->bytes << ',' << s->reference_bytes << ',' << s->tail_bytes << ',' << s->bf16_bytes
+         << ','
+         << (s->bytes ? f(static_cast<double>(s->bf16_bytes) / static_cast<double>(s->bytes)) : "")
+         << ',';
       if (s->failed) {
         os << ",,,,,,,," << 1 << '\n';
         continue;

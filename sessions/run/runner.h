@@ -6,25 +6,26 @@
 #include <atomic>
 #include <functional>
 #include <map>
-#include <set>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "base/job.h"
+#include "codec/format/tensor.h"
 #include "codec/math/calibration.h"
 #include "codec/math/metrics.h"
-#include "codec/format/tensor.h"
 #include "io/capture.h"
+#include "sessions/config/layer_plan.h"
 #include "sessions/config/run_config.h"
+#include "sessions/run/whitening.h"
 
 namespace kvwb::sessions {
 
 struct StreamResult {
   std::string codec;         // codec actually used ("bf16" for boundary layers)
-  std::string k_domain;      // K: pre_rope | post_rope; "" for V
+  std::optional<codec::KDomain> k_domain;  // K: the domain it was coded in; none for V
   bool failed = false;
   std::string error_code;    // e.g. FP16_RANGE when failed
   std::string error_message;
@@ -60,7 +61,7 @@ struct RunResult {
   std::string config_hash;
   std::string capture_file;
   std::string capture_sha256;
-  std::string backend = "cpu";
+  Backend backend = Backend::kCpu;  // the backend that ran (cpu or cuda)
   bool failed = false;    // some layer-stream failed (its metrics are absent)
   std::vector<LayerResult> layers;
   uint64_t total_bytes = 0, bf16_bytes = 0, tail_bytes = 0, reference_bytes = 0;
@@ -84,25 +85,17 @@ struct RunOptions {
 /// in the bf16 hot tail. On tiny1m (T = 256) it equals `kvwb run --block-size 256`.
 RunConfig workbench_default_config(int tokens);
 
-/// Q-preconditioning factors of a capture: per layer, per kv head; layers absent = identity.
-struct Whitening {
-  std::map<int, std::vector<codec::WhiteningFactor>> factors;  // layers with Σ_q
-  codec::SkipRule rule;
-  std::set<int> skipped;  // auto ∪ user
-};
-
-/// Builds the whitening factors the configuration asks for ("capture" or a safetensors file).
-Whitening build_whitening(const io::CaptureReader& capture, const RunConfig& cfg);
-
-/// Round-trips the K and V of one layer held in memory through `cfg` exactly as run_config does
-/// for a capture layer (boundary layers, Q-preconditioning with `wh`, per-stream codecs, hot
-/// tail, turbo policy). k_pre, v: [S, H_kv, T, D]; positions [S*T] for RoPE when the K codec works
-/// post-RoPE. Returns pre-RoPE reconstructed keys and values. Codec failures throw (Fp16Range...).
+/// Round-trips the K and V of one layer held in memory exactly as run_config does for a capture
+/// layer: `plan` (plan_layer of `cfg`: boundary, per-stream codecs, turbo policy, overrides),
+/// Q-preconditioning with `wh`, hot tail. k_pre, v: [S, H_kv, T, D]; positions [S*T] for RoPE when
+/// the K codec works post-RoPE. Returns pre-RoPE reconstructed keys and values. Codec failures
+/// throw (Fp16Range...).
 struct LayerRoundTrip {
   codec::Tensor4 k_pre_hat, v_hat;
   StreamResult k, v;
 };
-LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg, const Whitening& wh, int layer,
+LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg,
+                               const Whitening& wh, const LayerPlan& plan,
                                const codec::Tensor4& k_pre, const codec::Tensor4& v,
                                const std::vector<int32_t>& positions);
 

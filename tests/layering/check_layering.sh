@@ -24,6 +24,10 @@
 #     views/models/    base/ codec/ sessions/ views/models/   (no Qt, no io/, no sessions/report/)
 #     views/           no io/ (views draw snapshots; file access belongs to the core), no sessions/report/
 #     app/cli/         no views/ or app/gui/
+#   codec knowledge stays in codec/: outside it (base io model sessions views app bench) no code
+#     compares a string against a codec-name literal (==, !=, compare, starts_with, rfind, find,
+#     count, strcmp, QString startsWith ...): it asks codec/traits.h (codec_traits). Codec names as
+#     data (defaults, help text, JSON, arguments) are fine; comment lines are not checked.
 # Usage: check_layering.sh ROOT | check_layering.sh --self-test ROOT
 set -u
 
@@ -33,6 +37,11 @@ HDF5='#include *[<"](hdf5|H5[A-Za-z]*\.h|H5Cpp)'
 CUDA='#include *[<"](cuda|cublas|cusolver|curand|cuda_runtime|device_launch|thrust/|cub/)'
 EIGEN='#include *[<"](Eigen|unsupported/Eigen)'
 SRC=(--include='*.h' --include='*.hpp' --include='*.cpp' --include='*.cc' --include='*.cuh' --include='*.cu')
+# A codec name, and a literal that is a codec name or a prefix of one of three or more letters, or
+# a ggml family prefix ("turbo", "kak", "q", "iq4_", "q5_" ...).
+CODEC_NAME='"(kakeya_pca|besicovitch|turbo[234]|q8_0|q4_0|q4_1|q5_0|q5_1|iq4_nl|kivi|fp8_e4m3|bf16)"'
+CODEC_PREFIX='"(kak|kake|kakey|kakeya_?p?c?a?|bes|besi|besic|besico|besicov|besicovi|besicovit|besicovitc|besicovitch|tur|turb|turbo[234]?|i?q|i?q[0-9]_?[0-9]?|iq4_?n?l?|kiv|kivi|fp8_?e?4?m?3?|bf1|bf16)"'
+CODEC_CMP="(==|!=) *$CODEC_NAME|$CODEC_NAME *(==|!=)|(compare|starts_with|ends_with|startsWith|endsWith|rfind|find|count|contains|strn?cmp)\\(([^,()]*, *)?$CODEC_PREFIX"
 
 # forbid DIR PATTERN WHAT [EXCLUDED-SUBDIR...]: no line of DIR's sources matches PATTERN.
 forbid() {
@@ -108,13 +117,24 @@ run_checks() {
   forbid views '#include *"sessions/report/' "sessions/report/ (reports are built in the core and only app/ includes them)" || rc=1
   forbid views '#include *"io/' "io/ headers (views draw snapshots; file access belongs to the core)" || rc=1
   forbid app/cli '#include *"(views|app/gui)/' "GUI headers" || rc=1
+  # Codec knowledge (codec/traits.h), not codec-name comparisons.
+  local d hits
+  for d in base io model sessions views app bench; do
+    [ -d "$d" ] || continue
+    hits=$(grep -rnE "$CODEC_CMP" "$d" "${SRC[@]}" 2>/dev/null | grep -vE '^[^:]+:[0-9]+: *//' | sed '/^$/d')
+    if [ -n "$hits" ]; then
+      echo "LAYERING VIOLATION: $d compares against a codec-name literal (ask codec/traits.h: codec_traits):"
+      printf '%s\n' "$hits" | sed 's/^/  /'
+      rc=1
+    fi
+  done
   return $rc
 }
 
 if [ "${1:-}" = "--self-test" ]; then
   # The check must pass on a clean tree and catch a planted violation of every rule.
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-  mkdir -p "$tmp"/{base,codec/cuda,codec/format,codec/kernels,io,model,views/models,app/gui,app/cli} \
+  mkdir -p "$tmp"/{base,bench,codec/cuda,codec/codecs,codec/format,codec/kernels,io,model,views/models,app/gui,app/cli} \
            "$tmp"/sessions/{config,run,analysis,bundle,eval,explore,document,report}
   printf '#include <cuda_runtime.h>\n#include "codec/codec.h"\n' > "$tmp/codec/cuda/ok.cu"
   printf '#include <hdf5.h>\n#include "codec/format/half.h"\n' > "$tmp/io/ok.cpp"
@@ -126,7 +146,18 @@ if [ "${1:-}" = "--self-test" ]; then
     > "$tmp/sessions/report/ok.cpp"
   printf '#include "sessions/report/report.h"\n' > "$tmp/app/cli/ok_report.cpp"
   printf '#include <QPdfWriter>\n#include "sessions/report/report.h"\n' > "$tmp/app/gui/ok_report.cpp"
+  # Codec names as data, comparisons inside codec/, other literals and comments are fine.
+  cat > "$tmp/sessions/config/names_ok.cpp" <<'EOF'
+StreamConfig k{"kakeya_pca", {}, {}, ""};
+set_codec(sc, "q8_0");
+const bool block = codec::codec_traits("besicovitch").block_codec;
+j["bf16_bytes"] = total;
+if (key == "bf16_bytes" || key.rfind("quality", 0) == 0 || name == "kakeya_pca_bundle") return;
+// if (codec == "turbo3") was how this used to be decided
+EOF
+  printf 'if (name == "kakeya_pca") return 1;\nif (n.rfind("turbo", 0) == 0) return 2;\n' > "$tmp/codec/codecs/ok.cpp"
   run_checks "$tmp" >/dev/null || { echo "self-test: clean tree flagged"; run_checks "$tmp"; exit 1; }
+  planted=0
   for plant in "codec/x.h:#include <QWidget>" "codec/y.cpp:#include \"hdf5.h\"" \
                "codec/z.cpp:#include <cublas_v2.h>" "io/a.cpp:#include <imgui.h>" \
                "views/b.cpp:#include <H5Fpublic.h>" "sessions/c.cpp:#include <QObject>" \
@@ -154,13 +185,23 @@ if [ "${1:-}" = "--self-test" ]; then
                "sessions/report/rf.cpp:#include \"sessions/eval/eval.h\"" \
                "sessions/report/rg.cpp:#include \"model/llama.h\"" \
                "sessions/report/rh.cpp:#include <QTextDocument>" \
-               "sessions/report/ri.cpp:#include \"views/models/snapshot.h\""; do
+               "sessions/report/ri.cpp:#include \"views/models/snapshot.h\"" \
+               "sessions/run/c1.cpp:  if (sc.codec == \"kakeya_pca\") return;" \
+               "views/models/c2.cpp:  if (\"bf16\" != name) draw();" \
+               "app/gui/c3.cpp:  if (name.rfind(\"turbo\", 0) == 0) x = 1;" \
+               "io/c4.cpp:  const bool g = n.starts_with(\"q4_\");" \
+               "model/c5.cpp:  if (c.compare(\"fp8_e4m3\") == 0) y();" \
+               "bench/c6.cpp:  if (c.label == \"turbo3\") t = 50;" \
+               "views/c7.cpp:  const bool k = s.codec->currentText() == \"kivi\";" \
+               "base/c8.cpp:  if (std::strcmp(name, \"iq4_nl\") == 0) z();" \
+               "sessions/c9.cpp:  if (text.find(\"besicovitch\") != std::string::npos) w();"; do
     f=${plant%%:*}; line=${plant#*:}
     echo "$line" > "$tmp/$f"
     if run_checks "$tmp" >/dev/null; then echo "self-test: missed $plant"; exit 1; fi
     rm "$tmp/$f"
+    planted=$((planted + 1))
   done
-  echo "layering self-test passed (38 planted violations caught)"
+  echo "layering self-test passed ($planted planted violations caught)"
   exit 0
 fi
 

@@ -431,8 +431,8 @@ sessions::RunConfig kakeya(int bits, const std::string& vr) {
 
 sessions::RunConfig bf16_config() {
   sessions::RunConfig c;
-  c.k = sessions::StreamConfig{"bf16", {}, "", ""};
-  c.v = sessions::StreamConfig{"bf16", {}, "", ""};
+  c.k = sessions::StreamConfig{"bf16", {}, {}, ""};
+  c.v = sessions::StreamConfig{"bf16", {}, {}, ""};
   return c;
 }
 

@@ -16,13 +16,13 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
-#include "codec/codec.h"
 #include "base/errors.h"
-#include "sessions/explore/result_store.h"
+#include "codec/codec.h"
 #include "sessions/config/run_config.h"
+#include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
-#include "views/models/config_model.h"
 #include "views/config_view.h"
+#include "views/models/config_model.h"
 #include "views/models/pareto_model.h"
 #include "views/pareto_view.h"
 
@@ -99,13 +99,13 @@ void check_clicks(views::ParetoView& view, const std::vector<json>& records) {
 sessions::RunConfig config_with_overrides() {
   sessions::RunConfig c;
   c.block_size = 256;
-  c.block_rows = "pooled_heads";
+  c.block_rows = codec::BlockRows::kPooledHeads;
   c.layers = {0, 2, 3};
   c.include_sliding = true;
   c.boundary = {0, 3};
   c.k = {"besicovitch",
          {{"direction_bits", "8"}, {"magnitude_mode", "quantized"}, {"subtract_mean", "true"}},
-         "post_rope",
+         codec::KDomain::kPostRope,
          ""};
   c.v = {"kakeya_pca",
          {{"bit_width", "2"},
@@ -115,21 +115,21 @@ sessions::RunConfig config_with_overrides() {
           {"rsvd_target_rank", "24"},
           {"outlier_threshold", "3.5"},
           {"seed", "12345"}},
-         "",
+         {},
          "/tmp/V_b2.f32"};
   sessions::LayerOverride o;
   o.layer = 2;
-  o.k = sessions::StreamConfig{"q8_0", {}, "", ""};
+  o.k = sessions::StreamConfig{"q8_0", {}, {}, ""};
   c.overrides = {o};
   c.q_precond = "/tmp/sigma_q.safetensors";
   c.q_precond_skip_layers = {1};
   c.q_precond_auto_skip = false;
   c.target_cond = 1000.0;
-  c.turbo_policy = "mode2";
+  c.turbo_policy = sessions::TurboPolicy::kMode2;
   c.attention_metrics = false;
   c.attn_scale = 0.125;
   c.threads = 2;
-  c.backend = "auto";
+  c.backend = sessions::Backend::kAuto;
   return c;
 }
 
@@ -339,7 +339,7 @@ void TestViewsExplore::config_round_trips() {
   QVERIFY(view.run());
   const auto got = spy.at(0).at(0).value<sessions::RunConfig>();
   sessions::RunConfig want;
-  want.v = {"kivi", {{"bits", "4"}}, "", ""};
+  want.v = {"kivi", {{"bits", "4"}}, {}, ""};
   want.boundary = {0, 3};
   QCOMPARE(sessions::run_config_hash(got), sessions::run_config_hash(want));
 }

@@ -7,6 +7,7 @@
 
 #include "base/errors.h"
 #include "codec/params.h"
+#include "codec/traits.h"
 
 namespace kvwb::views {
 
@@ -65,7 +66,7 @@ StreamForm stream_form(const sessions::StreamConfig& s) {
   f.codec = s.codec;
   for (const auto& spec : codec::codec_params(s.codec)) f.params[spec.name] = spec.default_value;
   for (const auto& [k, v] : s.params) f.params[k] = v;
-  f.k_domain = s.k_domain;
+  f.k_domain = s.k_domain ? std::string(codec::k_domain_name(*s.k_domain)) : "";
   f.centroids_file = s.centroids_file;
   return f;
 }
@@ -136,7 +137,7 @@ std::string layer_list_text(const std::vector<int>& layers) {
 ConfigForm form_from_config(const sessions::RunConfig& c) {
   ConfigForm f;
   f.block_size = std::to_string(c.block_size);
-  f.block_rows = c.block_rows;
+  f.block_rows = codec::block_rows_name(c.block_rows);
   f.layers = layer_list_text(c.layers);
   f.include_sliding = c.include_sliding;
   f.boundary = layer_list_text(c.boundary);
@@ -152,9 +153,9 @@ ConfigForm form_from_config(const sessions::RunConfig& c) {
   }
   f.q_precond_auto_skip = c.q_precond_auto_skip;
   f.target_cond = c.target_cond ? json(*c.target_cond).dump() : "";
-  f.turbo_policy = c.turbo_policy;
+  f.turbo_policy = sessions::turbo_policy_name(c.turbo_policy);
   f.attention_metrics = c.attention_metrics;
-  f.backend = c.backend;
+  f.backend = sessions::backend_name(c.backend);
   const json canon = sessions::run_config_to_json(c);
   f.carried = json::object();
   f.carried["overrides"] = canon["overrides"];

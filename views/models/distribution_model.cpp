@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "base/errors.h"
+#include "codec/traits.h"
 #include "sessions/analysis/analysis.h"
 
 namespace kvwb::views {
@@ -120,7 +121,7 @@ DistributionModel build_distribution_model(const Snapshot& snapshot, int layer, 
              "): " + s.error_message;
     return m;
   }
-  if (s.codec != "kakeya_pca") {
+  if (!codec::codec_traits(s.codec).scaled_residuals) {
     m.note = "The residual view applies to kakeya_pca streams; layer " + std::to_string(m.layer) +
              " " + stream + " was coded by " + s.codec +
              (lr->boundary ? " (boundary layer)." : ".");

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "codec/traits.h"
 #include "sessions/config/run_config.h"
 #include "views/models/comparison_model.h"
 
@@ -15,14 +16,8 @@ namespace kvwb::views {
 using nlohmann::json;
 
 std::string codec_family(const std::string& codec) {
-  if (codec == "kakeya_pca") return "Kakeya-PCA";
-  if (codec == "besicovitch") return "Besicovitch";
-  if (codec.rfind("turbo", 0) == 0) return "TurboQuant";
-  if (codec == "kivi") return "KIVI";
-  if (codec == "fp8_e4m3") return "FP8 E4M3";
-  if (codec == "bf16") return "bf16";
-  if (codec.rfind("q", 0) == 0 || codec.rfind("iq", 0) == 0) return "ggml quants";
-  return codec;
+  const auto id = codec::find_codec_id(codec);
+  return id ? std::string(codec::codec_traits(*id).family) : codec;
 }
 
 namespace {

@@ -307,7 +307,7 @@ TEST(Calibration, CentroidsFromDemoCaptureRespectBoundaryAndOverrides) {
   cfg.boundary = {0};
   LayerOverride ov;
   ov.layer = 2;
-  ov.v = StreamConfig{"kakeya_pca", {{"bit_width", "2"}}, "", ""};
+  ov.v = StreamConfig{"kakeya_pca", {{"bit_width", "2"}}, {}, ""};
   cfg.overrides.push_back(ov);
   const auto cal = calibrate_centroids(demo_path(), cfg);
   ASSERT_EQ(cal.size(), 2u);

@@ -115,7 +115,7 @@ TEST(Distribution, StreamConfigOfALayerHonoursOverrides) {
   c.k.params["bit_width"] = "3";
   LayerOverride o;
   o.layer = 2;
-  o.v = StreamConfig{"kakeya_pca", {{"bit_width", "2"}, {"outlier_threshold", "2.0"}}, "", ""};
+  o.v = StreamConfig{"kakeya_pca", {{"bit_width", "2"}, {"outlier_threshold", "2.0"}}, {}, ""};
   c.overrides.push_back(o);
   const json j = run_config_to_json(c);
   EXPECT_EQ(stream_config_for_layer(j, 2, false)["params"]["bit_width"], "2");

@@ -21,8 +21,8 @@ const std::string& demo_path() { return kvwb::test::small_demo_capture("demo.kvc
 
 RunConfig config(const std::string& k, const std::string& v) {
   RunConfig c;
-  c.k = StreamConfig{k, {}, "", ""};
-  c.v = StreamConfig{v, {}, "", ""};
+  c.k = StreamConfig{k, {}, {}, ""};
+  c.v = StreamConfig{v, {}, {}, ""};
   c.threads = 2;
   return c;
 }
@@ -117,7 +117,7 @@ TEST(Runner, QPreconditioningFromCaptureReportsWhitenedError) {
     EXPECT_TRUE(l.k.err.has_whitened);
     EXPECT_GT(l.k.max_abs_whitened, 0.0);
   }
-  c.k.k_domain = "post_rope";
+  c.k.k_domain = codec::KDomain::kPostRope;
   EXPECT_THROW(run_config(demo_path(), c, no_sha()), InvalidArgument);
 }
 
@@ -132,7 +132,7 @@ TEST(Runner, BadConfigurationsFailBeforeEncoding) {
   c.boundary = {7};
   EXPECT_THROW(run_config(demo_path(), c, no_sha()), InvalidArgument);
   c = config("q8_0", "q8_0");
-  c.backend = "cuda";
+  c.backend = Backend::kCuda;
   EXPECT_THROW(run_config(demo_path(), c, no_sha()), Unavailable);
 }
 
@@ -190,7 +190,7 @@ TEST(Runner, RealTiny1mPeerBytesExact) {
   for (const auto& l : r.layers) {
     EXPECT_EQ(l.k.bytes, rows * 2 * 18);
     EXPECT_EQ(l.v.bytes, rows * 2 * 34);
-    EXPECT_EQ(l.k.k_domain, "post_rope");
+    EXPECT_EQ(l.k.k_domain, codec::KDomain::kPostRope);
   }
 }
 
