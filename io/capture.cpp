@@ -824,6 +824,7 @@ CaptureWriter::CaptureWriter(const std::string& path, const CaptureInfo& info,
     bad("gzip_level " + std::to_string(opt.gzip_level) + " must be in 0..9");
 
   H5Scope scope;
+  remove_stale_temps(path);
   impl_->path = path;
   impl_->tmp = temp_path_for(path);
   impl_->info = info;

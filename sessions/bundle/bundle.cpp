@@ -1,7 +1,5 @@
 #include "sessions/bundle/bundle.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +7,6 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
-#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -46,13 +43,6 @@ std::string join_ints(const std::vector<int>& v, const char* sep = ",") {
   return s;
 }
 
-std::string random_hex() {
-  std::random_device rd;
-  char b[17];
-  std::snprintf(b, sizeof b, "%08x%08x", rd(), rd());
-  return b;
-}
-
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -62,12 +52,36 @@ std::string utc_now() {
   return b;
 }
 
-void fsync_dir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) throw IoError(dir, "cannot open the folder to flush it: " + std::string(std::strerror(errno)));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw IoError(dir, "fsync of the folder failed: " + std::string(std::strerror(errno)));
+/// Whether `dir` is recognisably a bundle (the only kind of folder `--force` may replace): a
+/// MANIFEST.json naming a bundle_format_version, and nothing but regular files of the bundle file
+/// set (bundle-format.md §1). Anything else (a capture, a subfolder, a foreign file) makes it not ours.
+bool is_bundle_folder(const fs::path& dir, std::string* why) {
+  static const std::regex file_re(
+      "sigma_q\\.safetensors|sigma_q\\.json|codec_config\\.json|deploy\\.env|MANIFEST\\.json|[KV]_b[1-4]_centroids\\.f32");
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (!e.is_regular_file(ec) || e.is_symlink(ec) || !std::regex_match(n, file_re)) {
+      *why = "it holds '" + n + "', which is not a bundle file";
+      return false;
+    }
+  }
+  if (ec) {
+    *why = "it cannot be listed (" + ec.message() + ")";
+    return false;
+  }
+  try {
+    const auto b = io::read_file((dir / kManifest).string(), 16u << 20);
+    const json m = json::parse(b.begin(), b.end());
+    if (!m.is_object() || !m.contains("bundle_format_version") || !m["bundle_format_version"].is_number_integer()) {
+      *why = "its MANIFEST.json has no bundle_format_version";
+      return false;
+    }
+  } catch (const std::exception&) {
+    *why = "it has no readable MANIFEST.json";
+    return false;
+  }
+  return true;
 }
 
 std::string text_of(const std::vector<uint8_t>& b) { return std::string(b.begin(), b.end()); }
@@ -439,11 +453,18 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
   const std::string name = dest.filename().string();
   if (name.empty() || name == "." || name == "..") throw InvalidArgument("export-bundle: bad output folder " + out_dir);
   std::error_code ec;
+  io::remove_stale_temps(dest.string());
   const bool dest_exists = fs::exists(dest, ec);
   if (dest_exists && !fs::is_directory(dest, ec)) throw IoError(dest.string(), "exists and is not a folder");
   const bool dest_nonempty = dest_exists && !fs::is_empty(dest, ec);
   if (dest_nonempty && !opt.force)
     throw InvalidArgument("bundle folder exists: " + dest.string() + " (use --force to replace it)");
+  if (dest_nonempty) {
+    std::string why;
+    if (!is_bundle_folder(dest, &why))
+      throw InvalidArgument("export-bundle: " + dest.string() + " is not a bundle folder (" + why +
+                            "); --force replaces only a bundle this tool wrote. Choose another --out");
+  }
   fs::create_directories(parent, ec);
   if (ec) throw IoError(parent.string(), "cannot create the folder: " + ec.message());
   const std::string root = opt.deploy_root.empty() ? dest.string() : opt.deploy_root;
@@ -484,7 +505,7 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
                             "; a bundle carries one table per stream (bundle-format.md §1)");
   }
 
-  const fs::path tmp = parent / ("." + name + ".tmp-" + random_hex());
+  const fs::path tmp = io::temp_path_for(dest.string());
   fs::create_directory(tmp, ec);
   if (ec) throw IoError(tmp.string(), "cannot create the temporary bundle folder: " + ec.message());
   BundleExportResult res;
@@ -818,7 +839,7 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
     man["centroids"] = cents;
     io::write_file_atomic(in_tmp(kManifest), man.dump(2) + "\n");
     res.manifest = man;
-    fsync_dir(tmp.string());
+    io::fsync_directory(tmp.string());
 
     // Final gate: the checker must accept what was written.
     const BundleCheckReport rep = check_bundle(tmp.string());
@@ -828,29 +849,8 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
       throw FormatError(msg);
     }
 
-    // Rename into place (§8 step 6).
-    if (dest_exists) {
-      if (dest_nonempty) {
-        const fs::path old = parent / ("." + name + ".old-" + random_hex());
-        fs::rename(dest, old, ec);
-        if (ec) throw IoError(dest.string(), "cannot move the existing bundle away: " + ec.message());
-        fs::rename(tmp, dest, ec);
-        if (ec) {
-          std::error_code ec2;
-          fs::rename(old, dest, ec2);
-          throw IoError(dest.string(), "cannot move the new bundle into place: " + ec.message());
-        }
-        fs::remove_all(old, ec);
-      } else {
-        fs::remove(dest, ec);
-        fs::rename(tmp, dest, ec);
-        if (ec) throw IoError(dest.string(), "cannot move the new bundle into place: " + ec.message());
-      }
-    } else {
-      fs::rename(tmp, dest, ec);
-      if (ec) throw IoError(dest.string(), "cannot move the new bundle into place: " + ec.message());
-    }
-    fsync_dir(parent.string());
+    // Into place (§8 step 6): one rename, or an atomic exchange with the bundle it replaces.
+    io::commit_directory(tmp.string(), dest.string(), opt.force);
     present.push_back(kManifest);
     std::sort(present.begin(), present.end());
     res.files = present;

@@ -1,11 +1,5 @@
 #include "sessions/explore/result_store.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <unordered_set>
 
@@ -84,41 +78,37 @@ StoreContents read_result_store(const std::string& dir) {
 
 ResultStoreWriter::ResultStoreWriter(const std::string& dir, const json& meta) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw IoError(dir, "cannot create the result store folder: " + ec.message());
+  io::remove_stale_temps(dir);
   const std::string meta_path = store_meta_path(dir);
-  if (!fs::exists(meta_path, ec)) io::write_file_atomic(meta_path, meta.dump(2) + "\n");
-  path_ = store_results_path(dir);
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw IoError(path_, std::string("cannot open for appending: ") + std::strerror(errno));
-  // Cut a torn last line (a crash in the middle of a write) so new records start on a fresh line.
-  struct stat st {};
-  if (::fstat(fd_, &st) != 0) throw IoError(path_, std::string("cannot stat: ") + std::strerror(errno));
-  if (st.st_size > 0) {
-    const auto bytes = io::read_file(path_);
-    size_t keep = bytes.size();
-    while (keep > 0 && bytes[keep - 1] != '\n') --keep;
-    if (keep != bytes.size()) {
-      repaired_ = bytes.size() - keep;
-      if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0 || ::fsync(fd_) != 0)
-        throw IoError(path_, std::string("cannot cut the torn last line: ") + std::strerror(errno));
+  if (!fs::exists(meta_path, ec)) {
+    // Create the store whole: store.json and an empty results.jsonl are built in a temporary
+    // sibling folder and renamed into place, so a kill leaves either no store or a complete one.
+    const bool absent = !fs::exists(dir, ec);
+    if (!absent && (!fs::is_directory(dir, ec) || !fs::is_empty(dir, ec)))
+      throw IoError(dir, "exists and is not an empty folder; a result store is created only in a new or empty folder");
+    const fs::path parent = fs::absolute(fs::path(dir)).lexically_normal().parent_path();
+    fs::create_directories(parent, ec);
+    if (ec) throw IoError(parent.string(), "cannot create the folder: " + ec.message());
+    const std::string tmp = io::temp_path_for(fs::absolute(fs::path(dir)).lexically_normal().string());
+    fs::create_directory(tmp, ec);
+    if (ec) throw IoError(dir, "cannot create the temporary store folder " + tmp + ": " + ec.message());
+    try {
+      io::write_file_atomic(store_meta_path(tmp), meta.dump(2) + "\n");
+      io::write_file_atomic(store_results_path(tmp), std::string_view());
+      io::fsync_directory(tmp);
+      io::commit_directory(tmp, fs::absolute(fs::path(dir)).lexically_normal().string(), false);
+    } catch (...) {
+      fs::remove_all(tmp, ec);
+      throw;
     }
   }
+  file_ = std::make_unique<io::DurableAppendFile>(store_results_path(dir));
+  path_ = file_->path();
+  repaired_ = file_->repaired_bytes();
 }
 
-ResultStoreWriter::~ResultStoreWriter() {
-  if (fd_ >= 0) ::close(fd_);
-}
+ResultStoreWriter::~ResultStoreWriter() = default;
 
-void ResultStoreWriter::append(const json& record) {
-  const std::string line = record.dump() + "\n";
-  std::lock_guard<std::mutex> lock(mu_);
-  const ssize_t n = ::write(fd_, line.data(), line.size());
-  if (n < 0) throw IoError(path_, std::string("write failed: ") + std::strerror(errno));
-  if (static_cast<size_t>(n) != line.size())
-    throw IoError(path_, "short write (" + std::to_string(n) + " of " + std::to_string(line.size()) +
-                             " bytes); the store keeps every earlier record");
-  if (::fsync(fd_) != 0) throw IoError(path_, std::string("fsync failed: ") + std::strerror(errno));
-}
+void ResultStoreWriter::append(const json& record) { file_->append(record.dump() + "\n"); }
 
 }  // namespace kvwb::sessions
