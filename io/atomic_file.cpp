@@ -22,6 +22,7 @@ std::string errno_text(int e) { return std::strerror(e); }
 }  // namespace
 
 void write_file_atomic(const std::string& path, std::span<const uint8_t> data) {
+  check_not_an_input(path);
   remove_stale_temps(path);
   const std::string tmp = temp_path_for(path);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

@@ -76,7 +76,61 @@ bool process_alive(long pid) {
   return errno == EPERM;
 }
 
+struct ProtectedInput {
+  dev_t dev;
+  ino_t ino;
+  bool folder;
+  fs::path canonical;
+  std::string given;
+};
+
+std::mutex& protected_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::vector<ProtectedInput>& protected_inputs() {
+  static std::vector<ProtectedInput> v;
+  return v;
+}
+
+/// Whether `inner` is `outer` or lies below it (both canonical).
+bool is_within(const fs::path& inner, const fs::path& outer) {
+  auto i = inner.begin();
+  for (auto o = outer.begin(); o != outer.end(); ++o, ++i)
+    if (i == inner.end() || *i != *o) return false;
+  return true;
+}
+
 }  // namespace
+
+void protect_input(const std::string& path) {
+  struct stat st {};
+  if (path.empty() || ::stat(path.c_str(), &st) != 0) return;
+  std::error_code ec;
+  const fs::path canon = fs::weakly_canonical(path, ec);
+  std::lock_guard<std::mutex> lock(protected_mutex());
+  protected_inputs().push_back({st.st_dev, st.st_ino, S_ISDIR(st.st_mode), ec ? fs::path(path) : canon, path});
+}
+
+void check_not_an_input(const std::string& target) {
+  std::lock_guard<std::mutex> lock(protected_mutex());
+  if (protected_inputs().empty()) return;
+  std::error_code ec;
+  const fs::path canon = fs::weakly_canonical(target, ec);
+  struct stat st {};
+  const bool exists = ::stat(target.c_str(), &st) == 0;
+  for (const auto& in : protected_inputs()) {
+    const bool same = exists && st.st_dev == in.dev && st.st_ino == in.ino;
+    const bool inside = !ec && in.folder && is_within(canon, in.canonical);
+    const bool contains = !ec && exists && S_ISDIR(st.st_mode) && is_within(in.canonical, canon);
+    if (same || inside || contains)
+      throw InvalidArgument(target + ": refusing to write here: it " +
+                            (same ? std::string("is") : inside ? std::string("lies inside") : std::string("contains")) +
+                            " the input " + in.given + " of this command (outputs never replace inputs); choose "
+                            "another output path");
+  }
+}
 
 void fsync_fd(int fd, const std::string& path) {
   if (::fsync(fd) != 0 && !fsync_unsupported(errno))
@@ -146,6 +200,12 @@ size_t remove_stale_temps(const std::string& target) {
 
 void commit_temp_file(const std::string& tmp, const std::string& path) {
   try {
+    check_not_an_input(path);
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  try {
     fsync_path(tmp);
   } catch (const IoError& e) {
     ::unlink(tmp.c_str());
@@ -160,6 +220,7 @@ void commit_temp_file(const std::string& tmp, const std::string& path) {
 }
 
 void commit_directory(const std::string& tmp_dir, const std::string& dest, bool replace) {
+  check_not_an_input(dest);
   const std::string parent = parent_of(dest);
   struct stat st {};
   if (::lstat(dest.c_str(), &st) != 0) {

@@ -49,6 +49,15 @@ void commit_temp_file(const std::string& tmp, const std::string& path);
 /// `dest` holds its old content.
 void commit_directory(const std::string& tmp_dir, const std::string& dest, bool replace);
 
+/// Marks `path` (a file, or a folder and everything inside it) as an input of this process that
+/// no write may replace: write_file_atomic, commit_temp_file, commit_directory and the capture
+/// writer refuse such a target (issue 14 #6: never write over an input). The CLI registers the
+/// files its command line names as inputs. A path that does not exist is ignored. Thread-safe.
+void protect_input(const std::string& path);
+/// Throws InvalidArgument naming `target` and the input when `target` is a protected input, lies
+/// inside a protected folder, or (for a folder about to be replaced) contains a protected input.
+void check_not_an_input(const std::string& target);
+
 /// An append-only line file (a sweep store's results.jsonl). Thread-safe.
 class DurableAppendFile {
  public:

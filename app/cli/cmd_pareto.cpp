@@ -36,7 +36,7 @@ void run(const ParetoArgs& a) {
     for (const auto& e : res.excluded)
       std::printf("  %lld %s: %s\n", static_cast<long long>(e.id), e.label.c_str(), e.reason.c_str());
   }
-  if (!a.json_out.empty()) io::write_file_atomic(a.json_out, sessions::pareto_to_json(res, a.metric).dump(2) + "\n");
+  if (!a.json_out.empty()) io::write_file_atomic(a.json_out, sessions::pareto_to_json(res, a.metric).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   if (!a.csv_out.empty()) io::write_file_atomic(a.csv_out, sessions::pareto_to_csv(res, a.metric));
 }
 
@@ -46,7 +46,7 @@ void add_pareto_command(CLI::App& app) {
   auto args = std::make_shared<ParetoArgs>();
   auto* cmd = app.add_subcommand("pareto", "Pareto frontier (ratio vs bf16 against one quality-loss metric) of a "
                                            "sweep's result store (metrics.md §10)");
-  cmd->add_option("store", args->store, "Result store folder written by kvwb sweep")->required();
+  cmd->add_option("store", args->store, "Result store folder written by kvwb sweep")->each(protect_input_value)->required();
   cmd->add_option("--metric", args->metric,
                   "k_rel_mse | v_rel_mse | k_whitened_mse | attn_kl | attn_out_rel_err | one_minus_top1, or a "
                   "dotted path under the result's totals (e.g. k.snr_db)")

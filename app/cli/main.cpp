@@ -31,8 +31,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);  // prints help / the parse error
-    return rc == 0 ? kExitOk : kExitUsage;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "error[INVALID_ARGUMENT]: %s\nRun with --help for more information.\n", e.what());
+    return kExitUsage;
   } catch (const kvwb::Cancelled& e) {
     std::fprintf(stderr, "error[%s]: %s\n", e.code().c_str(), e.what());
     return kExitCancelled;

@@ -18,6 +18,7 @@
 #include "codec/math/quantizer.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
+#include "io/limits.h"
 #include "io/safetensors.h"
 #include "sessions/bundle/calibration_export.h"
 
@@ -183,7 +184,7 @@ struct LayerTensors {
 
 /// Groups layer_<l>_{chol,inv_chol,sigma}; unknown names go to `errors`.
 std::map<int, LayerTensors> group_tensors(const io::SafeTensorsFile& f, std::vector<std::string>& errors) {
-  static const std::regex re("layer_(0|[1-9][0-9]*)_(chol|inv_chol|sigma)");
+  static const std::regex re("layer_(0|[1-9][0-9]{0,8})_(chol|inv_chol|sigma)");
   std::map<int, LayerTensors> out;
   for (const auto& t : f.tensors) {
     std::smatch m;
@@ -192,8 +193,13 @@ std::map<int, LayerTensors> group_tensors(const io::SafeTensorsFile& f, std::vec
                        "' (expected layer_<l>_chol, layer_<l>_inv_chol, layer_<l>_sigma)");
       continue;
     }
-    const int l = std::stoi(m[1].str());
-    auto& lt = out[l];
+    const long l = std::stol(m[1].str());
+    if (l >= io::kMaxLayers) {
+      errors.push_back(std::string(kSigmaST) + ": tensor '" + t.name + "': layer index exceeds the limit of " +
+                       std::to_string(io::kMaxLayers - 1));
+      continue;
+    }
+    auto& lt = out[static_cast<int>(l)];
     if (m[2] == "chol") lt.chol = &t;
     else if (m[2] == "inv_chol") lt.inv = &t;
     else lt.sigma = &t;
@@ -749,7 +755,7 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
       issues.push_back("K outliers are " + json_number_text(100.0 * static_cast<double>(outl) / static_cast<double>(coded)) +
                        " % of coordinates, above the plugin's budget of 8 %");
     cc["deploy_compatibility"] = {{"reference_plugin", {{"compatible", issues.empty()}, {"issues", issues}}}};
-    io::write_file_atomic(in_tmp(kCodecConfig), cc.dump(2) + "\n");
+    io::write_file_atomic(in_tmp(kCodecConfig), cc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 
     // deploy.env (§6).
     std::vector<std::string> present;
@@ -837,7 +843,7 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
       }
     }
     man["centroids"] = cents;
-    io::write_file_atomic(in_tmp(kManifest), man.dump(2) + "\n");
+    io::write_file_atomic(in_tmp(kManifest), man.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     res.manifest = man;
     io::fsync_directory(tmp.string());
 
@@ -925,8 +931,9 @@ struct Checker {
     if (!v) return false;
     long long prev = -1;
     for (const auto& x : *v) {
-      if (!x.is_number_integer() || x.get<long long>() < 0) {
-        err(file, "field '" + key + "' must hold non-negative integers");
+      if (!x.is_number_integer() || x.get<long long>() < 0 || x.get<long long>() >= io::kMaxLayers) {
+        err(file, "field '" + key + "' must hold layer indices in 0.." + std::to_string(io::kMaxLayers - 1) + ", got " +
+                      x.dump());
         return false;
       }
       if (ascending && x.get<long long>() <= prev) {
@@ -943,7 +950,8 @@ std::vector<int> json_ints(const json& v) {
   std::vector<int> out;
   if (v.is_array())
     for (const auto& x : v)
-      if (x.is_number_integer()) out.push_back(x.get<int>());
+      if (x.is_number_integer() && x.get<long long>() >= INT32_MIN && x.get<long long>() <= INT32_MAX)
+        out.push_back(x.get<int>());
   return out;
 }
 
@@ -997,10 +1005,11 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
   if (man) {
     const std::string F = kManifest;
     if (const json* v = ck.field(F, *man, "bundle_format_version", "int")) {
-      if (v->get<int>() > kBundleFormatVersion)
-        ck.err(F, "bundle_format_version " + std::to_string(v->get<int>()) + " is newer than this reader's " +
+      if (v->is_number_unsigned() ? v->get<unsigned long long>() > kBundleFormatVersion
+                                  : v->get<long long>() > kBundleFormatVersion)
+        ck.err(F, "bundle_format_version " + v->dump() + " is newer than this reader's " +
                       std::to_string(kBundleFormatVersion) + "; refusing");
-      else if (v->get<int>() < 1) ck.err(F, "bundle_format_version must be >= 1");
+      else if (v->get<long long>() < 1) ck.err(F, "bundle_format_version must be >= 1");
     }
     if (const json* t = ck.field(F, *man, "tool", "object")) {
       ck.field(F, *t, "name", "string");
@@ -1090,7 +1099,35 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
     ck.field(F, *side, "n_passages_used", "int");
     ck.field(F, *side, "ctx_len", "int");
     const json* ridge = ck.field(F, *side, "ridge", "number");
-    if (hq && hkv && (hkv->get<int>() <= 0 || hq->get<int>() % hkv->get<int>() != 0))
+    // Every count is range-checked before it sizes a loop or a buffer.
+    auto in_range = [&](const json* v, const char* name, long long lo, long long hi) -> const json* {
+      if (!v) return nullptr;
+      const bool low = v->is_number_unsigned() ? v->get<unsigned long long>() < static_cast<unsigned long long>(lo)
+                                               : v->get<long long>() < lo;
+      const bool high = v->is_number_unsigned() ? v->get<unsigned long long>() > static_cast<unsigned long long>(hi)
+                                                : v->get<long long>() > hi;
+      if (low || high) {
+        ck.err(F, std::string(name) + " " + v->dump() + " is out of range; expected " + std::to_string(lo) + ".." +
+                      std::to_string(hi));
+        return nullptr;
+      }
+      return v;
+    };
+    hd = in_range(hd, "head_dim", 1, io::kMaxHeadDim);
+    hq = in_range(hq, "num_q_heads", 1, io::kMaxHeads);
+    hkv = in_range(hkv, "num_kv_heads", 1, io::kMaxHeads);
+    nl = in_range(nl, "num_layers", 1, io::kMaxLayers);
+    if (ridge && !(std::isfinite(ridge->get<double>()) && ridge->get<double>() >= 0 && ridge->get<double>() <= 1)) {
+      ck.err(F, "ridge " + ridge->dump() + " is out of range; expected a fraction of mean(diag Σ_q) in 0..1");
+      ridge = nullptr;
+    }
+    if (side->contains("regularisation") && (*side)["regularisation"].is_object() &&
+        (*side)["regularisation"].contains("target_cond")) {
+      const json& tc = (*side)["regularisation"]["target_cond"];
+      if (!tc.is_null() && !(tc.is_number() && std::isfinite(tc.get<double>()) && tc.get<double>() > 1))
+        ck.err(F, "regularisation.target_cond " + tc.dump() + " is invalid; expected a finite number > 1 or null");
+    }
+    if (hq && hkv && hq->get<int>() % hkv->get<int>() != 0)
       ck.err(F, "num_q_heads must be a positive multiple of num_kv_heads");
     if (const json* lt = ck.field(F, *side, "layer_types", "array")) {
       if (nl && static_cast<int>(lt->size()) != nl->get<int>())
@@ -1112,7 +1149,14 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
           ck.err(F, "a diagnostics entry lacks a field or holds a non-finite value");
           break;
         }
-        const std::pair<int, int> p{d["layer"].get<int>(), d["kv_head"].get<int>()};
+        const long long dl = d["layer"].get<long long>(), dh = d["kv_head"].get<long long>();
+        if (dl < 0 || dl >= io::kMaxLayers || dh < 0 || dh >= io::kMaxHeads) {
+          ck.err(F, "a diagnostics entry names layer " + d["layer"].dump() + ", kv head " + d["kv_head"].dump() +
+                        "; expected a layer in 0.." + std::to_string(io::kMaxLayers - 1) + " and a kv head in 0.." +
+                        std::to_string(io::kMaxHeads - 1));
+          break;
+        }
+        const std::pair<int, int> p{static_cast<int>(dl), static_cast<int>(dh)};
         if (p <= prev) ck.err(F, "diagnostics are not ordered by layer then kv head");
         prev = p;
         diag_pairs.insert(p);
@@ -1146,7 +1190,8 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
       const double rd = ridge ? ridge->get<double>() : codec::kDefaultRidge;
       std::optional<double> target;
       if (side->contains("regularisation") && (*side)["regularisation"].is_object() &&
-          (*side)["regularisation"].contains("target_cond") && (*side)["regularisation"]["target_cond"].is_number())
+          (*side)["regularisation"].contains("target_cond") && (*side)["regularisation"]["target_cond"].is_number() &&
+          (*side)["regularisation"]["target_cond"].get<double>() > 1)
         target = (*side)["regularisation"]["target_cond"].get<double>();
       std::map<std::pair<int, int>, double> diag_trace;
       if (side->contains("diagnostics") && (*side)["diagnostics"].is_array())
@@ -1179,6 +1224,12 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
           const double lam = std::max(0.0, (lmax - C2 * lmin) / (C2 - 1));
           for (size_t i = 0; i < D; ++i) s[i * D + i] += lam;
         }
+        for (double x : s)
+          if (!std::isfinite(x)) {
+            ck.err(F, "layer " + std::to_string(l) + ", kv head " + std::to_string(h) +
+                          ": Σ_q with the sidecar's ridge and target_cond is not finite");
+            return {};
+          }
         return s;
       };
       const size_t before = r.errors.size();
@@ -1260,7 +1311,8 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
     const std::string F = kCodecConfig;
     const size_t before = r.errors.size();
     if (const json* v = ck.field(F, *cc, "config_format_version", "int"))
-      if (v->get<int>() != 1) ck.err(F, "config_format_version " + std::to_string(v->get<int>()) + " is not 1");
+      if (!(v->is_number_unsigned() && v->get<unsigned long long>() == 1) && !(v->get<long long>() == 1))
+        ck.err(F, "config_format_version " + v->dump() + " is not 1");
     if (const json* c = ck.field(F, *cc, "capture", "object")) {
       ck.field(F, *c, "file_name", "string");
       ck.field(F, *c, "model_name", "string");

@@ -38,9 +38,10 @@ struct StoreContents {
   bool torn_tail = false;                // the file ended without '\n' after some bytes
 };
 
-/// Reads a store folder. Never throws for damaged lines (they are reported in `problems`);
-/// throws IoError when the folder or a present file cannot be read, FormatError when store.json
-/// exists but is not a result store.
+/// Reads a store folder (an empty folder reads as an empty store). Never throws for damaged or
+/// malformed lines (records whose fields have the wrong types are reported in `problems` and
+/// skipped); throws IoError when the folder or a present file cannot be read, FormatError when
+/// store.json is missing from a non-empty folder or is not a valid result store description.
 StoreContents read_result_store(const std::string& dir);
 
 /// Appends records to a store. Thread-safe: concurrent append() calls are serialised.

@@ -25,6 +25,7 @@ std::vector<GridCell> expand_sweep_grid(const nlohmann::json& grid, const std::s
                                         size_t* dropped = nullptr);
 
 struct SweepOptions {
+  std::string grid_source = "sweep grid";  // names the grid (its file) in error messages
   int jobs = 1;         // cells run at the same time (each cell's run uses 1 thread)
   bool resume = false;  // continue a store (skip finished keys); without it the store must be empty
   /// End-to-end quality axes (docs/model-in-the-loop.md): when set, every cell is also evaluated
@@ -67,6 +68,7 @@ struct SweepSummary {
   size_t skipped = 0;      // already in the store (resume)
   size_t ran = 0;          // cells run now and stored
   size_t failed = 0;       // of `ran`, cells stored as failures (data errors)
+  std::string first_failure_code, first_failure;  // of the first failed cell ("" when none)
   size_t dropped = 0;      // grid cells identical to an earlier cell
   uint64_t repaired_bytes = 0;          // torn last line cut when the store was opened
   std::vector<std::string> problems;    // damaged lines found when reading the store
