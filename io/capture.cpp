@@ -42,6 +42,11 @@ std::recursive_mutex& h5_mutex() {
 class H5Scope {
  public:
   H5Scope() : lock_(h5_mutex()) {
+    // No HDF5 exit handler: after a failed close (a full disk) HDF5 1.10's own clean-up at exit
+    // crashes on the half-closed file. Every file is closed explicitly here; one still open at exit
+    // is a temporary of an aborted write, which is discarded anyway. Must precede the first call.
+    static const bool no_atexit = (H5dont_atexit(), true);
+    (void)no_atexit;
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     H5Eclear2(H5E_DEFAULT);
   }
@@ -61,6 +66,7 @@ std::string h5_detail() {
       },
       &deepest);
   H5Eclear2(H5E_DEFAULT);
+  std::replace(deepest.begin(), deepest.end(), '\n', ' ');
   return deepest.empty() ? std::string() : " (HDF5: " + deepest + ")";
 }
 

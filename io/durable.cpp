@@ -44,8 +44,9 @@ std::string sibling_name(const std::string& path, const char* tag) {
   static std::atomic<uint64_t> counter{0};
   const fs::path p(path);
   const fs::path dir = p.parent_path();
-  const std::string leaf = "." + p.filename().string() + tag + std::to_string(::getpid()) + "@" + host_name() + "." +
-                           std::to_string(counter++);
+  std::string leaf = ".";
+  leaf.append(p.filename().string()).append(tag).append(std::to_string(::getpid()));
+  leaf.append("@").append(host_name()).append(".").append(std::to_string(counter++));
   return (dir / leaf).string();
 }
 
@@ -320,11 +321,23 @@ void DurableAppendFile::append(std::string_view line) {
   std::lock_guard<std::mutex> lock(mu_);
   struct stat st {};
   if (::fstat(fd_, &st) != 0) throw IoError(path_, "cannot inspect before appending: " + errno_text(errno));
-  const ssize_t n = ::write(fd_, line.data(), line.size());
+  ssize_t n = ::write(fd_, line.data(), line.size());
+  if (n >= 0 && static_cast<size_t>(n) < line.size()) {
+    // A short write: try the rest once, which reports why the disk took no more (ENOSPC, EDQUOT).
+    const ssize_t more = ::write(fd_, line.data() + n, line.size() - static_cast<size_t>(n));
+    if (more < 0) {
+      const std::string why = errno_text(errno) + " after " + std::to_string(n) + " of " +
+                              std::to_string(line.size()) + " bytes";
+      const int rc = ::ftruncate(fd_, st.st_size);  // when this fails too, the next open cuts the torn line
+      (void)rc;
+      throw IoError(path_, "append failed: " + why + "; every earlier record is kept");
+    }
+    n += more;
+  }
   if (n < 0 || static_cast<size_t>(n) != line.size()) {
     const std::string why = n < 0 ? errno_text(errno)
                                   : "short write (" + std::to_string(n) + " of " + std::to_string(line.size()) +
-                                        " bytes; disk full?)";
+                                        " bytes)";
     if (n > 0) {
       const int rc = ::ftruncate(fd_, st.st_size);  // when this fails too, the next open cuts the torn line
       (void)rc;
