@@ -12,6 +12,7 @@ PACKAGES=(
   libimgui-dev libgl-dev libgl1-mesa-dri
   xvfb xauth
   python3-numpy python3-h5py
+  clang-16 libclang-rt-16-dev libfuzzer-16-dev
 )
 
 missing=()
