@@ -11,8 +11,10 @@ PACKAGES=(
   qt6-base-dev libqt6opengl6-dev qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6
   libimgui-dev libgl-dev libgl1-mesa-dri
   xvfb xauth
+  poppler-utils  # pdfinfo / pdftotext: report.cli checks kvwb's PDFs with an independent reader
   python3-numpy python3-h5py
   clang-16 libclang-rt-16-dev libfuzzer-16-dev
+  slurmctld slurmd slurm-client munge   # the cluster test starts its own single-node Slurm (tests/cluster)
 )
 
 missing=()

@@ -176,7 +176,8 @@ SessionLoadResult load_session(const std::string& session_path, const SessionLoa
     // Any type mismatch the checks below did not name still becomes a format error of the file.
     throw FormatError(session_path + ": " + e.what());
   } catch (const InvalidArgument& e) {
-    throw FormatError(session_path + ": " + e.what());
+    const std::string what = e.what();
+    throw FormatError(what.rfind(session_path, 0) == 0 ? what : session_path + ": " + what);
   }
   return r;
 }

@@ -20,8 +20,9 @@
 #       sessions/eval/     config run eval
 #       sessions/explore/  config run analysis eval explore
 #       sessions/document/ config document          (a leaf: no other sub-layer includes it)
-#     views/models/    base/ codec/ sessions/ views/models/   (no Qt, no io/)
-#     views/           no io/ (views draw snapshots; file access belongs to the core)
+#       sessions/report/   config run analysis explore bundle report   (on top: only app/ includes it)
+#     views/models/    base/ codec/ sessions/ views/models/   (no Qt, no io/, no sessions/report/)
+#     views/           no io/ (views draw snapshots; file access belongs to the core), no sessions/report/
 #     app/cli/         no views/ or app/gui/
 # Usage: check_layering.sh ROOT | check_layering.sh --self-test ROOT
 set -u
@@ -99,9 +100,12 @@ run_checks() {
   allow_only sessions/explore "base/" "codec/" "io/" "model/" "sessions/config/" "sessions/run/" \
              "sessions/analysis/" "sessions/eval/" "sessions/explore/" || rc=1
   allow_only sessions/document "base/" "codec/" "io/" "sessions/config/" "sessions/document/" || rc=1
+  allow_only sessions/report "base/" "codec/" "io/" "sessions/config/" "sessions/run/" "sessions/analysis/" \
+             "sessions/explore/" "sessions/bundle/" "sessions/report/" || rc=1
   allow_only -x sessions/config -x sessions/run -x sessions/analysis -x sessions/bundle -x sessions/eval \
-             -x sessions/explore -x sessions/document sessions "base/" "codec/" "io/" "sessions/" || rc=1
+             -x sessions/explore -x sessions/document -x sessions/report sessions "base/" "codec/" "io/" "sessions/" || rc=1
   allow_only views/models "base/" "codec/" "sessions/" "views/models/" || rc=1
+  forbid views '#include *"sessions/report/' "sessions/report/ (reports are built in the core and only app/ includes them)" || rc=1
   forbid views '#include *"io/' "io/ headers (views draw snapshots; file access belongs to the core)" || rc=1
   forbid app/cli '#include *"(views|app/gui)/' "GUI headers" || rc=1
   return $rc
@@ -111,13 +115,17 @@ if [ "${1:-}" = "--self-test" ]; then
   # The check must pass on a clean tree and catch a planted violation of every rule.
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   mkdir -p "$tmp"/{base,codec/cuda,codec/format,codec/kernels,io,model,views/models,app/gui,app/cli} \
-           "$tmp"/sessions/{config,run,analysis,bundle,eval,explore,document}
+           "$tmp"/sessions/{config,run,analysis,bundle,eval,explore,document,report}
   printf '#include <cuda_runtime.h>\n#include "codec/codec.h"\n' > "$tmp/codec/cuda/ok.cu"
   printf '#include <hdf5.h>\n#include "codec/format/half.h"\n' > "$tmp/io/ok.cpp"
   printf '#include "model/llama.h"\n#include "sessions/eval/eval.h"\n' > "$tmp/sessions/explore/ok.cpp"
   printf '#include "sessions/run/runner.h"\n' > "$tmp/views/models/ok.cpp"
   printf '#include <QWidget>\n#include "views/models/snapshot.h"\n' > "$tmp/views/ok.cpp"
   printf '#include <cstdint>\n#include "codec/kernels/wht.h"\n' > "$tmp/codec/kernels/ok.h"
+  printf '#include "sessions/explore/sweep.h"\n#include "sessions/bundle/bundle.h"\n#include "sessions/analysis/pareto.h"\n' \
+    > "$tmp/sessions/report/ok.cpp"
+  printf '#include "sessions/report/report.h"\n' > "$tmp/app/cli/ok_report.cpp"
+  printf '#include <QPdfWriter>\n#include "sessions/report/report.h"\n' > "$tmp/app/gui/ok_report.cpp"
   run_checks "$tmp" >/dev/null || { echo "self-test: clean tree flagged"; run_checks "$tmp"; exit 1; }
   for plant in "codec/x.h:#include <QWidget>" "codec/y.cpp:#include \"hdf5.h\"" \
                "codec/z.cpp:#include <cublas_v2.h>" "io/a.cpp:#include <imgui.h>" \
@@ -137,13 +145,22 @@ if [ "${1:-}" = "--self-test" ]; then
                "sessions/run/u.cpp:#include \"model/llama.h\"" \
                "sessions/document/v.cpp:#include \"sessions/run/runner.h\"" \
                "views/models/w.cpp:#include <QString>" "views/models/x.cpp:#include \"io/capture.h\"" \
-               "app/cli/y.cpp:#include \"views/models/snapshot.h\"" "sessions/z.cpp:#include \"views/view.h\""; do
+               "app/cli/y.cpp:#include \"views/models/snapshot.h\"" "sessions/z.cpp:#include \"views/view.h\"" \
+               "sessions/explore/ra.cpp:#include \"sessions/report/report.h\"" \
+               "sessions/bundle/rb.cpp:#include \"sessions/report/plot.h\"" \
+               "views/models/rc.cpp:#include \"sessions/report/report.h\"" \
+               "views/rd.cpp:#include \"sessions/report/document.h\"" \
+               "sessions/report/re.cpp:#include \"sessions/document/session.h\"" \
+               "sessions/report/rf.cpp:#include \"sessions/eval/eval.h\"" \
+               "sessions/report/rg.cpp:#include \"model/llama.h\"" \
+               "sessions/report/rh.cpp:#include <QTextDocument>" \
+               "sessions/report/ri.cpp:#include \"views/models/snapshot.h\""; do
     f=${plant%%:*}; line=${plant#*:}
     echo "$line" > "$tmp/$f"
     if run_checks "$tmp" >/dev/null; then echo "self-test: missed $plant"; exit 1; fi
     rm "$tmp/$f"
   done
-  echo "layering self-test passed (29 planted violations caught)"
+  echo "layering self-test passed (38 planted violations caught)"
   exit 0
 fi
 
