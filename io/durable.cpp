@@ -25,8 +25,11 @@ constexpr const char* kOldTag = ".kvwb-old.";
 
 std::string errno_text(int e) { return std::strerror(e); }
 
-/// fsync is not supported on this object (some file systems refuse it on folders): nothing to flush.
-bool fsync_unsupported(int e) { return e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP || e == EROFS; }
+/// fsync is not supported on this object (some file systems refuse it on folders): nothing to
+/// flush.
+bool fsync_unsupported(int e) {
+  return e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP || e == EROFS;
+}
 
 const std::string& host_name() {
   static const std::string name = [] {
@@ -59,7 +62,8 @@ std::string parent_of(const std::string& path) {
 bool parse_owner(const std::string& s, long& pid, std::string& host) {
   const size_t at = s.find('@');
   const size_t dot = s.rfind('.');
-  if (at == std::string::npos || at == 0 || dot == std::string::npos || dot <= at + 1 || dot + 1 == s.size())
+  if (at == std::string::npos || at == 0 || dot == std::string::npos || dot <= at + 1 ||
+      dot + 1 == s.size())
     return false;
   for (size_t i = 0; i < at; ++i)
     if (s[i] < '0' || s[i] > '9') return false;
@@ -111,7 +115,8 @@ void protect_input(const std::string& path) {
   std::error_code ec;
   const fs::path canon = fs::weakly_canonical(path, ec);
   std::lock_guard<std::mutex> lock(protected_mutex());
-  protected_inputs().push_back({st.st_dev, st.st_ino, S_ISDIR(st.st_mode), ec ? fs::path(path) : canon, path});
+  protected_inputs().push_back(
+      {st.st_dev, st.st_ino, S_ISDIR(st.st_mode), ec ? fs::path(path) : canon, path});
 }
 
 void check_not_an_input(const std::string& target) {
@@ -127,8 +132,11 @@ void check_not_an_input(const std::string& target) {
     const bool contains = !ec && exists && S_ISDIR(st.st_mode) && is_within(in.canonical, canon);
     if (same || inside || contains)
       throw InvalidArgument(target + ": refusing to write here: it " +
-                            (same ? std::string("is") : inside ? std::string("lies inside") : std::string("contains")) +
-                            " the input " + in.given + " of this command (outputs never replace inputs); choose "
+                            (same     ? std::string("is")
+                             : inside ? std::string("lies inside")
+                                      : std::string("contains")) +
+                            " the input " + in.given +
+                            " of this command (outputs never replace inputs); choose "
                             "another output path");
   }
 }
@@ -144,7 +152,8 @@ void fsync_path(const std::string& path) {
   const int rc = ::fsync(fd);
   const int e = errno;
   ::close(fd);
-  if (rc != 0 && !fsync_unsupported(e)) throw IoError(path, "fsync failed (the data may not be on disk): " + errno_text(e));
+  if (rc != 0 && !fsync_unsupported(e))
+    throw IoError(path, "fsync failed (the data may not be on disk): " + errno_text(e));
 }
 
 void fsync_directory(const std::string& dir) {
@@ -153,7 +162,8 @@ void fsync_directory(const std::string& dir) {
   const int rc = ::fsync(fd);
   const int e = errno;
   ::close(fd);
-  if (rc != 0 && !fsync_unsupported(e)) throw IoError(dir, "fsync of the folder failed: " + errno_text(e));
+  if (rc != 0 && !fsync_unsupported(e))
+    throw IoError(dir, "fsync of the folder failed: " + errno_text(e));
 }
 
 std::string temp_path_for(const std::string& path) { return sibling_name(path, kTmpTag); }
@@ -186,7 +196,8 @@ size_t remove_stale_temps(const std::string& target) {
     }
     for (const auto& p : olds) {
       if (!fs::exists(t, ec)) {
-        fs::rename(p, t, ec);  // the replace was killed after moving the old folder aside: restore it
+        fs::rename(p, t,
+                   ec);  // the replace was killed after moving the old folder aside: restore it
       } else {
         fs::remove_all(p, ec);
       }
@@ -225,7 +236,8 @@ void commit_directory(const std::string& tmp_dir, const std::string& dest, bool 
   const std::string parent = parent_of(dest);
   struct stat st {};
   if (::lstat(dest.c_str(), &st) != 0) {
-    if (errno != ENOENT) throw IoError(dest, "cannot inspect the destination: " + errno_text(errno));
+    if (errno != ENOENT)
+      throw IoError(dest, "cannot inspect the destination: " + errno_text(errno));
     if (std::rename(tmp_dir.c_str(), dest.c_str()) != 0)
       throw IoError(dest, "cannot move the new folder into place: " + errno_text(errno));
     fsync_directory(parent);
@@ -281,7 +293,8 @@ DurableAppendFile::DurableAppendFile(const std::string& path) : path_(path) {
   off_t end = st.st_size, keep = st.st_size;
   std::vector<char> buf(1 << 16);
   while (keep > 0) {
-    const off_t from = keep > static_cast<off_t>(buf.size()) ? keep - static_cast<off_t>(buf.size()) : 0;
+    const off_t from =
+        keep > static_cast<off_t>(buf.size()) ? keep - static_cast<off_t>(buf.size()) : 0;
     const size_t len = static_cast<size_t>(keep - from);
     if (::pread(fd_, buf.data(), len, from) != static_cast<ssize_t>(len)) {
       const std::string why = errno_text(errno);
@@ -317,10 +330,12 @@ DurableAppendFile::~DurableAppendFile() {
 }
 
 void DurableAppendFile::append(std::string_view line) {
-  if (line.empty() || line.back() != '\n') throw IoError(path_, "internal: an appended line must end in a newline");
+  if (line.empty() || line.back() != '\n')
+    throw IoError(path_, "internal: an appended line must end in a newline");
   std::lock_guard<std::mutex> lock(mu_);
   struct stat st {};
-  if (::fstat(fd_, &st) != 0) throw IoError(path_, "cannot inspect before appending: " + errno_text(errno));
+  if (::fstat(fd_, &st) != 0)
+    throw IoError(path_, "cannot inspect before appending: " + errno_text(errno));
   ssize_t n = ::write(fd_, line.data(), line.size());
   if (n >= 0 && static_cast<size_t>(n) < line.size()) {
     // A short write: try the rest once, which reports why the disk took no more (ENOSPC, EDQUOT).
@@ -328,7 +343,8 @@ void DurableAppendFile::append(std::string_view line) {
     if (more < 0) {
       const std::string why = errno_text(errno) + " after " + std::to_string(n) + " of " +
                               std::to_string(line.size()) + " bytes";
-      const int rc = ::ftruncate(fd_, st.st_size);  // when this fails too, the next open cuts the torn line
+      const int rc =
+          ::ftruncate(fd_, st.st_size);  // when this fails too, the next open cuts the torn line
       (void)rc;
       throw IoError(path_, "append failed: " + why + "; every earlier record is kept");
     }
@@ -336,10 +352,11 @@ void DurableAppendFile::append(std::string_view line) {
   }
   if (n < 0 || static_cast<size_t>(n) != line.size()) {
     const std::string why = n < 0 ? errno_text(errno)
-                                  : "short write (" + std::to_string(n) + " of " + std::to_string(line.size()) +
-                                        " bytes)";
+                                  : "short write (" + std::to_string(n) + " of " +
+                                        std::to_string(line.size()) + " bytes)";
     if (n > 0) {
-      const int rc = ::ftruncate(fd_, st.st_size);  // when this fails too, the next open cuts the torn line
+      const int rc =
+          ::ftruncate(fd_, st.st_size);  // when this fails too, the next open cuts the torn line
       (void)rc;
     }
     throw IoError(path_, "append failed: " + why + "; every earlier record is kept");

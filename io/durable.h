@@ -2,7 +2,8 @@
 // The one durability policy (docs/reliability.md) for everything a user keeps: sessions, bundles,
 // sweep stores, exports and captures.
 //   - Atomic file: the bytes go to a temporary sibling, are flushed (fsync), renamed over the
-//     target, and the folder is flushed. A kill leaves the old file or the new one, never a torn one.
+//     target, and the folder is flushed. A kill leaves the old file or the new one, never a torn
+//     one.
 //   - Atomic directory commit: a folder is built complete under a temporary sibling name, flushed,
 //     then renamed into place; an existing destination is swapped with it in one step
 //     (renameat2 RENAME_EXCHANGE) or, where the file system cannot swap, kept under an aside name

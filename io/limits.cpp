@@ -34,7 +34,8 @@ uint64_t memory_budget_bytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
   if (pages > 0 && page > 0) budget = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
   struct rlimit rl {};
-  if (::getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) budget = std::min<uint64_t>(budget, rl.rlim_cur);
+  if (::getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    budget = std::min<uint64_t>(budget, rl.rlim_cur);
   return std::min(budget, cgroup_limit());
 }
 
@@ -58,8 +59,8 @@ std::string bytes_text(uint64_t bytes) {
 void check_allocation(uint64_t bytes, const std::string& what) {
   const uint64_t budget = memory_budget_bytes();
   if (bytes > budget)
-    throw Unsupported(what + " needs " + bytes_text(bytes) + ", more than the " + bytes_text(budget) +
-                      " this process may use");
+    throw Unsupported(what + " needs " + bytes_text(bytes) + ", more than the " +
+                      bytes_text(budget) + " this process may use");
 }
 
 bool checked_mul(uint64_t a, uint64_t b, uint64_t& out) noexcept {
@@ -88,7 +89,9 @@ struct stat stat_regular(const std::string& path, const std::string& what) {
 }
 }  // namespace
 
-void require_regular_file(const std::string& path, const std::string& what) { stat_regular(path, what); }
+void require_regular_file(const std::string& path, const std::string& what) {
+  stat_regular(path, what);
+}
 
 uint64_t regular_file_size(const std::string& path, const std::string& what) {
   return static_cast<uint64_t>(stat_regular(path, what).st_size);

@@ -16,7 +16,8 @@ inline constexpr int64_t kMaxHeads = 4096;
 inline constexpr int64_t kMaxHeadDim = 4096;
 /// Cells of one sweep or proxy-truth grid, all sub-grids together (computed before expansion).
 inline constexpr int64_t kMaxGridCells = 100000;
-/// A JSON document read whole (run config, grid, session, bundle sidecar, model config, store.json).
+/// A JSON document read whole (run config, grid, session, bundle sidecar, model config,
+/// store.json).
 inline constexpr uint64_t kMaxJsonBytes = 256ull << 20;
 
 /// Bytes this process may allocate: the smallest of physical memory, RLIMIT_AS and the cgroup

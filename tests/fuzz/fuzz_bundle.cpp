@@ -12,9 +12,9 @@
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {
-constexpr const char* kNames[] = {"MANIFEST.json",     "sigma_q.safetensors", "sigma_q.json",
-                                  "codec_config.json", "deploy.env",          "K_b3_centroids.f32",
-                                  "V_b2_centroids.f32", "extra.txt"};
+constexpr const char* kNames[] = {
+    "MANIFEST.json", "sigma_q.safetensors", "sigma_q.json",       "codec_config.json",
+    "deploy.env",    "K_b3_centroids.f32",  "V_b2_centroids.f32", "extra.txt"};
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -30,8 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::memcpy(&len, data + pos + 1, 4);
     pos += 5;
     const size_t n = std::min<size_t>(len, size - pos);
-    if (idx < std::size(kNames)) fuzz::write_bytes(dir / kNames[idx], data + pos, n);
-    else std::filesystem::create_directories(dir / "sub", ec);
+    if (idx < std::size(kNames))
+      fuzz::write_bytes(dir / kNames[idx], data + pos, n);
+    else
+      std::filesystem::create_directories(dir / "sub", ec);
     pos += n;
   }
   for (const bool partial : {false, true}) {

@@ -25,8 +25,10 @@ void put_attr(FuzzedDataProvider& in, hid_t loc, const char* name, int64_t typic
   const int kind = in.ConsumeIntegralInRange<int>(0, 9);
   if (kind == 0) return;  // absent
   int64_t v = typical;
-  if (in.ConsumeBool()) v = in.ConsumeIntegral<int64_t>();
-  else if (in.ConsumeBool()) v = in.ConsumeIntegralInRange<int64_t>(-2, 8);
+  if (in.ConsumeBool())
+    v = in.ConsumeIntegral<int64_t>();
+  else if (in.ConsumeBool())
+    v = in.ConsumeIntegralInRange<int64_t>(-2, 8);
   hid_t space = H5Screate(H5S_SCALAR);
   if (kind <= 5) {
     const int32_t x = static_cast<int32_t>(v);
@@ -68,8 +70,10 @@ void put_string_attr(FuzzedDataProvider& in, hid_t loc, const char* name, const 
   if (kind == 0) return;
   std::string s = kind <= 3 ? typical : in.ConsumeRandomLengthString(24);
   hid_t t = H5Tcopy(H5T_C_S1);
-  if (kind == 5) H5Tset_size(t, s.size() + 1);  // fixed-length
-  else H5Tset_size(t, H5T_VARIABLE);
+  if (kind == 5)
+    H5Tset_size(t, s.size() + 1);  // fixed-length
+  else
+    H5Tset_size(t, H5T_VARIABLE);
   hid_t space = H5Screate(H5S_SCALAR);
   hid_t a = H5Acreate2(loc, name, t, space, H5P_DEFAULT, H5P_DEFAULT);
   if (kind == 5) {
@@ -92,34 +96,42 @@ hid_t f16_type() {
 }
 
 /// One dataset of a fuzzed rank, shape, dtype, layout and fill state; values from the input.
-void put_dataset(FuzzedDataProvider& in, hid_t loc, const char* name, const std::vector<hsize_t>& typical) {
+void put_dataset(FuzzedDataProvider& in, hid_t loc, const char* name,
+                 const std::vector<hsize_t>& typical) {
   std::vector<hsize_t> dims = typical;
   const int shape_kind = in.ConsumeIntegralInRange<int>(0, 9);
   if (shape_kind == 7) {
     dims.resize(in.ConsumeIntegralInRange<size_t>(1, 5), 2);
   } else if (shape_kind == 8) {
-    dims[in.ConsumeIntegralInRange<size_t>(0, dims.size() - 1)] = in.ConsumeIntegralInRange<hsize_t>(0, 9);
+    dims[in.ConsumeIntegralInRange<size_t>(0, dims.size() - 1)] =
+        in.ConsumeIntegralInRange<hsize_t>(0, 9);
   } else if (shape_kind == 9) {
     // A huge declared extent (left unwritten: the reader must refuse it before allocating).
-    dims[in.ConsumeIntegralInRange<size_t>(0, dims.size() - 1)] = hsize_t{1} << in.ConsumeIntegralInRange<int>(16, 30);
+    dims[in.ConsumeIntegralInRange<size_t>(0, dims.size() - 1)] =
+        hsize_t{1} << in.ConsumeIntegralInRange<int>(16, 30);
   }
   hsize_t count = 1;
   for (hsize_t d : dims) count *= d;
   const bool huge = count > (1u << 16);
   const int dtype = in.ConsumeIntegralInRange<int>(0, 6);  // 0-2 f16, 3-4 f32, 5 f64, 6 i32
-  hid_t ftype = dtype <= 2 ? f16_type() : H5Tcopy(dtype <= 4 ? H5T_IEEE_F32LE : dtype == 5 ? H5T_IEEE_F64LE : H5T_STD_I32LE);
+  hid_t ftype = dtype <= 2 ? f16_type()
+                           : H5Tcopy(dtype <= 4   ? H5T_IEEE_F32LE
+                                     : dtype == 5 ? H5T_IEEE_F64LE
+                                                  : H5T_STD_I32LE);
   hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   const bool chunked = huge || in.ConsumeBool();
   if (chunked && count > 0) {
     std::vector<hsize_t> chunk(dims.size(), 1);
     chunk.back() = std::max<hsize_t>(1, std::min<hsize_t>(dims.back(), 4096));
-    if (dims.size() >= 2) chunk[dims.size() - 2] = std::max<hsize_t>(1, std::min<hsize_t>(dims[dims.size() - 2], 64));
+    if (dims.size() >= 2)
+      chunk[dims.size() - 2] = std::max<hsize_t>(1, std::min<hsize_t>(dims[dims.size() - 2], 64));
     H5Pset_chunk(dcpl, static_cast<int>(dims.size()), chunk.data());
     if (in.ConsumeBool()) H5Pset_deflate(dcpl, 1);
   }
   hid_t ds = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-  const int fill = huge ? 0 : in.ConsumeIntegralInRange<int>(0, 7);  // 0 never written, 1 partly, else fully
+  const int fill =
+      huge ? 0 : in.ConsumeIntegralInRange<int>(0, 7);  // 0 never written, 1 partly, else fully
   if (ds >= 0 && fill > 0 && count > 0) {
     std::vector<float> v(static_cast<size_t>(count));
     for (auto& x : v) x = in.remaining_bytes() >= 4 ? in.ConsumeFloatingPoint<float>() : 0.5f;
@@ -144,10 +156,14 @@ void put_dataset(FuzzedDataProvider& in, hid_t loc, const char* name, const std:
 
 std::string layer_name(FuzzedDataProvider& in, int index) {
   switch (in.ConsumeIntegralInRange<int>(0, 9)) {
-    case 7: return "0" + std::to_string(index);
-    case 8: return std::to_string(in.ConsumeIntegral<uint32_t>());
-    case 9: return in.ConsumeRandomLengthString(10);
-    default: return std::to_string(index);
+    case 7:
+      return "0" + std::to_string(index);
+    case 8:
+      return std::to_string(in.ConsumeIntegral<uint32_t>());
+    case 9:
+      return in.ConsumeRandomLengthString(10);
+    default:
+      return std::to_string(index);
   }
 }
 
@@ -156,7 +172,8 @@ bool write_capture(FuzzedDataProvider& in, const std::string& path) {
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (f < 0) return false;
   const int L = in.ConsumeIntegralInRange<int>(0, 3), Hkv = in.ConsumeIntegralInRange<int>(1, 2);
-  const int Hq = Hkv * in.ConsumeIntegralInRange<int>(1, 2), D = 2 * in.ConsumeIntegralInRange<int>(1, 16);
+  const int Hq = Hkv * in.ConsumeIntegralInRange<int>(1, 2),
+            D = 2 * in.ConsumeIntegralInRange<int>(1, 16);
   const int S = in.ConsumeIntegralInRange<int>(1, 2), T = in.ConsumeIntegralInRange<int>(1, 16);
   put_attr(in, f, "kvcapture_version", 1);
   put_string_attr(in, f, "model_name", "fuzz/model");
@@ -172,16 +189,19 @@ bool write_capture(FuzzedDataProvider& in, const std::string& path) {
     hid_t g = H5Gcreate2(f, "layers", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     for (int l = 0; l < L; ++l) {
       const std::string name = layer_name(in, l);
-      if (name.empty() || name.find('/') != std::string::npos || name == "." || H5Lexists(g, name.c_str(), H5P_DEFAULT) > 0)
+      if (name.empty() || name.find('/') != std::string::npos || name == "." ||
+          H5Lexists(g, name.c_str(), H5P_DEFAULT) > 0)
         continue;
       hid_t lg = H5Gcreate2(g, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
       if (lg < 0) continue;
-      put_string_attr(in, lg, "attention", in.ConsumeIntegralInRange<int>(0, 3) == 0 ? "sliding" : "full");
+      put_string_attr(in, lg, "attention",
+                      in.ConsumeIntegralInRange<int>(0, 3) == 0 ? "sliding" : "full");
       if (in.ConsumeBool()) put_attr(in, lg, "sliding_window", 8);
       for (const char* ds : {"k_pre", "k", "v", "q_pre"}) {
         if (in.ConsumeIntegralInRange<int>(0, 4) == 0) continue;
         const hsize_t h = ds[0] == 'q' ? static_cast<hsize_t>(Hq) : static_cast<hsize_t>(Hkv);
-        put_dataset(in, lg, ds, {static_cast<hsize_t>(S), h, static_cast<hsize_t>(T), static_cast<hsize_t>(D)});
+        put_dataset(in, lg, ds,
+                    {static_cast<hsize_t>(S), h, static_cast<hsize_t>(T), static_cast<hsize_t>(D)});
       }
       H5Gclose(lg);
     }
@@ -193,12 +213,13 @@ bool write_capture(FuzzedDataProvider& in, const std::string& path) {
     std::vector<hsize_t> dims = {static_cast<hsize_t>(S), static_cast<hsize_t>(T)};
     if (in.ConsumeIntegralInRange<int>(0, 4) == 0) dims.back() += 1;
     hid_t space = H5Screate_simple(2, dims.data(), nullptr);
-    hid_t ds = H5Dcreate2(f, idx, dtype_kind == 3 ? H5T_IEEE_F32LE : H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                          H5P_DEFAULT);
+    hid_t ds = H5Dcreate2(f, idx, dtype_kind == 3 ? H5T_IEEE_F32LE : H5T_STD_I32LE, space,
+                          H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     std::vector<int32_t> v(static_cast<size_t>(dims[0] * dims[1]));
     for (auto& x : v) x = in.ConsumeIntegral<int32_t>();
     if (ds >= 0 && in.ConsumeIntegralInRange<int>(0, 5) != 0)
-      H5Dwrite(ds, dtype_kind == 3 ? H5T_NATIVE_INT32 : H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+      H5Dwrite(ds, dtype_kind == 3 ? H5T_NATIVE_INT32 : H5T_NATIVE_INT32, H5S_ALL, H5S_ALL,
+               H5P_DEFAULT, v.data());
     if (ds >= 0) H5Dclose(ds);
     H5Sclose(space);
   }
@@ -218,7 +239,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::expect_typed([&] {
     const io::CaptureReader r(path);
     for (const auto& li : r.info().layers) {
-      for (io::TensorKind k : {io::TensorKind::kKPre, io::TensorKind::kK, io::TensorKind::kV, io::TensorKind::kQPre})
+      for (io::TensorKind k :
+           {io::TensorKind::kKPre, io::TensorKind::kK, io::TensorKind::kV, io::TensorKind::kQPre})
         if (r.has(li.layer, k)) {
           fuzz::expect_typed([&] { (void)r.read(li.layer, k); });
           fuzz::expect_typed([&] { (void)r.read_head(li.layer, k, 0); });

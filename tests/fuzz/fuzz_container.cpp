@@ -11,7 +11,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kvwb;
   fuzz::expect_typed([&] {
-    const codec::DecodedUnit u = codec::decode_container(std::span<const uint8_t>(data, size), "fuzz.kvcb");
+    const codec::DecodedUnit u =
+        codec::decode_container(std::span<const uint8_t>(data, size), "fuzz.kvcb");
     // The decoded rows are [n, D]: touch every value (ASan sees a short buffer).
     volatile float sink = 0;
     for (float v : u.rows) sink = sink + (std::isfinite(v) ? v : 0.0f);

@@ -7,12 +7,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "sessions/analysis/pareto.h"
 #include "sessions/config/run_config.h"
 #include "sessions/config/run_options.h"
 #include "sessions/document/session.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
-#include "sessions/analysis/pareto.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -56,7 +56,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::expect_typed([&] {
       // The count is computed for any grid; only small grids are expanded (the cap is tested by
       // the unit tests, and a 10^5-cell expansion would only slow the fuzzer down).
-      const nlohmann::json* subs = j.is_array() ? &j : (j.is_object() && j.contains("grids") ? &j["grids"] : nullptr);
+      const nlohmann::json* subs =
+          j.is_array() ? &j : (j.is_object() && j.contains("grids") ? &j["grids"] : nullptr);
       uint64_t total = 0;
       if (!subs) {
         total = sessions::grid_cell_count(j, "fuzz grid");

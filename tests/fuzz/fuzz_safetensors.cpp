@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kvwb;
   bool parsed = false;
   fuzz::expect_typed([&] {
-    const io::SafeTensorsFile f = io::parse_safetensors(std::span<const uint8_t>(data, size), "fuzz.safetensors");
+    const io::SafeTensorsFile f =
+        io::parse_safetensors(std::span<const uint8_t>(data, size), "fuzz.safetensors");
     for (const auto& t : f.tensors) fuzz::expect_typed([&] { (void)io::tensor_to_f32(t); });
     parsed = true;
   });

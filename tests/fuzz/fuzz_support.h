@@ -17,7 +17,8 @@ namespace kvwb::fuzz {
 /// A per-process scratch folder in /dev/shm (or the temp folder), removed at exit.
 inline const std::filesystem::path& scratch() {
   static const std::filesystem::path dir = [] {
-    std::filesystem::path base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
+    std::filesystem::path base =
+        std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
     std::filesystem::path d = base / ("kvwb-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
     std::atexit([] {

@@ -43,7 +43,8 @@ int main(int argc, char** argv) {
       in.info.block_size = 16;
       in.info.stream = codec::Stream::kV;
       const codec::EncodedUnit e = c->encode(in);
-      io::write_file_atomic((out / "container" / (name + ".kvcb")).string(), std::span<const uint8_t>(e.bytes));
+      io::write_file_atomic((out / "container" / (name + ".kvcb")).string(),
+                            std::span<const uint8_t>(e.bytes));
     } catch (const std::exception& e) {
       std::fprintf(stderr, "%s: %s\n", name.c_str(), e.what());
     }

@@ -68,11 +68,16 @@ TEST(Durable, StaleTemporariesOfDeadWritersAreRemovedLiveOnesKept) {
   test::TempDir t;
   const std::string f = t.file("s.kvwb.json");
   const std::string h = host();
-  const fs::path dead_file = t.path() / (".s.kvwb.json.kvwb-tmp." + std::to_string(dead_pid()) + "@" + h + ".0");
-  const fs::path dead_dir = t.path() / (".s.kvwb.json.kvwb-tmp." + std::to_string(dead_pid()) + "@" + h + ".1");
-  const fs::path live = t.path() / (".s.kvwb.json.kvwb-tmp." + std::to_string(::getppid()) + "@" + h + ".2");
-  const fs::path other_host = t.path() / (".s.kvwb.json.kvwb-tmp." + std::to_string(dead_pid()) + "@elsewhere.3");
-  const fs::path other_target = t.path() / (".t.json.kvwb-tmp." + std::to_string(dead_pid()) + "@" + h + ".4");
+  const fs::path dead_file =
+      t.path() / (".s.kvwb.json.kvwb-tmp." + std::to_string(dead_pid()) + "@" + h + ".0");
+  const fs::path dead_dir =
+      t.path() / (".s.kvwb.json.kvwb-tmp." + std::to_string(dead_pid()) + "@" + h + ".1");
+  const fs::path live =
+      t.path() / (".s.kvwb.json.kvwb-tmp." + std::to_string(::getppid()) + "@" + h + ".2");
+  const fs::path other_host =
+      t.path() / (".s.kvwb.json.kvwb-tmp." + std::to_string(dead_pid()) + "@elsewhere.3");
+  const fs::path other_target =
+      t.path() / (".t.json.kvwb-tmp." + std::to_string(dead_pid()) + "@" + h + ".4");
   std::ofstream(dead_file) << "torn";
   fs::create_directories(dead_dir / "inner");
   std::ofstream(live) << "in flight";
@@ -89,7 +94,8 @@ TEST(Durable, StaleTemporariesOfDeadWritersAreRemovedLiveOnesKept) {
 TEST(Durable, AsideOfAKilledReplaceIsRestoredWhenTheTargetIsMissing) {
   test::TempDir t;
   const fs::path dest = t.path() / "bundle";
-  const fs::path aside = t.path() / (".bundle.kvwb-old." + std::to_string(dead_pid()) + "@" + host() + ".0");
+  const fs::path aside =
+      t.path() / (".bundle.kvwb-old." + std::to_string(dead_pid()) + "@" + host() + ".0");
   fs::create_directories(aside);
   std::ofstream(aside / "MANIFEST.json") << "old";
   EXPECT_EQ(io::remove_stale_temps(dest.string()), 1u);
@@ -167,7 +173,8 @@ TEST(Limits, AllocationBeyondTheBudgetIsATypedError) {
     io::check_allocation(UINT64_MAX / 2, "layer 3 of x.kvc.h5");
     FAIL();
   } catch (const Unsupported& e) {
-    EXPECT_NE(std::string(e.what()).find("layer 3 of x.kvc.h5 needs"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("layer 3 of x.kvc.h5 needs"), std::string::npos)
+        << e.what();
   }
   uint64_t out = 0;
   EXPECT_FALSE(io::checked_mul(UINT64_MAX / 2, 3, out));

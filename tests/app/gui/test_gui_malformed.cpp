@@ -59,19 +59,23 @@ class MalformedFiles : public QObject {
     QProcess p;
     p.start("/usr/bin/python3", {KVWB_MALFORMED_SUITE, KVWB_CLI, "--keep", root_, "--list"});
     QVERIFY(p.waitForFinished(300000));
-    if (p.exitCode() == 77) QSKIP("the malformed-input generator needs /usr/bin/python3 with numpy and h5py");
+    if (p.exitCode() == 77)
+      QSKIP("the malformed-input generator needs /usr/bin/python3 with numpy and h5py");
     QVERIFY2(p.exitCode() == 0, p.readAllStandardError().constData());
     QVERIFY(QFileInfo::exists(gen("base.kvc.h5")));
     // A session whose configuration points at a Σ_q file with [H, 0, 0] factors (the reproducer
     // that crashed the GUI): the file is only read by the run, after the session opened.
-    nlohmann::json s = {{"format", "kvwb-session"},
-                        {"format_version", 1},
-                        {"capture", {{"path", gen("base.kvc.h5").toStdString()}, {"sha256", nullptr}}},
-                        {"configurations",
-                         {{{"name", "a"},
-                           {"config", {{"block_size", 32}, {"q_precond", gen("sq/zero-dims.safetensors").toStdString()}}}}}},
-                        {"current_configuration", "a"}};
-    kvwb::io::write_file_atomic(gen("session/q-precond-zero-dims.kvwb.json").toStdString(), s.dump(2));
+    nlohmann::json s = {
+        {"format", "kvwb-session"},
+        {"format_version", 1},
+        {"capture", {{"path", gen("base.kvc.h5").toStdString()}, {"sha256", nullptr}}},
+        {"configurations",
+         {{{"name", "a"},
+           {"config",
+            {{"block_size", 32}, {"q_precond", gen("sq/zero-dims.safetensors").toStdString()}}}}}},
+        {"current_configuration", "a"}};
+    kvwb::io::write_file_atomic(gen("session/q-precond-zero-dims.kvwb.json").toStdString(),
+                                s.dump(2));
   }
 
   void bad_file_reports_and_window_stays_usable_data() {
@@ -115,7 +119,8 @@ class MalformedFiles : public QObject {
     }
     if (dropped) {
       drop(*w, path);
-      QTRY_VERIFY_WITH_TIMEOUT(!w->last_error().isEmpty() || !w->workbench().capture_path().isEmpty(), 20000);
+      QTRY_VERIFY_WITH_TIMEOUT(
+          !w->last_error().isEmpty() || !w->workbench().capture_path().isEmpty(), 20000);
     } else if (store) {
       QVERIFY(!w->open_sweep_store(path));
     } else {
@@ -124,7 +129,8 @@ class MalformedFiles : public QObject {
     QVERIFY(w->workbench().wait_idle(120000));  // a run that reads the bad data fails, reported
     QTRY_VERIFY_WITH_TIMEOUT(w->last_error().contains(named), 20000);
     QVERIFY2(!w->last_error().contains("INTERNAL"), qPrintable(w->last_error()));
-    QVERIFY2(w->statusBar()->currentMessage().contains(named), qPrintable(w->statusBar()->currentMessage()));
+    QVERIFY2(w->statusBar()->currentMessage().contains(named),
+             qPrintable(w->statusBar()->currentMessage()));
 
     // Still usable: a good capture opens and its run finishes.
     QVERIFY2(w->open_capture_file(gen("base.kvc.h5")), qPrintable(w->last_error()));
