@@ -48,4 +48,12 @@ class IoError : public Error {
   std::string path_;
 };
 
+/// Whether `e` is about an input or resource that every cell of a grid shares (IO_ERROR,
+/// FORMAT_ERROR, CAPTURE_CHANGED, UNAVAILABLE): a sweep or proxy-truth run stops on it instead of
+/// recording one failed cell after another (docs/sweeps.md).
+inline bool is_shared_input_error(const Error& e) noexcept {
+  const std::string& c = e.code();
+  return c == "IO_ERROR" || c == "FORMAT_ERROR" || c == "CAPTURE_CHANGED" || c == "UNAVAILABLE";
+}
+
 }  // namespace kvwb

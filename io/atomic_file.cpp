@@ -1,6 +1,7 @@
 #include "io/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -12,49 +13,39 @@
 #include <fstream>
 
 #include "base/errors.h"
+#include "io/limits.h"
 
 namespace kvwb::io {
 
 namespace {
-std::string errno_text() { return std::strerror(errno); }
-
-void fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) return;  // best effort for directories on exotic file systems
-  ::fsync(fd);
-  ::close(fd);
-}
+std::string errno_text(int e) { return std::strerror(e); }
 }  // namespace
 
-std::string temp_path_for(const std::string& path) {
-  static std::atomic<uint64_t> counter{0};
-  return path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-}
-
-void commit_temp_file(const std::string& tmp, const std::string& path) {
-  fsync_path(tmp, false);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = errno_text();
-    std::remove(tmp.c_str());
-    throw IoError(path, "cannot rename temporary file into place: " + why);
-  }
-  auto parent = std::filesystem::path(path).parent_path();
-  fsync_path(parent.empty() ? "." : parent.string(), true);
-}
-
 void write_file_atomic(const std::string& path, std::span<const uint8_t> data) {
+  check_not_an_input(path);
+  remove_stale_temps(path);
   const std::string tmp = temp_path_for(path);
-  {
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw IoError(path, "cannot create temporary file " + tmp + ": " + errno_text());
-    const size_t n = data.empty() ? 0 : std::fwrite(data.data(), 1, data.size(), f);
-    const bool ok = n == data.size() && std::fflush(f) == 0;
-    const std::string why = errno_text();
-    std::fclose(f);
-    if (!ok) {
-      std::remove(tmp.c_str());
-      throw IoError(path, "write failed: " + why);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) throw IoError(path, "cannot create the temporary file " + tmp + ": " + errno_text(errno));
+  auto fail = [&](const std::string& why) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw IoError(path, why + "; the file was left as it was");
+  };
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("write failed: " + errno_text(errno));
     }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 && errno != EINVAL) fail("fsync failed: " + errno_text(errno));
+  if (::close(fd) != 0) {
+    const std::string why = errno_text(errno);
+    ::unlink(tmp.c_str());
+    throw IoError(path, "close failed: " + why + "; the file was left as it was");
   }
   commit_temp_file(tmp, path);
 }
@@ -63,15 +54,37 @@ void write_file_atomic(const std::string& path, std::string_view text) {
   write_file_atomic(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
 }
 
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path, "cannot open for reading");
-  in.seekg(0, std::ios::end);
-  const auto size = in.tellg();
-  if (size < 0) throw IoError(path, "cannot determine file size");
-  in.seekg(0);
-  std::vector<uint8_t> out(static_cast<size_t>(size));
-  if (size > 0 && !in.read(reinterpret_cast<char*>(out.data()), size)) throw IoError(path, "read failed");
+std::vector<uint8_t> read_file(const std::string& path, uint64_t max_bytes) {
+  const uint64_t size = regular_file_size(path);
+  if (size > max_bytes)
+    throw Unsupported(path + ": the file is " + bytes_text(size) + ", more than the " + bytes_text(max_bytes) +
+                      " accepted for this kind of file");
+  check_allocation(size, path + ": reading the file");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw IoError(path, "cannot open for reading: " + errno_text(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw IoError(path, "is not a regular file; expected a file");
+  }
+  std::vector<uint8_t> out(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::read(fd, out.data() + done, out.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string why = errno_text(errno);
+      ::close(fd);
+      throw IoError(path, "read failed: " + why);
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  char extra = 0;
+  const ssize_t more = done == out.size() ? ::read(fd, &extra, 1) : 0;
+  ::close(fd);
+  if (done != out.size() || more > 0)
+    throw IoError(path, "the file changed size while it was read (expected " + std::to_string(out.size()) + " bytes)");
   return out;
 }
 
@@ -144,6 +157,7 @@ std::string sha256_hex(std::span<const uint8_t> data) {
 }
 
 std::string sha256_file(const std::string& path) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(path, "cannot open for reading");
   Sha256 s;

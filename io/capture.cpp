@@ -22,6 +22,7 @@
 #include "base/errors.h"
 #include "codec/format/half.h"
 #include "io/atomic_file.h"
+#include "io/limits.h"
 
 namespace kvwb::io {
 
@@ -41,6 +42,11 @@ std::recursive_mutex& h5_mutex() {
 class H5Scope {
  public:
   H5Scope() : lock_(h5_mutex()) {
+    // No HDF5 exit handler: after a failed close (a full disk) HDF5 1.10's own clean-up at exit
+    // crashes on the half-closed file. Every file is closed explicitly here; one still open at exit
+    // is a temporary of an aborted write, which is discarded anyway. Must precede the first call.
+    static const bool no_atexit = (H5dont_atexit(), true);
+    (void)no_atexit;
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     H5Eclear2(H5E_DEFAULT);
   }
@@ -60,6 +66,7 @@ std::string h5_detail() {
       },
       &deepest);
   H5Eclear2(H5E_DEFAULT);
+  std::replace(deepest.begin(), deepest.end(), '\n', ' ');
   return deepest.empty() ? std::string() : " (HDF5: " + deepest + ")";
 }
 
@@ -246,6 +253,63 @@ H5Id make_f16_type() {
   return t;
 }
 
+/// Whether every value of dataset `ds` (extent `dims`) is backed by stored data; otherwise `why`
+/// says what is missing. A dataset whose storage was never (or only partly) written reads as fill
+/// values, which would be a silent guess. Chunked: every chunk of the extent is allocated
+/// (H5Dget_space_status cannot tell, it compares compressed sizes); contiguous: the storage is
+/// allocated; compact: always stored.
+bool fully_stored(hid_t ds, const std::vector<hsize_t>& dims, std::string& why) {
+  hsize_t points = 1;
+  for (hsize_t d : dims) points *= d;
+  if (points == 0) return true;
+  H5Id plist(H5Dget_create_plist(ds), H5Pclose);
+  if (!plist.valid()) {
+    why = "its storage cannot be inspected" + h5_detail();
+    return false;
+  }
+  const H5D_layout_t layout = H5Pget_layout(plist.get());
+  if (layout == H5D_COMPACT) return true;
+  if (layout == H5D_CONTIGUOUS) {
+    H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
+    if (H5Dget_space_status(ds, &status) < 0 || status != H5D_SPACE_STATUS_ALLOCATED) {
+      why = "its data was never written";
+      return false;
+    }
+    return true;
+  }
+  if (layout != H5D_CHUNKED) {
+    why = "it is a virtual or external dataset; expected data stored in the file";
+    return false;
+  }
+  const int rank = static_cast<int>(dims.size());
+  std::vector<hsize_t> chunk(dims.size(), 0);
+  if (H5Pget_chunk(plist.get(), rank, chunk.data()) != rank) {
+    why = "its chunk layout cannot be read" + h5_detail();
+    return false;
+  }
+  hsize_t expected = 1;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (chunk[i] == 0) {
+      why = "it has a zero chunk dimension";
+      return false;
+    }
+    expected *= (dims[i] + chunk[i] - 1) / chunk[i];
+  }
+  hsize_t allocated = 0;
+  H5Id space(H5Dget_space(ds), H5Sclose);
+  if (!space.valid() || H5Dget_num_chunks(ds, space.get(), &allocated) < 0) {
+    why = "its chunks cannot be counted" + h5_detail();
+    return false;
+  }
+  if (allocated != expected) {
+    why = allocated == 0 ? "its data was never written (no chunk is stored)"
+                         : "only " + std::to_string(allocated) + " of its " + std::to_string(expected) +
+                               " chunks were written";
+    return false;
+  }
+  return true;
+}
+
 struct DatasetMeta {
   bool present = false;
   std::string dtype;
@@ -311,9 +375,8 @@ struct CaptureReader::Impl {
 };
 
 void CaptureReader::Impl::open() {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw IoError(path, "cannot open: no such file");
-  if (std::filesystem::is_directory(path, ec)) throw IoError(path, "cannot open: is a directory");
+  // A folder, FIFO or device is refused before HDF5 sees it (opening a FIFO would block).
+  require_regular_file(path, "a capture file (.kvc.h5)");
   {
     std::FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) throw IoError(path, std::string("cannot open for reading: ") + std::strerror(errno));
@@ -325,7 +388,7 @@ void CaptureReader::Impl::open() {
   // Default (weak) close degree, so other code in the process can open the same file too.
   file = H5Id(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file.valid())
-    throw IoError(path, "cannot open as HDF5 (truncated or damaged file?)" + h5_detail());
+    throw FormatError(path + ": cannot open as HDF5 (truncated or damaged file?)" + h5_detail());
 }
 
 void CaptureReader::Impl::read_root() {
@@ -353,11 +416,11 @@ void CaptureReader::Impl::read_root() {
   if (!model) a.fail("model_name", "missing; expected a required string root attribute");
   info.model_name = *model;
 
-  constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
-  info.num_layers = req_int("num_layers", 1, kMax);
-  info.num_query_heads = req_int("num_query_heads", 1, kMax);
-  info.num_kv_heads = req_int("num_kv_heads", 1, kMax);
-  info.head_dim = req_int("head_dim", 1, 1 << 20);
+  // Sane limits (io/limits.h) before anything is sized by them.
+  info.num_layers = req_int("num_layers", 1, kMaxLayers);
+  info.num_query_heads = req_int("num_query_heads", 1, kMaxHeads);
+  info.num_kv_heads = req_int("num_kv_heads", 1, kMaxHeads);
+  info.head_dim = req_int("head_dim", 1, kMaxHeadDim);
   if (info.num_query_heads % info.num_kv_heads != 0)
     a.fail("num_query_heads", "H_q = " + std::to_string(info.num_query_heads) +
                                   " is not a multiple of num_kv_heads H_kv = " +
@@ -420,6 +483,9 @@ DatasetMeta CaptureReader::Impl::inspect(hid_t group, int layer, TensorKind kind
     fail(where, "has rank " + std::to_string(rank) + "; expected 4 dimensions [S, H, T, D]");
   m.dims.resize(4);
   H5Sget_simple_extent_dims(space.get(), m.dims.data(), nullptr);
+  // The declared extent must be backed by stored data (checked before any read is sized by it).
+  if (std::string why; !fully_stored(obj.get(), m.dims, why))
+    fail(where, "shape " + dims_text(m.dims) + " is declared but " + why + "; expected every value stored");
   m.present = true;
   return m;
 }
@@ -549,16 +615,20 @@ void CaptureReader::Impl::read_index_datasets() {
     if (dims != want)
       fail(where, "shape " + dims_text(dims) +
                       " disagrees with the layers; expected [S, T] = " + dims_text(want));
+    if (std::string why; !fully_stored(ds.get(), dims, why))
+      fail(where, "shape " + dims_text(dims) + " is declared but " + why + "; expected every value stored");
     if (std::string(name) == "tokens") {
       info.has_tokens = true;
     } else {
       info.has_positions = true;
+      check_allocation(st * 4, path + ": " + where);
       positions.resize(st);
       if (H5Dread(ds.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, positions.data()) < 0)
         throw IoError(path, "/positions: read failed" + h5_detail());
     }
   }
   if (!info.has_positions) {
+    check_allocation(st * 4, path + ": positions 0..T-1 of every sequence");
     positions.resize(st);
     for (size_t s = 0; s < static_cast<size_t>(info.sequences); ++s)
       for (size_t t = 0; t < static_cast<size_t>(info.tokens); ++t)
@@ -584,6 +654,8 @@ codec::Tensor4 CaptureReader::Impl::read_slab(int layer, TensorKind kind, int he
   if (head >= 0 && static_cast<hsize_t>(head) >= heads)
     throw InvalidArgument(path + ": " + where + ": head " + std::to_string(head) +
                           " out of range; expected 0.." + std::to_string(heads - 1));
+  const uint64_t values = m.dims[0] * (head >= 0 ? 1 : heads) * m.dims[2] * m.dims[3];
+  check_allocation(values * (m.dtype == "float16" ? 6 : 4), path + ": reading " + where);
   codec::Tensor4 out(m.dims[0], head >= 0 ? 1 : heads, m.dims[2], m.dims[3]);
   H5Id ds(H5Dopen2(file.get(), where.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) throw IoError(path, where + ": cannot open dataset" + h5_detail());
@@ -701,6 +773,8 @@ const std::vector<int32_t>& CaptureReader::positions() const noexcept { return i
 std::vector<int32_t> CaptureReader::tokens() const {
   H5Scope scope;
   if (!impl_->info.has_tokens) return {};
+  check_allocation(static_cast<uint64_t>(impl_->info.sequences) * static_cast<uint64_t>(impl_->info.tokens) * 4,
+                   impl_->path + ": /tokens");
   std::vector<int32_t> out(static_cast<size_t>(impl_->info.sequences) *
                            static_cast<size_t>(impl_->info.tokens));
   H5Id ds(H5Dopen2(impl_->file.get(), "tokens", H5P_DEFAULT), H5Dclose);
@@ -823,7 +897,9 @@ CaptureWriter::CaptureWriter(const std::string& path, const CaptureInfo& info,
   if (opt.gzip_level < 0 || opt.gzip_level > 9)
     bad("gzip_level " + std::to_string(opt.gzip_level) + " must be in 0..9");
 
+  check_not_an_input(path);  // e.g. run X --dump-decoded X would replace the capture with its reconstruction
   H5Scope scope;
+  remove_stale_temps(path);
   impl_->path = path;
   impl_->tmp = temp_path_for(path);
   impl_->info = info;

@@ -285,7 +285,7 @@ void validate_demo_options(const DemoCaptureOptions& o) {
         " values; at most 2^30 are allowed");
 }
 
-void write_demo_capture(const std::string& path, const DemoCaptureOptions& o) {
+void write_demo_capture(const std::string& path, const DemoCaptureOptions& o, JobControl* job) {
   validate_demo_options(o);
   const size_t S = static_cast<size_t>(o.seqs), T = static_cast<size_t>(o.tokens);
   const size_t D = static_cast<size_t>(o.head_dim);
@@ -323,6 +323,10 @@ void write_demo_capture(const std::string& path, const DemoCaptureOptions& o) {
 
   const codec::RopeParams rope = info.rope();
   for (int l = 0; l < o.layers; ++l) {
+    if (job && job->cancel.load())
+      throw Cancelled("synth cancelled after " + std::to_string(l) + " of " + std::to_string(o.layers) +
+                      " layers; nothing was written to " + path);
+    if (job && job->progress) job->progress(static_cast<size_t>(l), static_cast<size_t>(o.layers), "");
     codec::Tensor4 kp(S, Hkv, T, D), v(S, Hkv, T, D), q(S, Hq, T, D);
     for (int h = 0; h < o.kv_heads; ++h) {
       const HeadModel m = make_head(o, l, h);

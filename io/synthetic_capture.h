@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "base/job.h"
 #include "codec/math/rng.h"
 
 namespace kvwb::io {
@@ -36,7 +37,8 @@ void validate_demo_options(const DemoCaptureOptions& opt);
 
 /// Writes the demo capture to `path` atomically: k_pre, k (= RoPE(k_pre), half_split,
 /// θ = 10000), v and q_pre for every layer as float16 (uncompressed), /tokens and /positions.
-/// Same options -> identical tensors. Throws InvalidArgument (options) or IoError (file).
-void write_demo_capture(const std::string& path, const DemoCaptureOptions& opt = {});
+/// Same options -> identical tensors. Throws InvalidArgument (options) or IoError (file), and
+/// Cancelled when `job->cancel` is set (checked per layer; nothing is left behind).
+void write_demo_capture(const std::string& path, const DemoCaptureOptions& opt = {}, JobControl* job = nullptr);
 
 }  // namespace kvwb::io

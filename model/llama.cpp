@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "base/errors.h"
+#include "io/limits.h"
 
 namespace kvwb::model {
 
@@ -45,9 +46,17 @@ void LlamaConfig::validate(const std::string& source) const {
   auto need = [&](bool ok, const std::string& what) {
     if (!ok) throw InvalidArgument(source + ": model configuration: " + what);
   };
-  need(hidden_size > 0, "hidden_size must be > 0");
-  need(num_layers > 0, "num_layers must be > 0");
-  need(num_heads > 0 && num_kv_heads > 0, "num_heads and num_kv_heads must be > 0");
+  // Sane limits (io/limits.h) before anything is sized by them.
+  need(hidden_size > 0 && hidden_size <= kMaxHiddenSize, "hidden_size must be in 1.." + std::to_string(kMaxHiddenSize));
+  need(num_layers > 0 && num_layers <= io::kMaxLayers, "num_layers must be in 1.." + std::to_string(io::kMaxLayers));
+  need(num_heads > 0 && num_kv_heads > 0 && num_heads <= io::kMaxHeads && num_kv_heads <= io::kMaxHeads,
+       "num_heads and num_kv_heads must be in 1.." + std::to_string(io::kMaxHeads));
+  need(head_dim <= io::kMaxHeadDim, "head_dim must be <= " + std::to_string(io::kMaxHeadDim));
+  need(intermediate_size <= kMaxIntermediateSize,
+       "intermediate_size must be <= " + std::to_string(kMaxIntermediateSize));
+  need(vocab_size <= kMaxVocabSize, "vocab_size must be <= " + std::to_string(kMaxVocabSize));
+  need(max_position >= 0, "max_position must be >= 0 (0 = unknown)");
+  need(bos_id >= 0 && bos_id < vocab_size, "bos_token_id must be a token of the vocabulary");
   need(num_heads % num_kv_heads == 0, "num_heads (" + std::to_string(num_heads) +
                                           ") must be a multiple of num_kv_heads (" + std::to_string(num_kv_heads) + ")");
   need(head_dim > 0, "head_dim must be > 0");

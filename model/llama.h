@@ -14,6 +14,11 @@
 namespace kvwb::model {
 
 /// Architecture settings. Sizes are counts; head_dim D; rotary_dim R (0 = D).
+/// Limits of a model configuration beyond those of io/limits.h (layers, heads, head_dim).
+inline constexpr int kMaxHiddenSize = 65536;
+inline constexpr int kMaxIntermediateSize = 1 << 20;
+inline constexpr int kMaxVocabSize = 1 << 24;
+
 struct LlamaConfig {
   std::string name;          // model name written into captures (e.g. "shibatch/tiny1m")
   std::string architecture;  // free text: "llama", "qwen2", "qwen3", "llama2.c", ...
@@ -36,7 +41,8 @@ struct LlamaConfig {
   int eos_id = 2;
   std::string source_dtype = "float32";  // dtype of the stored weights
 
-  /// Throws InvalidArgument naming `source` and the field for a value out of range.
+  /// Throws InvalidArgument naming `source` and the field for a value out of range (the limits
+  /// above and io/limits.h included); the loaders report it as FormatError of the file.
   void validate(const std::string& source) const;
   /// RoPE parameters of the attention heads.
   codec::RopeParams rope() const noexcept;

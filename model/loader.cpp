@@ -1,6 +1,8 @@
 #include "model/loader.h"
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -9,6 +11,7 @@
 #include "base/errors.h"
 #include "codec/format/half.h"
 #include "io/atomic_file.h"
+#include "io/limits.h"
 #include "io/safetensors.h"
 
 namespace kvwb::model {
@@ -26,10 +29,39 @@ struct TensorRef {
 using TensorTable = std::map<std::string, TensorRef>;
 
 json read_json(const std::string& path) {
-  const auto b = io::read_file(path);
+  const auto b = io::read_file(path, io::kMaxJsonBytes);
   json j = json::parse(b.begin(), b.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw FormatError(path + ": not a JSON object");
   return j;
+}
+
+/// `name` (from a manifest or index) resolved inside the model folder `dir`: a relative path
+/// that stays inside it (no "..", no absolute path, no symbolic link out of it); FormatError
+/// naming `where` otherwise. Only files inside the model folder are ever read as weights.
+std::string file_inside(const fs::path& dir, const std::string& name, const std::string& where) {
+  const fs::path rel(name);
+  bool up = false;
+  for (const auto& part : rel) up = up || part == "..";
+  if (name.empty() || rel.is_absolute() || up)
+    throw FormatError(where + ": file name '" + name + "' is outside the model folder; expected a file inside " +
+                      dir.string());
+  std::error_code ec;
+  const fs::path base = fs::weakly_canonical(dir, ec);
+  const fs::path full = fs::weakly_canonical(dir / rel, ec);
+  const auto mism = std::mismatch(base.begin(), base.end(), full.begin(), full.end());
+  if (ec || mism.first != base.end())
+    throw FormatError(where + ": file name '" + name + "' resolves outside the model folder (" + full.string() +
+                      "); expected a file inside " + dir.string());
+  return (dir / rel).string();
+}
+
+/// The configuration read from a file, validated (LlamaConfig::validate) as a format error of it.
+void validate_config(const LlamaConfig& c, const std::string& src) {
+  try {
+    c.validate(src);
+  } catch (const InvalidArgument& e) {
+    throw FormatError(e.what());
+  }
 }
 
 const json* find_key(const json& j, std::initializer_list<const char*> names) {
@@ -47,14 +79,18 @@ int get_int(const json& j, std::initializer_list<const char*> names, const std::
     if (def) return *def;
     throw FormatError(src + ": missing integer field \"" + std::string(*names.begin()) + "\"");
   }
-  if (!v->is_number_integer()) throw FormatError(src + ": field \"" + std::string(*names.begin()) + "\" must be an integer");
+  if (!v->is_number_integer() || v->get<long long>() < std::numeric_limits<int>::min() ||
+      v->get<long long>() > std::numeric_limits<int>::max())
+    throw FormatError(src + ": field \"" + std::string(*names.begin()) + "\" must be an integer in the int32 range, got " +
+                      v->dump());
   return v->get<int>();
 }
 
 double get_num(const json& j, std::initializer_list<const char*> names, const std::string& src, double def) {
   const json* v = find_key(j, names);
   if (!v) return def;
-  if (!v->is_number()) throw FormatError(src + ": field \"" + std::string(*names.begin()) + "\" must be a number");
+  if (!v->is_number() || !std::isfinite(v->get<double>()))
+    throw FormatError(src + ": field \"" + std::string(*names.begin()) + "\" must be a finite number");
   return v->get<double>();
 }
 
@@ -227,6 +263,7 @@ LoadedModel load_raw_folder(const fs::path& dir, const std::string& tok) {
   const std::string cfg_path = (dir / "config.json").string();
   const std::string man_path = (dir / "manifest.json").string();
   LlamaConfig c = parse_config(read_json(cfg_path), cfg_path);
+  validate_config(c, cfg_path);
   const json man = read_json(man_path);
   if (!man.contains("tensors") || !man["tensors"].is_array())
     throw FormatError(man_path + ": expected an object with a \"tensors\" array");
@@ -243,17 +280,21 @@ LoadedModel load_raw_folder(const fs::path& dir, const std::string& tok) {
     for (const auto& s : e["shape"]) {
       if (!s.is_number_unsigned()) throw FormatError(where + ": shape entries must be non-negative integers");
       ref.shape.push_back(s.get<uint64_t>());
-      count *= ref.shape.back();
+      if (!io::checked_mul(count, ref.shape.back(), count) || count > (uint64_t{1} << 40))
+        throw FormatError(where + ": shape " + e["shape"].dump() + " is too large");
     }
+    if (e.contains("dtype") && !e["dtype"].is_string()) throw FormatError(where + ": \"dtype\" must be a string");
     const std::string dtype = e.value("dtype", std::string("float32"));
     const size_t esz = dtype_bytes(dtype);
     if (esz == 0) throw Unsupported(where + ": dtype " + dtype + " is not supported (float32, float16, bfloat16)");
     if (dtypes.empty()) dtypes = dtype;
+    if (e.contains("byte_offset") && !e["byte_offset"].is_number_unsigned())
+      throw FormatError(where + ": \"byte_offset\" must be a non-negative integer, got " + e["byte_offset"].dump());
     const uint64_t offset = e.value("byte_offset", uint64_t{0});
-    const std::string file = (dir / e["filename"].get<std::string>()).string();
+    const std::string file = file_inside(dir, e["filename"].get<std::string>(), where);
     const std::string name = e["name"].get<std::string>();
     ref.load = [file, offset, count, esz, dtype, name]() {
-      const auto bytes = io::read_file(file);
+      const auto bytes = io::read_file(file);  // a regular file only (never a FIFO or device)
       if (bytes.size() < offset || bytes.size() - offset < count * esz)
         throw FormatError(file + ": tensor " + name + " needs " + std::to_string(count * esz) + " bytes from offset " +
                           std::to_string(offset) + ", the file has " + std::to_string(bytes.size()));
@@ -273,6 +314,7 @@ LoadedModel load_hf(const fs::path& dir, const fs::path& single_file, const std:
   const std::string cfg_path = (dir / "config.json").string();
   const json cj = read_json(cfg_path);
   LlamaConfig c = parse_config(cj, cfg_path);
+  validate_config(c, cfg_path);
   if (const json* a = find_key(cj, {"architectures"})) {
     if (a->is_array() && !a->empty() && (*a)[0].is_string()) {
       const std::string arch = (*a)[0].get<std::string>();
@@ -300,7 +342,7 @@ LoadedModel load_hf(const fs::path& dir, const fs::path& single_file, const std:
       if (!v.is_string()) throw FormatError(ip + ": weight_map[" + k + "] must be a file name");
       if (!seen[v.get<std::string>()]) {
         seen[v.get<std::string>()] = true;
-        files.push_back((dir / v.get<std::string>()).string());
+        files.push_back(file_inside(dir, v.get<std::string>(), ip + ": weight_map[" + k + "]"));
       }
     }
   } else {
@@ -381,7 +423,7 @@ LoadedModel load_llama2c(const fs::path& file, const std::string& tok) {
   c.tie_embeddings = shared;
   c.architecture = "llama2.c";
   c.name = default_name(file.stem());
-  c.validate(src);
+  validate_config(c, src);
   const uint64_t L = static_cast<uint64_t>(c.num_layers), H = static_cast<uint64_t>(c.hidden_size);
   const uint64_t KD = static_cast<uint64_t>(c.num_kv_heads) * static_cast<uint64_t>(c.head_dim);
   const uint64_t I = static_cast<uint64_t>(c.intermediate_size), V = static_cast<uint64_t>(c.vocab_size);

@@ -13,6 +13,7 @@ PACKAGES=(
   xvfb xauth
   poppler-utils  # pdfinfo / pdftotext: report.cli checks kvwb's PDFs with an independent reader
   python3-numpy python3-h5py
+  clang-16 libclang-rt-16-dev libfuzzer-16-dev
   slurmctld slurmd slurm-client munge   # the cluster test starts its own single-node Slurm (tests/cluster)
 )
 

@@ -163,16 +163,18 @@ void ChartView::export_picture(const QString& path) const {
     painter.end();
     write_bytes_atomic(path, bytes);
   } else if (suffix == "pdf") {
-    // QCustomPlot writes the PDF itself; write beside the target and rename over it.
-    const QString tmp = QFileInfo(path).absolutePath() + "/." + QFileInfo(path).fileName() + ".tmp";
-    if (!plot_->savePdf(tmp, w, h)) {
-      QFile::remove(tmp);
+    // QCustomPlot writes the PDF only to a file: render it beside the target, then commit its bytes
+    // through the same atomic write as every other export.
+    const QString tmp = QFileInfo(path).absolutePath() + "/." + QFileInfo(path).fileName() + ".pdf-render";
+    const bool rendered = plot_->savePdf(tmp, w, h);
+    QFile rendered_file(tmp);
+    const bool readable = rendered && rendered_file.open(QIODevice::ReadOnly);
+    const QByteArray bytes = readable ? rendered_file.readAll() : QByteArray();
+    rendered_file.close();
+    QFile::remove(tmp);
+    if (!readable || bytes.isEmpty())
       throw IoError(path.toStdString(), "PDF export failed (cannot write " + tmp.toStdString() + ")");
-    }
-    if (std::rename(QFile::encodeName(tmp).constData(), QFile::encodeName(path).constData()) != 0) {
-      QFile::remove(tmp);
-      throw IoError(path.toStdString(), "cannot rename the written PDF into place");
-    }
+    write_bytes_atomic(path, bytes);
   } else {
     throw InvalidArgument(path.toStdString() + ": unknown picture format '." + suffix.toStdString() +
                           "' (expected .png, .svg or .pdf)");

@@ -6,15 +6,38 @@
 #include <csignal>
 #include <cstdio>
 
+#include "io/durable.h"
+
 namespace kvwb::app {
 
 namespace {
 std::atomic<bool> g_interrupted{false};
-extern "C" void on_sigint(int) { g_interrupted.store(true); }
+std::atomic<int> g_cooperative{0};  // live TerminalJobs: a cancel token polls g_interrupted
+
+/// SIGINT / SIGTERM. With a cooperative job running, the first signal asks it to cancel (finished
+/// work is kept, exit 130); without one, or on a second signal, the process stops at once with
+/// exit 130. Every write a user keeps is atomic, so stopping leaves old or new files, never torn
+/// ones; temporaries are removed by the next writer of the same target.
+extern "C" void on_signal(int) {
+  if (g_cooperative.load() > 0 && !g_interrupted.exchange(true)) return;
+  static const char msg[] = "\nerror[CANCELLED]: interrupted; nothing half-written was left behind\n";
+  const ssize_t n = ::write(2, msg, sizeof msg - 1);
+  (void)n;
+  ::_exit(kExitCancelled);
+}
 }  // namespace
 
+void protect_input_value(const std::string& path) { io::protect_input(path); }
+
 bool interrupted() noexcept { return g_interrupted.load(); }
-void install_interrupt_handler() { std::signal(SIGINT, on_sigint); }
+void install_interrupt_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
 
 ProgressBar::ProgressBar(std::string label, size_t total)
     : label_(std::move(label)), total_(total), tty_(::isatty(2) == 1),
@@ -44,6 +67,7 @@ void ProgressBar::finish() {
 }
 
 TerminalJob::TerminalJob(std::string label) : bar_(std::move(label), 1) {
+  g_cooperative.fetch_add(1);
   job_.progress = [this](size_t done, size_t total, const std::string& detail) {
     bar_.set_total(total);
     bar_.update(done, detail);
@@ -57,6 +81,7 @@ TerminalJob::TerminalJob(std::string label) : bar_(std::move(label), 1) {
 }
 
 TerminalJob::~TerminalJob() {
+  g_cooperative.fetch_sub(1);
   stop_.store(true);
   watcher_.join();
   bar_.finish();

@@ -78,8 +78,14 @@ class TerminalJob {
   std::thread watcher_;
 };
 
-/// Set by SIGINT; long commands poll it through their cancel token.
+/// CLI11 `->each` callback of an option naming an input file or folder: protects it from every
+/// output of the command (io::protect_input), so no output ever replaces an input.
+void protect_input_value(const std::string& path);
+
+/// Set by SIGINT/SIGTERM while a TerminalJob runs; long commands poll it through its cancel token.
 bool interrupted() noexcept;
+/// SIGINT and SIGTERM: the first cancels the running TerminalJob cooperatively (exit 130, finished
+/// work kept); with no TerminalJob running, or on a second signal, the process exits 130 at once.
 void install_interrupt_handler();
 
 }  // namespace kvwb::app

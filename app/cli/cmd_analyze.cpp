@@ -91,7 +91,9 @@ void run(const AnalyzeArgs& a) {
   opt.user_vr = a.vr;
   opt.rotated = !a.no_rotated;
   if (a.flags.threads) opt.threads = *a.flags.threads;
-  const bool want_outliers = a.outliers || !a.flags.config_file.empty();
+  // Any configuration flag (--config, a codec, --q-precond FILE, --boundary, ...) implies
+  // --outliers: a flag is never accepted and then ignored.
+  const bool want_outliers = a.outliers || has_codec_flags(a.flags);
   std::optional<sessions::RunConfig> cfg;
   if (want_outliers) cfg = build_run_config(a.flags);  // validate before the long part
 
@@ -102,7 +104,7 @@ void run(const AnalyzeArgs& a) {
     if (cfg) r.outliers = sessions::residual_outlier_rates(a.capture, *cfg, &job.control());
   }
   if (!a.json_out.empty())
-    io::write_file_atomic(a.json_out, sessions::analysis_to_json(r).dump(2) + "\n");
+    io::write_file_atomic(a.json_out, sessions::analysis_to_json(r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   if (!a.csv_out.empty()) io::write_file_atomic(a.csv_out, sessions::analysis_to_csv(r));
   if (!a.quiet) print_table(r);
 }
@@ -115,12 +117,13 @@ void add_analyze_command(CLI::App& app) {
       app.add_subcommand("analyze",
                          "Spectra and d_eff of K (pre-RoPE, whitened) and V, Σ_q conditioning and "
                          "skip rule, kurtosis, and residual outlier rates of a configuration");
-  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->required();
+  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
   cmd->add_option("--json", args->json_out, "Write the analysis JSON here (atomic)");
   cmd->add_option("--csv", args->csv_out, "Write one CSV row per (layer, kv head) here");
   cmd->add_option("--vr", args->vr, "An extra variance ratio for d_eff (0 < vr <= 1)");
   cmd->add_flag("--outliers", args->outliers,
-                "Also count residual outliers under the run flags (implied by --config)");
+                "Also count residual outliers under the run flags (implied by --config and every "
+                "codec flag)");
   cmd->add_flag("--no-rotated", args->no_rotated,
                 "Skip the kurtosis of the Hadamard-rotated tensors");
   cmd->add_flag("--quiet,-q", args->quiet, "Do not print the table");

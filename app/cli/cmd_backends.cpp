@@ -25,7 +25,7 @@ void add_backends_command(CLI::App& app) {
         j.push_back({{"name", b.name}, {"compiled", b.compiled}, {"available", b.available},
                      {"runs_codecs", b.runs_codecs}, {"detail", b.detail}, {"devices", devs}});
       }
-      std::printf("%s\n", nlohmann::json{{"backends", j}}.dump(2).c_str());
+      std::printf("%s\n", nlohmann::json{{"backends", j}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       return;
     }
     for (const auto& b : list) {

@@ -51,6 +51,10 @@ void with_job(const char* label, const std::function<void(JobControl&)>& fn) {
 }
 
 void run_recommend(const BoundaryArgs& a) {
+  if (!a.flags.boundary.empty())
+    throw InvalidArgument("recommend-boundary: --boundary " + a.flags.boundary +
+                          " would be ignored: the command measures boundary sets itself, starting from none "
+                          "(`kvwb plan` keeps given boundary layers)");
   const sessions::RunConfig cfg = build_run_config(a.flags);
   sessions::BoundaryRecommendation r;
   with_job("kvwb recommend-boundary", [&](JobControl& job) {
@@ -78,7 +82,7 @@ void run_recommend(const BoundaryArgs& a) {
   for (const auto& p : r.proposals) row(p);
   for (const auto& n : r.notes) std::printf("note: %s\n", n.c_str());
   if (!a.json_out.empty())
-    io::write_file_atomic(a.json_out, sessions::boundary_recommendation_to_json(r).dump(2) + "\n");
+    io::write_file_atomic(a.json_out, sessions::boundary_recommendation_to_json(r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 void run_plan(const PlanArgs& a) {
@@ -108,7 +112,7 @@ void run_plan(const PlanArgs& a) {
   }
   std::printf("\n");
   for (const auto& n : p.notes) std::printf("note: %s\n", n.c_str());
-  if (!a.json_out.empty()) io::write_file_atomic(a.json_out, sessions::plan_result_to_json(p).dump(2) + "\n");
+  if (!a.json_out.empty()) io::write_file_atomic(a.json_out, sessions::plan_result_to_json(p).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   if (!(p.measured_ratio >= p.target_ratio))
     throw Error("INVALID_ARGUMENT", "the confirming run measured ratio " + g(p.measured_ratio) + " below the target");
 }
@@ -120,7 +124,7 @@ void add_boundary_commands(CLI::App& app) {
   auto* rc = app.add_subcommand("recommend-boundary",
                                 "Rank layers by measured attention sensitivity (with the Σ_q skip rule marked) and "
                                 "measure greedy boundary-layer sets of sizes 1..N");
-  rc->add_option("capture", b->capture, "Capture file (.kvc.h5)")->required();
+  rc->add_option("capture", b->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
   add_run_flags(*rc, b->flags);
   rc->add_option("--max-layers", b->max_layers, "Largest boundary set to propose")->check(CLI::Range(1, 4096));
   rc->add_option("--json", b->json_out, "Write the ranking and the measured sets as JSON");
@@ -129,7 +133,7 @@ void add_boundary_commands(CLI::App& app) {
   auto p = std::make_shared<PlanArgs>();
   auto* pc = app.add_subcommand("plan", "Choose per-layer K/V bit widths and boundary layers that reach a target ratio "
                                         "with the least attention error, then run the plan to confirm it");
-  pc->add_option("capture", p->capture, "Capture file (.kvc.h5)")->required();
+  pc->add_option("capture", p->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
   add_run_flags(*pc, p->flags);
   pc->add_option("--target-ratio", p->target, "Model-level ratio vs bf16 to reach")->required();
   pc->add_option("--metric", p->metric, "attn_out_rel_err (default) | attn_kl | rel_mse");

@@ -63,7 +63,7 @@ int run_check(const CheckArgs& a) {
   opt.partial = a.partial;
   const auto rep = sessions::check_bundle(a.dir, opt);
   if (a.json) {
-    std::printf("%s\n", rep.to_json().dump(2).c_str());
+    std::printf("%s\n", rep.to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     for (const auto& c : rep.checks) std::printf("ok       %s\n", c.c_str());
     for (const auto& w : rep.warnings) std::printf("warning  %s\n", w.c_str());
@@ -82,7 +82,7 @@ void add_export_bundle_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("export-bundle",
                                  "Export a configuration as a deployable calibration bundle (bundle-format.md), "
                                  "written atomically");
-  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->required();
+  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
   cmd->add_option("--out", args->out_dir, "Bundle folder to create")->required();
   cmd->add_flag("--force", args->force, "Replace an existing non-empty bundle folder (atomically)");
   cmd->add_flag("--gaussian-centroids", args->gaussian,
@@ -97,7 +97,7 @@ void add_export_bundle_command(CLI::App& app) {
 void add_bundle_check_command(CLI::App& app) {
   auto args = std::make_shared<CheckArgs>();
   auto* cmd = app.add_subcommand("bundle-check", "Validate a calibration bundle folder (exit 0 valid, 1 invalid)");
-  cmd->add_option("dir", args->dir, "Bundle folder")->required();
+  cmd->add_option("dir", args->dir, "Bundle folder")->each(protect_input_value)->required();
   cmd->add_flag("--json", args->json, "Print the report as JSON");
   cmd->add_flag("--partial", args->partial,
                 "Accept a partial artefact (e.g. the reference's sigma_q files alone): missing files are warnings");

@@ -77,7 +77,7 @@ void run(const CalibrateArgs& a) {
     cj[c.stream] = sessions::centroid_report_json(c);
   }
   report["centroids"] = cj;
-  if (!a.json_out.empty()) io::write_file_atomic(a.json_out, report.dump(2) + "\n");
+  if (!a.json_out.empty()) io::write_file_atomic(a.json_out, report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   if (a.quiet) return;
   if (sq) {
     std::printf("wrote %s/sigma_q.safetensors and sigma_q.json: %zu layers written",
@@ -110,7 +110,7 @@ void add_calibrate_command(CLI::App& app) {
       app.add_subcommand("calibrate",
                          "Write Σ_q factors (sigma_q.safetensors + .json) and Lloyd-Max centroid "
                          "tables calibrated on the runtime encode path");
-  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->required();
+  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
   cmd->add_option("--out", args->out_dir,
                   "Output folder (created if missing; files are written atomically)")
       ->required();

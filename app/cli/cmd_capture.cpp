@@ -14,21 +14,31 @@ namespace kvwb::app {
 void add_model_args(CLI::App& cmd, ModelArgs& a, bool model_required) {
   cmd.add_option("--model", a.model,
                  "Model: a folder with config.json + manifest.json (tiny1m layout), a Hugging Face folder "
-                 "(config.json + model.safetensors), or a llama2.c .bin checkpoint")
+                 "(config.json + model.safetensors), or a llama2.c .bin checkpoint")->each(protect_input_value)
       ->required(model_required);
-  cmd.add_option("--tokenizer", a.tokenizer, "Tokenizer override: tokens.json or llama2.c tokenizer.bin");
-  cmd.add_option("--text", a.text, "UTF-8 text file (CRLF read as LF), tokenised with the model's tokenizer");
-  cmd.add_option("--ids", a.ids, "Pre-tokenised text: decimal token ids separated by spaces, commas or newlines");
+  cmd.add_option("--tokenizer", a.tokenizer, "Tokenizer override: tokens.json or llama2.c tokenizer.bin")->each(protect_input_value);
+  cmd.add_option("--text", a.text, "UTF-8 text file (CRLF read as LF), tokenised with the model's tokenizer")->each(protect_input_value);
+  cmd.add_option("--ids", a.ids, "Pre-tokenised text: decimal token ids separated by spaces, commas or newlines")->each(protect_input_value);
 }
 
 std::vector<int32_t> text_tokens(const ModelArgs& a, const model::LoadedModel& m) {
   if (a.text.empty() == a.ids.empty()) throw InvalidArgument("give exactly one of --text FILE and --ids FILE");
-  if (!a.ids.empty()) return model::read_token_ids(a.ids);
+  if (!a.ids.empty()) {
+    std::vector<int32_t> ids = model::read_token_ids(a.ids);
+    const int vocab = m.model.config().vocab_size;
+    for (size_t i = 0; i < ids.size(); ++i)
+      if (ids[i] < 0 || ids[i] >= vocab)
+        throw FormatError(a.ids + ": token id " + std::to_string(ids[i]) + " (the " + std::to_string(i + 1) +
+                          "th id) is outside the model's vocabulary 0.." + std::to_string(vocab - 1));
+    return ids;
+  }
   if (!m.tokenizer)
     throw InvalidArgument(a.model + " has no tokenizer (tokens.json or tokenizer.bin); pass --tokenizer FILE or "
                           "pre-tokenised --ids FILE");
   return m.tokenizer->encode(model::read_text_file(a.text));
 }
+
+std::string text_file(const ModelArgs& a) { return a.text.empty() ? a.ids : a.text; }
 
 std::string text_source_text(const ModelArgs& a, size_t n_tokens) {
   const std::string f = std::filesystem::path(a.text.empty() ? a.ids : a.text).filename().string();
@@ -56,15 +66,11 @@ void run_capture(const CaptureArgs& a) {
   o.text_source = text_source_text(a.model, toks.size()) + ": " + std::to_string(a.seqs) + " sequences, each BOS (id " +
                   std::to_string(m.model.config().bos_id) + ") then " + std::to_string(a.tokens - 1) +
                   " consecutive text tokens, from text token 0; written by kvwb capture";
-  JobControl job;
-  ProgressBar bar("kvwb capture", static_cast<size_t>(a.seqs));
-  job.progress = [&](size_t done, size_t total, const std::string& detail) {
-    if (interrupted()) job.cancel.store(true);
-    bar.set_total(total);
-    bar.update(done, detail);
-  };
-  const auto r = sessions::write_model_capture(m.model, toks, o, a.out, &job);
-  bar.finish();
+  sessions::ModelCaptureResult r;
+  {
+    TerminalJob job("kvwb capture");
+    r = sessions::write_model_capture(m.model, toks, o, a.out, &job.control());
+  }
   const auto& c = m.model.config();
   std::printf("model:    %s (%s, %d layers, %d/%d heads, head_dim %d)\n", c.name.c_str(), m.format.c_str(),
               c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim);

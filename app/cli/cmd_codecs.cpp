@@ -54,7 +54,7 @@ void add_codecs_command(CLI::App& app) {
       }
       all.push_back({{"codec", name}, {"params", params}});
     }
-    if (*json_out) std::printf("%s\n", nlohmann::json{{"codecs", all}}.dump(2).c_str());
+    if (*json_out) std::printf("%s\n", nlohmann::json{{"codecs", all}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   });
 }
 

@@ -52,16 +52,13 @@ void run_eval(const EvalArgs& a) {
   }
   const model::LoadedModel m = model::load_model(a.model.model, a.model.tokenizer);
   const std::vector<int32_t> toks = text_tokens(a.model, m);
-  const sessions::Evaluator ev(m.model, toks, eval_options(a.protocol));
-  JobControl job;
-  ProgressBar bar("kvwb eval", 1);
-  job.progress = [&](size_t done, size_t total, const std::string& detail) {
-    if (interrupted()) job.cancel.store(true);
-    bar.set_total(total);
-    bar.update(done, detail);
-  };
-  sessions::EvalResult r = ev.evaluate(cfg, &job);
-  bar.finish();
+  const sessions::Evaluator ev =
+      with_text_file(a.model, [&] { return sessions::Evaluator(m.model, toks, eval_options(a.protocol)); });
+  sessions::EvalResult r;
+  {
+    TerminalJob job("kvwb eval");
+    r = ev.evaluate(cfg, &job.control());
+  }
   nlohmann::json calibration;
   if (bundle) {
     const std::string data = !a.model.text.empty() ? a.model.text : a.model.ids;
@@ -75,7 +72,7 @@ void run_eval(const EvalArgs& a) {
     j["model"] = {{"path", a.model.model}, {"name", m.model.config().name}, {"format", m.format}};
     j["text"] = text_source_text(a.model, toks.size());
     if (bundle) j["calibration"] = calibration;
-    io::write_file_atomic(a.json_out, j.dump(2) + "\n");
+    io::write_file_atomic(a.json_out, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
   if (a.quiet) return;
   print_eval(r);

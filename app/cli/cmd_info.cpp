@@ -129,7 +129,7 @@ void run_info(const std::string& path, bool json) {
         {"layers_present", ci.layers.size()},
         {"layers", layers},
     };
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }
 

@@ -68,7 +68,7 @@ void run(const ParetoArgs& a) {
   if (!a.json_out.empty()) {
     nlohmann::json j = sessions::pareto_to_json(res, a.metric);
     if (e2e.is_object()) j["e2e"] = e2e;  // the protocol behind the intervals
-    io::write_file_atomic(a.json_out, j.dump(2) + "\n");
+    io::write_file_atomic(a.json_out, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
   if (!a.csv_out.empty()) io::write_file_atomic(a.csv_out, sessions::pareto_to_csv(res, a.metric));
 }
@@ -79,7 +79,7 @@ void add_pareto_command(CLI::App& app) {
   auto args = std::make_shared<ParetoArgs>();
   auto* cmd = app.add_subcommand("pareto", "Pareto frontier (ratio vs bf16 against one quality-loss metric) of a "
                                            "sweep's result store (metrics.md §10)");
-  cmd->add_option("store", args->store, "Result store folder written by kvwb sweep")->required();
+  cmd->add_option("store", args->store, "Result store folder written by kvwb sweep")->each(protect_input_value)->required();
   cmd->add_option("--metric", args->metric,
                   "k_rel_mse | v_rel_mse | k_whitened_mse | attn_kl | attn_out_rel_err | one_minus_top1, or a "
                   "dotted path under the result's totals (e.g. k.snr_db)")

@@ -2,6 +2,7 @@
 // (K relative MSE, attention-output error, attention KL) rank configurations the way end-to-end
 // |Δppl| does? Prints every cell and the Spearman rank correlation of each proxy with |Δppl|.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -30,16 +31,17 @@ void run_proxy_truth(const ProxyArgs& a) {
   const auto cells = expand_grid_cells(g, a.grid);
   const model::LoadedModel m = model::load_model(a.model.model, a.model.tokenizer);
   const std::vector<int32_t> toks = text_tokens(a.model, m);
-  const sessions::Evaluator ev(m.model, toks, eval_options(a.protocol));
-  JobControl job;
-  ProgressBar bar("kvwb proxy-truth", cells.size());
-  job.progress = [&](size_t done, size_t total, const std::string& detail) {
-    if (interrupted()) job.cancel.store(true);
-    bar.set_total(total);
-    bar.update(done, detail);
-  };
-  const sessions::ProxyTruthResult r = sessions::proxy_truth(ev, a.capture, cells, &job);
-  bar.finish();
+  const sessions::Evaluator ev = with_text_file(
+      a.model, [&] { return sessions::Evaluator(m.model, toks, eval_options(a.protocol)); });
+  sessions::ProxyTruthResult r;
+  {
+    TerminalJob job("kvwb proxy-truth");
+    r = sessions::proxy_truth(ev, a.capture, cells, &job.control());
+  }
+  if (!r.cells.empty() && std::all_of(r.cells.begin(), r.cells.end(), [](const auto& c) { return c.failed; }))
+    throw Error(r.cells.front().error.substr(0, r.cells.front().error.find(':')),
+                "proxy-truth: every one of the " + std::to_string(r.cells.size()) +
+                    " cells failed, so there is nothing to correlate; the first: " + r.cells.front().error);
   std::printf("%-4s %-44s %8s %11s %11s %11s %10s %8s\n", "cell", "label", "ratio", "k_rel_mse", "attn_out", "attn_kl",
               "dppl_%", "top1_%");
   for (size_t i = 0; i < r.cells.size(); ++i) {
@@ -69,7 +71,7 @@ void run_proxy_truth(const ProxyArgs& a) {
     j["model"] = {{"path", a.model.model}, {"name", m.model.config().name}, {"format", m.format}};
     j["text"] = text_source_text(a.model, toks.size());
     j["grid"] = g;
-    io::write_file_atomic(a.json_out, j.dump(2) + "\n");
+    io::write_file_atomic(a.json_out, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
 }
 
@@ -81,8 +83,12 @@ void add_proxy_truth_command(CLI::App& app) {
       "proxy-truth", "Evaluate a grid of configurations with the capture proxies (kvwb run) and end-to-end "
                      "(kvwb eval); report the Spearman rank correlation of each proxy with |Δppl|");
   add_model_args(*cmd, a->model);
-  cmd->add_option("--capture", a->capture, "Capture (.kvc.h5) the proxies are measured on")->required();
-  cmd->add_option("--grid", a->grid, "Grid JSON: option -> list of values, optional \"fixed\" object")->required();
+  cmd->add_option("--capture", a->capture, "Capture (.kvc.h5) the proxies are measured on")
+      ->each(protect_input_value)
+      ->required();
+  cmd->add_option("--grid", a->grid, "Grid JSON: option -> list of values, optional \"fixed\" object")
+      ->each(protect_input_value)
+      ->required();
   add_eval_protocol_args(*cmd, a->protocol);
   cmd->add_option("--json", a->json_out, "Write every cell and the correlations as JSON here (atomic)");
   cmd->callback([a] { run_proxy_truth(*a); });

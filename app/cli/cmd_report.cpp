@@ -137,18 +137,18 @@ void add_report_command(CLI::App& app) {
                          "Write a self-contained HTML report (and a PDF) of a capture: identity, "
                          "configuration, totals, per-layer results, analysis charts, a sweep's "
                          "Pareto frontier, a bundle check");
-  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->required();
+  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
   add_run_flags(*cmd, args->flags);
   cmd->add_option("--store", args->store,
                   "Sweep result store: Pareto frontier, all cells, and one cell's details "
-                  "(instead of running a configuration)");
+                  "(instead of running a configuration)")->each(protect_input_value);
   cmd->add_option("--cell", args->cell,
                   "Store cell to detail (default: a balanced frontier point, see docs/reports.md)");
   cmd->add_option("--metric", args->metrics,
                   "Pareto quality metric (repeatable; default attn_out_rel_err, plus "
                   "e2e.abs_delta_ppl when the store has end-to-end totals)");
   cmd->add_option("--bundle", args->bundle,
-                  "Bundle folder to check (default: the store's calibration bundle, if any)");
+                  "Bundle folder to check (default: the store's calibration bundle, if any)")->each(protect_input_value);
   cmd->add_option("--out", args->html_out, "Write the HTML report here (atomic)");
   cmd->add_option("--pdf", args->pdf_out, "Write the PDF report here (atomic)");
   cmd->add_flag("--no-analysis", args->no_analysis,

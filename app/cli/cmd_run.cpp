@@ -61,7 +61,7 @@ void write_outputs(const RunArgs& a, const sessions::RunResult& r, bool cancelle
     auto j = sessions::run_result_to_json(r);
     if (cancelled) j["cancelled"] = true;
     if (!calibration.is_null()) j["calibration"] = calibration;
-    io::write_file_atomic(a.json_out, j.dump(2) + "\n");
+    io::write_file_atomic(a.json_out, j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
   if (!a.csv_out.empty()) io::write_file_atomic(a.csv_out, sessions::run_result_to_csv(r));
 }
@@ -79,7 +79,13 @@ sessions::RunConfig session_aware_config(RunArgs& a) {
   }
   const sessions::SessionLoadResult s = sessions::load_session(a.session);
   for (const auto& w : s.warnings) std::fprintf(stderr, "warning: %s: %s\n", a.session.c_str(), w.c_str());
-  if (a.capture.empty()) a.capture = s.doc.capture_path;
+  if (!s.current_config_error.empty())
+    throw FormatError(a.session + ": the current configuration cannot be read (" + s.current_config_error +
+                      "); fix it in the session or run with --config");
+  if (a.capture.empty()) {
+    a.capture = s.doc.capture_path;
+    io::protect_input(a.capture);
+  }
   sessions::RunConfig base;
   if (const sessions::RunConfig* c = s.doc.current()) base = *c;
   base.boundary = s.doc.boundary;
@@ -141,7 +147,7 @@ void add_run_command(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand("run", "Encode and decode every layer of a capture with a configuration; report "
                                         "exact container bytes, ratio vs bf16 and error metrics");
-  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5); optional with --session");
+  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5); optional with --session")->each(protect_input_value);
   add_run_flags(*cmd, args->flags);
   cmd->add_option("--json", args->json_out, "Write the result JSON here (atomic)");
   cmd->add_option("--csv", args->csv_out, "Write one CSV row per (layer, stream) here");

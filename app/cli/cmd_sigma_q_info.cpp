@@ -27,7 +27,7 @@ std::string fmt(double v, const char* f) {
 void run(const SigmaQInfoArgs& a) {
   const sessions::SigmaQFileInfo info = sessions::sigma_q_file_info(a.file);
   if (!a.json_out.empty())
-    io::write_file_atomic(a.json_out, sessions::sigma_q_file_info_to_json(info).dump(2) + "\n");
+    io::write_file_atomic(a.json_out, sessions::sigma_q_file_info_to_json(info).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   if (a.quiet) return;
   std::printf("%s: %zu (layer, kv head) pairs, H_kv=%d, D=%d\n", a.file.c_str(), info.pairs.size(),
               info.n_kv_heads, info.head_dim);
@@ -64,7 +64,7 @@ void add_sigma_q_info_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("sigma-q-info",
                                  "Conditioning, max|L| and skip rule of a Σ_q safetensors file");
   cmd->add_option("file", args->file,
-                  "Σ_q file (.safetensors with layer_<l>_chol / inv_chol [/ sigma])")
+                  "Σ_q file (.safetensors with layer_<l>_chol / inv_chol [/ sigma])")->each(protect_input_value)
       ->required();
   cmd->add_option("--json", args->json_out, "Write the summary JSON here (atomic)");
   cmd->add_flag("--quiet,-q", args->quiet, "Do not print the table");

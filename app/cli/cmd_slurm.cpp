@@ -201,8 +201,8 @@ void add_slurm_commands(CLI::App& app) {
       "runs "
       "after every shard succeeded); --resume DIR resubmits only what is missing");
   submit->add_option("capture", a->capture,
-                     "Capture file (.kvc.h5), at the same path on the compute nodes");
-  submit->add_option("--grid", a->grid, "Grid JSON (docs/sweeps.md)");
+                     "Capture file (.kvc.h5), at the same path on the compute nodes")->each(protect_input_value);
+  submit->add_option("--grid", a->grid, "Grid JSON (docs/sweeps.md)")->each(protect_input_value);
   submit->add_option("--out", a->out,
                      "New folder for scripts, shard stores, logs and the merged store (shared "
                      "with the nodes)");

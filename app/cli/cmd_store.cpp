@@ -79,7 +79,7 @@ void add_store_commands(CLI::App& app) {
                                       "record per cell, in configuration-hash order");
   merge->add_option("out", m->out, "New store folder (absent or empty; never one of the inputs)")
       ->required();
-  merge->add_option("stores", m->inputs, "Input store folders")->required();
+  merge->add_option("stores", m->inputs, "Input store folders")->each(protect_input_value)->required();
   merge->add_option(
       "--grid", m->grid,
       "The sweep grid the stores were made from: checked, written to the merged store.json, and "

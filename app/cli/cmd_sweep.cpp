@@ -12,6 +12,7 @@
 #include "app/cli/model_args.h"
 #include "base/errors.h"
 #include "io/atomic_file.h"
+#include "io/limits.h"
 #include "sessions/bundle/bundle_apply.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
@@ -33,7 +34,7 @@ struct SweepArgs {
 };
 
 nlohmann::json read_grid(const std::string& path) {
-  const auto bytes = io::read_file(path);
+  const auto bytes = io::read_file(path, io::kMaxJsonBytes);
   auto j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
   if (j.is_discarded()) throw InvalidArgument(path + ": not valid JSON (expected a sweep grid, docs/sweeps.md)");
   return j;
@@ -43,12 +44,13 @@ void write_tables(const SweepArgs& a) {
   if (a.csv_out.empty() && a.json_out.empty()) return;
   const auto sc = sessions::read_result_store(a.store);
   if (!a.csv_out.empty()) io::write_file_atomic(a.csv_out, sessions::sweep_table_csv(sc.records));
-  if (!a.json_out.empty()) io::write_file_atomic(a.json_out, sessions::sweep_table_json(sc.records).dump(2) + "\n");
+  if (!a.json_out.empty()) io::write_file_atomic(a.json_out, sessions::sweep_table_json(sc.records).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 void run(const SweepArgs& a) {
   const nlohmann::json grid = read_grid(a.grid);
   sessions::SweepOptions opt;
+  opt.grid_source = a.grid;
   opt.jobs = a.jobs;
   opt.resume = a.resume;
   if (!a.shard.empty())
@@ -60,7 +62,8 @@ void run(const SweepArgs& a) {
   if (!a.model.model.empty()) {
     m = std::make_unique<model::LoadedModel>(model::load_model(a.model.model, a.model.tokenizer));
     const std::vector<int32_t> toks = text_tokens(a.model, *m);
-    ev = std::make_unique<sessions::Evaluator>(m->model, toks, eval_options(a.eval));
+    ev = with_text_file(a.model,
+                        [&] { return std::make_unique<sessions::Evaluator>(m->model, toks, eval_options(a.eval)); });
     opt.evaluator = ev.get();
     opt.e2e_settings = sessions::e2e_settings_json(a.model.model, text_source_text(a.model, toks.size()), *ev);
     std::printf("sweep: end-to-end axes with %s on %s: %d of %d passages (%s) x (%d + %d) tokens per cell, 95 %% "
@@ -109,6 +112,14 @@ void run(const SweepArgs& a) {
     throw CellsFailed("sweep: " + std::to_string(s.failures.size()) + " of " + std::to_string(s.cells) +
                       " cells are stored as failures in " + a.store + " (--fail-on-error):" + list);
   }
+  // Without --fail-on-error too: a sweep whose every cell run now failed measured nothing, which
+  // is not a success (the failures stay in the store).
+  if (s.ran > 0 && s.failed == s.ran) {
+    const nlohmann::json& f = s.failures.front();
+    throw CellsFailed("sweep: every one of the " + std::to_string(s.ran) + " cells run failed (stored as failures in " +
+                      a.store + "); the first, cell " + f.value("cell", nlohmann::json()).dump() + ": " +
+                      f["error"].value("code", std::string("?")) + ": " + f["error"].value("message", std::string()));
+  }
 }
 
 }  // namespace
@@ -117,8 +128,8 @@ void add_sweep_command(CLI::App& app) {
   auto args = std::make_shared<SweepArgs>();
   auto* cmd = app.add_subcommand("sweep", "Run every cell of a configuration grid on a capture into a crash-safe "
                                           "result store (docs/sweeps.md)");
-  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->required();
-  cmd->add_option("--grid", args->grid, "Grid JSON: option names -> lists of values (docs/sweeps.md)")->required();
+  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
+  cmd->add_option("--grid", args->grid, "Grid JSON: option names -> lists of values (docs/sweeps.md)")->each(protect_input_value)->required();
   cmd->add_option("--out", args->store, "Result store folder (must be empty unless --resume)")->required();
   cmd->add_flag("--resume", args->resume, "Continue the store: skip cells already stored");
   cmd->add_option("--jobs,-j", args->jobs, "Cells run at the same time (each on one thread)")->check(CLI::Range(1, 1024));

@@ -33,7 +33,10 @@ void add_synth_command(CLI::App& app) {
     const auto& o = args->opt;
     io::validate_demo_options(o);
     const auto t0 = std::chrono::steady_clock::now();
-    io::write_demo_capture(args->out, o);
+    {
+      TerminalJob job("kvwb synth");
+      io::write_demo_capture(args->out, o, &job.control());
+    }
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf(

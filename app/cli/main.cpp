@@ -8,6 +8,7 @@
 
 int main(int argc, char** argv) {
   using namespace kvwb::app;
+  install_interrupt_handler();  // first: Ctrl-C at any point gets the same policy
   CLI::App app{"kvwb: KV Workbench, analysis of LLM KV-cache codecs on captured tensors"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("kvwb 0.1.0"));
@@ -31,12 +32,18 @@ int main(int argc, char** argv) {
   add_slurm_commands(app);
   add_report_command(app);
   add_transfer_command(app);
-  install_interrupt_handler();
   try {
     app.parse(argc, argv);
+    if (interrupted()) {
+      // Ctrl-C came while a job ran its last, non-cancellable step: it finished, but the user asked
+      // to stop, so the exit says so. What it wrote is complete (every write is atomic).
+      std::fprintf(stderr, "error[CANCELLED]: interrupted as the work finished; what it wrote is complete\n");
+      return kExitCancelled;
+    }
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);  // prints help / the parse error
-    return rc == 0 ? kExitOk : kExitUsage;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "error[INVALID_ARGUMENT]: %s\nRun with --help for more information.\n", e.what());
+    return kExitUsage;
   } catch (const kvwb::Cancelled& e) {
     std::fprintf(stderr, "error[%s]: %s\n", e.code().c_str(), e.what());
     return kExitCancelled;

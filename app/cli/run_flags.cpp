@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "app/cli/cli_common.h"
 #include "codec/codec.h"
 #include "base/errors.h"
 #include "io/atomic_file.h"
@@ -12,7 +13,7 @@
 namespace kvwb::app {
 
 void add_run_flags(CLI::App& cmd, RunFlags& f) {
-  cmd.add_option("--config", f.config_file, "Run configuration JSON (docs/run-config.md); flags override it");
+  cmd.add_option("--config", f.config_file, "Run configuration JSON (docs/run-config.md); flags override it")->each(protect_input_value);
   cmd.add_option("--k-codec", f.k_codec, "K stream codec (kakeya_pca, besicovitch, turbo2/3/4, q8_0, q4_0, q4_1, "
                                          "q5_0, q5_1, iq4_nl, kivi, fp8_e4m3, bf16)");
   cmd.add_option("--v-codec", f.v_codec, "V stream codec (same choices)");
@@ -28,10 +29,10 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
   cmd.add_option("--outliers-v", f.outliers_v, "V outlier threshold T (Kakeya)");
   cmd.add_option("--skeleton-dtype", f.skeleton_dtype, "Kakeya skeleton dtype: fp16 | bf16 | fp32");
   cmd.add_flag("--share-basis-v", f.share_basis_v, "Kakeya V: one PCA basis per unit (not streaming-safe)");
-  cmd.add_option("--centroids-k", f.centroids_k, "Calibrated Lloyd-Max table (.f32) for K (Kakeya)");
-  cmd.add_option("--centroids-v", f.centroids_v, "Calibrated Lloyd-Max table (.f32) for V (Kakeya)");
+  cmd.add_option("--centroids-k", f.centroids_k, "Calibrated Lloyd-Max table (.f32) for K (Kakeya)")->each(protect_input_value);
+  cmd.add_option("--centroids-v", f.centroids_v, "Calibrated Lloyd-Max table (.f32) for V (Kakeya)")->each(protect_input_value);
   cmd.add_option("--q-precond", f.q_precond, "Q-preconditioning: a Σ_q safetensors FILE, or 'capture' to "
-                                             "calibrate from the capture's q_pre");
+                                             "calibrate from the capture's q_pre")->each(protect_input_value);
   cmd.add_option("--q-precond-skip", f.q_precond_skip, "Extra layers kept unwhitened, e.g. 0,13");
   cmd.add_option("--target-cond", f.target_cond, "Tikhonov re-regularisation target cond(L) (> 1)");
   cmd.add_option("--boundary", f.boundary, "Boundary layers kept bf16, e.g. 0,1,26,27 or 0-1");
@@ -44,6 +45,15 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
   cmd.add_option("--v-param", f.v_params, "Any V codec parameter as name=value (repeatable)");
   cmd.add_flag("--no-attention", f.no_attention, "Skip the attention-aware metrics");
   cmd.add_option("--backend", f.backend, "cpu | cuda | auto (auto falls back to cpu and says so)");
+}
+
+bool has_codec_flags(const RunFlags& f) {
+  return !f.config_file.empty() || !f.k_codec.empty() || !f.v_codec.empty() || f.bits_k || f.bits_v || f.block_size ||
+         f.rsvd_rank || f.kmeans_k || f.variance_ratio || f.outliers_k || f.outliers_v || !f.pca.empty() ||
+         !f.skeleton_dtype.empty() || !f.block_rows.empty() || !f.k_domain.empty() || !f.q_precond.empty() ||
+         !f.boundary.empty() || !f.turbo_policy.empty() || !f.backend.empty() || !f.centroids_k.empty() ||
+         !f.centroids_v.empty() || f.seed || f.share_basis_v || f.no_attention || !f.k_params.empty() ||
+         !f.v_params.empty();
 }
 
 sessions::RunConfig build_run_config(const RunFlags& f, const sessions::RunConfig* base) {
@@ -86,7 +96,7 @@ sessions::RunConfig build_run_config(const RunFlags& f, const sessions::RunConfi
   if (f.threads) o["threads"] = *f.threads;
   if (!f.backend.empty()) o["backend"] = f.backend;
   if (f.no_attention) o["no_attention"] = true;
-  return sessions::apply_run_options(c, o, "command line");
+  return sessions::apply_run_options(c, o, sessions::kCommandLineSource);
 }
 
 }  // namespace kvwb::app

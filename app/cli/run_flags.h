@@ -25,6 +25,10 @@ struct RunFlags {
   std::vector<std::string> k_params, v_params;  // name=value
 };
 
+/// Whether any flag that shapes the codec configuration was given (everything except --layers,
+/// --q-precond-skip, --target-cond and --threads, which `kvwb analyze` uses by itself).
+bool has_codec_flags(const RunFlags& f);
+
 /// Registers the configuration flags on a (sub)command.
 void add_run_flags(CLI::App& cmd, RunFlags& f);
 /// Builds the configuration: --config FILE (else `base`, else the defaults), then each flag that

@@ -5,6 +5,7 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "base/errors.h"
 
@@ -138,6 +139,7 @@ WhiteningFactor factor_sigma_q(const std::vector<double>& sigma, size_t dim, dou
 
 WhiteningFactor factor_from_imported(const std::vector<float>& L, const std::vector<float>& L_inv,
                                      const std::vector<float>* sigma, size_t dim, const std::string& what) {
+  if (dim == 0) throw FormatError(what + ": L / L⁻¹ are 0x0; expected D x D with D >= 1");
   if (L.size() != dim * dim || L_inv.size() != dim * dim)
     throw FormatError(what + ": L / L⁻¹ must be " + std::to_string(dim) + "x" + std::to_string(dim));
   WhiteningFactor f;
@@ -166,7 +168,42 @@ WhiteningFactor factor_from_imported(const std::vector<float>& L, const std::vec
     }
     if (!(L64(i, i) > 0)) throw FormatError(what + ": L has a non-positive diagonal at " + std::to_string(i));
   }
+  // L⁻¹ must be the inverse of L: a stale or foreign inverse would silently degrade whitening.
+  MatD Li64(dim, dim);
+  for (size_t i = 0; i < dim * dim; ++i) Li64.data()[i] = f.L_inv[i];
+  const MatD prod = L64 * Li64 - MatD::Identity(dim, dim);
+  Eigen::Index pi = 0, pj = 0;
+  const double inv_err = prod.cwiseAbs().maxCoeff(&pi, &pj);
+  if (!(inv_err <= kImportedFactorTolerance)) {
+    char b[200];
+    std::snprintf(b, sizeof b, ": L⁻¹ is not the inverse of L: max|L·L⁻¹ − I| = %.3g at [%ld][%ld]; expected <= %.0e",
+                  inv_err, static_cast<long>(pi), static_cast<long>(pj), kImportedFactorTolerance);
+    throw FormatError(what + b);
+  }
   MatD reg = L64 * L64.transpose();
+  if (sigma && sigma->size() == dim * dim) {
+    // L·Lᵀ = Σ_q + c·I with c >= 0 (ridge, Tikhonov); anything else means L was not factored from Σ_q.
+    MatD diff(dim, dim);
+    double smax = 0;
+    for (size_t i = 0; i < dim * dim; ++i) {
+      const double sv = (*sigma)[i];
+      if (!std::isfinite(sv)) throw FormatError(what + ": Σ_q has a non-finite entry at index " + std::to_string(i));
+      diff.data()[i] = reg.data()[i] - sv;
+      smax = std::max(smax, std::fabs(sv));
+    }
+    const double c = diff.diagonal().mean();
+    const double dev = (diff - c * MatD::Identity(dim, dim)).cwiseAbs().maxCoeff(&pi, &pj);
+    const double scale = std::max(smax, 1e-30);
+    if (!(dev <= kImportedFactorTolerance * scale) || c < -kImportedFactorTolerance * scale) {
+      char b[260];
+      std::snprintf(b, sizeof b,
+                    ": L·Lᵀ is not Σ_q plus a ridge: max|L·Lᵀ − Σ_q − c·I| = %.3g at [%ld][%ld] with c = %.3g "
+                    "(relative %.3g to max|Σ_q| %.3g); expected <= %.0e and c >= 0",
+                    dev, static_cast<long>(pi), static_cast<long>(pj), c, dev / scale, smax,
+                    kImportedFactorTolerance);
+      throw FormatError(what + b);
+    }
+  }
   std::vector<double> rv(reg.data(), reg.data() + dim * dim);
   const auto ev = symmetric_eigenvalues(rv, dim);
   f.eig_max = ev.front();

@@ -41,10 +41,16 @@ struct WhiteningFactor {
 WhiteningFactor factor_sigma_q(const std::vector<double>& sigma, size_t dim, double ridge,
                                std::optional<double> target_cond, const std::string& what);
 
+/// Tolerance of the consistency checks of imported factors (factor_from_imported): max|L·L⁻¹ − I|,
+/// and max|L·Lᵀ − Σ_q − c·I| / max|Σ_q| for the ridge/Tikhonov shift c ≥ 0 when Σ_q is present.
+inline constexpr double kImportedFactorTolerance = 1e-3;
+
 /// Builds a factor from imported f32 L and L⁻¹ (e.g. a bundle's safetensors); Σ_q optional.
-/// Diagnostics are computed from L·Lᵀ. Throws FormatError when L is not exactly lower triangular
-/// with a positive diagonal, or when L⁻¹ has an entry above the diagonal larger than 1e-6·max|L⁻¹|
-/// (smaller ones, the rounding noise of a general inverse, are set to 0); named by `what`.
+/// Diagnostics are computed from L·Lᵀ. Throws FormatError when `dim` is 0, L is not exactly lower
+/// triangular with a positive diagonal, L⁻¹ has an entry above the diagonal larger than
+/// 1e-6·max|L⁻¹| (smaller ones, the rounding noise of a general inverse, are set to 0), L⁻¹ is not
+/// the inverse of L, or L·Lᵀ is not Σ_q plus a non-negative multiple of I (the ridge and Tikhonov
+/// terms), each beyond kImportedFactorTolerance; named by `what`.
 WhiteningFactor factor_from_imported(const std::vector<float>& L, const std::vector<float>& L_inv,
                                      const std::vector<float>* sigma, size_t dim, const std::string& what);
 

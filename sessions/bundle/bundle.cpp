@@ -1,15 +1,11 @@
 #include "sessions/bundle/bundle.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
-#include <random>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -22,6 +18,7 @@
 #include "codec/traits.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
+#include "io/limits.h"
 #include "io/safetensors.h"
 #include "sessions/bundle/calibration_export.h"
 #include "sessions/config/layer_plan.h"
@@ -48,13 +45,6 @@ std::string join_ints(const std::vector<int>& v, const char* sep = ",") {
   return s;
 }
 
-std::string random_hex() {
-  std::random_device rd;
-  char b[17];
-  std::snprintf(b, sizeof b, "%08x%08x", rd(), rd());
-  return b;
-}
-
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -64,12 +54,36 @@ std::string utc_now() {
   return b;
 }
 
-void fsync_dir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) throw IoError(dir, "cannot open the folder to flush it: " + std::string(std::strerror(errno)));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw IoError(dir, "fsync of the folder failed: " + std::string(std::strerror(errno)));
+/// Whether `dir` is recognisably a bundle (the only kind of folder `--force` may replace): a
+/// MANIFEST.json naming a bundle_format_version, and nothing but regular files of the bundle file
+/// set (bundle-format.md §1). Anything else (a capture, a subfolder, a foreign file) makes it not ours.
+bool is_bundle_folder(const fs::path& dir, std::string* why) {
+  static const std::regex file_re(
+      "sigma_q\\.safetensors|sigma_q\\.json|codec_config\\.json|deploy\\.env|MANIFEST\\.json|[KV]_b[1-4]_centroids\\.f32");
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (!e.is_regular_file(ec) || e.is_symlink(ec) || !std::regex_match(n, file_re)) {
+      *why = "it holds '" + n + "', which is not a bundle file";
+      return false;
+    }
+  }
+  if (ec) {
+    *why = "it cannot be listed (" + ec.message() + ")";
+    return false;
+  }
+  try {
+    const auto b = io::read_file((dir / kManifest).string(), 16u << 20);
+    const json m = json::parse(b.begin(), b.end());
+    if (!m.is_object() || !m.contains("bundle_format_version") || !m["bundle_format_version"].is_number_integer()) {
+      *why = "its MANIFEST.json has no bundle_format_version";
+      return false;
+    }
+  } catch (const std::exception&) {
+    *why = "it has no readable MANIFEST.json";
+    return false;
+  }
+  return true;
 }
 
 std::string text_of(const std::vector<uint8_t>& b) { return std::string(b.begin(), b.end()); }
@@ -167,7 +181,7 @@ struct LayerTensors {
 
 /// Groups layer_<l>_{chol,inv_chol,sigma}; unknown names go to `errors`.
 std::map<int, LayerTensors> group_tensors(const io::SafeTensorsFile& f, std::vector<std::string>& errors) {
-  static const std::regex re("layer_(0|[1-9][0-9]*)_(chol|inv_chol|sigma)");
+  static const std::regex re("layer_(0|[1-9][0-9]{0,8})_(chol|inv_chol|sigma)");
   std::map<int, LayerTensors> out;
   for (const auto& t : f.tensors) {
     std::smatch m;
@@ -176,8 +190,13 @@ std::map<int, LayerTensors> group_tensors(const io::SafeTensorsFile& f, std::vec
                        "' (expected layer_<l>_chol, layer_<l>_inv_chol, layer_<l>_sigma)");
       continue;
     }
-    const int l = std::stoi(m[1].str());
-    auto& lt = out[l];
+    const long l = std::stol(m[1].str());
+    if (l >= io::kMaxLayers) {
+      errors.push_back(std::string(kSigmaST) + ": tensor '" + t.name + "': layer index exceeds the limit of " +
+                       std::to_string(io::kMaxLayers - 1));
+      continue;
+    }
+    auto& lt = out[static_cast<int>(l)];
     if (m[2] == "chol") lt.chol = &t;
     else if (m[2] == "inv_chol") lt.inv = &t;
     else lt.sigma = &t;
@@ -451,6 +470,7 @@ Destination prepare_destination(const std::string& out_dir, const BundleExportOp
   if (d.name.empty() || d.name == "." || d.name == "..")
     throw InvalidArgument("export-bundle: bad output folder " + out_dir);
   std::error_code ec;
+  io::remove_stale_temps(d.dest.string());
   d.exists = fs::exists(d.dest, ec);
   if (d.exists && !fs::is_directory(d.dest, ec))
     throw IoError(d.dest.string(), "exists and is not a folder");
@@ -458,6 +478,12 @@ Destination prepare_destination(const std::string& out_dir, const BundleExportOp
   if (d.nonempty && !opt.force)
     throw InvalidArgument("bundle folder exists: " + d.dest.string() +
                           " (use --force to replace it)");
+  if (d.nonempty) {
+    std::string why;
+    if (!is_bundle_folder(d.dest, &why))
+      throw InvalidArgument("export-bundle: " + d.dest.string() + " is not a bundle folder (" + why +
+                            "); --force replaces only a bundle this tool wrote. Choose another --out");
+  }
   fs::create_directories(d.parent, ec);
   if (ec) throw IoError(d.parent.string(), "cannot create the folder: " + ec.message());
   d.root = opt.deploy_root.empty() ? d.dest.string() : opt.deploy_root;
@@ -898,32 +924,8 @@ void commit_bundle(const Destination& d, const fs::path& tmp) {
     for (const auto& e : rep.errors) msg += "\n  " + e;
     throw FormatError(msg);
   }
-  std::error_code ec;
-  if (d.exists) {
-    if (d.nonempty) {
-      const fs::path old = d.parent / ("." + d.name + ".old-" + random_hex());
-      fs::rename(d.dest, old, ec);
-      if (ec)
-        throw IoError(d.dest.string(), "cannot move the existing bundle away: " + ec.message());
-      fs::rename(tmp, d.dest, ec);
-      if (ec) {
-        std::error_code ec2;
-        fs::rename(old, d.dest, ec2);
-        throw IoError(d.dest.string(), "cannot move the new bundle into place: " + ec.message());
-      }
-      fs::remove_all(old, ec);
-    } else {
-      fs::remove(d.dest, ec);
-      fs::rename(tmp, d.dest, ec);
-      if (ec)
-        throw IoError(d.dest.string(), "cannot move the new bundle into place: " + ec.message());
-    }
-  } else {
-    fs::rename(tmp, d.dest, ec);
-    if (ec)
-      throw IoError(d.dest.string(), "cannot move the new bundle into place: " + ec.message());
-  }
-  fsync_dir(d.parent.string());
+  // Into place (§8 step 6): one rename, or an atomic exchange with the bundle it replaces.
+  io::commit_directory(tmp.string(), d.dest.string(), d.nonempty);
 }
 
 }  // namespace
@@ -939,7 +941,7 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
   check_one_table_per_stream(cfg, plan);
 
   std::error_code ec;
-  const fs::path tmp = d.parent / ("." + d.name + ".tmp-" + random_hex());
+  const fs::path tmp = io::temp_path_for(d.dest.string());
   fs::create_directory(tmp, ec);
   if (ec) throw IoError(tmp.string(), "cannot create the temporary bundle folder: " + ec.message());
   BundleExportResult res;
@@ -959,7 +961,7 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
     res.deploy_issues = deploy_compatibility_issues(cfg, info.head_dim, res.run);
     const std::vector<std::string>& issues = res.deploy_issues;
     cc["deploy_compatibility"] = {{"reference_plugin", {{"compatible", issues.empty()}, {"issues", issues}}}};
-    io::write_file_atomic(in_tmp(kCodecConfig), cc.dump(2) + "\n");
+    io::write_file_atomic(in_tmp(kCodecConfig), cc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 
     std::vector<std::string> present;
     if (sq) present = {kSigmaST, kSigmaJson};
@@ -975,9 +977,10 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
     std::sort(present.begin(), present.end());
     const ordered_json man =
         manifest_json(capture_path, info, tmp, present, tables, sq, structural_ok, in_sample, res);
-    io::write_file_atomic(in_tmp(kManifest), man.dump(2) + "\n");
+    io::write_file_atomic(in_tmp(kManifest),
+                          man.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     res.manifest = man;
-    fsync_dir(tmp.string());
+    io::fsync_directory(tmp.string());
 
     commit_bundle(d, tmp);
     present.push_back(kManifest);
@@ -1054,8 +1057,9 @@ struct Checker {
     if (!v) return false;
     long long prev = -1;
     for (const auto& x : *v) {
-      if (!x.is_number_integer() || x.get<long long>() < 0) {
-        err(file, "field '" + key + "' must hold non-negative integers");
+      if (!x.is_number_integer() || x.get<long long>() < 0 || x.get<long long>() >= io::kMaxLayers) {
+        err(file, "field '" + key + "' must hold layer indices in 0.." + std::to_string(io::kMaxLayers - 1) + ", got " +
+                      x.dump());
         return false;
       }
       if (ascending && x.get<long long>() <= prev) {
@@ -1072,7 +1076,8 @@ std::vector<int> json_ints(const json& v) {
   std::vector<int> out;
   if (v.is_array())
     for (const auto& x : v)
-      if (x.is_number_integer()) out.push_back(x.get<int>());
+      if (x.is_number_integer() && x.get<long long>() >= INT32_MIN && x.get<long long>() <= INT32_MAX)
+        out.push_back(x.get<int>());
   return out;
 }
 
@@ -1144,10 +1149,11 @@ std::optional<json> check_manifest(const fs::path& dir, Checker& ck, const Bundl
   if (man) {
     const std::string F = kManifest;
     if (const json* v = ck.field(F, *man, "bundle_format_version", "int")) {
-      if (v->get<int>() > kBundleFormatVersion)
-        ck.err(F, "bundle_format_version " + std::to_string(v->get<int>()) + " is newer than this reader's " +
+      if (v->is_number_unsigned() ? v->get<unsigned long long>() > kBundleFormatVersion
+                                  : v->get<long long>() > kBundleFormatVersion)
+        ck.err(F, "bundle_format_version " + v->dump() + " is newer than this reader's " +
                       std::to_string(kBundleFormatVersion) + "; refusing");
-      else if (v->get<int>() < 1) ck.err(F, "bundle_format_version must be >= 1");
+      else if (v->get<long long>() < 1) ck.err(F, "bundle_format_version must be >= 1");
     }
     if (const json* t = ck.field(F, *man, "tool", "object")) {
       ck.field(F, *t, "name", "string");
@@ -1244,7 +1250,35 @@ std::optional<json> check_sigma_q(const fs::path& dir, Checker& ck, const Bundle
     ck.field(F, *side, "n_passages_used", "int");
     ck.field(F, *side, "ctx_len", "int");
     const json* ridge = ck.field(F, *side, "ridge", "number");
-    if (hq && hkv && (hkv->get<int>() <= 0 || hq->get<int>() % hkv->get<int>() != 0))
+    // Every count is range-checked before it sizes a loop or a buffer.
+    auto in_range = [&](const json* v, const char* name, long long lo, long long hi) -> const json* {
+      if (!v) return nullptr;
+      const bool low = v->is_number_unsigned() ? v->get<unsigned long long>() < static_cast<unsigned long long>(lo)
+                                               : v->get<long long>() < lo;
+      const bool high = v->is_number_unsigned() ? v->get<unsigned long long>() > static_cast<unsigned long long>(hi)
+                                                : v->get<long long>() > hi;
+      if (low || high) {
+        ck.err(F, std::string(name) + " " + v->dump() + " is out of range; expected " + std::to_string(lo) + ".." +
+                      std::to_string(hi));
+        return nullptr;
+      }
+      return v;
+    };
+    hd = in_range(hd, "head_dim", 1, io::kMaxHeadDim);
+    hq = in_range(hq, "num_q_heads", 1, io::kMaxHeads);
+    hkv = in_range(hkv, "num_kv_heads", 1, io::kMaxHeads);
+    nl = in_range(nl, "num_layers", 1, io::kMaxLayers);
+    if (ridge && !(std::isfinite(ridge->get<double>()) && ridge->get<double>() >= 0 && ridge->get<double>() <= 1)) {
+      ck.err(F, "ridge " + ridge->dump() + " is out of range; expected a fraction of mean(diag Σ_q) in 0..1");
+      ridge = nullptr;
+    }
+    if (side->contains("regularisation") && (*side)["regularisation"].is_object() &&
+        (*side)["regularisation"].contains("target_cond")) {
+      const json& tc = (*side)["regularisation"]["target_cond"];
+      if (!tc.is_null() && !(tc.is_number() && std::isfinite(tc.get<double>()) && tc.get<double>() > 1))
+        ck.err(F, "regularisation.target_cond " + tc.dump() + " is invalid; expected a finite number > 1 or null");
+    }
+    if (hq && hkv && hq->get<int>() % hkv->get<int>() != 0)
       ck.err(F, "num_q_heads must be a positive multiple of num_kv_heads");
     if (const json* lt = ck.field(F, *side, "layer_types", "array")) {
       if (nl && static_cast<int>(lt->size()) != nl->get<int>())
@@ -1266,7 +1300,14 @@ std::optional<json> check_sigma_q(const fs::path& dir, Checker& ck, const Bundle
           ck.err(F, "a diagnostics entry lacks a field or holds a non-finite value");
           break;
         }
-        const std::pair<int, int> p{d["layer"].get<int>(), d["kv_head"].get<int>()};
+        const long long dl = d["layer"].get<long long>(), dh = d["kv_head"].get<long long>();
+        if (dl < 0 || dl >= io::kMaxLayers || dh < 0 || dh >= io::kMaxHeads) {
+          ck.err(F, "a diagnostics entry names layer " + d["layer"].dump() + ", kv head " + d["kv_head"].dump() +
+                        "; expected a layer in 0.." + std::to_string(io::kMaxLayers - 1) + " and a kv head in 0.." +
+                        std::to_string(io::kMaxHeads - 1));
+          break;
+        }
+        const std::pair<int, int> p{static_cast<int>(dl), static_cast<int>(dh)};
         if (p <= prev) ck.err(F, "diagnostics are not ordered by layer then kv head");
         prev = p;
         diag_pairs.insert(p);
@@ -1300,7 +1341,8 @@ std::optional<json> check_sigma_q(const fs::path& dir, Checker& ck, const Bundle
       const double rd = ridge ? ridge->get<double>() : codec::kDefaultRidge;
       std::optional<double> target;
       if (side->contains("regularisation") && (*side)["regularisation"].is_object() &&
-          (*side)["regularisation"].contains("target_cond") && (*side)["regularisation"]["target_cond"].is_number())
+          (*side)["regularisation"].contains("target_cond") && (*side)["regularisation"]["target_cond"].is_number() &&
+          (*side)["regularisation"]["target_cond"].get<double>() > 1)
         target = (*side)["regularisation"]["target_cond"].get<double>();
       std::map<std::pair<int, int>, double> diag_trace;
       if (side->contains("diagnostics") && (*side)["diagnostics"].is_array())
@@ -1333,6 +1375,12 @@ std::optional<json> check_sigma_q(const fs::path& dir, Checker& ck, const Bundle
           const double lam = std::max(0.0, (lmax - C2 * lmin) / (C2 - 1));
           for (size_t i = 0; i < D; ++i) s[i * D + i] += lam;
         }
+        for (double x : s)
+          if (!std::isfinite(x)) {
+            ck.err(F, "layer " + std::to_string(l) + ", kv head " + std::to_string(h) +
+                          ": Σ_q with the sidecar's ridge and target_cond is not finite");
+            return {};
+          }
         return s;
       };
       const size_t before = r.errors.size();
@@ -1429,7 +1477,8 @@ std::optional<json> check_codec_config(const fs::path& dir, Checker& ck, const B
     const std::string F = kCodecConfig;
     const size_t before = r.errors.size();
     if (const json* v = ck.field(F, *cc, "config_format_version", "int"))
-      if (v->get<int>() != 1) ck.err(F, "config_format_version " + std::to_string(v->get<int>()) + " is not 1");
+      if (!(v->is_number_unsigned() && v->get<unsigned long long>() == 1) && !(v->get<long long>() == 1))
+        ck.err(F, "config_format_version " + v->dump() + " is not 1");
     if (const json* c = ck.field(F, *cc, "capture", "object")) {
       ck.field(F, *c, "file_name", "string");
       ck.field(F, *c, "model_name", "string");

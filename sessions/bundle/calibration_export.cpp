@@ -205,7 +205,7 @@ ordered_json sigma_q_sidecar(const SigmaQCalibration& c) {
 
 void write_sigma_q_files(const std::string& dir, const SigmaQCalibration& c) {
   const auto st = sigma_q_safetensors(c);
-  const std::string sidecar = sigma_q_sidecar(c).dump(2) + "\n";
+  const std::string sidecar = sigma_q_sidecar(c).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   io::write_safetensors((std::filesystem::path(dir) / "sigma_q.safetensors").string(), st);
   io::write_file_atomic((std::filesystem::path(dir) / "sigma_q.json").string(), sidecar);
 }

@@ -1,10 +1,13 @@
 #include "sessions/config/run_config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "base/errors.h"
+#include "codec/params.h"
 #include "io/atomic_file.h"
+#include "io/limits.h"
 
 namespace kvwb::sessions {
 
@@ -15,7 +18,18 @@ codec::KDomain resolved_k_domain(const StreamConfig& k) {
 }
 
 std::vector<int> parse_layer_list(const std::string& text, const std::string& what) {
+  // Indices and range ends are checked against io::kMaxLayers before anything is expanded, so a
+  // range such as 0-2147483647 is refused at once instead of enumerated.
   std::set<int> out;
+  auto index = [&](const std::string& t, const std::string& item) -> int {
+    const bool digits = !t.empty() && t.size() <= 18 && std::all_of(t.begin(), t.end(), ::isdigit);
+    if (!digits) throw InvalidArgument(what + ": '" + item + "' is not a layer index or range (e.g. 0,1,26-27)");
+    const long long v = std::stoll(t);
+    if (v >= io::kMaxLayers)
+      throw InvalidArgument(what + ": layer index " + t + " in '" + item + "' exceeds the limit of " +
+                            std::to_string(io::kMaxLayers - 1));
+    return static_cast<int>(v);
+  };
   size_t pos = 0;
   while (pos < text.size()) {
     size_t end = text.find(',', pos);
@@ -23,26 +37,71 @@ std::vector<int> parse_layer_list(const std::string& text, const std::string& wh
     std::string item = text.substr(pos, end - pos);
     item.erase(std::remove_if(item.begin(), item.end(), ::isspace), item.end());
     if (!item.empty()) {
-      try {
-        size_t used = 0;
-        const size_t dash = item.find('-', 1);
-        if (dash != std::string::npos) {
-          const int a = std::stoi(item.substr(0, dash), &used);
-          const int b = std::stoi(item.substr(dash + 1));
-          if (a < 0 || b < a) throw std::invalid_argument("range");
-          for (int l = a; l <= b; ++l) out.insert(l);
-        } else {
-          const int l = std::stoi(item, &used);
-          if (used != item.size() || l < 0) throw std::invalid_argument("int");
-          out.insert(l);
-        }
-      } catch (const std::exception&) {
-        throw InvalidArgument(what + ": '" + item + "' is not a layer index or range (e.g. 0,1,26-27)");
+      const size_t dash = item.find('-', 1);
+      if (dash != std::string::npos) {
+        const int a = index(item.substr(0, dash), item);
+        const int b = index(item.substr(dash + 1), item);
+        if (b < a) throw InvalidArgument(what + ": range '" + item + "' ends before it starts");
+        for (int l = a; l <= b; ++l) out.insert(l);
+      } else {
+        out.insert(index(item, item));
       }
     }
     pos = end + 1;
   }
   return {out.begin(), out.end()};
+}
+
+int layer_index_from_json(const json& v, const std::string& where) {
+  if (!v.is_number_integer() && !v.is_number_unsigned())
+    throw InvalidArgument(where + ": " + v.dump() + " is not a layer index; expected an integer in 0.." +
+                          std::to_string(io::kMaxLayers - 1));
+  const bool neg = v.is_number_integer() && !v.is_number_unsigned() && v.get<long long>() < 0;
+  if (neg || v.get<unsigned long long>() >= static_cast<unsigned long long>(io::kMaxLayers))
+    throw InvalidArgument(where + ": layer index " + v.dump() + " is out of range; expected 0.." +
+                          std::to_string(io::kMaxLayers - 1));
+  return v.get<int>();
+}
+
+namespace {
+
+void validate_stream_params(const StreamConfig& s, const std::string& where) {
+  try {
+    const auto& specs = codec::codec_params(s.codec);
+    const codec::ParamReader r(s.codec, specs, s.params);
+    for (const auto& spec : specs) {
+      if (!s.params.count(spec.name)) continue;
+      switch (spec.type) {
+        case codec::ParamType::kInt: r.get_int(spec.name); break;
+        case codec::ParamType::kFloat: r.get_float(spec.name); break;
+        case codec::ParamType::kBool: r.get_bool(spec.name); break;
+        case codec::ParamType::kChoice:
+        case codec::ParamType::kTable: r.get_string(spec.name); break;
+      }
+    }
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(where + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+void validate_run_config(const RunConfig& c, const std::string& source) {
+  validate_stream_params(c.k, source + ": k");
+  validate_stream_params(c.v, source + ": v");
+  for (const auto& o : c.overrides) {
+    if (o.layer < 0 || o.layer >= io::kMaxLayers)
+      throw InvalidArgument(source + ": override layer " + std::to_string(o.layer) + " is out of range; expected 0.." +
+                            std::to_string(io::kMaxLayers - 1));
+    if (o.k) validate_stream_params(*o.k, source + ": overrides[" + std::to_string(o.layer) + "].k");
+    if (o.v) validate_stream_params(*o.v, source + ": overrides[" + std::to_string(o.layer) + "].v");
+  }
+  if (c.attn_scale && !(std::isfinite(*c.attn_scale) && *c.attn_scale > 0))
+    throw InvalidArgument(source + ": attn_scale must be a finite number > 0");
+  if (c.target_cond && !(std::isfinite(*c.target_cond) && *c.target_cond > 1.0))
+    throw InvalidArgument(source + ": target_cond must be a finite number > 1");
+  if (c.threads < 0 || c.threads > kMaxThreads)
+    throw InvalidArgument(source + ": threads must be in 0.." + std::to_string(kMaxThreads));
 }
 
 namespace {
@@ -79,7 +138,11 @@ StreamConfig stream_from_json(const json& j, const std::string& where) {
     }
   }
   if (s.codec.empty()) throw InvalidArgument(where + ".codec is required");
-  codec::codec_id_from_name(s.codec);  // validates the name
+  try {
+    codec::codec_id_from_name(s.codec);  // validates the name
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument(where + ".codec: " + e.what());
+  }
   return s;
 }
 
@@ -100,10 +163,7 @@ std::vector<int> int_list(const json& v, const std::string& where) {
   if (v.is_string()) return parse_layer_list(v.get<std::string>(), where);
   if (!v.is_array()) throw InvalidArgument(where + " must be a list of layer indices");
   std::set<int> out;
-  for (const auto& x : v) {
-    if (!x.is_number_integer() || x.get<int>() < 0) throw InvalidArgument(where + " must hold non-negative integers");
-    out.insert(x.get<int>());
-  }
+  for (const auto& x : v) out.insert(layer_index_from_json(x, where));
   return {out.begin(), out.end()};
 }
 
@@ -117,6 +177,7 @@ RunConfig run_config_from_json(const json& j, const std::string& source) {
       const std::string& key = it.key();
       const std::string where = source + ": " + key;
       if (key == "block_size") {
+        if (!it->is_number_integer()) throw InvalidArgument(where + " must be an integer in 8..65536, got " + it->dump());
         const auto v = it->get<long long>();
         if (v < 8 || v > 65536) throw InvalidArgument(where + " must be in 8..65536");
         c.block_size = static_cast<uint32_t>(v);
@@ -137,8 +198,9 @@ RunConfig run_config_from_json(const json& j, const std::string& source) {
         if (!it->is_array()) throw InvalidArgument(where + " must be a list");
         for (const auto& o : *it) {
           LayerOverride lo;
-          if (!o.contains("layer")) throw InvalidArgument(where + ": each override needs a layer");
-          lo.layer = o.at("layer").get<int>();
+          if (!o.is_object() || !o.contains("layer"))
+            throw InvalidArgument(where + ": each override must be an object with a layer");
+          lo.layer = layer_index_from_json(o.at("layer"), where + ": layer");
           for (auto f = o.begin(); f != o.end(); ++f) {
             if (f.key() == "layer") continue;
             if (f.key() == "k") lo.k = stream_from_json(*f, where + "[" + std::to_string(lo.layer) + "].k");
@@ -156,7 +218,8 @@ RunConfig run_config_from_json(const json& j, const std::string& source) {
       } else if (key == "target_cond") {
         if (!it->is_null()) {
           c.target_cond = it->get<double>();
-          if (!(*c.target_cond > 1.0)) throw InvalidArgument(where + " must be > 1");
+          if (!(std::isfinite(*c.target_cond) && *c.target_cond > 1.0))
+            throw InvalidArgument(where + " must be a finite number > 1");
         }
       } else if (key == "turbo_policy") {
         c.turbo_policy = parse_turbo_policy(it->get<std::string>(), where);
@@ -165,8 +228,9 @@ RunConfig run_config_from_json(const json& j, const std::string& source) {
       } else if (key == "attn_scale") {
         if (!it->is_null()) c.attn_scale = it->get<double>();
       } else if (key == "threads") {
+        if (!it->is_number_integer() || it->get<long long>() < 0 || it->get<long long>() > kMaxThreads)
+          throw InvalidArgument(where + " must be an integer in 0.." + std::to_string(kMaxThreads));
         c.threads = it->get<int>();
-        if (c.threads < 0) throw InvalidArgument(where + " must be >= 0");
       } else if (key == "backend") {
         c.backend = parse_backend(it->get<std::string>(), where);
       } else {
@@ -176,6 +240,7 @@ RunConfig run_config_from_json(const json& j, const std::string& source) {
   } catch (const json::exception& e) {
     throw InvalidArgument(source + ": " + e.what());
   }
+  validate_run_config(c, source);
   return c;
 }
 

@@ -55,7 +55,16 @@ RunConfig run_config_from_json(const nlohmann::json& j, const std::string& sourc
 nlohmann::json run_config_to_json(const RunConfig& c);
 /// sha256 of the canonical JSON text (the result-store key together with the capture sha256).
 std::string run_config_hash(const RunConfig& c);
-/// Parses "0,1,26,27" or "0-3,7" into a sorted unique list; throws InvalidArgument.
+/// Parses "0,1,26,27" or "0-3,7" into a sorted unique list; throws InvalidArgument naming `what`
+/// for anything else, and for an index or range end >= io::kMaxLayers (checked before expanding).
 std::vector<int> parse_layer_list(const std::string& text, const std::string& what);
+/// A layer index from JSON: an integer in 0..io::kMaxLayers-1, else InvalidArgument naming `where`.
+int layer_index_from_json(const nlohmann::json& v, const std::string& where);
+/// Largest `threads` value accepted (0 = all hardware threads).
+inline constexpr int kMaxThreads = 4096;
+/// Checks what run_config_from_json / apply_run_options cannot see key by key: every codec
+/// parameter against its codec's specification (type, range, choices; codec/params.h), override
+/// layers, attn_scale, target_cond and threads. Throws InvalidArgument naming `source` and the key.
+void validate_run_config(const RunConfig& c, const std::string& source);
 
 }  // namespace kvwb::sessions

@@ -1,10 +1,12 @@
 #include "sessions/config/run_options.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "codec/codec.h"
 #include "base/errors.h"
+#include "io/limits.h"
 
 namespace kvwb::sessions {
 
@@ -67,14 +69,21 @@ bool truthy(const json& v, const std::string& where) {
 }
 
 double number(const json& v, const std::string& where) {
-  if (v.is_number()) return v.get<double>();
-  try {
+  double d = 0;
+  if (v.is_number()) {
+    d = v.get<double>();
+  } else {
+    const std::string t = text(v, where);
     size_t used = 0;
-    const double d = std::stod(text(v, where), &used);
-    return d;
-  } catch (const std::exception&) {
-    throw InvalidArgument(where + ": expected a number");
+    try {
+      d = std::stod(t, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != t.size()) throw InvalidArgument(where + ": '" + t + "' is not a number");
   }
+  if (!std::isfinite(d)) throw InvalidArgument(where + ": expected a finite number");
+  return d;
 }
 
 void set_kv(StreamConfig& s, const std::string& kv, const std::string& where) {
@@ -96,15 +105,33 @@ RunConfig apply_run_options(RunConfig c, const json& o, const std::string& sourc
                             "underscores, e.g. k_codec, bits_k, block_size, boundary)");
   }
   auto get = [&](const char* k) -> const json* { return o.contains(k) ? &o.at(k) : nullptr; };
-  auto where = [&](const char* k) { return source + ": " + k; };
+  const bool flags = source == kCommandLineSource;
+  auto where = [&](const char* k) {
+    if (!flags) return source + ": " + k;
+    std::string f = std::string("flag --") + k;
+    std::replace(f.begin(), f.end(), '_', '-');
+    return f + " " + o.at(k).dump();
+  };
+  // Command-line flags: each option's codec parameters are checked as it is applied, so an error
+  // names that flag. Grid cells keep the documented behaviour (docs/sweeps.md): a bad parameter
+  // value fails that cell only, when it runs.
+  auto check_streams = [&](const std::string& w) {
+    if (!flags) return;
+    RunConfig t;
+    t.k = c.k;
+    t.v = c.v;
+    validate_run_config(t, w);
+  };
   auto one = [&](StreamConfig& s, const std::vector<std::string>& names, const std::string& v, const char* k) {
     if (!try_set(s, names, v)) throw InvalidArgument(where(k) + " does not apply to codec " + s.codec);
+    check_streams(where(k));
   };
   auto both = [&](const std::vector<std::string>& names, const std::string& v, const char* k) {
     const bool a = try_set(c.k, names, v);
     const bool b = try_set(c.v, names, v);
     if (!a && !b)
       throw InvalidArgument(where(k) + " applies to neither the K codec " + c.k.codec + " nor the V codec " + c.v.codec);
+    check_streams(where(k));
   };
   if (const json* v = get("k_codec")) {
     const std::string name = text(*v, where("k_codec"));
@@ -155,6 +182,7 @@ RunConfig apply_run_options(RunConfig c, const json& o, const std::string& sourc
         for (const auto& x : *v) set_kv(s, text(x, where(key)), where(key));
       else
         set_kv(s, text(*v, where(key)), where(key));
+      check_streams(where(key));
     }
   }
   if (const json* v = get("q_precond")) c.q_precond = v->is_null() ? "" : text(*v, where("q_precond"));
@@ -178,7 +206,8 @@ RunConfig apply_run_options(RunConfig c, const json& o, const std::string& sourc
     c.turbo_policy = parse_turbo_policy(text(*v, where("turbo_policy")), where("turbo_policy"));
   if (const json* v = get("threads")) {
     const double t = number(*v, where("threads"));
-    if (t < 0) throw InvalidArgument(where("threads") + " must be >= 0");
+    if (!(t >= 0 && t <= kMaxThreads) || t != std::floor(t))
+      throw InvalidArgument(where("threads") + " must be an integer in 0.." + std::to_string(kMaxThreads));
     c.threads = static_cast<int>(t);
   }
   if (const json* v = get("backend"))
@@ -186,11 +215,27 @@ RunConfig apply_run_options(RunConfig c, const json& o, const std::string& sourc
   if (const json* v = get("no_attention")) {
     if (truthy(*v, where("no_attention"))) c.attention_metrics = false;
   }
+  if (flags) validate_run_config(c, source);
   return c;
 }
 
-std::vector<GridCell> expand_grid(const json& grid, const std::string& source) {
+uint64_t grid_cell_count(const json& grid, const std::string& source) {
   if (!grid.is_object()) throw InvalidArgument(source + ": a sweep grid must be a JSON object");
+  uint64_t total = 1;
+  for (auto it = grid.begin(); it != grid.end(); ++it) {
+    if (it.key() == "fixed" || it.key() == "base") continue;
+    if (!it->is_array() || it->empty())
+      throw InvalidArgument(source + ": grid key '" + it.key() + "' must map to a non-empty list of values");
+    total *= it->size();  // both factors <= kMaxGridCells after the check below: no overflow
+    if (total > static_cast<uint64_t>(io::kMaxGridCells))
+      throw InvalidArgument(source + ": the grid has more than " + std::to_string(io::kMaxGridCells) +
+                            " cells (the limit of one sweep; split it into several stores)");
+  }
+  return total;
+}
+
+std::vector<GridCell> expand_grid(const json& grid, const std::string& source) {
+  const uint64_t total = grid_cell_count(grid, source);
   RunConfig base;
   if (grid.contains("base")) base = run_config_from_json(grid.at("base"), source + ": base");
   json fixed = json::object();
@@ -201,19 +246,12 @@ std::vector<GridCell> expand_grid(const json& grid, const std::string& source) {
   std::vector<std::pair<std::string, json>> axes;
   for (auto it = grid.begin(); it != grid.end(); ++it) {
     if (it.key() == "fixed" || it.key() == "base") continue;
-    if (!it->is_array() || it->empty())
-      throw InvalidArgument(source + ": grid key '" + it.key() + "' must map to a non-empty list of values");
     axes.emplace_back(it.key(), *it);
-  }
-  size_t total = 1;
-  for (const auto& [k, v] : axes) {
-    total *= v.size();
-    if (total > 1000000) throw InvalidArgument(source + ": the grid has more than 1,000,000 cells");
   }
   std::vector<GridCell> cells;
   cells.reserve(total);
   std::vector<size_t> idx(axes.size(), 0);
-  for (size_t c = 0; c < total; ++c) {
+  for (uint64_t c = 0; c < total; ++c) {
     json opts = json::object();
     for (size_t a = 0; a < axes.size(); ++a) opts[axes[a].first] = axes[a].second[idx[a]];
     json all = fixed;

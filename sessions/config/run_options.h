@@ -6,6 +6,7 @@
 //   q_precond_skip target_cond boundary layers k_domain turbo_policy threads seed backend
 //   no_attention k_param v_param (the last two: "name=value" or a list of them)
 // An option that applies to neither stream's codec is an InvalidArgument naming it.
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -16,6 +17,10 @@ namespace kvwb::sessions {
 
 /// Known option names (for validation and help).
 const std::vector<std::string>& run_option_names();
+
+/// The `source` apply_run_options is given for command-line flags: its messages then name the
+/// flag (--bits-k) instead of the option key (bits_k).
+inline constexpr const char* kCommandLineSource = "command line";
 
 /// Applies options in a fixed order (codec choices first, then the rest) on top of `base`.
 /// Values are JSON scalars (or lists for boundary/layers/k_param/v_param).
@@ -30,5 +35,8 @@ struct GridCell {
   RunConfig config;
 };
 std::vector<GridCell> expand_grid(const nlohmann::json& grid, const std::string& source);
+/// Cells of one grid object, computed (not enumerated) before any expansion; throws
+/// InvalidArgument naming `source` for a malformed grid or more than io::kMaxGridCells cells.
+uint64_t grid_cell_count(const nlohmann::json& grid, const std::string& source);
 
 }  // namespace kvwb::sessions

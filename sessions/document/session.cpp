@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <regex>
 #include <set>
 
 #include "base/errors.h"
 #include "io/atomic_file.h"
+#include "io/limits.h"
 
 namespace kvwb::sessions {
 
@@ -92,24 +95,30 @@ void save_session(const std::string& session_path, SessionDocument doc) {
   }
   if (!doc.current_config.empty() && !names.count(doc.current_config))
     throw InvalidArgument(session_path + ": current configuration '" + doc.current_config + "' does not exist");
-  io::write_file_atomic(session_path, session_to_json(doc, session_path).dump(2) + "\n");
+  io::write_file_atomic(session_path, session_to_json(doc, session_path).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 json migrate_session_json(json j, const std::string& source, std::vector<std::string>& warnings) {
   if (!j.is_object()) throw FormatError(source + ": a session document must be a JSON object");
   int version = 0;
+  // The version is read as a whole integer (never truncated: 2^32+1 is not 1).
+  auto version_of = [&](const char* key) -> int {
+    const json& v = j[key];
+    if (!v.is_number_integer()) throw FormatError(source + ": " + key + " must be an integer, got " + v.dump());
+    if (!v.is_number_unsigned() && v.get<long long>() < 0)
+      throw FormatError(source + ": " + key + " " + v.dump() + " is invalid; expected 0.." +
+                        std::to_string(kSessionFormatVersion));
+    if (v.get<unsigned long long>() > static_cast<unsigned long long>(kSessionFormatVersion))
+      throw Unsupported(source + ": session " + key + " " + v.dump() +
+                        " was written by a newer kvwb; this one reads versions up to " +
+                        std::to_string(kSessionFormatVersion));
+    return v.get<int>();
+  };
   if (j.contains("format_version")) {
-    if (!j["format_version"].is_number_integer())
-      throw FormatError(source + ": format_version must be an integer");
-    version = j["format_version"].get<int>();
-  } else if (j.contains("version") && j["version"].is_number_integer()) {
-    version = j["version"].get<int>();  // version-0 documents used "version"
+    version = version_of("format_version");
+  } else if (j.contains("version")) {
+    version = version_of("version");  // version-0 documents used "version"
   }
-  if (version > kSessionFormatVersion)
-    throw Unsupported(source + ": session format_version " + std::to_string(version) +
-                      " was written by a newer kvwb; this one reads versions up to " +
-                      std::to_string(kSessionFormatVersion));
-  if (version < 0) throw FormatError(source + ": format_version " + std::to_string(version) + " is invalid");
   if (version == 0) {
     // Version 0: {"version": 0, "capture": "<path>", "config": {...}, "boundary": "0,1" | [..],
     //             "sweeps": {"name": "store path"}, "gui": {...}} — one unnamed configuration,
@@ -117,6 +126,8 @@ json migrate_session_json(json j, const std::string& source, std::vector<std::st
     json n;
     n["format"] = kFormatName;
     n["format_version"] = 1;
+    if (j.contains("capture") && !j["capture"].is_string())
+      throw FormatError(source + ": capture must be a path string in a version-0 session, got " + j["capture"].dump());
     n["capture"] = {{"path", j.value("capture", std::string())}, {"sha256", nullptr}};
     n["configurations"] = json::array();
     n["current_configuration"] = nullptr;
@@ -125,7 +136,13 @@ json migrate_session_json(json j, const std::string& source, std::vector<std::st
       n["current_configuration"] = "default";
     }
     json b = j.value("boundary", json::array());
-    if (b.is_string()) b = parse_layer_list(b.get<std::string>(), source + ": boundary");
+    if (b.is_string()) {
+      try {
+        b = parse_layer_list(b.get<std::string>(), source + ": boundary");
+      } catch (const InvalidArgument& e) {
+        throw FormatError(e.what());
+      }
+    }
     n["boundary"] = b;
     n["sweeps"] = json::array();
     if (j.contains("sweeps") && j["sweeps"].is_object())
@@ -140,23 +157,40 @@ json migrate_session_json(json j, const std::string& source, std::vector<std::st
   return j;
 }
 
+/// The body of load_session on parsed JSON; may throw json::exception (reported as FormatError).
+static void load_session_json(SessionLoadResult& r, json j, const std::string& session_path,
+                              const SessionLoadOptions& options);
+
 SessionLoadResult load_session(const std::string& session_path, const SessionLoadOptions& options) {
   SessionLoadResult r;
   json j;
   try {
-    const auto bytes = io::read_file(session_path);
+    const auto bytes = io::read_file(session_path, io::kMaxJsonBytes);
     j = json::parse(bytes.begin(), bytes.end());
   } catch (const json::exception& e) {
     throw FormatError(session_path + ": not valid JSON: " + e.what());
   }
-  if (j.is_object()) {
-    if (j.contains("format") && j["format"] != kFormatName)
-      throw FormatError(session_path + ": format is " + j["format"].dump() + ", expected \"" + kFormatName + "\"");
-    r.loaded_version = j.contains("format_version") && j["format_version"].is_number_integer()
-                           ? j["format_version"].get<int>()
-                           : j.value("version", 0);
+  try {
+    load_session_json(r, j, session_path, options);
+  } catch (const json::exception& e) {
+    // Any type mismatch the checks below did not name still becomes a format error of the file.
+    throw FormatError(session_path + ": " + e.what());
+  } catch (const InvalidArgument& e) {
+    const std::string what = e.what();
+    throw FormatError(what.rfind(session_path, 0) == 0 ? what : session_path + ": " + what);
   }
+  return r;
+}
+
+static void load_session_json(SessionLoadResult& r, json j, const std::string& session_path,
+                              const SessionLoadOptions& options) {
+  if (j.is_object() && j.contains("format") && j["format"] != kFormatName)
+    throw FormatError(session_path + ": format is " + j["format"].dump() + ", expected \"" + kFormatName + "\"");
+  const int before = j.is_object() && j.contains("format_version") && j["format_version"].is_number_integer()
+                         ? -1
+                         : 0;
   j = migrate_session_json(std::move(j), session_path, r.warnings);
+  r.loaded_version = before == 0 ? 0 : j.value("format_version", 1);
   const fs::path base = session_folder(session_path);
   static const std::set<std::string> known = {"format", "format_version", "capture", "configurations",
                                               "current_configuration", "boundary", "sweeps", "view_state"};
@@ -169,10 +203,24 @@ SessionLoadResult load_session(const std::string& session_path, const SessionLoa
     if (!c.is_object() || !c.contains("path") || !c["path"].is_string())
       throw FormatError(session_path + ": capture must be {\"path\": string, \"sha256\": string|null}");
     d.capture_path = resolve(c["path"].get<std::string>(), base);
-    if (c.contains("sha256") && c["sha256"].is_string()) d.capture_sha256 = c["sha256"].get<std::string>();
+    if (c.contains("sha256") && !c["sha256"].is_null()) {
+      static const std::regex hex("[0-9a-f]{64}");
+      if (!c["sha256"].is_string() || !std::regex_match(c["sha256"].get<std::string>(), hex))
+        throw FormatError(session_path + ": capture.sha256 is " + c["sha256"].dump() +
+                          "; expected 64 lowercase hex digits or null");
+      d.capture_sha256 = c["sha256"].get<std::string>();
+    }
   } catch (const json::exception& e) {
     throw FormatError(session_path + ": capture: " + e.what());
   }
+  for (const char* key : {"configurations", "sweeps"})
+    if (j.contains(key) && !j[key].is_array() && !j[key].is_null())
+      throw FormatError(session_path + ": " + key + " must be a list, got " + j[key].dump());
+  if (j.contains("current_configuration") && !j["current_configuration"].is_string() &&
+      !j["current_configuration"].is_null())
+    throw FormatError(session_path + ": current_configuration must be a name or null, got " +
+                      j["current_configuration"].dump());
+  std::map<std::string, std::string> unreadable;  // configuration name -> why it was skipped
   if (j.contains("configurations") && j["configurations"].is_array()) {
     std::set<std::string> names;
     for (const auto& e : j["configurations"]) {
@@ -187,41 +235,44 @@ SessionLoadResult load_session(const std::string& session_path, const SessionLoa
         names.insert(name);
       } catch (const Error& ex) {
         r.warnings.push_back(std::string("skipped configuration '") + name + "': " + ex.what());
+        unreadable[name] = ex.what();
       }
     }
   }
   if (j.contains("current_configuration") && j["current_configuration"].is_string()) {
     d.current_config = j["current_configuration"].get<std::string>();
+    if (unreadable.count(d.current_config)) r.current_config_error = unreadable[d.current_config];
     if (!d.current()) {
       r.warnings.push_back(session_path + ": current configuration '" + d.current_config + "' is missing; using " +
                            (d.configs.empty() ? std::string("none") : "'" + d.configs.front().name + "'"));
       d.current_config = d.configs.empty() ? "" : d.configs.front().name;
     }
   }
-  if (j.contains("boundary")) {
-    try {
-      for (const auto& x : j["boundary"]) d.boundary.push_back(x.get<int>());
-      std::sort(d.boundary.begin(), d.boundary.end());
-    } catch (const json::exception&) {
-      r.warnings.push_back(session_path + ": boundary is not a list of layer indices; cleared");
-      d.boundary.clear();
-    }
+  if (j.contains("boundary") && !j["boundary"].is_null()) {
+    if (!j["boundary"].is_array())
+      throw FormatError(session_path + ": boundary must be a list of layer indices, got " + j["boundary"].dump());
+    for (const auto& x : j["boundary"]) d.boundary.push_back(layer_index_from_json(x, session_path + ": boundary"));
+    std::sort(d.boundary.begin(), d.boundary.end());
+    d.boundary.erase(std::unique(d.boundary.begin(), d.boundary.end()), d.boundary.end());
   }
   if (j.contains("sweeps") && j["sweeps"].is_array())
     for (const auto& s : j["sweeps"]) {
-      if (!s.is_object() || !s.contains("store") || !s["store"].is_string()) {
-        r.warnings.push_back(session_path + ": skipped a sweep without a result-store path");
-        continue;
-      }
+      if (!s.is_object() || !s.contains("store") || !s["store"].is_string())
+        throw FormatError(session_path + ": sweeps entry " + s.dump() +
+                          " is not an object with a \"store\" path string");
       SessionSweep sw;
       sw.name = s.value("name", std::string());
       sw.store_path = resolve(s["store"].get<std::string>(), base);
       sw.grid = s.value("grid", json::object());
+      if (s.contains("name") && !s["name"].is_string())
+        throw FormatError(session_path + ": a sweep's name must be a string, got " + s["name"].dump());
       if (!fs::exists(sw.store_path))
         r.warnings.push_back(session_path + ": the result store of sweep '" + sw.name + "' is missing: " + sw.store_path);
       d.sweeps.push_back(std::move(sw));
     }
   d.view_state = j.value("view_state", json::object());
+  if (!d.view_state.is_object())
+    throw FormatError(session_path + ": view_state must be an object, got a " + std::string(d.view_state.type_name()));
 
   if (!fs::exists(d.capture_path)) {
     r.warnings.push_back(session_path + ": the capture " + d.capture_path + " is missing");
@@ -241,7 +292,6 @@ SessionLoadResult load_session(const std::string& session_path, const SessionLoa
       r.capture_repinned = true;
     }
   }
-  return r;
 }
 
 UndoStack::UndoStack(SessionDocument initial, size_t capacity)

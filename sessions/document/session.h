@@ -62,6 +62,9 @@ struct SessionLoadResult {
   std::vector<std::string> warnings;
   int loaded_version = 0;       ///< format_version found in the file (before migration)
   bool capture_repinned = false;
+  /// Why the configuration the document names as current could not be read ("" when it could);
+  /// it was skipped, so a run of "the session's configuration" must refuse rather than guess.
+  std::string current_config_error;
 };
 
 /// Migrates a session JSON of any older version to kSessionFormatVersion, appending what it
@@ -69,7 +72,9 @@ struct SessionLoadResult {
 /// is not a session.
 nlohmann::json migrate_session_json(nlohmann::json j, const std::string& source, std::vector<std::string>& warnings);
 
-/// Loads a session. Throws IoError/FormatError when the file cannot be read or parsed,
+/// Loads a session. Throws IoError/FormatError when the file cannot be read or parsed, when a
+/// field has the wrong type or range (format_version, capture, boundary, configurations, sweeps,
+/// view_state: named in the message),
 /// Unsupported for a future version, CaptureChanged (code CAPTURE_CHANGED) when the capture's
 /// SHA-256 differs from the recorded one and `accept_capture_change` is off. A missing capture,
 /// an unreadable configuration (skipped) or unknown keys are warnings.

@@ -320,7 +320,17 @@ model::KvCache Evaluator::cache_from(const std::vector<const Tensor4*>& k_pre_ha
 }
 
 std::vector<float> Evaluator::continue_pass(model::KvCache cache, size_t passage) const {
-  return m_.forward(cont_[passage], cache, true, nullptr);
+  std::vector<float> logits = m_.forward(cont_[passage], cache, true, nullptr);
+  // A perplexity of NaN (and a top-1 of 100 %) is not a result: non-finite logits stop the evaluation.
+  const auto bad = std::find_if(logits.begin(), logits.end(), [](float v) { return !std::isfinite(v); });
+  if (bad != logits.end()) {
+    const size_t i = static_cast<size_t>(bad - logits.begin()), V = static_cast<size_t>(m_.config().vocab_size);
+    throw NonFiniteInput("model '" + m_.config().name + "': non-finite logit (" + std::to_string(*bad) +
+                         ") in passage " + std::to_string(passage) + ", continuation token " + std::to_string(i / V) +
+                         ", vocabulary entry " + std::to_string(i % V) +
+                         "; the weights or activations overflow float32, so no perplexity can be computed");
+  }
+  return logits;
 }
 
 EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
@@ -419,6 +429,12 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
     pr.delta_ppl = (pr.ppl_alt - pr.ppl_ref) / pr.ppl_ref * 100.0;
     pr.top1 = 100.0 * hits / n;
     pr.kl = klsum / n;
+    for (const double v : {pr.ppl_ref, pr.ppl_alt, pr.ppl_exact, pr.kl})
+      if (!std::isfinite(v))
+        throw NonFiniteInput("model '" + c.name + "': the perplexity of passage " + std::to_string(p) +
+                             " is not finite (ppl exact " + std::to_string(pr.ppl_exact) + ", reference " +
+                             std::to_string(pr.ppl_ref) + ", compressed " + std::to_string(pr.ppl_alt) +
+                             "): the logits are too large for float64 probabilities, so no quality can be measured");
     r.passages.push_back(pr);
   }
   const uint64_t bytes = r.aggregate.bytes, bf16 = r.aggregate.bf16_bytes;
@@ -546,6 +562,7 @@ ProxyTruthResult proxy_truth(const Evaluator& ev, const std::string& capture_pat
   res.passages = ev.passages();
   RunOptions ro;
   ro.compute_sha256 = false;
+  { io::CaptureReader probe(capture_path); }  // a broken capture is an error of the run, not of each cell
   for (size_t i = 0; i < cells.size(); ++i) {
     if (job && job->cancel.load()) throw Cancelled("proxy-truth cancelled after " + std::to_string(i) + " cells");
     if (job && job->progress) job->progress(i, cells.size(), cells[i].first);
@@ -585,6 +602,7 @@ ProxyTruthResult proxy_truth(const Evaluator& ev, const std::string& capture_pat
     } catch (const Cancelled&) {
       throw;
     } catch (const Error& e) {
+      if (is_shared_input_error(e)) throw;  // the capture, the model or the machine: stop
       cell.failed = true;
       cell.error = e.code() + ": " + e.what();
     }

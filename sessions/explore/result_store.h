@@ -2,16 +2,23 @@
 // An append-only, crash-safe store of sweep results (docs/sweeps.md). A store is a folder:
 //   STORE/store.json     metadata (format, capture file + sha256, the grid), written atomically
 //   STORE/results.jsonl  one JSON record per line; each line goes out in a single write() followed
-//                        by fsync, so a crash loses at most the line being written (a torn last
-//                        line, which readers ignore and report).
+//                        by fsync (io::DurableAppendFile), so a crash loses at most the line being
+//                        written (a torn last line, which readers ignore and report).
+// A new store is created whole (both files built in a temporary sibling folder, then renamed into
+// place), so a kill during creation leaves no store rather than one that can be neither resumed
+// nor reused.
 // Key of a record = capture sha256 + ":" + run_config_hash (canonical configuration). When a key
 // appears twice, the first record wins.
 #include <cstdint>
-#include <mutex>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
+
+namespace kvwb::io {
+class DurableAppendFile;
+}
 
 namespace kvwb::sessions {
 
@@ -31,15 +38,17 @@ struct StoreContents {
   bool torn_tail = false;                // the file ended without '\n' after some bytes
 };
 
-/// Reads a store folder. Never throws for damaged lines (they are reported in `problems`);
-/// throws IoError when the folder or a present file cannot be read, FormatError when store.json
-/// exists but is not a result store.
+/// Reads a store folder (an empty folder reads as an empty store). Never throws for damaged or
+/// malformed lines (records whose fields have the wrong types are reported in `problems` and
+/// skipped); throws IoError when the folder or a present file cannot be read, FormatError when
+/// store.json is missing from a non-empty folder or is not a valid result store description.
 StoreContents read_result_store(const std::string& dir);
 
 /// Appends records to a store. Thread-safe: concurrent append() calls are serialised.
 class ResultStoreWriter {
  public:
-  /// Opens (creating the folder and store.json from `meta` when absent) for appending. When
+  /// Opens for appending; when the folder holds no store.json, creates the store (the folder must
+  /// be absent or empty) with store.json from `meta`, atomically. When
   /// results.jsonl ends in a torn line, the torn bytes are cut off first (reported by
   /// repaired_bytes()). Throws IoError naming the path.
   ResultStoreWriter(const std::string& dir, const nlohmann::json& meta);
@@ -48,17 +57,16 @@ class ResultStoreWriter {
   ResultStoreWriter& operator=(const ResultStoreWriter&) = delete;
 
   /// Writes `record` as one line (compact JSON + '\n') with a single write() and fsync.
-  /// Throws IoError when the write is short or fails.
+  /// Throws IoError when the write is short or fails (the file keeps every earlier record).
   void append(const nlohmann::json& record);
   /// Bytes of a torn last line removed when the store was opened (0 when none).
   uint64_t repaired_bytes() const { return repaired_; }
   const std::string& results_path() const { return path_; }
 
  private:
+  std::unique_ptr<io::DurableAppendFile> file_;
   std::string path_;
-  int fd_ = -1;
   uint64_t repaired_ = 0;
-  std::mutex mu_;
 };
 
 /// Paths inside a store folder.

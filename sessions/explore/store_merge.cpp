@@ -9,7 +9,6 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <random>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -69,66 +68,25 @@ std::string cell_text(const json& rec) {
          rec.value("config_hash", std::string()) + ")";
 }
 
-/// Writes `text` into the new file `path` and syncs it to disk.
-void write_new_synced(const fs::path& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) throw IoError(path.string(), std::string("cannot create: ") + std::strerror(errno));
-  size_t off = 0;
-  while (off < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + off, text.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int e = errno;
-      ::close(fd);
-      throw IoError(path.string(), std::string("write failed: ") + std::strerror(e));
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    const int e = errno;
-    ::close(fd);
-    throw IoError(path.string(), std::string("fsync failed: ") + std::strerror(e));
-  }
-  if (::close(fd) != 0)
-    throw IoError(path.string(), std::string("close failed: ") + std::strerror(errno));
-}
-
-void sync_folder(const fs::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    throw IoError(dir.string(),
-                  std::string("cannot open the folder to sync it: ") + std::strerror(errno));
-  const int rc = ::fsync(fd);
-  const int e = errno;
-  ::close(fd);
-  if (rc != 0)
-    throw IoError(dir.string(), std::string("fsync of the folder failed: ") + std::strerror(e));
-}
-
-/// Writes the files into a fresh folder beside `out` and renames it to `out` (absent or an empty
-/// folder) once every byte is on disk; on failure the temporary folder is removed.
+/// Writes the files into a fresh folder beside `out` and moves it to `out` (absent or an empty
+/// folder) once every byte is on disk, through the durability policy of io/durable.h; on failure
+/// the temporary folder is removed.
 void commit_store_folder(const fs::path& out, const std::string& meta_text,
                          const std::string& results_text) {
   const fs::path parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
   std::error_code ec;
   fs::create_directories(parent, ec);
   if (ec) throw IoError(parent.string(), "cannot create the folder: " + ec.message());
-  std::random_device rd;
-  const fs::path tmp = parent / ("." + out.filename().string() + ".merging-" +
-                                 std::to_string(::getpid()) + "-" + std::to_string(rd()));
+  io::remove_stale_temps(out.string());
+  const fs::path tmp = io::temp_path_for(out.string());
   if (!fs::create_directory(tmp, ec) || ec)
     throw IoError(tmp.string(),
                   "cannot create the temporary folder: " + (ec ? ec.message() : "exists"));
   try {
-    write_new_synced(tmp / "store.json", meta_text);
-    write_new_synced(tmp / "results.jsonl", results_text);
-    sync_folder(tmp);
-    if (::rename(tmp.c_str(), out.c_str()) != 0)
-      throw IoError(
-          out.string(),
-          std::string("cannot move the merged store into place: ") + std::strerror(errno) +
-              (errno == ENOTEMPTY || errno == EEXIST ? " (the folder is not empty)" : ""));
-    sync_folder(parent);
+    io::write_file_atomic((tmp / "store.json").string(), meta_text);
+    io::write_file_atomic((tmp / "results.jsonl").string(), results_text);
+    io::fsync_directory(tmp.string());
+    io::commit_directory(tmp.string(), out.string(), false);
   } catch (...) {
     fs::remove_all(tmp, ec);
     throw;

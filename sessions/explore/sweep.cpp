@@ -14,6 +14,8 @@
 
 #include "base/errors.h"
 #include "io/atomic_file.h"
+#include "io/capture.h"
+#include "io/limits.h"
 #include "model/tokenizer.h"
 #include "sessions/analysis/pareto.h"
 #include "sessions/explore/result_store.h"
@@ -45,6 +47,15 @@ std::vector<GridCell> expand_sweep_grid(const json& grid, const std::string& sou
     subs.push_back(grid);
   }
   if (subs.empty()) throw InvalidArgument(source + ": the grid list is empty");
+  // One cap for every grid form: the cells of all sub-grids together, counted before expanding any.
+  uint64_t total = 0;
+  for (size_t i = 0; i < subs.size(); ++i) {
+    const std::string where = subs.size() > 1 ? source + ": grid " + std::to_string(i) : source;
+    total += grid_cell_count(subs[i], where);
+    if (total > static_cast<uint64_t>(io::kMaxGridCells))
+      throw InvalidArgument(source + ": the grids have more than " + std::to_string(io::kMaxGridCells) +
+                            " cells together (the limit of one sweep; split it into several stores)");
+  }
   std::vector<GridCell> out;
   std::unordered_set<std::string> seen;
   size_t drop = 0;
@@ -108,7 +119,7 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
   const auto t0 = std::chrono::steady_clock::now();
   if (opt.jobs < 1) throw InvalidArgument("sweep: jobs must be >= 1, got " + std::to_string(opt.jobs));
   SweepSummary sum;
-  const std::vector<GridCell> cells = expand_sweep_grid(grid, "sweep grid", &sum.dropped);
+  const std::vector<GridCell> cells = expand_sweep_grid(grid, opt.grid_source, &sum.dropped);
   sum.grid_cells = cells.size();
   sum.shard = opt.shard;
   std::vector<size_t> selected;  // indices into cells, ascending: the whole grid or one shard
@@ -128,6 +139,9 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
   if (opt.resume && !has_store && folder_has_entries(store_dir))
     throw InvalidArgument("sweep: cannot resume into " + store_dir +
                           ": the folder is not empty but holds no store.json (not a kvwb result store)");
+  // Validate the capture before the store is touched: a capture that cannot be read is an error
+  // of the sweep, not a failure of every cell.
+  { io::CaptureReader probe(capture_path); }
   sum.capture_sha256 = io::sha256_file(capture_path);
   const std::string gsha = sweep_grid_sha256(grid);
 
@@ -259,12 +273,13 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
       rec["result"] = std::move(res);
     } catch (const Cancelled&) {
       return;  // a cell in flight when the sweep was cancelled: not stored
-    } catch (const IoError&) {
-      std::lock_guard<std::mutex> lock(mu);
-      if (!fatal_error) fatal_error = std::current_exception();
-      fatal.store(true);
-      return;
     } catch (const Error& e) {
+      if (is_shared_input_error(e)) {  // the capture, the store or the machine: stop the sweep
+        std::lock_guard<std::mutex> lock(mu);
+        if (!fatal_error) fatal_error = std::current_exception();
+        fatal.store(true);
+        return;
+      }
       failed = true;
       rec["status"] = "failed";
       rec["error"] = {{"code", e.code()}, {"message", e.what()}};

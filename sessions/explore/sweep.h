@@ -31,6 +31,7 @@ std::vector<GridCell> expand_sweep_grid(const nlohmann::json& grid, const std::s
 std::string sweep_grid_sha256(const nlohmann::json& grid);
 
 struct SweepOptions {
+  std::string grid_source = "sweep grid";  // names the grid (its file) in error messages
   int jobs = 1;         // cells run at the same time (each cell's run uses 1 thread)
   bool resume = false;  // continue a store (skip finished keys); without it the store must be empty
   /// End-to-end quality axes (docs/model-in-the-loop.md): when set, every cell is also evaluated

@@ -10,8 +10,10 @@
 
 namespace kvwb::sessions {
 
-/// Factors per layer; validates shapes against the capture (n_kv_heads, head_dim) and names the
-/// file and tensor in every error.
+/// Factors per layer; validates the file (names, shapes, limits, L⁻¹ the inverse of L, L·Lᵀ
+/// consistent with Σ_q: codec::factor_from_imported) and its fit to the capture (n_kv_heads,
+/// head_dim). Throws FormatError (IoError for an unreadable file) naming the file, the tensor or
+/// layer, and what was expected.
 std::map<int, std::vector<codec::WhiteningFactor>> load_whitening_file(const std::string& path, int n_kv_heads,
                                                                        int head_dim);
 

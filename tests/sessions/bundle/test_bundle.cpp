@@ -215,8 +215,8 @@ TEST_F(BundleTest, ExtraFileAndInconsistentDeployEnvFail) {
 TEST_F(BundleTest, ExistingFolderRefusedWithoutForceAndReplacedWithIt) {
   test::TempDir t;
   const fs::path d = t.path() / "b";
-  fs::create_directories(d);
-  std::ofstream(d / "keep.txt") << "old";
+  fs::copy(result_->out_dir, d, fs::copy_options::recursive);  // a bundle this tool wrote
+  const auto old_manifest = io::read_file((d / "MANIFEST.json").string());
   RunConfig c = small_config();
   c.layers = {1};
   c.q_precond.clear();
@@ -226,12 +226,11 @@ TEST_F(BundleTest, ExistingFolderRefusedWithoutForceAndReplacedWithIt) {
   } catch (const InvalidArgument& e) {
     EXPECT_NE(std::string(e.what()).find("bundle folder exists"), std::string::npos) << e.what();
   }
-  EXPECT_TRUE(fs::exists(d / "keep.txt"));
+  EXPECT_EQ(io::read_file((d / "MANIFEST.json").string()), old_manifest);
   BundleExportOptions o;
   o.force = true;
   o.calibrate_centroids = false;  // Gaussian tables: keeps this test fast
   const auto r = export_bundle(capture_, c, d.string(), o);
-  EXPECT_FALSE(fs::exists(d / "keep.txt"));
   const auto rep = check_bundle(d.string());
   EXPECT_TRUE(rep.ok) << joined(rep.errors);
   // Without q_precond Σ_q files still ship (the capture has q_pre) but whitening is disabled.
@@ -243,6 +242,35 @@ TEST_F(BundleTest, ExistingFolderRefusedWithoutForceAndReplacedWithIt) {
   std::vector<std::string> entries;
   for (const auto& e : fs::directory_iterator(t.path())) entries.push_back(e.path().filename().string());
   EXPECT_EQ(entries, std::vector<std::string>{"b"});
+}
+
+TEST_F(BundleTest, ForceReplacesOnlyABundle) {
+  // --force never deletes a folder that is not recognisably a bundle (issue 14 #6): a foreign
+  // file, a capture or a subfolder makes the export refuse and leaves everything in place.
+  test::TempDir t;
+  RunConfig c = small_config();
+  c.layers = {1};
+  c.q_precond.clear();
+  BundleExportOptions o;
+  o.force = true;
+  o.calibrate_centroids = false;
+  const fs::path d = t.path() / "b";
+  fs::create_directories(d);
+  std::ofstream(d / "keep.txt") << "old";
+  EXPECT_THROW(export_bundle(capture_, c, d.string(), o), InvalidArgument);
+  EXPECT_TRUE(fs::exists(d / "keep.txt"));
+  // The capture's own folder (it holds the capture) is refused too.
+  const fs::path cap_dir = t.path() / "with-capture";
+  fs::create_directories(cap_dir);
+  fs::copy_file(capture_, cap_dir / "input.kvc.h5");
+  EXPECT_THROW(export_bundle((cap_dir / "input.kvc.h5").string(), c, cap_dir.string(), o), InvalidArgument);
+  EXPECT_TRUE(fs::exists(cap_dir / "input.kvc.h5"));
+  // A bundle with an extra subfolder is not ours either.
+  const fs::path d2 = t.path() / "b2";
+  fs::copy(result_->out_dir, d2, fs::copy_options::recursive);
+  fs::create_directories(d2 / "notes");
+  EXPECT_THROW(export_bundle(capture_, c, d2.string(), o), InvalidArgument);
+  EXPECT_TRUE(fs::exists(d2 / "notes"));
 }
 
 TEST_F(BundleTest, FailureMidExportLeavesNoPartialFolder) {

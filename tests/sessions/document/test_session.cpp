@@ -115,6 +115,38 @@ TEST(Session, FutureVersionRefused) {
   }
 }
 
+TEST(Session, DamagedFieldsAreFormatErrorsNeverCoerced) {
+  // Issue 14 #5: a version 2^32+1 is not 1, a boundary 2^40 is not layer 0, a wrong type is named.
+  test::TempDir t;
+  const std::string path = t.file("s.kvwb.json");
+  auto load_with = [&](const std::string& fields) {
+    write_text(path, R"({"format": "kvwb-session", "capture": {"path": "x.kvc.h5"}, )" + fields + "}");
+    return load_session(path);
+  };
+  EXPECT_THROW(load_with(R"("format_version": 4294967297)"), Unsupported);
+  EXPECT_THROW(load_with(R"("format_version": -1)"), FormatError);
+  EXPECT_THROW(load_with(R"("format_version": "1")"), FormatError);
+  EXPECT_THROW(load_with(R"("format_version": 1, "boundary": [1099511627776])"), FormatError);
+  EXPECT_THROW(load_with(R"("format_version": 1, "boundary": [-1])"), FormatError);
+  EXPECT_THROW(load_with(R"("format_version": 1, "boundary": "0-3")"), FormatError);
+  EXPECT_THROW(load_with(R"("format_version": 1, "configurations": 5)"), FormatError);
+  EXPECT_THROW(load_with(R"("format_version": 1, "current_configuration": 5)"), FormatError);
+  EXPECT_THROW(load_with(R"("format_version": 1, "sweeps": [3])"), FormatError);
+  write_text(path, R"({"format": "kvwb-session", "format_version": 1, "capture": {"path": 5}})");
+  try {
+    load_session(path);
+    FAIL() << "expected FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+  write_text(path, R"({"format": "kvwb-session", "format_version": 1, "capture": {"path": "x", "sha256": 5}})");
+  EXPECT_THROW(load_session(path), FormatError);
+  write_text(path, R"({"version": 0, "capture": "x.kvc.h5", "boundary": "0-2147483647"})");
+  EXPECT_THROW(load_session(path), FormatError);  // refused before anything is expanded
+  const auto ok = load_with(R"("format_version": 1, "boundary": [3, 1, 3])");
+  EXPECT_EQ(ok.doc.boundary, (std::vector<int>{1, 3}));
+}
+
 TEST(Session, CaptureChangedIsAnErrorUnlessAccepted) {
   test::TempDir t;
   const SessionDocument d = sample_doc(t);
@@ -151,6 +183,8 @@ TEST(Session, RecoverableProblemsAreWarnings) {
   EXPECT_NE(all.find("skipped configuration 'bad'"), std::string::npos) << all;
   EXPECT_NE(all.find("unknown key 'extra'"), std::string::npos) << all;
   EXPECT_NE(all.find("is missing"), std::string::npos) << all;
+  // The configuration the document names as current was unreadable: said so, not guessed.
+  EXPECT_NE(r.current_config_error.find("block_size"), std::string::npos) << r.current_config_error;
 }
 
 TEST(Session, UndoRedoIsBounded) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -207,11 +208,59 @@ TEST(ResultStore, GarbageLineInTheMiddleIsSkipped) {
   kvwb::test::TempDir dir;
   const std::string store = dir.file("s");
   std::filesystem::create_directories(store);
+  std::ofstream(store_meta_path(store)) << "{\"format\": \"kvwb-result-store\"}\n";
   std::ofstream(store_results_path(store)) << "{\"key\":\"a\"}\nnot json\n{\"key\":\"b\"}\n";
   const StoreContents c = read_result_store(store);
   EXPECT_EQ(c.records.size(), 2u);
   ASSERT_EQ(c.problems.size(), 1u);
   EXPECT_NE(c.problems[0].find("line 2"), std::string::npos);
+}
+
+TEST(ResultStore, MalformedRecordsAndDescriptionsAreRefusedNotTrusted) {
+  kvwb::test::TempDir dir;
+  const std::string store = dir.file("s");
+  std::filesystem::create_directories(store);
+  std::ofstream(store_results_path(store)) << "{\"key\":\"a\"}\n";
+  EXPECT_THROW(read_result_store(store), FormatError);  // results without store.json: not a store
+  std::ofstream(store_meta_path(store)) << "{\"format\": \"kvwb-result-store\", \"format_version\": 4294967297}";
+  EXPECT_THROW(read_result_store(store), FormatError);  // never read as version 1
+  std::ofstream(store_meta_path(store)) << "{\"format\": \"kvwb-result-store\", \"capture\": 5}";
+  EXPECT_THROW(read_result_store(store), FormatError);
+  std::ofstream(store_meta_path(store)) << "{\"format\": \"kvwb-result-store\"}";
+  std::ofstream(store_results_path(store)) << "{\"key\":\"a\",\"cell\":\"x\"}\n"
+                                              "{\"key\":\"b\",\"status\":\"ok\",\"result\":{\"totals\":[]}}\n"
+                                              "{\"key\":\"c\",\"status\":\"ok\",\"result\":{\"layers\":[{\"k\":3}]}}\n"
+                                              "{\"key\":\"d\",\"cell\":1}\n";
+  const StoreContents c = read_result_store(store);
+  ASSERT_EQ(c.records.size(), 1u);  // only d is well-formed; the others are reported, not trusted
+  EXPECT_EQ(c.records[0]["key"], "d");
+  EXPECT_EQ(c.problems.size(), 3u);
+  EXPECT_NO_THROW(pareto_points_from_records(c.records, "k_rel_mse"));
+  std::filesystem::create_directories(dir.file("empty"));
+  EXPECT_TRUE(read_result_store(dir.file("empty")).records.empty());  // an empty folder: an empty store
+}
+
+TEST(Sweep, OneCellCapForEveryGridFormCountedBeforeExpansion) {
+  // Issue 14 #2: a list of sub-grids used to bypass the cap; the count is computed, not enumerated.
+  json many = json::array();
+  for (int i = 0; i < 60000; ++i) many.push_back(i);
+  const json half = {{"seed", many}};
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(expand_sweep_grid(json::array({half, half}), "g"), InvalidArgument);
+  EXPECT_THROW(expand_sweep_grid(json{{"grids", {half, half}}}, "g"), InvalidArgument);
+  json wide = json::object();
+  for (int a = 0; a < 9; ++a) wide["k" + std::to_string(a)] = json::array({1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  EXPECT_THROW(expand_sweep_grid(wide, "g"), InvalidArgument);  // 10^9 cells: refused, not expanded
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  EXPECT_EQ(grid_cell_count(json{{"bits_k", {2, 3}}, {"fixed", {{"block_size", 64}}}}, "g"), 2u);
+}
+
+TEST(Sweep, ABrokenCaptureStopsTheSweepBeforeAnyStore) {
+  // Issue 14 #4: format errors are errors of the sweep, not a store full of failed cells.
+  kvwb::test::TempDir dir;
+  std::ofstream(dir.file("broken.kvc.h5")) << "not an HDF5 file";
+  EXPECT_THROW(run_sweep(dir.file("broken.kvc.h5"), small_grid(), dir.file("st"), SweepOptions{}), FormatError);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("st")));
 }
 
 TEST(Sweep, GridExpansionCountsAndSubGrids) {

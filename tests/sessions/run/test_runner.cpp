@@ -2,6 +2,8 @@
 // counts, boundary layers, Q-preconditioning, failures marked per layer-stream, cancel.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <cmath>
 
 #include "base/errors.h"
@@ -233,4 +235,35 @@ TEST(RunConfig, JsonRoundTripFillsDefaultsAndRejectsUnknownKeys) {
   EXPECT_THROW(run_config_from_json(nlohmann::json::parse(R"({"block_size": 4})"), "x"), InvalidArgument);
   EXPECT_THROW(parse_layer_list("0,x", "--boundary"), InvalidArgument);
   EXPECT_EQ(parse_layer_list("3, 1,1-2", "--boundary"), (std::vector<int>{1, 2, 3}));
+}
+
+TEST(RunConfig, LayerListsAndValuesAreBoundedBeforeExpansion) {
+  // Issue 14 #2: 0-2147483647 is refused at once (it used to be enumerated), and no JSON number is
+  // truncated into a layer index or a thread count.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(parse_layer_list("0-2147483647", "--boundary"), InvalidArgument);
+  EXPECT_THROW(parse_layer_list("0-100000000", "--layers"), InvalidArgument);
+  EXPECT_THROW(parse_layer_list("99999999999999999999", "--layers"), InvalidArgument);
+  EXPECT_THROW(parse_layer_list("5-3", "--layers"), InvalidArgument);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
+  EXPECT_EQ(parse_layer_list("4094-4095", "--layers"), (std::vector<int>{4094, 4095}));
+  auto bad = [](const char* text) {
+    EXPECT_THROW(run_config_from_json(nlohmann::json::parse(text), "cfg.json"), InvalidArgument) << text;
+  };
+  bad(R"({"boundary": [1099511627776]})");
+  bad(R"({"layers": [-1]})");
+  bad(R"({"layers": [1.5]})");
+  bad(R"({"block_size": 32.5})");
+  bad(R"({"threads": 1099511627776})");
+  bad(R"({"overrides": [{"layer": 1099511627776, "k": {"codec": "q8_0"}}]})");
+  bad(R"({"overrides": [5]})");
+  bad(R"({"attn_scale": -1})");
+  bad(R"({"k": {"codec": "kakeya_pca", "params": {"bit_width": 99}}})");
+  bad(R"({"k": {"codec": "kakeya_pca", "params": {"colour": "red"}}})");
+  try {
+    run_config_from_json(nlohmann::json::parse(R"({"k": {"codec": "zip"}})"), "cfg.json");
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("cfg.json"), std::string::npos) << e.what();
+  }
 }
