@@ -164,13 +164,16 @@ void add_transfer_command(CLI::App& app) {
       "compare "
       "with calibrating on B itself (in-sample) and with no calibration (docs/bundles.md)");
   cmd->add_option("capture_a", a->capture_a, "Capture the calibration is fitted on (.kvc.h5)")
+      ->each(protect_input_value)
       ->required();
   cmd->add_option("capture_b", a->capture_b, "Capture the configuration is evaluated on (.kvc.h5)")
+      ->each(protect_input_value)
       ->required();
   cmd->add_option(
       "config", a->config_file,
       "Run configuration JSON (default: the workbench configuration for the captures with "
-      "--q-precond capture); flags refine it");
+      "--q-precond capture); flags refine it")
+      ->each(protect_input_value);
   add_run_flags(*cmd, a->flags);
   cmd->add_option("--keep-bundles", a->keep_bundles,
                   "Keep both bundles in this (new or empty) folder");

@@ -1,5 +1,7 @@
 #include "app/cli/eval_args.h"
 
+#include "app/cli/cli_common.h"
+
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
@@ -90,7 +92,8 @@ void add_bundle_arg(CLI::App& cmd, std::string& dir, const std::string& what) {
   cmd.add_option(
       "--bundle", dir,
       "Calibration bundle (kvwb export-bundle) whose Σ_q factors and centroid tables " + what +
-          " uses instead of calibrating on the data (results say in-sample / out-of-sample)");
+          " uses instead of calibrating on the data (results say in-sample / out-of-sample)")
+      ->each(protect_input_value);
 }
 
 }  // namespace kvwb::app
