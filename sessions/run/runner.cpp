@@ -7,12 +7,12 @@
 #include <sstream>
 
 #include "codec/codec.h"
+#include "codec/executor.h"
 #include "base/errors.h"
 #include "codec/format/half.h"
 #include "codec/math/metrics.h"
 #include "codec/math/rope.h"
 #include "io/atomic_file.h"
-#include "sessions/run/backends.h"
 #include "sessions/run/calibration_io.h"
 #include "base/thread_pool.h"
 
@@ -94,20 +94,23 @@ std::vector<float> load_centroids(const std::string& path, const std::string& wh
   return t;
 }
 
-std::unique_ptr<codec::Codec> build_codec(const StreamConfig& sc, size_t head_dim, const std::string& what) {
-  codec::CodecResources res;
+/// The codec of a stream as executors build it (calibrated centroids loaded). Validates it by
+/// building it once, so that a bad parameter fails here with `what` in the message.
+codec::CodecSpec codec_spec(const StreamConfig& sc, size_t head_dim, const std::string& what) {
+  codec::CodecSpec spec{sc.codec, sc.params, {}};
   if (!sc.centroids_file.empty()) {
     if (sc.codec != "kakeya_pca")
       throw InvalidArgument(what + ": centroids_file applies to kakeya_pca only, not " + sc.codec);
-    res.centroid_table = load_centroids(sc.centroids_file, what);
+    spec.resources.centroid_table = load_centroids(sc.centroids_file, what);
   }
   try {
-    return codec::make_codec(sc.codec, sc.params, head_dim, res);
+    (void)codec::make_codec(spec.name, spec.params, head_dim, spec.resources);
   } catch (const InvalidArgument& e) {
     throw InvalidArgument(what + ": " + e.what());
   } catch (const Unsupported& e) {
     throw Unsupported(what + ": " + e.what());
   }
+  return spec;
 }
 
 std::vector<int> run_layers(const io::CaptureInfo& info, const RunConfig& cfg) {
@@ -126,30 +129,6 @@ std::vector<int> run_layers(const io::CaptureInfo& info, const RunConfig& cfg) {
     if (!info.layer(b))
       throw InvalidArgument("boundary layer " + std::to_string(b) + " is not in the capture " + info.path);
   return out;
-}
-
-/// Gathers the rows of one unit: per_head (s, h) is contiguous in [S,H,T,D]; pooled_heads
-/// interleaves heads token-major (row ρ = t·H + h).
-void gather_unit(const Tensor4& x, size_t s, int head, std::vector<float>& out) {
-  const size_t d = x.d, t = x.t;
-  if (head >= 0) {
-    const float* src = x.row(s, static_cast<size_t>(head), 0);
-    out.assign(src, src + t * d);
-    return;
-  }
-  out.resize(t * x.h * d);
-  for (size_t ti = 0; ti < t; ++ti)
-    for (size_t h = 0; h < x.h; ++h) std::memcpy(&out[(ti * x.h + h) * d], x.row(s, h, ti), d * sizeof(float));
-}
-
-void scatter_unit(Tensor4& x, size_t s, int head, const float* rows) {
-  const size_t d = x.d, t = x.t;
-  if (head >= 0) {
-    std::memcpy(x.row(s, static_cast<size_t>(head), 0), rows, t * d * sizeof(float));
-    return;
-  }
-  for (size_t ti = 0; ti < t; ++ti)
-    for (size_t h = 0; h < x.h; ++h) std::memcpy(x.row(s, h, ti), &rows[(ti * x.h + h) * d], d * sizeof(float));
 }
 
 std::string stream_name(codec::Stream s) { return s == codec::Stream::kK ? "K" : "V"; }
@@ -171,122 +150,58 @@ void round_bf16_tensor(const Tensor4& in, Tensor4& out) {
   for (auto& v : out.data) v = codec::round_bf16(v);
 }
 
-/// Encodes, decodes and measures one stream of one layer into `res`, writing the reconstruction.
-void run_stream(const io::CaptureInfo& info, const RunConfig& cfg, const StreamConfig& sc, codec::Stream stream,
-                LayerData& ld, const Tensor4& x, Tensor4& recon, StreamResult& res, const RunOptions& opt,
-                const std::atomic<bool>* cancel) {
-  const size_t S = x.s, H = x.h, T = x.t, D = x.d;
+/// Encodes and decodes one stream of one layer through the executor into `res`, writing the
+/// reconstruction (pre-whitening domain).
+void run_stream(const codec::Executor& exec, const io::CaptureInfo& info, const RunConfig& cfg, const StreamConfig& sc,
+                codec::Stream stream, LayerData& ld, const Tensor4& x, Tensor4& recon, StreamResult& res,
+                const RunOptions& opt, const std::atomic<bool>* cancel) {
+  const size_t H = x.h, D = x.d;
   const std::string what = "layer " + std::to_string(ld.layer) + " " + stream_name(stream);
-  auto codec = build_codec(sc, D, what + " codec " + sc.codec);
-  const bool pooled = is_block_codec(sc.codec) && cfg.block_rows == "pooled_heads";
-  const bool whiten = stream == codec::Stream::kK && ld.whitening != nullptr;
-
-  // Whitened copy of K (rows · L_h), and its max |value| (reported, never saturated).
-  Tensor4 xw;
-  if (whiten) {
-    xw = Tensor4(S, H, T, D);
-    for (size_t s = 0; s < S; ++s)
-      for (size_t h = 0; h < H; ++h)
-        codec::matmul_rows(x.row(s, h, 0), T, D, (*ld.whitening)[h].L.data(), xw.row(s, h, 0));
-    for (float v : xw.data) res.max_abs_whitened = std::max(res.max_abs_whitened, static_cast<double>(std::fabs(v)));
-  }
-  float layer_scale = 1.0f;
-  if (sc.codec == "fp8_e4m3") {
-    auto it = sc.params.find("scale_mode");
-    if (it != sc.params.end() && it->second == "absmax") {
-      float mx = 0;
-      for (float v : x.data) mx = std::max(mx, std::fabs(v));
-      layer_scale = mx > 0 ? mx / 448.0f : 1.0f;
+  codec::BatchRequest req;
+  req.codec = codec_spec(sc, D, what + " codec " + sc.codec);
+  req.rows = x.data.data();
+  req.sequences = x.s;
+  req.heads = H;
+  req.tokens = x.t;
+  req.dim = D;
+  req.layer = static_cast<uint32_t>(ld.layer);
+  req.n_kv_heads = static_cast<uint16_t>(info.num_kv_heads);
+  req.stream = stream;
+  req.block_rows = is_block_codec(sc.codec) && cfg.block_rows == "pooled_heads" ? codec::BlockRows::kPooledHeads
+                                                                                 : codec::BlockRows::kPerHead;
+  req.block_size = cfg.block_size;
+  req.collect_residuals = opt.collect_residuals;
+  // Q-preconditioning factors of every kv head, [H, D, D] each.
+  std::vector<float> L, L_inv;
+  if (stream == codec::Stream::kK && ld.whitening != nullptr) {
+    for (size_t h = 0; h < H; ++h) {
+      L.insert(L.end(), (*ld.whitening)[h].L.begin(), (*ld.whitening)[h].L.end());
+      L_inv.insert(L_inv.end(), (*ld.whitening)[h].L_inv.begin(), (*ld.whitening)[h].L_inv.end());
     }
+    req.whiten = L.data();
+    req.unwhiten = L_inv.data();
   }
-  uint8_t flags = 0;
   if (stream == codec::Stream::kK) {
-    if (ld.k_pre) flags |= codec::kDomainPreRope;
-    if (ld.k_pre && ld.k_derived) flags |= codec::kDomainDerivedPre;
-    if (whiten) flags |= codec::kDomainWhitened;
+    if (ld.k_pre) req.domain_flags |= codec::kDomainPreRope;
+    if (ld.k_pre && ld.k_derived) req.domain_flags |= codec::kDomainDerivedPre;
   }
-  struct Unit {
-    size_t s;
-    int head;
-  };
-  std::vector<Unit> units;
-  for (size_t s = 0; s < S; ++s) {
-    if (pooled) units.push_back({s, -1});
-    else
-      for (size_t h = 0; h < H; ++h) units.push_back({s, static_cast<int>(h)});
+  std::vector<float> weights;  // [S, H, T]
+  if (!ld.key_weights.empty() && sc.codec == "kakeya_pca") {
+    for (const auto& w : ld.key_weights)
+      for (double v : w) weights.push_back(static_cast<float>(v));
+    req.row_weights = weights.data();
   }
-  std::vector<codec::EncodedUnit> enc(units.size());
-  recon = Tensor4(S, H, T, D);
-  parallel_for(units.size(), cfg.threads, [&](size_t ui) {
-    const Unit u = units[ui];
-    std::vector<float> rows, orig, weights;
-    gather_unit(whiten ? xw : x, u.s, u.head, rows);
-    if (whiten) gather_unit(x, u.s, u.head, orig);
-    codec::UnitInput in;
-    in.rows = rows.data();
-    in.original_rows = whiten ? orig.data() : nullptr;
-    in.n = rows.size() / D;
-    in.dim = D;
-    in.layer_scale = layer_scale;
-    in.collect_residuals = opt.collect_residuals;
-    if (!ld.key_weights.empty() && sc.codec == "kakeya_pca") {
-      weights.resize(in.n);
-      for (size_t r = 0; r < in.n; ++r) {
-        const size_t h = u.head >= 0 ? static_cast<size_t>(u.head) : r % H;
-        const size_t t = u.head >= 0 ? r : r / H;
-        weights[r] = static_cast<float>(ld.key_weights[u.s * H + h][t]);
-      }
-      in.weights = weights.data();
-    }
-    in.info.sequence = static_cast<uint32_t>(u.s);
-    in.info.layer = static_cast<uint32_t>(ld.layer);
-    in.info.kv_head = u.head >= 0 ? static_cast<uint16_t>(u.head) : codec::kPooledHead;
-    in.info.n_kv_heads = static_cast<uint16_t>(info.num_kv_heads);
-    in.info.stream = stream;
-    in.info.block_rows = pooled ? codec::BlockRows::kPooledHeads : codec::BlockRows::kPerHead;
-    in.info.block_size = cfg.block_size;
-    in.info.domain_flags = flags;
-    const std::string where = "sequence " + std::to_string(u.s) + ", layer " + std::to_string(ld.layer) +
-                              (u.head >= 0 ? ", kv head " + std::to_string(u.head) : ", pooled heads") +
-                              ", stream " + stream_name(stream);
-    try {
-      enc[ui] = codec->encode(in);
-      // Decode from the serialized bytes only: what is measured is what a reader would get.
-      codec::DecodedUnit dec = codec::decode_container(enc[ui].bytes, where);
-      if (dec.rows.size() != rows.size())
-        throw FormatError(where + ": decoded " + std::to_string(dec.rows.size() / D) + " rows, expected " +
-                          std::to_string(in.n));
-      if (whiten) {
-        // Un-whiten the coded rows (K̂ = K̂̃·L⁻¹); the tail is already in the original domain.
-        std::vector<float> tmp(D);
-        for (size_t r = 0; r < dec.n_block_rows; ++r) {
-          const size_t h = u.head >= 0 ? static_cast<size_t>(u.head) : r % H;
-          codec::matmul_rows(&dec.rows[r * D], 1, D, (*ld.whitening)[h].L_inv.data(), tmp.data());
-          std::memcpy(&dec.rows[r * D], tmp.data(), D * sizeof(float));
-        }
-      }
-      scatter_unit(recon, u.s, u.head, dec.rows.data());
-    } catch (const Fp16Range& e) {
-      throw Fp16Range(where + ": " + e.what());
-    } catch (const NonFiniteInput& e) {
-      throw NonFiniteInput(where + ": " + e.what());
-    }
-  }, cancel);
-  if (cancel && cancel->load()) throw Cancelled("run cancelled");
-  for (const auto& e : enc) {
-    res.bytes += e.reported_bytes;
-    res.reference_bytes += e.reference_bytes;
-    res.tail_bytes += e.tail_bytes;
-    res.d_eff.insert(res.d_eff.end(), e.stats.d_eff.begin(), e.stats.d_eff.end());
-    res.outliers += e.stats.outliers;
-    res.clipped += e.stats.clipped;
-    res.coded_values += e.stats.coded_values;
-    if (opt.collect_residuals)
-      res.scaled_residuals.insert(res.scaled_residuals.end(), e.stats.scaled_residuals.begin(),
-                                  e.stats.scaled_residuals.end());
-  }
-  res.bytes += codec->per_layer_stream_bytes();
-  res.reference_bytes += codec->per_layer_stream_bytes();
+  codec::BatchResult out = exec.run(req, cancel);
+  recon = std::move(out.decoded);
+  res.max_abs_whitened = out.max_abs_whitened;
+  res.bytes += out.reported_bytes + out.per_layer_stream_bytes;
+  res.reference_bytes += out.reference_bytes + out.per_layer_stream_bytes;
+  res.tail_bytes += out.tail_bytes;
+  res.d_eff = std::move(out.stats.d_eff);
+  res.outliers += out.stats.outliers;
+  res.clipped += out.stats.clipped;
+  res.coded_values += out.stats.coded_values;
+  if (opt.collect_residuals) res.scaled_residuals = std::move(out.stats.scaled_residuals);
 }
 
 void measure(const Tensor4& x, const Tensor4& recon, StreamResult& res) {
@@ -351,7 +266,14 @@ Whitening build_whitening(const io::CaptureReader& cap, const RunConfig& cfg) {
 }
 
 LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg, const Whitening& wh, int layer,
-                              const Tensor4& k_pre, const Tensor4& v, const std::vector<int32_t>& positions) {
+                              const Tensor4& k_pre, const Tensor4& v, const std::vector<int32_t>& positions,
+                              const codec::Executor* executor) {
+  std::unique_ptr<codec::Executor> own;
+  if (!executor) {
+    own = codec::make_executor(cfg.backend, {cfg.threads});
+    executor = own.get();
+  }
+  const codec::Executor* exec = executor;
   LayerRoundTrip out;
   const bool boundary = std::find(cfg.boundary.begin(), cfg.boundary.end(), layer) != cfg.boundary.end();
   const LayerStreams ls = resolve_layer(cfg, info, layer);
@@ -383,7 +305,7 @@ LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg
       round_bf16_tensor(x, rec);
       res.bytes = res.reference_bytes = 2 * x.size();
     } else {
-      run_stream(info, cfg, sc, is_k ? codec::Stream::kK : codec::Stream::kV, ld, x, rec, res, opt, nullptr);
+      run_stream(*exec, info, cfg, sc, is_k ? codec::Stream::kK : codec::Stream::kV, ld, x, rec, res, opt, nullptr);
     }
     measure(x, rec, res);
   }
@@ -395,7 +317,8 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
                      RunResult* partial) {
   const auto t_start = std::chrono::steady_clock::now();
   std::string backend_note;
-  const std::string backend = resolve_backend(cfg.backend, &backend_note);
+  const auto exec = codec::make_executor(cfg.backend, {cfg.threads}, &backend_note);
+  const std::string backend(exec->name());
   io::CaptureReader cap(capture_path);
   const auto& info = cap.info();
   const size_t D = static_cast<size_t>(info.head_dim);
@@ -412,8 +335,8 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
   for (int l : layers) {
     if (boundary.count(l)) continue;
     const LayerStreams ls = resolve_layer(cfg, info, l);
-    build_codec(ls.k, D, "layer " + std::to_string(l) + " K codec " + ls.k.codec);
-    build_codec(ls.v, D, "layer " + std::to_string(l) + " V codec " + ls.v.codec);
+    codec_spec(ls.k, D, "layer " + std::to_string(l) + " K codec " + ls.k.codec);
+    codec_spec(ls.v, D, "layer " + std::to_string(l) + " V codec " + ls.v.codec);
     if (!cfg.q_precond.empty() && k_domain_of(ls.k) == "post_rope")
       throw InvalidArgument("Q-preconditioning needs k_domain pre_rope, but layer " + std::to_string(l) +
                             " codes K post-RoPE with " + ls.k.codec);
@@ -516,7 +439,7 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
         return;
       }
       try {
-        run_stream(info, cfg, sc, st, ld, x, rec, res, opt, cancel);
+        run_stream(*exec, info, cfg, sc, st, ld, x, rec, res, opt, cancel);
       } catch (const Fp16Range& e) {
         res.failed = true;
         res.error_code = e.code();

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/job.h"
+#include "codec/executor.h"
 #include "codec/math/calibration.h"
 #include "codec/math/metrics.h"
 #include "codec/format/tensor.h"
@@ -98,13 +99,14 @@ Whitening build_whitening(const io::CaptureReader& capture, const RunConfig& cfg
 /// for a capture layer (boundary layers, Q-preconditioning with `wh`, per-stream codecs, hot
 /// tail, turbo policy). k_pre, v: [S, H_kv, T, D]; positions [S*T] for RoPE when the K codec works
 /// post-RoPE. Returns pre-RoPE reconstructed keys and values. Codec failures throw (Fp16Range...).
+/// The codecs run on `executor`, or on make_executor(cfg.backend) when it is null.
 struct LayerRoundTrip {
   codec::Tensor4 k_pre_hat, v_hat;
   StreamResult k, v;
 };
 LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg, const Whitening& wh, int layer,
                                const codec::Tensor4& k_pre, const codec::Tensor4& v,
-                               const std::vector<int32_t>& positions);
+                               const std::vector<int32_t>& positions, const codec::Executor* executor = nullptr);
 
 /// Runs a configuration. Throws InvalidArgument/Unsupported for bad configurations (before any
 /// encoding), IoError/FormatError for bad input, Cancelled when `job.cancel` is set (finished

@@ -330,4 +330,24 @@ Outcome run_units(const Batch& b) {
   return out;
 }
 
+Outcome run_executor(const Batch& b, const codec::Executor& executor) {
+  codec::BatchRequest req;
+  req.codec = {b.codec, b.params, b.resources};
+  req.rows = b.rows.data.data();
+  req.sequences = b.rows.s;
+  req.heads = b.rows.h;
+  req.tokens = b.rows.t;
+  req.dim = b.rows.d;
+  req.row_weights = b.weights.empty() ? nullptr : b.weights.data();
+  req.whiten = b.L.empty() ? nullptr : b.L.data();
+  req.unwhiten = b.L_inv.empty() ? nullptr : b.L_inv.data();
+  req.layer = b.layer;
+  req.stream = b.stream;
+  req.block_rows = b.block_rows;
+  req.block_size = b.block_size;
+  req.domain_flags = b.domain_flags;
+  codec::BatchResult r = executor.run(req);
+  return {std::move(r.containers), std::move(r.decoded)};
+}
+
 }  // namespace kvwb::golden

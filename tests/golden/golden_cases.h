@@ -3,12 +3,15 @@
 // codec, hashed, and compared with tests/golden/golden.txt. They are the oracle every execution
 // backend is held to. This part depends on codec/ alone (no HDF5, no GoogleTest), so a device
 // self-test can reuse it; test_golden.cpp adds the real-capture batches and the file handling.
+// Each batch runs twice: unit by unit through the Codec interface (the reference the goldens were
+// generated with, before the execution seam existed) and as one batch through an Executor.
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "codec/codec.h"
+#include "codec/executor.h"
 #include "codec/format/tensor.h"
 
 namespace kvwb::golden {
@@ -52,6 +55,10 @@ std::vector<Case> synthetic_cases();
 /// unit by unit (gather, optional whitening, encode, decode from the bytes alone, un-whiten,
 /// scatter). Codec errors propagate.
 Outcome run_units(const Batch& b);
+
+/// Runs a batch through an execution backend in one call (codec/executor.h). Must give the same
+/// Outcome as run_units, for every backend and thread count.
+Outcome run_executor(const Batch& b, const codec::Executor& executor);
 
 /// A deterministic lower-triangular Q-preconditioning factor per head and its inverse (forward
 /// substitution in f64), [H, D, D] each; no eigensolver, so it is the same on every machine.

@@ -2,7 +2,10 @@
 // batches of the tiny1m capture) and compares, per case, the byte count, the sha256 of the
 // concatenated containers and the sha256 of the decoded f32 rows with tests/golden/golden.txt.
 //
-//   test_golden [--only synthetic|tiny1m] [--golden FILE]    check (exit 0 ok, 1 changed, 77 skip)
+//   test_golden [--only synthetic|tiny1m] [--golden FILE] [--backend cpu|cuda|auto]
+//       check (exit 0 ok, 1 changed, 77 skip). Every case runs unit by unit through the Codec
+//       interface and as one batch through the backend's executor (alternately 1 and 3 threads);
+//       both must give the golden line.
 //   test_golden --regenerate [--golden FILE]                  rewrite FILE, print what changed
 //
 // Regenerating on an unchanged tree rewrites identical lines; cases of a group that did not run
@@ -168,6 +171,7 @@ std::string describe(const Line& l) {
 int main(int argc, char** argv) {
   std::string golden = std::string(KVWB_SOURCE_DIR) + "/tests/golden/golden.txt";
   std::string only;
+  std::string backend = "cpu";
   bool regenerate = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -177,8 +181,11 @@ int main(int argc, char** argv) {
       golden = argv[++i];
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
+    } else if (a == "--backend" && i + 1 < argc) {
+      backend = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: test_golden [--only synthetic|tiny1m] [--golden FILE] [--regenerate]\n");
+      std::fprintf(stderr,
+                   "usage: test_golden [--only synthetic|tiny1m] [--golden FILE] [--backend NAME] [--regenerate]\n");
       return 2;
     }
   }
@@ -202,6 +209,16 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The executors under test: one and three CPU threads (results must not depend on it).
+  std::unique_ptr<kvwb::codec::Executor> executors[2];
+  try {
+    executors[0] = kvwb::codec::make_executor(backend, {1});
+    executors[1] = kvwb::codec::make_executor(backend, {3});
+  } catch (const kvwb::Error& e) {
+    std::printf("golden: backend '%s' cannot run: %s\n", backend.c_str(), e.what());
+    return backend == "cpu" ? 1 : 77;
+  }
+
   std::vector<std::string> order;
   const std::map<std::string, Line> want = read_golden(golden, &order);
   std::map<std::string, Line> got;
@@ -211,15 +228,25 @@ int main(int argc, char** argv) {
       std::printf("DUPLICATE case name %s\n", c.name.c_str());
       return 2;
     }
-    Line l;
+    Line l, via_executor;
+    const int which = static_cast<int>(got.size() % 2);
     try {
-      l = hash(kvwb::golden::run_units(c.make()));
+      const Batch b = c.make();
+      l = hash(kvwb::golden::run_units(b));
+      via_executor = hash(kvwb::golden::run_executor(b, *executors[which]));
     } catch (const std::exception& e) {
       std::printf("ERROR %s: %s\n", c.name.c_str(), e.what());
       ++failed;
       continue;
     }
     got[c.name] = l;
+    if (!(via_executor == l)) {
+      std::printf("EXECUTOR %s: the %s executor (%d thread%s) differs from the unit-by-unit codec\n"
+                  "  codec:    %s\n  executor: %s\n",
+                  c.name.c_str(), backend.c_str(), which ? 3 : 1, which ? "s" : "", describe(l).c_str(),
+                  describe(via_executor).c_str());
+      ++failed;
+    }
     if (regenerate) continue;
     auto it = want.find(c.name);
     if (it == want.end()) {
