@@ -155,7 +155,7 @@ class GgmlCodec final : public Codec {
       float* row = out.rows.data() + r * d;
       for (size_t b = 0; b < blocks; ++b) {
         const float dd = peer::f16_read(p, source, "scale d", r);
-        const float m = has_min(id_) ? peer::f16_read(p + 2, source, "minimum m", r) : 0.0f;
+        const float m = kernels::ggml_has_min(type_) ? peer::f16_read(p + 2, source, "minimum m", r) : 0.0f;
         kernels::ggml_dequantize_codes(type_, p, dd, m, row + b * kGgmlBlock);
         p += block_bytes_;
       }

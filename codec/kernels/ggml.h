@@ -134,10 +134,10 @@ KVWB_HD inline GgmlFields ggml_quantize_codes(GgmlType type, const float* x, uin
       for (size_t j = 0; j < kGgmlBlock; ++j) {
         // roundf: half away from zero; |v| <= 127 whenever id is finite (pinned otherwise).
         const float v = std::roundf(x[j] * id);
-        const int c = v != v            ? 0
-                      : v >= 127.0f     ? 127
-                      : v <= -127.0f    ? -127
-                                        : static_cast<int>(v);
+        const int c = std::isnan(v)  ? 0
+                      : v >= 127.0f  ? 127
+                      : v <= -127.0f ? -127
+                                     : static_cast<int>(v);
         out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(c));
       }
       return f;
