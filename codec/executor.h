@@ -53,22 +53,22 @@ struct BatchRequest {
   Stream stream = Stream::kK;
   BlockRows block_rows = BlockRows::kPerHead;
   uint32_t block_size = 512;
-  uint8_t domain_flags = 0;        // container domain_flags; kDomainWhitened is added when whitening
+  uint8_t domain_flags = 0;  // container domain_flags; kDomainWhitened is added when whitening
   bool collect_residuals = false;  // Kakeya: fill stats.scaled_residuals
 };
 
 /// Where one unit's container lies in BatchResult::containers, and its byte accounting.
 struct UnitRecord {
   uint32_t sequence = 0;
-  uint16_t kv_head = 0;         // kPooledHead for a pooled_heads unit
-  uint64_t offset = 0;          // first byte in BatchResult::containers
-  uint64_t size = 0;            // container bytes, header included
-  uint64_t header_bytes = 0;    // 48 + params_bytes (not counted)
-  uint64_t reported_bytes = 0;  // what the spec counts (K§9.8, Besicovitch §6.1, peers' native)
-  uint64_t reference_bytes = 0; // reference accounting (K§10.1); = reported for peers
-  uint64_t tail_bytes = 0;      // hot tail / KIVI fp16 window bytes inside reported_bytes
-  uint64_t codec_rows = 0;      // rows coded by the codec proper
-  uint64_t n_block_rows = 0;    // decoded rows that came from coded blocks (the whitened ones)
+  uint16_t kv_head = 0;          // kPooledHead for a pooled_heads unit
+  uint64_t offset = 0;           // first byte in BatchResult::containers
+  uint64_t size = 0;             // container bytes, header included
+  uint64_t header_bytes = 0;     // 48 + params_bytes (not counted)
+  uint64_t reported_bytes = 0;   // what the spec counts (K§9.8, Besicovitch §6.1, peers' native)
+  uint64_t reference_bytes = 0;  // reference accounting (K§10.1); = reported for peers
+  uint64_t tail_bytes = 0;       // hot tail / KIVI fp16 window bytes inside reported_bytes
+  uint64_t codec_rows = 0;       // rows coded by the codec proper
+  uint64_t n_block_rows = 0;     // decoded rows that came from coded blocks (the whitened ones)
 };
 
 /// Everything one batch produced.
@@ -80,7 +80,7 @@ struct BatchResult {
   uint64_t reference_bytes = 0;
   uint64_t tail_bytes = 0;
   uint64_t per_layer_stream_bytes = 0;  // added once per (layer, stream), e.g. fp8's f32 scale
-  EncodeStats stats;        // merged in unit order: d_eff / k_eff per block, outliers, clipped...
+  EncodeStats stats;         // merged in unit order: d_eff / k_eff per block, outliers, clipped...
   float layer_scale = 1.0f;  // the per-(layer, stream) scale the codec chose (Codec::layer_scale)
   double max_abs_whitened = 0;  // max |rows·L| before encoding (reported, never saturated)
 
@@ -113,7 +113,8 @@ struct ExecutorOptions {
 /// reason while no CUDA executor can run codecs in this build on this machine; "auto" takes CUDA
 /// when it can and otherwise the CPU, writing why into *note (when given). Other names throw
 /// InvalidArgument.
-std::unique_ptr<Executor> make_executor(std::string_view backend, const ExecutorOptions& options = {},
+std::unique_ptr<Executor> make_executor(std::string_view backend,
+                                        const ExecutorOptions& options = {},
                                         std::string* note = nullptr);
 
 /// The backend make_executor(requested) would use ("cpu" or "cuda"), with the same errors and

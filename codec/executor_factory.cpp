@@ -29,8 +29,9 @@ std::vector<BackendDescription> describe_backends() {
                             d.driver_version, d.runtime_version});
   cuda.available = !cuda.devices.empty();
   cuda.runs_codecs = false;  // the CUDA executor is not part of this build yet
-  cuda.detail = cuda.available ? "device query only: the CUDA codec kernels are not part of this build yet"
-                               : "compiled, but no usable device: " + why;
+  cuda.detail = cuda.available
+                    ? "device query only: the CUDA codec kernels are not part of this build yet"
+                    : "compiled, but no usable device: " + why;
 #else
   cuda.detail = "not compiled (configure with -DKVWB_CUDA=ON and a CUDA toolkit)";
 #endif
@@ -41,7 +42,8 @@ std::vector<BackendDescription> describe_backends() {
 std::string resolve_executor(std::string_view requested, std::string* note) {
   if (requested == "cpu") return "cpu";
   if (requested != "cuda" && requested != "auto")
-    throw InvalidArgument("unknown backend '" + std::string(requested) + "' (expected cpu, cuda or auto)");
+    throw InvalidArgument("unknown backend '" + std::string(requested) +
+                          "' (expected cpu, cuda or auto)");
   std::string reason;
   for (const auto& b : describe_backends()) {
     if (b.name != "cuda") continue;

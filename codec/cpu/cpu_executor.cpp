@@ -79,7 +79,8 @@ BatchResult CpuExecutor::run(const BatchRequest& req, const std::atomic<bool>* c
       for (size_t h = 0; h < H; ++h)
         matmul_rows(row_of(req.rows, H, T, D, s, h, 0), T, D, req.whiten + h * D * D,
                     xw.data() + ((s * H + h) * T) * D);
-    for (float v : xw) res.max_abs_whitened = std::max(res.max_abs_whitened, static_cast<double>(std::fabs(v)));
+    for (float v : xw)
+      res.max_abs_whitened = std::max(res.max_abs_whitened, static_cast<double>(std::fabs(v)));
   }
   const float* coded = whiten ? xw.data() : req.rows;
   res.layer_scale = codec->layer_scale(req.rows, S * H * T * D);
@@ -126,10 +127,10 @@ BatchResult CpuExecutor::run(const BatchRequest& req, const std::atomic<bool>* c
         in.info.block_rows = req.block_rows;
         in.info.block_size = req.block_size;
         in.info.domain_flags = flags;
-        const std::string where = "sequence " + std::to_string(u.s) + ", layer " +
-                                  std::to_string(req.layer) +
-                                  (u.head >= 0 ? ", kv head " + std::to_string(u.head) : ", pooled heads") +
-                                  ", stream " + stream_name;
+        const std::string where =
+            "sequence " + std::to_string(u.s) + ", layer " + std::to_string(req.layer) +
+            (u.head >= 0 ? ", kv head " + std::to_string(u.head) : ", pooled heads") + ", stream " +
+            stream_name;
         try {
           enc[ui] = codec->encode(in);
           // Decode from the serialized bytes only: what is measured is what a reader would get.

@@ -91,7 +91,8 @@ __global__ void turbo_kernel(const float* x, uint8_t* blocks, float* y, unsigned
   const k::TurboTables t = k::turbo_tables(bits);
   float scratch[k::kTurboGroup];
   uint8_t* block = blocks + threadIdx.x * 68;
-  const float norm = k::turbo_encode_group(t, s1, s2, x + threadIdx.x * k::kTurboGroup, block, scratch);
+  const float norm =
+      k::turbo_encode_group(t, s1, s2, x + threadIdx.x * k::kTurboGroup, block, scratch);
   k::turbo_decode_group(t, s1, s2, block, norm, y + threadIdx.x * k::kTurboGroup);
 }
 

@@ -27,12 +27,18 @@ enum class GgmlType : uint8_t { kQ8_0, kQ4_0, kQ4_1, kQ5_0, kQ5_1, kIq4Nl };
 /// Bytes of one 32-value block: 34, 18, 20, 22, 24, 18.
 KVWB_HD constexpr size_t ggml_block_bytes(GgmlType t) noexcept {
   switch (t) {
-    case GgmlType::kQ8_0: return 34;
-    case GgmlType::kQ4_0: return 18;
-    case GgmlType::kQ4_1: return 20;
-    case GgmlType::kQ5_0: return 22;
-    case GgmlType::kQ5_1: return 24;
-    case GgmlType::kIq4Nl: return 18;
+    case GgmlType::kQ8_0:
+      return 34;
+    case GgmlType::kQ4_0:
+      return 18;
+    case GgmlType::kQ4_1:
+      return 20;
+    case GgmlType::kQ5_0:
+      return 22;
+    case GgmlType::kQ5_1:
+      return 24;
+    case GgmlType::kIq4Nl:
+      return 18;
   }
   return 0;
 }
@@ -118,7 +124,8 @@ KVWB_HD inline void unpack_qh(const uint8_t* qh, uint8_t* q) noexcept {
 
 /// Quantises one block x[32] as the reference quantiser: writes every byte of `out` after the
 /// fp16 field(s) (out[0..ggml_block_bytes) is the block) and returns d, m and the clip count.
-KVWB_HD inline GgmlFields ggml_quantize_codes(GgmlType type, const float* x, uint8_t* out) noexcept {
+KVWB_HD inline GgmlFields ggml_quantize_codes(GgmlType type, const float* x,
+                                              uint8_t* out) noexcept {
   using namespace ggml_detail;
   GgmlFields f;
   uint8_t q[kGgmlBlock] = {};

@@ -17,8 +17,10 @@ struct LloydMaxTable {
 /// The Gaussian (N(0,1)) Lloyd-Max table for b = 1..4 bits, as shipped; size 0 otherwise.
 KVWB_HD constexpr LloydMaxTable gaussian_lloyd_max(unsigned bits) noexcept {
   switch (bits) {
-    case 1: return {{-0.798156f, 0.798156f}, 2};
-    case 2: return {{-1.5100f, -0.4528f, 0.4528f, 1.5100f}, 4};
+    case 1:
+      return {{-0.798156f, 0.798156f}, 2};
+    case 2:
+      return {{-1.5100f, -0.4528f, 0.4528f, 1.5100f}, 4};
     case 3:
       return {{-2.151945f, -1.343757f, -0.756268f, -0.244943f, 0.244943f, 0.756268f, 1.343757f,
                2.151945f},
@@ -27,7 +29,8 @@ KVWB_HD constexpr LloydMaxTable gaussian_lloyd_max(unsigned bits) noexcept {
       return {{-2.7322f, -2.0690f, -1.6177f, -1.2563f, -0.9422f, -0.6566f, -0.3885f, -0.1281f,
                0.1281f, 0.3885f, 0.6566f, 0.9422f, 1.2563f, 1.6177f, 2.0690f, 2.7322f},
               16};
-    default: return {{}, 0};
+    default:
+      return {{}, 0};
   }
 }
 

@@ -70,7 +70,8 @@ KVWB_HD constexpr TurboTables turbo_tables(unsigned bits) noexcept {
                0.117195f, 0.173926f},
               {-0.145560f, -0.103361f, -0.079142f, -0.060009f, -0.043430f, -0.028293f, -0.013963f,
                0.0f, 0.013963f, 0.028293f, 0.043430f, 0.060009f, 0.079142f, 0.103361f, 0.145560f}};
-    default: return {0, 0, {}, {}};
+    default:
+      return {0, 0, {}, {}};
   }
 }
 

@@ -25,11 +25,13 @@ constexpr size_t kS = 2, kH = 3, kT = 70, kD = 64;
 
 std::vector<float> batch_rows(uint64_t seed) {
   std::vector<float> x(kS * kH * kT * kD);
-  for (size_t u = 0; u < kS * kH; ++u) rng::synthetic(x.data() + u * kT * kD, kT, kD, 16, 0.05, seed + u);
+  for (size_t u = 0; u < kS * kH; ++u)
+    rng::synthetic(x.data() + u * kT * kD, kT, kD, 16, 0.05, seed + u);
   return x;
 }
 
-BatchRequest request(const std::vector<float>& rows, const std::string& codec, ParamMap params = {}) {
+BatchRequest request(const std::vector<float>& rows, const std::string& codec,
+                     ParamMap params = {}) {
   BatchRequest r;
   r.codec = {codec, std::move(params), {}};
   r.rows = rows.data();
@@ -57,7 +59,8 @@ TEST(ExecutorFactory, CpuAutoCudaAndUnknown) {
   try {
     make_executor("cuda");
   } catch (const Unavailable& e) {
-    EXPECT_NE(std::string(e.what()).find("backend 'cuda' cannot run: "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("backend 'cuda' cannot run: "), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(make_executor("gpu"), InvalidArgument);
   const auto backends = describe_backends();
@@ -101,7 +104,8 @@ TEST(CpuExecutor, UnitLayoutAndAccounting) {
   // The hot tail comes back as bf16 of the input.
   const float* tail_in = rows.data() + 64 * kD;
   const float* tail_out = r.decoded.data.data() + 64 * kD;
-  for (size_t i = 0; i < 6 * kD; ++i) EXPECT_NEAR(tail_out[i], tail_in[i], std::fabs(tail_in[i]) / 128 + 1e-30);
+  for (size_t i = 0; i < 6 * kD; ++i)
+    EXPECT_NEAR(tail_out[i], tail_in[i], std::fabs(tail_in[i]) / 128 + 1e-30);
 }
 
 TEST(CpuExecutor, PooledHeadsInterleaveTokenMajor) {
@@ -115,7 +119,8 @@ TEST(CpuExecutor, PooledHeadsInterleaveTokenMajor) {
   const auto c = r.container(1);
   const size_t hb = r.units[1].header_bytes;
   const size_t t = 5, h = 2, rho = t * kH + h;
-  const uint16_t first = static_cast<uint16_t>(c[hb + rho * kD * 2] | (c[hb + rho * kD * 2 + 1] << 8));
+  const uint16_t first =
+      static_cast<uint16_t>(c[hb + rho * kD * 2] | (c[hb + rho * kD * 2 + 1] << 8));
   const float want = rows[((1 * kH + h) * kT + t) * kD];
   EXPECT_EQ(first, f32_to_bf16_bits(want));
   EXPECT_EQ(r.decoded.row(1, h, t)[0], bf16_bits_to_f32(first));
@@ -132,7 +137,9 @@ TEST(CpuExecutor, SameBytesForAnyThreadCount) {
       L_inv[(h * kD + i) * kD + i] = 0.5f;
     }
   for (const char* codec : {"kakeya_pca", "besicovitch", "turbo3", "kivi"}) {
-    BatchRequest req = request(rows, codec, std::string(codec) == "kakeya_pca" ? ParamMap{{"weights", "attention"}} : ParamMap{});
+    BatchRequest req = request(
+        rows, codec,
+        std::string(codec) == "kakeya_pca" ? ParamMap{{"weights", "attention"}} : ParamMap{});
     req.row_weights = weights.data();
     req.whiten = L.data();
     req.unwhiten = L_inv.data();
@@ -156,7 +163,8 @@ TEST(CpuExecutor, SameBytesForAnyThreadCount) {
 TEST(CpuExecutor, Fp8AbsmaxScaleComesFromTheCodec) {
   auto rows = batch_rows(14);
   rows[123] = -7.5f;  // the batch's largest magnitude
-  const BatchResult r = make_executor("cpu")->run(request(rows, "fp8_e4m3", {{"scale_mode", "absmax"}}));
+  const BatchResult r =
+      make_executor("cpu")->run(request(rows, "fp8_e4m3", {{"scale_mode", "absmax"}}));
   EXPECT_FLOAT_EQ(r.layer_scale, 7.5f / 448.0f);
   EXPECT_EQ(r.per_layer_stream_bytes, 4u);
   // Every unit's parameter block holds the same scale.
@@ -174,13 +182,14 @@ TEST(CpuExecutor, Fp8AbsmaxScaleComesFromTheCodec) {
 TEST(CpuExecutor, ErrorsNameTheLowestFailingUnit) {
   auto rows = batch_rows(15);
   rows[((1 * kH + 2) * kT + 9) * kD + 4] = std::numeric_limits<float>::quiet_NaN();  // (s 1, h 2)
-  rows[((1 * kH + 1) * kT + 3) * kD] = std::numeric_limits<float>::infinity();      // (s 1, h 1)
+  rows[((1 * kH + 1) * kT + 3) * kD] = std::numeric_limits<float>::infinity();       // (s 1, h 1)
   for (int threads : {1, 4}) {
     try {
       make_executor("cpu", {threads})->run(request(rows, "q8_0"));
       FAIL() << "non-finite input was accepted";
     } catch (const NonFiniteInput& e) {
-      EXPECT_EQ(std::string(e.what()).rfind("sequence 1, layer 3, kv head 1, stream K: ", 0), 0u) << e.what();
+      EXPECT_EQ(std::string(e.what()).rfind("sequence 1, layer 3, kv head 1, stream K: ", 0), 0u)
+          << e.what();
     }
   }
   auto big = batch_rows(16);
@@ -189,7 +198,8 @@ TEST(CpuExecutor, ErrorsNameTheLowestFailingUnit) {
     make_executor("cpu")->run(request(big, "q8_0"));
     FAIL() << "a scale beyond fp16 was accepted";
   } catch (const Fp16Range& e) {
-    EXPECT_EQ(std::string(e.what()).rfind("sequence 0, layer 3, kv head 0, stream K: ", 0), 0u) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind("sequence 0, layer 3, kv head 0, stream K: ", 0), 0u)
+        << e.what();
   }
 }
 
@@ -201,7 +211,8 @@ TEST(CpuExecutor, RefusesMalformedRequestsAndCancels) {
   BatchRequest half = request(rows, "bf16");
   half.whiten = rows.data();
   EXPECT_THROW(make_executor("cpu")->run(half), InvalidArgument);
-  EXPECT_THROW(make_executor("cpu")->run(request(rows, "q8_0", {{"rotate", "sideways"}})), InvalidArgument);
+  EXPECT_THROW(make_executor("cpu")->run(request(rows, "q8_0", {{"rotate", "sideways"}})),
+               InvalidArgument);
   std::atomic<bool> cancel{true};
   EXPECT_THROW(make_executor("cpu")->run(request(rows, "bf16"), &cancel), Cancelled);
 }

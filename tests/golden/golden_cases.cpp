@@ -26,7 +26,8 @@ Tensor4 synthetic_rows(size_t d, Stream stream, float gain) {
   const uint64_t base = (stream == Stream::kK ? 1000 : 2000) + d;
   for (size_t s = 0; s < kS; ++s)
     for (size_t h = 0; h < kH; ++h) {
-      codec::rng::synthetic(x.row(s, h, 0), kT, d, std::min<size_t>(24, d), 0.05, base + 10 * s + h);
+      codec::rng::synthetic(x.row(s, h, 0), kT, d, std::min<size_t>(24, d), 0.05,
+                            base + 10 * s + h);
       if (gain != 1.0f)
         for (size_t i = 0; i < kT * d; ++i) x.row(s, h, 0)[i] *= gain;
     }
@@ -50,15 +51,30 @@ struct Opt {
   bool whiten = false;
   float gain = 1.0f;
   codec::CodecResources resources;
-  Opt& bs(uint32_t v) { block_size = v; return *this; }
-  Opt& pool() { pooled = true; return *this; }
-  Opt& weigh() { weights = true; return *this; }
-  Opt& whitened() { whiten = true; return *this; }
-  Opt& amplify(float g) { gain = g; return *this; }
+  Opt& bs(uint32_t v) {
+    block_size = v;
+    return *this;
+  }
+  Opt& pool() {
+    pooled = true;
+    return *this;
+  }
+  Opt& weigh() {
+    weights = true;
+    return *this;
+  }
+  Opt& whitened() {
+    whiten = true;
+    return *this;
+  }
+  Opt& amplify(float g) {
+    gain = g;
+    return *this;
+  }
 };
 
-std::string case_name(const std::string& codec, const ParamMap& p, size_t d, Stream st, const Opt& o,
-                      bool block_codec) {
+std::string case_name(const std::string& codec, const ParamMap& p, size_t d, Stream st,
+                      const Opt& o, bool block_codec) {
   std::string n = codec;
   if (!p.empty()) {
     n += "[";

@@ -27,8 +27,8 @@ struct Batch {
   codec::BlockRows block_rows = codec::BlockRows::kPerHead;
   uint32_t block_size = 128;
   uint32_t layer = 0;
-  uint8_t domain_flags = 0;  // container domain_flags before whitening (kDomainWhitened is added)
-  codec::Tensor4 rows;       // [S, H, T, D] f32 in the stream's domain
+  uint8_t domain_flags = 0;    // container domain_flags before whitening (kDomainWhitened is added)
+  codec::Tensor4 rows;         // [S, H, T, D] f32 in the stream's domain
   std::vector<float> weights;  // [S, H, T] row weights (codecs that take them), or empty
   std::vector<float> L, L_inv;  // [H, D, D] row-major Q-preconditioning factors, or empty
 };

@@ -70,8 +70,9 @@ std::vector<Case> tiny1m_cases(const std::string& path) {
       const size_t H = d.v.h, D = d.v.d;
       const auto sig = kvwb::codec::compute_sigma_q(q, H);
       for (size_t h = 0; h < H; ++h) {
-        const auto f = kvwb::codec::factor_sigma_q(sig[h], D, kvwb::codec::kDefaultRidge, std::nullopt,
-                                                   "layer 1, kv head " + std::to_string(h));
+        const auto f =
+            kvwb::codec::factor_sigma_q(sig[h], D, kvwb::codec::kDefaultRidge, std::nullopt,
+                                        "layer 1, kv head " + std::to_string(h));
         d.L.insert(d.L.end(), f.L.begin(), f.L.end());
         d.L_inv.insert(d.L_inv.end(), f.L_inv.begin(), f.L_inv.end());
       }
@@ -81,9 +82,10 @@ std::vector<Case> tiny1m_cases(const std::string& path) {
   };
   std::vector<Case> out;
   // kind: 0 k_pre, 1 k_post, 2 v
-  auto add = [&](const std::string& label, const std::string& codec, kvwb::codec::ParamMap p, int kind,
-                 uint32_t block_size, bool pooled = false, bool whiten = false) {
-    const std::string name = "tiny1m.L1." + (kind == 2 ? std::string("V.") : std::string("K.")) + label;
+  auto add = [&](const std::string& label, const std::string& codec, kvwb::codec::ParamMap p,
+                 int kind, uint32_t block_size, bool pooled = false, bool whiten = false) {
+    const std::string name =
+        "tiny1m.L1." + (kind == 2 ? std::string("V.") : std::string("K.")) + label;
     out.push_back({name, [=] {
                      const Data& d = load();
                      Batch b;
@@ -107,11 +109,12 @@ std::vector<Case> tiny1m_cases(const std::string& path) {
   add("kakeya_pca.bs256", "kakeya_pca", {}, 0, 256);
   add("kakeya_pca.bs256", "kakeya_pca", {{"bit_width", "2"}}, 2, 256);
   add("kakeya_pca.bs96", "kakeya_pca", {}, 0, 96);
-  add("kakeya_pca[rsvd,b2].bs128", "kakeya_pca", {{"pca_method", "randomized"}, {"bit_width", "2"}}, 2, 128);
+  add("kakeya_pca[rsvd,b2].bs128", "kakeya_pca", {{"pca_method", "randomized"}, {"bit_width", "2"}},
+      2, 128);
   add("kakeya_pca[outliers2.5].bs128", "kakeya_pca", {{"outlier_threshold", "2.5"}}, 0, 128);
   add("kakeya_pca.bs256.whiten", "kakeya_pca", {}, 0, 256, false, true);
-  add("kakeya_pca[share,bf16].pooled.bs64", "kakeya_pca", {{"share_basis", "true"}, {"skeleton_dtype", "bf16"}},
-      2, 64, true);
+  add("kakeya_pca[share,bf16].pooled.bs64", "kakeya_pca",
+      {{"share_basis", "true"}, {"skeleton_dtype", "bf16"}}, 2, 64, true);
   const kvwb::codec::ParamMap preset = {{"group_size", "2"},
                                         {"direction_bits", "3"},
                                         {"magnitude_mode", "quantized"},
@@ -157,13 +160,14 @@ Line hash(const kvwb::golden::Outcome& o) {
   l.bytes = o.containers.size();
   l.containers = kvwb::io::sha256_hex(o.containers);
   const auto* p = reinterpret_cast<const uint8_t*>(o.decoded.data.data());
-  l.decoded = kvwb::io::sha256_hex(std::span<const uint8_t>(p, o.decoded.data.size() * sizeof(float)));
+  l.decoded =
+      kvwb::io::sha256_hex(std::span<const uint8_t>(p, o.decoded.data.size() * sizeof(float)));
   return l;
 }
 
 std::string describe(const Line& l) {
-  return std::to_string(l.bytes) + " bytes, containers " + l.containers.substr(0, 16) + "…, decoded " +
-         l.decoded.substr(0, 16) + "…";
+  return std::to_string(l.bytes) + " bytes, containers " + l.containers.substr(0, 16) +
+         "…, decoded " + l.decoded.substr(0, 16) + "…";
 }
 
 }  // namespace
@@ -185,7 +189,8 @@ int main(int argc, char** argv) {
       backend = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: test_golden [--only synthetic|tiny1m] [--golden FILE] [--backend NAME] [--regenerate]\n");
+                   "usage: test_golden [--only synthetic|tiny1m] [--golden FILE] [--backend NAME] "
+                   "[--regenerate]\n");
       return 2;
     }
   }
@@ -199,9 +204,11 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "tiny1m") {
     const std::string cap = real_capture();
     if (cap.empty()) {
-      std::printf("golden: real data tiny1m_wikitext2.kvc.h5 not found (expected in %s or $KVWB_REAL_DATA); "
-                  "skipping the tiny1m cases\n",
-                  KVWB_REAL_DATA_DIR);
+      std::printf(
+          "golden: real data tiny1m_wikitext2.kvc.h5 not found (expected in %s or "
+          "$KVWB_REAL_DATA); "
+          "skipping the tiny1m cases\n",
+          KVWB_REAL_DATA_DIR);
       if (only == "tiny1m") return 77;
     } else {
       for (auto& c : tiny1m_cases(cap)) cases.push_back(std::move(c));
@@ -241,21 +248,22 @@ int main(int argc, char** argv) {
     }
     got[c.name] = l;
     if (!(via_executor == l)) {
-      std::printf("EXECUTOR %s: the %s executor (%d thread%s) differs from the unit-by-unit codec\n"
-                  "  codec:    %s\n  executor: %s\n",
-                  c.name.c_str(), backend.c_str(), which ? 3 : 1, which ? "s" : "", describe(l).c_str(),
-                  describe(via_executor).c_str());
+      std::printf(
+          "EXECUTOR %s: the %s executor (%d thread%s) differs from the unit-by-unit codec\n"
+          "  codec:    %s\n  executor: %s\n",
+          c.name.c_str(), backend.c_str(), which ? 3 : 1, which ? "s" : "", describe(l).c_str(),
+          describe(via_executor).c_str());
       ++failed;
     }
     if (regenerate) continue;
     auto it = want.find(c.name);
     if (it == want.end()) {
-      std::printf("MISSING %s: no golden line (%s); run the golden-regenerate target\n", c.name.c_str(),
-                  describe(l).c_str());
+      std::printf("MISSING %s: no golden line (%s); run the golden-regenerate target\n",
+                  c.name.c_str(), describe(l).c_str());
       ++failed;
     } else if (!(it->second == l)) {
-      std::printf("CHANGED %s\n  golden: %s\n  now:    %s\n", c.name.c_str(), describe(it->second).c_str(),
-                  describe(l).c_str());
+      std::printf("CHANGED %s\n  golden: %s\n  now:    %s\n", c.name.c_str(),
+                  describe(it->second).c_str(), describe(l).c_str());
       ++failed;
     }
   }
@@ -283,24 +291,27 @@ int main(int argc, char** argv) {
         std::printf("added   %s (%s)\n", c.name.c_str(), describe(l).c_str());
         ++added;
       } else if (!(it->second == l)) {
-        std::printf("changed %s\n  was: %s\n  now: %s\n", c.name.c_str(), describe(it->second).c_str(),
-                    describe(l).c_str());
+        std::printf("changed %s\n  was: %s\n  now: %s\n", c.name.c_str(),
+                    describe(it->second).c_str(), describe(l).c_str());
         ++changed;
       }
     }
     std::ostringstream os;
-    os << "# Golden container bytes (tests/golden/test_golden.cpp): name, container bytes, sha256 of the\n"
+    os << "# Golden container bytes (tests/golden/test_golden.cpp): name, container bytes, sha256 "
+          "of the\n"
           "# concatenated containers (unit order), sha256 of the decoded f32 rows [S, H, T, D].\n"
-          "# Regenerate with `ninja -C build golden-regenerate` and commit with the reason for the change.\n";
+          "# Regenerate with `ninja -C build golden-regenerate` and commit with the reason for the "
+          "change.\n";
     for (const Case& c : cases) {
       const Line& l = got[c.name];
       os << c.name << ' ' << l.bytes << ' ' << l.containers << ' ' << l.decoded << '\n';
     }
-    for (const auto& [name, l] : next) os << name << ' ' << l.bytes << ' ' << l.containers << ' ' << l.decoded << '\n';
+    for (const auto& [name, l] : next)
+      os << name << ' ' << l.bytes << ' ' << l.containers << ' ' << l.decoded << '\n';
     const std::string text = os.str();
     kvwb::io::write_file_atomic(golden, std::string_view(text));
-    std::printf("golden: %zu cases run in %.2f s; %d changed, %d added, %d removed; wrote %s\n", cases.size(), secs,
-                changed, added, removed, golden.c_str());
+    std::printf("golden: %zu cases run in %.2f s; %d changed, %d added, %d removed; wrote %s\n",
+                cases.size(), secs, changed, added, removed, golden.c_str());
     return 0;
   }
   std::printf("golden: %zu cases in %.2f s, %d failed%s\n", cases.size(), secs, failed,
