@@ -32,6 +32,9 @@ KVWB_DEFINE_ERROR(CudaError, "CUDA_ERROR")
 KVWB_DEFINE_ERROR(Cancelled, "CANCELLED")
 KVWB_DEFINE_ERROR(NonFiniteInput, "NON_FINITE_INPUT")
 KVWB_DEFINE_ERROR(CaptureChanged, "CAPTURE_CHANGED")
+KVWB_DEFINE_ERROR(StoreMismatch, "STORE_MISMATCH")    // result stores that cannot be merged
+KVWB_DEFINE_ERROR(StoreIncomplete, "STORE_INCOMPLETE")  // a store lacks cells of its grid
+KVWB_DEFINE_ERROR(CellsFailed, "CELLS_FAILED")          // sweep --fail-on-error: cells stored as failures
 #undef KVWB_DEFINE_ERROR
 
 /// An I/O failure on a named file (open, read, write, rename). The message names the path.

@@ -11,7 +11,9 @@ PACKAGES=(
   qt6-base-dev libqt6opengl6-dev qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6
   libimgui-dev libgl-dev libgl1-mesa-dri
   xvfb xauth
+  poppler-utils  # pdfinfo / pdftotext: report.cli checks kvwb's PDFs with an independent reader
   python3-numpy python3-h5py
+  slurmctld slurmd slurm-client munge   # the cluster test starts its own single-node Slurm (tests/cluster)
 )
 
 missing=()

@@ -21,6 +21,9 @@ struct SweepArgs {
   std::string capture, grid, store, csv_out, json_out;
   bool resume = false;
   int jobs = 1;
+  std::string shard;      // --shard I/N | auto
+  size_t shards = 0;      // --shards N (with --shard auto)
+  bool fail_on_error = false;
   ModelArgs model;              // --model: end-to-end quality axes (totals.e2e of every cell)
   sessions::EvalOptions eval;
 };
@@ -44,6 +47,10 @@ void run(const SweepArgs& a) {
   sessions::SweepOptions opt;
   opt.jobs = a.jobs;
   opt.resume = a.resume;
+  if (!a.shard.empty())
+    opt.shard = sessions::parse_shard_spec(a.shard, a.shards, sessions::process_environment());
+  else if (a.shards)
+    throw InvalidArgument("sweep: --shards needs --shard (I/N or auto)");
   std::unique_ptr<model::LoadedModel> m;
   std::unique_ptr<sessions::Evaluator> ev;
   if (!a.model.model.empty()) {
@@ -71,10 +78,25 @@ void run(const SweepArgs& a) {
   if (s.repaired_bytes)
     std::printf("warning: cut a torn last line of %llu bytes from the store (a crash mid-write)\n",
                 static_cast<unsigned long long>(s.repaired_bytes));
-  std::printf("sweep: %zu cells (%zu duplicate grid cells dropped), %zu already stored, %zu run (%zu failed) in %.1f s "
+  const std::string shard = s.shard.whole() ? std::string()
+                                             : "shard " + s.shard.text() + " of a grid of " +
+                                                   std::to_string(s.grid_cells) + " cells: ";
+  std::printf("sweep: %s%zu cells (%zu duplicate grid cells dropped), %zu already stored, %zu run (%zu failed) in %.1f s "
               "-> %s\n",
-              s.cells, s.dropped, s.skipped, s.ran, s.failed, s.seconds, a.store.c_str());
+              shard.c_str(), s.cells, s.dropped, s.skipped, s.ran, s.failed, s.seconds, a.store.c_str());
   write_tables(a);
+  if (a.fail_on_error && !s.failures.empty()) {
+    std::string list;
+    for (size_t i = 0; i < s.failures.size() && i < 10; ++i) {
+      const auto& f = s.failures[i];
+      list += "\n  cell " + f.value("cell", nlohmann::json()).dump() + " " +
+              f.value("options", nlohmann::json::object()).dump() + ": " +
+              f["error"].value("code", std::string("?")) + ": " + f["error"].value("message", std::string());
+    }
+    if (s.failures.size() > 10) list += "\n  ...";
+    throw CellsFailed("sweep: " + std::to_string(s.failures.size()) + " of " + std::to_string(s.cells) +
+                      " cells are stored as failures in " + a.store + " (--fail-on-error):" + list);
+  }
 }
 
 }  // namespace
@@ -88,6 +110,14 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("--out", args->store, "Result store folder (must be empty unless --resume)")->required();
   cmd->add_flag("--resume", args->resume, "Continue the store: skip cells already stored");
   cmd->add_option("--jobs,-j", args->jobs, "Cells run at the same time (each on one thread)")->check(CLI::Range(1, 1024));
+  cmd->add_option("--shard", args->shard,
+                  "Run only shard I of N (I/N): the cells at positions = I (mod N) of the grid's cells sorted by "
+                  "configuration hash; 'auto' takes I from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX (docs/cluster.md)");
+  cmd->add_option("--shards", args->shards,
+                  "N for --shard auto (default: SLURM_ARRAY_TASK_COUNT; required under a Kubernetes Indexed Job)")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 40));
+  cmd->add_flag("--fail-on-error", args->fail_on_error,
+                "Exit 1 (CELLS_FAILED) when a cell of this sweep is stored as a failure (the Slurm array uses it)");
   cmd->add_option("--csv", args->csv_out, "Write the results table (every cell of the store) as CSV");
   cmd->add_option("--json", args->json_out, "Write the results table as JSON");
   add_model_args(*cmd, args->model, false);

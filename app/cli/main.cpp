@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   add_sweep_command(app);
   add_pareto_command(app);
   add_boundary_commands(app);
+  add_store_commands(app);
+  add_slurm_commands(app);
+  add_report_command(app);
   install_interrupt_handler();
   try {
     app.parse(argc, argv);

@@ -357,6 +357,7 @@ void BundleDialog::show_report(
   report_tabs_->setTabText(4, tr("deploy.env left out (%1)").arg(r.deploy_left_out.size()));
   report_tabs_->tabBar()->setTabTextColor(2, r.errors.empty() ? QColor() : dlg::error_color());
   report_tabs_->setCurrentIndex(r.errors.empty() ? 0 : 2);
+  emit checked(dir);
 }
 
 void BundleDialog::on_jobs_changed() {

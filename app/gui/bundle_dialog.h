@@ -46,6 +46,11 @@ class BundleDialog : public QDialog {
   bool start_check(const QString& dir);
   bool running() const { return job_ >= 0; }
 
+ signals:
+  /// A check of `dir` finished (after an export or a check) and report() holds it.
+  void checked(const QString& dir);
+
+ public:
   /// The last report shown (nullopt before any check finished or after an export error).
   const std::optional<sessions::BundleCheckReport>& report() const { return report_; }
   /// The inline error of the last export / check ("" when none).

@@ -30,6 +30,7 @@
 
 #include "app/gui/boundary_panel.h"
 #include "app/gui/bundle_dialog.h"
+#include "app/gui/report_export.h"
 #include "app/gui/sweep_dialog.h"
 #include "app/gui/view_factory.h"
 #include "base/errors.h"
@@ -49,8 +50,10 @@ bool is_session_path(const QString& path) {
 }
 bool is_capture_path(const QString& path) { return path.endsWith(".h5", Qt::CaseInsensitive); }
 /// A sweep result store: a folder holding store.json (docs/sweeps.md).
+/// A result store folder, or a Slurm sweep folder (its merged store is opened).
 bool is_store_path(const QString& path) {
-  return QFileInfo(path).isDir() && QFileInfo::exists(QDir(path).filePath("store.json"));
+  return QFileInfo(path).isDir() && (QFileInfo::exists(QDir(path).filePath("store.json")) ||
+                                     QFileInfo::exists(QDir(path).filePath("submission.json")));
 }
 
 QString q(const std::string& s) { return QString::fromStdString(s); }
@@ -190,6 +193,18 @@ void MainWindow::build_menus() {
   exp->addAction("Run results (C&SV)…", this, [this] { export_results(true); });
   exp->addSeparator();
   exp->addAction("&Bundle…", this, &MainWindow::open_bundle_dialog);
+  exp->addAction("&Report (HTML + PDF)…", this, [this] {
+    QString p = ask_save_path("Export report", "report.html",
+                              "HTML report, with a PDF beside it (*.html);;PDF report only (*.pdf)");
+    if (p.isEmpty()) return;
+    if (p.endsWith(".pdf", Qt::CaseInsensitive)) {
+      export_report(QString(), p);
+    } else {
+      if (!p.endsWith(".html", Qt::CaseInsensitive) && !p.endsWith(".htm", Qt::CaseInsensitive))
+        p += ".html";
+      export_report(p, p.left(p.lastIndexOf('.')) + ".pdf");
+    }
+  });
   file->addSeparator();
   a = file->addAction("&Quit", this, &QWidget::close);
   a->setShortcut(QKeySequence::Quit);
@@ -408,7 +423,16 @@ bool MainWindow::open_capture_file(const QString& path) {
 
 bool MainWindow::open_sweep_store(const QString& dir) {
   try {
-    const sessions::StoreContents c = sessions::read_result_store(dir.toStdString());
+    // A Slurm sweep folder (kvwb slurm submit, docs/cluster.md) opens as its merged store.
+    QString store = dir;
+    if (QFileInfo::exists(dir + "/submission.json") && !QFileInfo::exists(dir + "/store.json")) {
+      if (!QFileInfo::exists(dir + "/merged/store.json"))
+        throw Unavailable(dir.toStdString() +
+                          " is a Slurm sweep folder whose merged store is not written yet (kvwb slurm status " +
+                          dir.toStdString() + " shows why)");
+      store = dir + "/merged";
+    }
+    const sessions::StoreContents c = sessions::read_result_store(store.toStdString());
     if (c.meta.is_null())
       throw FormatError(dir.toStdString() + ": not a sweep result store (no store.json; made by kvwb sweep --out)");
     const std::string sha = c.meta.value("capture", nlohmann::json::object()).value("sha256", std::string());
@@ -423,7 +447,7 @@ bool MainWindow::open_sweep_store(const QString& dir) {
                            ", not from the open capture (" + open_sha + ")");
     sessions::SessionSweep sw;
     sw.name = QFileInfo(dir).fileName().toStdString();
-    sw.store_path = QFileInfo(dir).absoluteFilePath().toStdString();
+    sw.store_path = QFileInfo(store).absoluteFilePath().toStdString();
     sw.grid = c.meta.value("grid", nlohmann::json::object());
     wb_->add_sweep(sw);
   } catch (const Error& e) {
@@ -697,6 +721,15 @@ bool MainWindow::export_results_file(const QString& path, bool csv) {
   });
 }
 
+bool MainWindow::export_report(const QString& html_path, const QString& pdf_path) {
+  const QString why = report_export_blocker(*wb_);
+  if (!why.isEmpty()) {
+    report_error("Export report", "", why);
+    return false;
+  }
+  return start_report_export(*wb_, ReportExportRequest{html_path, pdf_path, last_bundle_}) >= 0;
+}
+
 void MainWindow::open_sweep_dialog() {
   auto* d = new SweepDialog(*wb_, this);
   d->setAttribute(Qt::WA_DeleteOnClose);
@@ -717,6 +750,11 @@ void MainWindow::open_boundary_panel() {
 
 void MainWindow::open_bundle_dialog() {
   auto* d = new BundleDialog(*wb_, this);
+  connect(d, &BundleDialog::checked, this, [this, d](const QString& dir) {
+    if (d->report())
+      last_bundle_ =
+          sessions::ReportBundle{dir.toStdString(), "checked in the bundle dialog", *d->report()};
+  });
   d->setAttribute(Qt::WA_DeleteOnClose);
   d->open();
 }

@@ -8,9 +8,11 @@
 #include <QStringList>
 #include <functional>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "app/gui/workbench.h"
+#include "sessions/report/report.h"
 #include "views/view.h"
 
 class QDockWidget;
@@ -76,6 +78,10 @@ class MainWindow : public QMainWindow {
   bool export_view_csv(const QString& view_name, const QString& path);
   bool export_config_json(const QString& path);             // canonical run configuration JSON
   bool export_results_file(const QString& path, bool csv);  // run_result_to_json / _to_csv
+  /// File ▸ Export ▸ Report: starts the report job (app/gui/report_export.h) writing the HTML to
+  /// `html_path` and / or the PDF to `pdf_path`; false (error reported) when the state cannot be
+  /// reported yet. The job reports its own errors; Workbench::wait_idle waits for it.
+  bool export_report(const QString& html_path, const QString& pdf_path);
 
   /// The last error reported (with its code), "" when none.
   QString last_error() const { return last_error_; }
@@ -144,6 +150,7 @@ class MainWindow : public QMainWindow {
   QAction* redo_action_ = nullptr;
   QMenu* recent_menu_ = nullptr;
   QDockWidget* boundary_dock_ = nullptr;
+  std::optional<sessions::ReportBundle> last_bundle_;  // bundle dialog's last check, for reports
 };
 
 }  // namespace kvwb::app

@@ -26,6 +26,7 @@
 #include <memory>
 
 #include "app/gui/dialog_util.h"
+#include "app/gui/slurm_dialog.h"
 #include "app/gui/workbench.h"
 #include "base/errors.h"
 #include "sessions/explore/result_store.h"
@@ -274,11 +275,17 @@ void SweepDialog::build_ui() {
   start_button_->setDefault(true);
   cancel_button_ = new QPushButton(tr("Cancel sweep"));
   cancel_button_->setObjectName(QStringLiteral("cancel"));
+  slurm_button_ = new QPushButton(tr("Slurm scripts\u2026"));
+  slurm_button_->setObjectName(QStringLiteral("slurm"));
+  slurm_button_->setToolTip(tr("Write this grid as a Slurm job array of shards plus a merge job instead of "
+                               "running it here (docs/cluster.md)"));
   prog_row->addWidget(progress_, 1);
   prog_row->addWidget(start_button_);
   prog_row->addWidget(cancel_button_);
+  prog_row->addWidget(slurm_button_);
   rl->addLayout(prog_row);
   connect(start_button_, &QPushButton::clicked, this, [this] { start(); });
+  connect(slurm_button_, &QPushButton::clicked, this, [this] { open_slurm_dialog(); });
   connect(cancel_button_, &QPushButton::clicked, this, &SweepDialog::cancel);
 
   status_label_ = new QLabel;
@@ -600,6 +607,7 @@ void SweepDialog::update_buttons() {
   const bool busy = running();
   start_button_->setEnabled(!busy && cells_ > 0);
   cancel_button_->setEnabled(job_id_ >= 0);
+  slurm_button_->setEnabled(cells_ > 0);
   name_edit_->setEnabled(!busy);
   store_edit_->setEnabled(!busy);
   resume_box_->setEnabled(!busy);
@@ -725,6 +733,30 @@ void SweepDialog::on_jobs_changed() {
     return;
   }
   finish();  // the job is gone: it finished, failed or was cancelled
+}
+
+SlurmDialog* SweepDialog::open_slurm_dialog() {
+  if (cells_ == 0) {
+    show_error(grid_error_.isEmpty() ? tr("The grid has no cells") : grid_error_);
+    return nullptr;
+  }
+  if (end_to_end_enabled() && e2e_text_->text().trimmed().isEmpty()) {
+    show_error(tr("End-to-end axes need a text file to evaluate on"));
+    return nullptr;
+  }
+  // The end-to-end axes travel as kvwb sweep arguments with absolute paths.
+  std::vector<std::string> args;
+  if (end_to_end_enabled()) {
+    auto abs = [](const QString& p) { return QFileInfo(p.trimmed()).absoluteFilePath().toStdString(); };
+    args = {"--model", abs(e2e_model_->text()), "--text", abs(e2e_text_->text())};
+    if (e2e_context_->value() > 0) args.insert(args.end(), {"--context", std::to_string(e2e_context_->value())});
+    args.insert(args.end(), {"--continuation", std::to_string(e2e_continuation_->value()), "--passages",
+                             std::to_string(e2e_passages_->value())});
+  }
+  auto* d = new SlurmDialog(wb_, grid_, cells_, std::move(args), this);
+  d->setAttribute(Qt::WA_DeleteOnClose);
+  d->show();
+  return d;
 }
 
 void SweepDialog::cancel() {

@@ -27,6 +27,7 @@ class QSpinBox;
 
 namespace kvwb::app {
 
+class SlurmDialog;
 class Workbench;
 
 class SweepDialog : public QDialog {
@@ -71,6 +72,10 @@ class SweepDialog : public QDialog {
   bool start();
   /// Cancels the running sweep (finished cells stay in the store).
   void cancel();
+  /// Opens (and returns) the dialog that writes this grid's Slurm job array and merge scripts
+  /// instead of running the sweep here (the "Slurm scripts…" button); nullptr when the grid
+  /// has no cells (shown inline). The dialog belongs to this one.
+  SlurmDialog* open_slurm_dialog();
   bool running() const { return job_id_ >= 0 || preparing_; }
 
   /// Texts shown for tests and screenshots.
@@ -135,6 +140,7 @@ class SweepDialog : public QDialog {
   QSpinBox* e2e_passages_ = nullptr;
   QPushButton* start_button_ = nullptr;
   QPushButton* cancel_button_ = nullptr;
+  QPushButton* slurm_button_ = nullptr;
   QProgressBar* progress_ = nullptr;
   QLabel* status_label_ = nullptr;
   QLabel* summary_label_ = nullptr;

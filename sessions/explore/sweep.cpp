@@ -73,12 +73,12 @@ std::vector<GridCell> expand_sweep_grid(const json& grid, const std::string& sou
   return out;
 }
 
-namespace {
-
-std::string grid_sha(const json& grid) {
+std::string sweep_grid_sha256(const json& grid) {
   const std::string t = grid.dump();
   return io::sha256_hex(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(t.data()), t.size()));
 }
+
+namespace {
 
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -98,7 +98,15 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
   if (opt.jobs < 1) throw InvalidArgument("sweep: jobs must be >= 1, got " + std::to_string(opt.jobs));
   SweepSummary sum;
   const std::vector<GridCell> cells = expand_sweep_grid(grid, "sweep grid", &sum.dropped);
-  sum.cells = cells.size();
+  sum.grid_cells = cells.size();
+  sum.shard = opt.shard;
+  std::vector<size_t> selected;  // indices into cells, ascending: the whole grid or one shard
+  if (opt.shard.whole()) {
+    for (size_t i = 0; i < cells.size(); ++i) selected.push_back(i);
+  } else {
+    selected = shard_cells(cells, opt.shard);
+  }
+  sum.cells = selected.size();
   std::error_code ec;
   if (fs::exists(store_dir, ec) && !fs::is_directory(store_dir, ec))
     throw InvalidArgument("sweep: the store " + store_dir + " exists and is not a folder");
@@ -110,9 +118,10 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
     throw InvalidArgument("sweep: cannot resume into " + store_dir +
                           ": the folder is not empty but holds no store.json (not a kvwb result store)");
   sum.capture_sha256 = io::sha256_file(capture_path);
-  const std::string gsha = grid_sha(grid);
+  const std::string gsha = sweep_grid_sha256(grid);
 
   std::unordered_set<std::string> done_keys;
+  std::vector<json> stored_failures;  // failure records already in the store
   if (has_store) {
     StoreContents sc = read_result_store(store_dir);
     const std::string stored_sha = sc.meta.value("capture", json::object()).value("sha256", std::string());
@@ -132,7 +141,19 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
                             (want_e2e.is_null() ? std::string("none") : want_e2e.dump()) +
                             "; resume with the same --model/--text/--context/--continuation/--passages or use a "
                             "new store");
-    for (const auto& r : sc.records) done_keys.insert(r["key"].get<std::string>());
+    const json stored_shard = sc.meta.value("shard", json());
+    const ShardSpec have{stored_shard.is_object() ? stored_shard.value("index", size_t{0}) : 0,
+                         stored_shard.is_object() ? stored_shard.value("count", size_t{1}) : 1};
+    if (!(have == opt.shard))
+      throw InvalidArgument("sweep: the store " + store_dir + " holds " +
+                            (have.whole() ? std::string("the whole grid") : "shard " + have.text()) +
+                            ", but this sweep asks for " +
+                            (opt.shard.whole() ? std::string("the whole grid") : "shard " + opt.shard.text()) +
+                            "; resume each shard into its own store");
+    for (const auto& r : sc.records) {
+      done_keys.insert(r["key"].get<std::string>());
+      if (r.value("status", std::string()) != "ok") stored_failures.push_back(r);
+    }
     sum.problems = sc.problems;
   }
   json meta{{"format", kStoreFormat},
@@ -140,15 +161,20 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
             {"capture", {{"file", capture_path}, {"sha256", sum.capture_sha256}}},
             {"grid", grid},
             {"grid_sha256", gsha},
-            {"cells", cells.size()},
+            {"cells", selected.size()},
             {"created_unix", unix_now()}};
   if (opt.evaluator) meta["e2e"] = opt.e2e_settings;
+  if (!opt.shard.whole())
+    meta["shard"] = {{"index", opt.shard.index}, {"count", opt.shard.count}, {"grid_cells", cells.size()}};
   ResultStoreWriter store(store_dir, meta);
   sum.repaired_bytes = store.repaired_bytes();
 
   std::vector<size_t> todo;
-  for (size_t i = 0; i < cells.size(); ++i) {
-    if (done_keys.count(result_key(sum.capture_sha256, run_config_hash(cells[i].config))))
+  std::unordered_set<std::string> selected_keys;
+  for (size_t i : selected) {
+    const std::string key = result_key(sum.capture_sha256, run_config_hash(cells[i].config));
+    selected_keys.insert(key);
+    if (done_keys.count(key))
       ++sum.skipped;
     else
       todo.push_back(i);
@@ -156,7 +182,7 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
 
   std::mutex mu;  // guards counters and progress calls
   size_t finished = sum.skipped;
-  if (job && job->progress) job->progress(finished, cells.size(), "");
+  if (job && job->progress) job->progress(finished, selected.size(), "");
   std::atomic<bool> stop{false}, fatal{false};
   std::vector<std::unique_ptr<JobControl>> cell_jobs;
   for (size_t i = 0; i < todo.size(); ++i) cell_jobs.push_back(std::make_unique<JobControl>());
@@ -171,6 +197,7 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
     }
   });
   std::exception_ptr fatal_error;
+  std::vector<json> new_failures;  // failure records stored now (guarded by mu)
   auto run_cell = [&](size_t n) {
     if (stop.load() || (job && job->cancel.load())) return;
     const size_t ci = todo[n];
@@ -224,7 +251,8 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
     ++sum.ran;
     if (failed) ++sum.failed;
     ++finished;
-    if (job && job->progress) job->progress(finished, cells.size(), cell.options.dump());
+    if (failed) new_failures.push_back(rec);
+    if (job && job->progress) job->progress(finished, selected.size(), cell.options.dump());
   };
   try {
     parallel_for(todo.size(), std::min<int>(opt.jobs, static_cast<int>(std::max<size_t>(todo.size(), 1))), run_cell,
@@ -237,6 +265,16 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
   monitor_done.store(true);
   monitor.join();
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const auto* list : {&stored_failures, &new_failures})
+    for (const auto& r : *list)
+      if (selected_keys.count(r.value("key", std::string())))
+        sum.failures.push_back({{"cell", r.value("cell", json())},
+                                {"config_hash", r.value("config_hash", std::string())},
+                                {"options", r.value("options", json::object())},
+                                {"error", r.value("error", json::object())}});
+  std::sort(sum.failures.begin(), sum.failures.end(), [](const json& a, const json& b) {
+    return a.value("cell", int64_t{-1}) < b.value("cell", int64_t{-1});
+  });
   if (fatal_error) std::rethrow_exception(fatal_error);
   if (job && job->cancel.load() && sum.skipped + sum.ran < sum.cells)
     throw Cancelled("sweep cancelled: " + std::to_string(sum.skipped + sum.ran) + " of " + std::to_string(sum.cells) +

@@ -12,6 +12,7 @@
 #include "model/loader.h"
 #include "sessions/eval/eval.h"
 #include "sessions/config/run_options.h"
+#include "sessions/explore/shard.h"
 #include "sessions/run/runner.h"
 
 namespace kvwb::sessions {
@@ -24,6 +25,10 @@ namespace kvwb::sessions {
 std::vector<GridCell> expand_sweep_grid(const nlohmann::json& grid, const std::string& source,
                                         size_t* dropped = nullptr);
 
+/// sha256 of a grid's compact JSON text (store.json "grid_sha256"): grids that parse to the same
+/// JSON value have the same hash, however the file was formatted.
+std::string sweep_grid_sha256(const nlohmann::json& grid);
+
 struct SweepOptions {
   int jobs = 1;         // cells run at the same time (each cell's run uses 1 thread)
   bool resume = false;  // continue a store (skip finished keys); without it the store must be empty
@@ -35,6 +40,10 @@ struct SweepOptions {
   /// What the evaluator was built from (model, text, C/N/P), stored in store.json as "e2e"; a
   /// resumed store must have been made with the same settings.
   nlohmann::json e2e_settings;
+  /// Run only this shard of the grid (sessions/explore/shard.h; docs/cluster.md). A shard's store
+  /// records it in store.json ("shard": {index, count, grid_cells}); resuming it as another shard
+  /// is refused.
+  ShardSpec shard;
 };
 
 /// totals.e2e of a sweep record from an end-to-end evaluation.
@@ -63,7 +72,9 @@ nlohmann::json e2e_settings_json(const std::string& model_path, const std::strin
                                  int passages);
 
 struct SweepSummary {
-  size_t cells = 0;        // cells in the grid (after dropping duplicate configurations)
+  size_t cells = 0;        // cells of this sweep: the grid's, or the shard's when sharded
+  size_t grid_cells = 0;   // cells in the grid (after dropping duplicate configurations)
+  ShardSpec shard;
   size_t skipped = 0;      // already in the store (resume)
   size_t ran = 0;          // cells run now and stored
   size_t failed = 0;       // of `ran`, cells stored as failures (data errors)
@@ -72,6 +83,9 @@ struct SweepSummary {
   std::vector<std::string> problems;    // damaged lines found when reading the store
   std::string capture_sha256;
   double seconds = 0;
+  /// Every failure record of this sweep's cells in the store after the sweep (stored earlier or
+  /// now), ascending cell: {cell, config_hash, options, error {code, message}}.
+  std::vector<nlohmann::json> failures;
 };
 
 /// Runs a sweep of `grid` on `capture_path` into the store folder `store_dir`. Throws

@@ -14,9 +14,6 @@
 #     codec/format/    base/ codec/format/ codec/kernels/
 #     codec/cpu/       base/ codec/ (not codec/cuda/)
 #     codec/           base/ codec/           (never io/ sessions/ model/ views/ app/)
-#   the execution seam: codec/cpu/ and codec/cuda/ are included only by themselves and by the
-#     executor factory (codec/executor_factory.cpp), which is also the only source that mentions
-#     KVWB_HAVE_CUDA (the one place that knows whether CUDA was built).
 #     io/              base/ codec/ io/
 #     model/           base/ codec/ io/ model/
 #     sessions/        base/ codec/ io/ sessions/; model/ only from sessions/eval/ and sessions/explore/
@@ -27,9 +24,13 @@
 #       sessions/eval/     config run eval
 #       sessions/explore/  config run analysis eval explore
 #       sessions/document/ config document          (a leaf: no other sub-layer includes it)
-#     views/models/    base/ codec/ sessions/ views/models/   (no Qt, no io/)
-#     views/           no io/ (views draw snapshots; file access belongs to the core)
+#       sessions/report/   config run analysis explore bundle report   (on top: only app/ includes it)
+#     views/models/    base/ codec/ sessions/ views/models/   (no Qt, no io/, no sessions/report/)
+#     views/           no io/ (views draw snapshots; file access belongs to the core), no sessions/report/
 #     app/cli/         no views/ or app/gui/
+#   the execution seam: codec/cpu/ and codec/cuda/ are included only by themselves and by the
+#     executor factory (codec/executor_factory.cpp), which is also the only source that mentions
+#     KVWB_HAVE_CUDA (the one place that knows whether CUDA was built).
 # Usage: check_layering.sh ROOT | check_layering.sh --self-test ROOT
 set -u
 
@@ -144,9 +145,12 @@ run_checks() {
   allow_only sessions/explore "base/" "codec/" "io/" "model/" "sessions/config/" "sessions/run/" \
              "sessions/analysis/" "sessions/eval/" "sessions/explore/" || rc=1
   allow_only sessions/document "base/" "codec/" "io/" "sessions/config/" "sessions/document/" || rc=1
+  allow_only sessions/report "base/" "codec/" "io/" "sessions/config/" "sessions/run/" "sessions/analysis/" \
+             "sessions/explore/" "sessions/bundle/" "sessions/report/" || rc=1
   allow_only -x sessions/config -x sessions/run -x sessions/analysis -x sessions/bundle -x sessions/eval \
-             -x sessions/explore -x sessions/document sessions "base/" "codec/" "io/" "sessions/" || rc=1
+             -x sessions/explore -x sessions/document -x sessions/report sessions "base/" "codec/" "io/" "sessions/" || rc=1
   allow_only views/models "base/" "codec/" "sessions/" "views/models/" || rc=1
+  forbid views '#include *"sessions/report/' "sessions/report/ (reports are built in the core and only app/ includes them)" || rc=1
   forbid views '#include *"io/' "io/ headers (views draw snapshots; file access belongs to the core)" || rc=1
   forbid app/cli '#include *"(views|app/gui)/' "GUI headers" || rc=1
   return $rc
@@ -156,7 +160,7 @@ if [ "${1:-}" = "--self-test" ]; then
   # The check must pass on a clean tree and catch a planted violation of every rule.
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
   mkdir -p "$tmp"/{base,codec/cuda,codec/cpu,codec/codecs,codec/format,codec/kernels,io,model,views/models,app/gui,app/cli} \
-           "$tmp"/sessions/{config,run,analysis,bundle,eval,explore,document}
+           "$tmp"/sessions/{config,run,analysis,bundle,eval,explore,document,report}
   printf '#include <cuda_runtime.h>\n#include "codec/codec.h"\n' > "$tmp/codec/cuda/ok.cu"
   printf '#include <hdf5.h>\n#include "codec/format/half.h"\n' > "$tmp/io/ok.cpp"
   printf '#include "model/llama.h"\n#include "sessions/eval/eval.h"\n' > "$tmp/sessions/explore/ok.cpp"
@@ -166,6 +170,10 @@ if [ "${1:-}" = "--self-test" ]; then
   printf '#include "codec/executor.h"\n#include "base/thread_pool.h"\n' > "$tmp/codec/cpu/ok.cpp"
   printf '#include "codec/cpu/cpu_executor.h"\n#if KVWB_HAVE_CUDA\n#include "codec/cuda/device_info.h"\n#endif\n' \
     > "$tmp/codec/executor_factory.cpp"
+  printf '#include "sessions/explore/sweep.h"\n#include "sessions/bundle/bundle.h"\n#include "sessions/analysis/pareto.h"\n' \
+    > "$tmp/sessions/report/ok.cpp"
+  printf '#include "sessions/report/report.h"\n' > "$tmp/app/cli/ok_report.cpp"
+  printf '#include <QPdfWriter>\n#include "sessions/report/report.h"\n' > "$tmp/app/gui/ok_report.cpp"
   run_checks "$tmp" >/dev/null || { echo "self-test: clean tree flagged"; run_checks "$tmp"; exit 1; }
   for plant in "codec/x.h:#include <QWidget>" "codec/y.cpp:#include \"hdf5.h\"" \
                "codec/z.cpp:#include <cublas_v2.h>" "io/a.cpp:#include <imgui.h>" \
@@ -192,13 +200,22 @@ if [ "${1:-}" = "--self-test" ]; then
                "sessions/run/g.cpp:#if KVWB_HAVE_CUDA" "codec/h.cpp:#ifdef KVWB_HAVE_CUDA" \
                "codec/kernels/i.h:#include <vector>" "codec/kernels/j.h:  if (n == 0) throw 1;" \
                "codec/kernels/k2.h:  float* p = new float[4];" "codec/kernels/l.h:  void* p = malloc(16);" \
-               "codec/kernels/m.h:  std::vector<float> v;"; do
+               "codec/kernels/m.h:  std::vector<float> v;" \
+               "sessions/explore/ra.cpp:#include \"sessions/report/report.h\"" \
+               "sessions/bundle/rb.cpp:#include \"sessions/report/plot.h\"" \
+               "views/models/rc.cpp:#include \"sessions/report/report.h\"" \
+               "views/rd.cpp:#include \"sessions/report/document.h\"" \
+               "sessions/report/re.cpp:#include \"sessions/document/session.h\"" \
+               "sessions/report/rf.cpp:#include \"sessions/eval/eval.h\"" \
+               "sessions/report/rg.cpp:#include \"model/llama.h\"" \
+               "sessions/report/rh.cpp:#include <QTextDocument>" \
+               "sessions/report/ri.cpp:#include \"views/models/snapshot.h\""; do
     f=${plant%%:*}; line=${plant#*:}
     echo "$line" > "$tmp/$f"
     if run_checks "$tmp" >/dev/null; then echo "self-test: missed $plant"; exit 1; fi
     rm "$tmp/$f"
   done
-  echo "layering self-test passed (42 planted violations caught)"
+  echo "layering self-test passed (51 planted violations caught)"
   exit 0
 fi
 

@@ -75,6 +75,55 @@ expect_rc "info on a truncated synthetic capture exits 1" 1 "$KVWB" info "$TMP/h
 grep -q "half.kvc.h5" "$TMP/err" && ok "truncated-file error names the file" ||
   bad "truncated-file error names the file"
 
+# Sweeps beyond one machine (docs/cluster.md) on the small synthetic capture; the real Slurm runs
+# in tests/cluster/test_slurm.py.
+G3="$TMP/grid3.json"
+echo '{"k_codec": ["q8_0", "q4_0", "turbo3"], "v_codec": ["q8_0"], "fixed": {"block_size": 64}}' >"$G3"
+expect_rc "sweep the whole 3-cell grid" 0 "$KVWB" sweep "$SMALL" --grid "$G3" --out "$TMP/whole"
+expect_rc "sweep --shard 0/2" 0 "$KVWB" sweep "$SMALL" --grid "$G3" --out "$TMP/sh0" --shard 0/2
+grep -q "shard 0/2 of a grid of 3 cells" "$TMP/out" && ok "a shard says which" || bad "a shard says which"
+expect_rc "sweep --shard auto from SLURM_ARRAY_TASK_ID" 0 env SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=1 \
+  "$KVWB" sweep "$SMALL" --grid "$G3" --out "$TMP/sh1" --shard auto --shards 2
+grep -q "shard 1/2" "$TMP/out" && ok "--shards wins over SLURM_ARRAY_TASK_COUNT" || bad "--shards wins over SLURM_ARRAY_TASK_COUNT"
+expect_rc "--shard 2/2 is a usage error" 2 "$KVWB" sweep "$SMALL" --grid "$G3" --out "$TMP/bad" --shard 2/2
+expect_rc "--shard auto outside an array is a usage error" 2 env -u SLURM_ARRAY_TASK_ID -u JOB_COMPLETION_INDEX \
+  "$KVWB" sweep "$SMALL" --grid "$G3" --out "$TMP/bad" --shard auto --shards 2
+expect_rc "--shards without --shard is a usage error" 2 "$KVWB" sweep "$SMALL" --grid "$G3" --out "$TMP/bad" --shards 2
+expect_rc "store merge of one shard with --require-complete exits 1" 1 \
+  "$KVWB" store merge "$TMP/m1" "$TMP/sh0" --grid "$G3" --require-complete
+grep -q "STORE_INCOMPLETE" "$TMP/err" && [ ! -e "$TMP/m1" ] && ok "incomplete merge writes nothing" ||
+  bad "incomplete merge writes nothing"
+expect_rc "store merge reports missing cells" 0 "$KVWB" store merge "$TMP/m1" "$TMP/sh0" --grid "$G3"
+grep -q "^missing: cell" "$TMP/out" && ok "missing cells listed" || bad "missing cells listed"
+expect_rc "store merge of both shards" 0 "$KVWB" store merge "$TMP/m2" "$TMP/sh1" "$TMP/sh0" --grid "$G3" \
+  --require-complete
+expect_rc "store diff: merged shards == whole sweep" 0 "$KVWB" store diff "$TMP/m2" "$TMP/whole"
+expect_rc "store diff: one shard != whole sweep (exit 1)" 1 "$KVWB" store diff "$TMP/sh0" "$TMP/whole"
+expect_rc "store merge into an input exits 2" 2 "$KVWB" store merge "$TMP/sh0" "$TMP/sh0" "$TMP/sh1"
+echo '{"k_codec": ["kakeya_pca"], "k_param": ["bit_width=2", "bit_width=9"], "fixed": {"block_size": 64}}' >"$TMP/gf.json"
+expect_rc "sweep --fail-on-error with an impossible cell exits 1" 1 "$KVWB" sweep "$SMALL" --grid "$TMP/gf.json" \
+  --out "$TMP/sf" --fail-on-error
+grep -q "CELLS_FAILED" "$TMP/err" && grep -q "bit_width=9" "$TMP/err" && ok "CELLS_FAILED names the cell" ||
+  bad "CELLS_FAILED names the cell"
+expect_rc "slurm submit --dry-run" 0 "$KVWB" slurm submit "$SMALL" --grid "$G3" --out "$TMP/slurm run" --shards 2 \
+  --partition debug --time 00:05:00 --sbatch-arg=--qos=low --dry-run
+grep -q -- "--array=0-1" "$TMP/out" && grep -q -- "--dependency=afterok:" "$TMP/out" &&
+  grep -q -- "--kill-on-invalid-dep=yes" "$TMP/out" && grep -q "'$TMP/slurm run/shards/shard-'" "$TMP/out" &&
+  [ ! -e "$TMP/slurm run" ] && ok "dry run prints quoted scripts and sbatch lines, writes nothing" ||
+  bad "dry run prints quoted scripts and sbatch lines, writes nothing"
+expect_rc "slurm submit --shards > cells is a usage error" 2 "$KVWB" slurm submit "$SMALL" --grid "$G3" \
+  --out "$TMP/s4" --shards 4 --dry-run
+expect_rc "slurm submit --no-submit writes the folder" 0 "$KVWB" slurm submit "$SMALL" --grid "$G3" \
+  --out "$TMP/slurm run" --shards 2 --no-submit
+[ -x "$TMP/slurm run/sweep-array.sbatch" ] && [ -x "$TMP/slurm run/merge.sbatch" ] &&
+  bash -n "$TMP/slurm run/sweep-array.sbatch" && ok "scripts written, executable, valid bash" ||
+  bad "scripts written, executable, valid bash"
+expect_rc "slurm status of an unsubmitted folder" 0 "$KVWB" slurm status "$TMP/slurm run" --json "$TMP/st.json"
+json_check "status: 3 pending, not submitted" "$TMP/st.json" \
+  "j['pending']==3 and all(s['state']=='NOT_SUBMITTED' for s in j['shards']) and 'not submitted' in j['next']"
+expect_rc "slurm submit into a non-empty folder is a usage error" 2 "$KVWB" slurm submit "$SMALL" --grid "$G3" \
+  --out "$TMP/slurm run" --shards 2 --dry-run
+
 W="$REAL/tiny1m_wikitext2.kvc.h5"
 if [ -n "$REAL" ] && [ -f "$W" ]; then
   expect_rc "info --json on tiny1m_wikitext2" 0 "$KVWB" info "$W" --json

@@ -18,10 +18,12 @@
 #include "app/gui/bundle_dialog.h"
 #include "app/gui/dialog_util.h"
 #include "app/gui/grid_builder_model.h"
+#include "app/gui/slurm_dialog.h"
 #include "app/gui/sweep_dialog.h"
 #include "app/gui/workbench.h"
 #include "base/errors.h"
 #include "sessions/explore/result_store.h"
+#include "sessions/explore/slurm.h"
 #include "sessions/explore/sweep.h"
 
 using kvwb::app::BoundaryPanel;
@@ -434,6 +436,59 @@ class TestGuiDialogs : public QObject {
   }
 
   // ---- a continuation arriving after its dialog was destroyed is dropped ----
+  // ---- issue #15: Run → Sweep… writes the Slurm job array + merge scripts (dry run) ----
+  void slurmScripts() {
+    if (!have_data()) QSKIP("real data absent: " KVWB_REAL_DATA_DIR " (tiny1m capture)");
+    SweepDialog dlg(*wb_, nullptr);
+    dlg.show();
+    dlg.set_grid(nlohmann::json::parse(R"({"k_codec": ["kakeya_pca"], "bits_k": [2, 3, 4],
+                                           "variance_ratio": [0.95, 1.0], "fixed": {"block_size": 256}})"),
+                 "six cells");
+    QCOMPARE(dlg.cell_count(), size_t(6));
+    kvwb::app::SlurmDialog* s = dlg.open_slurm_dialog();
+    QVERIFY(s);
+    QVERIFY(QTest::qWaitForWindowExposed(s));
+    const QString folder = tmp_.filePath("slurm run");  // a space: paths are quoted in the scripts
+    s->set_folder(folder);
+    s->set_shards(3);
+    s->set_partition("gpu");
+    s->set_time("00:30:00");
+    s->set_cpus_per_task(2);
+    s->set_sbatch_args("--qos=high --comment='two words'");
+    s->set_kvwb("/opt/kvwb/bin/kvwb");
+    QVERIFY(s->preview());
+    QVERIFY(wb_->wait_idle(kWaitMs));
+    QTRY_VERIFY_WITH_TIMEOUT(!s->busy(), 10000);
+    QVERIFY2(s->script_text().contains("--array=0-2"), qPrintable(s->status_text() + s->script_text()));
+    QVERIFY(!QFileInfo::exists(folder));  // a preview writes nothing
+
+    QVERIFY(s->write_scripts());
+    QVERIFY(wb_->wait_idle(kWaitMs));
+    QTRY_VERIFY_WITH_TIMEOUT(!s->busy(), 10000);
+    QVERIFY2(s->status_text().contains("kvwb slurm submit --resume"), qPrintable(s->status_text()));
+    const auto sw = kvwb::sessions::read_slurm_folder(folder.toStdString());
+    QCOMPARE(sw.shards, size_t(3));
+    QCOMPARE(sw.cells, size_t(6));
+    QCOMPARE(sw.kvwb, std::string("/opt/kvwb/bin/kvwb"));
+    QCOMPARE(sw.capture, QFileInfo(tiny1m()).absoluteFilePath().toStdString());
+    QCOMPARE(sw.resources.partition, std::string("gpu"));
+    QCOMPARE(sw.resources.cpus_per_task, 2);
+    QCOMPARE(sw.resources.sbatch_args, (std::vector<std::string>{"--qos=high", "--comment=two words"}));
+    QVERIFY(sw.submissions.empty());
+    for (const auto& f : {sw.array_script_path(), sw.merge_script_path(), sw.grid_path()})
+      QVERIFY2(QFileInfo::exists(QString::fromStdString(f)), f.c_str());
+    // The dialog shows what `kvwb slurm submit --dry-run` prints for the same folder.
+    const std::string dry = kvwb::sessions::slurm_dry_run_text(sw, {0, 1, 2});
+    const std::string shown = s->script_text().toStdString();
+    QCOMPARE(shown.substr(shown.find('\n')), dry.substr(dry.find('\n')));
+    save_shot(*s, "slurm");
+    // A second write into the now non-empty folder is refused inline.
+    QVERIFY(s->write_scripts());
+    QVERIFY(wb_->wait_idle(kWaitMs));
+    QTRY_VERIFY_WITH_TIMEOUT(!s->busy(), 10000);
+    QVERIFY2(s->status_text().contains("not empty"), qPrintable(s->status_text()));
+  }
+
   void destroyedBeforeContinuation() {
     if (!have_data()) QSKIP("real data absent: " KVWB_REAL_DATA_DIR " (tiny1m capture)");
     auto dlg = std::make_unique<BundleDialog>(*wb_, nullptr);

@@ -9,6 +9,7 @@
 #include <QDockWidget>
 #include <QElapsedTimer>
 #include <QFile>
+#include <QFileDialog>
 #include <QFileInfo>
 #include <QImage>
 #include <QMimeData>
@@ -27,10 +28,12 @@
 #include "app/gui/view_factory.h"
 #include "app/gui/workbench.h"
 #include "io/atomic_file.h"
+#include "io/synthetic_capture.h"
 #include "model/loader.h"
 #include "model/tokenizer.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
+#include "sessions/report/text.h"
 
 using kvwb::app::MainWindow;
 using kvwb::app::Workbench;
@@ -137,6 +140,47 @@ class TestGuiShell : public QObject {
     // A folder that is not a store is a clear error naming it.
     QVERIFY(!w->open_sweep_store(dir.path()));
     QVERIFY(w->last_error().contains(dir.path()));
+  }
+
+  // Issue #15 in the GUI: a store merged from shards (kvwb sweep --shard + kvwb store merge, as a
+  // Slurm array and its merge job write it) opens like any other; so does the Slurm folder itself,
+  // which opens its merged store (and says so when the merge has not run yet).
+  void merged_shard_store_opens_in_pareto_view() {
+    if (!QFileInfo::exists(tiny1m())) QSKIP("real data absent: tiny1m capture (../shared/data/real)");
+    QTemporaryDir dir;
+    const QString grid = dir.filePath("grid.json");
+    kvwb::io::write_file_atomic(
+        grid.toStdString(),
+        std::string(R"({"fixed": {"block_size": 256}, "k_codec": ["q8_0", "q4_0", "turbo3"], "v_codec": ["q8_0"]})"));
+    auto kvwb = [](const QStringList& args) {
+      QProcess p;
+      p.start(KVWB_CLI, args);
+      if (!p.waitForFinished(120000) || p.exitStatus() != QProcess::NormalExit || p.exitCode() != 0)
+        return QString("kvwb %1 failed: %2").arg(args.join(' '), QString::fromUtf8(p.readAllStandardError()));
+      return QString();
+    };
+    const QString folder = dir.filePath("slurm-run");
+    QDir().mkpath(folder + "/shards");
+    QVERIFY(QFile(folder + "/submission.json").open(QIODevice::WriteOnly));  // a Slurm folder without its merge
+    for (int i = 0; i < 2; ++i) {
+      const QString err = kvwb({"sweep", tiny1m(), "--grid", grid, "--out",
+                                folder + QString("/shards/shard-%1").arg(i), "--shard", QString("%1/2").arg(i)});
+      QVERIFY2(err.isEmpty(), qPrintable(err));
+    }
+    auto w = make_window();
+    QVERIFY(w->open_capture_file(tiny1m()));
+    QVERIFY(w->workbench().wait_idle(120000));
+    QVERIFY(!w->open_sweep_store(folder));
+    QVERIFY2(w->last_error().contains("merged store is not written yet"), qPrintable(w->last_error()));
+    const QString merge = kvwb({"store", "merge", folder + "/merged", folder + "/shards/shard-0",
+                                folder + "/shards/shard-1", "--grid", grid, "--require-complete"});
+    QVERIFY2(merge.isEmpty(), qPrintable(merge));
+    QVERIFY2(w->open_sweep_store(folder), qPrintable(w->last_error()));
+    const auto s = w->workbench().snapshot();
+    QVERIFY(s->active_sweep >= 0);
+    QCOMPARE(s->sweeps[static_cast<size_t>(s->active_sweep)].records.size(), size_t{3});
+    QVERIFY(w->show_view("pareto"));
+    QTRY_VERIFY_WITH_TIMEOUT(w->view("pareto")->has_content(), 5000);
   }
 
   void default_sweep_grid_is_valid() {
@@ -523,6 +567,89 @@ class TestGuiShell : public QObject {
     QVERIFY(w->show_view("pareto"));
     QTest::qWait(100);
     QVERIFY(w->view("pareto")->has_content());
+  }
+
+  // File > Export > Report (issue #13, item 4): the menu action writes one self-contained HTML
+  // file and a PDF beside it; the HTML holds every chart and the configuration, and every keyed
+  // number equals `kvwb run --json` with the exported configuration. A run in flight is refused.
+  void report_export_matches_the_cli() {
+    QTemporaryDir dir;
+    const QString cap = dir.filePath("synthetic.kvc.h5");
+    kvwb::io::DemoCaptureOptions opt;
+    opt.layers = 3, opt.kv_heads = 2, opt.q_heads = 4, opt.head_dim = 32, opt.seqs = 2, opt.tokens = 96;
+    kvwb::io::write_demo_capture(cap.toStdString(), opt);
+    auto w = make_window();
+    Workbench& wb = w->workbench();
+    QVERIFY(w->open_capture_file(cap));
+    QVERIFY(!w->export_report(dir.filePath("early.html"), QString()));  // the run has not finished
+    QVERIFY2(w->last_error().contains("run"), qPrintable(w->last_error()));
+    QVERIFY(wb.wait_idle(120000));
+    wb.toggle_boundary(2);  // an edit: its rerun is in flight until the event loop delivers it
+    QVERIFY(!w->export_report(dir.filePath("early.html"), QString()));
+    QVERIFY2(w->last_error().contains("not finished"), qPrintable(w->last_error()));
+    QVERIFY(wb.wait_idle(120000));
+    QVERIFY(!QFileInfo::exists(dir.filePath("early.html")));
+
+    // Through the menu; the save dialog is answered by a timer.
+    const QString html = dir.filePath("report.html"), pdf = dir.filePath("report.pdf");
+    QAction* act = nullptr;
+    for (QAction* a : w->findChildren<QAction*>())
+      if (a->text().startsWith("&Report")) act = a;
+    QVERIFY(act);
+    bool answered = false;
+    QTimer poll;
+    poll.setInterval(50);
+    connect(&poll, &QTimer::timeout, [&] {
+      if (auto* d = qobject_cast<QFileDialog*>(QApplication::activeModalWidget())) {
+        d->selectFile(html);
+        QMetaObject::invokeMethod(d, "accept", Qt::QueuedConnection);
+        answered = true;
+        poll.stop();
+      }
+    });
+    poll.start();
+    act->trigger();
+    poll.stop();
+    QVERIFY(answered);
+    QVERIFY(wb.wait_idle(60000));
+    QVERIFY2(QFileInfo::exists(html), qPrintable(w->last_error()));
+    QVERIFY(QFileInfo::exists(pdf));
+
+    // The same configuration through the CLI.
+    const QString cfg = dir.filePath("cfg.json"), rj = dir.filePath("run.json");
+    QVERIFY(w->export_config_json(cfg));
+    QProcess p;
+    p.start(KVWB_CLI, QStringList{"run", cap, "--config", cfg, "--json", rj, "--quiet"});
+    QVERIFY(p.waitForFinished(120000));
+    QCOMPARE(p.exitCode(), 0);
+    const auto run = nlohmann::json::parse(kvwb::io::read_file(rj.toStdString()));
+    QCOMPARE(run["config"]["boundary"], nlohmann::json::array({2}));
+    const auto bytes = kvwb::io::read_file(html.toStdString());
+    const std::string text(bytes.begin(), bytes.end());
+    QVERIFY(text.rfind("<!DOCTYPE html>", 0) == 0);
+    QVERIFY(text.find("<script") == std::string::npos);
+    QVERIFY(text.find("id=\"synthetic-banner\"") != std::string::npos);
+    QVERIFY(text.find(run["capture"]["sha256"].get<std::string>()) != std::string::npos);
+    QVERIFY(text.find("<pre id=\"config-json\"><code>" + kvwb::sessions::report::xml_escape(run["config"].dump(2)) +
+                      "</code></pre>") != std::string::npos);
+    for (const char* id : {"chart-layer-bytes", "chart-layer-error", "chart-layer-attention", "chart-d-eff",
+                           "chart-spectrum-cumulative", "chart-sigma-q-cond", "chart-residuals-k", "chart-outliers"})
+      QVERIFY2(text.find(std::string("<figure class=\"chart\" id=\"") + id + "\">\n<svg") != std::string::npos, id);
+    const QRegularExpression cell("data-key=\"([^\"]+)\" data-value=\"([^\"]+)\"");
+    int checked = 0;
+    for (auto it = cell.globalMatch(QString::fromStdString(text)); it.hasNext();) {
+      const auto m = it.next();
+      nlohmann::json::json_pointer ptr(
+          "/" + m.captured(1).replace(QRegularExpression("\\[(\\d+)\\]"), ".\\1").replace('.', '/').toStdString());
+      QVERIFY2(run.contains(ptr) && run[ptr].is_number(), qPrintable(m.captured(1)));
+      QCOMPARE(m.captured(2).toDouble(), run[ptr].get<double>());
+      ++checked;
+    }
+    QVERIFY(checked > 80);
+    const auto pbytes = kvwb::io::read_file(pdf.toStdString());
+    const std::string ptext(pbytes.begin(), pbytes.end());
+    QVERIFY(ptext.rfind("%PDF-1.4", 0) == 0);
+    QVERIFY(ptext.find("/Type /Page /Parent") != std::string::npos);
   }
 };
 
