@@ -201,17 +201,37 @@ void ParetoView::rebuild() {
   title += QString("  ·  %1 cells, %2 on the frontier")
                .arg(model_.records)
                .arg(model_.result.frontier.size());
+
   title_->setText(title);
   p->legend->setVisible(true);
 
-  // One scatter graph per codec family.
+  // Ranges with a margin (intervals included); log-y when the values span decades.
+  double x0 = model_.points.front().r, x1 = x0, y0 = model_.points.front().q, y1 = y0;
+  for (const auto& pt : model_.points) {
+    x0 = std::min(x0, pt.r);
+    x1 = std::max(x1, pt.r);
+    y0 = std::min(y0, pt.q);
+    y1 = std::max(y1, pt.q);
+  }
+  double ylo = y0, yhi = y1;  // with the intervals
+  for (const auto& pt : model_.points)
+    if (pt.has_ci) {
+      yhi = std::max(yhi, pt.q_hi);
+      if (!model_.log_y || pt.q_lo > 0) ylo = std::min(ylo, pt.q_lo);
+    }
+  const double log_floor = y0 / 1.8;  // log-y: an interval reaching 0 is drawn to the axis
+
+  // One scatter graph per codec family, with the metric's 95 % intervals as error bars.
   for (size_t f = 0; f < model_.families.size(); ++f) {
     const std::string& fam = model_.families[f];
-    QVector<double> xs, ys;
+    QVector<double> xs, ys, minus, plus;
     for (const auto& pt : model_.points)
       if (pt.family == fam) {
         xs.push_back(pt.r);
         ys.push_back(pt.q);
+        const double lo = !pt.has_ci ? pt.q : model_.log_y ? std::max(pt.q_lo, std::min(log_floor, pt.q)) : pt.q_lo;
+        minus.push_back(std::max(0.0, pt.q - lo));
+        plus.push_back(pt.has_ci ? std::max(0.0, pt.q_hi - pt.q) : 0.0);
       }
     QCPGraph* g = p->addGraph();
     g->setName(QString::fromStdString(fam) + QString(" (%1)").arg(xs.size()));
@@ -222,6 +242,16 @@ void ParetoView::rebuild() {
     style.setBrush(QColor(c.red(), c.green(), c.blue(), 170));
     g->setScatterStyle(style);
     g->setData(xs, ys, true);
+    if (model_.has_ci) {
+      auto* bars = new QCPErrorBars(p->xAxis, p->yAxis);
+      bars->removeFromLegend();
+      bars->setDataPlottable(g);
+      bars->setErrorType(QCPErrorBars::etValueError);
+      bars->setData(minus, plus);
+      bars->setPen(QPen(c.darker(115), 1.1));
+      bars->setWhiskerWidth(7);
+      bars->setSymbolGap(9);
+    }
   }
   // The frontier (core's, ascending R) as a staircase.
   {
@@ -257,14 +287,6 @@ void ParetoView::rebuild() {
     g->setData(QVector<double>{cur.r}, QVector<double>{cur.q}, true);
   }
 
-  // Ranges with a margin; log-y when the values span decades.
-  double x0 = model_.points.front().r, x1 = x0, y0 = model_.points.front().q, y1 = y0;
-  for (const auto& pt : model_.points) {
-    x0 = std::min(x0, pt.r);
-    x1 = std::max(x1, pt.r);
-    y0 = std::min(y0, pt.q);
-    y1 = std::max(y1, pt.q);
-  }
   const double xpad = std::max((x1 - x0) * 0.06, 0.05);
   p->xAxis->setRange(x0 - xpad, x1 + xpad);
   if (model_.log_y) {
@@ -273,14 +295,14 @@ void ParetoView::rebuild() {
     p->yAxis->setTicker(ticker);
     p->yAxis->setNumberFormat("eb");
     p->yAxis->setNumberPrecision(0);
-    p->yAxis->setRange(y0 / 1.8, y1 * 1.8);
+    p->yAxis->setRange(y0 / 1.8, yhi * 1.8);
   } else {
     p->yAxis->setScaleType(QCPAxis::stLinear);
     p->yAxis->setTicker(QSharedPointer<QCPAxisTicker>(new QCPAxisTicker));
     p->yAxis->setNumberFormat("g");
     p->yAxis->setNumberPrecision(4);
-    const double ypad = std::max((y1 - y0) * 0.08, std::abs(y1) * 0.05 + 1e-12);
-    p->yAxis->setRange(y0 - ypad, y1 + ypad);
+    const double ypad = std::max((yhi - ylo) * 0.08, std::abs(yhi) * 0.05 + 1e-12);
+    p->yAxis->setRange(ylo - ypad, yhi + ypad);
   }
   p->yAxis->setLabel(metric_title(model_.metric) + (model_.log_y ? ", log scale" : "") +
                      " — lower is better");
@@ -288,6 +310,14 @@ void ParetoView::rebuild() {
   QString note;
   if (synthetic) note += "SYNTHETIC demo capture. ";
   note += "Hover a point for details, click it to load its configuration.";
+  if (model_.has_ci) {
+    int passages = 0;
+    for (const auto& pt : model_.points) passages = std::max(passages, pt.passages);
+    note += QString(" Error bars: 95 % paired-bootstrap intervals over %1 passages; dominated cells the "
+                    "intervals cannot tell from the frontier: %2.")
+                .arg(passages)
+                .arg(model_.possibly_on_frontier.size());
+  }
   if (!model_.excluded.empty()) {
     note += QString(" Excluded (%1):").arg(model_.excluded.size());
     for (const auto& e : model_.excluded) note += " " + QString::fromStdString(e) + ";";
@@ -324,6 +354,15 @@ QString ParetoView::point_details(int index) const {
        ")";
   s += QString("<br>ratio vs bf16: %1×").arg(pt.r, 0, 'f', 3);
   s += "<br>" + QString::fromStdString(model_.metric) + ": " + QString::number(pt.q, 'g', 5);
+  if (pt.has_ci)
+    s += QString(" [%1, %2] (95 % interval, %3 passages)")
+             .arg(QString::number(pt.q_lo, 'g', 4), QString::number(pt.q_hi, 'g', 4))
+             .arg(pt.passages);
+  if (!pt.verdict.empty()) s += "<br>end-to-end verdict: " + QString::fromStdString(pt.verdict);
+  if (!pt.on_frontier && pt.duplicate_of < 0 &&
+      std::find(model_.possibly_on_frontier.begin(), model_.possibly_on_frontier.end(), pt.id) !=
+          model_.possibly_on_frontier.end())
+    s += "<br><i>dominated, but within the intervals of every point that dominates it</i>";
   s += QString("<br>bytes: %1 (%2 MiB)")
            .arg(pt.total_bytes)
            .arg(pt.total_bytes / 1048576.0, 0, 'f', 2);

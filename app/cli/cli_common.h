@@ -40,6 +40,7 @@ void add_boundary_commands(CLI::App& app);  // recommend-boundary, plan
 void add_store_commands(CLI::App& app);     // store merge, store diff
 void add_slurm_commands(CLI::App& app);     // slurm submit, slurm status
 void add_report_command(CLI::App& app);
+void add_transfer_command(CLI::App& app);
 
 /// A progress bar on stderr, drawn only when stderr is a terminal; silent otherwise.
 class ProgressBar {

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "app/cli/cli_common.h"
+#include "app/cli/eval_args.h"
 #include "app/cli/grid.h"
 #include "app/cli/model_args.h"
 #include "base/errors.h"
@@ -19,7 +20,7 @@ namespace {
 struct ProxyArgs {
   ModelArgs model;
   std::string capture, grid, json_out;
-  sessions::EvalOptions opt;
+  EvalProtocolArgs protocol;
 };
 
 void run_proxy_truth(const ProxyArgs& a) {
@@ -29,7 +30,7 @@ void run_proxy_truth(const ProxyArgs& a) {
   const auto cells = expand_grid_cells(g, a.grid);
   const model::LoadedModel m = model::load_model(a.model.model, a.model.tokenizer);
   const std::vector<int32_t> toks = text_tokens(a.model, m);
-  const sessions::Evaluator ev(m.model, toks, a.opt);
+  const sessions::Evaluator ev(m.model, toks, eval_options(a.protocol));
   JobControl job;
   ProgressBar bar("kvwb proxy-truth", cells.size());
   job.progress = [&](size_t done, size_t total, const std::string& detail) {
@@ -37,8 +38,7 @@ void run_proxy_truth(const ProxyArgs& a) {
     bar.set_total(total);
     bar.update(done, detail);
   };
-  sessions::ProxyTruthResult r = sessions::proxy_truth(ev, a.capture, cells, &job);
-  r.passages = a.opt.passages;
+  const sessions::ProxyTruthResult r = sessions::proxy_truth(ev, a.capture, cells, &job);
   bar.finish();
   std::printf("%-4s %-44s %8s %11s %11s %11s %10s %8s\n", "cell", "label", "ratio", "k_rel_mse", "attn_out", "attn_kl",
               "dppl_%", "top1_%");
@@ -51,17 +51,19 @@ void run_proxy_truth(const ProxyArgs& a) {
     std::printf("%-4zu %-44s %8.3f %11.4e %11.4e %11.4e %+10.4f %8.2f\n", i, c.label.c_str(), c.ratio, c.k_rel_mse,
                 c.attn_out_err, c.attn_kl, c.delta_ppl, c.top1);
   }
-  auto rho = [](double v) {
-    char b[32];
-    if (std::isfinite(v)) std::snprintf(b, sizeof b, "%+.3f", v);
-    else std::snprintf(b, sizeof b, "n/a");
-    return std::string(b);
-  };
-  std::printf("Spearman rank correlation with |dppl| over %zu cells (%d passages x (%d + %d) tokens):\n", r.n,
-              r.passages, r.context, r.continuation);
-  std::printf("  K rel MSE               %s\n", rho(r.rho_k_rel_mse).c_str());
-  std::printf("  attention-output error  %s\n", rho(r.rho_attn_out_err).c_str());
-  std::printf("  attention KL            %s\n", rho(r.rho_attn_kl).c_str());
+  std::printf("Spearman rank correlation with |dppl| over %zu cells (%d passages x (%d + %d) tokens), 95 %% "
+              "bootstrap intervals over cells and passages (%d resamples, seed %s, %zu usable):\n",
+              r.n, r.passages, r.context, r.continuation, r.bootstrap.resamples,
+              sessions::seed_hex(r.bootstrap.seed).c_str(), r.replicates_used);
+  const char* titles[] = {"K rel MSE              ", "attention-output error ", "attention KL           "};
+  for (size_t k = 0; k < r.rhos.size() && k < 3; ++k)
+    std::printf("  %s %s\n", titles[k],
+                std::isfinite(r.rhos[k].rho) ? value_with_interval("%+.3f", r.rhos[k].rho, r.rhos[k].ci).c_str() : "n/a");
+  std::printf("Which proxies are distinguishable (interval of the difference in rho excludes 0):\n");
+  for (const auto& p : r.pairs)
+    std::printf("  %-13s vs %-13s  %s  %s\n", p.a.c_str(), p.b.c_str(),
+                std::isfinite(p.diff) ? value_with_interval("%+.3f", p.diff, p.ci).c_str() : "n/a",
+                p.distinguishable ? "distinguishable" : "not distinguishable");
   if (!a.json_out.empty()) {
     nlohmann::json j = sessions::proxy_truth_to_json(r);
     j["model"] = {{"path", a.model.model}, {"name", m.model.config().name}, {"format", m.format}};
@@ -81,10 +83,7 @@ void add_proxy_truth_command(CLI::App& app) {
   add_model_args(*cmd, a->model);
   cmd->add_option("--capture", a->capture, "Capture (.kvc.h5) the proxies are measured on")->required();
   cmd->add_option("--grid", a->grid, "Grid JSON: option -> list of values, optional \"fixed\" object")->required();
-  cmd->add_option("--context", a->opt.context, "Prefill tokens C incl. BOS (default as kvwb eval)");
-  cmd->add_option("--continuation", a->opt.continuation, "Teacher-forced tokens N (default 64)")
-      ->check(CLI::Range(2, 1 << 24));
-  cmd->add_option("--passages", a->opt.passages, "Passages P (default 4)")->check(CLI::Range(1, 1 << 20));
+  add_eval_protocol_args(*cmd, a->protocol);
   cmd->add_option("--json", a->json_out, "Write every cell and the correlations as JSON here (atomic)");
   cmd->callback([a] { run_proxy_truth(*a); });
 }

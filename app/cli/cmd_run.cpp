@@ -3,14 +3,17 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include "app/cli/cli_common.h"
+#include "app/cli/eval_args.h"
 #include "app/cli/run_flags.h"
 #include "base/errors.h"
 #include "io/atomic_file.h"
-#include "sessions/run/runner.h"
+#include "sessions/bundle/bundle_apply.h"
 #include "sessions/document/session.h"
+#include "sessions/run/runner.h"
 
 namespace kvwb::app {
 
@@ -21,6 +24,7 @@ struct RunArgs {
   RunFlags flags;
   std::string json_out, csv_out, dump_decoded;
   std::string session, save_session;
+  std::string bundle;
   bool quiet = false;
 };
 
@@ -52,10 +56,11 @@ void print_summary(const sessions::RunResult& r) {
   for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
 }
 
-void write_outputs(const RunArgs& a, const sessions::RunResult& r, bool cancelled) {
+void write_outputs(const RunArgs& a, const sessions::RunResult& r, bool cancelled, const nlohmann::json& calibration) {
   if (!a.json_out.empty()) {
     auto j = sessions::run_result_to_json(r);
     if (cancelled) j["cancelled"] = true;
+    if (!calibration.is_null()) j["calibration"] = calibration;
     io::write_file_atomic(a.json_out, j.dump(2) + "\n");
   }
   if (!a.csv_out.empty()) io::write_file_atomic(a.csv_out, sessions::run_result_to_csv(r));
@@ -66,6 +71,10 @@ void write_outputs(const RunArgs& a, const sessions::RunResult& r, bool cancelle
 sessions::RunConfig session_aware_config(RunArgs& a) {
   if (a.session.empty()) {
     if (a.capture.empty()) throw InvalidArgument("kvwb run needs a CAPTURE (or --session FILE)");
+    if (!a.bundle.empty()) {
+      const sessions::RunConfig base = sessions::bundle_run_config(a.bundle);
+      return build_run_config(a.flags, &base);
+    }
     return build_run_config(a.flags);
   }
   const sessions::SessionLoadResult s = sessions::load_session(a.session);
@@ -78,7 +87,12 @@ sessions::RunConfig session_aware_config(RunArgs& a) {
 }
 
 void run(RunArgs a) {
-  const sessions::RunConfig cfg = session_aware_config(a);
+  sessions::RunConfig cfg = session_aware_config(a);
+  std::optional<sessions::CalibrationBundle> bundle;
+  if (!a.bundle.empty()) {
+    bundle = sessions::read_calibration_bundle(a.bundle);
+    cfg = sessions::apply_calibration_bundle(cfg, *bundle);
+  }
   sessions::RunOptions opt;
   opt.dump_decoded = a.dump_decoded;
   sessions::RunResult partial;
@@ -87,11 +101,21 @@ void run(RunArgs a) {
     TerminalJob job("kvwb run");
     r = sessions::run_config(a.capture, cfg, opt, &job.control(), &partial);
   } catch (const Cancelled&) {
-    write_outputs(a, partial, true);  // finished layers are kept
+    const nlohmann::json cal = bundle ? sessions::calibration_provenance_json(*bundle, cfg, "capture", a.capture,
+                                                                              partial.capture_sha256)
+                                      : nlohmann::json();
+    write_outputs(a, partial, true, cal);  // finished layers are kept
     throw;
   }
-  write_outputs(a, r, false);
+  const nlohmann::json cal =
+      bundle ? sessions::calibration_provenance_json(*bundle, cfg, "capture", a.capture, r.capture_sha256)
+             : nlohmann::json();
+  write_outputs(a, r, false, cal);
   if (!a.quiet) print_summary(r);
+  if (bundle)
+    std::printf("calibration: %s: Σ_q and tables of bundle %s, fitted on %s (sha256 %s); evaluated on %s (sha256 %s)\n",
+                cal["sample"].get<std::string>().c_str(), bundle->dir.c_str(), bundle->capture_file_name.c_str(),
+                bundle->capture_sha256.c_str(), a.capture.c_str(), r.capture_sha256.c_str());
   if (!a.save_session.empty()) {
     sessions::SessionDocument doc;
     doc.capture_path = a.capture;
@@ -126,6 +150,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--session", args->session, "Session (*.kvwb.json): its capture, current configuration and "
                                                "boundary set; flags override them");
   cmd->add_option("--save-session", args->save_session, "Save the capture and this configuration as a session");
+  add_bundle_arg(*cmd, args->bundle, "the run (its configuration is the starting point; flags refine it)");
   cmd->callback([args] { run(*args); });
 }
 

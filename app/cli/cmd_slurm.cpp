@@ -23,7 +23,9 @@ struct SubmitArgs {
   sessions::SlurmResources res;
   bool allow_failed_cells = false, dry_run = false, no_submit = false;
   ModelArgs model;
-  int context = 0, continuation = 0, passages = 0;
+  int context = 0, continuation = 0, passages = 0, resamples = 0;
+  std::string selection, bootstrap_seed;
+  std::string bundle;  // kvwb sweep --bundle (calibration transfer)
 };
 
 struct StatusArgs {
@@ -50,24 +52,29 @@ nlohmann::json read_grid(const std::string& path) {
   return j;
 }
 
-/// kvwb sweep arguments of the end-to-end axes, with absolute paths.
+/// kvwb sweep arguments of the end-to-end axes and the calibration bundle, with absolute paths.
 std::vector<std::string> e2e_sweep_args(const SubmitArgs& a) {
   std::vector<std::string> v;
+  if (!a.bundle.empty()) v = {"--bundle", absolute(a.bundle)};
   if (a.model.model.empty()) {
     if (!a.model.text.empty() || !a.model.ids.empty() || !a.model.tokenizer.empty() || a.context ||
-        a.continuation || a.passages)
+        a.continuation || a.passages || a.resamples || !a.selection.empty() || !a.bootstrap_seed.empty())
       throw InvalidArgument(
-          "slurm submit: --text/--ids/--tokenizer/--context/--continuation/--passages need "
+          "slurm submit: --text/--ids/--tokenizer/--context/--continuation/--passages/--selection/"
+          "--resamples/--bootstrap-seed need "
           "--model");
     return v;
   }
-  v = {"--model", absolute(a.model.model)};
+  v.insert(v.end(), {"--model", absolute(a.model.model)});
   if (!a.model.tokenizer.empty()) v.insert(v.end(), {"--tokenizer", absolute(a.model.tokenizer)});
   if (!a.model.text.empty()) v.insert(v.end(), {"--text", absolute(a.model.text)});
   if (!a.model.ids.empty()) v.insert(v.end(), {"--ids", absolute(a.model.ids)});
   if (a.context) v.insert(v.end(), {"--context", std::to_string(a.context)});
   if (a.continuation) v.insert(v.end(), {"--continuation", std::to_string(a.continuation)});
   if (a.passages) v.insert(v.end(), {"--passages", std::to_string(a.passages)});
+  if (!a.selection.empty()) v.insert(v.end(), {"--selection", a.selection});
+  if (a.resamples) v.insert(v.end(), {"--resamples", std::to_string(a.resamples)});
+  if (!a.bootstrap_seed.empty()) v.insert(v.end(), {"--bootstrap-seed", a.bootstrap_seed});
   return v;
 }
 
@@ -228,6 +235,12 @@ void add_slurm_commands(CLI::App& app) {
   submit->add_option("--continuation", a->continuation,
                      "End-to-end: teacher-forced tokens N (as kvwb sweep)");
   submit->add_option("--passages", a->passages, "End-to-end: passages P (as kvwb sweep)");
+  submit->add_option("--selection", a->selection, "End-to-end: passage selection spread | first (as kvwb sweep)")
+      ->check(CLI::IsMember({"spread", "first"}));
+  submit->add_option("--resamples", a->resamples, "End-to-end: bootstrap resamples (as kvwb sweep)")
+      ->check(CLI::Range(100, 1000000));
+  submit->add_option("--bootstrap-seed", a->bootstrap_seed, "End-to-end: bootstrap seed (as kvwb sweep)");
+  submit->add_option("--bundle", a->bundle, "Calibration bundle every cell uses (as kvwb sweep --bundle)");
   submit->add_flag("--dry-run", a->dry_run,
                    "Print the scripts and the sbatch commands; write and submit nothing");
   submit->add_flag("--no-submit", a->no_submit, "Write the folder and scripts but submit nothing");

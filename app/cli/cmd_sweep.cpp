@@ -4,12 +4,15 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "app/cli/cli_common.h"
+#include "app/cli/eval_args.h"
 #include "app/cli/model_args.h"
 #include "base/errors.h"
 #include "io/atomic_file.h"
+#include "sessions/bundle/bundle_apply.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
 
@@ -25,7 +28,8 @@ struct SweepArgs {
   size_t shards = 0;      // --shards N (with --shard auto)
   bool fail_on_error = false;
   ModelArgs model;              // --model: end-to-end quality axes (totals.e2e of every cell)
-  sessions::EvalOptions eval;
+  EvalProtocolArgs eval;
+  std::string bundle;           // --bundle: calibration transfer
 };
 
 nlohmann::json read_grid(const std::string& path) {
@@ -56,15 +60,23 @@ void run(const SweepArgs& a) {
   if (!a.model.model.empty()) {
     m = std::make_unique<model::LoadedModel>(model::load_model(a.model.model, a.model.tokenizer));
     const std::vector<int32_t> toks = text_tokens(a.model, *m);
-    ev = std::make_unique<sessions::Evaluator>(m->model, toks, a.eval);
+    ev = std::make_unique<sessions::Evaluator>(m->model, toks, eval_options(a.eval));
     opt.evaluator = ev.get();
-    opt.e2e_settings =
-        sessions::e2e_settings_json(a.model.model, text_source_text(a.model, toks.size()), *ev, a.eval.passages);
-    std::printf("sweep: end-to-end axes with %s on %s: %d passages x (%d + %d) tokens per cell\n",
-                a.model.model.c_str(), text_source_text(a.model, toks.size()).c_str(), a.eval.passages,
-                ev->context(), ev->continuation());
+    opt.e2e_settings = sessions::e2e_settings_json(a.model.model, text_source_text(a.model, toks.size()), *ev);
+    std::printf("sweep: end-to-end axes with %s on %s: %d of %d passages (%s) x (%d + %d) tokens per cell, 95 %% "
+                "intervals from %d bootstrap resamples\n",
+                a.model.model.c_str(), text_source_text(a.model, toks.size()).c_str(), ev->passages(),
+                ev->passages_available(), ev->selection().c_str(), ev->context(), ev->continuation(),
+                ev->bootstrap().resamples);
   } else if (!a.model.text.empty() || !a.model.ids.empty() || !a.model.tokenizer.empty()) {
     throw InvalidArgument("sweep: --text/--ids/--tokenizer need --model (the end-to-end quality axes)");
+  }
+  std::optional<sessions::CalibrationBundle> bundle;
+  if (!a.bundle.empty()) {
+    bundle = sessions::read_calibration_bundle(a.bundle);
+    opt.bundle = &*bundle;
+    std::printf("sweep: every cell uses the Σ_q factors and centroid tables of bundle %s (fitted on %s, sha256 %s)\n",
+                a.bundle.c_str(), bundle->capture_file_name.c_str(), bundle->capture_sha256.c_str());
   }
   sessions::SweepSummary s;
   try {
@@ -121,11 +133,8 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("--csv", args->csv_out, "Write the results table (every cell of the store) as CSV");
   cmd->add_option("--json", args->json_out, "Write the results table as JSON");
   add_model_args(*cmd, args->model, false);
-  cmd->add_option("--context", args->eval.context, "End-to-end: prefill tokens C incl. BOS (default as kvwb eval)");
-  cmd->add_option("--continuation", args->eval.continuation, "End-to-end: teacher-forced tokens N (default 64)")
-      ->check(CLI::Range(2, 1 << 20));
-  cmd->add_option("--passages", args->eval.passages, "End-to-end: passages P (default 4)")
-      ->check(CLI::Range(1, 1 << 20));
+  add_eval_protocol_args(*cmd, args->eval, "End-to-end: ");
+  add_bundle_arg(*cmd, args->bundle, "every cell");
   cmd->callback([args] { run(*args); });
 }
 

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   add_store_commands(app);
   add_slurm_commands(app);
   add_report_command(app);
+  add_transfer_command(app);
   install_interrupt_handler();
   try {
     app.parse(argc, argv);

@@ -222,8 +222,12 @@ void SweepDialog::build_ui() {
   e2e_continuation_->setValue(64);
   e2e_continuation_->setToolTip(tr("Teacher-forced tokens N (N−1 scored)"));
   e2e_passages_ = new QSpinBox;
-  e2e_passages_->setRange(1, 1 << 16);
-  e2e_passages_->setValue(4);
+  e2e_passages_->setRange(0, 1 << 16);
+  e2e_passages_->setSpecialValueText(tr("all (≤ %1)").arg(sessions::kDefaultMaxPassages));
+  e2e_passages_->setValue(0);
+  e2e_passages_->setToolTip(tr("Passages P: every passage the text holds (up to %1) by default; the 95 % intervals "
+                               "and the verdict need many (docs/model-in-the-loop.md)")
+                                .arg(sessions::kDefaultMaxPassages));
   for (auto [label, box] : {std::pair{tr("context"), e2e_context_},
                             std::pair{tr("continuation"), e2e_continuation_},
                             std::pair{tr("passages"), e2e_passages_}}) {

@@ -64,9 +64,10 @@ class SweepDialog : public QDialog {
   QString store_dir() const;
   void set_resume(bool on);
   /// End-to-end quality axes (kvwb sweep --model): evaluate every cell with `model_dir` on
-  /// `text_file` (C/N/P as kvwb eval; context 0 = its default). Empty model_dir turns them off.
+  /// `text_file` (C/N/P as kvwb eval; context 0 and passages 0 = its defaults). Empty model_dir
+  /// turns them off.
   void set_end_to_end(const QString& model_dir, const QString& text_file, int context = 0,
-                      int continuation = 64, int passages = 4);
+                      int continuation = 64, int passages = 0);
   bool end_to_end_enabled() const;
   /// Starts the sweep (as the Start button); false when the inputs are invalid (shown inline).
   bool start();

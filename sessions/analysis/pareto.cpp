@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <sstream>
 
@@ -75,6 +76,40 @@ ParetoResult pareto_frontier(std::vector<ParetoPoint> points) {
   return out;
 }
 
+bool has_intervals(const ParetoResult& p) {
+  for (const auto& f : p.frontier) {
+    if (f.rep.q_ci) return true;
+    for (const auto& d : f.duplicates)
+      if (d.q_ci) return true;
+  }
+  for (const auto& d : p.dominated)
+    if (d.q_ci) return true;
+  return false;
+}
+
+std::vector<int64_t> possibly_on_frontier(const ParetoResult& p) {
+  std::vector<int64_t> out;
+  if (!has_intervals(p)) return out;
+  std::vector<const ParetoPoint*> all;
+  for (const auto& f : p.frontier) {
+    all.push_back(&f.rep);
+    for (const auto& d : f.duplicates) all.push_back(&d);
+  }
+  for (const auto& d : p.dominated) all.push_back(&d);
+  auto lo = [](const ParetoPoint& x) { return x.q_ci ? x.q_ci->first : x.q; };
+  auto hi = [](const ParetoPoint& x) { return x.q_ci ? x.q_ci->second : x.q; };
+  for (const auto& d : p.dominated) {
+    bool surely = false;
+    for (const auto* f : all)
+      if (f->id != d.id && f->r >= d.r && hi(*f) < lo(d)) {
+        surely = true;
+        break;
+      }
+    if (!surely) out.push_back(d.id);
+  }
+  return out;
+}
+
 const std::vector<std::string>& pareto_metric_names() {
   static const std::vector<std::string> n = {"k_rel_mse", "v_rel_mse",        "k_whitened_mse",
                                              "attn_kl",   "attn_out_rel_err", "one_minus_top1"};
@@ -126,6 +161,29 @@ std::optional<double> metric_value(const json& result, const std::string& name) 
   return at_path(t, path);
 }
 
+std::optional<std::pair<double, double>> metric_interval(const json& result, const std::string& name) {
+  check_metric_name(name);
+  if (!result.is_object() || !result.contains("totals")) return std::nullopt;
+  const std::string path = name.rfind("totals.", 0) == 0 ? name.substr(7) : name;
+  const size_t dot = path.rfind('.');
+  const json* cur = &result["totals"];
+  if (dot != std::string::npos) {
+    std::stringstream ss(path.substr(0, dot));
+    std::string part;
+    while (std::getline(ss, part, '.')) {
+      if (!cur->is_object() || !cur->contains(part)) return std::nullopt;
+      cur = &(*cur)[part];
+    }
+  }
+  const std::string key = (dot == std::string::npos ? path : path.substr(dot + 1)) + "_ci";
+  if (!cur->is_object() || !cur->contains(key)) return std::nullopt;
+  const json& ci = (*cur)[key];
+  if (!ci.is_array() || ci.size() != 2 || !ci[0].is_number() || !ci[1].is_number()) return std::nullopt;
+  const double lo = ci[0].get<double>(), hi = ci[1].get<double>();
+  if (!std::isfinite(lo) || !std::isfinite(hi)) return std::nullopt;
+  return std::make_pair(lo, hi);
+}
+
 std::vector<ParetoPoint> pareto_points_from_records(const std::vector<json>& records, const std::string& metric) {
   check_metric_name(metric);
   std::vector<ParetoPoint> pts;
@@ -161,6 +219,7 @@ std::vector<ParetoPoint> pareto_points_from_records(const std::vector<json>& rec
     } else {
       p.r = *r;
       p.q = *q;
+      p.q_ci = metric_interval(res, metric);
     }
     pts.push_back(std::move(p));
   }
@@ -174,6 +233,7 @@ json point_json(const ParetoPoint& p) {
   if (p.valid) {
     j["ratio_vs_bf16"] = p.r;
     j["q"] = p.q;
+    if (p.q_ci) j["q_ci"] = json::array({p.q_ci->first, p.q_ci->second});
   } else {
     j["reason"] = p.reason;
   }
@@ -200,12 +260,26 @@ json pareto_to_json(const ParetoResult& p, const std::string& metric) {
   for (const auto& q : p.excluded) ex.push_back(point_json(q));
   j["dominated"] = dom;
   j["excluded"] = ex;
+  if (has_intervals(p)) {
+    j["intervals"] = "q_ci: the metric's recorded confidence interval (end-to-end metrics: paired bootstrap over passages)";
+    j["possibly_on_frontier"] = possibly_on_frontier(p);
+  }
   return j;
 }
 
 std::string pareto_to_csv(const ParetoResult& p, const std::string& metric) {
   std::ostringstream os;
-  os << "role,id,ratio_vs_bf16," << metric << ",duplicate_of,reason,label\n";
+  const bool ci = has_intervals(p);
+  os << "role,id,ratio_vs_bf16," << metric << ",duplicate_of,reason,label";
+  if (ci) os << ',' << metric << "_lo," << metric << "_hi";
+  os << '\n';
+  auto cis = [&](const ParetoPoint& x) {
+    if (!ci) return std::string();
+    if (!x.q_ci) return std::string(",,");
+    char b[80];
+    std::snprintf(b, sizeof b, ",%.17g,%.17g", x.q_ci->first, x.q_ci->second);
+    return std::string(b);
+  };
   auto quote = [](const std::string& s) {
     std::string o = "\"";
     for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
@@ -214,17 +288,18 @@ std::string pareto_to_csv(const ParetoResult& p, const std::string& metric) {
   char buf[128];
   for (const auto& fp : p.frontier) {
     std::snprintf(buf, sizeof buf, "%.17g,%.17g", fp.rep.r, fp.rep.q);
-    os << "frontier," << fp.rep.id << ',' << buf << ",,," << quote(fp.rep.label) << '\n';
+    os << "frontier," << fp.rep.id << ',' << buf << ",,," << quote(fp.rep.label) << cis(fp.rep) << '\n';
     for (const auto& d : fp.duplicates) {
       std::snprintf(buf, sizeof buf, "%.17g,%.17g", d.r, d.q);
-      os << "duplicate," << d.id << ',' << buf << ',' << fp.rep.id << ",," << quote(d.label) << '\n';
+      os << "duplicate," << d.id << ',' << buf << ',' << fp.rep.id << ",," << quote(d.label) << cis(d) << '\n';
     }
   }
   for (const auto& d : p.dominated) {
     std::snprintf(buf, sizeof buf, "%.17g,%.17g", d.r, d.q);
-    os << "dominated," << d.id << ',' << buf << ",,," << quote(d.label) << '\n';
+    os << "dominated," << d.id << ',' << buf << ",,," << quote(d.label) << cis(d) << '\n';
   }
-  for (const auto& d : p.excluded) os << "excluded," << d.id << ",,,," << quote(d.reason) << ',' << quote(d.label) << '\n';
+  for (const auto& d : p.excluded)
+    os << "excluded," << d.id << ",,,," << quote(d.reason) << ',' << quote(d.label) << (ci ? ",," : "") << '\n';
   return os.str();
 }
 

@@ -17,6 +17,7 @@ struct ParetoPoint {
   std::string label;      // e.g. the cell's options, for display
   double r = 0;           // ratio vs bf16
   double q = 0;           // quality loss
+  std::optional<std::pair<double, double>> q_ci;  // confidence interval of q when recorded (end-to-end metrics)
   bool valid = true;
   std::string reason;     // why excluded ("failed: FP16_RANGE ...", "n/a: attn_kl")
 };
@@ -38,6 +39,14 @@ bool dominates(const ParetoPoint& a, const ParetoPoint& b);
 /// The frontier of `points` (any order).
 ParetoResult pareto_frontier(std::vector<ParetoPoint> points);
 
+/// Whether any valid point carries an interval (q_ci).
+bool has_intervals(const ParetoResult& p);
+
+/// Ids (ascending) of dominated points that no other point beats beyond the intervals: no point f
+/// has R_f >= R_p and upper bound of Q_f < lower bound of Q_p (a point without an interval counts
+/// as [Q, Q]). These could be on the frontier given the measurement noise. Empty without intervals.
+std::vector<int64_t> possibly_on_frontier(const ParetoResult& p);
+
 /// Quality metric names accepted by metric_value besides dotted paths under `totals`.
 const std::vector<std::string>& pareto_metric_names();
 
@@ -47,8 +56,13 @@ const std::vector<std::string>& pareto_metric_names();
 /// accepted). Returns nullopt when the value is absent, null or not a number (n/a).
 std::optional<double> metric_value(const nlohmann::json& result, const std::string& name);
 
+/// The confidence interval recorded next to metric `name` (a dotted path under "totals" whose
+/// sibling "<leaf>_ci" is [lo, hi], e.g. e2e.kl → totals.e2e.kl_ci), or nullopt when there is none
+/// (proxy metrics are deterministic and carry no interval).
+std::optional<std::pair<double, double>> metric_interval(const nlohmann::json& result, const std::string& name);
+
 /// Points from result-store records (sessions/result_store.h): id = record "cell", R =
-/// result.ratio_vs_bf16, Q = metric_value(result, metric). Failed cells and results with a failed
+/// result.ratio_vs_bf16, Q = metric_value(result, metric), q_ci = metric_interval(result, metric). Failed cells and results with a failed
 /// layer-stream are excluded as failed; absent metrics as n/a. Throws InvalidArgument for a
 /// metric name that is neither known nor a dotted path.
 std::vector<ParetoPoint> pareto_points_from_records(const std::vector<nlohmann::json>& records,

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <set>
 
@@ -172,6 +173,49 @@ std::string ppl_strict_verdict(double abs_delta_ppl_pct, double top1_pct) {
   return "REJECT";
 }
 
+std::string seed_hex(uint64_t seed) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llX", static_cast<unsigned long long>(seed));
+  return b;
+}
+
+EvalAggregate aggregate_passages(const std::vector<PassageResult>& passages, const BootstrapOptions& boot) {
+  EvalAggregate a;
+  std::vector<double> dppl, top1, kl;
+  double sum_ref = 0, sum_alt = 0, sum_exact = 0, scored = 0;
+  for (const auto& p : passages) {
+    dppl.push_back(p.delta_ppl);
+    top1.push_back(p.top1);
+    kl.push_back(p.kl);
+    sum_ref += p.nll_ref * p.scored;
+    sum_alt += p.nll_alt * p.scored;
+    sum_exact += p.nll_exact * p.scored;
+    scored += p.scored;
+  }
+  a.delta_ppl = mean_of(dppl);
+  a.delta_ppl_std = std_of(dppl);
+  a.top1 = mean_of(top1);
+  a.top1_std = std_of(top1);
+  a.kl = mean_of(kl);
+  a.kl_std = std_of(kl);
+  const auto ci = paired_bootstrap_means({dppl, top1, kl}, boot);
+  a.delta_ppl_ci = ci[0];
+  a.abs_delta_ppl_ci = abs_interval(ci[0]);
+  a.top1_ci = ci[1];
+  a.kl_ci = ci[2];
+  a.ppl_ref_pooled = std::exp(sum_ref / scored);
+  a.ppl_alt_pooled = std::exp(sum_alt / scored);
+  a.ppl_exact_pooled = std::exp(sum_exact / scored);
+  a.verdict_point = ppl_strict_verdict(std::fabs(a.delta_ppl), a.top1);
+  const IntervalVerdict v = ppl_strict_interval_verdict(a.delta_ppl, a.delta_ppl_ci, a.top1, a.top1_ci, passages.size());
+  a.verdict = v.verdict;
+  a.verdict_possible = v.possible;
+  a.passages_needed = v.passages_needed;
+  a.verdict_reason = v.reason;
+  a.provisional = passages.size() < 4;
+  return a;
+}
+
 Evaluator::Evaluator(const model::LlamaModel& m, const std::vector<int32_t>& text_tokens, const EvalOptions& opt)
     : m_(m) {
   const auto& c = m.config();
@@ -184,13 +228,25 @@ Evaluator::Evaluator(const model::LlamaModel& m, const std::vector<int32_t>& tex
                           (opt.context == 0 ? " from the model's max_position " + std::to_string(c.max_position) +
                                                   " minus the continuation"
                                             : ""));
-  P_ = opt.passages;
-  if (P_ < 1) throw InvalidArgument("--passages must be >= 1");
   const size_t per = static_cast<size_t>(C_ + N_ - 1);
-  if (text_tokens.size() < per * static_cast<size_t>(P_))
-    throw InvalidArgument("the text holds " + std::to_string(text_tokens.size()) + " tokens; " + std::to_string(P_) +
-                          " passages of BOS + " + std::to_string(C_ - 1) + " context + " + std::to_string(N_) +
-                          " continuation tokens need " + std::to_string(per * static_cast<size_t>(P_)));
+  slots_ = static_cast<int>(std::min<size_t>(text_tokens.size() / per, static_cast<size_t>(1) << 30));
+  if (opt.passages < 0) throw InvalidArgument("--passages must be >= 0 (0 = as many as the text holds, up to " +
+                                              std::to_string(kDefaultMaxPassages) + ")");
+  P_ = opt.passages == 0 ? std::min(slots_, kDefaultMaxPassages) : opt.passages;
+  if (P_ < 1 || P_ > slots_)
+    throw InvalidArgument("the text holds " + std::to_string(text_tokens.size()) + " tokens, i.e. " +
+                          std::to_string(slots_) + " passages of BOS + " + std::to_string(C_ - 1) + " context + " +
+                          std::to_string(N_) + " continuation tokens; " +
+                          (opt.passages == 0 ? std::string("at least 1 passage needs ") + std::to_string(per) + " tokens"
+                                             : std::to_string(P_) + " passages need " +
+                                                   std::to_string(per * static_cast<size_t>(P_)) + " tokens"));
+  if (opt.selection != "spread" && opt.selection != "first")
+    throw InvalidArgument("passage selection must be spread or first, got '" + opt.selection + "'");
+  selection_ = opt.selection;
+  boot_ = opt.bootstrap;
+  if (boot_.resamples < 100)
+    throw InvalidArgument("--resamples must be >= 100, got " + std::to_string(boot_.resamples));
+  const auto t0 = std::chrono::steady_clock::now();
   info_ = model_capture_info(c, P_, C_);
   const size_t P = static_cast<size_t>(P_), C = static_cast<size_t>(C_), D = static_cast<size_t>(c.head_dim);
   const size_t Hq = static_cast<size_t>(c.num_heads), Hkv = static_cast<size_t>(c.num_kv_heads);
@@ -201,7 +257,9 @@ Evaluator::Evaluator(const model::LlamaModel& m, const std::vector<int32_t>& tex
   positions_.resize(P * C);
   for (size_t i = 0; i < positions_.size(); ++i) positions_[i] = static_cast<int32_t>(i % C);
   for (size_t p = 0; p < P; ++p) {
-    const size_t first = p * per;
+    const size_t slot = selection_ == "first" ? p : p * static_cast<size_t>(slots_) / P;
+    slot_.push_back(static_cast<int>(slot));
+    const size_t first = slot * per;
     first_.push_back(first);
     std::vector<int32_t> ctx{c.bos_id};
     ctx.insert(ctx.end(), text_tokens.begin() + static_cast<std::ptrdiff_t>(first),
@@ -236,6 +294,7 @@ Evaluator::Evaluator(const model::LlamaModel& m, const std::vector<int32_t>& tex
     vr.push_back(&v_ref_[l]);
   }
   for (size_t p = 0; p < P; ++p) ref_.push_back(Pass{continue_pass(cache_from(kr, vr, p), p)});
+  prefill_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 model::KvCache Evaluator::cache_from(const std::vector<const Tensor4*>& k_pre_hat,
@@ -272,6 +331,10 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
   r.config_hash = run_config_hash(cfg);
   r.context = C_;
   r.continuation = N_;
+  r.passages_available = slots_;
+  r.selection = selection_;
+  r.bootstrap = boot_;
+  r.prefill_seconds = prefill_seconds_;
   for (int l : cfg.layers)
     if (l < 0 || l >= c.num_layers)
       throw InvalidArgument("layer " + std::to_string(l) + " is not in the model (" + std::to_string(c.num_layers) +
@@ -326,6 +389,7 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
     vp[l] = &v_ref_[l];
   }
   size_t step = 0;
+  uint64_t tail = 0;
   const size_t total = layers.size() + static_cast<size_t>(P_);
   for (int l : layers) {
     if (job && job->cancel.load()) throw Cancelled("eval cancelled");
@@ -334,6 +398,7 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
     LayerRoundTrip rt = roundtrip_layer(info_, cfg, wh, l, k_pre_[li], v_[li], positions_);
     r.aggregate.bytes += rt.k.bytes + rt.v.bytes;
     r.aggregate.bf16_bytes += rt.k.bf16_bytes + rt.v.bf16_bytes;
+    tail += rt.k.tail_bytes + rt.v.tail_bytes;
     k_hat[li] = std::move(rt.k_pre_hat);
     v_hat[li] = std::move(rt.v_hat);
     kp[li] = &k_hat[li];
@@ -341,10 +406,11 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
   }
   r.aggregate.ratio_vs_bf16 =
       r.aggregate.bytes ? static_cast<double>(r.aggregate.bf16_bytes) / static_cast<double>(r.aggregate.bytes) : NAN;
+  if (r.aggregate.bytes > 0 && tail == r.aggregate.bytes)
+    r.warnings.push_back("nothing was compressed: the prefill of " + std::to_string(C_) +
+                         " tokens is shorter than block_size " + std::to_string(cfg.block_size) +
+                         ", so every token stays in the bf16 hot tail; use --block-size <= " + std::to_string(C_));
   // Teacher-forced continuation on the reconstructed cache; score positions 0 … N−2.
-  std::vector<double> dppl, top1, kl;
-  double sum_ref = 0, sum_alt = 0, sum_exact = 0;
-  size_t scored_total = 0;
   std::vector<double> lr, la, le;
   for (size_t p = 0; p < static_cast<size_t>(P_); ++p) {
     if (job && job->cancel.load()) throw Cancelled("eval cancelled");
@@ -354,6 +420,7 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
     const std::vector<float>& ex = exact_[p].logits;
     PassageResult pr;
     pr.index = static_cast<int>(p);
+    pr.slot = slot_[p];
     pr.first_text_token = first_[p];
     pr.scored = N_ - 1;
     double nr = 0, na = 0, ne = 0, klsum = 0;
@@ -384,31 +451,30 @@ EvalResult Evaluator::evaluate(const RunConfig& cfg, JobControl* job) const {
     pr.delta_ppl = (pr.ppl_alt - pr.ppl_ref) / pr.ppl_ref * 100.0;
     pr.top1 = 100.0 * hits / n;
     pr.kl = klsum / n;
-    sum_ref += nr;
-    sum_alt += na;
-    sum_exact += ne;
-    scored_total += static_cast<size_t>(pr.scored);
-    dppl.push_back(pr.delta_ppl);
-    top1.push_back(pr.top1);
-    kl.push_back(pr.kl);
     r.passages.push_back(pr);
   }
-  EvalAggregate& a = r.aggregate;
-  a.delta_ppl = mean_of(dppl);
-  a.delta_ppl_std = std_of(dppl);
-  a.top1 = mean_of(top1);
-  a.top1_std = std_of(top1);
-  a.kl = mean_of(kl);
-  a.kl_std = std_of(kl);
-  const double st = static_cast<double>(scored_total);
-  a.ppl_ref_pooled = std::exp(sum_ref / st);
-  a.ppl_alt_pooled = std::exp(sum_alt / st);
-  a.ppl_exact_pooled = std::exp(sum_exact / st);
-  a.verdict = ppl_strict_verdict(std::fabs(a.delta_ppl), a.top1);
-  a.provisional = P_ < 4;
+  const uint64_t bytes = r.aggregate.bytes, bf16 = r.aggregate.bf16_bytes;
+  const double ratio = r.aggregate.ratio_vs_bf16;
+  r.aggregate = aggregate_passages(r.passages, boot_);
+  r.aggregate.bytes = bytes;
+  r.aggregate.bf16_bytes = bf16;
+  r.aggregate.ratio_vs_bf16 = ratio;
   if (r.in_sample) r.warnings.push_back("in-sample: Σ_q was calibrated on the evaluated prefill queries");
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.seconds_per_passage = r.seconds / static_cast<double>(P_);
   return r;
+}
+
+json interval_json(const Interval& x) {
+  if (!x.defined()) return nullptr;
+  return json::array({x.lo, x.hi});
+}
+
+json bootstrap_json(const BootstrapOptions& b) {
+  return {{"method", "paired bootstrap over passages, expanded percentile interval of the mean"},
+          {"resamples", b.resamples},
+          {"seed", seed_hex(b.seed)},
+          {"level", b.level}};
 }
 
 json eval_result_to_json(const EvalResult& r) {
@@ -416,6 +482,7 @@ json eval_result_to_json(const EvalResult& r) {
   json passages = json::array();
   for (const auto& p : r.passages)
     passages.push_back({{"index", p.index},
+                        {"slot", p.slot},
                         {"first_text_token", p.first_text_token},
                         {"scored", p.scored},
                         {"nll_ref", num(p.nll_ref)},
@@ -433,19 +500,31 @@ json eval_result_to_json(const EvalResult& r) {
              {{"context", r.context},
               {"continuation", r.continuation},
               {"passages", r.passages.size()},
+              {"passages_available", r.passages_available},
+              {"selection", r.selection},
               {"reference_cache", "bf16 serving cache (bf16 passthrough round trip, K post-RoPE)"},
               {"units", {{"delta_ppl", "percent"}, {"top1", "percent"}, {"kl", "nats"}}}}},
+            {"bootstrap", bootstrap_json(r.bootstrap)},
             {"aggregate",
              {{"delta_ppl", num(a.delta_ppl)},
               {"delta_ppl_std", num(a.delta_ppl_std)},
+              {"delta_ppl_ci", interval_json(a.delta_ppl_ci)},
+              {"abs_delta_ppl", num(std::fabs(a.delta_ppl))},
+              {"abs_delta_ppl_ci", interval_json(a.abs_delta_ppl_ci)},
               {"top1", num(a.top1)},
               {"top1_std", num(a.top1_std)},
+              {"top1_ci", interval_json(a.top1_ci)},
               {"kl", num(a.kl)},
               {"kl_std", num(a.kl_std)},
+              {"kl_ci", interval_json(a.kl_ci)},
               {"ppl_ref_pooled", num(a.ppl_ref_pooled)},
               {"ppl_alt_pooled", num(a.ppl_alt_pooled)},
               {"ppl_exact_pooled", num(a.ppl_exact_pooled)},
               {"verdict", a.verdict},
+              {"verdict_possible", a.verdict_possible},
+              {"passages_needed", a.passages_needed ? json(*a.passages_needed) : json(nullptr)},
+              {"verdict_reason", a.verdict_reason},
+              {"verdict_point", a.verdict_point},
               {"ladder", a.ladder},
               {"provisional", a.provisional},
               {"bytes", a.bytes},
@@ -454,7 +533,9 @@ json eval_result_to_json(const EvalResult& r) {
             {"passages", passages},
             {"in_sample", r.in_sample},
             {"warnings", r.warnings},
-            {"seconds", r.seconds}};
+            {"seconds", r.seconds},
+            {"seconds_per_passage", r.seconds_per_passage},
+            {"prefill_seconds", r.prefill_seconds}};
   return j;
 }
 
@@ -494,6 +575,7 @@ ProxyTruthResult proxy_truth(const Evaluator& ev, const std::string& capture_pat
   res.capture = capture_path;
   res.context = ev.context();
   res.continuation = ev.continuation();
+  res.passages = ev.passages();
   RunOptions ro;
   ro.compute_sha256 = false;
   for (size_t i = 0; i < cells.size(); ++i) {
@@ -526,10 +608,11 @@ ProxyTruthResult proxy_truth(const Evaluator& ev, const std::string& capture_pat
         cell.attn_kl = na ? kl / static_cast<double>(na) : NAN;
         cell.ratio = rr.ratio_vs_bf16();
         const EvalResult er = ev.evaluate(cell.config);
-        res.passages = static_cast<int>(er.passages.size());
         cell.delta_ppl = er.aggregate.delta_ppl;
+        cell.delta_ppl_ci = er.aggregate.delta_ppl_ci;
         cell.top1 = er.aggregate.top1;
         cell.kl = er.aggregate.kl;
+        for (const auto& p : er.passages) cell.passage_delta_ppl.push_back(p.delta_ppl);
       }
     } catch (const Cancelled&) {
       throw;
@@ -539,19 +622,82 @@ ProxyTruthResult proxy_truth(const Evaluator& ev, const std::string& capture_pat
     }
     res.cells.push_back(std::move(cell));
   }
-  std::vector<double> dp, km, ao, ak;
-  for (const auto& c : res.cells) {
-    if (c.failed || !std::isfinite(c.delta_ppl)) continue;
-    dp.push_back(std::fabs(c.delta_ppl));
-    km.push_back(c.k_rel_mse);
-    ao.push_back(c.attn_out_err);
-    ak.push_back(c.attn_kl);
+  proxy_truth_intervals(res, ev.bootstrap());
+  return res;
+}
+
+void proxy_truth_intervals(ProxyTruthResult& res, const BootstrapOptions& boot) {
+  res.bootstrap = boot;
+  std::vector<const ProxyTruthCell*> ok;
+  for (const auto& c : res.cells)
+    if (!c.failed && std::isfinite(c.delta_ppl)) ok.push_back(&c);
+  const char* names[] = {"k_rel_mse", "attn_out_err", "attn_kl"};
+  auto proxy = [](const ProxyTruthCell& c, int k) { return k == 0 ? c.k_rel_mse : k == 1 ? c.attn_out_err : c.attn_kl; };
+  std::vector<double> dp;
+  std::vector<std::vector<double>> px(3);
+  for (const auto* c : ok) {
+    dp.push_back(std::fabs(c->delta_ppl));
+    for (int k = 0; k < 3; ++k) px[k].push_back(proxy(*c, k));
   }
   res.n = dp.size();
-  res.rho_k_rel_mse = spearman(km, dp);
-  res.rho_attn_out_err = spearman(ao, dp);
-  res.rho_attn_kl = spearman(ak, dp);
-  return res;
+  res.rho_k_rel_mse = spearman(px[0], dp);
+  res.rho_attn_out_err = spearman(px[1], dp);
+  res.rho_attn_kl = spearman(px[2], dp);
+  const double point[] = {res.rho_k_rel_mse, res.rho_attn_out_err, res.rho_attn_kl};
+  res.rhos.clear();
+  res.pairs.clear();
+  for (int k = 0; k < 3; ++k) res.rhos.push_back({names[k], point[k], Interval{NAN, NAN}});
+  for (int a = 0; a < 3; ++a)
+    for (int b = a + 1; b < 3; ++b) res.pairs.push_back({names[a], names[b], point[a] - point[b], Interval{NAN, NAN}, false});
+  res.replicates_used = 0;
+  const size_t n = ok.size();
+  size_t P = n ? ok.front()->passage_delta_ppl.size() : 0;
+  for (const auto* c : ok)
+    if (c->passage_delta_ppl.size() != P) P = 0;  // mixed protocols: resample cells only
+  if (n < 3) return;
+  const size_t B = static_cast<size_t>(std::max(boot.resamples, 1));
+  std::vector<std::vector<double>> rho(3), diff(res.pairs.size());
+  std::vector<size_t> ci(n), pi(P);
+  std::vector<double> d(n);
+  std::vector<std::vector<double>> x(3, std::vector<double>(n));
+  for (size_t b = 0; b < B; ++b) {
+    for (size_t i = 0; i < n; ++i) ci[i] = bootstrap_index(boot.seed, b, i, n);
+    for (size_t j = 0; j < P; ++j) pi[j] = bootstrap_index(boot.seed ^ kTagPassages, b, j, P);
+    for (size_t i = 0; i < n; ++i) {
+      const ProxyTruthCell& c = *ok[ci[i]];
+      if (P) {
+        double s = 0;
+        for (size_t j : pi) s += c.passage_delta_ppl[j];
+        d[i] = std::fabs(s / static_cast<double>(P));
+      } else {
+        d[i] = std::fabs(c.delta_ppl);
+      }
+      for (int k = 0; k < 3; ++k) x[k][i] = proxy(c, k);
+    }
+    double r[3];
+    bool good = true;
+    for (int k = 0; k < 3; ++k) {
+      r[k] = spearman(x[k], d);
+      good = good && std::isfinite(r[k]);
+    }
+    if (!good) continue;
+    for (int k = 0; k < 3; ++k) rho[k].push_back(r[k]);
+    size_t pidx = 0;
+    for (int a = 0; a < 3; ++a)
+      for (int bb = a + 1; bb < 3; ++bb) diff[pidx++].push_back(r[a] - r[bb]);
+  }
+  res.replicates_used = rho[0].size();
+  if (res.replicates_used < 2) return;
+  const double alpha = 1 - boot.level;
+  for (int k = 0; k < 3; ++k) {
+    std::sort(rho[k].begin(), rho[k].end());
+    res.rhos[static_cast<size_t>(k)].ci = {sorted_quantile(rho[k], alpha / 2), sorted_quantile(rho[k], 1 - alpha / 2)};
+  }
+  for (size_t p = 0; p < diff.size(); ++p) {
+    std::sort(diff[p].begin(), diff[p].end());
+    res.pairs[p].ci = {sorted_quantile(diff[p], alpha / 2), sorted_quantile(diff[p], 1 - alpha / 2)};
+    res.pairs[p].distinguishable = res.pairs[p].ci.lo > 0 || res.pairs[p].ci.hi < 0;
+  }
 }
 
 json proxy_truth_to_json(const ProxyTruthResult& r) {
@@ -566,12 +712,21 @@ json proxy_truth_to_json(const ProxyTruthResult& r) {
       j["attn_kl"] = num(c.attn_kl);
       j["ratio_vs_bf16"] = num(c.ratio);
       j["delta_ppl"] = num(c.delta_ppl);
+      j["delta_ppl_ci"] = interval_json(c.delta_ppl_ci);
       j["abs_delta_ppl"] = num(std::fabs(c.delta_ppl));
       j["top1"] = num(c.top1);
       j["kl"] = num(c.kl);
     }
     cells.push_back(j);
   }
+  json rhos = json::object(), pairs = json::array();
+  for (const auto& x : r.rhos) rhos[x.proxy] = {{"rho", num(x.rho)}, {"ci", interval_json(x.ci)}};
+  for (const auto& p : r.pairs)
+    pairs.push_back({{"a", p.a},
+                     {"b", p.b},
+                     {"rho_difference", num(p.diff)},
+                     {"ci", interval_json(p.ci)},
+                     {"distinguishable", p.distinguishable}});
   return {{"capture", r.capture},
           {"protocol", {{"context", r.context}, {"continuation", r.continuation}, {"passages", r.passages}}},
           {"cells", cells},
@@ -579,7 +734,14 @@ json proxy_truth_to_json(const ProxyTruthResult& r) {
            {{"k_rel_mse", num(r.rho_k_rel_mse)},
             {"attn_out_err", num(r.rho_attn_out_err)},
             {"attn_kl", num(r.rho_attn_kl)},
-            {"n", r.n}}}};
+            {"n", r.n}}},
+          {"spearman_intervals",
+           {{"bootstrap", bootstrap_json(r.bootstrap)},
+            {"resampled", "cells and passages"},
+            {"interval", "percentile"},
+            {"replicates_used", r.replicates_used},
+            {"rho", rhos},
+            {"pairs", pairs}}}};
 }
 
 }  // namespace kvwb::sessions

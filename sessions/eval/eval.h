@@ -10,12 +10,14 @@
 // therefore reproduces the reference bit for bit (Δppl = 0, top-1 = 100 %, KL = 0 exactly). The
 // f32 cache (no rounding) is evaluated too and reported as ppl_exact.
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "model/llama.h"
 #include "sessions/config/run_config.h"
+#include "sessions/eval/bootstrap.h"
 #include "sessions/run/runner.h"
 
 namespace kvwb::sessions {
@@ -53,14 +55,24 @@ io::CaptureInfo model_capture_info(const model::LlamaConfig& c, int sequences, i
 
 // ---- end-to-end evaluation --------------------------------------------------------------------
 
+/// Passages evaluated by default: every passage the text holds, up to this many.
+inline constexpr int kDefaultMaxPassages = 64;
+
 struct EvalOptions {
   int context = 0;        // C prefill tokens incl. BOS; 0 = min(2048, max_position − N) (2048 if unknown)
   int continuation = 64;  // N teacher-forced tokens; N−1 predictions are scored
-  int passages = 4;       // P; passage p = BOS + text tokens p·(C+N−1) …
+  /// P; 0 = as many as the text holds, at most kDefaultMaxPassages. The text is cut into
+  /// non-overlapping slots of C+N−1 tokens (slot s starts at text token s·(C+N−1)); passage p is
+  /// BOS + slot σ(p).
+  int passages = 0;
+  /// Which slots: "spread" (σ(p) = ⌊p·slots/P⌋, evenly over the whole text) or "first" (σ(p) = p).
+  std::string selection = "spread";
+  BootstrapOptions bootstrap;  // intervals of the aggregate (paired over passages)
 };
 
 struct PassageResult {
   int index = 0;
+  int slot = 0;  // which slot of the text (see EvalOptions::passages)
   size_t first_text_token = 0;
   int scored = 0;
   double nll_ref = 0, nll_alt = 0, nll_exact = 0;  // mean NLL (nats/token)
@@ -74,8 +86,15 @@ struct EvalAggregate {
   double delta_ppl = 0, delta_ppl_std = 0;  // mean signed Δppl (percent) and its sample std
   double top1 = 0, top1_std = 0;            // percent
   double kl = 0, kl_std = 0;                // nats
+  /// 95 % (BootstrapOptions::level) paired-bootstrap intervals of the means above; |Δppl|'s is
+  /// the image of Δppl's under |·| (abs_interval). Undefined (NaN) with one passage.
+  Interval delta_ppl_ci, abs_delta_ppl_ci, top1_ci, kl_ci;
   double ppl_ref_pooled = 0, ppl_alt_pooled = 0, ppl_exact_pooled = 0;
-  std::string verdict;       // ACCEPT | MARGINAL | REJECT
+  std::string verdict;        // interval verdict: ACCEPT | MARGINAL | REJECT | INCONCLUSIVE
+  std::vector<std::string> verdict_possible;  // verdicts the intervals allow
+  std::optional<long long> passages_needed;   // INCONCLUSIVE: estimated passages for a decisive verdict
+  std::string verdict_reason;
+  std::string verdict_point;  // ppl-strict-v1 on the point estimates alone (ACCEPT | MARGINAL | REJECT)
   std::string ladder = "ppl-strict-v1";
   bool provisional = false;  // fewer than 4 passages
   uint64_t bytes = 0, bf16_bytes = 0;  // compressed prefill cache bytes vs bf16 over the run's layers
@@ -86,15 +105,28 @@ struct EvalResult {
   nlohmann::json config;  // canonical run configuration
   std::string config_hash;
   int context = 0, continuation = 0;
+  int passages_available = 0;  // slots the text holds
+  std::string selection;       // "spread" | "first"
+  BootstrapOptions bootstrap;
   std::vector<PassageResult> passages;
   EvalAggregate aggregate;
   bool in_sample = false;  // Σ_q calibrated on the evaluated prefill (metrics.md §0)
   std::vector<std::string> warnings;
-  double seconds = 0;
+  double seconds = 0;              // this evaluation (round trip + continuation passes)
+  double seconds_per_passage = 0;  // seconds / passages
+  double prefill_seconds = 0;      // the Evaluator's one-off prefill and reference passes (all passages)
 };
 
 /// ppl-strict-v1 (metrics.md §8) on |Δppl| (percent) and top-1 (percent).
 std::string ppl_strict_verdict(double abs_delta_ppl_pct, double top1_pct);
+
+/// The aggregate of per-passage results: means, sample standard deviations, paired-bootstrap
+/// intervals (`boot`), pooled perplexities (NLLs weighted by scored tokens), the interval verdict
+/// and the point verdict. Bytes are left at zero.
+EvalAggregate aggregate_passages(const std::vector<PassageResult>& passages, const BootstrapOptions& boot);
+
+/// "0xCAFEBABE": how seeds are written in JSON (u64 exceeds JSON's exact integers).
+std::string seed_hex(uint64_t seed);
 
 /// Prefills every passage once (reference and exact caches, reference logits); evaluate() then
 /// costs one round trip and one continuation pass per passage.
@@ -106,6 +138,13 @@ class Evaluator {
   EvalResult evaluate(const RunConfig& cfg, JobControl* job = nullptr) const;
   int context() const noexcept { return C_; }
   int continuation() const noexcept { return N_; }
+  /// Passages evaluated (the resolved EvalOptions::passages) and slots the text holds.
+  int passages() const noexcept { return P_; }
+  int passages_available() const noexcept { return slots_; }
+  const std::string& selection() const noexcept { return selection_; }
+  const BootstrapOptions& bootstrap() const noexcept { return boot_; }
+  /// Seconds the constructor spent (prefill, exact and reference passes of every passage).
+  double prefill_seconds() const noexcept { return prefill_seconds_; }
 
  private:
   struct Pass {
@@ -117,7 +156,11 @@ class Evaluator {
   std::vector<float> continue_pass(model::KvCache cache, size_t passage) const;
 
   const model::LlamaModel& m_;
-  int C_ = 0, N_ = 0, P_ = 0;
+  int C_ = 0, N_ = 0, P_ = 0, slots_ = 0;
+  std::string selection_;
+  BootstrapOptions boot_;
+  double prefill_seconds_ = 0;
+  std::vector<int> slot_;                             // per passage
   io::CaptureInfo info_;
   std::vector<std::vector<int32_t>> context_, cont_;  // per passage
   std::vector<size_t> first_;
@@ -128,6 +171,10 @@ class Evaluator {
 };
 
 nlohmann::json eval_result_to_json(const EvalResult& r);
+/// [lo, hi], or null when undefined.
+nlohmann::json interval_json(const Interval& x);
+/// {method, resamples, seed ("0x…"), level}: recorded with every interval.
+nlohmann::json bootstrap_json(const BootstrapOptions& b);
 
 // ---- proxy versus truth ------------------------------------------------------------------------
 
@@ -141,6 +188,23 @@ struct ProxyTruthCell {
   double attn_kl = 0;        // attention KL, mean over layers (both streams)
   double ratio = 0;          // bytes ratio vs bf16 (run_config)
   double delta_ppl = 0, top1 = 0, kl = 0;  // eval aggregate
+  Interval delta_ppl_ci;                   // eval aggregate's interval
+  std::vector<double> passage_delta_ppl;   // per passage (the bootstrap of ρ resamples them)
+};
+
+/// Spearman's ρ of one proxy with |Δppl| and its bootstrap interval.
+struct ProxyRho {
+  std::string proxy;  // k_rel_mse | attn_out_err | attn_kl
+  double rho = 0;
+  Interval ci;
+};
+
+/// Whether two proxies rank configurations differently well: ρ_a − ρ_b with its interval.
+struct ProxyPair {
+  std::string a, b;
+  double diff = 0;
+  Interval ci;
+  bool distinguishable = false;  // the interval excludes 0
 };
 
 struct ProxyTruthResult {
@@ -150,7 +214,19 @@ struct ProxyTruthResult {
   /// Spearman rank correlation of each proxy with |Δppl| over the cells that did not fail.
   double rho_k_rel_mse = 0, rho_attn_out_err = 0, rho_attn_kl = 0;
   size_t n = 0;
+  /// Bootstrap over cells and passages (both resampled in every replicate): ρ intervals and the
+  /// pairwise differences. Replicates whose ranks are constant are left out (`replicates_used`).
+  std::vector<ProxyRho> rhos;
+  std::vector<ProxyPair> pairs;
+  BootstrapOptions bootstrap;
+  size_t replicates_used = 0;
 };
+
+/// The bootstrap part of proxy_truth on finished cells: fills rhos, pairs, replicates_used and the
+/// point ρ values. Replicate b draws n cells (bootstrap_index(seed, b, ·, n)) and P passages
+/// (bootstrap_index(seed XOR TAG_PASSAGES, b, ·, P)); a cell's |Δppl| is the absolute mean of its
+/// per-passage Δppl over the drawn passages. Percentile intervals at `boot.level`.
+void proxy_truth_intervals(ProxyTruthResult& r, const BootstrapOptions& boot);
 
 /// Spearman's ρ with average ranks for ties; NaN when fewer than 2 values or a constant input.
 double spearman(const std::vector<double>& a, const std::vector<double>& b);

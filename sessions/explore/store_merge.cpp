@@ -200,6 +200,12 @@ MergeReport merge_result_stores(const std::string& out, const std::vector<std::s
                           (e0.is_null() ? std::string("none") : e0.dump()) + " but " + inputs[i] +
                           " has " + (ei.is_null() ? std::string("none") : ei.dump()) +
                           "; only stores made with the same settings merge");
+    const json c0 = first.value("calibration", json()), ci = m.value("calibration", json());
+    if (c0 != ci)
+      throw StoreMismatch("store merge: " + inputs[0] + " was made with calibration bundle " +
+                          (c0.is_null() ? std::string("none") : c0.dump()) + " but " + inputs[i] +
+                          " with " + (ci.is_null() ? std::string("none") : ci.dump()) +
+                          "; only stores made with the same bundle merge");
   }
   if (!opt.grid.is_null())
     for (size_t i = 0; i < stores.size(); ++i) {
@@ -301,6 +307,7 @@ MergeReport merge_result_stores(const std::string& out, const std::vector<std::s
     meta["grid_sha256"] = sweep_grid_sha256(grid);
   }
   if (first.contains("e2e")) meta["e2e"] = first["e2e"];
+  if (first.contains("calibration")) meta["calibration"] = first["calibration"];
   commit_store_folder(fs::path(out), meta.dump(2) + "\n", results);
   return rep;
 }

@@ -50,15 +50,16 @@ struct MergeReport {
 };
 
 /// Merges the stores `inputs` into the new store folder `out` (absent or empty; never one of the
-/// inputs). All inputs must come from the same capture (sha256) and the same end-to-end settings
-/// (store.json "e2e"); otherwise StoreMismatch naming both stores and both values. One record per
+/// inputs). All inputs must come from the same capture (sha256), the same end-to-end settings
+/// (store.json "e2e") and the same calibration bundle ("calibration"); otherwise StoreMismatch
+/// naming both stores and both values. One record per
 /// key: identical duplicates (equal record_content) are kept once (the first input's, in the order
 /// given), conflicting ones are a StoreMismatch naming the cell. Records are written in ascending
 /// configuration hash, each exactly as read (one compact JSON line). The folder is built beside
 /// `out` and renamed into place after every file is synced, so `out` is either absent or complete.
 /// store.json: format, format_version, capture {file of the first input, sha256}, grid and
-/// grid_sha256 (see MergeOptions::grid), cells (grid cells, or records without a grid), e2e when
-/// the inputs have it, created_unix, merged_from [{store, records, shard?}]. Throws IoError,
+/// grid_sha256 (see MergeOptions::grid), cells (grid cells, or records without a grid), e2e and
+/// calibration when the inputs have them, created_unix, merged_from [{store, records, shard?}]. Throws IoError,
 /// FormatError (an input that is not a store), InvalidArgument (bad `out`), StoreMismatch,
 /// StoreIncomplete.
 MergeReport merge_result_stores(const std::string& out, const std::vector<std::string>& inputs,

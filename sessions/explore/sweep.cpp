@@ -73,6 +73,17 @@ std::vector<GridCell> expand_sweep_grid(const json& grid, const std::string& sou
   return out;
 }
 
+namespace {
+
+/// store.json "calibration": what identifies a bundle's contents.
+json bundle_settings_json(const CalibrationBundle& b) {
+  return {{"bundle", b.dir},
+          {"bundle_manifest_sha256", b.manifest_sha256},
+          {"calibrated_on", {{"file_name", b.capture_file_name}, {"sha256", b.capture_sha256}}}};
+}
+
+}  // namespace
+
 std::string sweep_grid_sha256(const json& grid) {
   const std::string t = grid.dump();
   return io::sha256_hex(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(t.data()), t.size()));
@@ -141,6 +152,15 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
                             (want_e2e.is_null() ? std::string("none") : want_e2e.dump()) +
                             "; resume with the same --model/--text/--context/--continuation/--passages or use a "
                             "new store");
+    const json stored_cal = sc.meta.value("calibration", json());
+    const json want_cal = opt.bundle ? bundle_settings_json(*opt.bundle) : json();
+    if (stored_cal != want_cal)
+      throw InvalidArgument("sweep: the store " + store_dir + " was made " +
+                            (stored_cal.is_null() ? std::string("without a calibration bundle")
+                                                  : "with the calibration bundle " + stored_cal.dump()) +
+                            ", but this sweep asks for " +
+                            (want_cal.is_null() ? std::string("none") : want_cal.dump()) +
+                            "; resume with the same --bundle or use a new store");
     const json stored_shard = sc.meta.value("shard", json());
     const ShardSpec have{stored_shard.is_object() ? stored_shard.value("index", size_t{0}) : 0,
                          stored_shard.is_object() ? stored_shard.value("count", size_t{1}) : 1};
@@ -164,15 +184,29 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
             {"cells", selected.size()},
             {"created_unix", unix_now()}};
   if (opt.evaluator) meta["e2e"] = opt.e2e_settings;
+  if (opt.bundle) meta["calibration"] = bundle_settings_json(*opt.bundle);
   if (!opt.shard.whole())
     meta["shard"] = {{"index", opt.shard.index}, {"count", opt.shard.count}, {"grid_cells", cells.size()}};
   ResultStoreWriter store(store_dir, meta);
   sum.repaired_bytes = store.repaired_bytes();
 
+  // The configurations actually run: with a bundle, its artefacts applied (or why they cannot be).
+  std::vector<RunConfig> configs;
+  std::vector<std::string> apply_errors(cells.size());
+  for (size_t i = 0; i < cells.size(); ++i) {
+    configs.push_back(cells[i].config);
+    configs.back().threads = 1;  // results never depend on it; parallelism is across cells
+    if (!opt.bundle) continue;
+    try {
+      configs.back() = apply_calibration_bundle(configs.back(), *opt.bundle);
+    } catch (const Error& e) {
+      apply_errors[i] = e.what();
+    }
+  }
   std::vector<size_t> todo;
   std::unordered_set<std::string> selected_keys;
   for (size_t i : selected) {
-    const std::string key = result_key(sum.capture_sha256, run_config_hash(cells[i].config));
+    const std::string key = result_key(sum.capture_sha256, run_config_hash(configs[i]));
     selected_keys.insert(key);
     if (done_keys.count(key))
       ++sum.skipped;
@@ -202,8 +236,7 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
     if (stop.load() || (job && job->cancel.load())) return;
     const size_t ci = todo[n];
     const GridCell& cell = cells[ci];
-    RunConfig cfg = cell.config;
-    cfg.threads = 1;  // results never depend on it; parallelism is across cells
+    const RunConfig& cfg = configs[ci];
     const std::string hash = run_config_hash(cfg);
     json rec{{"key", result_key(sum.capture_sha256, hash)},
              {"cell", ci},
@@ -215,9 +248,12 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
     const auto c0 = std::chrono::steady_clock::now();
     bool failed = false;
     try {
+      if (!apply_errors[ci].empty()) throw InvalidArgument(apply_errors[ci]);
       const RunResult r = run_config(capture_path, cfg, ro, cell_jobs[n].get());
       json res = run_result_to_json(r);
       res["capture"]["sha256"] = sum.capture_sha256;
+      if (opt.bundle)
+        res["calibration"] = calibration_provenance_json(*opt.bundle, cfg, "capture", capture_path, sum.capture_sha256);
       if (opt.evaluator) res["totals"]["e2e"] = e2e_totals_json(opt.evaluator->evaluate(cfg, cell_jobs[n].get()));
       rec["status"] = "ok";
       rec["result"] = std::move(res);
@@ -284,24 +320,40 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
 
 json e2e_totals_json(const EvalResult& r) {
   const EvalAggregate& a = r.aggregate;
+  const json top1_ci = a.top1_ci.defined()
+                           ? json::array({1.0 - a.top1_ci.hi / 100.0, 1.0 - a.top1_ci.lo / 100.0})
+                           : json(nullptr);
   return {{"delta_ppl", a.delta_ppl},
+          {"delta_ppl_ci", interval_json(a.delta_ppl_ci)},
           {"abs_delta_ppl", std::fabs(a.delta_ppl)},
+          {"abs_delta_ppl_ci", interval_json(a.abs_delta_ppl_ci)},
           {"top1", a.top1},
+          {"top1_ci", interval_json(a.top1_ci)},
           {"one_minus_top1", 1.0 - a.top1 / 100.0},
+          {"one_minus_top1_ci", top1_ci},
           {"kl", a.kl},
+          {"kl_ci", interval_json(a.kl_ci)},
           {"verdict", a.verdict},
+          {"verdict_possible", a.verdict_possible},
+          {"passages_needed", a.passages_needed ? json(*a.passages_needed) : json(nullptr)},
+          {"verdict_point", a.verdict_point},
           {"passages", r.passages.size()},
+          {"passages_available", r.passages_available},
+          {"selection", r.selection},
           {"context", r.context},
-          {"continuation", r.continuation}};
+          {"continuation", r.continuation},
+          {"bootstrap", bootstrap_json(r.bootstrap)},
+          {"seconds_per_passage", r.seconds_per_passage}};
 }
 
-json e2e_settings_json(const std::string& model_path, const std::string& text_source, const Evaluator& ev,
-                       int passages) {
+json e2e_settings_json(const std::string& model_path, const std::string& text_source, const Evaluator& ev) {
   return {{"model", model_path},
           {"text", text_source},
           {"context", ev.context()},
           {"continuation", ev.continuation()},
-          {"passages", passages}};
+          {"passages", ev.passages()},
+          {"selection", ev.selection()},
+          {"bootstrap", bootstrap_json(ev.bootstrap())}};
 }
 
 std::unique_ptr<EndToEndAxes> load_end_to_end_axes(const EndToEndRequest& request) {
@@ -316,7 +368,7 @@ std::unique_ptr<EndToEndAxes> load_end_to_end_axes(const EndToEndRequest& reques
   axes->evaluator = std::make_unique<Evaluator>(axes->model->model, toks, request.eval);
   const std::string text_source = fs::path(request.text_path).filename().string() + " (" +
                                   std::to_string(toks.size()) + " tokens)";
-  axes->settings = e2e_settings_json(request.model_path, text_source, *axes->evaluator, request.eval.passages);
+  axes->settings = e2e_settings_json(request.model_path, text_source, *axes->evaluator);
   return axes;
 }
 
@@ -395,11 +447,20 @@ json sweep_table_json(const std::vector<json>& records) {
         row[c.name] = v ? json(*v) : json(nullptr);
       }
     }
-    if (e2e)
+    if (e2e) {
+      const bool has = rec->contains("result");
       for (const auto& c : e2e_columns()) {
-        const auto v = rec->contains("result") ? metric_value((*rec)["result"], c.metric) : std::nullopt;
+        const auto v = has ? metric_value((*rec)["result"], c.metric) : std::nullopt;
         row[c.name] = v ? json(*v) : json(nullptr);
+        const auto ci = has ? metric_interval((*rec)["result"], c.metric) : std::nullopt;
+        row[std::string(c.name) + "_lo"] = ci ? json(ci->first) : json(nullptr);
+        row[std::string(c.name) + "_hi"] = ci ? json(ci->second) : json(nullptr);
       }
+      const json e = has ? (*rec)["result"].value("totals", json::object()).value("e2e", json::object()) : json();
+      row["e2e_verdict"] = e.is_object() && e.contains("verdict") ? e["verdict"] : json(nullptr);
+      row["e2e_passages_needed"] = e.is_object() && e.contains("passages_needed") ? e["passages_needed"] : json(nullptr);
+      row["e2e_passages"] = e.is_object() && e.contains("passages") ? e["passages"] : json(nullptr);
+    }
     rows.push_back(row);
   }
   return json{{"format", "kvwb-sweep-table"}, {"rows", rows}};
@@ -410,8 +471,10 @@ std::string sweep_table_csv(const std::vector<json>& records) {
   const bool e2e = has_e2e(records);
   os << "cell,config_hash,ratio_vs_bf16,bits_per_value,total_bytes";
   for (const auto& c : table_columns()) os << ',' << c.name;
-  if (e2e)
-    for (const auto& c : e2e_columns()) os << ',' << c.name;
+  if (e2e) {
+    for (const auto& c : e2e_columns()) os << ',' << c.name << ',' << c.name << "_lo," << c.name << "_hi";
+    os << ",e2e_verdict,e2e_passages_needed,e2e_passages";
+  }
   os << ",failure,options\n";
   auto quote = [](const std::string& s) {
     std::string o = "\"";
@@ -431,8 +494,13 @@ std::string sweep_table_csv(const std::vector<json>& records) {
        << numtext(row.value("ratio_vs_bf16", json())) << ',' << numtext(row.value("bits_per_value", json())) << ','
        << numtext(row.value("total_bytes", json()));
     for (const auto& c : table_columns()) os << ',' << numtext(row.value(c.name, json()));
-    if (e2e)
-      for (const auto& c : e2e_columns()) os << ',' << numtext(row.value(c.name, json()));
+    if (e2e) {
+      for (const auto& c : e2e_columns())
+        os << ',' << numtext(row.value(c.name, json())) << ',' << numtext(row.value(std::string(c.name) + "_lo", json()))
+           << ',' << numtext(row.value(std::string(c.name) + "_hi", json()));
+      os << ',' << (row["e2e_verdict"].is_string() ? row["e2e_verdict"].get<std::string>() : std::string()) << ','
+         << numtext(row.value("e2e_passages_needed", json())) << ',' << numtext(row.value("e2e_passages", json()));
+    }
     os << ',' << (row["failure"].is_string() ? quote(row["failure"].get<std::string>()) : std::string()) << ','
        << quote(row["options"].dump()) << '\n';
   }

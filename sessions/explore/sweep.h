@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/loader.h"
+#include "sessions/config/calibration_bundle.h"
 #include "sessions/eval/eval.h"
 #include "sessions/config/run_options.h"
 #include "sessions/explore/shard.h"
@@ -33,20 +34,29 @@ struct SweepOptions {
   int jobs = 1;         // cells run at the same time (each cell's run uses 1 thread)
   bool resume = false;  // continue a store (skip finished keys); without it the store must be empty
   /// End-to-end quality axes (docs/model-in-the-loop.md): when set, every cell is also evaluated
-  /// with the model (Evaluator::evaluate) and its record's result gets totals.e2e = {delta_ppl,
-  /// abs_delta_ppl (percent), top1 (percent), one_minus_top1 (fraction), kl (nats), verdict,
-  /// passages, context, continuation}, so `kvwb pareto --metric e2e.abs_delta_ppl` plots them.
+  /// with the model (Evaluator::evaluate) and its record's result gets totals.e2e (e2e_totals_json),
+  /// so `kvwb pareto --metric e2e.abs_delta_ppl` plots them with their intervals.
   const Evaluator* evaluator = nullptr;
   /// What the evaluator was built from (model, text, C/N/P), stored in store.json as "e2e"; a
   /// resumed store must have been made with the same settings.
   nlohmann::json e2e_settings;
+  /// Calibration transfer (kvwb sweep --bundle): every cell's configuration gets the bundle's Σ_q
+  /// factors and centroid tables (apply_calibration_bundle; a cell the bundle cannot serve, e.g. a
+  /// bit width without a table, is stored as a failure) and its result a "calibration"
+  /// provenance object (in-sample / out-of-sample with both sha256). store.json records the
+  /// bundle ("calibration"); a resumed store must have been made with the same bundle contents.
+  const CalibrationBundle* bundle = nullptr;
   /// Run only this shard of the grid (sessions/explore/shard.h; docs/cluster.md). A shard's store
   /// records it in store.json ("shard": {index, count, grid_cells}); resuming it as another shard
   /// is refused.
   ShardSpec shard;
 };
 
-/// totals.e2e of a sweep record from an end-to-end evaluation.
+/// totals.e2e of a sweep record from an end-to-end evaluation: delta_ppl, abs_delta_ppl (percent),
+/// top1 (percent), one_minus_top1 (fraction), kl (nats), each with `<name>_ci` = [lo, hi] (the
+/// paired-bootstrap interval, null with one passage); the interval verdict, verdict_possible,
+/// passages_needed, verdict_point; passages, passages_available, selection, context,
+/// continuation, bootstrap {method, resamples, seed, level}, seconds_per_passage.
 nlohmann::json e2e_totals_json(const EvalResult& r);
 
 /// What a sweep needs for end-to-end axes: a model, a text, the protocol.
@@ -60,7 +70,7 @@ struct EndToEndRequest {
 struct EndToEndAxes {
   std::unique_ptr<model::LoadedModel> model;  // owned here: the evaluator refers to it
   std::unique_ptr<Evaluator> evaluator;
-  nlohmann::json settings;  // {model, text: "FILE (N tokens)", context, continuation, passages}
+  nlohmann::json settings;  // {model, text: "FILE (N tokens)", context, continuation, passages, selection, bootstrap}
   size_t text_tokens = 0;
 };
 /// Loads and prepares end-to-end axes for run_sweep (SweepOptions::evaluator / e2e_settings).
@@ -68,8 +78,7 @@ struct EndToEndAxes {
 /// InvalidArgument: no tokenizer, text too short…).
 std::unique_ptr<EndToEndAxes> load_end_to_end_axes(const EndToEndRequest& request);
 /// The store.json "e2e" settings for an evaluator built from `model_path` on `text_source`.
-nlohmann::json e2e_settings_json(const std::string& model_path, const std::string& text_source, const Evaluator& ev,
-                                 int passages);
+nlohmann::json e2e_settings_json(const std::string& model_path, const std::string& text_source, const Evaluator& ev);
 
 struct SweepSummary {
   size_t cells = 0;        // cells of this sweep: the grid's, or the shard's when sharded

@@ -260,8 +260,10 @@ Section summary_section(const ReportInputs& in) {
       if (e2e.contains(k + "_ci") && !e2e[k + "_ci"].is_null())
         ci = text_cell(json_text(e2e[k + "_ci"]));
       Cell v = field_cell(e2e, k, "totals.e2e." + k);
-      if (k == "verdict" && it->is_string())
-        v.tone = it->get<std::string>().find("pass") != std::string::npos ? "good" : "";
+      if (k == "verdict" && it->is_string()) {
+        const std::string vt = it->get<std::string>();
+        v.tone = vt == "ACCEPT" || vt.find("pass") != std::string::npos ? "good" : vt == "REJECT" ? "bad" : "";
+      }
       e.rows.push_back({text_cell(k), v, ci});
     }
     s.blocks.push_back(e);
@@ -846,9 +848,17 @@ Section distribution_section(const ReportInputs& in) {
   return s;
 }
 
-/// Scalar fields under totals.e2e of any record ("e2e.<name>"), sorted, intervals ("_ci") beside
-/// their value.
+/// Scalar fields under totals.e2e of any record ("e2e.<name>"), intervals ("_ci") beside their
+/// value: the quality metrics and the verdict first (in that order), then any other field,
+/// sorted, except the protocol and derived fields every cell shares or repeats (they are in the
+/// store's "End-to-end settings" row: context, selection, bootstrap, …).
 std::vector<std::string> e2e_fields(const std::vector<json>& records) {
+  static const std::vector<std::string> first = {"delta_ppl", "top1",           "kl",
+                                                 "verdict",   "passages_needed", "passages"};
+  static const std::set<std::string> skip = {"abs_delta_ppl", "one_minus_top1", "verdict_possible",
+                                             "verdict_point", "passages_available", "selection",
+                                             "context",       "continuation",       "bootstrap",
+                                             "seconds_per_passage"};
   std::set<std::string> names;
   for (const auto& r : records) {
     if (!r.contains("result")) continue;
@@ -862,10 +872,15 @@ std::vector<std::string> e2e_fields(const std::vector<json>& records) {
       if (k.size() > 3 && k.compare(k.size() - 3, 3, "_ci") == 0 &&
           e.contains(k.substr(0, k.size() - 3)))
         continue;
+      if (skip.count(k)) continue;
       if (it->is_primitive() || (it->is_array() && it->size() <= 2)) names.insert(k);
     }
   }
-  return {names.begin(), names.end()};
+  std::vector<std::string> out;
+  for (const auto& k : first)
+    if (names.erase(k)) out.push_back(k);
+  out.insert(out.end(), names.begin(), names.end());
+  return out;
 }
 
 const json* record_e2e(const json& rec) {

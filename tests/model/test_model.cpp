@@ -448,14 +448,40 @@ TEST(Eval, SyntheticBf16PassthroughIsExactlyTheReference) {
   EXPECT_EQ(r.aggregate.delta_ppl, 0.0);
   EXPECT_EQ(r.aggregate.top1, 100.0);
   EXPECT_EQ(r.aggregate.kl, 0.0);
+  // Exact: zero-width intervals, a decisive ACCEPT (provisional below 4 passages).
+  EXPECT_EQ(r.aggregate.delta_ppl_ci.lo, 0.0);
+  EXPECT_EQ(r.aggregate.delta_ppl_ci.hi, 0.0);
+  EXPECT_EQ(r.aggregate.top1_ci.lo, 100.0);
+  EXPECT_EQ(r.aggregate.kl_ci.hi, 0.0);
   EXPECT_TRUE(r.aggregate.provisional);
   EXPECT_EQ(r.aggregate.verdict, "ACCEPT");
+  EXPECT_EQ(r.aggregate.verdict_point, "ACCEPT");
   EXPECT_EQ(r.passages.size(), 3u);
   EXPECT_EQ(r.passages[0].scored, 7);
-  EXPECT_EQ(r.passages[1].first_text_token, 31u);
+  // 200 tokens hold 6 slots of 31 tokens; 3 passages spread over them: slots 0, 2, 4.
+  EXPECT_EQ(r.passages_available, 6);
+  EXPECT_EQ(r.passages[1].slot, 2);
+  EXPECT_EQ(r.passages[1].first_text_token, 62u);
   EXPECT_EQ(r.aggregate.bytes, r.aggregate.bf16_bytes);
-  // Too short a text is a clear error.
+  const auto j = sessions::eval_result_to_json(r);
+  EXPECT_EQ(j["aggregate"]["delta_ppl_ci"], nlohmann::json::array({0.0, 0.0}));
+  EXPECT_EQ(j["bootstrap"]["resamples"], sessions::kDefaultBootstrapResamples);
+  EXPECT_EQ(j["bootstrap"]["seed"], "0xCAFEBABE");
+  EXPECT_EQ(j["protocol"]["passages_available"], 6);
+  EXPECT_GT(j["seconds_per_passage"].get<double>(), 0.0);
+  // "first" takes consecutive slots; the default takes every slot the text holds (up to 64).
+  o.selection = "first";
+  EXPECT_EQ(sessions::Evaluator(m, toks, o).evaluate(bf16_config()).passages[1].first_text_token, 31u);
+  o.passages = 0;
+  EXPECT_EQ(sessions::Evaluator(m, toks, o).passages(), 6);
+  // Too short a text is a clear error, and so is a bad selection or resample count.
   o.passages = 100;
+  EXPECT_THROW(sessions::Evaluator(m, toks, o), InvalidArgument);
+  o.passages = 2;
+  o.selection = "random";
+  EXPECT_THROW(sessions::Evaluator(m, toks, o), InvalidArgument);
+  o.selection = "spread";
+  o.bootstrap.resamples = 5;
   EXPECT_THROW(sessions::Evaluator(m, toks, o), InvalidArgument);
 }
 
@@ -471,11 +497,17 @@ TEST(Eval, Tiny1mBf16ExactAndStrongBeatsWeak) {
   EXPECT_EQ(b.aggregate.top1, 100.0);
   EXPECT_FALSE(b.aggregate.provisional);
   EXPECT_NEAR(b.aggregate.ppl_exact_pooled, b.aggregate.ppl_ref_pooled, 0.01 * b.aggregate.ppl_ref_pooled);
+  EXPECT_EQ(b.aggregate.verdict, "ACCEPT");
+  EXPECT_EQ(b.aggregate.delta_ppl_ci.hi - b.aggregate.delta_ppl_ci.lo, 0.0);
   const auto strong = ev.evaluate(kakeya(4, "1"));
   const auto weak = ev.evaluate(kakeya(1, "1"));
   EXPECT_LT(std::fabs(strong.aggregate.delta_ppl), std::fabs(weak.aggregate.delta_ppl));
   EXPECT_LT(strong.aggregate.kl, weak.aggregate.kl);
   EXPECT_GT(strong.aggregate.top1, weak.aggregate.top1);
+  // KL separates them beyond the intervals; the intervals hold their estimates.
+  EXPECT_LT(strong.aggregate.kl_ci.hi, weak.aggregate.kl_ci.lo);
+  EXPECT_LE(strong.aggregate.kl_ci.lo, strong.aggregate.kl);
+  EXPECT_GE(strong.aggregate.kl_ci.hi, strong.aggregate.kl);
   const auto j = sessions::eval_result_to_json(strong);
   EXPECT_TRUE(j["aggregate"].contains("delta_ppl"));
   EXPECT_EQ(j["aggregate"]["ladder"], "ppl-strict-v1");

@@ -216,6 +216,23 @@ void TestViewsExplore::pareto_demo_sweep() {
     QCOMPARE(sweep_spy.at(0).at(0).toInt(), 1);
   }
 
+  // End-to-end metrics with intervals: the view draws them as error bars.
+  {
+    auto with_e2e = records;
+    with_e2e[0]["result"]["totals"]["e2e"] = {
+        {"delta_ppl", -0.4}, {"abs_delta_ppl", 0.4}, {"kl", 0.01}, {"kl_ci", {0.008, 0.013}}};
+    view.set_snapshot(sweep_snapshot(demo, true, with_e2e, "demo"));
+    view.set_metric("e2e.kl");
+    QCOMPARE(view.model().metric, std::string("e2e.kl"));
+    int bars = 0;
+    for (int i = 0; i < view.plot()->plottableCount(); ++i)
+      if (qobject_cast<QCPErrorBars*>(view.plot()->plottable(i))) ++bars;
+    QVERIFY(bars > 0);
+    bool noted = false;
+    for (const auto* l : view.findChildren<QLabel*>()) noted = noted || l->text().contains("Error bars");
+    QVERIFY(noted);
+  }
+
   // A failed cell is excluded and listed in the note.
   auto broken = records;
   broken[2] = json{{"cell", 2},

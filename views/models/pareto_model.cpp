@@ -31,15 +31,6 @@ bool is_ok(const json& rec) {
          rec["result"].is_object();
 }
 
-void collect_numbers(const json& j, const std::string& prefix, std::set<std::string>& out) {
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it)
-      collect_numbers(*it, prefix + "." + it.key(), out);
-  } else if (j.is_number()) {
-    out.insert(prefix);
-  }
-}
-
 std::string options_label(const json& options) {
   if (!options.is_object()) return {};
   std::string out;
@@ -48,6 +39,15 @@ std::string options_label(const json& options) {
     out += it.key() + "=" + (it->is_string() ? it->get<std::string>() : it->dump());
   }
   return out;
+}
+
+const json* e2e_of(const json& rec) {
+  if (!is_ok(rec)) return nullptr;
+  const json& res = rec["result"];
+  if (!res.contains("totals") || !res["totals"].is_object() || !res["totals"].contains("e2e") ||
+      !res["totals"]["e2e"].is_object())
+    return nullptr;
+  return &res["totals"]["e2e"];
 }
 
 std::string stream_codec(const json& config, const char* stream) {
@@ -63,13 +63,6 @@ std::vector<std::string> available_metrics(const std::vector<json>& records) {
                         "v.attn_out_rel_err", "k.rel_mse", "v.rel_mse", "e2e.delta_ppl",
                         "e2e.abs_delta_ppl", "e2e.kl", "e2e.one_minus_top1"})
     candidates.push_back(p);
-  std::set<std::string> e2e;
-  for (const auto& rec : records)
-    if (is_ok(rec) && rec["result"].contains("totals") && rec["result"]["totals"].contains("e2e"))
-      collect_numbers(rec["result"]["totals"]["e2e"], "e2e", e2e);
-  for (const auto& p : e2e)
-    if (std::find(candidates.begin(), candidates.end(), p) == candidates.end())
-      candidates.push_back(p);
   std::vector<std::string> out;
   for (const auto& name : candidates) {
     if (std::find(out.begin(), out.end(), name) != out.end()) continue;
@@ -101,9 +94,12 @@ ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metr
   }
   m.metric = metric;
   if (std::find(m.metrics.begin(), m.metrics.end(), metric) == m.metrics.end()) {
-    const bool has_attn =
-        std::find(m.metrics.begin(), m.metrics.end(), "attn_out_rel_err") != m.metrics.end();
-    m.metric = has_attn ? "attn_out_rel_err" : m.metrics.front();
+    // A sweep run with a model plots what it was run for: the end-to-end KL (the steadier
+    // end-to-end axis), with its intervals as error bars.
+    auto has = [&](const char* name) {
+      return std::find(m.metrics.begin(), m.metrics.end(), name) != m.metrics.end();
+    };
+    m.metric = has("e2e.kl") ? "e2e.kl" : has("attn_out_rel_err") ? "attn_out_rel_err" : m.metrics.front();
   }
   std::vector<sessions::ParetoPoint> pts =
       sessions::pareto_points_from_records(sweep.records, m.metric);
@@ -128,7 +124,17 @@ ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metr
     pp.id = p.id;
     pp.r = p.r;
     pp.q = p.q;
+    if (p.q_ci) {
+      pp.has_ci = true;
+      pp.q_lo = p.q_ci->first;
+      pp.q_hi = p.q_ci->second;
+      m.has_ci = true;
+    }
     const json& rec = *by_id.at(p.id);
+    if (const json* e = e2e_of(rec)) {
+      pp.verdict = e->value("verdict", std::string());
+      pp.passages = e->value("passages", 0);
+    }
     pp.label = options_label(rec.value("options", json::object()));
     const json& res = rec["result"];
     pp.config = res.value("config", json::object());
@@ -161,6 +167,7 @@ ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metr
     }
     m.log_y = lo > 0 && hi / lo >= 100.0;
   }
+  m.possibly_on_frontier = sessions::possibly_on_frontier(m.result);
   return m;
 }
 
@@ -172,15 +179,25 @@ std::string pareto_model_csv(const ParetoModel& m) {
     return o + "\"";
   };
   std::ostringstream os;
-  os << "id,label,codec,family,ratio_vs_bf16," << m.metric
-     << ",on_frontier,duplicate_of,total_bytes\n";
+  os << "id,label,codec,family,ratio_vs_bf16," << m.metric << ",on_frontier,duplicate_of,total_bytes";
+  if (m.has_ci) os << ',' << m.metric << "_lo," << m.metric << "_hi";
+  os << '\n';
   char buf[96];
   for (const auto& p : m.points) {
     std::snprintf(buf, sizeof buf, "%.17g,%.17g", p.r, p.q);
     os << p.id << ',' << quote(p.label) << ',' << quote(p.codec) << ',' << quote(p.family) << ','
        << buf << ',' << (p.on_frontier ? "true" : "false") << ',';
     if (p.duplicate_of >= 0) os << p.duplicate_of;
-    os << ',' << p.total_bytes << '\n';
+    os << ',' << p.total_bytes;
+    if (m.has_ci) {
+      if (p.has_ci) {
+        std::snprintf(buf, sizeof buf, ",%.17g,%.17g", p.q_lo, p.q_hi);
+        os << buf;
+      } else {
+        os << ",,";
+      }
+    }
+    os << '\n';
   }
   return os.str();
 }

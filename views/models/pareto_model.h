@@ -21,6 +21,10 @@ struct ParetoPlotPoint {
   std::string family;  // legend group, e.g. "Kakeya-PCA", "ggml quants", "Kakeya-PCA / ggml quants"
   double r = 0;        // ratio vs bf16 (dimensionless, higher is better)
   double q = 0;        // the chosen metric (lower is better)
+  bool has_ci = false;         // q_lo/q_hi hold the metric's recorded 95 % interval (end-to-end metrics)
+  double q_lo = 0, q_hi = 0;
+  std::string verdict;         // end-to-end interval verdict (totals.e2e.verdict), "" without e2e
+  int passages = 0;            // end-to-end passages behind the interval, 0 without e2e
   bool on_frontier = false;   // representative of a frontier point
   int64_t duplicate_of = -1;  // id of the frontier representative with identical (R, Q), else -1
   uint64_t total_bytes = 0;   // result.total_bytes (compressed bytes of the run)
@@ -38,6 +42,8 @@ struct ParetoModel {
   std::vector<std::string> excluded;    // "#id reason" for failed / n/a cells
   int current = -1;                     // index into `points` of the current configuration, or -1
   bool log_y = false;                   // all Q > 0 and max/min >= 100
+  bool has_ci = false;                  // some point has an interval (error bars)
+  std::vector<int64_t> possibly_on_frontier;  // dominated ids within the intervals of their dominators
   size_t records = 0;                   // records in the sweep
 };
 
@@ -45,18 +51,20 @@ struct ParetoModel {
 std::string codec_family(const std::string& codec);
 
 /// Metrics offered for `records`: sessions::pareto_metric_names() plus useful dotted paths under
-/// `totals` (attention.attn_out_rel_err_pooled, k./v. attention errors, every number under
-/// totals.e2e such as e2e.delta_ppl, e2e.abs_delta_ppl, e2e.kl, e2e.one_minus_top1), each only
-/// when some ok record has a value for it (sessions::metric_value).
+/// `totals` (attention.attn_out_rel_err_pooled, k./v. attention errors, the end-to-end losses
+/// e2e.delta_ppl, e2e.abs_delta_ppl, e2e.kl, e2e.one_minus_top1), each only when some ok record
+/// has a value for it (sessions::metric_value).
 std::vector<std::string> available_metrics(const std::vector<nlohmann::json>& records);
 
 /// Builds the model of the snapshot's active sweep for `metric`. An empty or unavailable metric
-/// picks the first of available_metrics (attn_out_rel_err when present). Never throws for
+/// picks e2e.kl when the sweep has end-to-end results, else attn_out_rel_err when present, else
+/// the first of available_metrics. Never throws for
 /// damaged records: they end up in `excluded`.
 ParetoModel build_pareto_model(const Snapshot& snapshot, const std::string& metric);
 
 /// Every plotted point as CSV: id,label,codec,family,ratio_vs_bf16,<metric>,on_frontier,
-/// duplicate_of,total_bytes (f64 printed with 17 significant digits).
+/// duplicate_of,total_bytes, then <metric>_lo,<metric>_hi when the metric has intervals (f64
+/// printed with 17 significant digits).
 std::string pareto_model_csv(const ParetoModel& m);
 
 }  // namespace kvwb::views

@@ -110,11 +110,11 @@ class TestGuiShell : public QObject {
       kvwb::sessions::EvalOptions eo;
       eo.context = 64;
       eo.continuation = 16;
-      eo.passages = 1;
+      eo.passages = 3;
       const kvwb::sessions::Evaluator ev(m.model, toks, eo);
       kvwb::sessions::SweepOptions so;
       so.evaluator = &ev;
-      so.e2e_settings = {{"model", "tiny1m"}, {"passages", 1}};
+      so.e2e_settings = {{"model", "tiny1m"}, {"passages", 3}};
       const auto grid = nlohmann::json::parse(
           R"({"fixed": {"block_size": 64}, "k_codec": ["bf16", "q8_0", "turbo3"], "v_codec": ["turbo3"]})");
       kvwb::sessions::run_sweep(tiny1m().toStdString(), grid, store, so);
@@ -127,7 +127,10 @@ class TestGuiShell : public QObject {
     QVERIFY(s->active_sweep >= 0);
     const auto& recs = s->sweeps[static_cast<size_t>(s->active_sweep)].records;
     QCOMPARE(recs.size(), size_t{3});
-    for (const auto& r : recs) QVERIFY(r["result"]["totals"].contains("e2e"));
+    for (const auto& r : recs) {
+      QVERIFY(r["result"]["totals"].contains("e2e"));
+      QVERIFY(r["result"]["totals"]["e2e"]["kl_ci"].is_array());  // the Pareto view's error bars
+    }
     QVERIFY(w->show_view("pareto"));
     auto offered = [&] {  // the view gets the snapshot once it is shown
       for (QComboBox* box : w->view("pareto")->findChildren<QComboBox*>())

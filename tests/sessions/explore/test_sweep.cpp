@@ -143,6 +143,34 @@ TEST(Pareto, MetricsFromRecordsAndNaExclusion) {
   EXPECT_NE(pts[1].reason.find("FP16_RANGE"), std::string::npos);
 }
 
+TEST(Pareto, EndToEndIntervalsAndPointsWithinTheNoise) {
+  auto rec = [](int cell, double r, double kl, double lo, double hi) {
+    json res = {{"ratio_vs_bf16", r},
+                {"failed", false},
+                {"totals", {{"e2e", {{"kl", kl}, {"kl_ci", {lo, hi}}, {"delta_ppl", 0.1}}}}}};
+    return json{{"key", std::to_string(cell)}, {"cell", cell}, {"status", "ok"}, {"result", res}};
+  };
+  // #1 dominates #2 by the estimates but their intervals overlap; #3 is beaten beyond the noise.
+  const std::vector<json> recs = {rec(0, 1.0, 0.0, 0.0, 0.0), rec(1, 3.0, 0.010, 0.008, 0.012),
+                                  rec(2, 2.9, 0.011, 0.009, 0.014), rec(3, 2.0, 0.050, 0.040, 0.060)};
+  EXPECT_EQ(*metric_interval(recs[1]["result"], "e2e.kl"), std::make_pair(0.008, 0.012));
+  EXPECT_FALSE(metric_interval(recs[1]["result"], "e2e.delta_ppl").has_value());  // no interval recorded
+  EXPECT_FALSE(metric_interval(recs[1]["result"], "k_rel_mse").has_value());
+  const ParetoResult p = pareto_frontier(pareto_points_from_records(recs, "e2e.kl"));
+  ASSERT_EQ(p.frontier.size(), 2u);
+  ASSERT_TRUE(p.frontier[1].rep.q_ci);
+  EXPECT_EQ(p.frontier[1].rep.q_ci->second, 0.012);
+  EXPECT_TRUE(has_intervals(p));
+  EXPECT_EQ(possibly_on_frontier(p), std::vector<int64_t>{2});
+  const json j = pareto_to_json(p, "e2e.kl");
+  EXPECT_EQ(j["frontier"][1]["q_ci"], json::array({0.008, 0.012}));
+  EXPECT_EQ(j["possibly_on_frontier"], json::array({2}));
+  const std::string csv = pareto_to_csv(p, "e2e.kl");
+  EXPECT_NE(csv.find("e2e.kl_lo,e2e.kl_hi"), std::string::npos);
+  // Proxy metrics carry no interval: nothing changes for them.
+  EXPECT_FALSE(has_intervals(pareto_frontier({pt(0, 1.0, 0.1)})));
+}
+
 TEST(ResultStore, TornLastLineIsIgnoredReportedAndRepaired) {
   kvwb::test::TempDir dir;
   const std::string store = dir.file("store");

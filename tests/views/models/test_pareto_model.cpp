@@ -181,6 +181,41 @@ TEST(ParetoModel, EndToEndMetricsWhenARecordHasThem) {
   EXPECT_EQ(m.points[0].id, 1);
   EXPECT_EQ(m.points[0].q, 0.01);
   EXPECT_EQ(m.excluded.size(), 6u);
+  EXPECT_FALSE(m.has_ci);  // no interval recorded
+  // A sweep with end-to-end results starts on e2e.kl.
+  EXPECT_EQ(build_pareto_model(*sweep_snapshot(records), "").metric, "e2e.kl");
+}
+
+TEST(ParetoModel, EndToEndIntervalsBecomeErrorBarData) {
+  auto records = handmade_records();
+  records[1]["result"]["totals"]["e2e"] = {{"delta_ppl", -0.4},
+                                           {"abs_delta_ppl", 0.4},
+                                           {"kl", 0.01},
+                                           {"kl_ci", {0.008, 0.013}},
+                                           {"verdict", "INCONCLUSIVE"},
+                                           {"passages", 60},
+                                           {"passages_needed", 250},
+                                           {"seconds_per_passage", 0.02}};
+  // Protocol numbers under totals.e2e are not quality axes.
+  const auto metrics = available_metrics(records);
+  for (const char* name : {"e2e.passages", "e2e.passages_needed", "e2e.seconds_per_passage"})
+    EXPECT_EQ(std::count(metrics.begin(), metrics.end(), name), 0) << name;
+  const ParetoModel m = build_pareto_model(*sweep_snapshot(records), "e2e.kl");
+  ASSERT_EQ(m.points.size(), 1u);
+  EXPECT_TRUE(m.has_ci);
+  EXPECT_TRUE(m.points[0].has_ci);
+  EXPECT_EQ(m.points[0].q_lo, 0.008);
+  EXPECT_EQ(m.points[0].q_hi, 0.013);
+  EXPECT_EQ(m.points[0].verdict, "INCONCLUSIVE");
+  EXPECT_EQ(m.points[0].passages, 60);
+  const auto lines = test::csv_lines(pareto_model_csv(m));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "id,label,codec,family,ratio_vs_bf16,e2e.kl,on_frontier,duplicate_of,total_bytes,"
+                      "e2e.kl_lo,e2e.kl_hi");
+  const auto c = test::csv_cells(lines[1]);
+  ASSERT_EQ(c.size(), 11u);
+  EXPECT_EQ(std::stod(c[9]), 0.008);
+  EXPECT_EQ(std::stod(c[10]), 0.013);
 }
 
 TEST(ParetoModel, CsvHasEveryPlottedPoint) {
