@@ -57,7 +57,7 @@ struct UnitInput {
   size_t n = 0;
   size_t dim = 0;
   UnitInfo info;
-  float layer_scale = 1.0f;  // fp8_e4m3: the per-(layer, stream) scale chosen by the runner
+  float layer_scale = 1.0f;  // fp8_e4m3: the per-(layer, stream) scale (Codec::layer_scale)
   bool collect_residuals = false;  // Kakeya: fill EncodeStats::scaled_residuals
 };
 
@@ -98,6 +98,10 @@ class Codec {
   virtual DecodedUnit decode(std::span<const uint8_t> bytes, const std::string& source) const = 0;
   /// Bytes added once per (layer, stream), e.g. fp8_e4m3's f32 scale. Counted in totals.
   virtual uint64_t per_layer_stream_bytes() const { return 0; }
+  /// The per-(layer, stream) scale this codec codes a batch with, from all `count` values of the
+  /// batch (un-whitened, [S, H, T, D]): fp8_e4m3 absmax gives max|x| / 448 (1 when all are 0);
+  /// 1 for codecs without such a scale. The executor hands it to every unit (UnitInput::layer_scale).
+  virtual float layer_scale(const float* values, size_t count) const { return 1.0f; }
 };
 
 /// All codec names, in container-id order.

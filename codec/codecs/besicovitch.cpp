@@ -17,6 +17,7 @@
 #include "codec/params.h"
 #include "codec/math/quantizer.h"
 #include "codec/math/rng.h"
+#include "codec/kernels/besicovitch.h"
 
 namespace kvwb::codec {
 
@@ -161,14 +162,9 @@ class VectorCoder {
       if (h & 0x8000u) return "scale (negative)";
       for (size_t k = 0; k < groups_; ++k) alphas_[k] = table_[mags_[k]] * s;
     }
-    for (size_t k = 0; k < groups_; ++k) {
-      const float* dir = codebook_.data() + static_cast<size_t>(ids_[k]) * g;
-      for (unsigned j = 0; j < g; ++j) {
-        const size_t col = k * g + j;
-        const float m = mean ? mean[col] : 0.0f;
-        out[col] = m + alphas_[k] * dir[j];
-      }
-    }
+    for (size_t k = 0; k < groups_; ++k)
+      kernels::besi_decode_group(codebook_.data() + static_cast<size_t>(ids_[k]) * g, g, alphas_[k],
+                                 mean ? mean + k * g : nullptr, out + k * g);
     return nullptr;
   }
 
@@ -208,21 +204,7 @@ std::span<const float> besicovitch_codebook(unsigned g, unsigned db) {
 }
 
 BesiAssignment besicovitch_assign(const float* group, unsigned g, std::span<const float> codebook) {
-  BesiAssignment best;
-  float best_abs = 0.0f;
-  const size_t m = codebook.size() / g;
-  for (size_t i = 0; i < m; ++i) {
-    const float* d = codebook.data() + i * g;
-    float dot = 0.0f;
-    for (unsigned j = 0; j < g; ++j) dot += group[j] * d[j];
-    const float a = std::fabs(dot);
-    if (a > best_abs) {
-      best_abs = a;
-      best.id = static_cast<uint16_t>(i);
-      best.alpha = dot;
-    }
-  }
-  return best;
+  return kernels::besi_assign(group, g, codebook.data(), codebook.size() / g);
 }
 
 size_t besicovitch_bytes_per_vector(const BesiConfig& c, size_t head_dim) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "codec/codec.h"
+#include "codec/kernels/besicovitch.h"
 
 namespace kvwb::codec {
 
@@ -41,11 +42,9 @@ struct BesiConfig {
 /// Throws InvalidArgument for g outside 2..8 or db outside 1..10.
 std::span<const float> besicovitch_codebook(unsigned g, unsigned db);
 
-/// Direction and signed magnitude of one group (§4 steps 1-2).
-struct BesiAssignment {
-  uint16_t id = 0;    // argmax_i |<x, d_i>|, ascending scan, strict >, from best = 0 value 0
-  float alpha = 0.f;  // <x, d_id>, f32 summed in index order
-};
+/// Direction and signed magnitude of one group (§4 steps 1-2): id = argmax_i |<x, d_i>|
+/// (ascending scan, strict >, from best = 0 value 0), alpha = <x, d_id> (f32, index order).
+using kernels::BesiAssignment;
 
 /// Assigns one group of `g` f32 coordinates against `codebook` ([M, g], from besicovitch_codebook).
 BesiAssignment besicovitch_assign(const float* group, unsigned g, std::span<const float> codebook);

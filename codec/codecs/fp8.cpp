@@ -10,6 +10,7 @@
 //     at ±448). Decode: value(code) · scale. Codes 0x7F / 0xFF (NaN) are a format error.
 #include "codec/codecs/fp8.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -21,45 +22,21 @@
 
 namespace kvwb::codec {
 
-uint8_t f32_to_e4m3(float v, bool* saturated) noexcept {
-  const uint8_t sign = std::signbit(v) ? 0x80 : 0x00;
-  const float a = std::fabs(v);
-  if (!(a <= kE4m3Max)) {  // beyond ±448 (or NaN, which callers never pass): saturate
-    if (saturated) *saturated = true;
-    return static_cast<uint8_t>(sign | 0x7E);
-  }
-  if (a < 0.015625f) {  // below 2^-6: subnormal grid m·2^-9; m = 8 is the smallest normal 0x08
-    const auto m = static_cast<uint32_t>(std::nearbyint(a * 512.0f));  // exact scaling, RNE
-    return static_cast<uint8_t>(sign | m);
-  }
-  uint32_t x;
-  std::memcpy(&x, &a, 4);
-  x += 0x7FFFFu + ((x >> 20) & 1u);     // RNE on the 20 dropped mantissa bits
-  const uint32_t e = (x >> 23) - 120u;  // rebias 127 -> 7
-  const uint32_t m = (x >> 20) & 7u;
-  return static_cast<uint8_t>(sign | (e << 3) | m);
-}
-
-float e4m3_to_f32(uint8_t code) noexcept {
-  const float sign = (code & 0x80) ? -1.0f : 1.0f;
-  const unsigned e = (code >> 3) & 15u;
-  const unsigned m = code & 7u;
-  if (e == 15 && m == 7) return std::numeric_limits<float>::quiet_NaN();
-  if (e == 0) return sign * std::ldexp(static_cast<float>(m), -9);
-  return sign * std::ldexp(1.0f + static_cast<float>(m) / 8.0f, static_cast<int>(e) - 7);
-}
-
-float fp8_absmax_scale(float absmax) noexcept { return absmax > 0.0f ? absmax / kE4m3Max : 1.0f; }
-
 namespace {
 
 class Fp8Codec final : public Codec {
  public:
-  explicit Fp8Codec(size_t head_dim) : d_(head_dim) {
+  Fp8Codec(size_t head_dim, bool absmax) : d_(head_dim), absmax_(absmax) {
     for (int c = 0; c < 256; ++c) table_[c] = e4m3_to_f32(static_cast<uint8_t>(c));
   }
   CodecId id() const override { return CodecId::kFp8E4m3; }
   uint64_t per_layer_stream_bytes() const override { return 4; }
+  float layer_scale(const float* values, size_t count) const override {
+    if (!absmax_) return 1.0f;
+    float mx = 0;
+    for (size_t i = 0; i < count; ++i) mx = std::max(mx, std::fabs(values[i]));
+    return fp8_absmax_scale(mx);
+  }
 
   EncodedUnit encode(const UnitInput& in) const override {
     peer::check_input(in, d_, name());
@@ -116,6 +93,7 @@ class Fp8Codec final : public Codec {
 
  private:
   size_t d_;
+  bool absmax_;  // scale_mode = absmax (else unit: 1.0)
   float table_[256];
 };
 
@@ -138,8 +116,7 @@ const std::vector<ParamSpec>& fp8_params() {
 
 std::unique_ptr<Codec> make_fp8(const ParamMap& p, size_t head_dim) {
   const ParamReader reader("fp8_e4m3", fp8_params(), p);
-  (void)reader.get_string("scale_mode");  // validates the choice
-  return std::make_unique<Fp8Codec>(head_dim);
+  return std::make_unique<Fp8Codec>(head_dim, reader.get_string("scale_mode") == "absmax");
 }
 
 }  // namespace detail

@@ -13,11 +13,12 @@
 #include <cstdint>
 
 #include "codec/format/container.h"
+#include "codec/kernels/ggml.h"
 
 namespace kvwb::codec {
 
 /// Values per ggml block.
-inline constexpr size_t kGgmlBlock = 32;
+inline constexpr size_t kGgmlBlock = kernels::kGgmlBlock;
 
 /// Pre-rotation of §2.7 (stored as this u8 in the container's parameter block).
 enum class GgmlRotate : uint8_t { kNone = 0, kHadamard64 = 1, kHadamardMax = 2 };

@@ -39,6 +39,8 @@
 #include "codec/math/quantizer.h"
 #include "codec/math/rng.h"
 #include "codec/math/wht.h"
+#include "codec/kernels/kakeya.h"
+#include "codec/kernels/wht.h"
 
 namespace kvwb::codec::kakeya {
 
@@ -161,16 +163,11 @@ std::vector<float> make_signs(uint64_t seed, size_t len) {
 }
 
 /// y = H·(S·v) in place with precomputed signs (bit-identical to wht_rotate).
-inline void rotate(float* v, size_t n, const float* signs) {
-  for (size_t j = 0; j < n; ++j) v[j] *= signs[j];
-  wht_inplace(v, n);
-}
+inline void rotate(float* v, size_t n, const float* signs) { kernels::wht_rotate_signs(v, n, signs); }
 
 /// v = S·(H·y)·(1/n) in place with precomputed signs (bit-identical to wht_unrotate).
 inline void unrotate(float* v, size_t n, const float* signs) {
-  wht_inplace(v, n);
-  const float inv = 1.0f / static_cast<float>(n);
-  for (size_t j = 0; j < n; ++j) v[j] = v[j] * inv * signs[j];
+  kernels::wht_unrotate_signs(v, n, signs);
 }
 
 /// Block weights (§5.1): empty = uniform; attention: w_i = max(a_i / mean_block(a), 1e-3).
@@ -326,9 +323,8 @@ void decode_block(const BlockCode& bc, const float* mean, const float* basis, si
     for (size_t j = 0; j < wl; ++j) q[j] *= nq;
     unrotate(q.data(), wl, signs);
     const float tq = f16_bits_to_f32(bc.t_bits[i]);
-    const float* cs = bc.centres.data() + static_cast<size_t>(bc.seg[i]) * de;
-    float* ch = chat.data() + i * de;
-    for (size_t k = 0; k < de; ++k) ch[k] = tq * cs[k] + q[k];
+    kernels::kakeya_row_coefficients(bc.centres.data() + static_cast<size_t>(bc.seg[i]) * de,
+                                     q.data(), tq, de, chat.data() + i * de);
   }
   MapRowF o(out, N, D);
   o.noalias() = chat * MapConstRowF(basis, DE, D);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "codec/codec.h"
+#include "codec/kernels/lloyd_max.h"
 #include "codec/math/pca.h"
 
 namespace kvwb::codec::kakeya {
@@ -33,29 +34,8 @@ struct Config {
 };
 
 /// Nearest-centroid index, bit-identical to quantize_nearest (§5.12: f32 distances, ties to the
-/// lower index) for an ascending table: branch-free counting plus two distance evaluations. Because
-/// f32 subtraction is monotone, |s − c_m| is non-increasing for c_m < s and non-decreasing for
-/// c_m ≥ s, so the minimum is at j−1 or j (j = number of centroids below s); equal distances
-/// further left are walked so that the lowest index wins exactly as the linear scan does.
-/// `table` must be strictly ascending (validate_table).
-inline uint16_t quantize_fast(float s, const float* table, size_t count) noexcept {
-  size_t j = 0;
-  for (size_t m = 0; m < count; ++m) j += table[m] < s ? 1u : 0u;
-  auto dist = [&](size_t m) {
-    const float d = s - table[m];
-    return d < 0 ? -d : d;
-  };
-  size_t best;
-  if (j == 0) return 0;
-  if (j == count) {
-    best = count - 1;
-  } else {
-    best = dist(j - 1) <= dist(j) ? j - 1 : j;
-    if (best == j) return static_cast<uint16_t>(j);
-  }
-  while (best > 0 && dist(best - 1) == dist(best)) --best;
-  return static_cast<uint16_t>(best);
-}
+/// lower index) for a strictly ascending table (codec/kernels/lloyd_max.h).
+using kernels::quantize_fast;
 
 /// Parses and validates a ParamMap for head dimension d. Errors are InvalidArgument naming the
 /// parameter; a calibrated table of the wrong length or order is refused as 'centroids'.

@@ -26,56 +26,33 @@
 #include "codec/format/half.h"
 #include "codec/params.h"
 #include "codec/codecs/peer_common.h"
+#include "codec/kernels/kivi.h"
 
 namespace kvwb::codec {
 
 namespace {
 
-constexpr size_t kMaxGroup = 128;
+constexpr size_t kMaxGroup = kernels::kKiviMaxGroup;
 
-// Steps of §3.3 for one group; codes into `codes`, returns (Δ_q, z_q) through the fp16 callback.
+// Steps of §3.3 for one group; codes into `codes`, (Δ_q, z_q) bits through the fp16 callback, which
+// range-checks them.
 template <class ToF16>
 uint32_t quantize_group(const float* x, size_t n, size_t stride, unsigned bits, uint16_t* codes,
                         uint16_t& dq_bits, uint16_t& zq_bits, ToF16 to_f16) {
-  float lo = x[0];
-  float hi = x[0];
-  for (size_t i = 1; i < n; ++i) {
-    const float v = x[i * stride];
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-  }
-  const int top = (1 << bits) - 1;
-  const float delta = (hi - lo) / static_cast<float>(top);
-  dq_bits = to_f16(delta, "scale delta");
+  float lo = 0.0f;
+  float hi = 0.0f;
+  kernels::kivi_group_range(x, n, stride, lo, hi);
+  dq_bits = to_f16(kernels::kivi_delta(lo, hi, bits), "scale delta");
   zq_bits = to_f16(lo, "zero point (group minimum)");
-  const float dq = f16_bits_to_f32(dq_bits);
-  const float zq = f16_bits_to_f32(zq_bits);
-  uint32_t clipped = 0;
-  if (dq == 0.0f) {
-    for (size_t i = 0; i < n; ++i) codes[i] = 0;
-    return 0;
-  }
-  for (size_t i = 0; i < n; ++i) {
-    const float r = std::nearbyint((x[i * stride] - zq) / dq);  // half to even (default mode)
-    int q = 0;
-    if (r < 0.0f) {
-      ++clipped;
-    } else if (r > static_cast<float>(top)) {
-      q = top;
-      ++clipped;
-    } else {
-      q = static_cast<int>(r);
-    }
-    codes[i] = static_cast<uint16_t>(q);
-  }
-  return clipped;
+  return kernels::kivi_quantize_codes(x, n, stride, bits, f16_bits_to_f32(dq_bits),
+                                      f16_bits_to_f32(zq_bits), codes);
 }
 
 void dequantize_group(const uint8_t* in, size_t n, size_t stride, unsigned bits, float dq, float zq,
                       float* x) {
   uint16_t codes[kMaxGroup];
   unpack_bits(in, n, bits, codes);
-  for (size_t i = 0; i < n; ++i) x[i * stride] = zq + static_cast<float>(codes[i]) * dq;
+  kernels::kivi_dequantize_codes(codes, n, stride, dq, zq, x);
 }
 
 struct KiviConfig {

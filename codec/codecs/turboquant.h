@@ -12,11 +12,12 @@
 #include <span>
 
 #include "codec/format/container.h"
+#include "codec/kernels/turbo.h"
 
 namespace kvwb::codec {
 
 /// Values per TurboQuant group.
-inline constexpr size_t kTurboGroup = 128;
+inline constexpr size_t kTurboGroup = kernels::kTurboGroup;
 
 /// The sign table s1 (`which` = 1) or s2 (`which` = 2) of §1.3: 128 entries ±1.0f, index order.
 std::span<const float, kTurboGroup> turbo_signs(int which);

@@ -1,28 +1,24 @@
 #pragma once
 // IEEE binary16 (fp16) and bfloat16 conversions with the rounding rules of codec-kakeya.md §0:
-// round-to-nearest-even, fp16 subnormals kept. The *_checked variants refuse values that the
-// storage type cannot hold (|v| > 65504 for fp16; a bf16 result that would be infinite) with
+// round-to-nearest-even, fp16 subnormals kept. The conversions are the shared kernels of
+// codec/kernels/half.h; the *_checked variants here refuse values that the storage type cannot hold (|v| > 65504 for fp16; a bf16 result that would be infinite) with
 // Fp16Range, and non-finite values with NonFiniteInput; nothing ever saturates silently.
 #include <cstdint>
-#include <cstring>
+
+#include "codec/kernels/half.h"
 
 namespace kvwb::codec {
 
-inline constexpr float kFp16Max = 65504.0f;
+inline constexpr float kFp16Max = kernels::kFp16Max;
 
 /// f32 -> fp16 bits, RNE, subnormals kept. |v| >= 65520 gives infinity; NaN stays NaN.
-uint16_t f32_to_f16_bits(float v) noexcept;
+using kernels::f32_to_f16_bits;
 /// fp16 bits -> f32 (exact).
-float f16_bits_to_f32(uint16_t h) noexcept;
+using kernels::f16_bits_to_f32;
 /// f32 -> bf16 bits, RNE on the low 16 bits; NaN stays NaN.
-uint16_t f32_to_bf16_bits(float v) noexcept;
+using kernels::f32_to_bf16_bits;
 /// bf16 bits -> f32 (exact).
-inline float bf16_bits_to_f32(uint16_t h) noexcept {
-  uint32_t x = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
-}
+using kernels::bf16_bits_to_f32;
 
 /// fp16 bits of `v`; throws Fp16Range when |v| > 65504 and NonFiniteInput for NaN/Inf.
 /// `field` names what is being stored (e.g. "t", "residual norm") for the message.

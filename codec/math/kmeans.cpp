@@ -15,12 +15,6 @@ using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowM
 using MapConstRowF = Eigen::Map<const RowMatF>;
 }  // namespace
 
-float norm_f32(const float* v, size_t d) noexcept {
-  float s = 0.0f;
-  for (size_t j = 0; j < d; ++j) s += v[j] * v[j];
-  return std::sqrt(s);
-}
-
 size_t kmeans_first_index(uint64_t seed, uint64_t block_index, size_t n_valid) noexcept {
   if (n_valid == 0) return 0;
   return static_cast<size_t>(rng::splitmix(seed ^ rng::kTagKmeans, block_index) % n_valid);

@@ -6,10 +6,12 @@
 #include <span>
 #include <vector>
 
+#include "codec/kernels/kakeya.h"
+
 namespace kvwb::codec::kakeya {
 
 /// Euclidean norm of v[0..d) accumulated in f32 in index order.
-float norm_f32(const float* v, size_t d) noexcept;
+using kernels::norm_f32;
 
 /// §4.4: splitmix(seed ^ TAG_KMEANS, block_index) mod n_valid (index into the valid-row list).
 size_t kmeans_first_index(uint64_t seed, uint64_t block_index, size_t n_valid) noexcept;
@@ -38,9 +40,6 @@ void assign_segments(const float* coeffs, size_t n, size_t d, const float* centr
                      uint32_t* seg, float* t);
 
 /// r = c − t_q · centre over d entries (f32).
-inline void segment_residual(const float* c, size_t d, const float* centre, float t_q,
-                             float* r) noexcept {
-  for (size_t j = 0; j < d; ++j) r[j] = c[j] - t_q * centre[j];
-}
+using kernels::segment_residual;
 
 }  // namespace kvwb::codec::kakeya

@@ -1,6 +1,5 @@
 #include "codec/math/quantizer.h"
 
-#include <array>
 #include <cmath>
 #include <string>
 
@@ -9,21 +8,18 @@
 namespace kvwb::codec {
 
 namespace {
-constexpr std::array<float, 2> kB1 = {-0.798156f, 0.798156f};
-constexpr std::array<float, 4> kB2 = {-1.5100f, -0.4528f, 0.4528f, 1.5100f};
-constexpr std::array<float, 8> kB3 = {-2.151945f, -1.343757f, -0.756268f, -0.244943f,
-                                      0.244943f,  0.756268f,  1.343757f,  2.151945f};
-constexpr std::array<float, 16> kB4 = {-2.7322f, -2.0690f, -1.6177f, -1.2563f, -0.9422f, -0.6566f,
-                                       -0.3885f, -0.1281f, 0.1281f,  0.3885f,  0.6566f,  0.9422f,
-                                       1.2563f,  1.6177f,  2.0690f,  2.7322f};
+constexpr kernels::LloydMaxTable kB1 = kernels::gaussian_lloyd_max(1);
+constexpr kernels::LloydMaxTable kB2 = kernels::gaussian_lloyd_max(2);
+constexpr kernels::LloydMaxTable kB3 = kernels::gaussian_lloyd_max(3);
+constexpr kernels::LloydMaxTable kB4 = kernels::gaussian_lloyd_max(4);
 }  // namespace
 
 std::span<const float> gaussian_table(unsigned bits) {
   switch (bits) {
-    case 1: return kB1;
-    case 2: return kB2;
-    case 3: return kB3;
-    case 4: return kB4;
+    case 1: return {kB1.value, kB1.size};
+    case 2: return {kB2.value, kB2.size};
+    case 3: return {kB3.value, kB3.size};
+    case 4: return {kB4.value, kB4.size};
     default: throw InvalidArgument("Lloyd-Max table: bit width " + std::to_string(bits) + " not in 1..4");
   }
 }

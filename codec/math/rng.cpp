@@ -1,16 +1,6 @@
 #include "codec/math/rng.h"
 
-#include <cmath>
-#include <numbers>
-
 namespace kvwb::codec::rng {
-
-float normal(uint64_t key, uint64_t idx) noexcept {
-  const double u1 = u01(splitmix(key, 2 * idx));
-  const double u2 = u01(splitmix(key, 2 * idx + 1));
-  const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
-  return static_cast<float>(z);
-}
 
 void synthetic(float* out, uint64_t n, uint64_t d, uint64_t rank, double noise, uint64_t seed) {
   const uint64_t key = seed ^ kTagTest;

@@ -1,9 +1,11 @@
 #pragma once
 // Unnormalised Sylvester–Walsh–Hadamard transform in natural order (codec-kakeya.md §5.9).
 // The butterfly runs stage by stage (h = 1, 2, 4, ...), one f32 add or subtract per output, so it
-// is bit-reproducible on every backend. H·H = n·I.
+// is bit-reproducible on every backend (the shared kernel of codec/kernels/wht.h). H·H = n·I.
 #include <cstddef>
 #include <cstdint>
+
+#include "codec/kernels/wht.h"
 
 namespace kvwb::codec {
 
@@ -11,17 +13,9 @@ namespace kvwb::codec {
 void wht_inplace(float* v, size_t n);
 
 /// next_pow2(n): smallest power of two >= n, and 1 for n <= 1.
-constexpr size_t next_pow2(size_t n) noexcept {
-  size_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
+using kernels::next_pow2;
 /// ceil(log2(k)) for k >= 2, 0 for k <= 1.
-constexpr unsigned clog2(size_t k) noexcept {
-  unsigned b = 0;
-  while ((size_t{1} << b) < k) ++b;
-  return b;
-}
+using kernels::clog2;
 
 /// y = H·(S·r) in place, S the project-RNG sign diagonal of `seed` (Kakeya §5.9).
 void wht_rotate(float* v, size_t n, uint64_t seed);

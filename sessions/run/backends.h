@@ -1,29 +1,16 @@
 #pragma once
-// Execution backends. This translation unit (backends.cpp) is the only place that knows whether
-// the CUDA backend was compiled; everything else asks it.
-#include <cstdint>
+// Execution backends as the front ends see them. Which backends exist, and whether CUDA was
+// compiled at all, is known only to the executor factory (codec/executor_factory.cpp); this asks it.
 #include <string>
 #include <vector>
 
+#include "codec/executor.h"
 #include "sessions/config/enums.h"
 
 namespace kvwb::sessions {
 
-struct DeviceDescription {
-  std::string name;
-  uint64_t total_memory = 0, free_memory = 0;  // bytes
-  int cc_major = 0, cc_minor = 0;
-  int driver_version = 0, runtime_version = 0;
-};
-
-struct BackendDescription {
-  std::string name;        // "cpu" or "cuda"
-  bool compiled = false;   // built into this binary
-  bool available = false;  // usable now (cuda: a device is present)
-  bool runs_codecs = false;  // the codec pipeline executes on it
-  std::string detail;      // why not available / what it is
-  std::vector<DeviceDescription> devices;
-};
+using DeviceDescription = codec::DeviceDescription;
+using BackendDescription = codec::BackendDescription;
 
 /// Every backend this binary knows, compiled or not.
 std::vector<BackendDescription> list_backends();

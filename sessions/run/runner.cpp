@@ -9,6 +9,7 @@
 #include "base/errors.h"
 #include "base/thread_pool.h"
 #include "codec/codec.h"
+#include "codec/executor.h"
 #include "codec/format/half.h"
 #include "codec/math/metrics.h"
 #include "codec/math/rope.h"
@@ -45,46 +46,25 @@ std::vector<float> load_centroids(const std::string& path, const std::string& wh
   return t;
 }
 
-std::unique_ptr<codec::Codec> build_codec(const StreamConfig& sc, size_t head_dim, const std::string& what) {
-  codec::CodecResources res;
+/// The codec of a stream as executors build it (calibrated centroids loaded). Validates it by
+/// building it once, so that a bad parameter fails here with `what` in the message.
+codec::CodecSpec codec_spec(const StreamConfig& sc, size_t head_dim, const std::string& what) {
+  codec::CodecSpec spec{sc.codec, sc.params, {}};
   if (!sc.centroids_file.empty()) {
     if (!codec::codec_traits(sc.codec).centroid_table)
       throw InvalidArgument(
           what + ": centroids_file applies to codecs with a centroid table (kakeya_pca), not " +
           sc.codec);
-    res.centroid_table = load_centroids(sc.centroids_file, what);
+    spec.resources.centroid_table = load_centroids(sc.centroids_file, what);
   }
   try {
-    return codec::make_codec(sc.codec, sc.params, head_dim, res);
+    (void)codec::make_codec(spec.name, spec.params, head_dim, spec.resources);
   } catch (const InvalidArgument& e) {
     throw InvalidArgument(what + ": " + e.what());
   } catch (const Unsupported& e) {
     throw Unsupported(what + ": " + e.what());
   }
-}
-
-/// Gathers the rows of one unit: per_head (s, h) is contiguous in [S,H,T,D]; pooled_heads
-/// interleaves heads token-major (row ρ = t·H + h).
-void gather_unit(const Tensor4& x, size_t s, int head, std::vector<float>& out) {
-  const size_t d = x.d, t = x.t;
-  if (head >= 0) {
-    const float* src = x.row(s, static_cast<size_t>(head), 0);
-    out.assign(src, src + t * d);
-    return;
-  }
-  out.resize(t * x.h * d);
-  for (size_t ti = 0; ti < t; ++ti)
-    for (size_t h = 0; h < x.h; ++h) std::memcpy(&out[(ti * x.h + h) * d], x.row(s, h, ti), d * sizeof(float));
-}
-
-void scatter_unit(Tensor4& x, size_t s, int head, const float* rows) {
-  const size_t d = x.d, t = x.t;
-  if (head >= 0) {
-    std::memcpy(x.row(s, static_cast<size_t>(head), 0), rows, t * d * sizeof(float));
-    return;
-  }
-  for (size_t ti = 0; ti < t; ++ti)
-    for (size_t h = 0; h < x.h; ++h) std::memcpy(x.row(s, h, ti), &rows[(ti * x.h + h) * d], d * sizeof(float));
+  return spec;
 }
 
 std::string stream_name(codec::Stream s) { return s == codec::Stream::kK ? "K" : "V"; }
@@ -106,115 +86,61 @@ void round_bf16_tensor(const Tensor4& in, Tensor4& out) {
   for (auto& v : out.data) v = codec::round_bf16(v);
 }
 
-/// Encodes, decodes and measures one stream of one layer into `res`, writing the reconstruction.
-void run_stream(const io::CaptureInfo& info, const RunConfig& cfg, const StreamConfig& sc, codec::Stream stream,
-                LayerData& ld, const Tensor4& x, Tensor4& recon, StreamResult& res, const RunOptions& opt,
+/// Encodes and decodes one stream of one layer through the executor into `res`, writing the
+/// reconstruction (pre-whitening domain).
+void run_stream(const codec::Executor& exec, const io::CaptureInfo& info, const RunConfig& cfg,
+                const StreamConfig& sc, codec::Stream stream, LayerData& ld, const Tensor4& x,
+                Tensor4& recon, StreamResult& res, const RunOptions& opt,
                 const std::atomic<bool>* cancel) {
-  const size_t S = x.s, H = x.h, T = x.t, D = x.d;
+  const size_t H = x.h, D = x.d;
   const std::string what = "layer " + std::to_string(ld.layer) + " " + stream_name(stream);
-  auto codec = build_codec(sc, D, what + " codec " + sc.codec);
-  const codec::CodecTraits& traits = codec::codec_traits(codec->id());
-  const bool pooled = traits.block_codec && cfg.block_rows == codec::BlockRows::kPooledHeads;
-  const bool whiten = stream == codec::Stream::kK && ld.whitening != nullptr;
-
-  // Whitened copy of K (rows · L_h), and its max |value| (reported, never saturated).
-  Tensor4 xw;
-  if (whiten) {
-    xw = Tensor4(S, H, T, D);
-    for (size_t s = 0; s < S; ++s)
-      for (size_t h = 0; h < H; ++h)
-        codec::matmul_rows(x.row(s, h, 0), T, D, (*ld.whitening)[h].L.data(), xw.row(s, h, 0));
-    for (float v : xw.data) res.max_abs_whitened = std::max(res.max_abs_whitened, static_cast<double>(std::fabs(v)));
+  const codec::CodecTraits& traits = codec::codec_traits(sc.codec);
+  codec::BatchRequest req;
+  req.codec = codec_spec(sc, D, what + " codec " + sc.codec);
+  req.rows = x.data.data();
+  req.sequences = x.s;
+  req.heads = H;
+  req.tokens = x.t;
+  req.dim = D;
+  req.layer = static_cast<uint32_t>(ld.layer);
+  req.n_kv_heads = static_cast<uint16_t>(info.num_kv_heads);
+  req.stream = stream;
+  req.block_rows = traits.block_codec && cfg.block_rows == codec::BlockRows::kPooledHeads
+                       ? codec::BlockRows::kPooledHeads
+                       : codec::BlockRows::kPerHead;
+  req.block_size = cfg.block_size;
+  req.collect_residuals = opt.collect_residuals;
+  // Q-preconditioning factors of every kv head, [H, D, D] each.
+  std::vector<float> L, L_inv;
+  if (stream == codec::Stream::kK && ld.whitening != nullptr) {
+    for (size_t h = 0; h < H; ++h) {
+      L.insert(L.end(), (*ld.whitening)[h].L.begin(), (*ld.whitening)[h].L.end());
+      L_inv.insert(L_inv.end(), (*ld.whitening)[h].L_inv.begin(), (*ld.whitening)[h].L_inv.end());
+    }
+    req.whiten = L.data();
+    req.unwhiten = L_inv.data();
   }
-  const float layer_scale = codec::layer_stream_scale(codec->id(), sc.params, x.data);
-  uint8_t flags = 0;
   if (stream == codec::Stream::kK) {
-    if (ld.k_pre) flags |= codec::kDomainPreRope;
-    if (ld.k_pre && ld.k_derived) flags |= codec::kDomainDerivedPre;
-    if (whiten) flags |= codec::kDomainWhitened;
+    if (ld.k_pre) req.domain_flags |= codec::kDomainPreRope;
+    if (ld.k_pre && ld.k_derived) req.domain_flags |= codec::kDomainDerivedPre;
   }
-  struct Unit {
-    size_t s;
-    int head;
-  };
-  std::vector<Unit> units;
-  for (size_t s = 0; s < S; ++s) {
-    if (pooled) units.push_back({s, -1});
-    else
-      for (size_t h = 0; h < H; ++h) units.push_back({s, static_cast<int>(h)});
+  std::vector<float> weights;  // [S, H, T]
+  if (!ld.key_weights.empty() && traits.row_weights) {
+    for (const auto& w : ld.key_weights)
+      for (double v : w) weights.push_back(static_cast<float>(v));
+    req.row_weights = weights.data();
   }
-  std::vector<codec::EncodedUnit> enc(units.size());
-  recon = Tensor4(S, H, T, D);
-  parallel_for(units.size(), cfg.threads, [&](size_t ui) {
-    const Unit u = units[ui];
-    std::vector<float> rows, orig, weights;
-    gather_unit(whiten ? xw : x, u.s, u.head, rows);
-    if (whiten) gather_unit(x, u.s, u.head, orig);
-    codec::UnitInput in;
-    in.rows = rows.data();
-    in.original_rows = whiten ? orig.data() : nullptr;
-    in.n = rows.size() / D;
-    in.dim = D;
-    in.layer_scale = layer_scale;
-    in.collect_residuals = opt.collect_residuals;
-    if (!ld.key_weights.empty() && traits.row_weights) {
-      weights.resize(in.n);
-      for (size_t r = 0; r < in.n; ++r) {
-        const size_t h = u.head >= 0 ? static_cast<size_t>(u.head) : r % H;
-        const size_t t = u.head >= 0 ? r : r / H;
-        weights[r] = static_cast<float>(ld.key_weights[u.s * H + h][t]);
-      }
-      in.weights = weights.data();
-    }
-    in.info.sequence = static_cast<uint32_t>(u.s);
-    in.info.layer = static_cast<uint32_t>(ld.layer);
-    in.info.kv_head = u.head >= 0 ? static_cast<uint16_t>(u.head) : codec::kPooledHead;
-    in.info.n_kv_heads = static_cast<uint16_t>(info.num_kv_heads);
-    in.info.stream = stream;
-    in.info.block_rows = pooled ? codec::BlockRows::kPooledHeads : codec::BlockRows::kPerHead;
-    in.info.block_size = cfg.block_size;
-    in.info.domain_flags = flags;
-    const std::string where = "sequence " + std::to_string(u.s) + ", layer " + std::to_string(ld.layer) +
-                              (u.head >= 0 ? ", kv head " + std::to_string(u.head) : ", pooled heads") +
-                              ", stream " + stream_name(stream);
-    try {
-      enc[ui] = codec->encode(in);
-      // Decode from the serialized bytes only: what is measured is what a reader would get.
-      codec::DecodedUnit dec = codec::decode_container(enc[ui].bytes, where);
-      if (dec.rows.size() != rows.size())
-        throw FormatError(where + ": decoded " + std::to_string(dec.rows.size() / D) + " rows, expected " +
-                          std::to_string(in.n));
-      if (whiten) {
-        // Un-whiten the coded rows (K̂ = K̂̃·L⁻¹); the tail is already in the original domain.
-        std::vector<float> tmp(D);
-        for (size_t r = 0; r < dec.n_block_rows; ++r) {
-          const size_t h = u.head >= 0 ? static_cast<size_t>(u.head) : r % H;
-          codec::matmul_rows(&dec.rows[r * D], 1, D, (*ld.whitening)[h].L_inv.data(), tmp.data());
-          std::memcpy(&dec.rows[r * D], tmp.data(), D * sizeof(float));
-        }
-      }
-      scatter_unit(recon, u.s, u.head, dec.rows.data());
-    } catch (const Fp16Range& e) {
-      throw Fp16Range(where + ": " + e.what());
-    } catch (const NonFiniteInput& e) {
-      throw NonFiniteInput(where + ": " + e.what());
-    }
-  }, cancel);
-  if (cancel && cancel->load()) throw Cancelled("run cancelled");
-  for (const auto& e : enc) {
-    res.bytes += e.reported_bytes;
-    res.reference_bytes += e.reference_bytes;
-    res.tail_bytes += e.tail_bytes;
-    res.d_eff.insert(res.d_eff.end(), e.stats.d_eff.begin(), e.stats.d_eff.end());
-    res.outliers += e.stats.outliers;
-    res.clipped += e.stats.clipped;
-    res.coded_values += e.stats.coded_values;
-    if (opt.collect_residuals)
-      res.scaled_residuals.insert(res.scaled_residuals.end(), e.stats.scaled_residuals.begin(),
-                                  e.stats.scaled_residuals.end());
-  }
-  res.bytes += codec->per_layer_stream_bytes();
-  res.reference_bytes += codec->per_layer_stream_bytes();
+  codec::BatchResult out = exec.run(req, cancel);
+  recon = std::move(out.decoded);
+  res.max_abs_whitened = out.max_abs_whitened;
+  res.bytes += out.reported_bytes + out.per_layer_stream_bytes;
+  res.reference_bytes += out.reference_bytes + out.per_layer_stream_bytes;
+  res.tail_bytes += out.tail_bytes;
+  res.d_eff = std::move(out.stats.d_eff);
+  res.outliers += out.stats.outliers;
+  res.clipped += out.stats.clipped;
+  res.coded_values += out.stats.coded_values;
+  if (opt.collect_residuals) res.scaled_residuals = std::move(out.stats.scaled_residuals);
 }
 
 void measure(const Tensor4& x, const Tensor4& recon, StreamResult& res) {
@@ -248,7 +174,13 @@ void rope_tensor(Tensor4& t, const std::vector<int32_t>& positions, const codec:
 
 LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg,
                                const Whitening& wh, const LayerPlan& lp, const Tensor4& k_pre,
-                               const Tensor4& v, const std::vector<int32_t>& positions) {
+                               const Tensor4& v, const std::vector<int32_t>& positions,
+                               const codec::Executor* executor) {
+  std::unique_ptr<codec::Executor> own;
+  if (!executor) {
+    own = codec::make_executor(backend_name(cfg.backend), {cfg.threads});
+    executor = own.get();
+  }
   LayerRoundTrip out;
   const int layer = lp.layer;
   const bool boundary = lp.boundary;
@@ -279,7 +211,8 @@ LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg
       round_bf16_tensor(x, rec);
       res.bytes = res.reference_bytes = 2 * x.size();
     } else {
-      run_stream(info, cfg, sc, is_k ? codec::Stream::kK : codec::Stream::kV, ld, x, rec, res, opt, nullptr);
+      run_stream(*executor, info, cfg, sc, is_k ? codec::Stream::kK : codec::Stream::kV, ld, x, rec, res, opt,
+                 nullptr);
     }
     measure(x, rec, res);
   }
@@ -291,7 +224,8 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
                      RunResult* partial) {
   const auto t_start = std::chrono::steady_clock::now();
   std::string backend_note;
-  const Backend backend = resolve_backend(cfg.backend, &backend_note);
+  const auto exec = codec::make_executor(backend_name(cfg.backend), {cfg.threads}, &backend_note);
+  const Backend backend = parse_backend(exec->name(), "the executor factory");
   io::CaptureReader cap(capture_path);
   const auto& info = cap.info();
   const size_t D = static_cast<size_t>(info.head_dim);
@@ -308,13 +242,13 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     if (lp.boundary) continue;
     const int l = lp.layer;
     const StreamConfig& k = lp.k.config;
-    build_codec(k, D, "layer " + std::to_string(l) + " K codec " + k.codec);
-    build_codec(lp.v.config, D, "layer " + std::to_string(l) + " V codec " + lp.v.config.codec);
+    codec_spec(k, D, "layer " + std::to_string(l) + " K codec " + k.codec);
+    codec_spec(lp.v.config, D, "layer " + std::to_string(l) + " V codec " + lp.v.config.codec);
     if (!cfg.q_precond.empty() && lp.k_domain == codec::KDomain::kPostRope)
       throw InvalidArgument("Q-preconditioning needs k_domain pre_rope, but layer " +
                             std::to_string(l) + " codes K post-RoPE with " + k.codec);
     {
-      // Only kakeya_pca has share_basis (build_codec refused it on any other codec).
+      // Only kakeya_pca has share_basis (codec_spec refused it on any other codec).
       auto it = k.params.find("share_basis");
       if (it != k.params.end() && (it->second == "true" || it->second == "1"))
         r.warnings.push_back("share_basis on K (layer " + std::to_string(l) +
@@ -410,7 +344,7 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
         return;
       }
       try {
-        run_stream(info, cfg, sc, st, ld, x, rec, res, opt, cancel);
+        run_stream(*exec, info, cfg, sc, st, ld, x, rec, res, opt, cancel);
       } catch (const Fp16Range& e) {
         res.failed = true;
         res.error_code = e.code();

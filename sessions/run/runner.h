@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/job.h"
+#include "codec/executor.h"
 #include "codec/format/tensor.h"
 #include "codec/math/calibration.h"
 #include "codec/math/metrics.h"
@@ -89,7 +90,8 @@ RunConfig workbench_default_config(int tokens);
 /// layer: `plan` (plan_layer of `cfg`: boundary, per-stream codecs, turbo policy, overrides),
 /// Q-preconditioning with `wh`, hot tail. k_pre, v: [S, H_kv, T, D]; positions [S*T] for RoPE when
 /// the K codec works post-RoPE. Returns pre-RoPE reconstructed keys and values. Codec failures
-/// throw (Fp16Range...).
+/// throw (Fp16Range...). The codecs run on `executor`, or on make_executor(cfg.backend) when it is
+/// null.
 struct LayerRoundTrip {
   codec::Tensor4 k_pre_hat, v_hat;
   StreamResult k, v;
@@ -97,7 +99,7 @@ struct LayerRoundTrip {
 LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg,
                                const Whitening& wh, const LayerPlan& plan,
                                const codec::Tensor4& k_pre, const codec::Tensor4& v,
-                               const std::vector<int32_t>& positions);
+                               const std::vector<int32_t>& positions, const codec::Executor* executor = nullptr);
 
 /// Runs a configuration. Throws InvalidArgument/Unsupported for bad configurations (before any
 /// encoding), IoError/FormatError for bad input, Cancelled when `job.cancel` is set (finished

@@ -5,10 +5,14 @@
 #     base/, codec/ (outside codec/cuda/), io/, model/, sessions/, app/cli/, views/models/: no Qt,
 #     QCustomPlot or ImGui;  everything outside codec/cuda/: no CUDA headers;
 #     only io/ includes HDF5;  codec/kernels/: the standard library only (no Eigen, no project
-#     header outside codec/kernels/).
+#     header outside codec/kernels/), from a short list of headers (<cmath> <cstdint> <cstddef>
+#     <cstring> <cfloat> <climits> <type_traits>), and no exceptions or allocation (throw/try/
+#     catch, new/delete, malloc, std containers and smart pointers), comments aside.
 #   project layers (who may include whom, by folder):
 #     base/            base/
+#     codec/kernels/   codec/kernels/
 #     codec/format/    base/ codec/format/ codec/kernels/
+#     codec/cpu/       base/ codec/ (not codec/cuda/)
 #     codec/           base/ codec/           (never io/ sessions/ model/ views/ app/)
 #     io/              base/ codec/ io/
 #     model/           base/ codec/ io/ model/
@@ -28,6 +32,9 @@
 #     compares a string against a codec-name literal (==, !=, compare, starts_with, rfind, find,
 #     count, strcmp, QString startsWith ...): it asks codec/traits.h (codec_traits). Codec names as
 #     data (defaults, help text, JSON, arguments) are fine; comment lines are not checked.
+#   the execution seam: codec/cpu/ and codec/cuda/ are included only by themselves and by the
+#     executor factory (codec/executor_factory.cpp), which is also the only source that mentions
+#     KVWB_HAVE_CUDA (the one place that knows whether CUDA was built).
 # Usage: check_layering.sh ROOT | check_layering.sh --self-test ROOT
 set -u
 
@@ -43,16 +50,19 @@ CODEC_NAME='"(kakeya_pca|besicovitch|turbo[234]|q8_0|q4_0|q4_1|q5_0|q5_1|iq4_nl|
 CODEC_PREFIX='"(kak|kake|kakey|kakeya_?p?c?a?|bes|besi|besic|besico|besicov|besicovi|besicovit|besicovitc|besicovitch|tur|turb|turbo[234]?|i?q|i?q[0-9]_?[0-9]?|iq4_?n?l?|kiv|kivi|fp8_?e?4?m?3?|bf1|bf16)"'
 CODEC_CMP="(==|!=) *$CODEC_NAME|$CODEC_NAME *(==|!=)|(compare|starts_with|ends_with|startsWith|endsWith|rfind|find|count|contains|strn?cmp)\\(([^,()]*, *)?$CODEC_PREFIX"
 
-# forbid DIR PATTERN WHAT [EXCLUDED-SUBDIR...]: no line of DIR's sources matches PATTERN.
+# forbid "DIR..." PATTERN WHAT [EXCLUDED-SUBDIR-OR-FILE...]: no line of the sources under the
+# (space-separated) DIRs matches PATTERN.
 forbid() {
-  local dir=$1 pat=$2 what=$3; shift 3
-  [ -d "$dir" ] || return 0
+  local dirs=() d list=$1
+  for d in $list; do [ -d "$d" ] && dirs+=("$d"); done
+  local pat=$2 what=$3; shift 3
+  [ ${#dirs[@]} -gt 0 ] || return 0
   local hits
-  hits=$(grep -rnE "$pat" "$dir" "${SRC[@]}" 2>/dev/null)
-  for ex in "$@"; do hits=$(printf '%s\n' "$hits" | grep -v "^$ex/"); done
+  hits=$(grep -rnE "$pat" "${dirs[@]}" "${SRC[@]}" 2>/dev/null)
+  for ex in "$@"; do hits=$(printf '%s\n' "$hits" | grep -v "^$ex[/:]"); done
   hits=$(printf '%s\n' "$hits" | sed '/^$/d')
   if [ -n "$hits" ]; then
-    echo "LAYERING VIOLATION: $dir must not include $what:"
+    echo "LAYERING VIOLATION: $list must not include $what:"
     printf '%s\n' "$hits" | sed 's/^/  /'
     return 1
   fi
@@ -79,26 +89,61 @@ allow_only() {
   return 0
 }
 
+# forbid_code DIR PATTERN WHAT: like forbid, but // comments are ignored.
+forbid_code() {
+  local dir=$1 pat=$2 what=$3
+  [ -d "$dir" ] || return 0
+  local hits
+  # grep -rn prints "path:line:text"; drop the // comment of the text, then match.
+  hits=$(grep -rn "" "$dir" "${SRC[@]}" 2>/dev/null |
+         sed -E 's#^([^:]+:[0-9]+:)(([^/]|/[^/])*)//.*$#\1\2#' | grep -E "^[^:]+:[0-9]+:.*($pat)")
+  if [ -n "$hits" ]; then
+    echo "LAYERING VIOLATION: $dir must not contain $what:"
+    printf '%s\n' "$hits" | sed 's/^/  /'
+    return 1
+  fi
+  return 0
+}
+
+KERNEL_STD='#include *<(cmath|cstdint|cstddef|cstring|cfloat|climits|type_traits)>'
+KERNEL_ALLOC='\<(throw|try|catch|new|delete|malloc|calloc|realloc|free)\>|std::(vector|string|map|unordered_map|set|list|deque|function|unique_ptr|shared_ptr|make_unique|make_shared)\>'
+
 run_checks() {
   local root=$1 rc=0
   cd "$root" || return 2
   # External headers.
-  for d in base codec io model sessions app/cli views/models; do
-    forbid "$d" "$QT" "Qt/QCustomPlot headers" || rc=1
-    forbid "$d" "$IMGUI" "ImGui headers" || rc=1
-  done
-  for d in base codec io model sessions views app; do
-    forbid "$d" "$CUDA" "CUDA headers (only codec/cuda/ talks to the CUDA toolkit)" codec/cuda || rc=1
-  done
-  for d in base codec model sessions views app; do
-    forbid "$d" "$HDF5" "HDF5 headers (only io/ reads and writes HDF5)" || rc=1
-  done
+  forbid "base codec io model sessions app/cli views/models" "$QT" "Qt/QCustomPlot headers" || rc=1
+  forbid "base codec io model sessions app/cli views/models" "$IMGUI" "ImGui headers" || rc=1
+  forbid "base codec io model sessions views app" "$CUDA" \
+         "CUDA headers (only codec/cuda/ talks to the CUDA toolkit)" codec/cuda || rc=1
+  forbid "base codec model sessions views app" "$HDF5" "HDF5 headers (only io/ reads and writes HDF5)" || rc=1
   forbid codec/kernels "$EIGEN" "Eigen (kernels are shared with CUDA device code)" || rc=1
+  if [ -d codec/kernels ]; then
+    local std_hits
+    std_hits=$(grep -rnE '#include *<' codec/kernels "${SRC[@]}" 2>/dev/null | grep -vE "$KERNEL_STD")
+    if [ -n "$std_hits" ]; then
+      echo "LAYERING VIOLATION: codec/kernels may include only <cmath> <cstdint> <cstddef> <cstring>" \
+           "<cfloat> <climits> <type_traits> (device code, C++17, no allocation):"
+      printf '%s\n' "$std_hits" | sed 's/^/  /'
+      rc=1
+    fi
+  fi
+  forbid_code codec/kernels "$KERNEL_ALLOC" "exceptions or allocation (kernels run as device code)" || rc=1
   # Project layers.
   allow_only base "base/" || rc=1
   allow_only codec/kernels "codec/kernels/" || rc=1
   allow_only codec/format "base/" "codec/format/" "codec/kernels/" || rc=1
+  allow_only codec/cpu "base/" "codec/" || rc=1
+  forbid codec/cpu '#include *"codec/cuda/' "CUDA backend headers (the CPU executor stands alone)" || rc=1
   allow_only codec "base/" "codec/" || rc=1
+  # The execution seam: backends are reached through codec/executor.h and its factory only.
+  forbid codec '#include *"codec/(cpu|cuda)/' "backend headers (only the executor factory picks a backend)" \
+         codec/cpu codec/cuda codec/executor_factory.cpp || rc=1
+  forbid "base io model sessions views app bench tests" '#include *"codec/(cpu|cuda)/' \
+         "backend headers (ask make_executor / describe_backends)" || rc=1
+  forbid "base codec io model sessions views app bench tests tools" 'KVWB_HAVE_CUDA' \
+         "a mention of KVWB_HAVE_CUDA (only codec/executor_factory.cpp knows whether CUDA was built)" \
+         codec/executor_factory.cpp || rc=1
   allow_only io "base/" "codec/" "io/" || rc=1
   allow_only model "base/" "codec/" "io/" "model/" || rc=1
   allow_only sessions/config "base/" "codec/" "io/" "sessions/config/" || rc=1
@@ -134,14 +179,17 @@ run_checks() {
 if [ "${1:-}" = "--self-test" ]; then
   # The check must pass on a clean tree and catch a planted violation of every rule.
   tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-  mkdir -p "$tmp"/{base,bench,codec/cuda,codec/codecs,codec/format,codec/kernels,io,model,views/models,app/gui,app/cli} \
+  mkdir -p "$tmp"/{base,bench,codec/cuda,codec/cpu,codec/codecs,codec/format,codec/kernels,io,model,views/models,app/gui,app/cli} \
            "$tmp"/sessions/{config,run,analysis,bundle,eval,explore,document,report}
   printf '#include <cuda_runtime.h>\n#include "codec/codec.h"\n' > "$tmp/codec/cuda/ok.cu"
   printf '#include <hdf5.h>\n#include "codec/format/half.h"\n' > "$tmp/io/ok.cpp"
   printf '#include "model/llama.h"\n#include "sessions/eval/eval.h"\n' > "$tmp/sessions/explore/ok.cpp"
   printf '#include "sessions/run/runner.h"\n' > "$tmp/views/models/ok.cpp"
   printf '#include <QWidget>\n#include "views/models/snapshot.h"\n' > "$tmp/views/ok.cpp"
-  printf '#include <cstdint>\n#include "codec/kernels/wht.h"\n' > "$tmp/codec/kernels/ok.h"
+  printf '#include <cstdint>\n#include "codec/kernels/wht.h"\n// never throws, no new or malloc\n' > "$tmp/codec/kernels/ok.h"
+  printf '#include "codec/executor.h"\n#include "base/thread_pool.h"\n' > "$tmp/codec/cpu/ok.cpp"
+  printf '#include "codec/cpu/cpu_executor.h"\n#if KVWB_HAVE_CUDA\n#include "codec/cuda/device_info.h"\n#endif\n' \
+    > "$tmp/codec/executor_factory.cpp"
   printf '#include "sessions/explore/sweep.h"\n#include "sessions/bundle/bundle.h"\n#include "sessions/analysis/pareto.h"\n' \
     > "$tmp/sessions/report/ok.cpp"
   printf '#include "sessions/report/report.h"\n' > "$tmp/app/cli/ok_report.cpp"
@@ -177,6 +225,13 @@ EOF
                "sessions/document/v.cpp:#include \"sessions/run/runner.h\"" \
                "views/models/w.cpp:#include <QString>" "views/models/x.cpp:#include \"io/capture.h\"" \
                "app/cli/y.cpp:#include \"views/models/snapshot.h\"" "sessions/z.cpp:#include \"views/view.h\"" \
+               "codec/cpu/a.cpp:#include \"codec/cuda/device_info.h\"" "codec/cpu/b.cpp:#include \"io/capture.h\"" \
+               "codec/codecs/c.cpp:#include \"codec/cpu/cpu_executor.h\"" "codec/d.cpp:#include \"codec/cuda/device_info.h\"" \
+               "sessions/run/e.cpp:#include \"codec/cuda/device_info.h\"" "app/gui/f.cpp:#include \"codec/cpu/cpu_executor.h\"" \
+               "sessions/run/g.cpp:#if KVWB_HAVE_CUDA" "codec/h.cpp:#ifdef KVWB_HAVE_CUDA" \
+               "codec/kernels/i.h:#include <vector>" "codec/kernels/j.h:  if (n == 0) throw 1;" \
+               "codec/kernels/k2.h:  float* p = new float[4];" "codec/kernels/l.h:  void* p = malloc(16);" \
+               "codec/kernels/m.h:  std::vector<float> v;" \
                "sessions/explore/ra.cpp:#include \"sessions/report/report.h\"" \
                "sessions/bundle/rb.cpp:#include \"sessions/report/plot.h\"" \
                "views/models/rc.cpp:#include \"sessions/report/report.h\"" \

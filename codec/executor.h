@@ -1,0 +1,145 @@
+#pragma once
+// The execution seam (architecture.md): an Executor encodes and decodes a whole (layer, stream)
+// batch — every sequence, kv head and block of one layer's K or V — in one call, and returns every
+// unit's KVCB container, the decoded rows and the encode statistics. The runner (and through it
+// sweeps, evaluation and the GUI) runs codecs only through this interface; backends sit behind
+// make_executor(), whose translation unit (executor_factory.cpp) is the only place that knows
+// whether CUDA was compiled.
+//
+// A batch is plain data: host arrays in a fixed layout plus the codec by name, parameters and
+// calibrated tables. Nothing calls back into the caller per unit, so a device backend can copy the
+// batch once and launch over all its blocks; results are written by unit index, so they never
+// depend on the number of threads (or streams) a backend uses. The bytes of every container equal
+// the CPU reference's (tests/golden holds the oracle).
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codec/codec.h"
+#include "codec/format/tensor.h"
+
+namespace kvwb::codec {
+
+/// A codec as a backend builds it: registry name, parameters (text form), calibrated tables.
+struct CodecSpec {
+  std::string name;
+  ParamMap params;
+  CodecResources resources;
+};
+
+/// One (layer, stream) batch. Units (codec-kakeya.md §2): per_head gives S·H units ordered
+/// sequence-major then kv head, each the T rows of one (s, h); pooled_heads gives S units, each
+/// the T·H rows of one sequence interleaved token-major (row t·H + h).
+struct BatchRequest {
+  CodecSpec codec;
+  const float* rows = nullptr;  // [S, H, T, D] f32 row-major, the stream's rows (un-whitened)
+  size_t sequences = 0;         // S
+  size_t heads = 0;             // H (kv heads)
+  size_t tokens = 0;            // T
+  size_t dim = 0;               // D
+  const float* row_weights = nullptr;  // [S, H, T] f32 (codecs that take row weights) or null
+  /// Q-preconditioning (codec-kakeya.md §8): [H, D, D] row-major L per kv head. When set the
+  /// codec codes rows·L_h (hot-tail rows stay un-whitened) and the decoded coded rows are mapped
+  /// back with `unwhiten` ([H, D, D] L⁻¹ per kv head, required with `whiten`).
+  const float* whiten = nullptr;
+  const float* unwhiten = nullptr;
+  uint32_t layer = 0;
+  uint16_t n_kv_heads = 0;  // container field n_kv_heads; 0 means H
+  Stream stream = Stream::kK;
+  BlockRows block_rows = BlockRows::kPerHead;
+  uint32_t block_size = 512;
+  uint8_t domain_flags = 0;  // container domain_flags; kDomainWhitened is added when whitening
+  bool collect_residuals = false;  // Kakeya: fill stats.scaled_residuals
+};
+
+/// Where one unit's container lies in BatchResult::containers, and its byte accounting.
+struct UnitRecord {
+  uint32_t sequence = 0;
+  uint16_t kv_head = 0;          // kPooledHead for a pooled_heads unit
+  uint64_t offset = 0;           // first byte in BatchResult::containers
+  uint64_t size = 0;             // container bytes, header included
+  uint64_t header_bytes = 0;     // 48 + params_bytes (not counted)
+  uint64_t reported_bytes = 0;   // what the spec counts (K§9.8, Besicovitch §6.1, peers' native)
+  uint64_t reference_bytes = 0;  // reference accounting (K§10.1); = reported for peers
+  uint64_t tail_bytes = 0;       // hot tail / KIVI fp16 window bytes inside reported_bytes
+  uint64_t codec_rows = 0;       // rows coded by the codec proper
+  uint64_t n_block_rows = 0;     // decoded rows that came from coded blocks (the whitened ones)
+};
+
+/// Everything one batch produced.
+struct BatchResult {
+  std::vector<uint8_t> containers;  // every unit's KVCB container, unit order, concatenated
+  std::vector<UnitRecord> units;    // unit order
+  Tensor4 decoded;                  // [S, H, T, D] f32 decoded from the bytes alone, un-whitened
+  uint64_t reported_bytes = 0;      // Σ units (per_layer_stream_bytes not included)
+  uint64_t reference_bytes = 0;
+  uint64_t tail_bytes = 0;
+  uint64_t per_layer_stream_bytes = 0;  // added once per (layer, stream), e.g. fp8's f32 scale
+  EncodeStats stats;         // merged in unit order: d_eff / k_eff per block, outliers, clipped...
+  float layer_scale = 1.0f;  // the per-(layer, stream) scale the codec chose (Codec::layer_scale)
+  double max_abs_whitened = 0;  // max |rows·L| before encoding (reported, never saturated)
+
+  /// The container of unit `u`.
+  std::span<const uint8_t> container(size_t u) const {
+    return std::span<const uint8_t>(containers).subspan(units[u].offset, units[u].size);
+  }
+};
+
+/// An execution backend.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  /// "cpu" or "cuda".
+  virtual std::string_view name() const = 0;
+  /// Encodes every unit of the batch, decodes each container from its bytes alone, and returns
+  /// them. Throws InvalidArgument / Unsupported for a request it cannot run (before any work),
+  /// Fp16Range / NonFiniteInput naming the unit ("sequence s, layer l, kv head h, stream K: ...";
+  /// the lowest failing unit wins), Cancelled when *cancel becomes true.
+  virtual BatchResult run(const BatchRequest& request,
+                          const std::atomic<bool>* cancel = nullptr) const = 0;
+};
+
+/// Settings of an executor.
+struct ExecutorOptions {
+  int threads = 0;  // CPU worker threads (0 = all hardware threads); results never depend on it
+};
+
+/// Builds the executor of `backend`: "cpu", "cuda" or "auto". "cuda" throws Unavailable with the
+/// reason while no CUDA executor can run codecs in this build on this machine; "auto" takes CUDA
+/// when it can and otherwise the CPU, writing why into *note (when given). Other names throw
+/// InvalidArgument.
+std::unique_ptr<Executor> make_executor(std::string_view backend,
+                                        const ExecutorOptions& options = {},
+                                        std::string* note = nullptr);
+
+/// The backend make_executor(requested) would use ("cpu" or "cuda"), with the same errors and
+/// the same *note, without building it.
+std::string resolve_executor(std::string_view requested, std::string* note = nullptr);
+
+/// One device of a backend.
+struct DeviceDescription {
+  std::string name;
+  uint64_t total_memory = 0, free_memory = 0;  // bytes
+  int cc_major = 0, cc_minor = 0;
+  int driver_version = 0, runtime_version = 0;
+};
+
+/// One execution backend as this binary knows it.
+struct BackendDescription {
+  std::string name;          // "cpu" or "cuda"
+  bool compiled = false;     // built into this binary
+  bool available = false;    // usable now (cuda: a device is present)
+  bool runs_codecs = false;  // the codec pipeline executes on it
+  std::string detail;        // why not available / what it is
+  std::vector<DeviceDescription> devices;
+};
+
+/// Every backend this binary knows, compiled or not (device query included).
+std::vector<BackendDescription> describe_backends();
+
+}  // namespace kvwb::codec

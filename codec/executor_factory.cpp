@@ -1,0 +1,66 @@
+// The executor factory: the one translation unit that knows whether the CUDA backend was compiled
+// (the KVWB_HAVE_CUDA definition exists here only; tests/layering checks that). Everything else —
+// the runner, `kvwb backends`, the GUI — asks make_executor() / describe_backends().
+#include <string>
+
+#include "base/errors.h"
+#include "codec/cpu/cpu_executor.h"
+#include "codec/executor.h"
+#if KVWB_HAVE_CUDA
+#include "codec/cuda/device_info.h"
+#endif
+
+namespace kvwb::codec {
+
+std::vector<BackendDescription> describe_backends() {
+  std::vector<BackendDescription> out;
+  BackendDescription cpu;
+  cpu.name = "cpu";
+  cpu.compiled = cpu.available = cpu.runs_codecs = true;
+  cpu.detail = "reference backend (C++20 + Eigen), every codec and metric";
+  out.push_back(cpu);
+  BackendDescription cuda;
+  cuda.name = "cuda";
+#if KVWB_HAVE_CUDA
+  cuda.compiled = true;
+  std::string why;
+  for (const auto& d : codec::cuda::list_devices(&why))
+    cuda.devices.push_back({d.name, d.total_memory, d.free_memory, d.cc_major, d.cc_minor,
+                            d.driver_version, d.runtime_version});
+  cuda.available = !cuda.devices.empty();
+  cuda.runs_codecs = false;  // the CUDA executor is not part of this build yet
+  cuda.detail = cuda.available
+                    ? "device query only: the CUDA codec kernels are not part of this build yet"
+                    : "compiled, but no usable device: " + why;
+#else
+  cuda.detail = "not compiled (configure with -DKVWB_CUDA=ON and a CUDA toolkit)";
+#endif
+  out.push_back(cuda);
+  return out;
+}
+
+std::string resolve_executor(std::string_view requested, std::string* note) {
+  if (requested == "cpu") return "cpu";
+  if (requested != "cuda" && requested != "auto")
+    throw InvalidArgument("unknown backend '" + std::string(requested) +
+                          "' (expected cpu, cuda or auto)");
+  std::string reason;
+  for (const auto& b : describe_backends()) {
+    if (b.name != "cuda") continue;
+    if (b.compiled && b.available && b.runs_codecs) return "cuda";
+    reason = b.detail;
+  }
+  if (requested == "cuda") throw Unavailable("backend 'cuda' cannot run: " + reason);
+  if (note) *note = "backend auto fell back to cpu: " + reason;
+  return "cpu";
+}
+
+std::unique_ptr<Executor> make_executor(std::string_view backend, const ExecutorOptions& options,
+                                        std::string* note) {
+  const std::string chosen = resolve_executor(backend, note);
+  // A CUDA executor is built here once it exists; until then resolve_executor never picks "cuda".
+  if (chosen != "cpu") throw Unavailable("backend '" + chosen + "' has no executor in this build");
+  return std::make_unique<cpu::CpuExecutor>(options.threads);
+}
+
+}  // namespace kvwb::codec
