@@ -151,7 +151,7 @@ std::shared_ptr<const sessions::RunResult> without_residuals(const sessions::Run
 /// Canonical text of a configuration (equal texts run to equal results on one capture).
 std::string config_key(const sessions::RunConfig& c) {
   try {
-    return sessions::run_config_to_json(c).dump() + " backend=" + c.backend;
+    return sessions::run_config_to_json(c).dump() + " backend=" + std::string(sessions::backend_name(c.backend));
   } catch (const Error&) {
     return {};
   }

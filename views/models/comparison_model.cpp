@@ -174,7 +174,8 @@ std::vector<ConfigDiffRow> config_diff(const sessions::RunConfig& baseline,
     if (a != b) rows.push_back({setting_name(k), a, b});
   }
   if (baseline.backend != current.backend)
-    rows.push_back({"backend", baseline.backend, current.backend});
+    rows.push_back({"backend", std::string(sessions::backend_name(baseline.backend)),
+                    std::string(sessions::backend_name(current.backend))});
 
   // Per-layer overrides: effective stream settings of each layer either side overrides.
   auto by_layer = [](const json& ov) {

@@ -142,7 +142,7 @@ sessions::RunConfig edit_layer_cell(const sessions::RunConfig& cfg, int layer, L
     const auto names = codec::codec_names();
     if (std::find(names.begin(), names.end(), value) == names.end())
       throw InvalidArgument(where + " " + sname + " codec: unknown codec '" + value + "'");
-    if (value != s.codec) s = sessions::StreamConfig{value, {}, "", ""};
+    if (value != s.codec) s = sessions::StreamConfig{value, {}, std::nullopt, ""};
   } else {
     const std::string bp = bits_param(s.codec);
     if (bp.empty())

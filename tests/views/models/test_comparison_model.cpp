@@ -247,7 +247,7 @@ sessions::RunConfig plan_like() {
     o.layer = layer;
     o.k = c.k;
     o.k->params["bit_width"] = layer == 1 ? "4" : "2";
-    if (layer == 2) o.v = sessions::StreamConfig{"q8_0", {}, "", ""};
+    if (layer == 2) o.v = sessions::StreamConfig{"q8_0", {}, std::nullopt, ""};
     c.overrides.push_back(o);
   }
   return c;
