@@ -40,7 +40,7 @@ void run_proxy_truth(const ProxyArgs& a) {
   }
   if (!r.cells.empty() && std::all_of(r.cells.begin(), r.cells.end(), [](const auto& c) { return c.failed; }))
     throw Error(r.cells.front().error.substr(0, r.cells.front().error.find(':')),
-                "proxy-truth: every one of the " + std::to_string(r.cells.size()) +
+                "proxy-truth of " + a.grid + ": every one of the " + std::to_string(r.cells.size()) +
                     " cells failed, so there is nothing to correlate; the first: " + r.cells.front().error);
   std::printf("%-4s %-44s %8s %11s %11s %11s %10s %8s\n", "cell", "label", "ratio", "k_rel_mse", "attn_out", "attn_kl",
               "dppl_%", "top1_%");

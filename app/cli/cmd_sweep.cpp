@@ -109,14 +109,14 @@ void run(const SweepArgs& a) {
               f["error"].value("code", std::string("?")) + ": " + f["error"].value("message", std::string());
     }
     if (s.failures.size() > 10) list += "\n  ...";
-    throw CellsFailed("sweep: " + std::to_string(s.failures.size()) + " of " + std::to_string(s.cells) +
+    throw CellsFailed("sweep of " + a.grid + ": " + std::to_string(s.failures.size()) + " of " + std::to_string(s.cells) +
                       " cells are stored as failures in " + a.store + " (--fail-on-error):" + list);
   }
   // Without --fail-on-error too: a sweep whose every cell run now failed measured nothing, which
   // is not a success (the failures stay in the store).
   if (s.ran > 0 && s.failed == s.ran) {
     const nlohmann::json& f = s.failures.front();
-    throw CellsFailed("sweep: every one of the " + std::to_string(s.ran) + " cells run failed (stored as failures in " +
+    throw CellsFailed("sweep of " + a.grid + ": every one of the " + std::to_string(s.ran) + " cells run failed (stored as failures in " +
                       a.store + "); the first, cell " + f.value("cell", nlohmann::json()).dump() + ": " +
                       f["error"].value("code", std::string("?")) + ": " + f["error"].value("message", std::string()));
   }

@@ -1,11 +1,13 @@
 #include "views/models/config_model.h"
 
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <cmath>
 #include <sstream>
 
 #include "base/errors.h"
+#include "codec/codec.h"
 #include "codec/params.h"
 #include "codec/traits.h"
 
@@ -247,10 +249,12 @@ sessions::RunConfig config_from_form(const ConfigForm& f) {
   if (j["target_cond"].is_string())
     throw InvalidArgument("target_cond: '" + f.target_cond +
                           "' is not a number (> 1, or empty for none)");
-  sessions::RunConfig c = sessions::run_config_from_json(j, "configuration");
-  validate_stream_params(c.k.codec, f.k.params, "K stream");
-  validate_stream_params(c.v.codec, f.v.params, "V stream");
-  return c;
+  // The stream parameters first, so that their errors name the stream as the form shows it.
+  const auto names = codec::codec_names();
+  for (const auto* s : {&f.k, &f.v})
+    if (std::find(names.begin(), names.end(), s->codec) != names.end())
+      validate_stream_params(s->codec, s->params, s == &f.k ? "K stream" : "V stream");
+  return sessions::run_config_from_json(j, "configuration");
 }
 
 }  // namespace kvwb::views
