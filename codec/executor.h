@@ -83,6 +83,9 @@ struct BatchResult {
   EncodeStats stats;         // merged in unit order: d_eff / k_eff per block, outliers, clipped...
   float layer_scale = 1.0f;  // the per-(layer, stream) scale the codec chose (Codec::layer_scale)
   double max_abs_whitened = 0;  // max |rows·L| before encoding (reported, never saturated)
+  /// Device backends: milliseconds of this batch on the device (CUDA events on its stream):
+  /// rows host → device, the encode + decode kernels, results device → host. 0 on the CPU.
+  double device_h2d_ms = 0, device_kernel_ms = 0, device_d2h_ms = 0;
 
   /// The container of unit `u`.
   std::span<const uint8_t> container(size_t u) const {
@@ -136,10 +139,16 @@ struct BackendDescription {
   bool available = false;    // usable now (cuda: a device is present)
   bool runs_codecs = false;  // the codec pipeline executes on it
   std::string detail;        // why not available / what it is
+  std::vector<std::string> codecs;  // codec names it executes (cpu: all; cuda: the device codecs)
   std::vector<DeviceDescription> devices;
 };
 
 /// Every backend this binary knows, compiled or not (device query included).
 std::vector<BackendDescription> describe_backends();
+
+/// Device-to-device copy bandwidth of the CUDA device in GB/s (bytes read + written per second,
+/// best of `reps` copies of `bytes`), the yardstick of the memory-bound device kernels; 0 when
+/// CUDA is not compiled or no device is present.
+double device_copy_bandwidth_gbs(size_t bytes, int reps);
 
 }  // namespace kvwb::codec

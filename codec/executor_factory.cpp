@@ -7,6 +7,7 @@
 #include "codec/cpu/cpu_executor.h"
 #include "codec/executor.h"
 #if KVWB_HAVE_CUDA
+#include "codec/cuda/cuda_executor.h"
 #include "codec/cuda/device_info.h"
 #endif
 
@@ -18,6 +19,7 @@ std::vector<BackendDescription> describe_backends() {
   cpu.name = "cpu";
   cpu.compiled = cpu.available = cpu.runs_codecs = true;
   cpu.detail = "reference backend (C++20 + Eigen), every codec and metric";
+  cpu.codecs = codec_names();
   out.push_back(cpu);
   BackendDescription cuda;
   cuda.name = "cuda";
@@ -28,15 +30,30 @@ std::vector<BackendDescription> describe_backends() {
     cuda.devices.push_back({d.name, d.total_memory, d.free_memory, d.cc_major, d.cc_minor,
                             d.driver_version, d.runtime_version});
   cuda.available = !cuda.devices.empty();
-  cuda.runs_codecs = false;  // the CUDA executor is not part of this build yet
+  cuda.runs_codecs = true;  // the codec kernels are part of this build (they need a device to run)
+  std::string list;
+  for (const auto& c : codec::cuda::device_codecs()) list += (list.empty() ? "" : ", ") + c;
+  cuda.codecs = codec::cuda::device_codecs();
   cuda.detail = cuda.available
-                    ? "device query only: the CUDA codec kernels are not part of this build yet"
-                    : "compiled, but no usable device: " + why;
+                    ? "device codecs: " + list +
+                          "; kakeya_pca and besicovitch run on the cpu backend only; device memory "
+                          "holds one (layer, stream) batch at a time"
+                    : "compiled (device codecs: " + list + "), but no usable device: " + why;
 #else
   cuda.detail = "not compiled (configure with -DKVWB_CUDA=ON and a CUDA toolkit)";
 #endif
   out.push_back(cuda);
   return out;
+}
+
+double device_copy_bandwidth_gbs(size_t bytes, int reps) {
+#if KVWB_HAVE_CUDA
+  return codec::cuda::measure_copy_bandwidth_gbs(bytes, reps);
+#else
+  (void)bytes;
+  (void)reps;
+  return 0.0;
+#endif
 }
 
 std::string resolve_executor(std::string_view requested, std::string* note) {
@@ -58,7 +75,9 @@ std::string resolve_executor(std::string_view requested, std::string* note) {
 std::unique_ptr<Executor> make_executor(std::string_view backend, const ExecutorOptions& options,
                                         std::string* note) {
   const std::string chosen = resolve_executor(backend, note);
-  // A CUDA executor is built here once it exists; until then resolve_executor never picks "cuda".
+#if KVWB_HAVE_CUDA
+  if (chosen == "cuda") return std::make_unique<codec::cuda::CudaExecutor>(0);
+#endif
   if (chosen != "cpu") throw Unavailable("backend '" + chosen + "' has no executor in this build");
   return std::make_unique<cpu::CpuExecutor>(options.threads);
 }

@@ -1,5 +1,6 @@
 #pragma once
 // Host-side view of the CUDA devices; plain C++ so callers never see CUDA headers.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,5 +19,13 @@ struct DeviceInfo {
 
 /// Devices present; empty (with `why` filled) when there is no driver or no device.
 std::vector<DeviceInfo> list_devices(std::string* why);
+
+}  // namespace kvwb::codec::cuda
+
+namespace kvwb::codec::cuda {
+
+/// Device-to-device copy bandwidth of device 0 in GB/s (read + written bytes per second) for a
+/// `bytes` buffer, best of `reps` copies; 0 when there is no device.
+double measure_copy_bandwidth_gbs(size_t bytes, int reps);
 
 }  // namespace kvwb::codec::cuda

@@ -1,0 +1,305 @@
+#include "codec/cuda/cuda_executor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "base/errors.h"
+#include "codec/codecs/ggml_quants.h"
+#include "codec/codecs/kivi.h"
+#include "codec/codecs/turboquant.h"
+#include "codec/cuda/peer_device.h"
+#include "codec/math/metrics.h"
+
+namespace kvwb::codec::cuda {
+
+namespace {
+
+constexpr CodecId kDeviceCodecs[] = {
+    CodecId::kTurbo2, CodecId::kTurbo3, CodecId::kTurbo4, CodecId::kQ8_0, CodecId::kQ4_0,
+    CodecId::kQ4_1,   CodecId::kQ5_0,   CodecId::kQ5_1,   CodecId::kIq4Nl, CodecId::kKivi,
+    CodecId::kFp8E4m3, CodecId::kBf16};
+
+bool device_id(CodecId id) {
+  return std::find(std::begin(kDeviceCodecs), std::end(kDeviceCodecs), id) !=
+         std::end(kDeviceCodecs);
+}
+
+std::string device_codec_list() {
+  std::string s;
+  for (const auto& n : device_codecs()) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+std::string stream_name(Stream s) { return s == Stream::kK ? "K" : "V"; }
+
+void check_request(const BatchRequest& r) {
+  const std::string what =
+      "executor: layer " + std::to_string(r.layer) + " stream " + stream_name(r.stream);
+  if (r.sequences == 0 || r.heads == 0 || r.tokens == 0 || r.dim == 0)
+    throw InvalidArgument(what + ": empty batch [S, H, T, D] = [" + std::to_string(r.sequences) +
+                          ", " + std::to_string(r.heads) + ", " + std::to_string(r.tokens) + ", " +
+                          std::to_string(r.dim) + "]");
+  if (!r.rows) throw InvalidArgument(what + ": no rows");
+  if ((r.whiten == nullptr) != (r.unwhiten == nullptr))
+    throw InvalidArgument(what + ": whitening needs both L and L⁻¹");
+  if (r.heads > 0xFFFF) throw InvalidArgument(what + ": more than 65535 kv heads");
+}
+
+/// Where unit `u` sits (unit order of executor.h), as the CPU executor labels it.
+UnitInfo unit_info(const BatchRequest& r, size_t u, uint8_t flags) {
+  const bool pooled = r.block_rows == BlockRows::kPooledHeads;
+  UnitInfo info;
+  info.sequence = static_cast<uint32_t>(pooled ? u : u / r.heads);
+  info.kv_head = pooled ? kPooledHead : static_cast<uint16_t>(u % r.heads);
+  info.layer = r.layer;
+  info.n_kv_heads = r.n_kv_heads ? r.n_kv_heads : static_cast<uint16_t>(r.heads);
+  info.stream = r.stream;
+  info.block_rows = r.block_rows;
+  info.block_size = r.block_size;
+  info.domain_flags = flags;
+  return info;
+}
+
+std::string unit_where(const BatchRequest& r, const UnitInfo& info) {
+  const bool pooled = r.block_rows == BlockRows::kPooledHeads;
+  return "sequence " + std::to_string(info.sequence) + ", layer " + std::to_string(r.layer) +
+         (pooled ? std::string(", pooled heads") : ", kv head " + std::to_string(info.kv_head)) +
+         ", stream " + stream_name(r.stream);
+}
+
+/// The rows of unit `u` of [S, H, T, D] x, gathered as the CPU executor does.
+std::vector<float> gather_unit(const float* x, const BatchRequest& r, size_t u) {
+  const size_t H = r.heads, T = r.tokens, D = r.dim;
+  if (r.block_rows != BlockRows::kPooledHeads) return {x + u * T * D, x + (u + 1) * T * D};
+  std::vector<float> out(T * H * D);
+  for (size_t t = 0; t < T; ++t)
+    for (size_t h = 0; h < H; ++h)
+      std::memcpy(&out[(t * H + h) * D], x + ((u * H + h) * T + t) * D, D * sizeof(float));
+  return out;
+}
+
+/// The header and parameter block of a unit as the CPU codec writes them (an encode of no rows,
+/// then n_blocks / n_tail_rows set to the unit's).
+std::vector<uint8_t> unit_header(const Codec& codec, size_t dim, const UnitInfo& info,
+                                 float layer_scale, uint64_t n_blocks, uint64_t n_tail_rows) {
+  UnitInput in;
+  in.n = 0;
+  in.dim = dim;
+  in.info = info;
+  in.layer_scale = layer_scale;
+  const EncodedUnit probe = codec.encode(in);
+  std::span<const uint8_t> params;
+  ContainerHeader h = read_container_header(probe.bytes, "cuda header probe", &params);
+  h.n_blocks = static_cast<uint32_t>(n_blocks);
+  h.n_tail_rows = static_cast<uint32_t>(n_tail_rows);
+  std::vector<uint8_t> out;
+  write_container_header(h, params, out);
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> device_codecs() {
+  std::vector<std::string> out;
+  for (CodecId id : kDeviceCodecs) out.emplace_back(codec_name(id));
+  return out;
+}
+
+bool runs_on_device(std::string_view codec) {
+  for (CodecId id : kDeviceCodecs)
+    if (codec_name(id) == codec) return true;
+  return false;
+}
+
+CudaExecutor::CudaExecutor(int device) : workspace_(std::make_unique<PeerWorkspace>(device)) {}
+CudaExecutor::~CudaExecutor() = default;
+
+BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* cancel) const {
+  check_request(req);
+  const size_t S = req.sequences, H = req.heads, T = req.tokens, D = req.dim;
+  const bool pooled = req.block_rows == BlockRows::kPooledHeads;
+  const bool whiten = req.whiten != nullptr;
+  const auto codec = make_codec(req.codec.name, req.codec.params, D, req.codec.resources);
+  const CodecId id = codec->id();
+  if (!device_id(id))
+    throw Unsupported("codec '" + std::string(codec->name()) +
+                      "' does not run on backend 'cuda' in this build (device codecs: " +
+                      device_codec_list() + "); run it with --backend cpu");
+  const uint8_t flags = req.domain_flags | (whiten ? kDomainWhitened : 0);
+  const size_t units = pooled ? S : S * H;
+  const size_t unit_rows = pooled ? T * H : T;
+  // Validates the unit layout exactly as the CPU codec does (e.g. kivi refuses pooled heads)
+  // before any device work, and yields the parameter block.
+  std::span<const uint8_t> params;
+  const std::vector<uint8_t> probe = unit_header(*codec, D, unit_info(req, 0, flags), 1.0f, 0, 0);
+  (void)read_container_header(probe, "cuda header probe", &params);
+  if (cancel && cancel->load()) throw Cancelled("run cancelled");
+
+  PeerJob job;
+  job.sequences = S;
+  job.heads = H;
+  job.tokens = T;
+  job.dim = D;
+  job.pooled = pooled;
+  uint64_t codec_rows = unit_rows, tail_rows = 0, tail_bytes = 0;
+  switch (id) {
+    case CodecId::kTurbo2:
+    case CodecId::kTurbo3:
+    case CodecId::kTurbo4:
+      job.kind = PeerKind::kTurbo;
+      job.bits = turbo_bits(id);
+      job.unit_payload = unit_rows * turbo_bytes_per_vector(id, D);
+      break;
+    case CodecId::kFp8E4m3: {
+      job.kind = PeerKind::kFp8;
+      const auto it = req.codec.params.find("scale_mode");
+      job.fp8_absmax = it != req.codec.params.end() && it->second == "absmax";
+      // The scale comes from the un-whitened rows; when the device codes whitened rows the host
+      // computes it (as the CPU does) and hands it over.
+      if (whiten) job.fp8_fixed_scale = codec->layer_scale(req.rows, S * H * T * D);
+      job.unit_payload = unit_rows * D;
+      break;
+    }
+    case CodecId::kBf16:
+      job.kind = PeerKind::kBf16;
+      job.unit_payload = unit_rows * D * 2;
+      break;
+    case CodecId::kKivi: {
+      job.kind = PeerKind::kKivi;
+      job.bits = params[0];
+      const size_t group = static_cast<size_t>(params[2] | (params[3] << 8));
+      const uint64_t residual = static_cast<uint64_t>(params[4]) |
+                                (static_cast<uint64_t>(params[5]) << 8) |
+                                (static_cast<uint64_t>(params[6]) << 16) |
+                                (static_cast<uint64_t>(params[7]) << 24);
+      const KiviLayout lay = kivi_layout(req.stream, T, D, job.bits, group, residual);
+      job.kivi_k = req.stream == Stream::kK;
+      job.kivi_group = lay.group_values;
+      job.kivi_quant_rows = lay.quant_rows;
+      job.kivi_group_bytes = lay.group_bytes;
+      job.kivi_quant_bytes = lay.quant_bytes;
+      job.unit_payload = lay.total_bytes();
+      codec_rows = lay.quant_rows;
+      tail_rows = lay.tail_rows;
+      tail_bytes = lay.tail_bytes;
+      break;
+    }
+    default: {  // ggml block types
+      job.kind = PeerKind::kGgml;
+      switch (id) {
+        case CodecId::kQ8_0: job.ggml_type = 0; break;
+        case CodecId::kQ4_0: job.ggml_type = 1; break;
+        case CodecId::kQ4_1: job.ggml_type = 2; break;
+        case CodecId::kQ5_0: job.ggml_type = 3; break;
+        case CodecId::kQ5_1: job.ggml_type = 4; break;
+        default: job.ggml_type = 5; break;
+      }
+      job.n_rot = static_cast<size_t>(params[2] | (params[3] << 8));
+      job.unit_payload = unit_rows * ggml_bytes_per_vector(id, D);
+      break;
+    }
+  }
+
+  BatchResult res;
+  // Q-preconditioning on the host with the CPU's own matmul (same bits): rows·L_h per (s, h).
+  std::vector<float> xw;
+  if (whiten) {
+    xw.resize(S * H * T * D);
+    for (size_t s = 0; s < S; ++s)
+      for (size_t h = 0; h < H; ++h)
+        matmul_rows(req.rows + ((s * H + h) * T) * D, T, D, req.whiten + h * D * D,
+                    xw.data() + ((s * H + h) * T) * D);
+    for (float v : xw)
+      res.max_abs_whitened = std::max(res.max_abs_whitened, static_cast<double>(std::fabs(v)));
+  }
+  const float* coded = whiten ? xw.data() : req.rows;
+
+  PeerOutputs out;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    workspace_->run(job, coded, out);
+  }
+  res.device_h2d_ms = out.timings.h2d_ms;
+  res.device_kernel_ms = out.timings.kernel_ms;
+  res.device_d2h_ms = out.timings.d2h_ms;
+  if (cancel && cancel->load()) throw Cancelled("run cancelled");
+
+  // A unit the device flagged: the CPU reference encoder of the lowest one raises the error the
+  // CPU executor would raise (same message, same unit).
+  for (size_t u = 0; u < units; ++u) {
+    if (!out.flags[u]) continue;
+    const UnitInfo info = unit_info(req, u, flags);
+    const std::string where = unit_where(req, info);
+    const std::vector<float> rows = gather_unit(coded, req, u);
+    UnitInput in;
+    in.rows = rows.data();
+    in.n = unit_rows;
+    in.dim = D;
+    in.info = info;
+    in.layer_scale = codec->layer_scale(req.rows, S * H * T * D);
+    try {
+      (void)codec->encode(in);
+    } catch (const Fp16Range& e) {
+      throw Fp16Range(where + ": " + e.what());
+    } catch (const NonFiniteInput& e) {
+      throw NonFiniteInput(where + ": " + e.what());
+    }
+    throw CudaError(where + ": the device flagged this unit (flags " +
+                    std::to_string(out.flags[u]) + ") but the CPU reference encodes it");
+  }
+
+  res.layer_scale = out.layer_scale;
+  res.units.resize(units);
+  uint64_t header_total = 0;
+  std::vector<std::vector<uint8_t>> headers(units);
+  for (size_t u = 0; u < units; ++u) {
+    headers[u] = unit_header(*codec, D, unit_info(req, u, flags), out.layer_scale, codec_rows,
+                             tail_rows);
+    header_total += headers[u].size();
+  }
+  res.containers.reserve(header_total + out.payload.size());
+  for (size_t u = 0; u < units; ++u) {
+    UnitRecord& r = res.units[u];
+    const UnitInfo info = unit_info(req, u, flags);
+    r.sequence = info.sequence;
+    r.kv_head = info.kv_head;
+    r.offset = res.containers.size();
+    r.header_bytes = headers[u].size();
+    r.size = r.header_bytes + job.unit_payload;
+    r.reported_bytes = r.reference_bytes = job.unit_payload;
+    r.tail_bytes = tail_bytes;
+    r.codec_rows = codec_rows;
+    r.n_block_rows = id == CodecId::kKivi ? T : unit_rows;
+    res.containers.insert(res.containers.end(), headers[u].begin(), headers[u].end());
+    const uint8_t* p = out.payload.data() + u * job.unit_payload;
+    res.containers.insert(res.containers.end(), p, p + job.unit_payload);
+    res.reported_bytes += r.reported_bytes;
+    res.reference_bytes += r.reference_bytes;
+    res.tail_bytes += r.tail_bytes;
+    res.stats.clipped += out.clipped[u];
+    res.stats.coded_values += codec_rows * D;
+  }
+  res.per_layer_stream_bytes = codec->per_layer_stream_bytes();
+  res.decoded = Tensor4();
+  res.decoded.s = S;
+  res.decoded.h = H;
+  res.decoded.t = T;
+  res.decoded.d = D;
+  res.decoded.data = std::move(out.decoded);
+  if (whiten) {
+    // Un-whiten every decoded row (all peer rows are coded rows) one row at a time, as the CPU.
+    std::vector<float> tmp(D);
+    for (size_t s = 0; s < S; ++s)
+      for (size_t h = 0; h < H; ++h)
+        for (size_t t = 0; t < T; ++t) {
+          float* row = res.decoded.row(s, h, t);
+          matmul_rows(row, 1, D, req.unwhiten + h * D * D, tmp.data());
+          std::memcpy(row, tmp.data(), D * sizeof(float));
+        }
+  }
+  return res;
+}
+
+}  // namespace kvwb::codec::cuda

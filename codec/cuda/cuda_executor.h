@@ -1,0 +1,46 @@
+#pragma once
+// The CUDA executor: the deterministic codecs (turbo2/3/4, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl,
+// kivi, fp8_e4m3, bf16) encoded and decoded on the device, one (layer, stream) batch per call on
+// one CUDA stream with one host synchronisation, device memory bounded by one batch. Containers
+// are byte-identical to the CPU executor's: the payload comes from the device kernels (the same
+// codec/kernels/ functions), the header and parameter block from the CPU codec itself.
+//
+// Codecs not on the device (kakeya_pca, besicovitch) throw Unsupported naming the codec and the
+// backend; nothing falls back to the CPU. Q-preconditioning (whiten / unwhiten) runs on the host
+// with the CPU's matmul_rows, so its bits are the CPU's. An input the CPU would refuse (non-finite
+// value, fp16 field out of range) is flagged by the device, and the CPU reference encoder of the
+// lowest flagged unit raises the exact error the CPU executor raises; no device result is kept.
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "codec/executor.h"
+
+namespace kvwb::codec::cuda {
+
+class PeerWorkspace;
+
+/// Codec names the CUDA executor runs, in container-id order.
+std::vector<std::string> device_codecs();
+
+/// Whether `codec` runs on the CUDA executor.
+bool runs_on_device(std::string_view codec);
+
+class CudaExecutor final : public Executor {
+ public:
+  /// Uses device `device`; throws CudaError when it cannot be selected.
+  explicit CudaExecutor(int device = 0);
+  ~CudaExecutor() override;
+  std::string_view name() const override { return "cuda"; }
+  BatchResult run(const BatchRequest& request,
+                  const std::atomic<bool>* cancel = nullptr) const override;
+
+ private:
+  std::unique_ptr<PeerWorkspace> workspace_;
+  mutable std::mutex mutex_;  // one batch at a time on the workspace
+};
+
+}  // namespace kvwb::codec::cuda
