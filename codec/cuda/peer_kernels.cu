@@ -58,16 +58,24 @@ struct TurboParams {
   size_t groups;  // ceil(D / 128)
 };
 
-__global__ void turbo_encode(Shape sh, TurboParams p, const float* __restrict__ rows,
-                             uint8_t* __restrict__ payload, uint32_t* flags) {
+/// Threads per block of turbo_encode; each thread's two 128-float work rows live in shared memory
+/// (padded to 129 floats so the 32 threads of a warp hit 32 different banks), which keeps the
+/// kernel free of register spills.
+constexpr unsigned kTurboEncodeBlock = 32;
+constexpr size_t kTurboPad = k::kTurboGroup + 1;
+
+__global__ void __launch_bounds__(kTurboEncodeBlock)
+    turbo_encode(Shape sh, TurboParams p, const float* __restrict__ rows,
+                 uint8_t* __restrict__ payload, uint32_t* flags) {
+  __shared__ float work[2 * kTurboEncodeBlock * kTurboPad];
   const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   if (i >= sh.units * sh.unit_rows * p.groups) return;
   const size_t g = i % p.groups, r = (i / p.groups) % sh.unit_rows, u = i / (p.groups * sh.unit_rows);
   const float* src = rows + src_row(sh, u, r) * sh.D + g * k::kTurboGroup;
   const size_t cnt = sh.D - g * k::kTurboGroup < k::kTurboGroup ? sh.D - g * k::kTurboGroup
                                                                  : k::kTurboGroup;
-  float x[k::kTurboGroup];
-  float y[k::kTurboGroup];
+  float* x = work + threadIdx.x * kTurboPad;
+  float* y = work + (kTurboEncodeBlock + threadIdx.x) * kTurboPad;
   bool finite = true;
   for (size_t j = 0; j < k::kTurboGroup; ++j) {
     x[j] = j < cnt ? src[j] : 0.0f;
@@ -439,9 +447,9 @@ void PeerWorkspace::run(const PeerJob& job, const float* rows, PeerOutputs& out)
       p.t = k::turbo_tables(job.bits);
       p.groups = (sh.D + k::kTurboGroup - 1) / k::kTurboGroup;
       const size_t n = sh.units * sh.unit_rows * p.groups;
-      constexpr unsigned kTurboBlock = 64;
-      turbo_encode<<<grid_for(n, kTurboBlock), kTurboBlock, 0, st>>>(sh, p, d_rows, d_pay, d_flags);
-      turbo_decode<<<grid_for(n, kTurboBlock), kTurboBlock, 0, st>>>(sh, p, d_pay, d_dec);
+      turbo_encode<<<grid_for(n, kTurboEncodeBlock), kTurboEncodeBlock, 0, st>>>(sh, p, d_rows,
+                                                                                 d_pay, d_flags);
+      turbo_decode<<<grid_for(n, 64), 64, 0, st>>>(sh, p, d_pay, d_dec);
       break;
     }
     case PeerKind::kGgml: {
