@@ -23,14 +23,16 @@ void add_backends_command(CLI::App& app) {
                           {"compute_capability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor)},
                           {"driver_version", d.driver_version}, {"runtime_version", d.runtime_version}});
         j.push_back({{"name", b.name}, {"compiled", b.compiled}, {"available", b.available},
-                     {"runs_codecs", b.runs_codecs}, {"detail", b.detail}, {"devices", devs}});
+                     {"runs_codecs", b.runs_codecs}, {"codecs", b.codecs}, {"detail", b.detail},
+                     {"devices", devs}});
       }
       std::printf("%s\n", nlohmann::json{{"backends", j}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       return;
     }
     for (const auto& b : list) {
-      std::printf("%-5s compiled=%s available=%s  %s\n", b.name.c_str(), b.compiled ? "yes" : "no",
-                  b.available ? "yes" : "no", b.detail.c_str());
+      std::printf("%-5s compiled=%s available=%s runs_codecs=%s  %s\n", b.name.c_str(),
+                  b.compiled ? "yes" : "no", b.available ? "yes" : "no", b.runs_codecs ? "yes" : "no",
+                  b.detail.c_str());
       for (const auto& d : b.devices)
         std::printf("      device: %s, %.1f GiB (%.1f free), compute %d.%d, driver %d\n", d.name.c_str(),
                     d.total_memory / 1073741824.0, d.free_memory / 1073741824.0, d.cc_major, d.cc_minor,

@@ -13,6 +13,7 @@
 #include "base/errors.h"
 #include "io/atomic_file.h"
 #include "io/limits.h"
+#include "sessions/run/backends.h"
 #include "sessions/bundle/bundle_apply.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
@@ -31,6 +32,7 @@ struct SweepArgs {
   ModelArgs model;              // --model: end-to-end quality axes (totals.e2e of every cell)
   EvalProtocolArgs eval;
   std::string bundle;           // --bundle: calibration transfer
+  std::string backend;          // --backend cpu|cuda|auto: every cell's backend (fixed in the grid)
 };
 
 nlohmann::json read_grid(const std::string& path) {
@@ -48,7 +50,17 @@ void write_tables(const SweepArgs& a) {
 }
 
 void run(const SweepArgs& a) {
-  const nlohmann::json grid = read_grid(a.grid);
+  nlohmann::json grid = read_grid(a.grid);
+  if (!a.backend.empty()) {
+    // The backend is checked before any cell runs (cuda without a device: Unavailable at once),
+    // then fixed for every cell like any other grid option.
+    (void)sessions::resolve_backend(sessions::parse_backend(a.backend, "--backend"), nullptr);
+    if (!grid.is_object()) throw InvalidArgument(a.grid + ": a sweep grid must be a JSON object");
+    if (grid.contains("backend") || (grid.contains("fixed") && grid["fixed"].is_object() &&
+                                     grid["fixed"].contains("backend")))
+      throw InvalidArgument("sweep: --backend and the grid's 'backend' both set the backend; keep one");
+    grid["fixed"]["backend"] = a.backend;
+  }
   sessions::SweepOptions opt;
   opt.grid_source = a.grid;
   opt.jobs = a.jobs;
@@ -132,6 +144,8 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("--grid", args->grid, "Grid JSON: option names -> lists of values (docs/sweeps.md)")->each(protect_input_value)->required();
   cmd->add_option("--out", args->store, "Result store folder (must be empty unless --resume)")->required();
   cmd->add_flag("--resume", args->resume, "Continue the store: skip cells already stored");
+  cmd->add_option("--backend", args->backend, "cpu | cuda | auto for every cell (as the grid option 'backend')")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   cmd->add_option("--jobs,-j", args->jobs, "Cells run at the same time (each on one thread)")->check(CLI::Range(1, 1024));
   cmd->add_option("--shard", args->shard,
                   "Run only shard I of N (I/N): the cells at positions = I (mod N) of the grid's cells sorted by "

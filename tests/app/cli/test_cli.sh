@@ -56,6 +56,27 @@ expect_rc "info --json on the synthetic capture" 0 "$KVWB" info "$SMALL" --json
 cp "$TMP/out" "$TMP/small.json"
 json_check "synthetic JSON fields" "$TMP/small.json" \
   "j['synthetic'] is True and j['num_layers']==2 and j['num_kv_heads']==2 and j['num_query_heads']==4 and j['head_dim']==32 and j['sequences']==2 and j['tokens']==64 and j['rope_style']=='half_split' and j['rope_theta']==10000 and j['rotary_dim']==32 and len(j['layers'])==2 and all(l['has_k_pre'] and l['has_k'] and l['has_v'] and l['has_q_pre'] for l in j['layers']) and all(l['non_finite']['k']==0 for l in j['layers']) and j['layers'][0]['norms']['k_pre']['max_row_l2'] > j['layers'][0]['norms']['k_pre']['mean_row_l2'] > 0"
+# Backends: the CUDA kernels' codec list, and the typed UNAVAILABLE error without a device.
+expect_rc "backends --json" 0 "$KVWB" backends --json
+cp "$TMP/out" "$TMP/backends.json"
+json_check "backends: cpu runs every codec; cuda lists its device codecs only when compiled" \
+  "$TMP/backends.json" \
+  "(lambda b: 'kakeya_pca' in b['cpu']['codecs'] and b['cpu']['runs_codecs'] and ((not b['cuda']['compiled'] and not b['cuda']['runs_codecs'] and b['cuda']['codecs']==[]) or (b['cuda']['compiled'] and b['cuda']['runs_codecs'] and 'turbo3' in b['cuda']['codecs'] and 'kakeya_pca' not in b['cuda']['codecs'])))({x['name']: x for x in j['backends']})"
+if "$PY" -c "import json,sys; b={x['name']: x for x in json.load(open(sys.argv[1]))['backends']}; sys.exit(0 if not b['cuda']['available'] else 1)" "$TMP/backends.json"; then
+  for sub in run sweep; do
+    if [ $sub = run ]; then args=(run "$SMALL" --k-codec turbo3 --v-codec turbo3 -q)
+    else
+      echo '{"k_codec": ["turbo3"], "v_codec": ["turbo3"]}' >"$TMP/gcuda.json"
+      args=(sweep "$SMALL" --grid "$TMP/gcuda.json" --out "$TMP/cuda-sweep")
+    fi
+    expect_rc "$sub --backend cuda without a device exits 1" 1 "$KVWB" "${args[@]}" --backend cuda
+    grep -q "error\[UNAVAILABLE\]" "$TMP/err" && ok "$sub --backend cuda prints error[UNAVAILABLE]" ||
+      { bad "$sub --backend cuda prints error[UNAVAILABLE]"; head -3 "$TMP/err" | sed 's/^/    /'; }
+  done
+  expect_rc "run --backend auto without a device falls back to cpu" 0 "$KVWB" run "$SMALL" \
+    --k-codec turbo3 --v-codec turbo3 --backend auto --json "$TMP/auto.json" -q
+  json_check "auto run records backend cpu" "$TMP/auto.json" "j['backend']=='cpu'"
+fi
 if command -v h5dump >/dev/null; then
   expect_rc "h5dump -H opens the synthetic capture" 0 h5dump -H "$SMALL"
   grep -q 'DATASET "q_pre"' "$TMP/out" && ok "h5dump sees q_pre" || bad "h5dump sees q_pre"
