@@ -110,6 +110,10 @@ class Executor {
 /// Settings of an executor.
 struct ExecutorOptions {
   int threads = 0;  // CPU worker threads (0 = all hardware threads); results never depend on it
+  /// cuda only, for tests: run the CUDA executor with its kernels emulated on the host (the same
+  /// per-thread code, one work item after another; no device needed, slow). Checks the executor's
+  /// layouts and container assembly where no GPU is at hand.
+  bool emulate_device = false;
 };
 
 /// Builds the executor of `backend`: "cpu", "cuda" or "auto". "cuda" throws Unavailable with the

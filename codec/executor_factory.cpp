@@ -74,6 +74,16 @@ std::string resolve_executor(std::string_view requested, std::string* note) {
 
 std::unique_ptr<Executor> make_executor(std::string_view backend, const ExecutorOptions& options,
                                         std::string* note) {
+  if (options.emulate_device) {
+    if (backend != "cuda")
+      throw InvalidArgument("emulate_device applies to backend 'cuda' only, not '" +
+                            std::string(backend) + "'");
+#if KVWB_HAVE_CUDA
+    return std::make_unique<codec::cuda::CudaExecutor>(0, true);
+#else
+    throw Unavailable("backend 'cuda' cannot run: not compiled (configure with -DKVWB_CUDA=ON)");
+#endif
+  }
   const std::string chosen = resolve_executor(backend, note);
 #if KVWB_HAVE_CUDA
   if (chosen == "cuda") return std::make_unique<codec::cuda::CudaExecutor>(0);

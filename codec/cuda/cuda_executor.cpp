@@ -113,7 +113,8 @@ bool runs_on_device(std::string_view codec) {
   return false;
 }
 
-CudaExecutor::CudaExecutor(int device) : workspace_(std::make_unique<PeerWorkspace>(device)) {}
+CudaExecutor::CudaExecutor(int device, bool emulate)
+    : workspace_(emulate ? nullptr : std::make_unique<PeerWorkspace>(device)) {}
 CudaExecutor::~CudaExecutor() = default;
 
 BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* cancel) const {
@@ -197,6 +198,11 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
         default: job.ggml_type = 5; break;
       }
       job.n_rot = static_cast<size_t>(params[2] | (params[3] << 8));
+      if (job.n_rot > kMaxGgmlChunkValues)
+        throw Unsupported("codec '" + std::string(codec->name()) + "' with a Hadamard chunk of " +
+                          std::to_string(job.n_rot) + " values does not run on backend 'cuda' (at "
+                          "most " + std::to_string(kMaxGgmlChunkValues) + "); run it with "
+                          "--backend cpu");
       job.unit_payload = unit_rows * ggml_bytes_per_vector(id, D);
       break;
     }
@@ -219,7 +225,10 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
   PeerOutputs out;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    workspace_->run(job, coded, out);
+    if (workspace_)
+      workspace_->run(job, coded, out);
+    else
+      emulate_peer_batch(job, coded, out);
   }
   res.device_h2d_ms = out.timings.h2d_ms;
   res.device_kernel_ms = out.timings.kernel_ms;

@@ -31,15 +31,16 @@ bool runs_on_device(std::string_view codec);
 
 class CudaExecutor final : public Executor {
  public:
-  /// Uses device `device`; throws CudaError when it cannot be selected.
-  explicit CudaExecutor(int device = 0);
+  /// Uses device `device`; throws CudaError when it cannot be selected. With `emulate` the kernels
+  /// run on the host (emulate_peer_batch) and no device is touched.
+  explicit CudaExecutor(int device = 0, bool emulate = false);
   ~CudaExecutor() override;
   std::string_view name() const override { return "cuda"; }
   BatchResult run(const BatchRequest& request,
                   const std::atomic<bool>* cancel = nullptr) const override;
 
  private:
-  std::unique_ptr<PeerWorkspace> workspace_;
+  std::unique_ptr<PeerWorkspace> workspace_;  // null when emulating
   mutable std::mutex mutex_;  // one batch at a time on the workspace
 };
 

@@ -66,6 +66,14 @@ struct PeerOutputs {
   PeerTimings timings;
 };
 
+/// Runs a batch's kernels on the host, one work item after another (the same item bodies as the
+/// device, peer_kernels.cuh), with no CUDA call: a CPU-only check of the executor's layouts,
+/// indexing and container assembly. Slow; for tests (ExecutorOptions::emulate_device).
+void emulate_peer_batch(const PeerJob& job, const float* rows, PeerOutputs& out);
+
+/// Largest ggml Hadamard chunk the kernels take (values per thread).
+inline constexpr size_t kMaxGgmlChunkValues = 512;
+
 /// A device, a stream, and the buffers of the largest batch seen so far (device and pinned host),
 /// reused from batch to batch. Not thread-safe: the executor serialises access.
 class PeerWorkspace {

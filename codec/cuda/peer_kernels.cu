@@ -1,8 +1,9 @@
 // CUDA kernels of the deterministic codecs (codec-peers.md): turbo2/3/4, q8_0 … iq4_nl, KIVI,
-// fp8_e4m3 and bf16, encode and decode. Each thread runs one group (turbo: 128 values; ggml: one
-// rotation chunk of 32 … 512 values; KIVI: one group; fp8/bf16: one value) through the same
-// codec/kernels/ function the CPU codec calls, so payload bytes and decoded values are the CPU's.
-// Layout contracts are those of the CPU codecs (codec/codecs/*.cpp) and peer_device.h.
+// fp8_e4m3 and bf16, encode and decode, and the workspace that runs a batch on one stream. Each
+// thread runs one work item (turbo: a 128-value group; ggml: a rotation chunk of 32 … 512 values;
+// KIVI: a group; fp8/bf16: a value) through the item bodies of peer_kernels.cuh, which call the
+// same codec/kernels/ functions as the CPU codecs, so payload bytes and decoded values are the
+// CPU's. peer_emulate.cpp runs the same bodies on the host.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -12,21 +13,13 @@
 
 #include "base/errors.h"
 #include "codec/cuda/peer_device.h"
-#include "codec/kernels/bitpack.h"
-#include "codec/kernels/fp8.h"
-#include "codec/kernels/ggml.h"
-#include "codec/kernels/half.h"
-#include "codec/kernels/kivi.h"
-#include "codec/kernels/turbo.h"
+#include "codec/cuda/peer_kernels.cuh"
 
 namespace kvwb::codec::cuda {
 
 namespace {
 
-namespace k = kvwb::codec::kernels;
-
-/// Largest ggml work chunk (the Hadamard chunk, or one 32-value block without rotation).
-constexpr size_t kMaxGgmlChunk = 512;
+using namespace peer;
 
 void check(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return;
@@ -34,33 +27,12 @@ void check(cudaError_t err, const char* what) {
   throw CudaError(std::string("CUDA ") + what + ": " + cudaGetErrorString(err));
 }
 
-/// Shape of a batch as the kernels need it (passed by value).
-struct Shape {
-  size_t S, H, T, D;
-  bool pooled;
-  size_t units, unit_rows, unit_payload;
-};
-
-/// Row index in [S, H, T] of unit u's row r (see PeerJob).
-__device__ inline size_t src_row(const Shape& sh, size_t u, size_t r) {
-  if (!sh.pooled) return u * sh.T + r;
-  const size_t h = r % sh.H, t = r / sh.H;
-  return (u * sh.H + h) * sh.T + t;
+__device__ inline size_t thread_index() {
+  return blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
 }
 
-__device__ inline bool fp16_ok(float v) { return fabsf(v) <= k::kFp16Max; }
-
-// ---- turbo2/3/4 --------------------------------------------------------------------------------
-
-struct TurboParams {
-  k::TurboSigns s1, s2;
-  k::TurboTables t;
-  size_t groups;  // ceil(D / 128)
-};
-
 /// Threads per block of turbo_encode; each thread's two 128-float work rows live in shared memory
-/// (padded to 129 floats so the 32 threads of a warp hit 32 different banks), which keeps the
-/// kernel free of register spills.
+/// (padded to 129 floats so the 32 threads of a warp hit 32 different banks).
 constexpr unsigned kTurboEncodeBlock = 32;
 constexpr size_t kTurboPad = k::kTurboGroup + 1;
 
@@ -68,199 +40,55 @@ __global__ void __launch_bounds__(kTurboEncodeBlock)
     turbo_encode(Shape sh, TurboParams p, const float* __restrict__ rows,
                  uint8_t* __restrict__ payload, uint32_t* flags) {
   __shared__ float work[2 * kTurboEncodeBlock * kTurboPad];
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * sh.unit_rows * p.groups) return;
-  const size_t g = i % p.groups, r = (i / p.groups) % sh.unit_rows, u = i / (p.groups * sh.unit_rows);
-  const float* src = rows + src_row(sh, u, r) * sh.D + g * k::kTurboGroup;
-  const size_t cnt = sh.D - g * k::kTurboGroup < k::kTurboGroup ? sh.D - g * k::kTurboGroup
-                                                                 : k::kTurboGroup;
-  float* x = work + threadIdx.x * kTurboPad;
-  float* y = work + (kTurboEncodeBlock + threadIdx.x) * kTurboPad;
-  bool finite = true;
-  for (size_t j = 0; j < k::kTurboGroup; ++j) {
-    x[j] = j < cnt ? src[j] : 0.0f;
-    finite = finite && isfinite(x[j]);
-  }
-  if (!finite) atomicOr(&flags[u], kFlagNonFinite);
-  uint8_t* block = payload + u * sh.unit_payload + (r * p.groups + g) * p.t.block_bytes;
-  const float norm = k::turbo_encode_group(p.t, p.s1.value, p.s2.value, x, block, y);
-  if (!fp16_ok(norm)) atomicOr(&flags[u], kFlagFp16Range);
-  k::store_u16(block, k::f32_to_f16_bits(norm));
+  turbo_encode_at(thread_index(), sh, p, rows, payload, flags, work + threadIdx.x * kTurboPad,
+                  work + (kTurboEncodeBlock + threadIdx.x) * kTurboPad);
 }
-
 __global__ void turbo_decode(Shape sh, TurboParams p, const uint8_t* __restrict__ payload,
                              float* __restrict__ out) {
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * sh.unit_rows * p.groups) return;
-  const size_t g = i % p.groups, r = (i / p.groups) % sh.unit_rows, u = i / (p.groups * sh.unit_rows);
-  const uint8_t* block = payload + u * sh.unit_payload + (r * p.groups + g) * p.t.block_bytes;
-  float x[k::kTurboGroup];
-  k::turbo_decode_group(p.t, p.s1.value, p.s2.value, block, k::f16_bits_to_f32(k::load_u16(block)),
-                        x);
-  float* dst = out + src_row(sh, u, r) * sh.D + g * k::kTurboGroup;
-  const size_t cnt = sh.D - g * k::kTurboGroup < k::kTurboGroup ? sh.D - g * k::kTurboGroup
-                                                                 : k::kTurboGroup;
-  for (size_t j = 0; j < cnt; ++j) dst[j] = x[j];
+  turbo_decode_at(thread_index(), sh, p, payload, out);
 }
-
-// ---- ggml block quantisers ---------------------------------------------------------------------
-
-struct GgmlParams {
-  k::GgmlType type;
-  size_t block_bytes;
-  size_t chunk;   // values per thread: n_rot, or 32 without rotation
-  size_t n_rot;   // 0: no rotation
-  size_t chunks;  // D / chunk
-};
-
 __global__ void ggml_encode(Shape sh, GgmlParams p, const float* __restrict__ rows,
                             uint8_t* __restrict__ payload, uint32_t* flags,
                             unsigned long long* clipped) {
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * sh.unit_rows * p.chunks) return;
-  const size_t c = i % p.chunks, r = (i / p.chunks) % sh.unit_rows, u = i / (p.chunks * sh.unit_rows);
-  const float* src = rows + src_row(sh, u, r) * sh.D + c * p.chunk;
-  float x[kMaxGgmlChunk];
-  bool finite = true;
-  for (size_t j = 0; j < p.chunk; ++j) {
-    x[j] = src[j];
-    finite = finite && isfinite(x[j]);
-  }
-  if (!finite) atomicOr(&flags[u], kFlagNonFinite);
-  if (p.n_rot != 0) k::hadamard_chunks_pow2(x, p.chunk, p.n_rot);
-  const size_t blocks_per_row = sh.D / k::kGgmlBlock;
-  const size_t blocks = p.chunk / k::kGgmlBlock;
-  uint8_t* out = payload + u * sh.unit_payload +
-                 (r * blocks_per_row + c * blocks) * p.block_bytes;
-  unsigned long long clip = 0;
-  bool range_ok = true;
-  for (size_t b = 0; b < blocks; ++b, out += p.block_bytes) {
-    const k::GgmlFields f = k::ggml_quantize_codes(p.type, x + b * k::kGgmlBlock, out);
-    clip += f.clipped;
-    range_ok = range_ok && fp16_ok(f.d);
-    k::store_u16(out, k::f32_to_f16_bits(f.d));
-    if (f.has_m) {
-      range_ok = range_ok && fp16_ok(f.m);
-      k::store_u16(out + 2, k::f32_to_f16_bits(f.m));
-    }
-  }
-  if (!range_ok) atomicOr(&flags[u], kFlagFp16Range);
-  if (clip) atomicAdd(&clipped[u], clip);
+  ggml_encode_at(thread_index(), sh, p, rows, payload, flags, clipped);
 }
-
 __global__ void ggml_decode(Shape sh, GgmlParams p, const uint8_t* __restrict__ payload,
                             float* __restrict__ out) {
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * sh.unit_rows * p.chunks) return;
-  const size_t c = i % p.chunks, r = (i / p.chunks) % sh.unit_rows, u = i / (p.chunks * sh.unit_rows);
-  const size_t blocks_per_row = sh.D / k::kGgmlBlock;
-  const size_t blocks = p.chunk / k::kGgmlBlock;
-  const uint8_t* in = payload + u * sh.unit_payload +
-                      (r * blocks_per_row + c * blocks) * p.block_bytes;
-  float x[kMaxGgmlChunk];
-  const bool has_m = k::ggml_has_min(p.type);
-  for (size_t b = 0; b < blocks; ++b, in += p.block_bytes) {
-    const float d = k::f16_bits_to_f32(k::load_u16(in));
-    const float m = has_m ? k::f16_bits_to_f32(k::load_u16(in + 2)) : 0.0f;
-    k::ggml_dequantize_codes(p.type, in, d, m, x + b * k::kGgmlBlock);
-  }
-  if (p.n_rot != 0) k::hadamard_chunks_pow2(x, p.chunk, p.n_rot);
-  float* dst = out + src_row(sh, u, r) * sh.D + c * p.chunk;
-  for (size_t j = 0; j < p.chunk; ++j) dst[j] = x[j];
+  ggml_decode_at(thread_index(), sh, p, payload, out);
 }
-
-// ---- KIVI (per_head units only) -----------------------------------------------------------------
-
-struct KiviParams {
-  bool k_stream;
-  unsigned bits;
-  size_t group;        // values per group (G for K, G_V for V)
-  size_t groups;       // groups per unit
-  size_t quant_rows;   // quantised prefix rows
-  size_t group_bytes;  // packed codes + 4
-  size_t quant_bytes;  // groups · group_bytes
-};
-
-// The first value and the stride of group gi of a unit (layout of codec/codecs/kivi.cpp).
-__device__ inline size_t kivi_group_start(const Shape& sh, const KiviParams& p, size_t gi,
-                                          size_t& stride) {
-  if (p.k_stream) {
-    const size_t n_tok_groups = p.quant_rows / p.group;
-    const size_t j = gi / n_tok_groups, a = gi % n_tok_groups;
-    stride = sh.D;
-    return a * p.group * sh.D + j;
-  }
-  const size_t per_row = sh.D / p.group;
-  const size_t t = gi / per_row, c = gi % per_row;
-  stride = 1;
-  return t * sh.D + c * p.group;
-}
-
 __global__ void kivi_encode_groups(Shape sh, KiviParams p, const float* __restrict__ rows,
                                    uint8_t* __restrict__ payload, uint32_t* flags,
                                    unsigned long long* clipped) {
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * p.groups) return;
-  const size_t gi = i % p.groups, u = i / p.groups;
-  size_t stride = 1;
-  const float* x = rows + u * sh.T * sh.D + kivi_group_start(sh, p, gi, stride);
-  bool finite = true;
-  for (size_t j = 0; j < p.group; ++j) finite = finite && isfinite(x[j * stride]);
-  if (!finite) atomicOr(&flags[u], kFlagNonFinite);
-  float lo = 0.0f, hi = 0.0f;
-  k::kivi_group_range(x, p.group, stride, lo, hi);
-  const float delta = k::kivi_delta(lo, hi, p.bits);
-  if (!fp16_ok(delta) || !fp16_ok(lo)) atomicOr(&flags[u], kFlagFp16Range);
-  const uint16_t dq = k::f32_to_f16_bits(delta), zq = k::f32_to_f16_bits(lo);
-  uint16_t codes[k::kKiviMaxGroup];
-  const uint32_t clip = k::kivi_quantize_codes(x, p.group, stride, p.bits, k::f16_bits_to_f32(dq),
-                                               k::f16_bits_to_f32(zq), codes);
-  uint8_t* out = payload + u * sh.unit_payload + gi * p.group_bytes;
-  k::pack_bits(codes, p.group, p.bits, out);
-  const size_t cb = k::packed_bytes(p.group, p.bits);
-  k::store_u16(out + cb, dq);
-  k::store_u16(out + cb + 2, zq);
-  if (clip) atomicAdd(&clipped[u], static_cast<unsigned long long>(clip));
+  kivi_encode_groups_at(thread_index(), sh, p, rows, payload, flags, clipped);
 }
-
 __global__ void kivi_encode_tail(Shape sh, KiviParams p, const float* __restrict__ rows,
                                  uint8_t* __restrict__ payload, uint32_t* flags) {
-  const size_t tail = (sh.T - p.quant_rows) * sh.D;
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * tail) return;
-  const size_t e = i % tail, u = i / tail;
-  const float v = rows[u * sh.T * sh.D + p.quant_rows * sh.D + e];
-  if (!isfinite(v)) atomicOr(&flags[u], kFlagNonFinite);
-  if (!fp16_ok(v)) atomicOr(&flags[u], kFlagFp16Range);
-  k::store_u16(payload + u * sh.unit_payload + p.quant_bytes + 2 * e, k::f32_to_f16_bits(v));
+  kivi_encode_tail_at(thread_index(), sh, p, rows, payload, flags);
 }
-
 __global__ void kivi_decode_groups(Shape sh, KiviParams p, const uint8_t* __restrict__ payload,
                                    float* __restrict__ out) {
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * p.groups) return;
-  const size_t gi = i % p.groups, u = i / p.groups;
-  size_t stride = 1;
-  float* x = out + u * sh.T * sh.D + kivi_group_start(sh, p, gi, stride);
-  const uint8_t* in = payload + u * sh.unit_payload + gi * p.group_bytes;
-  const size_t cb = k::packed_bytes(p.group, p.bits);
-  uint16_t codes[k::kKiviMaxGroup];
-  k::unpack_bits(in, p.group, p.bits, codes);
-  k::kivi_dequantize_codes(codes, p.group, stride, k::f16_bits_to_f32(k::load_u16(in + cb)),
-                           k::f16_bits_to_f32(k::load_u16(in + cb + 2)), x);
+  kivi_decode_groups_at(thread_index(), sh, p, payload, out);
 }
-
 __global__ void kivi_decode_tail(Shape sh, KiviParams p, const uint8_t* __restrict__ payload,
                                  float* __restrict__ out) {
-  const size_t tail = (sh.T - p.quant_rows) * sh.D;
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * tail) return;
-  const size_t e = i % tail, u = i / tail;
-  out[u * sh.T * sh.D + p.quant_rows * sh.D + e] =
-      k::f16_bits_to_f32(k::load_u16(payload + u * sh.unit_payload + p.quant_bytes + 2 * e));
+  kivi_decode_tail_at(thread_index(), sh, p, payload, out);
 }
-
-// ---- fp8_e4m3 and bf16: one value per thread -----------------------------------------------------
+__global__ void fp8_encode(Shape sh, float fixed, bool absmax, const unsigned int* amax,
+                           const float* __restrict__ rows, uint8_t* __restrict__ payload,
+                           uint32_t* flags, unsigned long long* clipped) {
+  fp8_encode_at(thread_index(), sh, fixed, absmax, amax, rows, payload, flags, clipped);
+}
+__global__ void fp8_decode(Shape sh, float fixed, bool absmax, const unsigned int* amax,
+                           const uint8_t* __restrict__ payload, float* __restrict__ out) {
+  fp8_decode_at(thread_index(), sh, fixed, absmax, amax, payload, out);
+}
+__global__ void bf16_encode(Shape sh, const float* __restrict__ rows, uint8_t* __restrict__ payload,
+                            uint32_t* flags) {
+  bf16_encode_at(thread_index(), sh, rows, payload, flags);
+}
+__global__ void bf16_decode(Shape sh, const uint8_t* __restrict__ payload, float* __restrict__ out) {
+  bf16_decode_at(thread_index(), sh, payload, out);
+}
 
 /// max |x| over the batch as f32 bits (non-negative f32 order like their bits); NaN is skipped as
 /// std::max(m, NaN) keeps m on the CPU.
@@ -273,58 +101,6 @@ __global__ void absmax_bits(const float* __restrict__ x, size_t n, unsigned int*
   }
   for (int off = 16; off > 0; off >>= 1) m = max(m, __shfl_down_sync(0xffffffffu, m, off));
   if ((threadIdx.x & 31) == 0) atomicMax(out, m);
-}
-
-/// The batch scale: a scale fixed by the host (> 0), else absmax from the device, else 1.
-__device__ inline float fp8_scale(float fixed, bool absmax, const unsigned int* absmax_bits_ptr) {
-  if (fixed > 0.0f) return fixed;
-  return absmax ? k::fp8_absmax_scale(__uint_as_float(*absmax_bits_ptr)) : 1.0f;
-}
-
-__global__ void fp8_encode(Shape sh, float fixed, bool absmax, const unsigned int* amax,
-                           const float* __restrict__ rows, uint8_t* __restrict__ payload,
-                           uint32_t* flags, unsigned long long* clipped) {
-  const size_t n = sh.unit_rows * sh.D;
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * n) return;
-  const size_t e = i % n, u = i / n, r = e / sh.D, j = e % sh.D;
-  const float v = rows[src_row(sh, u, r) * sh.D + j];
-  if (!isfinite(v)) atomicOr(&flags[u], kFlagNonFinite);
-  bool sat = false;
-  payload[u * sh.unit_payload + e] = k::f32_to_e4m3(v / fp8_scale(fixed, absmax, amax), &sat);
-  if (sat) atomicAdd(&clipped[u], 1ull);
-}
-
-__global__ void fp8_decode(Shape sh, float fixed, bool absmax, const unsigned int* amax,
-                           const uint8_t* __restrict__ payload, float* __restrict__ out) {
-  const size_t n = sh.unit_rows * sh.D;
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * n) return;
-  const size_t e = i % n, u = i / n, r = e / sh.D, j = e % sh.D;
-  out[src_row(sh, u, r) * sh.D + j] =
-      k::e4m3_to_f32(payload[u * sh.unit_payload + e]) * fp8_scale(fixed, absmax, amax);
-}
-
-__global__ void bf16_encode(Shape sh, const float* __restrict__ rows, uint8_t* __restrict__ payload,
-                            uint32_t* flags) {
-  const size_t n = sh.unit_rows * sh.D;
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * n) return;
-  const size_t e = i % n, u = i / n, r = e / sh.D, j = e % sh.D;
-  const float v = rows[src_row(sh, u, r) * sh.D + j];
-  if (!isfinite(v)) atomicOr(&flags[u], kFlagNonFinite);
-  const uint16_t b = k::f32_to_bf16_bits(v);
-  if ((b & 0x7FFFu) >= 0x7F80u) atomicOr(&flags[u], kFlagBf16Range);
-  k::store_u16(payload + u * sh.unit_payload + 2 * e, b);
-}
-
-__global__ void bf16_decode(Shape sh, const uint8_t* __restrict__ payload, float* __restrict__ out) {
-  const size_t n = sh.unit_rows * sh.D;
-  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-  if (i >= sh.units * n) return;
-  const size_t e = i % n, u = i / n, r = e / sh.D, j = e % sh.D;
-  out[src_row(sh, u, r) * sh.D + j] =
-      k::bf16_bits_to_f32(k::load_u16(payload + u * sh.unit_payload + 2 * e));
 }
 
 unsigned grid_for(size_t n, unsigned block) {
@@ -399,15 +175,7 @@ size_t PeerWorkspace::device_bytes() const {
 void PeerWorkspace::run(const PeerJob& job, const float* rows, PeerOutputs& out) {
   Impl& m = *impl_;
   check(cudaSetDevice(m.device), "set device");
-  Shape sh{};
-  sh.S = job.sequences;
-  sh.H = job.heads;
-  sh.T = job.tokens;
-  sh.D = job.dim;
-  sh.pooled = job.pooled;
-  sh.units = job.pooled ? sh.S : sh.S * sh.H;
-  sh.unit_rows = job.pooled ? sh.T * sh.H : sh.T;
-  sh.unit_payload = job.unit_payload;
+  const Shape sh = make_shape(job);
   const size_t values = sh.S * sh.H * sh.T * sh.D;
   const size_t payload_bytes = sh.units * sh.unit_payload;
 
@@ -441,11 +209,7 @@ void PeerWorkspace::run(const PeerJob& job, const float* rows, PeerOutputs& out)
   constexpr unsigned kBlock = 128;
   switch (job.kind) {
     case PeerKind::kTurbo: {
-      TurboParams p{};
-      p.s1 = k::turbo_signs_table(1);
-      p.s2 = k::turbo_signs_table(2);
-      p.t = k::turbo_tables(job.bits);
-      p.groups = (sh.D + k::kTurboGroup - 1) / k::kTurboGroup;
+      const TurboParams p = make_turbo_params(job, sh);
       const size_t n = sh.units * sh.unit_rows * p.groups;
       turbo_encode<<<grid_for(n, kTurboEncodeBlock), kTurboEncodeBlock, 0, st>>>(sh, p, d_rows,
                                                                                  d_pay, d_flags);
@@ -453,30 +217,14 @@ void PeerWorkspace::run(const PeerJob& job, const float* rows, PeerOutputs& out)
       break;
     }
     case PeerKind::kGgml: {
-      GgmlParams p{};
-      p.type = static_cast<k::GgmlType>(job.ggml_type);
-      p.block_bytes = k::ggml_block_bytes(p.type);
-      p.n_rot = job.n_rot;
-      p.chunk = job.n_rot ? job.n_rot : k::kGgmlBlock;
-      if (p.chunk > kMaxGgmlChunk || sh.D % p.chunk != 0)
-        throw Unsupported("cuda: ggml Hadamard chunk " + std::to_string(p.chunk) +
-                          " exceeds the device limit of " + std::to_string(kMaxGgmlChunk) +
-                          " values");
-      p.chunks = sh.D / p.chunk;
+      const GgmlParams p = make_ggml_params(job, sh);
       const size_t n = sh.units * sh.unit_rows * p.chunks;
       ggml_encode<<<grid_for(n, kBlock), kBlock, 0, st>>>(sh, p, d_rows, d_pay, d_flags, d_clip);
       ggml_decode<<<grid_for(n, kBlock), kBlock, 0, st>>>(sh, p, d_pay, d_dec);
       break;
     }
     case PeerKind::kKivi: {
-      KiviParams p{};
-      p.k_stream = job.kivi_k;
-      p.bits = job.bits;
-      p.group = job.kivi_group;
-      p.quant_rows = job.kivi_quant_rows;
-      p.group_bytes = job.kivi_group_bytes;
-      p.quant_bytes = job.kivi_quant_bytes;
-      p.groups = p.group_bytes ? p.quant_bytes / p.group_bytes : 0;
+      const KiviParams p = make_kivi_params(job);
       const size_t ng = sh.units * p.groups;
       const size_t nt = sh.units * (sh.T - p.quant_rows) * sh.D;
       if (ng) {

@@ -5,8 +5,10 @@
 // Cases (each prints PASS / FAIL / SKIP and lands in the JSON):
 //   always (CPU only): the sha256 used here against FIPS 180-4; the golden checksums of every
 //     synthetic case of a device codec through the CPU executor (the oracle is intact); what
-//     describe_backends() / make_executor() say about CUDA.
-//   with a device: every such golden case through the CUDA executor (checksums = golden, bytes
+//     describe_backends() / make_executor() say about CUDA; and every device case below through
+//     the CUDA executor with its kernels emulated on the host ("emu."): the same per-thread code,
+//     run one work item at a time, so layouts, indexing and container assembly are checked.
+//   with a device ("cuda."): every such golden case through the CUDA executor (checksums = golden, bytes
 //     and decoded values = the CPU's, first difference reported); typed errors (kakeya_pca is
 //     Unsupported on cuda, NaN input and fp16 overflow give the CPU's exact error); parity on a
 //     layer of the 1.5B shape.
@@ -306,40 +308,42 @@ int main(int argc, char** argv) {
     });
   }
 
-  // The golden cases of the device codecs: CPU always, device when present.
+  // The golden cases of the device codecs through the CPU executor (the oracle), then through the
+  // CUDA executor: with its kernels emulated on the host (always; checks layouts, indexing and
+  // container assembly without a GPU) and on the device when there is one.
   const auto cases = kvwb::golden::synthetic_cases();
-  size_t n_small = 0;
+  std::vector<std::pair<kvwb::golden::Case, kvwb::golden::Outcome>> device_cases;
   for (const auto& c : cases) {
     const kvwb::golden::Batch b = c.make();
     if (!on_device(b.codec)) continue;
-    if (small && (++n_small > 3)) break;
+    if (small && device_cases.size() >= 3) break;
     kvwb::golden::Outcome cpu_out;
-    if (!small) {
+    if (small) {
+      cpu_out = kvwb::golden::run_executor(b, *cpu);
+    } else {
       run_case("cpu.golden." + c.name, [&] {
         cpu_out = kvwb::golden::run_executor(b, *cpu);
         return check_golden(c.name, hash(cpu_out), want);
       });
-    } else {
-      cpu_out = kvwb::golden::run_executor(b, *cpu);
     }
-    if (!have_device) {
-      record("cuda.golden." + c.name, "skip", "no device", 0);
-      continue;
-    }
-    run_case("cuda.golden." + c.name, [&]() -> std::string {
-      const kvwb::golden::Outcome d = kvwb::golden::run_executor(b, *dev);
-      std::string why = check_golden(c.name, hash(d), want);
-      if (!why.empty()) return why;
-      return compare_outcomes(cpu_out, d);
-    });
+    device_cases.emplace_back(c, std::move(cpu_out));
   }
 
-  if (have_device && !small) {
-    run_case("cuda.unsupported_kakeya", [&]() -> std::string {
+  auto device_suite = [&](const Executor& ex, const std::string& prefix, bool full) {
+    for (const auto& [c, cpu_out] : device_cases) {
+      run_case(prefix + "golden." + c.name, [&, &c = c, &cpu_out = cpu_out]() -> std::string {
+        const kvwb::golden::Outcome d = kvwb::golden::run_executor(c.make(), ex);
+        std::string why = check_golden(c.name, hash(d), want);
+        if (!why.empty()) return why;
+        return compare_outcomes(cpu_out, d);
+      });
+    }
+    if (!full) return;
+    run_case(prefix + "unsupported_kakeya", [&]() -> std::string {
       const Tensor4 x = model_rows(1, 2, 256, 64, 0, Stream::kK);
       std::string msg;
       const std::string code = error_code_of(
-          [&] { (void)dev->run(request_for("kakeya_pca", {}, x, 0, Stream::kK)); }, &msg);
+          [&] { (void)ex.run(request_for("kakeya_pca", {}, x, 0, Stream::kK)); }, &msg);
       if (code != "UNSUPPORTED") return "expected UNSUPPORTED, got '" + code + "': " + msg;
       if (msg.find("kakeya_pca") == std::string::npos || msg.find("cuda") == std::string::npos)
         return "message does not name codec and backend: " + msg;
@@ -349,36 +353,47 @@ int main(int argc, char** argv) {
       std::string m_cpu, m_dev;
       const auto req = request_for(codec, {}, x, 3, Stream::kV);
       const std::string c_cpu = error_code_of([&] { (void)cpu->run(req); }, &m_cpu);
-      const std::string c_dev = error_code_of([&] { (void)dev->run(req); }, &m_dev);
+      const std::string c_dev = error_code_of([&] { (void)ex.run(req); }, &m_dev);
       if (c_cpu.empty()) return "the CPU accepted the bad input";
       if (c_cpu != c_dev || m_cpu != m_dev)
         return "cpu " + c_cpu + " '" + m_cpu + "' vs cuda " + c_dev + " '" + m_dev + "'";
       return "";
     };
-    run_case("cuda.error_non_finite", [&] {
+    run_case(prefix + "error_non_finite", [&] {
       Tensor4 x = model_rows(2, 2, 64, 128, 3, Stream::kV);
       x.row(1, 1, 17)[5] = std::nanf("");
       x.row(1, 0, 40)[9] = INFINITY;
       return same_error("bf16", x);
     });
-    run_case("cuda.error_fp16_range", [&] {
+    run_case(prefix + "error_fp16_range", [&] {
       Tensor4 x = model_rows(2, 2, 64, 128, 3, Stream::kV);
       x.row(0, 1, 9)[33] = 3.0e7f;
       return same_error("q8_0", x);
     });
     for (const char* codec : {"turbo3", "q4_0", "iq4_nl", "kivi", "fp8_e4m3", "bf16"}) {
-      run_case(std::string("cuda.parity_1p5b_layer.") + codec, [&]() -> std::string {
+      run_case(prefix + "parity_1p5b_layer." + codec, [&]() -> std::string {
         kvwb::codec::ParamMap p;
         if (std::string(codec) == "fp8_e4m3") p["scale_mode"] = "absmax";
         for (Stream st : {Stream::kK, Stream::kV}) {
           const Tensor4 x = model_rows(1, 2, 2048, 128, 13, st);
           const auto req = request_for(codec, p, x, 13, st);
-          const std::string why = same_result(cpu->run(req), dev->run(req));
+          const std::string why = same_result(cpu->run(req), ex.run(req));
           if (!why.empty()) return std::string(st == Stream::kK ? "K: " : "V: ") + why;
         }
         return "";
       });
     }
+  };
+  if (!small && cuda_desc.compiled) {
+    kvwb::codec::ExecutorOptions emu_opt;
+    emu_opt.emulate_device = true;
+    const auto emu = kvwb::codec::make_executor("cuda", emu_opt);
+    device_suite(*emu, "emu.", true);
+  }
+  if (have_device) {
+    device_suite(*dev, "cuda.", !small);
+  } else {
+    record("cuda.device_cases", "skip", "no CUDA device found", 0);
   }
 
   // ---- benchmark -------------------------------------------------------------------------------
