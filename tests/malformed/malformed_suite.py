@@ -769,6 +769,13 @@ class Suite:
                                               "--continuation", "8", "--passages", "1"], names or [m], expect)
             self.add(C, f"model {n} [capture]", ["capture", "--model", m, "--ids", self.ids, "--seqs", "1",
                                                  "--tokens", "32", "--out", self.out(f"{n}-cap.kvc.h5")], names or [m], expect)
+        def fresh_model(n, **kw):
+            """A new model folder model/<n> (any earlier one removed) written by write_model."""
+            m = self.path(f"model/{n}")
+            shutil.rmtree(m, ignore_errors=True)
+            write_model(m, **kw)
+            return m
+
         for n, kw, names in [
             ("traversal", {"manifest_edit": lambda m: m["tensors"][0].__setitem__("filename", "../../../../../../etc/passwd")}, None),
             ("absolute", {"manifest_edit": lambda m: m["tensors"][0].__setitem__("filename", "/etc/passwd")}, None),
@@ -787,33 +794,18 @@ class Suite:
             ("eps-zero", {"cfg_over": {"rms_norm_eps": 0}}, None),
             ("max-position-neg", {"cfg_over": {"max_position": -1}}, None),
         ]:
-            m = self.path(f"model/{n}")
-            shutil.rmtree(m, ignore_errors=True)
-            write_model(m, **kw)
-            model_cmds(n, m, names=names)
-        m = self.path("model/fifo-weight")
-        shutil.rmtree(m, ignore_errors=True)
-        write_model(m)
-        w = os.path.join(m, "model_norm_weight.bin")
-        os.remove(w)
-        os.mkfifo(w)
-        model_cmds("fifo-weight", m, names=["model_norm_weight.bin"])
-        m = self.path("model/folder-weight")
-        shutil.rmtree(m, ignore_errors=True)
-        write_model(m)
-        w = os.path.join(m, "model_norm_weight.bin")
-        os.remove(w)
-        os.makedirs(w)
-        model_cmds("folder-weight", m, names=["model_norm_weight.bin"])
-        m = self.path("model/truncated-weight")
-        shutil.rmtree(m, ignore_errors=True)
-        write_model(m)
+            model_cmds(n, fresh_model(n, **kw), names=names)
+        for n, make in [("fifo-weight", os.mkfifo), ("folder-weight", os.makedirs)]:
+            m = fresh_model(n)
+            w = os.path.join(m, "model_norm_weight.bin")
+            os.remove(w)
+            make(w)
+            model_cmds(n, m, names=["model_norm_weight.bin"])
+        m = fresh_model("truncated-weight")
         w = os.path.join(m, "lm_head_weight.bin")
         write_bytes(w, open(w, "rb").read()[:100])
         model_cmds("truncated-weight", m, names=["lm_head_weight.bin"])
-        m = self.path("model/tokens-junk")
-        shutil.rmtree(m, ignore_errors=True)
-        write_model(m)
+        m = fresh_model("tokens-junk")
         write_bytes(os.path.join(m, "tokens.json"), b"\xff\xfe{{")
         model_cmds("tokens-junk", m, "any", names=["tokens.json"])
         for n, b in [("llama2c-header-huge", struct.pack("<7i", 2**30, 2**30, 2**30, 2**30, 2**30, 2**30, 2**30)),

@@ -30,6 +30,14 @@ RunConfig small_config() {
   return c;
 }
 
+/// Names of the entries of `dir` (files and folders), sorted.
+std::vector<std::string> entry_names(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 bool contains(const std::vector<std::string>& v, const std::string& needle) {
   return std::any_of(v.begin(), v.end(), [&](const std::string& s) { return s.find(needle) != std::string::npos; });
 }
@@ -239,9 +247,7 @@ TEST_F(BundleTest, ExistingFolderRefusedWithoutForceAndReplacedWithIt) {
   EXPECT_NE(text.find("KAKEYA_DISABLE_SIGMA_Q=1\n"), std::string::npos);
   EXPECT_EQ(text.find("KAKEYA_USE_M2_CENTROIDS"), std::string::npos);
   EXPECT_EQ(r.manifest["centroids"]["K"]["source"], "gaussian");
-  std::vector<std::string> entries;
-  for (const auto& e : fs::directory_iterator(t.path())) entries.push_back(e.path().filename().string());
-  EXPECT_EQ(entries, std::vector<std::string>{"b"});
+  EXPECT_EQ(entry_names(t.path()), std::vector<std::string>{"b"});
 }
 
 TEST_F(BundleTest, ForceReplacesOnlyABundle) {
@@ -289,9 +295,7 @@ TEST_F(BundleTest, FailureMidExportLeavesNoPartialFolder) {
   o.force = true;
   EXPECT_THROW(export_bundle(capture_, c, d.string(), o), IoError);
   EXPECT_TRUE(check_bundle(d.string()).ok);
-  std::vector<std::string> entries;
-  for (const auto& e : fs::directory_iterator(t.path())) entries.push_back(e.path().filename().string());
-  EXPECT_EQ(entries, std::vector<std::string>{"b"});
+  EXPECT_EQ(entry_names(t.path()), std::vector<std::string>{"b"});
 }
 
 TEST_F(BundleTest, PerLayerBitWidthsAreAnExportErrorNamingTheLayers) {

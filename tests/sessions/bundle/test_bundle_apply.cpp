@@ -41,15 +41,9 @@ class BundleApplyTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
     for (int i = 0; i < 2; ++i) {
-      io::DemoCaptureOptions o;
-      o.layers = 2;
-      o.kv_heads = 2;
-      o.q_heads = 4;
-      o.head_dim = 32;
-      o.seqs = 2;
-      o.tokens = 128;
-      o.seed = 0xA000 + static_cast<uint64_t>(i);
-      io::write_demo_capture(dir_->file(i == 0 ? "a.kvc.h5" : "b.kvc.h5"), o);
+      io::write_demo_capture(dir_->file(i == 0 ? "a.kvc.h5" : "b.kvc.h5"),
+                             {.layers = 2, .kv_heads = 2, .q_heads = 4, .head_dim = 32, .seqs = 2,
+                              .tokens = 128, .seed = 0xA000 + static_cast<uint64_t>(i)});
     }
     export_ =
         new BundleExportResult(export_bundle(cap_a(), calibrated_config(), dir_->file("bundle-a")));
