@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -32,7 +31,9 @@ extern "C" void on_signal(int) {
 void protect_input_value(const std::string& path) { io::protect_input(path); }
 
 void add_capture_arg(CLI::App& cmd, std::string& capture) {
-  cmd.add_option("capture", capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
+  cmd.add_option("capture", capture, "Capture file (.kvc.h5)")
+      ->each(protect_input_value)
+      ->required();
 }
 
 bool interrupted() noexcept { return g_interrupted.load(); }

@@ -96,8 +96,8 @@ FuzzTally fuzz_reader(const char* label, const std::vector<uint8_t>& good, int i
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
-  std::printf("[ %s fuzz ] %d mutations: %d accepted, %d rejected, %.2f s wall, %.2f s cpu\n", label,
-              iterations, tally.accepted, tally.rejected, secs, cpu);
+  std::printf("[ %s fuzz ] %d mutations: %d accepted, %d rejected, %.2f s wall, %.2f s cpu\n",
+              label, iterations, tally.accepted, tally.rejected, secs, cpu);
   return tally;
 }
 

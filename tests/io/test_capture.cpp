@@ -699,7 +699,12 @@ TEST(CaptureReal, TruncatedRealFileNamesTheFile) {
 // ---- the synthetic demo capture --------------------------------------------------------------
 
 kvwb::io::DemoCaptureOptions small_demo() {
-  return {.layers = 2, .kv_heads = 2, .q_heads = 4, .head_dim = 32, .seqs = 2, .tokens = 64,
+  return {.layers = 2,
+          .kv_heads = 2,
+          .q_heads = 4,
+          .head_dim = 32,
+          .seqs = 2,
+          .tokens = 64,
           .seed = 1234};
 }
 

@@ -30,8 +30,12 @@ inline const std::string& demo_capture(const std::string& name, const io::DemoCa
 
 /// 3 layers, 2 kv heads, 4 query heads, 2 sequences; head_dim and tokens per caller.
 inline const std::string& small_demo_capture(const std::string& name, int head_dim, int tokens) {
-  return demo_capture(name, {.layers = 3, .kv_heads = 2, .q_heads = 4, .head_dim = head_dim,
-                             .seqs = 2, .tokens = tokens});
+  return demo_capture(name, {.layers = 3,
+                             .kv_heads = 2,
+                             .q_heads = 4,
+                             .head_dim = head_dim,
+                             .seqs = 2,
+                             .tokens = tokens});
 }
 
 }  // namespace kvwb::test

@@ -8,14 +8,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "tests/sessions/demo_fixture.h"
-#include "tests/test_support.h"
 #include "base/errors.h"
 #include "codec/math/quantizer.h"
-#include "sessions/analysis/analysis.h"
 #include "io/synthetic_capture.h"
+#include "sessions/analysis/analysis.h"
 #include "sessions/analysis/distribution.h"
 #include "sessions/run/runner.h"
+#include "tests/sessions/demo_fixture.h"
+#include "tests/test_support.h"
 
 using namespace kvwb;
 using namespace kvwb::sessions;

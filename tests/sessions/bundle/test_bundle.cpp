@@ -48,6 +48,15 @@ std::string joined(const std::vector<std::string>& v) {
   return s;
 }
 
+/// check_bundle(d) fails and its errors contain each of `expected`.
+void expect_check_fails_with(const fs::path& d, const std::vector<std::string>& expected) {
+  const auto rep = check_bundle(d.string());
+  EXPECT_FALSE(rep.ok);
+  for (const std::string& e : expected)
+    EXPECT_TRUE(contains(rep.errors, e)) << "no error contains '" << e << "' in:\n"
+                                         << joined(rep.errors);
+}
+
 void flip_byte(const fs::path& p, size_t offset) {
   auto b = io::read_file(p.string());
   ASSERT_LT(offset, b.size());
@@ -150,9 +159,7 @@ TEST_F(BundleTest, CorruptedCentroidFileFailsWithChecksumMessage) {
   test::TempDir t;
   const fs::path d = copy_bundle(t);
   flip_byte(d / "K_b3_centroids.f32", 5);
-  const auto rep = check_bundle(d.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "K_b3_centroids.f32: SHA-256 differs from MANIFEST.json")) << joined(rep.errors);
+  expect_check_fails_with(d, {"K_b3_centroids.f32: SHA-256 differs from MANIFEST.json"});
 }
 
 TEST_F(BundleTest, NonAscendingCentroidsFailEvenWithoutManifest) {
@@ -162,10 +169,8 @@ TEST_F(BundleTest, NonAscendingCentroidsFailEvenWithoutManifest) {
   std::swap_ranges(b.begin(), b.begin() + 4, b.begin() + 4);  // swap entries 0 and 1
   io::write_file_atomic((d / "V_b2_centroids.f32").string(), b);
   fs::remove(d / "MANIFEST.json");
-  const auto rep = check_bundle(d.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "V_b2_centroids.f32: not strictly ascending at entries 0 and 1")) << joined(rep.errors);
-  EXPECT_TRUE(contains(rep.errors, "MANIFEST.json: missing")) << joined(rep.errors);
+  expect_check_fails_with(d, {"V_b2_centroids.f32: not strictly ascending at entries 0 and 1",
+                              "MANIFEST.json: missing"});
 }
 
 TEST_F(BundleTest, CorruptedSafetensorsFails) {
@@ -176,20 +181,15 @@ TEST_F(BundleTest, CorruptedSafetensorsFails) {
   uint64_t n = 0;
   std::memcpy(&n, st.data(), 8);
   flip_byte(d / "sigma_q.safetensors", 8 + n + 4 + 3);
-  const auto rep = check_bundle(d.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "sigma_q.safetensors: SHA-256 differs")) << joined(rep.errors);
-  EXPECT_TRUE(contains(rep.errors, "layer_0, kv head 0: chol is not lower triangular")) << joined(rep.errors);
+  expect_check_fails_with(d, {"sigma_q.safetensors: SHA-256 differs",
+                              "layer_0, kv head 0: chol is not lower triangular"});
 }
 
 TEST_F(BundleTest, DeletedFileAndEditedManifestFail) {
   test::TempDir t;
   const fs::path d = copy_bundle(t);
   fs::remove(d / "deploy.env");
-  auto rep = check_bundle(d.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "deploy.env: missing")) << joined(rep.errors);
-  EXPECT_TRUE(contains(rep.errors, "files lists deploy.env, which is missing")) << joined(rep.errors);
+  expect_check_fails_with(d, {"deploy.env: missing", "files lists deploy.env, which is missing"});
 
   test::TempDir t2;
   const fs::path d2 = copy_bundle(t2);
@@ -197,10 +197,8 @@ TEST_F(BundleTest, DeletedFileAndEditedManifestFail) {
   man["files"][0]["size_bytes"] = 33;
   man["bundle_format_version"] = 2;
   io::write_file_atomic((d2 / "MANIFEST.json").string(), man.dump(2));
-  rep = check_bundle(d2.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "K_b3_centroids.f32: size 32 bytes differs from MANIFEST.json's 33")) << joined(rep.errors);
-  EXPECT_TRUE(contains(rep.errors, "bundle_format_version 2 is newer")) << joined(rep.errors);
+  expect_check_fails_with(d2, {"K_b3_centroids.f32: size 32 bytes differs from MANIFEST.json's 33",
+                               "bundle_format_version 2 is newer"});
 }
 
 TEST_F(BundleTest, ExtraFileAndInconsistentDeployEnvFail) {
@@ -213,11 +211,9 @@ TEST_F(BundleTest, ExtraFileAndInconsistentDeployEnvFail) {
   ASSERT_NE(at, std::string::npos);
   text.replace(at, 26, "\nKAKEYA_DISABLE_SIGMA_Q=1\n");
   io::write_file_atomic((d / "deploy.env").string(), text);
-  const auto rep = check_bundle(d.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "notes.txt: unexpected file")) << joined(rep.errors);
-  EXPECT_TRUE(contains(rep.errors, "KAKEYA_DISABLE_SIGMA_Q=1 does not match codec_config.json (expected 0)"))
-      << joined(rep.errors);
+  expect_check_fails_with(
+      d, {"notes.txt: unexpected file",
+          "KAKEYA_DISABLE_SIGMA_Q=1 does not match codec_config.json (expected 0)"});
 }
 
 TEST_F(BundleTest, ExistingFolderRefusedWithoutForceAndReplacedWithIt) {

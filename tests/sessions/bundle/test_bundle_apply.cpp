@@ -42,8 +42,13 @@ class BundleApplyTest : public ::testing::Test {
     dir_ = new test::TempDir();
     for (int i = 0; i < 2; ++i) {
       io::write_demo_capture(dir_->file(i == 0 ? "a.kvc.h5" : "b.kvc.h5"),
-                             {.layers = 2, .kv_heads = 2, .q_heads = 4, .head_dim = 32, .seqs = 2,
-                              .tokens = 128, .seed = 0xA000 + static_cast<uint64_t>(i)});
+                             {.layers = 2,
+                              .kv_heads = 2,
+                              .q_heads = 4,
+                              .head_dim = 32,
+                              .seqs = 2,
+                              .tokens = 128,
+                              .seed = 0xA000 + static_cast<uint64_t>(i)});
     }
     export_ =
         new BundleExportResult(export_bundle(cap_a(), calibrated_config(), dir_->file("bundle-a")));

@@ -26,15 +26,20 @@
 
 using namespace kvwb;
 using namespace kvwb::sessions;
-using nlohmann::json;
 using kvwb::test::six_cell_grid;
+using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string& make_capture(const std::string& name, uint64_t seed) {
-  return kvwb::test::demo_capture(name, {.layers = 2, .kv_heads = 2, .q_heads = 4, .head_dim = 32,
-                                         .seqs = 1, .tokens = 128, .seed = seed});
+  return kvwb::test::demo_capture(name, {.layers = 2,
+                                         .kv_heads = 2,
+                                         .q_heads = 4,
+                                         .head_dim = 32,
+                                         .seqs = 1,
+                                         .tokens = 128,
+                                         .seed = seed});
 }
 
 const std::string& capture_a() { return make_capture("cluster-a.kvc.h5", 1); }

@@ -11,9 +11,9 @@
 #include <map>
 
 #include "base/errors.h"
-#include "sessions/explore/boundary.h"
 #include "io/synthetic_capture.h"
 #include "sessions/analysis/pareto.h"
+#include "sessions/explore/boundary.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
 #include "tests/sessions/explore/explore_fixture.h"
@@ -21,8 +21,8 @@
 
 using namespace kvwb;
 using namespace kvwb::sessions;
-using nlohmann::json;
 using kvwb::test::six_cell_grid;
+using nlohmann::json;
 
 namespace {
 
@@ -229,7 +229,9 @@ TEST(Sweep, ABrokenCaptureStopsTheSweepBeforeAnyStore) {
   // Issue 14 #4: format errors are errors of the sweep, not a store full of failed cells.
   kvwb::test::TempDir dir;
   std::ofstream(dir.file("broken.kvc.h5")) << "not an HDF5 file";
-  EXPECT_THROW(run_sweep(dir.file("broken.kvc.h5"), six_cell_grid(), dir.file("st"), SweepOptions{}), FormatError);
+  EXPECT_THROW(
+      run_sweep(dir.file("broken.kvc.h5"), six_cell_grid(), dir.file("st"), SweepOptions{}),
+      FormatError);
   EXPECT_FALSE(std::filesystem::exists(dir.file("st")));
 }
 
