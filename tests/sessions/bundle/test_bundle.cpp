@@ -11,6 +11,7 @@
 #include "io/atomic_file.h"
 #include "sessions/bundle/bundle.h"
 #include "sessions/config/run_config.h"
+#include "tests/sessions/bundle/bundle_fixture.h"
 #include "tests/test_support.h"
 
 namespace kvwb::sessions {
@@ -20,13 +21,8 @@ namespace fs = std::filesystem;
 
 /// The small configuration of the tests: layers 0-3, block 256, Σ_q from the capture, K b=3, V b=2.
 RunConfig small_config() {
-  RunConfig c;
+  RunConfig c = test::bundle_test_config(256);
   c.layers = {0, 1, 2, 3};
-  c.block_size = 256;
-  c.q_precond = "capture";
-  c.k.params["bit_width"] = "3";
-  c.v.params["bit_width"] = "2";
-  c.threads = 2;
   return c;
 }
 

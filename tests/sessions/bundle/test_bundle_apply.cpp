@@ -17,6 +17,7 @@
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/store_merge.h"
 #include "sessions/explore/sweep.h"
+#include "tests/sessions/bundle/bundle_fixture.h"
 #include "tests/test_support.h"
 
 namespace kvwb::sessions {
@@ -25,15 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-RunConfig calibrated_config() {
-  RunConfig c;
-  c.block_size = 64;
-  c.q_precond = "capture";
-  c.k.params["bit_width"] = "3";
-  c.v.params["bit_width"] = "2";
-  c.threads = 2;
-  return c;
-}
+RunConfig calibrated_config() { return test::bundle_test_config(64); }
 
 /// Two synthetic captures of the same shape drawn with different seeds, and a bundle fitted on A.
 class BundleApplyTest : public ::testing::Test {
