@@ -558,33 +558,31 @@ void ParetoView::draw() {
     }
   }
   // The baseline's cell and the row selected in the table.
+  // An outlined marker on one point, its name the legend entry.
+  const auto mark = [p](const QString& name, const ParetoPlotPoint& pt,
+                        QCPScatterStyle::ScatterShape shape, const QColor& color, double pen_width,
+                        double size) {
+    QCPGraph* g = p->addGraph();
+    g->setName(name);
+    g->setLineStyle(QCPGraph::lsNone);
+    g->setScatterStyle(QCPScatterStyle(shape, QPen(color, pen_width), Qt::NoBrush, size));
+    g->setData(QVector<double>{pt.r}, QVector<double>{pt.q}, true);
+  };
   if (model_.baseline >= 0) {
     const auto& b = model_.points[static_cast<size_t>(model_.baseline)];
-    QCPGraph* g = p->addGraph();
-    g->setName(QString("baseline (#%1)").arg(b.id));
-    g->setLineStyle(QCPGraph::lsNone);
-    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDiamond, QPen(QColor(20, 80, 200), 2.5),
-                                       Qt::NoBrush, 20));
-    g->setData(QVector<double>{b.r}, QVector<double>{b.q}, true);
+    mark(QString("baseline (#%1)").arg(b.id), b, QCPScatterStyle::ssDiamond, QColor(20, 80, 200),
+         2.5, 20);
   }
   if (selected_ >= 0 && selected_ < static_cast<int>(rows_.size())) {
     const TableRow r = rows_[static_cast<size_t>(selected_)];
     const auto& pt = store_model(r.store).points[static_cast<size_t>(r.point)];
-    QCPGraph* g = p->addGraph();
-    g->setName(QString("selected row (%1 #%2)").arg(store_name(r.store)).arg(pt.id));
-    g->setLineStyle(QCPGraph::lsNone);
-    g->setScatterStyle(
-        QCPScatterStyle(QCPScatterStyle::ssSquare, QPen(QColor(0, 0, 0), 2.0), Qt::NoBrush, 18));
-    g->setData(QVector<double>{pt.r}, QVector<double>{pt.q}, true);
+    mark(QString("selected row (%1 #%2)").arg(store_name(r.store)).arg(pt.id), pt,
+         QCPScatterStyle::ssSquare, QColor(0, 0, 0), 2.0, 18);
   }
   if (model_.current >= 0) {
     const auto& cur = model_.points[static_cast<size_t>(model_.current)];
-    QCPGraph* g = p->addGraph();
-    g->setName(QString("current configuration (#%1)").arg(cur.id));
-    g->setLineStyle(QCPGraph::lsNone);
-    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(QColor(220, 0, 120), 2.5),
-                                       Qt::NoBrush, 22));
-    g->setData(QVector<double>{cur.r}, QVector<double>{cur.q}, true);
+    mark(QString("current configuration (#%1)").arg(cur.id), cur, QCPScatterStyle::ssCircle,
+         QColor(220, 0, 120), 2.5, 22);
   }
 
   const double xpad = std::max((x1 - x0) * 0.06, 0.05);
