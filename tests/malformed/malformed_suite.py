@@ -562,15 +562,19 @@ class Suite:
                               ("check-partial", ["bundle-check", dst, "--partial"])):
                 self.add(C, f"{n} [{tag}]", args, names or [dst], expect, unchanged=[dst])
 
-        def side(key, val, rehash=True):
+        def edit_json(name, edit_fn, indent=None, rehash=True):
+            """An edit of the bundle's JSON file `name` by edit_fn (in place), then the manifest re-hashed."""
             def e(dst):
-                p = os.path.join(dst, "sigma_q.json")
+                p = os.path.join(dst, name)
                 j = json.load(open(p))
-                j[key] = val
-                write_json(p, json.dumps(j, indent=2))
+                edit_fn(j)
+                write_json(p, json.dumps(j, indent=indent))
                 if rehash:
                     rehash_manifest(dst)
             return e
+
+        def side(key, val):
+            return edit_json("sigma_q.json", lambda j: j.__setitem__(key, val), indent=2)
         for key, vals in {"num_kv_heads": [-1, 0, 2**31 - 1, 2**40, 1.5, "2", None],
                           "head_dim": [-1, 0, 2**20, 2**31 - 1, 2**40, "32"],
                           "num_q_heads": [-4, 0, 2**40, 3],
@@ -585,12 +589,7 @@ class Suite:
                 bundle_case(f"sidecar-{key}-{i}", side(key, v), "error" if key not in ("regularisation",) else "any")
 
         def manifest(edit_fn):
-            def e(dst):
-                p = os.path.join(dst, "MANIFEST.json")
-                m = json.load(open(p))
-                edit_fn(m)
-                write_json(p, json.dumps(m))
-            return e
+            return edit_json("MANIFEST.json", edit_fn, rehash=False)
         for n, fn in [
             ("version-huge", lambda m: m.__setitem__("bundle_format_version", 2**40)),
             ("version-neg", lambda m: m.__setitem__("bundle_format_version", -(2**40))),
@@ -607,13 +606,7 @@ class Suite:
         bundle_case("manifest-deep", lambda d: write_bytes(os.path.join(d, "MANIFEST.json"), b"[" * 200000))
 
         def cc(edit_fn):
-            def e(dst):
-                p = os.path.join(dst, "codec_config.json")
-                j = json.load(open(p))
-                edit_fn(j)
-                write_json(p, json.dumps(j))
-                rehash_manifest(dst)
-            return e
+            return edit_json("codec_config.json", edit_fn)
         for n, fn in [
             ("block-size-huge", lambda j: j.__setitem__("block_size", 2**40)),
             ("block-size-string", lambda j: j.__setitem__("block_size", "x")),
