@@ -746,24 +746,26 @@ codec::Tensor4 CaptureReader::read_head(int layer, TensorKind kind, int head,
   return impl_->read_slab(layer, kind, head, opt);
 }
 
-codec::Tensor4 CaptureReader::keys(int layer, bool pre_rope, bool* derived) const {
-  const TensorKind want = pre_rope ? TensorKind::kKPre : TensorKind::kK;
-  if (has(layer, want)) {
+codec::Tensor4 CaptureReader::k_pre(int layer, bool* derived) const {
+  if (has(layer, TensorKind::kKPre)) {
     if (derived) *derived = false;
-    return read(layer, want);
+    return read(layer, TensorKind::kKPre);
   }
-  codec::Tensor4 t = read(layer, pre_rope ? TensorKind::kK : TensorKind::kKPre);
-  impl_->derive(t, pre_rope);
+  codec::Tensor4 t = read(layer, TensorKind::kK);
+  impl_->derive(t, true);
   if (derived) *derived = true;
   return t;
 }
 
-codec::Tensor4 CaptureReader::k_pre(int layer, bool* derived) const {
-  return keys(layer, true, derived);
-}
-
 codec::Tensor4 CaptureReader::k_post(int layer, bool* derived) const {
-  return keys(layer, false, derived);
+  if (has(layer, TensorKind::kK)) {
+    if (derived) *derived = false;
+    return read(layer, TensorKind::kK);
+  }
+  codec::Tensor4 t = read(layer, TensorKind::kKPre);
+  impl_->derive(t, false);
+  if (derived) *derived = true;
+  return t;
 }
 
 const std::vector<int32_t>& CaptureReader::positions() const noexcept { return impl_->positions; }

@@ -80,10 +80,6 @@ class CaptureReader {
   std::vector<int32_t> tokens() const;
 
  private:
-  /// Keys before (pre_rope) or after RoPE: the stored dataset, or the other one with RoPE undone
-  /// or applied (then *derived = true).
-  codec::Tensor4 keys(int layer, bool pre_rope, bool* derived) const;
-
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
