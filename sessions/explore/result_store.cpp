@@ -54,7 +54,10 @@ std::string record_problem(const json& r) {
   if (r.contains("error"))
     for (const char* k : {"code", "message"})
       if (r["error"].contains(k) && !r["error"][k].is_string()) return std::string("has an error.") + k + " that is not a string";
-  if (!r.contains("result")) return {};
+  if (!r.contains("result")) {
+    if (r.contains("status") && r["status"] == "ok") return "has status \"ok\" but no \"result\"";
+    return {};
+  }
   const json& res = r["result"];
   if (!res.is_object()) return "has a \"result\" that is not an object";
   if (res.contains("failed") && !res["failed"].is_boolean()) return "has a result.failed that is not a boolean";

@@ -427,17 +427,25 @@ std::vector<const json*> by_cell(const std::vector<json>& records) {
 }
 
 std::string failure_of(const json& rec) {
-  if (rec.value("status", std::string()) != "ok") {
-    const json e = rec.value("error", json::object());
+  // Store records are validated on reading (result_store.cpp); these reads still never assume a
+  // field exists, so a record from any source gives a row rather than an exception.
+  auto error_text = [](const json& holder) {
+    const json e = holder.contains("error") && holder["error"].is_object() ? holder["error"] : json::object();
     return e.value("code", std::string("?")) + ": " + e.value("message", std::string());
-  }
+  };
+  if (rec.value("status", std::string()) != "ok") return error_text(rec);
+  if (!rec.contains("result") || !rec["result"].is_object()) return "the record holds no result";
   const json& res = rec["result"];
   if (!res.value("failed", false)) return {};
-  for (const auto& l : res.value("layers", json::array()))
-    for (const char* s : {"k", "v"})
-      if (l.contains(s) && l[s].value("failed", false))
-        return l[s]["error"].value("code", std::string("?")) + ": layer " + std::to_string(l.value("layer", -1)) + " " +
-               (s[0] == 'k' ? "K" : "V") + ": " + l[s]["error"].value("message", std::string());
+  if (res.contains("layers") && res["layers"].is_array())
+    for (const auto& l : res["layers"])
+      for (const char* s : {"k", "v"})
+        if (l.is_object() && l.contains(s) && l[s].is_object() && l[s].value("failed", false)) {
+          const std::string e = error_text(l[s]);
+          const size_t colon = e.find(": ");
+          return e.substr(0, colon) + ": layer " + std::to_string(l.value("layer", -1)) + " " +
+                 (s[0] == 'k' ? "K" : "V") + e.substr(colon);
+        }
   return "a layer-stream failed";
 }
 

@@ -170,6 +170,31 @@ void rope_tensor(Tensor4& t, const std::vector<int32_t>& positions, const codec:
     for (size_t h = 0; h < t.h; ++h) codec::apply_rope(t.row(s, h, 0), t.t, positions.data() + s * t.t, p, inverse);
 }
 
+/// The executor of a run over `plan`. `auto` takes CUDA only when CUDA runs every codec the plan
+/// uses (otherwise the CPU, and *note says which codec kept it there); `cuda` is given as asked
+/// (the CUDA executor refuses a codec it does not run with a typed error).
+std::unique_ptr<codec::Executor> executor_for(const RunConfig& cfg,
+                                              const std::vector<LayerPlan>& plan,
+                                              std::string* note) {
+  if (cfg.backend == Backend::kAuto &&
+      codec::resolve_executor(backend_name(Backend::kAuto)) == backend_name(Backend::kCuda)) {
+    for (const auto& b : codec::describe_backends()) {
+      if (b.name != backend_name(Backend::kCuda)) continue;
+      for (const LayerPlan& lp : plan) {
+        if (lp.boundary) continue;
+        for (const StreamPlan* sp : {&lp.k, &lp.v})
+          if (std::find(b.codecs.begin(), b.codecs.end(), sp->config.codec) == b.codecs.end()) {
+            if (note)
+              *note = "backend auto chose cpu: codec " + sp->config.codec +
+                      " does not run on cuda in this build (layer " + std::to_string(lp.layer) + ")";
+            return codec::make_executor(backend_name(Backend::kCpu), {cfg.threads});
+          }
+      }
+    }
+  }
+  return codec::make_executor(backend_name(cfg.backend), {cfg.threads}, note);
+}
+
 }  // namespace
 
 LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg,
@@ -178,7 +203,7 @@ LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg
                                const codec::Executor* executor) {
   std::unique_ptr<codec::Executor> own;
   if (!executor) {
-    own = codec::make_executor(backend_name(cfg.backend), {cfg.threads});
+    own = executor_for(cfg, {lp}, nullptr);
     executor = own.get();
   }
   LayerRoundTrip out;
@@ -224,18 +249,18 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
                      RunResult* partial) {
   const auto t_start = std::chrono::steady_clock::now();
   std::string backend_note;
-  const auto exec = codec::make_executor(backend_name(cfg.backend), {cfg.threads}, &backend_note);
-  const Backend backend = parse_backend(exec->name(), "the executor factory");
   io::CaptureReader cap(capture_path);
   const auto& info = cap.info();
   const size_t D = static_cast<size_t>(info.head_dim);
+  const std::vector<LayerPlan> layers = plan_layers(info, cfg);
+  const auto exec = executor_for(cfg, layers, &backend_note);
+  const Backend backend = parse_backend(exec->name(), "the executor factory");
   RunResult r;
   r.config = run_config_to_json(cfg);
   r.config_hash = run_config_hash(cfg);
   r.capture_file = capture_path;
   r.backend = backend;
   if (!backend_note.empty()) r.warnings.push_back(backend_note);
-  const std::vector<LayerPlan> layers = plan_layers(info, cfg);
 
   // Validate every stream configuration of every layer before any encoding starts.
   for (const LayerPlan& lp : layers) {

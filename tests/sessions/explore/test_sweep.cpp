@@ -200,12 +200,19 @@ TEST(ResultStore, MalformedRecordsAndDescriptionsAreRefusedNotTrusted) {
   std::ofstream(store_results_path(store)) << "{\"key\":\"a\",\"cell\":\"x\"}\n"
                                               "{\"key\":\"b\",\"status\":\"ok\",\"result\":{\"totals\":[]}}\n"
                                               "{\"key\":\"c\",\"status\":\"ok\",\"result\":{\"layers\":[{\"k\":3}]}}\n"
-                                              "{\"key\":\"d\",\"cell\":1}\n";
+                                              "{\"key\":\"d\",\"cell\":1}\n"
+                                              // found by the json fuzzer: "ok" with the result renamed
+                                              "{\"key\":\"e\",\"status\":\"ok\",\"2esult\":{}}\n";
   const StoreContents c = read_result_store(store);
   ASSERT_EQ(c.records.size(), 1u);  // only d is well-formed; the others are reported, not trusted
   EXPECT_EQ(c.records[0]["key"], "d");
-  EXPECT_EQ(c.problems.size(), 3u);
+  EXPECT_EQ(c.problems.size(), 4u);
+  EXPECT_NE(c.problems[3].find("status \"ok\" but no \"result\""), std::string::npos) << c.problems[3];
   EXPECT_NO_THROW(pareto_points_from_records(c.records, "k_rel_mse"));
+  EXPECT_NO_THROW(sweep_table_json(c.records));
+  // The table never assumes a field: an "ok" record without a result (not from a store) is a row.
+  const json table = sweep_table_json({json{{"key", "x"}, {"cell", 0}, {"status", "ok"}}});
+  EXPECT_EQ(table["rows"][0]["failure"], "the record holds no result") << table.dump();
   std::filesystem::create_directories(dir.file("empty"));
   EXPECT_TRUE(read_result_store(dir.file("empty")).records.empty());  // an empty folder: an empty store
 }
