@@ -136,6 +136,7 @@ struct BackendDescription {
   bool available = false;    // usable now (cuda: a device is present)
   bool runs_codecs = false;  // the codec pipeline executes on it
   std::string detail;        // why not available / what it is
+  std::string simd_path;     // cpu: the SIMD dispatch path in use (scalar, avx2, avx512); else ""
   std::vector<DeviceDescription> devices;
 };
 

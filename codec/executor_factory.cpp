@@ -6,6 +6,7 @@
 #include "base/errors.h"
 #include "codec/cpu/cpu_executor.h"
 #include "codec/executor.h"
+#include "codec/simd/dispatch.h"
 #if KVWB_HAVE_CUDA
 #include "codec/cuda/device_info.h"
 #endif
@@ -17,7 +18,9 @@ std::vector<BackendDescription> describe_backends() {
   BackendDescription cpu;
   cpu.name = "cpu";
   cpu.compiled = cpu.available = cpu.runs_codecs = true;
-  cpu.detail = "reference backend (C++20 + Eigen), every codec and metric";
+  cpu.detail = "reference backend (C++20 + Eigen), every codec and metric; " +
+               simd::describe_dispatch() + "; KVWB_SIMD=scalar|avx2|avx512 forces a path";
+  cpu.simd_path = simd::path_name(simd::active_path());
   out.push_back(cpu);
   BackendDescription cuda;
   cuda.name = "cuda";

@@ -5,6 +5,7 @@
 
 #include "app/cli/cli_common.h"
 #include "base/errors.h"
+#include "codec/simd/dispatch.h"
 
 int main(int argc, char** argv) {
   using namespace kvwb::app;
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   add_report_command(app);
   add_transfer_command(app);
   try {
+    kvwb::codec::simd::active_path();  // a bad or unsupported KVWB_SIMD fails before any work
     app.parse(argc, argv);
     if (interrupted()) {
       // Ctrl-C came while a job ran its last, non-cancellable step: it finished, but the user asked
