@@ -103,7 +103,7 @@ class GgmlCodec final : public Codec {
     const simd::Path path = simd::active_path();
     for (size_t r = 0; r < in.n; ++r) {
       std::memcpy(row.data(), in.rows + r * d_, d_ * sizeof(float));
-      if (n_rot_ != 0) kernels::hadamard_chunks_pow2(row.data(), d_, n_rot_);
+      if (n_rot_ != 0) simd::hadamard_chunks(path, row.data(), d_, n_rot_);
       for (size_t b = 0; b < blocks; ++b) {
         const kernels::GgmlFields f = simd::ggml_quantize(path, type_, row.data() + b * kGgmlBlock, out);
         clipped += f.clipped;
@@ -162,7 +162,7 @@ class GgmlCodec final : public Codec {
         simd::ggml_dequantize(path, type_, p, dd, m, row + b * kGgmlBlock);
         p += block_bytes_;
       }
-      if (n_rot != 0) kernels::hadamard_chunks_pow2(row, d, n_rot);
+      if (n_rot != 0) simd::hadamard_chunks(path, row, d, n_rot);
     }
     return out;
   }

@@ -5,6 +5,7 @@
 // every lane computes what the scalar kernel computes for that element.
 #include "codec/simd/rows.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "codec/kernels/half.h"
@@ -212,6 +213,143 @@ KVWB_AVX2 size_t first_non_finite_avx2(const float* x, size_t n) {
   return n;
 }
 
+// H·v stage by stage as kernels::wht_pow2 (n a power of two >= 8): stages h = 1, 2, 4 inside each
+// 8-lane vector (the partner comes from a lane permute; lanes of the upper half compute
+// partner − own, i.e. a − b with a the lower element), then h >= 8 across vectors.
+KVWB_AVX2 void wht_avx2(float* v, size_t n) {
+  for (size_t i = 0; i < n; i += 8) {
+    __m256 x = _mm256_loadu_ps(v + i);
+    __m256 s = _mm256_permute_ps(x, 0xB1);
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xAA);
+    s = _mm256_permute_ps(x, 0x4E);
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xCC);
+    s = _mm256_permute2f128_ps(x, x, 0x01);
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xF0);
+    _mm256_storeu_ps(v + i, x);
+  }
+  for (size_t h = 8; h < n; h <<= 1)
+    for (size_t i0 = 0; i0 < n; i0 += 2 * h)
+      for (size_t j = i0; j < i0 + h; j += 8) {
+        const __m256 a = _mm256_loadu_ps(v + j);
+        const __m256 b = _mm256_loadu_ps(v + j + h);
+        _mm256_storeu_ps(v + j, _mm256_add_ps(a, b));
+        _mm256_storeu_ps(v + j + h, _mm256_sub_ps(a, b));
+      }
+}
+
+KVWB_AVX2 inline uint32_t hsum_epi32_avx2(__m256i v) {
+  __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+  h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+  return static_cast<uint32_t>(_mm_cvtsi128_si32(h));
+}
+
+// centroid[idx] for 8 lanes of indices < 16 (two 8-entry tables).
+KVWB_AVX2 inline __m256 centroid_lookup_avx2(const float* centroid, __m256i idx) {
+  const __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(centroid), idx);
+  const __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(centroid + 8), idx);
+  const __m256i upper = _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7));
+  return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(upper));
+}
+
+KVWB_AVX2 float turbo_encode_avx2(const kernels::TurboTables& t, const float* s1,
+                                  const float* s2, const float* x, uint8_t* block, float* y) {
+  constexpr size_t G = kernels::kTurboGroup;
+  const float inv_sqrt128 = 0.08838834764831845f;
+  float ss = 0.0f;
+  for (size_t j = 0; j < G; ++j) ss += x[j] * x[j];  // index order, as the scalar kernel
+  const float g = std::sqrt(ss);
+  const float inv = g > 1e-10f ? 1.0f / g : 0.0f;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  for (size_t j = 0; j < G; j += 8)
+    _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), vinv),
+                                          _mm256_loadu_ps(s1 + j)));
+  wht_avx2(y, G);
+  const __m256 vs = _mm256_set1_ps(inv_sqrt128);
+  const size_t n_mid = (size_t{1} << t.bits) - 1;
+  alignas(32) int32_t idx[G];
+  alignas(32) float cc[G];
+  for (size_t j = 0; j < G; j += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(y + j), vs), _mm256_loadu_ps(s2 + j));
+    _mm256_storeu_ps(y + j, v);
+    __m256i cnt = _mm256_setzero_si256();
+    for (size_t k = 0; k < n_mid; ++k)  // count of midpoints m with y >= m (all-ones = −1)
+      cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(_mm256_cmp_ps(
+                                      v, _mm256_set1_ps(t.midpoint[k]), _CMP_GE_OQ)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(idx + j), cnt);
+    const __m256 c = centroid_lookup_avx2(t.centroid, cnt);
+    _mm256_store_ps(cc + j, _mm256_mul_ps(c, c));
+  }
+  float r2 = 0.0f;
+  for (size_t j = 0; j < G; ++j) r2 += cc[j];  // index order
+  const float r = std::sqrt(r2);
+  const float norm = r > 1e-10f ? g / r : g;
+
+  // Packing (§1.5), 8 indices j = 8i + k at a time: field k of a LE u16 (2-bit) or u32 (4-bit),
+  // the fields disjoint so a horizontal sum is their OR; bit 2 of a 3-bit index via movemask.
+  uint8_t* p = block + 2;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i sh2 = _mm256_add_epi32(lane, lane);
+  for (size_t i = 0; i < G / 8; ++i) {
+    const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(idx + 8 * i));
+    if (t.bits == 4) {
+      const uint32_t w = hsum_epi32_avx2(_mm256_sllv_epi32(v, _mm256_add_epi32(sh2, sh2)));
+      std::memcpy(p + 2 + 4 * i, &w, 4);  // little-endian host (x86)
+      continue;
+    }
+    const uint32_t w =
+        hsum_epi32_avx2(_mm256_sllv_epi32(_mm256_and_si256(v, _mm256_set1_epi32(3)), sh2));
+    p[2 * i] = static_cast<uint8_t>(w);
+    p[2 * i + 1] = static_cast<uint8_t>(w >> 8);
+    if (t.bits == 3)
+      p[32 + i] = static_cast<uint8_t>(
+          _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 29))));
+  }
+  if (t.bits == 4) {
+    p[0] = 0;  // rnorm, reserved
+    p[1] = 0;
+  }
+  return norm;
+}
+
+KVWB_AVX2 void turbo_decode_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
+                                 const uint8_t* block, float norm, float* x) {
+  constexpr size_t G = kernels::kTurboGroup;
+  const float inv_sqrt128 = 0.08838834764831845f;
+  const uint8_t* p = block + 2;
+  // Lane k of 8 indices j = 8i + k: 2-bit field k of the u16 p[2i] | p[2i+1] << 8 (2-, 3-bit),
+  // bit k of p[32 + i] (3-bit), or 4-bit field k of the LE u32 at p[2 + 4i] (4-bit).
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i sh2 = _mm256_add_epi32(lane, lane);
+  const __m256i sh4 = _mm256_add_epi32(sh2, sh2);
+  const __m256 vn = _mm256_set1_ps(norm);
+  for (size_t i = 0; i < G / 8; ++i) {
+    __m256i q;
+    if (t.bits == 4) {
+      uint32_t w;
+      std::memcpy(&w, p + 2 + 4 * i, 4);
+      q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(w)), sh4),
+                           _mm256_set1_epi32(15));
+    } else {
+      const int w = p[2 * i] | (p[2 * i + 1] << 8);
+      q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(w), sh2), _mm256_set1_epi32(3));
+      if (t.bits == 3) {
+        const __m256i hb = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(p[32 + i]), lane),
+                                            _mm256_set1_epi32(1));
+        q = _mm256_or_si256(q, _mm256_slli_epi32(hb, 2));
+      }
+    }
+    const __m256 c = centroid_lookup_avx2(t.centroid, q);
+    _mm256_storeu_ps(x + 8 * i,
+                     _mm256_mul_ps(_mm256_mul_ps(c, vn), _mm256_loadu_ps(s2 + 8 * i)));
+  }
+  wht_avx2(x, G);
+  const __m256 vs = _mm256_set1_ps(inv_sqrt128);
+  for (size_t j = 0; j < G; j += 8)
+    _mm256_storeu_ps(x + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), vs),
+                                          _mm256_loadu_ps(s1 + j)));
+}
+
 // ---- AVX-512 (one block = two 16-lane vectors) ----
 
 KVWB_AVX512 inline float block_amax_avx512(__m512 v0, __m512 v1) {
@@ -380,6 +518,40 @@ size_t f32_to_bf16_row(Path p, const float* x, size_t n, uint8_t* out) {
     kernels::store_u16(out + 2 * i, b);
   }
   return n;
+}
+
+void wht(Path p, float* v, size_t n) {
+#if KVWB_SIMD_X86
+  if (p != Path::kScalar && n >= 8) return wht_avx2(v, n);
+#endif
+  (void)p;
+  kernels::wht_pow2(v, n);
+}
+
+void hadamard_chunks(Path p, float* v, size_t d, size_t n_rot) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(n_rot));
+  for (size_t c = 0; c < d; c += n_rot) {
+    wht(p, v + c, n_rot);
+    for (size_t j = c; j < c + n_rot; ++j) v[j] *= scale;
+  }
+}
+
+float turbo_encode_group(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
+                         const float* x, uint8_t* block, float* y) {
+#if KVWB_SIMD_X86
+  if (p != Path::kScalar) return turbo_encode_avx2(t, s1, s2, x, block, y);
+#endif
+  (void)p;
+  return kernels::turbo_encode_group(t, s1, s2, x, block, y);
+}
+
+void turbo_decode_group(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
+                        const uint8_t* block, float norm, float* x) {
+#if KVWB_SIMD_X86
+  if (p != Path::kScalar) return turbo_decode_avx2(t, s1, s2, block, norm, x);
+#endif
+  (void)p;
+  kernels::turbo_decode_group(t, s1, s2, block, norm, x);
 }
 
 size_t first_non_finite(Path p, const float* x, size_t n) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "codec/kernels/ggml.h"
+#include "codec/kernels/turbo.h"
 #include "codec/simd/dispatch.h"
 
 namespace kvwb::codec::simd {
@@ -26,6 +27,22 @@ size_t f32_to_bf16_row(Path p, const float* x, size_t n, uint8_t* out);
 /// f32 of n little-endian bf16 values. Returns the index of the first non-finite one (the caller
 /// raises), or n.
 size_t bf16_to_f32_row(Path p, const uint8_t* in, size_t n, float* out);
+
+/// kernels::wht_pow2 (in place, n a power of two): every butterfly output is the same single f32
+/// add or subtract, so all paths give the same bits.
+void wht(Path p, float* v, size_t n);
+
+/// kernels::hadamard_chunks_pow2 with the vector WHT.
+void hadamard_chunks(Path p, float* v, size_t d, size_t n_rot);
+
+/// kernels::turbo_encode_group (same bytes and returned norm): the two norms keep the scalar
+/// index-order sums; scaling, signs, WHT, midpoint counting and centroid lookup are vectorised.
+float turbo_encode_group(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
+                         const float* x, uint8_t* block, float* y);
+
+/// kernels::turbo_decode_group (same bits).
+void turbo_decode_group(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
+                        const uint8_t* block, float norm, float* x);
 
 /// Index of the first NaN or ±infinity in x[0 … n), or n.
 size_t first_non_finite(Path p, const float* x, size_t n);

@@ -116,6 +116,38 @@ TEST(Simd, Bf16RowsMatchScalarAndStopAtOverflow) {
   }
 }
 
+TEST(Simd, WhtAndTurboGroupsMatchScalarOnEveryPath) {
+  const std::vector<float> x = test_blocks();  // 128-value groups of the same blocks
+  constexpr auto s1 = kvwb::codec::kernels::turbo_signs_table(1);
+  constexpr auto s2 = kvwb::codec::kernels::turbo_signs_table(2);
+  for (Path p : vector_paths()) {
+    for (size_t n : {8u, 16u, 64u, 128u, 256u}) {
+      std::vector<float> a(x.begin(), x.begin() + n), b = a;
+      kvwb::codec::kernels::wht_pow2(a.data(), n);
+      kvwb::codec::simd::wht(p, b.data(), n);
+      ASSERT_EQ(0, std::memcmp(a.data(), b.data(), 4 * n)) << "n " << n;
+    }
+    for (unsigned bits : {2u, 3u, 4u}) {
+      const auto t = kvwb::codec::kernels::turbo_tables(bits);
+      for (size_t g = 0; g + 128 <= x.size(); g += 128) {
+        uint8_t want[68] = {}, got[68] = {};
+        float yw[128], yg[128];
+        const float nw =
+            kvwb::codec::kernels::turbo_encode_group(t, s1.value, s2.value, &x[g], want, yw);
+        const float ng =
+            kvwb::codec::simd::turbo_encode_group(p, t, s1.value, s2.value, &x[g], got, yg);
+        ASSERT_EQ(kvwb::codec::kernels::f32_bits(nw), kvwb::codec::kernels::f32_bits(ng))
+            << "bits " << bits << " group " << g / 128;
+        ASSERT_EQ(0, std::memcmp(want + 2, got + 2, t.block_bytes - 2)) << "group " << g / 128;
+        float dw[128], dg[128];
+        kvwb::codec::kernels::turbo_decode_group(t, s1.value, s2.value, want, 0.75f, dw);
+        kvwb::codec::simd::turbo_decode_group(p, t, s1.value, s2.value, want, 0.75f, dg);
+        ASSERT_EQ(0, std::memcmp(dw, dg, sizeof dw)) << "decode group " << g / 128;
+      }
+    }
+  }
+}
+
 TEST(Simd, FirstNonFiniteFindsTheFirstNanOrInfinity) {
   std::vector<float> x(300, 1.5f);
   for (Path p : {Path::kScalar, Path::kAvx2, Path::kAvx512}) {
