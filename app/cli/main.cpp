@@ -4,11 +4,13 @@
 #include <exception>
 
 #include "app/cli/cli_common.h"
+#include "base/allocator.h"
 #include "base/errors.h"
 #include "codec/simd/dispatch.h"
 
 int main(int argc, char** argv) {
   using namespace kvwb::app;
+  kvwb::keep_freed_memory_for_reuse();
   install_interrupt_handler();  // first: Ctrl-C at any point gets the same policy
   CLI::App app{"kvwb: KV Workbench, analysis of LLM KV-cache codecs on captured tensors"};
   app.require_subcommand(1);

@@ -14,6 +14,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "codec/codec_factories.h"
 #include "base/errors.h"
@@ -74,16 +75,26 @@ class TurboCodec final : public Codec {
     std::array<float, kTurboGroup> x{};
     std::array<float, kTurboGroup> y{};
     const simd::Path path = simd::active_path();
-    for (size_t row = 0; row < in.n; ++row) {
-      const float* src = in.rows + row * d_;
-      for (size_t g = 0; g < groups; ++g) {
-        const size_t lo = g * kTurboGroup;
-        const size_t cnt = std::min(kTurboGroup, d_ - lo);
-        std::memcpy(x.data(), src + lo, cnt * sizeof(float));
-        if (cnt < kTurboGroup) std::fill(x.begin() + cnt, x.end(), 0.0f);
-        const float norm = encode_group_core(type_, x.data(), out, y.data(), path);
-        peer::put_u16(out, peer::f16_field(norm, name(), "norm", row, in.info));
-        out += type_.block_bytes;
+    if (d_ % kTurboGroup == 0) {
+      // Whole groups: every group of the unit is 128 consecutive input values.
+      std::vector<float> norms(in.n * groups);
+      simd::turbo_encode_groups(path, type_, kSigns1.value, kSigns2.value, in.rows, norms.size(),
+                                out, norms.data());
+      for (size_t i = 0; i < norms.size(); ++i)
+        peer::put_u16(out + i * type_.block_bytes,
+                      peer::f16_field(norms[i], name(), "norm", i / groups, in.info));
+    } else {
+      for (size_t row = 0; row < in.n; ++row) {
+        const float* src = in.rows + row * d_;
+        for (size_t g = 0; g < groups; ++g) {
+          const size_t lo = g * kTurboGroup;
+          const size_t cnt = std::min(kTurboGroup, d_ - lo);
+          std::memcpy(x.data(), src + lo, cnt * sizeof(float));
+          if (cnt < kTurboGroup) std::fill(x.begin() + cnt, x.end(), 0.0f);
+          const float norm = encode_group_core(type_, x.data(), out, y.data(), path);
+          peer::put_u16(out, peer::f16_field(norm, name(), "norm", row, in.info));
+          out += type_.block_bytes;
+        }
       }
     }
     peer::finish_unit(e, payload, 0, in.n);

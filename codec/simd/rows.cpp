@@ -252,14 +252,12 @@ KVWB_AVX2 inline __m256 centroid_lookup_avx2(const float* centroid, __m256i idx)
   return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(upper));
 }
 
-KVWB_AVX2 float turbo_encode_avx2(const kernels::TurboTables& t, const float* s1,
-                                  const float* s2, const float* x, uint8_t* block, float* y) {
+// Everything after the norm for one group: y = (H(x·inv ⊙ s1)/√128) ⊙ s2, the indices, the codes
+// (block bytes 2 …) and the squared centroids cc[128] that r2 sums.
+KVWB_AVX2 void turbo_codes_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
+                                const float* x, float inv, uint8_t* block, float* y, float* cc) {
   constexpr size_t G = kernels::kTurboGroup;
   const float inv_sqrt128 = 0.08838834764831845f;
-  float ss = 0.0f;
-  for (size_t j = 0; j < G; ++j) ss += x[j] * x[j];  // index order, as the scalar kernel
-  const float g = std::sqrt(ss);
-  const float inv = g > 1e-10f ? 1.0f / g : 0.0f;
   const __m256 vinv = _mm256_set1_ps(inv);
   for (size_t j = 0; j < G; j += 8)
     _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), vinv),
@@ -268,7 +266,6 @@ KVWB_AVX2 float turbo_encode_avx2(const kernels::TurboTables& t, const float* s1
   const __m256 vs = _mm256_set1_ps(inv_sqrt128);
   const size_t n_mid = (size_t{1} << t.bits) - 1;
   alignas(32) int32_t idx[G];
-  alignas(32) float cc[G];
   for (size_t j = 0; j < G; j += 8) {
     const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(y + j), vs), _mm256_loadu_ps(s2 + j));
     _mm256_storeu_ps(y + j, v);
@@ -280,11 +277,6 @@ KVWB_AVX2 float turbo_encode_avx2(const kernels::TurboTables& t, const float* s1
     const __m256 c = centroid_lookup_avx2(t.centroid, cnt);
     _mm256_store_ps(cc + j, _mm256_mul_ps(c, c));
   }
-  float r2 = 0.0f;
-  for (size_t j = 0; j < G; ++j) r2 += cc[j];  // index order
-  const float r = std::sqrt(r2);
-  const float norm = r > 1e-10f ? g / r : g;
-
   // Packing (§1.5), 8 indices j = 8i + k at a time: field k of a LE u16 (2-bit) or u32 (4-bit),
   // the fields disjoint so a horizontal sum is their OR; bit 2 of a 3-bit index via movemask.
   uint8_t* p = block + 2;
@@ -309,7 +301,46 @@ KVWB_AVX2 float turbo_encode_avx2(const kernels::TurboTables& t, const float* s1
     p[0] = 0;  // rnorm, reserved
     p[1] = 0;
   }
-  return norm;
+}
+
+KVWB_AVX2 float turbo_encode_avx2(const kernels::TurboTables& t, const float* s1,
+                                  const float* s2, const float* x, uint8_t* block, float* y) {
+  constexpr size_t G = kernels::kTurboGroup;
+  float ss = 0.0f;
+  for (size_t j = 0; j < G; ++j) ss += x[j] * x[j];  // index order, as the scalar kernel
+  const float g = std::sqrt(ss);
+  const float inv = g > 1e-10f ? 1.0f / g : 0.0f;
+  alignas(32) float cc[G];
+  turbo_codes_avx2(t, s1, s2, x, inv, block, y, cc);
+  float r2 = 0.0f;
+  for (size_t j = 0; j < G; ++j) r2 += cc[j];  // index order
+  const float r = std::sqrt(r2);
+  return r > 1e-10f ? g / r : g;
+}
+
+// Eight consecutive groups: the two norms of each are still index-order sums, but the eight
+// independent chains run interleaved (one chain per group, so the same additions in the same order).
+KVWB_AVX2 void turbo_encode8_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
+                                  const float* x, uint8_t* blocks, float* norms) {
+  constexpr size_t G = kernels::kTurboGroup;
+  float ss[8] = {};
+  for (size_t j = 0; j < G; ++j)
+    for (size_t g = 0; g < 8; ++g) ss[g] += x[g * G + j] * x[g * G + j];
+  alignas(32) float cc[8][G];
+  alignas(32) float y[G];
+  float gn[8];
+  for (size_t g = 0; g < 8; ++g) {
+    gn[g] = std::sqrt(ss[g]);
+    const float inv = gn[g] > 1e-10f ? 1.0f / gn[g] : 0.0f;
+    turbo_codes_avx2(t, s1, s2, x + g * G, inv, blocks + g * t.block_bytes, y, cc[g]);
+  }
+  float r2[8] = {};
+  for (size_t j = 0; j < G; ++j)
+    for (size_t g = 0; g < 8; ++g) r2[g] += cc[g][j];
+  for (size_t g = 0; g < 8; ++g) {
+    const float r = std::sqrt(r2[g]);
+    norms[g] = r > 1e-10f ? gn[g] / r : gn[g];
+  }
 }
 
 KVWB_AVX2 void turbo_decode_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
@@ -543,6 +574,20 @@ float turbo_encode_group(Path p, const kernels::TurboTables& t, const float* s1,
 #endif
   (void)p;
   return kernels::turbo_encode_group(t, s1, s2, x, block, y);
+}
+
+void turbo_encode_groups(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
+                         const float* x, size_t count, uint8_t* blocks, float* norms) {
+  constexpr size_t G = kernels::kTurboGroup;
+  size_t i = 0;
+#if KVWB_SIMD_X86
+  if (p != Path::kScalar)
+    for (; i + 8 <= count; i += 8)
+      turbo_encode8_avx2(t, s1, s2, x + i * G, blocks + i * t.block_bytes, norms + i);
+#endif
+  float y[G];
+  for (; i < count; ++i)
+    norms[i] = turbo_encode_group(p, t, s1, s2, x + i * G, blocks + i * t.block_bytes, y);
 }
 
 void turbo_decode_group(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,

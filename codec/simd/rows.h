@@ -40,6 +40,11 @@ void hadamard_chunks(Path p, float* v, size_t d, size_t n_rot);
 float turbo_encode_group(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
                          const float* x, uint8_t* block, float* y);
 
+/// turbo_encode_group on `count` consecutive 128-value groups x[128·i …] into consecutive blocks
+/// (codes only; norms[i] is group i's unrounded norm for the caller to range-check and store).
+void turbo_encode_groups(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
+                         const float* x, size_t count, uint8_t* blocks, float* norms);
+
 /// kernels::turbo_decode_group (same bits).
 void turbo_decode_group(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
                         const uint8_t* block, float norm, float* x);

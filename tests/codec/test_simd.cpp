@@ -148,6 +148,28 @@ TEST(Simd, WhtAndTurboGroupsMatchScalarOnEveryPath) {
   }
 }
 
+TEST(Simd, TurboBatchesOfGroupsMatchScalar) {
+  const std::vector<float> x = test_blocks();
+  constexpr auto s1 = kvwb::codec::kernels::turbo_signs_table(1);
+  constexpr auto s2 = kvwb::codec::kernels::turbo_signs_table(2);
+  const size_t count = x.size() / 128;  // not a multiple of 8: the batch and the tail both run
+  for (Path p : vector_paths()) {
+    for (unsigned bits : {2u, 3u, 4u}) {
+      const auto t = kvwb::codec::kernels::turbo_tables(bits);
+      std::vector<uint8_t> want(count * t.block_bytes), got(count * t.block_bytes);
+      std::vector<float> nw(count), ng(count);
+      float y[128];
+      for (size_t g = 0; g < count; ++g)
+        nw[g] = kvwb::codec::kernels::turbo_encode_group(t, s1.value, s2.value, &x[128 * g],
+                                                         &want[g * t.block_bytes], y);
+      kvwb::codec::simd::turbo_encode_groups(p, t, s1.value, s2.value, x.data(), count, got.data(),
+                                             ng.data());
+      ASSERT_EQ(0, std::memcmp(nw.data(), ng.data(), 4 * count)) << "bits " << bits;
+      ASSERT_EQ(want, got) << "bits " << bits;
+    }
+  }
+}
+
 TEST(Simd, FirstNonFiniteFindsTheFirstNanOrInfinity) {
   std::vector<float> x(300, 1.5f);
   for (Path p : {Path::kScalar, Path::kAvx2, Path::kAvx512}) {
