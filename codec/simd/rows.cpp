@@ -244,6 +244,26 @@ KVWB_AVX2 inline uint32_t hsum_epi32_avx2(__m256i v) {
   return static_cast<uint32_t>(_mm_cvtsi128_si32(h));
 }
 
+// wht_avx2 on 128 values held in 16 registers (the same butterflies, no memory round trips).
+KVWB_AVX2 inline void wht128_regs_avx2(__m256 r[16]) {
+  for (size_t i = 0; i < 16; ++i) {
+    __m256 x = r[i];
+    __m256 s = _mm256_permute_ps(x, 0xB1);
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xAA);
+    s = _mm256_permute_ps(x, 0x4E);
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xCC);
+    s = _mm256_permute2f128_ps(x, x, 0x01);
+    r[i] = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xF0);
+  }
+  for (size_t hv = 1; hv < 16; hv <<= 1)
+    for (size_t i0 = 0; i0 < 16; i0 += 2 * hv)
+      for (size_t j = i0; j < i0 + hv; ++j) {
+        const __m256 a = r[j], b = r[j + hv];
+        r[j] = _mm256_add_ps(a, b);
+        r[j + hv] = _mm256_sub_ps(a, b);
+      }
+}
+
 // centroid[idx] for 8 lanes of indices < 16 (two 8-entry tables).
 KVWB_AVX2 inline __m256 centroid_lookup_avx2(const float* centroid, __m256i idx) {
   const __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(centroid), idx);
@@ -259,10 +279,11 @@ KVWB_AVX2 void turbo_codes_avx2(const kernels::TurboTables& t, const float* s1, 
   constexpr size_t G = kernels::kTurboGroup;
   const float inv_sqrt128 = 0.08838834764831845f;
   const __m256 vinv = _mm256_set1_ps(inv);
-  for (size_t j = 0; j < G; j += 8)
-    _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), vinv),
-                                          _mm256_loadu_ps(s1 + j)));
-  wht_avx2(y, G);
+  __m256 r[16];
+  for (size_t i = 0; i < 16; ++i)
+    r[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), vinv), _mm256_loadu_ps(s1 + 8 * i));
+  wht128_regs_avx2(r);
+  for (size_t i = 0; i < 16; ++i) _mm256_storeu_ps(y + 8 * i, r[i]);
   const __m256 vs = _mm256_set1_ps(inv_sqrt128);
   const size_t n_mid = (size_t{1} << t.bits) - 1;
   alignas(32) int32_t idx[G];
@@ -323,9 +344,15 @@ KVWB_AVX2 float turbo_encode_avx2(const kernels::TurboTables& t, const float* s1
 KVWB_AVX2 void turbo_encode8_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
                                   const float* x, uint8_t* blocks, float* norms) {
   constexpr size_t G = kernels::kTurboGroup;
-  float ss[8] = {};
-  for (size_t j = 0; j < G; ++j)
-    for (size_t g = 0; g < 8; ++g) ss[g] += x[g * G + j] * x[g * G + j];
+  // Lane g = group g: the same mul and add per lane, in index order j.
+  const __m256i rows = _mm256_setr_epi32(0, 128, 256, 384, 512, 640, 768, 896);
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t j = 0; j < G; ++j) {
+    const __m256 v = _mm256_i32gather_ps(x + j, rows, 4);
+    acc = _mm256_add_ps(acc, _mm256_mul_ps(v, v));
+  }
+  alignas(32) float ss[8];
+  _mm256_store_ps(ss, acc);
   alignas(32) float cc[8][G];
   alignas(32) float y[G];
   float gn[8];
@@ -334,9 +361,11 @@ KVWB_AVX2 void turbo_encode8_avx2(const kernels::TurboTables& t, const float* s1
     const float inv = gn[g] > 1e-10f ? 1.0f / gn[g] : 0.0f;
     turbo_codes_avx2(t, s1, s2, x + g * G, inv, blocks + g * t.block_bytes, y, cc[g]);
   }
-  float r2[8] = {};
+  __m256 acc2 = _mm256_setzero_ps();
   for (size_t j = 0; j < G; ++j)
-    for (size_t g = 0; g < 8; ++g) r2[g] += cc[g][j];
+    acc2 = _mm256_add_ps(acc2, _mm256_i32gather_ps(&cc[0][j], rows, 4));
+  alignas(32) float r2[8];
+  _mm256_store_ps(r2, acc2);
   for (size_t g = 0; g < 8; ++g) {
     const float r = std::sqrt(r2[g]);
     norms[g] = r > 1e-10f ? gn[g] / r : gn[g];
@@ -354,6 +383,7 @@ KVWB_AVX2 void turbo_decode_avx2(const kernels::TurboTables& t, const float* s1,
   const __m256i sh2 = _mm256_add_epi32(lane, lane);
   const __m256i sh4 = _mm256_add_epi32(sh2, sh2);
   const __m256 vn = _mm256_set1_ps(norm);
+  __m256 r[16];
   for (size_t i = 0; i < G / 8; ++i) {
     __m256i q;
     if (t.bits == 4) {
@@ -371,14 +401,12 @@ KVWB_AVX2 void turbo_decode_avx2(const kernels::TurboTables& t, const float* s1,
       }
     }
     const __m256 c = centroid_lookup_avx2(t.centroid, q);
-    _mm256_storeu_ps(x + 8 * i,
-                     _mm256_mul_ps(_mm256_mul_ps(c, vn), _mm256_loadu_ps(s2 + 8 * i)));
+    r[i] = _mm256_mul_ps(_mm256_mul_ps(c, vn), _mm256_loadu_ps(s2 + 8 * i));
   }
-  wht_avx2(x, G);
+  wht128_regs_avx2(r);
   const __m256 vs = _mm256_set1_ps(inv_sqrt128);
-  for (size_t j = 0; j < G; j += 8)
-    _mm256_storeu_ps(x + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), vs),
-                                          _mm256_loadu_ps(s1 + j)));
+  for (size_t i = 0; i < 16; ++i)
+    _mm256_storeu_ps(x + 8 * i, _mm256_mul_ps(_mm256_mul_ps(r[i], vs), _mm256_loadu_ps(s1 + 8 * i)));
 }
 
 // ---- AVX-512 (one block = two 16-lane vectors) ----
