@@ -18,9 +18,14 @@ std::vector<BackendDescription> describe_backends() {
   BackendDescription cpu;
   cpu.name = "cpu";
   cpu.compiled = cpu.available = cpu.runs_codecs = true;
-  cpu.detail = "reference backend (C++20 + Eigen), every codec and metric; " +
-               simd::describe_dispatch() + "; KVWB_SIMD=scalar|avx2|avx512 forces a path";
-  cpu.simd_path = simd::path_name(simd::active_path());
+  cpu.detail = "reference backend (C++20 + Eigen), every codec and metric; ";
+  try {
+    cpu.detail += simd::describe_dispatch() + "; KVWB_SIMD=scalar|avx2|avx512 forces a path";
+    cpu.simd_path = simd::path_name(simd::active_path());
+  } catch (const Error& e) {  // a bad KVWB_SIMD: the codecs refuse to run, the listing says why
+    cpu.available = cpu.runs_codecs = false;
+    cpu.detail += e.what();
+  }
   out.push_back(cpu);
   BackendDescription cuda;
   cuda.name = "cuda";

@@ -102,10 +102,15 @@ class GgmlCodec final : public Codec {
     uint64_t clipped = 0;
     const simd::Path path = simd::active_path();
     for (size_t r = 0; r < in.n; ++r) {
-      std::memcpy(row.data(), in.rows + r * d_, d_ * sizeof(float));
-      if (n_rot_ != 0) simd::hadamard_chunks(path, row.data(), d_, n_rot_);
+      // The rows are read in place unless they are rotated first.
+      const float* src = in.rows + r * d_;
+      if (n_rot_ != 0) {
+        std::memcpy(row.data(), src, d_ * sizeof(float));
+        simd::hadamard_chunks(path, row.data(), d_, n_rot_);
+        src = row.data();
+      }
       for (size_t b = 0; b < blocks; ++b) {
-        const kernels::GgmlFields f = simd::ggml_quantize(path, type_, row.data() + b * kGgmlBlock, out);
+        const kernels::GgmlFields f = simd::ggml_quantize(path, type_, src + b * kGgmlBlock, out);
         clipped += f.clipped;
         peer::put_u16(out, peer::f16_field(f.d, name(), "scale d", r, in.info));
         if (f.has_m) peer::put_u16(out + 2, peer::f16_field(f.m, name(), "minimum m", r, in.info));

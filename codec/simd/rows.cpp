@@ -13,10 +13,12 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define KVWB_SIMD_X86 1
 #include <immintrin.h>
+#if !defined(__clang__)
 // GCC 12 reports its own _mm512_undefined_* placeholders inside the AVX-512 intrinsics as
 // uninitialised (a known false positive); nothing of ours is affected.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #else
 #define KVWB_SIMD_X86 0
 #endif
