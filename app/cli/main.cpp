@@ -1,5 +1,6 @@
 // kvwb — the headless KV Workbench: the same core as the GUI, driven from the command line.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
@@ -38,6 +39,10 @@ int main(int argc, char** argv) {
   try {
     kvwb::codec::simd::active_path();  // a bad or unsupported KVWB_SIMD fails before any work
     app.parse(argc, argv);
+    // From here on Ctrl-C takes its default action (the process ends by SIGINT, which a shell
+    // reports as 130): a signal between the check below and the exit can no longer turn into 0.
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
     if (interrupted()) {
       // Ctrl-C came while a job ran its last, non-cancellable step: it finished, but the user asked
       // to stop, so the exit says so. What it wrote is complete (every write is atomic).
