@@ -144,6 +144,7 @@ struct BackendDescription {
   bool runs_codecs = false;  // the codec pipeline executes on it
   std::string detail;        // why not available / what it is
   std::vector<std::string> codecs;  // codec names it executes (cpu: all; cuda: the device codecs)
+  std::string simd_path;     // cpu: the SIMD dispatch path in use (scalar, avx2, avx512); else ""
   std::vector<DeviceDescription> devices;
 };
 

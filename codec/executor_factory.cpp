@@ -6,6 +6,7 @@
 #include "base/errors.h"
 #include "codec/cpu/cpu_executor.h"
 #include "codec/executor.h"
+#include "codec/simd/dispatch.h"
 #if KVWB_HAVE_CUDA
 #include "codec/cuda/cuda_executor.h"
 #include "codec/cuda/device_info.h"
@@ -18,8 +19,15 @@ std::vector<BackendDescription> describe_backends() {
   BackendDescription cpu;
   cpu.name = "cpu";
   cpu.compiled = cpu.available = cpu.runs_codecs = true;
-  cpu.detail = "reference backend (C++20 + Eigen), every codec and metric";
+  cpu.detail = "reference backend (C++20 + Eigen), every codec and metric; ";
   cpu.codecs = codec_names();
+  try {
+    cpu.detail += simd::describe_dispatch() + "; KVWB_SIMD=scalar|avx2|avx512 forces a path";
+    cpu.simd_path = simd::path_name(simd::active_path());
+  } catch (const Error& e) {  // a bad KVWB_SIMD: the codecs refuse to run, the listing says why
+    cpu.available = cpu.runs_codecs = false;
+    cpu.detail += e.what();
+  }
   out.push_back(cpu);
   BackendDescription cuda;
   cuda.name = "cuda";

@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libeigen3-dev nlohmann-json3-dev libcli11-dev
   libhdf5-dev hdf5-tools
+  libssl-dev   # SHA-256 of captures through OpenSSL libcrypto (EVP)
   libgtest-dev libgmock-dev libbenchmark-dev
   qt6-base-dev libqt6opengl6-dev qt6-svg-dev libqcustomplot-dev libqcustomplot2.1-qt6
   libimgui-dev libgl-dev libgl1-mesa-dri

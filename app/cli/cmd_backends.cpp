@@ -25,6 +25,7 @@ void add_backends_command(CLI::App& app) {
         j.push_back({{"name", b.name}, {"compiled", b.compiled}, {"available", b.available},
                      {"runs_codecs", b.runs_codecs}, {"codecs", b.codecs}, {"detail", b.detail},
                      {"devices", devs}});
+        if (!b.simd_path.empty()) j.back()["simd_path"] = b.simd_path;
       }
       std::printf("%s\n", nlohmann::json{{"backends", j}}.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
       return;

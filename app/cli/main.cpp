@@ -1,13 +1,17 @@
 // kvwb — the headless KV Workbench: the same core as the GUI, driven from the command line.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
 #include "app/cli/cli_common.h"
+#include "base/allocator.h"
 #include "base/errors.h"
+#include "codec/simd/dispatch.h"
 
 int main(int argc, char** argv) {
   using namespace kvwb::app;
+  kvwb::keep_freed_memory_for_reuse();
   install_interrupt_handler();  // first: Ctrl-C at any point gets the same policy
   CLI::App app{"kvwb: KV Workbench, analysis of LLM KV-cache codecs on captured tensors"};
   app.require_subcommand(1);
@@ -33,7 +37,12 @@ int main(int argc, char** argv) {
   add_report_command(app);
   add_transfer_command(app);
   try {
+    kvwb::codec::simd::active_path();  // a bad or unsupported KVWB_SIMD fails before any work
     app.parse(argc, argv);
+    // From here on Ctrl-C takes its default action (the process ends by SIGINT, which a shell
+    // reports as 130): a signal between the check below and the exit can no longer turn into 0.
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
     if (interrupted()) {
       // Ctrl-C came while a job ran its last, non-cancellable step: it finished, but the user asked
       // to stop, so the exit says so. What it wrote is complete (every write is atomic).

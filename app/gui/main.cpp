@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "base/allocator.h"
 #include "app/gui/main_window.h"
 #include "app/gui/view_factory.h"
 #include "app/gui/workbench.h"
@@ -61,6 +62,7 @@ constexpr int kJobTimeoutMs = 60 * 60 * 1000;
 }  // namespace
 
 int main(int argc, char** argv) {
+  kvwb::keep_freed_memory_for_reuse();
   // Qt reserves -session/--session (X11 session management) and strips it from the arguments:
   // hand it to the parser under another name.
   std::vector<std::string> args_text(argv, argv + argc);

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "codec/simd/rows.h"
 #include "codec/format/bitpack.h"
 #include "codec/format/byte_io.h"
 #include "codec/codec_factories.h"
@@ -284,11 +285,10 @@ EncodedUnit BesicovitchCodec::encode(const UnitInput& in) const {
   const size_t n_blocks = (n + bs - 1) / bs;
   if (n_blocks > 0xFFFFFFFFull) throw InvalidArgument(ctx + ": too many rows for one container");
 
-  for (size_t i = 0; i < n * d; ++i)
-    if (!std::isfinite(in.rows[i]))
-      throw NonFiniteInput(ctx + ": non-finite input value " + std::to_string(in.rows[i]) +
-                           " at row " + std::to_string(i / d) + ", column " +
-                           std::to_string(i % d));
+  if (const size_t i = n * d == 0 ? 0 : simd::first_non_finite(simd::active_path(), in.rows, n * d);
+      i < n * d)
+    throw NonFiniteInput(ctx + ": non-finite input value " + std::to_string(in.rows[i]) +
+                         " at row " + std::to_string(i / d) + ", column " + std::to_string(i % d));
 
   ContainerHeader h;
   h.codec_id = CodecId::kBesicovitch;

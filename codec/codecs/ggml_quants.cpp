@@ -21,6 +21,7 @@
 #include "codec/params.h"
 #include "codec/codecs/peer_common.h"
 #include "codec/kernels/ggml.h"
+#include "codec/simd/rows.h"
 
 namespace kvwb::codec {
 
@@ -99,11 +100,17 @@ class GgmlCodec final : public Codec {
     uint8_t* out = e.bytes.data() + e.header_bytes;
     std::vector<float> row(d_);
     uint64_t clipped = 0;
+    const simd::Path path = simd::active_path();
     for (size_t r = 0; r < in.n; ++r) {
-      std::memcpy(row.data(), in.rows + r * d_, d_ * sizeof(float));
-      if (n_rot_ != 0) kernels::hadamard_chunks_pow2(row.data(), d_, n_rot_);
+      // The rows are read in place unless they are rotated first.
+      const float* src = in.rows + r * d_;
+      if (n_rot_ != 0) {
+        std::memcpy(row.data(), src, d_ * sizeof(float));
+        simd::hadamard_chunks(path, row.data(), d_, n_rot_);
+        src = row.data();
+      }
       for (size_t b = 0; b < blocks; ++b) {
-        const kernels::GgmlFields f = kernels::ggml_quantize_codes(type_, row.data() + b * kGgmlBlock, out);
+        const kernels::GgmlFields f = simd::ggml_quantize(path, type_, src + b * kGgmlBlock, out);
         clipped += f.clipped;
         peer::put_u16(out, peer::f16_field(f.d, name(), "scale d", r, in.info));
         if (f.has_m) peer::put_u16(out + 2, peer::f16_field(f.m, name(), "minimum m", r, in.info));
@@ -151,15 +158,16 @@ class GgmlCodec final : public Codec {
     out.rows.resize(n * d);
     out.n_block_rows = n;
     const uint8_t* p = c.payload.data();
+    const simd::Path path = simd::active_path();
     for (size_t r = 0; r < n; ++r) {
       float* row = out.rows.data() + r * d;
       for (size_t b = 0; b < blocks; ++b) {
         const float dd = peer::f16_read(p, source, "scale d", r);
         const float m = kernels::ggml_has_min(type_) ? peer::f16_read(p + 2, source, "minimum m", r) : 0.0f;
-        kernels::ggml_dequantize_codes(type_, p, dd, m, row + b * kGgmlBlock);
+        simd::ggml_dequantize(path, type_, p, dd, m, row + b * kGgmlBlock);
         p += block_bytes_;
       }
-      if (n_rot != 0) kernels::hadamard_chunks_pow2(row, d, n_rot);
+      if (n_rot != 0) simd::hadamard_chunks(path, row, d, n_rot);
     }
     return out;
   }

@@ -13,6 +13,7 @@
 #include "codec/format/half.h"
 #include "codec/params.h"
 #include "codec/codecs/peer_common.h"
+#include "codec/simd/rows.h"
 
 namespace kvwb::codec {
 
@@ -30,14 +31,12 @@ class Bf16Codec final : public Codec {
     EncodedUnit e = peer::start_unit(peer::make_header(id(), d_, in.info, in.n, 0), {}, payload);
     e.bytes.resize(e.header_bytes + payload);
     uint8_t* out = e.bytes.data() + e.header_bytes;
-    for (uint64_t i = 0; i < values; ++i) {
-      uint16_t b = f32_to_bf16_bits(in.rows[i]);
-      if ((b & 0x7FFFu) >= 0x7F80u) {  // rounds to infinity: refuse, naming the place
-        const std::string what = "bf16 value (row " + std::to_string(i / d_) + ", column " +
-                                 std::to_string(i % d_) + ", " + peer::describe_unit(in.info) + ")";
-        b = bf16_checked(in.rows[i], what.c_str());
-      }
-      peer::put_u16(out + 2 * i, b);
+    const size_t at = simd::f32_to_bf16_row(simd::active_path(), in.rows, values, out);
+    if (at < values) {  // rounds to infinity: refuse, naming the place
+      const std::string what = "bf16 value (row " + std::to_string(at / d_) + ", column " +
+                               std::to_string(at % d_) + ", " + peer::describe_unit(in.info) + ")";
+      (void)bf16_checked(in.rows[at], what.c_str());
+      throw Fp16Range(what + ": rounds to infinity in bf16");  // bf16_checked threw already
     }
     peer::finish_unit(e, payload, 0, in.n);
     e.stats.coded_values = values;
@@ -58,13 +57,10 @@ class Bf16Codec final : public Codec {
     out.rows.resize(n * d);
     out.n_block_rows = n;
     const uint8_t* p = c.payload.data();
-    for (size_t i = 0; i < n * d; ++i) {
-      const auto b = static_cast<uint16_t>(p[2 * i] | (p[2 * i + 1] << 8));
-      if ((b & 0x7F80u) == 0x7F80u)
-        throw FormatError(source + ": non-finite bf16 value at row " + std::to_string(i / d) +
-                          ", column " + std::to_string(i % d));
-      out.rows[i] = bf16_bits_to_f32(b);
-    }
+    const size_t at = simd::bf16_to_f32_row(simd::active_path(), p, n * d, out.rows.data());
+    if (at < n * d)
+      throw FormatError(source + ": non-finite bf16 value at row " + std::to_string(at / d) +
+                        ", column " + std::to_string(at % d));
     return out;
   }
 

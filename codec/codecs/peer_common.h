@@ -17,6 +17,7 @@
 #include "codec/codec.h"
 #include "base/errors.h"
 #include "codec/format/half.h"
+#include "codec/simd/rows.h"
 
 namespace kvwb::codec::peer {
 
@@ -44,13 +45,12 @@ inline void check_input(const UnitInput& in, size_t head_dim, std::string_view c
   if (in.n > 0xFFFFFFFFull)
     throw InvalidArgument("codec " + std::string(codec) + ": unit has more than 2^32-1 rows");
   const size_t total = in.n * in.dim;
-  for (size_t i = 0; i < total; ++i) {
-    if (!std::isfinite(in.rows[i]))
-      throw NonFiniteInput("codec " + std::string(codec) + ": non-finite input value " +
-                           std::to_string(in.rows[i]) + " at row " + std::to_string(i / in.dim) +
-                           ", column " + std::to_string(i % in.dim) + " (" +
-                           describe_unit(in.info) + ")");
-  }
+  const size_t i = total == 0 ? 0 : simd::first_non_finite(simd::active_path(), in.rows, total);
+  if (i < total)
+    throw NonFiniteInput("codec " + std::string(codec) + ": non-finite input value " +
+                         std::to_string(in.rows[i]) + " at row " + std::to_string(i / in.dim) +
+                         ", column " + std::to_string(i % in.dim) + " (" +
+                         describe_unit(in.info) + ")");
 }
 
 /// fp16 bits of a stored field; |v| > 65504 is an Fp16Range error naming the codec, the field,

@@ -14,6 +14,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "codec/codec_factories.h"
 #include "base/errors.h"
@@ -47,12 +48,14 @@ const kernels::TurboTables& turbo_type(CodecId id) {
                         " is not a TurboQuant type");
 }
 
-float encode_group_core(const kernels::TurboTables& t, const float* x, uint8_t* block, float* y) {
-  return kernels::turbo_encode_group(t, kSigns1.value, kSigns2.value, x, block, y);
+float encode_group_core(const kernels::TurboTables& t, const float* x, uint8_t* block, float* y,
+                        simd::Path path = simd::Path::kScalar) {
+  return simd::turbo_encode_group(path, t, kSigns1.value, kSigns2.value, x, block, y);
 }
 
-void decode_group_core(const kernels::TurboTables& t, const uint8_t* block, float norm, float* x) {
-  kernels::turbo_decode_group(t, kSigns1.value, kSigns2.value, block, norm, x);
+void decode_group_core(const kernels::TurboTables& t, const uint8_t* block, float norm, float* x,
+                       simd::Path path = simd::Path::kScalar) {
+  simd::turbo_decode_group(path, t, kSigns1.value, kSigns2.value, block, norm, x);
 }
 
 size_t groups_of(size_t d) { return (d + kTurboGroup - 1) / kTurboGroup; }
@@ -71,16 +74,27 @@ class TurboCodec final : public Codec {
     uint8_t* out = e.bytes.data() + e.header_bytes;
     std::array<float, kTurboGroup> x{};
     std::array<float, kTurboGroup> y{};
-    for (size_t row = 0; row < in.n; ++row) {
-      const float* src = in.rows + row * d_;
-      for (size_t g = 0; g < groups; ++g) {
-        const size_t lo = g * kTurboGroup;
-        const size_t cnt = std::min(kTurboGroup, d_ - lo);
-        std::memcpy(x.data(), src + lo, cnt * sizeof(float));
-        if (cnt < kTurboGroup) std::fill(x.begin() + cnt, x.end(), 0.0f);
-        const float norm = encode_group_core(type_, x.data(), out, y.data());
-        peer::put_u16(out, peer::f16_field(norm, name(), "norm", row, in.info));
-        out += type_.block_bytes;
+    const simd::Path path = simd::active_path();
+    if (d_ % kTurboGroup == 0) {
+      // Whole groups: every group of the unit is 128 consecutive input values.
+      std::vector<float> norms(in.n * groups);
+      simd::turbo_encode_groups(path, type_, kSigns1.value, kSigns2.value, in.rows, norms.size(),
+                                out, norms.data());
+      for (size_t i = 0; i < norms.size(); ++i)
+        peer::put_u16(out + i * type_.block_bytes,
+                      peer::f16_field(norms[i], name(), "norm", i / groups, in.info));
+    } else {
+      for (size_t row = 0; row < in.n; ++row) {
+        const float* src = in.rows + row * d_;
+        for (size_t g = 0; g < groups; ++g) {
+          const size_t lo = g * kTurboGroup;
+          const size_t cnt = std::min(kTurboGroup, d_ - lo);
+          std::memcpy(x.data(), src + lo, cnt * sizeof(float));
+          if (cnt < kTurboGroup) std::fill(x.begin() + cnt, x.end(), 0.0f);
+          const float norm = encode_group_core(type_, x.data(), out, y.data(), path);
+          peer::put_u16(out, peer::f16_field(norm, name(), "norm", row, in.info));
+          out += type_.block_bytes;
+        }
       }
     }
     peer::finish_unit(e, payload, 0, in.n);
@@ -104,10 +118,11 @@ class TurboCodec final : public Codec {
     out.n_block_rows = n;
     const uint8_t* p = c.payload.data();
     std::array<float, kTurboGroup> x{};
+    const simd::Path path = simd::active_path();
     for (size_t row = 0; row < n; ++row) {
       for (size_t g = 0; g < groups; ++g) {
         const float norm = peer::f16_read(p, source, "turbo norm", row);
-        decode_group_core(type_, p, norm, x.data());
+        decode_group_core(type_, p, norm, x.data(), path);
         const size_t lo = g * kTurboGroup;
         const size_t cnt = std::min(kTurboGroup, d - lo);
         std::memcpy(out.rows.data() + row * d + lo, x.data(), cnt * sizeof(float));

@@ -1,0 +1,657 @@
+// x86 vector kernels (AVX2 + F16C, AVX-512 F/BW/VL/DQ) compiled per function with target
+// attributes, so the translation unit and everything it inlines from headers stays baseline
+// x86-64; only the functions marked here use the wider instructions, and they run only when
+// dispatch.cpp found the CPU features. No FP contraction (the codec library's -ffp-contract=off):
+// every lane computes what the scalar kernel computes for that element.
+#include "codec/simd/rows.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "codec/kernels/half.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define KVWB_SIMD_X86 1
+#include <immintrin.h>
+#if !defined(__clang__)
+// GCC 12 reports its own _mm512_undefined_* placeholders inside the AVX-512 intrinsics as
+// uninitialised (a known false positive); nothing of ours is affected.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#else
+#define KVWB_SIMD_X86 0
+#endif
+
+namespace kvwb::codec::simd {
+
+namespace {
+
+using kernels::GgmlFields;
+using kernels::GgmlType;
+using kernels::kGgmlBlock;
+
+#if KVWB_SIMD_X86
+
+#define KVWB_AVX2 __attribute__((target("avx2,f16c")))
+#define KVWB_AVX512 __attribute__((target("avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+
+// ---- AVX2 ----
+
+KVWB_AVX2 inline __m256 abs8(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+// max |x_j| over a block, NaN lanes skipped as the scalar `amax < a ? a : amax` skips them
+// (max_ps returns its second operand when either is NaN). Max is exact, so order is free.
+KVWB_AVX2 inline float block_amax_avx2(const __m256 v[4]) {
+  const __m256 z = _mm256_setzero_ps();
+  __m256 m = _mm256_max_ps(_mm256_max_ps(abs8(v[0]), z), _mm256_max_ps(abs8(v[1]), z));
+  m = _mm256_max_ps(m, _mm256_max_ps(_mm256_max_ps(abs8(v[2]), z), _mm256_max_ps(abs8(v[3]), z)));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+// roundf (half away from zero), exact: t = trunc(v), v − t is exact for |v| < 2^23 (and 0 above).
+KVWB_AVX2 inline __m256 round_away_avx2(__m256 v) {
+  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0f));
+  const __m256 frac = abs8(_mm256_sub_ps(v, t));
+  const __m256 up = _mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+  return _mm256_add_ps(t, _mm256_and_ps(up, _mm256_or_ps(_mm256_set1_ps(1.0f), sign)));
+}
+
+KVWB_AVX2 GgmlFields q8_0_quantize_avx2(const float* x, uint8_t* out) {
+  GgmlFields f;
+  __m256 v[4];
+  for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(x + 8 * k);
+  const float amax = block_amax_avx2(v);
+  f.d = amax / 127.0f;
+  const float id = f.d != 0.0f ? 1.0f / f.d : 0.0f;
+  const __m256 vid = _mm256_set1_ps(id);
+  __m256i c[4];
+  for (int k = 0; k < 4; ++k) {
+    __m256 r = round_away_avx2(_mm256_mul_ps(v[k], vid));
+    r = _mm256_andnot_ps(_mm256_cmp_ps(r, r, _CMP_UNORD_Q), r);  // NaN -> 0
+    r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
+    c[k] = _mm256_cvttps_epi32(r);
+  }
+  const __m256i p01 = _mm256_packs_epi32(c[0], c[1]);
+  const __m256i p23 = _mm256_packs_epi32(c[2], c[3]);
+  __m256i b = _mm256_packs_epi16(p01, p23);
+  b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2), b);
+  return f;
+}
+
+// The first signed value of largest magnitude (kernels signed_absmax): the first lane whose |x|
+// equals the exact maximum; +0 when every value is zero (the scalar's initial max).
+KVWB_AVX2 inline float block_signed_max_avx2(const float* x, const __m256 v[4], float amax) {
+  if (!(amax > 0.0f)) return 0.0f;
+  const __m256 a = _mm256_set1_ps(amax);
+  uint32_t mask = 0;
+  for (int k = 0; k < 4; ++k)
+    mask |= static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(abs8(v[k]), a, _CMP_EQ_OQ)))
+            << (8 * k);
+  return x[__builtin_ctz(mask)];
+}
+
+KVWB_AVX2 GgmlFields q4_0_quantize_avx2(const float* x, uint8_t* out) {
+  GgmlFields f;
+  __m256 v[4];
+  for (int k = 0; k < 4; ++k) v[k] = _mm256_loadu_ps(x + 8 * k);
+  const float amax = block_amax_avx2(v);
+  const float max = block_signed_max_avx2(x, v, amax);
+  f.d = max / -8.0f;
+  const float id = f.d != 0.0f ? 1.0f / f.d : 0.0f;
+  const __m256 vid = _mm256_set1_ps(id);
+  const __m256 off = _mm256_set1_ps(8.5f);
+  const __m256 top1 = _mm256_set1_ps(16.0f);
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 t = _mm256_add_ps(_mm256_mul_ps(v[k], vid), off);
+    const __m256 ge0 = _mm256_cmp_ps(t, _mm256_setzero_ps(), _CMP_GE_OQ);  // false for NaN
+    const __m256 hi = _mm256_cmp_ps(t, top1, _CMP_GE_OQ);
+    f.clipped += static_cast<uint32_t>(__builtin_popcount(_mm256_movemask_ps(hi)));
+    const __m256 tc = _mm256_and_ps(ge0, _mm256_min_ps(t, _mm256_set1_ps(15.0f)));
+    q[k] = _mm256_cvttps_epi32(tc);  // trunc of [0, 15]; clipped lanes give 15
+  }
+  // int16 j = 0..15 and 16..31 in order, then element j | element j+16 << 4.
+  const __m256i lo = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xD8);
+  const __m256i hi = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[2], q[3]), 0xD8);
+  const __m256i c = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+  const __m128i bytes =
+      _mm_packus_epi16(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2), bytes);
+  return f;
+}
+
+KVWB_AVX2 void q8_0_dequantize_avx2(const uint8_t* in, float d, float* x) {
+  const __m256 vd = _mm256_set1_ps(d);
+  for (int k = 0; k < 4; ++k) {
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(in + 2 + 8 * k));
+    _mm256_storeu_ps(x + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)), vd));
+  }
+}
+
+KVWB_AVX2 void q4_0_dequantize_avx2(const uint8_t* in, float d, float* x) {
+  const __m256 vd = _mm256_set1_ps(d);
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2));
+  const __m128i m = _mm_set1_epi8(15);
+  const __m128i lo = _mm_and_si128(b, m);
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+  const __m256i eight = _mm256_set1_epi32(8);
+  const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+  for (int k = 0; k < 4; ++k) {
+    const __m256i q = _mm256_sub_epi32(_mm256_cvtepu8_epi32(parts[k]), eight);
+    _mm256_storeu_ps(x + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(q), vd));
+  }
+}
+
+// bf16 of 8 floats (RNE on the low 16 bits, NaN quieted) as 8 u16 in the low 128 bits' lanes.
+KVWB_AVX2 inline __m128i bf16_8_avx2(__m256i xi, __m256i& is_inf) {
+  const __m256i absx = _mm256_and_si256(xi, _mm256_set1_epi32(0x7FFFFFFF));
+  const __m256i nan = _mm256_cmpgt_epi32(absx, _mm256_set1_epi32(0x7F800000));
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(xi, 16), _mm256_set1_epi32(1));
+  const __m256i r = _mm256_srli_epi32(
+      _mm256_add_epi32(xi, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), odd)), 16);
+  const __m256i qn = _mm256_or_si256(_mm256_srli_epi32(xi, 16), _mm256_set1_epi32(0x40));
+  const __m256i b = _mm256_blendv_epi8(r, qn, nan);
+  // infinity (or NaN): (b & 0x7FFF) >= 0x7F80
+  is_inf = _mm256_cmpgt_epi32(_mm256_and_si256(b, _mm256_set1_epi32(0x7FFF)),
+                              _mm256_set1_epi32(0x7F7F));
+  return _mm_packus_epi32(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1));
+}
+
+KVWB_AVX2 size_t f32_to_bf16_avx2(const float* x, size_t n, uint8_t* out) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i inf;
+    const __m128i b =
+        bf16_8_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), inf);
+    if (!_mm256_testz_si256(inf, inf)) break;  // the scalar tail finds the exact index
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i), b);
+  }
+  for (; i < n; ++i) {
+    const uint16_t b = kernels::f32_to_bf16_bits(x[i]);
+    if ((b & 0x7FFFu) >= 0x7F80u) return i;
+    kernels::store_u16(out + 2 * i, b);
+  }
+  return n;
+}
+
+KVWB_AVX2 size_t bf16_to_f32_avx2(const uint8_t* in, size_t n, float* out) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i b =
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 * i)));
+    const __m256i e = _mm256_and_si256(b, _mm256_set1_epi32(0x7F80));
+    if (!_mm256_testz_si256(_mm256_cmpeq_epi32(e, _mm256_set1_epi32(0x7F80)),
+                            _mm256_set1_epi32(-1)))
+      break;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_slli_epi32(b, 16));
+  }
+  for (; i < n; ++i) {
+    const uint16_t b = kernels::load_u16(in + 2 * i);
+    if ((b & 0x7F80u) == 0x7F80u) return i;
+    out[i] = kernels::bf16_bits_to_f32(b);
+  }
+  return n;
+}
+
+KVWB_AVX2 size_t first_non_finite_avx2(const float* x, size_t n) {
+  const __m256i e = _mm256_set1_epi32(0x7F800000);
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i any = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 8 * k));
+      any = _mm256_or_si256(any, _mm256_cmpeq_epi32(_mm256_and_si256(v, e), e));
+    }
+    if (!_mm256_testz_si256(any, any)) break;
+  }
+  for (; i < n; ++i)
+    if ((kernels::f32_bits(x[i]) & 0x7F800000u) == 0x7F800000u) return i;
+  return n;
+}
+
+// H·v stage by stage as kernels::wht_pow2 (n a power of two >= 8): stages h = 1, 2, 4 inside each
+// 8-lane vector (the partner comes from a lane permute; lanes of the upper half compute
+// partner − own, i.e. a − b with a the lower element), then h >= 8 across vectors.
+KVWB_AVX2 void wht_avx2(float* v, size_t n) {
+  for (size_t i = 0; i < n; i += 8) {
+    __m256 x = _mm256_loadu_ps(v + i);
+    __m256 s = _mm256_permute_ps(x, 0xB1);
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xAA);
+    s = _mm256_permute_ps(x, 0x4E);
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xCC);
+    s = _mm256_permute2f128_ps(x, x, 0x01);
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xF0);
+    _mm256_storeu_ps(v + i, x);
+  }
+  for (size_t h = 8; h < n; h <<= 1)
+    for (size_t i0 = 0; i0 < n; i0 += 2 * h)
+      for (size_t j = i0; j < i0 + h; j += 8) {
+        const __m256 a = _mm256_loadu_ps(v + j);
+        const __m256 b = _mm256_loadu_ps(v + j + h);
+        _mm256_storeu_ps(v + j, _mm256_add_ps(a, b));
+        _mm256_storeu_ps(v + j + h, _mm256_sub_ps(a, b));
+      }
+}
+
+KVWB_AVX2 inline uint32_t hsum_epi32_avx2(__m256i v) {
+  __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+  h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+  return static_cast<uint32_t>(_mm_cvtsi128_si32(h));
+}
+
+// wht_avx2 on 128 values held in 16 registers (the same butterflies, no memory round trips).
+KVWB_AVX2 inline void wht128_regs_avx2(__m256 r[16]) {
+  for (size_t i = 0; i < 16; ++i) {
+    __m256 x = r[i];
+    __m256 s = _mm256_permute_ps(x, 0xB1);
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xAA);
+    s = _mm256_permute_ps(x, 0x4E);
+    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xCC);
+    s = _mm256_permute2f128_ps(x, x, 0x01);
+    r[i] = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xF0);
+  }
+  for (size_t hv = 1; hv < 16; hv <<= 1)
+    for (size_t i0 = 0; i0 < 16; i0 += 2 * hv)
+      for (size_t j = i0; j < i0 + hv; ++j) {
+        const __m256 a = r[j], b = r[j + hv];
+        r[j] = _mm256_add_ps(a, b);
+        r[j + hv] = _mm256_sub_ps(a, b);
+      }
+}
+
+// centroid[idx] for 8 lanes of indices < 16 (two 8-entry tables).
+KVWB_AVX2 inline __m256 centroid_lookup_avx2(const float* centroid, __m256i idx) {
+  const __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(centroid), idx);
+  const __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(centroid + 8), idx);
+  const __m256i upper = _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7));
+  return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(upper));
+}
+
+// Everything after the norm for one group: y = (H(x·inv ⊙ s1)/√128) ⊙ s2, the indices, the codes
+// (block bytes 2 …) and the squared centroids cc[128] that r2 sums.
+KVWB_AVX2 void turbo_codes_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
+                                const float* x, float inv, uint8_t* block, float* y, float* cc) {
+  constexpr size_t G = kernels::kTurboGroup;
+  const float inv_sqrt128 = 0.08838834764831845f;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  __m256 r[16];
+  for (size_t i = 0; i < 16; ++i)
+    r[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), vinv), _mm256_loadu_ps(s1 + 8 * i));
+  wht128_regs_avx2(r);
+  for (size_t i = 0; i < 16; ++i) _mm256_storeu_ps(y + 8 * i, r[i]);
+  const __m256 vs = _mm256_set1_ps(inv_sqrt128);
+  const size_t n_mid = (size_t{1} << t.bits) - 1;
+  alignas(32) int32_t idx[G];
+  for (size_t j = 0; j < G; j += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(y + j), vs), _mm256_loadu_ps(s2 + j));
+    _mm256_storeu_ps(y + j, v);
+    __m256i cnt = _mm256_setzero_si256();
+    for (size_t k = 0; k < n_mid; ++k)  // count of midpoints m with y >= m (all-ones = −1)
+      cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(_mm256_cmp_ps(
+                                      v, _mm256_set1_ps(t.midpoint[k]), _CMP_GE_OQ)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(idx + j), cnt);
+    const __m256 c = centroid_lookup_avx2(t.centroid, cnt);
+    _mm256_store_ps(cc + j, _mm256_mul_ps(c, c));
+  }
+  // Packing (§1.5), 8 indices j = 8i + k at a time: field k of a LE u16 (2-bit) or u32 (4-bit),
+  // the fields disjoint so a horizontal sum is their OR; bit 2 of a 3-bit index via movemask.
+  uint8_t* p = block + 2;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i sh2 = _mm256_add_epi32(lane, lane);
+  for (size_t i = 0; i < G / 8; ++i) {
+    const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(idx + 8 * i));
+    if (t.bits == 4) {
+      const uint32_t w = hsum_epi32_avx2(_mm256_sllv_epi32(v, _mm256_add_epi32(sh2, sh2)));
+      std::memcpy(p + 2 + 4 * i, &w, 4);  // little-endian host (x86)
+      continue;
+    }
+    const uint32_t w =
+        hsum_epi32_avx2(_mm256_sllv_epi32(_mm256_and_si256(v, _mm256_set1_epi32(3)), sh2));
+    p[2 * i] = static_cast<uint8_t>(w);
+    p[2 * i + 1] = static_cast<uint8_t>(w >> 8);
+    if (t.bits == 3)
+      p[32 + i] = static_cast<uint8_t>(
+          _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 29))));
+  }
+  if (t.bits == 4) {
+    p[0] = 0;  // rnorm, reserved
+    p[1] = 0;
+  }
+}
+
+KVWB_AVX2 float turbo_encode_avx2(const kernels::TurboTables& t, const float* s1,
+                                  const float* s2, const float* x, uint8_t* block, float* y) {
+  constexpr size_t G = kernels::kTurboGroup;
+  float ss = 0.0f;
+  for (size_t j = 0; j < G; ++j) ss += x[j] * x[j];  // index order, as the scalar kernel
+  const float g = std::sqrt(ss);
+  const float inv = g > 1e-10f ? 1.0f / g : 0.0f;
+  alignas(32) float cc[G];
+  turbo_codes_avx2(t, s1, s2, x, inv, block, y, cc);
+  float r2 = 0.0f;
+  for (size_t j = 0; j < G; ++j) r2 += cc[j];  // index order
+  const float r = std::sqrt(r2);
+  return r > 1e-10f ? g / r : g;
+}
+
+// Eight consecutive groups: the two norms of each are still index-order sums, but the eight
+// independent chains run interleaved (one chain per group, so the same additions in the same order).
+KVWB_AVX2 void turbo_encode8_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
+                                  const float* x, uint8_t* blocks, float* norms) {
+  constexpr size_t G = kernels::kTurboGroup;
+  // Lane g = group g: the same mul and add per lane, in index order j.
+  const __m256i rows = _mm256_setr_epi32(0, 128, 256, 384, 512, 640, 768, 896);
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t j = 0; j < G; ++j) {
+    const __m256 v = _mm256_i32gather_ps(x + j, rows, 4);
+    acc = _mm256_add_ps(acc, _mm256_mul_ps(v, v));
+  }
+  alignas(32) float ss[8];
+  _mm256_store_ps(ss, acc);
+  alignas(32) float cc[8][G];
+  alignas(32) float y[G];
+  float gn[8];
+  for (size_t g = 0; g < 8; ++g) {
+    gn[g] = std::sqrt(ss[g]);
+    const float inv = gn[g] > 1e-10f ? 1.0f / gn[g] : 0.0f;
+    turbo_codes_avx2(t, s1, s2, x + g * G, inv, blocks + g * t.block_bytes, y, cc[g]);
+  }
+  __m256 acc2 = _mm256_setzero_ps();
+  for (size_t j = 0; j < G; ++j)
+    acc2 = _mm256_add_ps(acc2, _mm256_i32gather_ps(&cc[0][j], rows, 4));
+  alignas(32) float r2[8];
+  _mm256_store_ps(r2, acc2);
+  for (size_t g = 0; g < 8; ++g) {
+    const float r = std::sqrt(r2[g]);
+    norms[g] = r > 1e-10f ? gn[g] / r : gn[g];
+  }
+}
+
+KVWB_AVX2 void turbo_decode_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
+                                 const uint8_t* block, float norm, float* x) {
+  constexpr size_t G = kernels::kTurboGroup;
+  const float inv_sqrt128 = 0.08838834764831845f;
+  const uint8_t* p = block + 2;
+  // Lane k of 8 indices j = 8i + k: 2-bit field k of the u16 p[2i] | p[2i+1] << 8 (2-, 3-bit),
+  // bit k of p[32 + i] (3-bit), or 4-bit field k of the LE u32 at p[2 + 4i] (4-bit).
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i sh2 = _mm256_add_epi32(lane, lane);
+  const __m256i sh4 = _mm256_add_epi32(sh2, sh2);
+  const __m256 vn = _mm256_set1_ps(norm);
+  __m256 r[16];
+  for (size_t i = 0; i < G / 8; ++i) {
+    __m256i q;
+    if (t.bits == 4) {
+      uint32_t w;
+      std::memcpy(&w, p + 2 + 4 * i, 4);
+      q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(w)), sh4),
+                           _mm256_set1_epi32(15));
+    } else {
+      const int w = p[2 * i] | (p[2 * i + 1] << 8);
+      q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(w), sh2), _mm256_set1_epi32(3));
+      if (t.bits == 3) {
+        const __m256i hb = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(p[32 + i]), lane),
+                                            _mm256_set1_epi32(1));
+        q = _mm256_or_si256(q, _mm256_slli_epi32(hb, 2));
+      }
+    }
+    const __m256 c = centroid_lookup_avx2(t.centroid, q);
+    r[i] = _mm256_mul_ps(_mm256_mul_ps(c, vn), _mm256_loadu_ps(s2 + 8 * i));
+  }
+  wht128_regs_avx2(r);
+  const __m256 vs = _mm256_set1_ps(inv_sqrt128);
+  for (size_t i = 0; i < 16; ++i)
+    _mm256_storeu_ps(x + 8 * i, _mm256_mul_ps(_mm256_mul_ps(r[i], vs), _mm256_loadu_ps(s1 + 8 * i)));
+}
+
+// ---- AVX-512 (one block = two 16-lane vectors) ----
+
+KVWB_AVX512 inline float block_amax_avx512(__m512 v0, __m512 v1) {
+  const __m512 z = _mm512_setzero_ps();
+  const __m512 m = _mm512_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), z),
+                                 _mm512_max_ps(_mm512_abs_ps(v1), z));
+  return _mm512_reduce_max_ps(m);  // exact; no NaN left
+}
+
+KVWB_AVX512 inline __m512 round_away_avx512(__m512 v) {
+  const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
+  const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_and_ps(v, _mm512_set1_ps(-0.0f)));
+  return _mm512_mask_add_ps(t, up, t, one);
+}
+
+KVWB_AVX512 GgmlFields q8_0_quantize_avx512(const float* x, uint8_t* out) {
+  GgmlFields f;
+  const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+  f.d = block_amax_avx512(v0, v1) / 127.0f;
+  const float id = f.d != 0.0f ? 1.0f / f.d : 0.0f;
+  const __m512 vid = _mm512_set1_ps(id);
+  const __m512 vv[2] = {v0, v1};
+  for (int k = 0; k < 2; ++k) {
+    __m512 r = round_away_avx512(_mm512_mul_ps(vv[k], vid));
+    const __mmask16 ok = _mm512_cmp_ps_mask(r, r, _CMP_ORD_Q);  // NaN -> 0
+    r = _mm512_maskz_mov_ps(ok, r);
+    r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 + 16 * k),
+                     _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(r)));
+  }
+  return f;
+}
+
+KVWB_AVX512 GgmlFields q4_0_quantize_avx512(const float* x, uint8_t* out) {
+  GgmlFields f;
+  const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+  const float amax = block_amax_avx512(v0, v1);
+  float max = 0.0f;
+  if (amax > 0.0f) {
+    const __m512 a = _mm512_set1_ps(amax);
+    const uint32_t mask =
+        static_cast<uint32_t>(_mm512_cmp_ps_mask(_mm512_abs_ps(v0), a, _CMP_EQ_OQ)) |
+        (static_cast<uint32_t>(_mm512_cmp_ps_mask(_mm512_abs_ps(v1), a, _CMP_EQ_OQ)) << 16);
+    max = x[__builtin_ctz(mask)];
+  }
+  f.d = max / -8.0f;
+  const float id = f.d != 0.0f ? 1.0f / f.d : 0.0f;
+  const __m512 vid = _mm512_set1_ps(id);
+  __m512i q[2];
+  const __m512 vv[2] = {v0, v1};
+  for (int k = 0; k < 2; ++k) {
+    const __m512 t = _mm512_add_ps(_mm512_mul_ps(vv[k], vid), _mm512_set1_ps(8.5f));
+    const __mmask16 ge0 = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_GE_OQ);
+    const __mmask16 hi = _mm512_cmp_ps_mask(t, _mm512_set1_ps(16.0f), _CMP_GE_OQ);
+    f.clipped += static_cast<uint32_t>(__builtin_popcount(hi));
+    q[k] = _mm512_cvttps_epi32(_mm512_maskz_min_ps(ge0, t, _mm512_set1_ps(15.0f)));
+  }
+  const __m512i c = _mm512_or_si512(q[0], _mm512_slli_epi32(q[1], 4));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2), _mm512_cvtepi32_epi8(c));
+  return f;
+}
+
+KVWB_AVX512 void q8_0_dequantize_avx512(const uint8_t* in, float d, float* x) {
+  const __m512 vd = _mm512_set1_ps(d);
+  for (int k = 0; k < 2; ++k) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2 + 16 * k));
+    _mm512_storeu_ps(x + 16 * k, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(b)), vd));
+  }
+}
+
+KVWB_AVX512 void q4_0_dequantize_avx512(const uint8_t* in, float d, float* x) {
+  const __m512 vd = _mm512_set1_ps(d);
+  const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + 2)));
+  const __m512i m = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
+  const __m512i lo = _mm512_sub_epi32(_mm512_and_si512(b, m), eight);
+  const __m512i hi = _mm512_sub_epi32(_mm512_srli_epi32(b, 4), eight);
+  _mm512_storeu_ps(x, _mm512_mul_ps(_mm512_cvtepi32_ps(lo), vd));
+  _mm512_storeu_ps(x + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), vd));
+}
+
+KVWB_AVX512 size_t f32_to_bf16_avx512(const float* x, size_t n, uint8_t* out) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i xi = _mm512_loadu_si512(x + i);
+    const __m512i absx = _mm512_and_si512(xi, _mm512_set1_epi32(0x7FFFFFFF));
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(absx, _mm512_set1_epi32(0x7F800000));
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(xi, 16), _mm512_set1_epi32(1));
+    __m512i b = _mm512_srli_epi32(
+        _mm512_add_epi32(xi, _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), odd)), 16);
+    b = _mm512_mask_or_epi32(b, nan, _mm512_srli_epi32(xi, 16), _mm512_set1_epi32(0x40));
+    const __mmask16 inf = _mm512_cmpgt_epi32_mask(_mm512_and_si512(b, _mm512_set1_epi32(0x7FFF)),
+                                                  _mm512_set1_epi32(0x7F7F));
+    if (inf != 0) break;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2 * i), _mm512_cvtepi32_epi16(b));
+  }
+  return i + f32_to_bf16_avx2(x + i, n - i, out + 2 * i);
+}
+
+KVWB_AVX512 size_t bf16_to_f32_avx512(const uint8_t* in, size_t n, float* out) {
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i b =
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 2 * i)));
+    const __m512i e = _mm512_and_si512(b, _mm512_set1_epi32(0x7F80));
+    if (_mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(0x7F80)) != 0) break;
+    _mm512_storeu_si512(out + i, _mm512_slli_epi32(b, 16));
+  }
+  return i + bf16_to_f32_avx2(in + 2 * i, n - i, out + i);
+}
+
+KVWB_AVX512 size_t first_non_finite_avx512(const float* x, size_t n) {
+  const __m512i e = _mm512_set1_epi32(0x7F800000);
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __mmask16 any = 0;
+    for (int k = 0; k < 4; ++k)
+      any |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_loadu_si512(x + i + 16 * k), e), e);
+    if (any != 0) break;
+  }
+  return i + first_non_finite_avx2(x + i, n - i);
+}
+
+#endif  // KVWB_SIMD_X86
+
+}  // namespace
+
+GgmlFields ggml_quantize(Path p, GgmlType t, const float* x, uint8_t* out) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) {
+    if (t == GgmlType::kQ8_0) return q8_0_quantize_avx512(x, out);
+    if (t == GgmlType::kQ4_0) return q4_0_quantize_avx512(x, out);
+  } else if (p == Path::kAvx2) {
+    if (t == GgmlType::kQ8_0) return q8_0_quantize_avx2(x, out);
+    if (t == GgmlType::kQ4_0) return q4_0_quantize_avx2(x, out);
+  }
+#endif
+  (void)p;
+  return kernels::ggml_quantize_codes(t, x, out);
+}
+
+void ggml_dequantize(Path p, GgmlType t, const uint8_t* in, float d, float m, float* x) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) {
+    if (t == GgmlType::kQ8_0) return q8_0_dequantize_avx512(in, d, x);
+    if (t == GgmlType::kQ4_0) return q4_0_dequantize_avx512(in, d, x);
+  } else if (p == Path::kAvx2) {
+    if (t == GgmlType::kQ8_0) return q8_0_dequantize_avx2(in, d, x);
+    if (t == GgmlType::kQ4_0) return q4_0_dequantize_avx2(in, d, x);
+  }
+#endif
+  (void)p;
+  kernels::ggml_dequantize_codes(t, in, d, m, x);
+}
+
+size_t f32_to_bf16_row(Path p, const float* x, size_t n, uint8_t* out) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return f32_to_bf16_avx512(x, n, out);
+  if (p == Path::kAvx2) return f32_to_bf16_avx2(x, n, out);
+#endif
+  (void)p;
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t b = kernels::f32_to_bf16_bits(x[i]);
+    if ((b & 0x7FFFu) >= 0x7F80u) return i;
+    kernels::store_u16(out + 2 * i, b);
+  }
+  return n;
+}
+
+void wht(Path p, float* v, size_t n) {
+#if KVWB_SIMD_X86
+  if (p != Path::kScalar && n >= 8) return wht_avx2(v, n);
+#endif
+  (void)p;
+  kernels::wht_pow2(v, n);
+}
+
+void hadamard_chunks(Path p, float* v, size_t d, size_t n_rot) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(n_rot));
+  for (size_t c = 0; c < d; c += n_rot) {
+    wht(p, v + c, n_rot);
+    for (size_t j = c; j < c + n_rot; ++j) v[j] *= scale;
+  }
+}
+
+float turbo_encode_group(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
+                         const float* x, uint8_t* block, float* y) {
+#if KVWB_SIMD_X86
+  if (p != Path::kScalar) return turbo_encode_avx2(t, s1, s2, x, block, y);
+#endif
+  (void)p;
+  return kernels::turbo_encode_group(t, s1, s2, x, block, y);
+}
+
+void turbo_encode_groups(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
+                         const float* x, size_t count, uint8_t* blocks, float* norms) {
+  constexpr size_t G = kernels::kTurboGroup;
+  size_t i = 0;
+#if KVWB_SIMD_X86
+  if (p != Path::kScalar)
+    for (; i + 8 <= count; i += 8)
+      turbo_encode8_avx2(t, s1, s2, x + i * G, blocks + i * t.block_bytes, norms + i);
+#endif
+  float y[G];
+  for (; i < count; ++i)
+    norms[i] = turbo_encode_group(p, t, s1, s2, x + i * G, blocks + i * t.block_bytes, y);
+}
+
+void turbo_decode_group(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
+                        const uint8_t* block, float norm, float* x) {
+#if KVWB_SIMD_X86
+  if (p != Path::kScalar) return turbo_decode_avx2(t, s1, s2, block, norm, x);
+#endif
+  (void)p;
+  kernels::turbo_decode_group(t, s1, s2, block, norm, x);
+}
+
+size_t first_non_finite(Path p, const float* x, size_t n) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return first_non_finite_avx512(x, n);
+  if (p == Path::kAvx2) return first_non_finite_avx2(x, n);
+#endif
+  (void)p;
+  for (size_t i = 0; i < n; ++i)
+    if ((kernels::f32_bits(x[i]) & 0x7F800000u) == 0x7F800000u) return i;
+  return n;
+}
+
+size_t bf16_to_f32_row(Path p, const uint8_t* in, size_t n, float* out) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return bf16_to_f32_avx512(in, n, out);
+  if (p == Path::kAvx2) return bf16_to_f32_avx2(in, n, out);
+#endif
+  (void)p;
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t b = kernels::load_u16(in + 2 * i);
+    if ((b & 0x7F80u) == 0x7F80u) return i;
+    out[i] = kernels::bf16_bits_to_f32(b);
+  }
+  return n;
+}
+
+}  // namespace kvwb::codec::simd
