@@ -20,6 +20,7 @@
 #include "io/capture.h"
 #include "sessions/config/layer_plan.h"
 #include "sessions/config/run_config.h"
+#include "sessions/run/result_cache.h"
 #include "sessions/run/whitening.h"
 
 namespace kvwb::sessions {
@@ -70,6 +71,10 @@ struct RunResult {
   std::vector<std::string> warnings;
   std::map<int, double> skip_m;  // Σ_q skip rule: layer -> m_l
   double skip_median = 0;
+  /// Work accounting (not part of the result JSON): layers whose results all came from the
+  /// result cache, and (layer, stream) units that went through the executor.
+  size_t layers_from_cache = 0;
+  size_t executor_streams = 0;
 
   double ratio_vs_bf16() const;
 };
@@ -78,6 +83,11 @@ struct RunOptions {
   std::string dump_decoded;       // write a capture with the reconstructed tensors ("" = off)
   bool collect_residuals = false; // keep Kakeya scaled residuals (distribution view, outlier rates)
   bool compute_sha256 = true;
+  /// Per-(layer, stream) results are reused from and stored into this cache (result_cache.h);
+  /// null = every layer is computed. Ignored with dump_decoded (reconstructions are not cached).
+  ResultCache* cache = nullptr;
+  /// Runs the codecs on this executor instead of make_executor(cfg.backend) (tests count calls).
+  const codec::Executor* executor = nullptr;
 };
 
 /// The configuration the workbench starts from on a capture of `tokens` tokens per sequence:
