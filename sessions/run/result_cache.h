@@ -23,8 +23,8 @@ struct ResultCacheOptions {
   uint64_t disk_bytes = 1024ull << 20;   // on-disk tier bound (file bytes)
 };
 
-/// The user's cache folder for results: $KVWB_CACHE_DIR, else $XDG_CACHE_HOME/kvwb/results, else
-/// $HOME/.cache/kvwb/results; "" when none of them is set.
+/// The user's cache folder for results: $KVWB_CACHE_DIR ("off": none, memory only), else
+/// $XDG_CACHE_HOME/kvwb/results, else $HOME/.cache/kvwb/results; "" when none of them is set.
 std::string default_result_cache_dir();
 /// Options of the shared cache of `kvwb run`/`sweep` and the GUI: default_result_cache_dir(),
 /// bounds from $KVWB_CACHE_MAX_MB (disk, default 1024) when set.
