@@ -1,5 +1,8 @@
 #include "app/cli/run_flags.h"
 
+#include "io/capture.h"
+#include "sessions/run/runner.h"
+
 #include <CLI/CLI.hpp>
 #include <fstream>
 #include <sstream>
@@ -97,6 +100,12 @@ sessions::RunConfig build_run_config(const RunFlags& f, const sessions::RunConfi
   if (!f.backend.empty()) o["backend"] = f.backend;
   if (f.no_attention) o["no_attention"] = true;
   return sessions::apply_run_options(c, o, sessions::kCommandLineSource);
+}
+
+std::string fit_default_block_size(const RunFlags& f, sessions::RunConfig& cfg, const std::string& capture) {
+  if (f.block_size || !f.config_file.empty()) return "";
+  const io::CaptureReader reader(capture);
+  return sessions::fit_block_size(cfg, reader.info());
 }
 
 }  // namespace kvwb::app

@@ -35,5 +35,8 @@ void add_run_flags(CLI::App& cmd, RunFlags& f);
 /// was given. A flag that applies to neither stream's codec is an InvalidArgument naming the flag
 /// and the codecs.
 sessions::RunConfig build_run_config(const RunFlags& f, const sessions::RunConfig* base = nullptr);
+/// The default block size fitted to the capture (sessions::fit_block_size) when neither
+/// --block-size nor --config chose it; returns the note that says so ("" when unchanged).
+std::string fit_default_block_size(const RunFlags& f, sessions::RunConfig& cfg, const std::string& capture);
 
 }  // namespace kvwb::app
