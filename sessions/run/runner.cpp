@@ -25,12 +25,34 @@ namespace kvwb::sessions {
 using codec::Tensor4;
 using nlohmann::json;
 
+namespace {
+/// The largest power of two <= min(cap, tokens), at least 8.
+uint32_t fitted_block(uint32_t cap, int64_t tokens) {
+  uint32_t b = 8;
+  while (b * 2 <= cap && static_cast<int64_t>(b) * 2 <= tokens) b *= 2;
+  return b;
+}
+}  // namespace
+
 RunConfig workbench_default_config(int tokens) {
   RunConfig c;
-  uint32_t b = 8;
-  while (b * 2 <= 512 && static_cast<int64_t>(b) * 2 <= tokens) b *= 2;
-  c.block_size = std::min<uint32_t>(c.block_size, b);
+  c.block_size = std::min<uint32_t>(c.block_size, fitted_block(c.block_size, tokens));
   return c;
+}
+
+std::string fit_block_size(RunConfig& cfg, const io::CaptureInfo& info) {
+  const int64_t tokens = info.tokens;
+  if (static_cast<int64_t>(cfg.block_size) <= tokens) return "";
+  bool block_codec = false;
+  for (const LayerPlan& lp : plan_layers(info, cfg))
+    if (!lp.boundary && (lp.k.traits().block_codec || lp.v.traits().block_codec)) block_codec = true;
+  if (!block_codec) return "";
+  const uint32_t before = cfg.block_size;
+  cfg.block_size = fitted_block(before, tokens);
+  return "block_size lowered from " + std::to_string(before) + " to " + std::to_string(cfg.block_size) +
+         ": the capture has " + std::to_string(tokens) +
+         " tokens per sequence, and a larger block would keep every row in the bf16 hot tail (ratio 1.0); "
+         "--block-size or a configuration file sets it";
 }
 
 double RunResult::ratio_vs_bf16() const {

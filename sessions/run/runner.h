@@ -90,11 +90,16 @@ struct RunOptions {
   const codec::Executor* executor = nullptr;
 };
 
-/// The configuration the workbench starts from on a capture of `tokens` tokens per sequence:
-/// RunConfig{} (what `kvwb run` uses without flags) with block_size lowered to the largest power of
-/// two <= min(512, tokens) (at least 8), so that short captures are coded rather than kept whole
-/// in the bf16 hot tail. On tiny1m (T = 256) it equals `kvwb run --block-size 256`.
+/// The default configuration on a capture of `tokens` tokens per sequence, the one of the GUI
+/// and of `kvwb run` / `export-bundle` without a chosen block size: RunConfig{} fitted by
+/// fit_block_size. On tiny1m (T = 256) it equals `kvwb run --block-size 256`.
 RunConfig workbench_default_config(int tokens);
+
+/// Fits a block size nobody chose to the capture (issue 13 item 8): when a stream of some layer
+/// uses a block codec and cfg.block_size > tokens (every row would stay in the bf16 hot tail,
+/// ratio 1.0), lowers it to the largest power of two <= tokens (at least 8). Returns the sentence
+/// that says so ("block_size lowered from 512 to 256: ..."), or "" when nothing changed.
+std::string fit_block_size(RunConfig& cfg, const io::CaptureInfo& info);
 
 /// Round-trips the K and V of one layer held in memory exactly as run_config does for a capture
 /// layer: `plan` (plan_layer of `cfg`: boundary, per-stream codecs, turbo policy, overrides),
