@@ -501,7 +501,8 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
                                 std::memcpy(&b, &scale, sizeof b);
                                 return b;
                               }()},
-                             {"sample_sha256", sha_of_bytes(sample.data(), sample.size() * sizeof(uint32_t))}};
+                             {"sample_sha256", sha_of_bytes(sample.data(), sample.size() * sizeof(uint32_t))},
+                             {"attn_sample", cfg.attn_sample}};
   }
 
   std::unique_ptr<io::CaptureWriter> dump;
@@ -513,6 +514,15 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     if (info.has_positions) dump->write_positions(positions);
     if (info.has_tokens) dump->write_tokens(cap.tokens());
   }
+
+  // Query positions of the attention metrics per (sequence, q head): cfg.attn_sample of them, the
+  // same in every layer (codec row weights keep the exact sample above).
+  std::vector<std::vector<uint32_t>> metric_samples;
+  auto metric_sample = [&](size_t s, size_t hq) -> const std::vector<uint32_t>& {
+    const size_t hqn = static_cast<size_t>(info.num_query_heads);
+    const size_t i = s * hqn + hq;
+    return metric_samples[i];
+  };
 
   const std::atomic<bool>* cancel = job ? &job->cancel : nullptr;
   size_t step = 0;
@@ -693,12 +703,20 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     if (want_attn && compute_k && compute_v && !lr.k.failed && !lr.v.failed) {
       Tensor4 kpost_hat = krec;
       if (ld.k_pre) rope_tensor(kpost_hat, positions, rope, false);
+      if (metric_samples.empty()) {
+        const size_t hqn = static_cast<size_t>(info.num_query_heads);
+        metric_samples.resize(S * hqn);
+        for (size_t s = 0; s < S; ++s)
+          for (size_t hq = 0; hq < hqn; ++hq)
+            metric_samples[s * hqn + hq] = codec::attention_query_sample(T, cfg.attn_sample, s, hq);
+      }
       std::vector<codec::AttentionVariants> per(S * H);
       parallel_for(S * H, cfg.threads, [&](size_t i) {
         const size_t s = i / H, h = i % H;
         for (size_t hq = h * g; hq < (h + 1) * g; ++hq)
           codec::accumulate_attention(qpost.row(s, hq, 0), kpost_ref.row(s, h, 0), ld.v.row(s, h, 0),
-                                      kpost_hat.row(s, h, 0), vrec.row(s, h, 0), T, D, sample, scale, window, per[i]);
+                                      kpost_hat.row(s, h, 0), vrec.row(s, h, 0), T, D, metric_sample(s, hq), scale,
+                                      window, per[i]);
       }, cancel);
       lr.attn_heads.assign(H, {});
       for (size_t i = 0; i < S * H; ++i) {
@@ -875,7 +893,8 @@ json run_result_to_json(const RunResult& r) {
                            {"attn_top1", top1_mean / attn_layers},
                            {"attn_out_rel_err_pooled", num(ta.out_rel_err_pooled())},
                            {"worst_layer_by_kl", worst_layer},
-                           {"aggregation", "unweighted mean over layers (metrics.md §3.4)"}};
+                           {"aggregation", "unweighted mean over layers (metrics.md §3.4)"},
+                           {"sample", r.config.value("attn_sample", json("all"))}};
   }
   totals["bytes"] = r.total_bytes;
   totals["bf16_bytes"] = r.bf16_bytes;
