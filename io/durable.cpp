@@ -146,24 +146,30 @@ void fsync_fd(int fd, const std::string& path) {
     throw IoError(path, "fsync failed (the data may not be on disk): " + errno_text(errno));
 }
 
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) throw IoError(path, "cannot open to flush it: " + errno_text(errno));
+namespace {
+
+/// Opens `path` read-only with `flags` added and fsyncs it; the errors name `path` and start with
+/// `open_failed` or `fsync_failed`. A file system that cannot fsync is no error.
+void open_and_fsync(const std::string& path, int flags, const std::string& open_failed,
+                    const std::string& fsync_failed) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | flags);
+  if (fd < 0) throw IoError(path, open_failed + ": " + errno_text(errno));
   const int rc = ::fsync(fd);
   const int e = errno;
   ::close(fd);
-  if (rc != 0 && !fsync_unsupported(e))
-    throw IoError(path, "fsync failed (the data may not be on disk): " + errno_text(e));
+  if (rc != 0 && !fsync_unsupported(e)) throw IoError(path, fsync_failed + ": " + errno_text(e));
+}
+
+}  // namespace
+
+void fsync_path(const std::string& path) {
+  open_and_fsync(path, O_NOFOLLOW, "cannot open to flush it",
+                 "fsync failed (the data may not be on disk)");
 }
 
 void fsync_directory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw IoError(dir, "cannot open the folder to flush it: " + errno_text(errno));
-  const int rc = ::fsync(fd);
-  const int e = errno;
-  ::close(fd);
-  if (rc != 0 && !fsync_unsupported(e))
-    throw IoError(dir, "fsync of the folder failed: " + errno_text(e));
+  open_and_fsync(dir, O_DIRECTORY, "cannot open the folder to flush it",
+                 "fsync of the folder failed");
 }
 
 std::string temp_path_for(const std::string& path) { return sibling_name(path, kTmpTag); }

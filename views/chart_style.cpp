@@ -191,6 +191,19 @@ QString number_text(double v) {
 
 }  // namespace
 
+QCPItemRect* add_band(QCustomPlot* plot, QCPAxisRect* rect, double x0, double x1) {
+  auto* band = new QCPItemRect(plot);
+  band->setClipAxisRect(rect);
+  for (QCPItemPosition* pos : {band->topLeft, band->bottomRight}) {
+    pos->setAxes(rect->axis(QCPAxis::atBottom), rect->axis(QCPAxis::atLeft));
+    pos->setAxisRect(rect);
+    pos->setTypeY(QCPItemPosition::ptAxisRectRatio);
+  }
+  band->topLeft->setCoords(x0, 0);
+  band->bottomRight->setCoords(x1, 1);
+  return band;
+}
+
 void install_hover_tooltips(QCustomPlot* plot) {
   QObject::connect(plot, &QCustomPlot::mouseMove, plot, [plot](QMouseEvent* ev) {
     const QPointF pos = ev->position();

@@ -10,6 +10,7 @@ class QCustomPlot;
 class QCPAxis;
 class QCPAxisRect;
 class QCPGraph;
+class QCPItemRect;
 class QCPLegend;
 class QCPTextElement;
 
@@ -39,6 +40,10 @@ void set_integer_axis(QCPAxis* axis);
 /// data, entries side by side). The two rects share a margin group so their axes line up.
 /// `stretch` is the height share of the new rect (the first keeps 1.0).
 QCPAxisRect* add_lower_panel(QCustomPlot* plot, double stretch, QCPLegend** legend);
+
+/// A band over x in [x0, x1] (units of the bottom axis of `rect`) spanning the full height of
+/// `rect`, clipped to it. The caller sets its pen and brush.
+QCPItemRect* add_band(QCustomPlot* plot, QCPAxisRect* rect, double x0, double x1);
 
 /// A legend in a new row at the bottom of the plot layout (outside the data), entries side by
 /// side; the plot's inset legend is hidden. Returns it for addToLegend.

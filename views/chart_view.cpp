@@ -132,6 +132,11 @@ void ChartView::reset_zoom() {
   plot_->replot();
 }
 
+void ChartView::add_control(const QString& label, QWidget* selector) {
+  controls_->addWidget(new QLabel(label, this));
+  controls_->addWidget(selector);
+}
+
 void ChartView::set_note(const QString& text) {
   note_->setText(text);
   note_->setVisible(!text.isEmpty());

@@ -50,6 +50,8 @@ class ChartView : public View {
   virtual std::string csv_text() const = 0;
   /// Row for the view's own selectors (layer, head, tensor, metric…), above the plot.
   QHBoxLayout* controls() const { return controls_; }
+  /// Appends a label and the selector it names to the controls row.
+  void add_control(const QString& label, QWidget* selector);
   /// A one-line note under the controls ("no analysis yet", "SYNTHETIC demo capture" …).
   void set_note(const QString& text);
   /// A vertical splitter holding the plot (created on the first call): add widgets below it.

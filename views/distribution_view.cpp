@@ -41,12 +41,9 @@ DistributionView::DistributionView(QWidget* parent) : ChartView(parent) {
   for (double t : sessions::kOutlierThresholds)
     threshold_->addItem(QStringLiteral("|s| > %1").arg(t));
   threshold_->setCurrentIndex(1);
-  controls()->addWidget(new QLabel("Layer", this));
-  controls()->addWidget(layer_);
-  controls()->addWidget(new QLabel("Stream", this));
-  controls()->addWidget(stream_);
-  controls()->addWidget(new QLabel("Outlier rate at", this));
-  controls()->addWidget(threshold_);
+  add_control("Layer", layer_);
+  add_control("Stream", stream_);
+  add_control("Outlier rate at", threshold_);
   controls()->addStretch(1);
   title_ = setup_chart(plot());
   install_hover_tooltips(plot());
@@ -251,15 +248,7 @@ void DistributionView::draw() {
   lx->setRange(lo - 0.6, hi + 0.6);
   if (model_.layer >= 0) {
     // The layer of the histogram (the linked selection) framed in the per-layer panel.
-    auto* band = new QCPItemRect(p);
-    band->setClipAxisRect(lower);
-    for (QCPItemPosition* pos : {band->topLeft, band->bottomRight}) {
-      pos->setAxes(lx, ly);
-      pos->setAxisRect(lower);
-      pos->setTypeY(QCPItemPosition::ptAxisRectRatio);
-    }
-    band->topLeft->setCoords(model_.layer - 0.45, 0);
-    band->bottomRight->setCoords(model_.layer + 0.45, 1);
+    QCPItemRect* band = add_band(p, lower, model_.layer - 0.45, model_.layer + 0.45);
     band->setPen(QPen(QColor(200, 0, 0, 120), 1.0, Qt::DotLine));
     band->setBrush(QColor(200, 0, 0, 18));
   }

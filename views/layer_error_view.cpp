@@ -23,8 +23,7 @@ LayerErrorView::LayerErrorView(QWidget* parent) : ChartView(parent) {
   for (auto m :
        {LayerErrorMetric::kRelMse, LayerErrorMetric::kAttnOutRelErr, LayerErrorMetric::kAttnKl})
     metric_->addItem(QString::fromStdString(layer_error_metric_name(m)), static_cast<int>(m));
-  controls()->addWidget(new QLabel("Metric", this));
-  controls()->addWidget(metric_);
+  add_control("Metric", metric_);
   controls()->addStretch(1);
   title_ = setup_chart(plot());
   install_hover_tooltips(plot());
@@ -141,11 +140,7 @@ void LayerErrorView::draw() {
                                          QColor(200, 200, 200), 11));
       g->setName("boundary layer (both streams bf16)");
       for (double x : s.x) {
-        auto* band = new QCPItemRect(p);
-        band->topLeft->setTypeY(QCPItemPosition::ptAxisRectRatio);
-        band->bottomRight->setTypeY(QCPItemPosition::ptAxisRectRatio);
-        band->topLeft->setCoords(x - 0.45, 0);
-        band->bottomRight->setCoords(x + 0.45, 1);
+        QCPItemRect* band = add_band(p, p->axisRect(), x - 0.45, x + 0.45);
         band->setPen(Qt::NoPen);
         band->setBrush(QColor(150, 150, 150, 55));
         auto* label = new QCPItemText(p);
@@ -197,12 +192,7 @@ void LayerErrorView::draw() {
   if (snapshot_->selection.layer >= 0) {
     for (const LayerErrorRow& r : model_.rows) {
       if (r.layer != snapshot_->selection.layer) continue;
-      auto* band = new QCPItemRect(p);
-      band->setClipAxisRect(p->axisRect());
-      band->topLeft->setTypeY(QCPItemPosition::ptAxisRectRatio);
-      band->bottomRight->setTypeY(QCPItemPosition::ptAxisRectRatio);
-      band->topLeft->setCoords(r.layer - 0.3, 0);
-      band->bottomRight->setCoords(r.layer + 0.3, 1);
+      QCPItemRect* band = add_band(p, p->axisRect(), r.layer - 0.3, r.layer + 0.3);
       band->setPen(QPen(QColor(200, 0, 0, 120), 1.0, Qt::DotLine));
       band->setBrush(QColor(200, 0, 0, 22));
       band->setSelectable(false);

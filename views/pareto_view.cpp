@@ -74,6 +74,31 @@ QCPScatterStyle::ScatterShape family_shape(int index) {
   return shapes[static_cast<size_t>(index) % (sizeof shapes / sizeof shapes[0])];
 }
 
+/// "#<id> <short label> · <verdict>" of the point `id` (no verdict without end-to-end results).
+QString point_label_text(const std::vector<ParetoPlotPoint>& points, int64_t id) {
+  QString text = QString("#%1").arg(id);
+  for (const auto& pt : points)
+    if (pt.id == id) {
+      text += " " + QString::fromStdString(pt.short_label);
+      if (!pt.verdict.empty()) text += " · " + QString::fromStdString(pt.verdict);
+    }
+  return text;
+}
+
+/// A label in 8 pt `family` beside the frontier point `at` (marked "kvwb_point_label").
+void add_point_label(QCustomPlot* p, const sessions::ParetoPoint& at, const QString& text,
+                     const QString& family, Qt::Alignment alignment, const QMargins& padding,
+                     const QColor& color) {
+  auto* label = new QCPItemText(p);
+  label->position->setCoords(at.r, at.q);
+  label->setPositionAlignment(alignment);
+  label->setPadding(padding);
+  label->setProperty("kvwb_point_label", true);
+  label->setFont(QFont(family, 8));
+  label->setColor(color);
+  label->setText(text);
+}
+
 }  // namespace
 
 ParetoView::ParetoView(QWidget* parent) : ChartView(parent) {
@@ -475,22 +500,9 @@ void ParetoView::draw() {
     g->setScatterStyle(
         QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(QColor(30, 30, 30), 1.5), Qt::NoBrush, 14));
     g->setData(xs, ys, true);
-    for (const auto& fp : model_.result.frontier) {
-      auto* label = new QCPItemText(p);
-      label->position->setCoords(fp.rep.r, fp.rep.q);
-      label->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
-      label->setPadding(QMargins(7, 3, 0, 0));
-      label->setProperty("kvwb_point_label", true);
-      label->setFont(QFont(font().family(), 8));
-      label->setColor(QColor(60, 60, 60));
-      QString text = QString("#%1").arg(fp.rep.id);
-      for (const auto& pt : model_.points)
-        if (pt.id == fp.rep.id) {
-          text += " " + QString::fromStdString(pt.short_label);
-          if (!pt.verdict.empty()) text += " · " + QString::fromStdString(pt.verdict);
-        }
-      label->setText(text);
-    }
+    for (const auto& fp : model_.result.frontier)
+      add_point_label(p, fp.rep, point_label_text(model_.points, fp.rep.id), font().family(),
+                      Qt::AlignLeft | Qt::AlignTop, QMargins(7, 3, 0, 0), QColor(60, 60, 60));
   }
   // Overlaid stores: one colour and marker per store, their own frontier staircase.
   static const QColor kStoreColours[] = {QColor(200, 30, 30), QColor(20, 130, 60),
@@ -516,20 +528,8 @@ void ParetoView::draw() {
     for (const auto& fp : om.result.frontier) {
       fx.push_back(fp.rep.r);
       fy.push_back(fp.rep.q);
-      auto* label = new QCPItemText(p);
-      label->position->setCoords(fp.rep.r, fp.rep.q);
-      label->setPositionAlignment(Qt::AlignLeft | Qt::AlignBottom);
-      label->setPadding(QMargins(7, 0, 0, 3));
-      label->setProperty("kvwb_point_label", true);
-      label->setFont(QFont(font().family(), 8));
-      label->setColor(c.darker(130));
-      QString text = QString("#%1").arg(fp.rep.id);
-      for (const auto& pt : om.points)
-        if (pt.id == fp.rep.id) {
-          text += " " + QString::fromStdString(pt.short_label);
-          if (!pt.verdict.empty()) text += " · " + QString::fromStdString(pt.verdict);
-        }
-      label->setText(text);
+      add_point_label(p, fp.rep, point_label_text(om.points, fp.rep.id), font().family(),
+                      Qt::AlignLeft | Qt::AlignBottom, QMargins(7, 0, 0, 3), c.darker(130));
     }
     QCPGraph* f = p->addGraph();
     f->setName(QString::fromStdString(om.sweep_name) + " frontier");
@@ -558,33 +558,31 @@ void ParetoView::draw() {
     }
   }
   // The baseline's cell and the row selected in the table.
+  // An outlined marker on one point, its name the legend entry.
+  const auto mark = [p](const QString& name, const ParetoPlotPoint& pt,
+                        QCPScatterStyle::ScatterShape shape, const QColor& color, double pen_width,
+                        double size) {
+    QCPGraph* g = p->addGraph();
+    g->setName(name);
+    g->setLineStyle(QCPGraph::lsNone);
+    g->setScatterStyle(QCPScatterStyle(shape, QPen(color, pen_width), Qt::NoBrush, size));
+    g->setData(QVector<double>{pt.r}, QVector<double>{pt.q}, true);
+  };
   if (model_.baseline >= 0) {
     const auto& b = model_.points[static_cast<size_t>(model_.baseline)];
-    QCPGraph* g = p->addGraph();
-    g->setName(QString("baseline (#%1)").arg(b.id));
-    g->setLineStyle(QCPGraph::lsNone);
-    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDiamond, QPen(QColor(20, 80, 200), 2.5),
-                                       Qt::NoBrush, 20));
-    g->setData(QVector<double>{b.r}, QVector<double>{b.q}, true);
+    mark(QString("baseline (#%1)").arg(b.id), b, QCPScatterStyle::ssDiamond, QColor(20, 80, 200),
+         2.5, 20);
   }
   if (selected_ >= 0 && selected_ < static_cast<int>(rows_.size())) {
     const TableRow r = rows_[static_cast<size_t>(selected_)];
     const auto& pt = store_model(r.store).points[static_cast<size_t>(r.point)];
-    QCPGraph* g = p->addGraph();
-    g->setName(QString("selected row (%1 #%2)").arg(store_name(r.store)).arg(pt.id));
-    g->setLineStyle(QCPGraph::lsNone);
-    g->setScatterStyle(
-        QCPScatterStyle(QCPScatterStyle::ssSquare, QPen(QColor(0, 0, 0), 2.0), Qt::NoBrush, 18));
-    g->setData(QVector<double>{pt.r}, QVector<double>{pt.q}, true);
+    mark(QString("selected row (%1 #%2)").arg(store_name(r.store)).arg(pt.id), pt,
+         QCPScatterStyle::ssSquare, QColor(0, 0, 0), 2.0, 18);
   }
   if (model_.current >= 0) {
     const auto& cur = model_.points[static_cast<size_t>(model_.current)];
-    QCPGraph* g = p->addGraph();
-    g->setName(QString("current configuration (#%1)").arg(cur.id));
-    g->setLineStyle(QCPGraph::lsNone);
-    g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(QColor(220, 0, 120), 2.5),
-                                       Qt::NoBrush, 22));
-    g->setData(QVector<double>{cur.r}, QVector<double>{cur.q}, true);
+    mark(QString("current configuration (#%1)").arg(cur.id), cur, QCPScatterStyle::ssCircle,
+         QColor(220, 0, 120), 2.5, 22);
   }
 
   const double xpad = std::max((x1 - x0) * 0.06, 0.05);

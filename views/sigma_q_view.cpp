@@ -120,16 +120,7 @@ void SigmaQView::draw() {
   for (const SigmaQLayer& l : model_.layers) {
     if (!l.skip && !l.user_skip) continue;
     for (QCPAxisRect* r : {p->axisRect(0), lower}) {
-      auto* band = new QCPItemRect(p);
-      band->setClipAxisRect(r);
-      band->topLeft->setAxes(r->axis(QCPAxis::atBottom), r->axis(QCPAxis::atLeft));
-      band->bottomRight->setAxes(r->axis(QCPAxis::atBottom), r->axis(QCPAxis::atLeft));
-      band->topLeft->setTypeY(QCPItemPosition::ptAxisRectRatio);
-      band->bottomRight->setTypeY(QCPItemPosition::ptAxisRectRatio);
-      band->topLeft->setAxisRect(r);
-      band->bottomRight->setAxisRect(r);
-      band->topLeft->setCoords(l.layer - 0.4, 0);
-      band->bottomRight->setCoords(l.layer + 0.4, 1);
+      QCPItemRect* band = add_band(p, r, l.layer - 0.4, l.layer + 0.4);
       band->setPen(Qt::NoPen);
       band->setBrush(QColor(220, 40, 40, 28));
     }
@@ -155,17 +146,9 @@ void SigmaQView::draw() {
 
   // The selected layer (linked selection): a dotted frame over both panels.
   if (snapshot_->selection.layer >= 0) {
+    const int layer = snapshot_->selection.layer;
     for (QCPAxisRect* r : {p->axisRect(0), lower}) {
-      auto* band = new QCPItemRect(p);
-      band->setClipAxisRect(r);
-      band->topLeft->setAxes(r->axis(QCPAxis::atBottom), r->axis(QCPAxis::atLeft));
-      band->bottomRight->setAxes(r->axis(QCPAxis::atBottom), r->axis(QCPAxis::atLeft));
-      band->topLeft->setTypeY(QCPItemPosition::ptAxisRectRatio);
-      band->bottomRight->setTypeY(QCPItemPosition::ptAxisRectRatio);
-      band->topLeft->setAxisRect(r);
-      band->bottomRight->setAxisRect(r);
-      band->topLeft->setCoords(snapshot_->selection.layer - 0.3, 0);
-      band->bottomRight->setCoords(snapshot_->selection.layer + 0.3, 1);
+      QCPItemRect* band = add_band(p, r, layer - 0.3, layer + 0.3);
       band->setPen(QPen(QColor(200, 0, 0, 120), 1.0, Qt::DotLine));
       band->setBrush(QColor(200, 0, 0, 18));
     }

@@ -35,12 +35,9 @@ SpectrumView::SpectrumView(QWidget* parent) : ChartView(parent) {
   tensor_ = new QComboBox(this);
   tensor_->setObjectName("tensor");
   tensor_->addItems({"K pre-RoPE", "K whitened (K·L)", "V", "All three"});
-  controls()->addWidget(new QLabel("Layer", this));
-  controls()->addWidget(layer_);
-  controls()->addWidget(new QLabel("KV head", this));
-  controls()->addWidget(head_);
-  controls()->addWidget(new QLabel("Tensor", this));
-  controls()->addWidget(tensor_);
+  add_control("Layer", layer_);
+  add_control("KV head", head_);
+  add_control("Tensor", tensor_);
   controls()->addStretch(1);
   title_ = setup_chart(plot());
   install_hover_tooltips(plot());

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -28,6 +29,12 @@ extern "C" void on_signal(int) {
 }  // namespace
 
 void protect_input_value(const std::string& path) { io::protect_input(path); }
+
+void add_capture_arg(CLI::App& cmd, std::string& capture) {
+  cmd.add_option("capture", capture, "Capture file (.kvc.h5)")
+      ->each(protect_input_value)
+      ->required();
+}
 
 bool interrupted() noexcept { return g_interrupted.load(); }
 void install_interrupt_handler() {

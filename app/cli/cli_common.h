@@ -88,6 +88,9 @@ class TerminalJob {
 /// output of the command (io::protect_input), so no output ever replaces an input.
 void protect_input_value(const std::string& path);
 
+/// The required positional `capture` of a command: a capture file (.kvc.h5), protected as an input.
+void add_capture_arg(CLI::App& cmd, std::string& capture);
+
 /// Set by SIGINT/SIGTERM while a TerminalJob runs; long commands poll it through its cancel token.
 bool interrupted() noexcept;
 /// SIGINT and SIGTERM: the first cancels the running TerminalJob cooperatively (exit 130, finished

@@ -117,7 +117,7 @@ void add_analyze_command(CLI::App& app) {
       app.add_subcommand("analyze",
                          "Spectra and d_eff of K (pre-RoPE, whitened) and V, Σ_q conditioning and "
                          "skip rule, kurtosis, and residual outlier rates of a configuration");
-  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
+  add_capture_arg(*cmd, args->capture);
   cmd->add_option("--json", args->json_out, "Write the analysis JSON here (atomic)");
   cmd->add_option("--csv", args->csv_out, "Write one CSV row per (layer, kv head) here");
   cmd->add_option("--vr", args->vr, "An extra variance ratio for d_eff (0 < vr <= 1)");

@@ -124,7 +124,7 @@ void add_boundary_commands(CLI::App& app) {
   auto* rc = app.add_subcommand("recommend-boundary",
                                 "Rank layers by measured attention sensitivity (with the Σ_q skip rule marked) and "
                                 "measure greedy boundary-layer sets of sizes 1..N");
-  rc->add_option("capture", b->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
+  add_capture_arg(*rc, b->capture);
   add_run_flags(*rc, b->flags);
   rc->add_option("--max-layers", b->max_layers, "Largest boundary set to propose")->check(CLI::Range(1, 4096));
   rc->add_option("--json", b->json_out, "Write the ranking and the measured sets as JSON");
@@ -133,7 +133,7 @@ void add_boundary_commands(CLI::App& app) {
   auto p = std::make_shared<PlanArgs>();
   auto* pc = app.add_subcommand("plan", "Choose per-layer K/V bit widths and boundary layers that reach a target ratio "
                                         "with the least attention error, then run the plan to confirm it");
-  pc->add_option("capture", p->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
+  add_capture_arg(*pc, p->capture);
   add_run_flags(*pc, p->flags);
   pc->add_option("--target-ratio", p->target, "Model-level ratio vs bf16 to reach")->required();
   pc->add_option("--metric", p->metric, "attn_out_rel_err (default) | attn_kl | rel_mse");

@@ -84,7 +84,7 @@ void add_export_bundle_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("export-bundle",
                                  "Export a configuration as a deployable calibration bundle (bundle-format.md), "
                                  "written atomically");
-  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
+  add_capture_arg(*cmd, args->capture);
   cmd->add_option("--out", args->out_dir, "Bundle folder to create")->required();
   cmd->add_flag("--force", args->force, "Replace an existing non-empty bundle folder (atomically)");
   cmd->add_flag("--gaussian-centroids", args->gaussian,

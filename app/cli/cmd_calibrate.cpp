@@ -110,7 +110,7 @@ void add_calibrate_command(CLI::App& app) {
       app.add_subcommand("calibrate",
                          "Write Σ_q factors (sigma_q.safetensors + .json) and Lloyd-Max centroid "
                          "tables calibrated on the runtime encode path");
-  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
+  add_capture_arg(*cmd, args->capture);
   cmd->add_option("--out", args->out_dir,
                   "Output folder (created if missing; files are written atomically)")
       ->required();

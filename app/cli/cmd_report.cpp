@@ -137,7 +137,7 @@ void add_report_command(CLI::App& app) {
                          "Write a self-contained HTML report (and a PDF) of a capture: identity, "
                          "configuration, totals, per-layer results, analysis charts, a sweep's "
                          "Pareto frontier, a bundle check");
-  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
+  add_capture_arg(*cmd, args->capture);
   add_run_flags(*cmd, args->flags);
   cmd->add_option("--store", args->store,
                   "Sweep result store: Pareto frontier, all cells, and one cell's details "

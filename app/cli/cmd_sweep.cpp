@@ -131,7 +131,7 @@ void add_sweep_command(CLI::App& app) {
   auto args = std::make_shared<SweepArgs>();
   auto* cmd = app.add_subcommand("sweep", "Run every cell of a configuration grid on a capture into a crash-safe "
                                           "result store (docs/sweeps.md)");
-  cmd->add_option("capture", args->capture, "Capture file (.kvc.h5)")->each(protect_input_value)->required();
+  add_capture_arg(*cmd, args->capture);
   cmd->add_option("--grid", args->grid, "Grid JSON: option names -> lists of values (docs/sweeps.md)")->each(protect_input_value)->required();
   cmd->add_option("--out", args->store, "Result store folder (must be empty unless --resume)")->required();
   cmd->add_flag("--resume", args->resume, "Continue the store: skip cells already stored");

@@ -44,9 +44,7 @@ QTableWidget* make_table(const QStringList& headers) {
 }
 
 QLabel* make_error_label() {
-  auto* l = new QLabel;
-  l->setWordWrap(true);
-  l->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  auto* l = dlg::selectable_label();
   l->setStyleSheet(dlg::error_style());
   l->setVisible(false);
   return l;
@@ -233,9 +231,7 @@ QWidget* BoundaryPanel::build_plan_tab() {
                                  2 * plan_totals_->verticalHeader()->defaultSectionSize() + 6);
   plan_totals_->setAlternatingRowColors(false);
   tl->addWidget(plan_totals_);
-  plan_notes_ = new QLabel;
-  plan_notes_->setWordWrap(true);
-  plan_notes_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  plan_notes_ = dlg::selectable_label();
   tl->addWidget(plan_notes_);
   l->addWidget(tot_box);
   return w;

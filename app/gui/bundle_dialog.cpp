@@ -169,23 +169,15 @@ void BundleDialog::build_ui() {
   progress_ = new QProgressBar;
   progress_->setVisible(false);
   root->addWidget(progress_);
-  error_ = new QLabel;
-  error_->setObjectName(QStringLiteral("error"));
-  error_->setWordWrap(true);
-  error_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  error_ = dlg::selectable_label(QStringLiteral("error"));
   error_->setVisible(false);
   root->addWidget(error_);
 
   auto* rep_box = new QGroupBox(tr("Check report"));
   auto* rl = new QVBoxLayout(rep_box);
-  headline_ = new QLabel(tr("No bundle checked yet."));
-  headline_->setObjectName(QStringLiteral("headline"));
-  headline_->setWordWrap(true);
-  headline_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  headline_ = dlg::selectable_label(QStringLiteral("headline"), tr("No bundle checked yet."));
   rl->addWidget(headline_);
-  export_info_ = new QLabel;
-  export_info_->setWordWrap(true);
-  export_info_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  export_info_ = dlg::selectable_label();
   export_info_->setVisible(false);
   rl->addWidget(export_info_);
   report_tabs_ = new QTabWidget;

@@ -28,6 +28,17 @@ inline void show_error(QLabel* label, const QString& text) {
   label->setVisible(!text.isEmpty());
 }
 
+/// A word-wrapped label whose text can be selected and copied (statuses, errors, notes), named
+/// `object_name` (for tests) when that is not empty.
+inline QLabel* selectable_label(const QString& object_name = QString(),
+                                const QString& text = QString()) {
+  auto* l = new QLabel(text);
+  if (!object_name.isEmpty()) l->setObjectName(object_name);
+  l->setWordWrap(true);
+  l->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  return l;
+}
+
 /// A read-only table cell; numbers right-aligned.
 inline QTableWidgetItem* cell(const QString& text, bool number = false) {
   auto* it = new QTableWidgetItem(text);

@@ -112,10 +112,7 @@ SlurmDialog::SlurmDialog(Workbench& workbench, nlohmann::json grid, size_t cells
   connect(write_button_, &QPushButton::clicked, this, [this] { write_scripts(); });
   connect(close, &QPushButton::clicked, this, &QDialog::accept);
 
-  status_ = new QLabel;
-  status_->setObjectName(QStringLiteral("slurm_status"));
-  status_->setWordWrap(true);
-  status_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  status_ = dlg::selectable_label(QStringLiteral("slurm_status"));
   root->addWidget(status_);
   text_ = new QPlainTextEdit;
   text_->setObjectName(QStringLiteral("slurm_text"));

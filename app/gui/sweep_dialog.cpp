@@ -309,15 +309,9 @@ void SweepDialog::build_ui() {
   connect(slurm_button_, &QPushButton::clicked, this, [this] { open_slurm_dialog(); });
   connect(cancel_button_, &QPushButton::clicked, this, &SweepDialog::cancel);
 
-  status_label_ = new QLabel;
-  status_label_->setObjectName(QStringLiteral("status"));
-  status_label_->setWordWrap(true);
-  status_label_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  status_label_ = dlg::selectable_label(QStringLiteral("status"));
   rl->addWidget(status_label_);
-  summary_label_ = new QLabel;
-  summary_label_->setObjectName(QStringLiteral("summary"));
-  summary_label_->setWordWrap(true);
-  summary_label_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  summary_label_ = dlg::selectable_label(QStringLiteral("summary"));
   rl->addWidget(summary_label_);
   results_ = new QTableWidget(0, 5);
   results_->setObjectName(QStringLiteral("results"));

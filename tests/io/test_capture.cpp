@@ -699,15 +699,13 @@ TEST(CaptureReal, TruncatedRealFileNamesTheFile) {
 // ---- the synthetic demo capture --------------------------------------------------------------
 
 kvwb::io::DemoCaptureOptions small_demo() {
-  kvwb::io::DemoCaptureOptions o;
-  o.layers = 2;
-  o.kv_heads = 2;
-  o.q_heads = 4;
-  o.head_dim = 32;
-  o.seqs = 2;
-  o.tokens = 64;
-  o.seed = 1234;
-  return o;
+  return {.layers = 2,
+          .kv_heads = 2,
+          .q_heads = 4,
+          .head_dim = 32,
+          .seqs = 2,
+          .tokens = 64,
+          .seed = 1234};
 }
 
 double row_norm(const float* r, size_t d) {

@@ -14,6 +14,7 @@
 #include "codec/math/rng.h"
 #include "io/atomic_file.h"
 #include "io/kktv.h"
+#include "tests/io/malformed_file.h"
 #include "tests/test_support.h"
 
 namespace {
@@ -99,22 +100,10 @@ TEST(KktvFormat, MissingFileIsIoError) {
   EXPECT_THROW(kvwb::io::read_kktv(dir.file("absent.kktv")), kvwb::IoError);
 }
 
-class KktvMalformed : public ::testing::Test {
+class KktvMalformed : public kvwb::test::MalformedFileTest {
  protected:
-  void expect_error(const std::vector<uint8_t>& bytes, const std::string& what) {
-    const std::string path = dir_.file("case" + std::to_string(counter_++) + ".kktv");
-    kvwb::io::write_file_atomic(path, std::span<const uint8_t>(bytes));
-    try {
-      kvwb::io::read_kktv(path);
-      ADD_FAILURE() << "accepted a file that should fail with: " << what;
-    } catch (const kvwb::FormatError& e) {
-      const std::string msg = e.what();
-      EXPECT_NE(msg.find(path), std::string::npos) << "message does not name the file: " << msg;
-      EXPECT_NE(msg.find(what), std::string::npos) << "expected '" << what << "' in: " << msg;
-    }
-  }
-  kvwb::test::TempDir dir_;
-  int counter_ = 0;
+  KktvMalformed()
+      : MalformedFileTest(".kktv", [](const std::string& p) { kvwb::io::read_kktv(p); }) {}
 };
 
 TEST_F(KktvMalformed, EveryCase) {
@@ -136,84 +125,62 @@ TEST_F(KktvMalformed, EveryCase) {
   expect_error(header(M, 1, 1ull << 40, 1u << 20, 0, 16), "expected exactly 4611686018427387928");
 }
 
-/// Counter-based stream over the project RNG.
-struct Draw {
-  uint64_t key;
-  uint64_t i = 0;
-  uint64_t next() { return kvwb::codec::rng::splitmix(key, i++); }
-  uint64_t below(uint64_t n) { return n == 0 ? 0 : next() % n; }
-};
+using kvwb::test::Draw;
 
 TEST(KktvFuzz, RandomMutationsOnlyThrowKvwbErrors) {
   const std::vector<uint8_t> good = kvwb::io::serialize_kktv(sample());
   const std::string source = "fuzz.kktv";
   Draw d{kvwb::codec::rng::kTagTest ^ 0x4B4Bu};
   constexpr int kIterations = 8000;
-  int accepted = 0, rejected = 0;
-  const auto start = std::chrono::steady_clock::now();
-  const std::clock_t cpu_start = std::clock();
-  for (int it = 0; it < kIterations; ++it) {
-    std::vector<uint8_t> b = good;
-    const uint64_t kind = d.below(6);
-    switch (kind) {
-      case 0: {  // bit flips (header-biased half the time)
-        const uint64_t flips = 1 + d.below(3);
-        const uint64_t span = d.below(2) ? 24 : b.size();
-        for (uint64_t k = 0; k < flips; ++k) b[d.below(span)] ^= uint8_t(1u << d.below(8));
-        break;
-      }
-      case 1: {  // byte overwrites
-        const uint64_t count = 1 + d.below(4);
-        for (uint64_t k = 0; k < count; ++k) b[d.below(b.size())] = uint8_t(d.next());
-        break;
-      }
-      case 2:  // truncation
-        b.resize(d.below(b.size()));
-        break;
-      case 3: {  // random N and D: anything, or consistent with another length
-        uint64_t rows = d.next();
-        uint32_t dim = static_cast<uint32_t>(d.next());
-        if (d.below(2)) {
-          rows = d.below(32);
-          dim = static_cast<uint32_t>(d.below(32));
+  const kvwb::test::FuzzTally tally = kvwb::test::fuzz_reader(
+      "kktv", good, kIterations, source,
+      [&](std::vector<uint8_t>& b) {
+        const uint64_t kind = d.below(6);
+        switch (kind) {
+          case 0: {  // bit flips (header-biased half the time)
+            const uint64_t flips = 1 + d.below(3);
+            const uint64_t span = d.below(2) ? 24 : b.size();
+            for (uint64_t k = 0; k < flips; ++k) b[d.below(span)] ^= uint8_t(1u << d.below(8));
+            break;
+          }
+          case 1: {  // byte overwrites
+            const uint64_t count = 1 + d.below(4);
+            for (uint64_t k = 0; k < count; ++k) b[d.below(b.size())] = uint8_t(d.next());
+            break;
+          }
+          case 2:  // truncation
+            b.resize(d.below(b.size()));
+            break;
+          case 3: {  // random N and D: anything, or consistent with another length
+            uint64_t rows = d.next();
+            uint32_t dim = static_cast<uint32_t>(d.next());
+            if (d.below(2)) {
+              rows = d.below(32);
+              dim = static_cast<uint32_t>(d.below(32));
+            }
+            std::memcpy(b.data() + 8, &rows, 8);
+            std::memcpy(b.data() + 16, &dim, 4);
+            break;
+          }
+          case 4: {  // appended junk
+            const uint64_t extra = 1 + d.below(40);
+            for (uint64_t k = 0; k < extra; ++k) b.push_back(uint8_t(d.next()));
+            break;
+          }
+          default: {  // data bytes only (must always parse)
+            b[24 + d.below(b.size() - 24)] = uint8_t(d.next());
+            break;
+          }
         }
-        std::memcpy(b.data() + 8, &rows, 8);
-        std::memcpy(b.data() + 16, &dim, 4);
-        break;
-      }
-      case 4: {  // appended junk
-        const uint64_t extra = 1 + d.below(40);
-        for (uint64_t k = 0; k < extra; ++k) b.push_back(uint8_t(d.next()));
-        break;
-      }
-      default: {  // data bytes only (must always parse)
-        b[24 + d.below(b.size() - 24)] = uint8_t(d.next());
-        break;
-      }
-    }
-    try {
-      const KktvTensor t = kvwb::io::parse_kktv(b, source);
-      ++accepted;
-      ASSERT_EQ(t.data.size(), t.rows * t.dim);
-      ASSERT_EQ(b.size(), 24 + 4 * t.data.size());
-    } catch (const kvwb::FormatError& e) {
-      ++rejected;
-      ASSERT_NE(std::string(e.what()).find(source), std::string::npos)
-          << "iteration " << it << ": " << e.what();
-    } catch (const kvwb::Error& e) {
-      ++rejected;
-    } catch (const std::exception& e) {
-      FAIL() << "iteration " << it << " (kind " << kind
-             << ") threw a non-kvwb exception: " << e.what();
-    }
-  }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
-  EXPECT_GT(accepted, kIterations / 10);
-  EXPECT_GT(rejected, kIterations / 2);
-  std::printf("[ kktv fuzz ] %d mutations: %d accepted, %d rejected, %.2f s wall, %.2f s cpu\n",
-              kIterations, accepted, rejected, secs, cpu);
+        return kind;
+      },
+      [&](const std::vector<uint8_t>& b) {
+        const KktvTensor t = kvwb::io::parse_kktv(b, source);
+        ASSERT_EQ(t.data.size(), t.rows * t.dim);
+        ASSERT_EQ(b.size(), 24 + 4 * t.data.size());
+      });
+  EXPECT_GT(tally.accepted, kIterations / 10);
+  EXPECT_GT(tally.rejected, kIterations / 2);
 }
 
 }  // namespace

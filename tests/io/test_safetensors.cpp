@@ -14,6 +14,7 @@
 #include "codec/math/rng.h"
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "tests/io/malformed_file.h"
 #include "tests/test_support.h"
 
 namespace {
@@ -188,28 +189,15 @@ TEST(SafetensorsFormat, MissingFileIsIoError) {
 
 // ---- malformed files ------------------------------------------------------------------------
 
-class SafetensorsMalformed : public ::testing::Test {
+class SafetensorsMalformed : public kvwb::test::MalformedFileTest {
  protected:
-  /// Writes `bytes` to a file, reads it back and expects a FormatError whose message names the
-  /// file and contains `what`.
-  void expect_error(const std::vector<uint8_t>& bytes, const std::string& what) {
-    const std::string path = dir_.file("case" + std::to_string(counter_++) + ".safetensors");
-    kvwb::io::write_file_atomic(path, std::span<const uint8_t>(bytes));
-    try {
-      kvwb::io::read_safetensors(path);
-      ADD_FAILURE() << "accepted a file that should fail with: " << what;
-    } catch (const kvwb::FormatError& e) {
-      const std::string msg = e.what();
-      EXPECT_NE(msg.find(path), std::string::npos) << "message does not name the file: " << msg;
-      EXPECT_NE(msg.find(what), std::string::npos) << "expected '" << what << "' in: " << msg;
-    }
-  }
+  SafetensorsMalformed()
+      : MalformedFileTest(".safetensors",
+                          [](const std::string& p) { kvwb::io::read_safetensors(p); }) {}
   void expect_header_error(const std::string& header, const std::vector<uint8_t>& data,
                            const std::string& what) {
     expect_error(raw_file(header, data), what);
   }
-  kvwb::test::TempDir dir_;
-  int counter_ = 0;
 };
 
 const std::vector<uint8_t> kFour = {1, 2, 3, 4};
@@ -396,13 +384,7 @@ TEST(SafetensorsReal, QwenSigmaQ) {
 
 // ---- randomised corruption ------------------------------------------------------------------
 
-/// Counter-based stream over the project RNG.
-struct Draw {
-  uint64_t key;
-  uint64_t i = 0;
-  uint64_t next() { return kvwb::codec::rng::splitmix(key, i++); }
-  uint64_t below(uint64_t n) { return n == 0 ? 0 : next() % n; }
-};
+using kvwb::test::Draw;
 
 TEST(SafetensorsFuzz, RandomMutationsOnlyThrowKvwbErrors) {
   SafeTensorsFile base = small_file();
@@ -412,89 +394,72 @@ TEST(SafetensorsFuzz, RandomMutationsOnlyThrowKvwbErrors) {
   const std::string source = "fuzz.safetensors";
   Draw d{kvwb::codec::rng::kTagTest ^ 0x5354u};
   constexpr int kIterations = 4000;
-  int accepted = 0, rejected = 0;
-  const auto start = std::chrono::steady_clock::now();
-  const std::clock_t cpu_start = std::clock();
-  for (int it = 0; it < kIterations; ++it) {
-    std::vector<uint8_t> b = good;
-    const uint64_t kind = d.below(8);
-    switch (kind) {
-      case 0: {  // bit flips anywhere
-        const uint64_t flips = 1 + d.below(4);
-        for (uint64_t k = 0; k < flips; ++k) b[d.below(b.size())] ^= uint8_t(1u << d.below(8));
-        break;
-      }
-      case 1: {  // byte overwrites anywhere
-        const uint64_t count = 1 + d.below(4);
-        for (uint64_t k = 0; k < count; ++k) b[d.below(b.size())] = uint8_t(d.next());
-        break;
-      }
-      case 2:  // truncation at a random length
-        b.resize(d.below(b.size()));
-        break;
-      case 3: {  // random header length: anything, near the true one, or around the file size
-        uint64_t v = d.next();
-        const uint64_t mode = d.below(3);
-        if (mode == 1) v = n + d.below(17) - 8;
-        if (mode == 2) v = b.size() + d.below(17) - 8;
-        std::memcpy(b.data(), &v, 8);
-        break;
-      }
-      case 4: {  // appended junk
-        const uint64_t extra = 1 + d.below(64);
-        for (uint64_t k = 0; k < extra; ++k) b.push_back(uint8_t(d.next()));
-        break;
-      }
-      case 5: {  // header digits changed (valid JSON, inconsistent values)
-        const uint64_t count = 1 + d.below(3);
-        for (uint64_t k = 0; k < count; ++k) {
-          const size_t p = 8 + d.below(n);
-          if (b[p] >= '0' && b[p] <= '9') b[p] = uint8_t('0' + d.below(10));
+  const kvwb::test::FuzzTally tally = kvwb::test::fuzz_reader(
+      "safetensors", good, kIterations, source,
+      [&](std::vector<uint8_t>& b) {
+        const uint64_t kind = d.below(8);
+        switch (kind) {
+          case 0: {  // bit flips anywhere
+            const uint64_t flips = 1 + d.below(4);
+            for (uint64_t k = 0; k < flips; ++k) b[d.below(b.size())] ^= uint8_t(1u << d.below(8));
+            break;
+          }
+          case 1: {  // byte overwrites anywhere
+            const uint64_t count = 1 + d.below(4);
+            for (uint64_t k = 0; k < count; ++k) b[d.below(b.size())] = uint8_t(d.next());
+            break;
+          }
+          case 2:  // truncation at a random length
+            b.resize(d.below(b.size()));
+            break;
+          case 3: {  // random header length: anything, near the true one, or around the file size
+            uint64_t v = d.next();
+            const uint64_t mode = d.below(3);
+            if (mode == 1) v = n + d.below(17) - 8;
+            if (mode == 2) v = b.size() + d.below(17) - 8;
+            std::memcpy(b.data(), &v, 8);
+            break;
+          }
+          case 4: {  // appended junk
+            const uint64_t extra = 1 + d.below(64);
+            for (uint64_t k = 0; k < extra; ++k) b.push_back(uint8_t(d.next()));
+            break;
+          }
+          case 5: {  // header digits changed (valid JSON, inconsistent values)
+            const uint64_t count = 1 + d.below(3);
+            for (uint64_t k = 0; k < count; ++k) {
+              const size_t p = 8 + d.below(n);
+              if (b[p] >= '0' && b[p] <= '9') b[p] = uint8_t('0' + d.below(10));
+            }
+            break;
+          }
+          case 6: {  // a header byte deleted or inserted (shifts the data section)
+            const size_t p = 8 + d.below(n);
+            if (d.below(2))
+              b.erase(b.begin() + static_cast<long>(p));
+            else
+              b.insert(b.begin() + static_cast<long>(p), uint8_t(d.next()));
+            break;
+          }
+          default: {  // data-section bytes only (must always parse)
+            const size_t data = b.size() - 8 - n;
+            if (data > 0) b[8 + n + d.below(data)] = uint8_t(d.next());
+            break;
+          }
         }
-        break;
-      }
-      case 6: {  // a header byte deleted or inserted (shifts the data section)
-        const size_t p = 8 + d.below(n);
-        if (d.below(2))
-          b.erase(b.begin() + static_cast<long>(p));
-        else
-          b.insert(b.begin() + static_cast<long>(p), uint8_t(d.next()));
-        break;
-      }
-      default: {  // data-section bytes only (must always parse)
-        const size_t data = b.size() - 8 - n;
-        if (data > 0) b[8 + n + d.below(data)] = uint8_t(d.next());
-        break;
-      }
-    }
-    try {
-      const SafeTensorsFile f = kvwb::io::parse_safetensors(b, source);
-      ++accepted;
-      uint64_t total = 0;
-      for (const SafeTensor& t : f.tensors) {
-        ASSERT_EQ(t.data.size(), t.element_count() * kvwb::io::safetensors_dtype_size(t.dtype));
-        total += t.data.size();
-      }
-      ASSERT_LE(total, b.size());
-    } catch (const kvwb::FormatError& e) {
-      ++rejected;
-      ASSERT_NE(std::string(e.what()).find(source), std::string::npos)
-          << "iteration " << it << ": " << e.what();
-    } catch (const kvwb::Error& e) {
-      ++rejected;
-    } catch (const std::exception& e) {
-      FAIL() << "iteration " << it << " (kind " << kind
-             << ") threw a non-kvwb exception: " << e.what();
-    }
-  }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
-  EXPECT_GT(accepted, kIterations / 20);
-  EXPECT_GT(rejected, kIterations / 2);
-  std::printf(
-      "[ safetensors fuzz ] %d mutations: %d accepted, %d rejected, %.2f s wall, %.2f s cpu\n",
-      kIterations, accepted, rejected, secs, cpu);
+        return kind;
+      },
+      [&](const std::vector<uint8_t>& b) {
+        const SafeTensorsFile f = kvwb::io::parse_safetensors(b, source);
+        uint64_t total = 0;
+        for (const SafeTensor& t : f.tensors) {
+          ASSERT_EQ(t.data.size(), t.element_count() * kvwb::io::safetensors_dtype_size(t.dtype));
+          total += t.data.size();
+        }
+        ASSERT_LE(total, b.size());
+      });
+  EXPECT_GT(tally.accepted, kIterations / 20);
+  EXPECT_GT(tally.rejected, kIterations / 2);
 }
 
 }  // namespace

@@ -562,15 +562,19 @@ class Suite:
                               ("check-partial", ["bundle-check", dst, "--partial"])):
                 self.add(C, f"{n} [{tag}]", args, names or [dst], expect, unchanged=[dst])
 
-        def side(key, val, rehash=True):
+        def edit_json(name, edit_fn, indent=None, rehash=True):
+            """An edit of the bundle's JSON file `name` by edit_fn (in place), then the manifest re-hashed."""
             def e(dst):
-                p = os.path.join(dst, "sigma_q.json")
+                p = os.path.join(dst, name)
                 j = json.load(open(p))
-                j[key] = val
-                write_json(p, json.dumps(j, indent=2))
+                edit_fn(j)
+                write_json(p, json.dumps(j, indent=indent))
                 if rehash:
                     rehash_manifest(dst)
             return e
+
+        def side(key, val):
+            return edit_json("sigma_q.json", lambda j: j.__setitem__(key, val), indent=2)
         for key, vals in {"num_kv_heads": [-1, 0, 2**31 - 1, 2**40, 1.5, "2", None],
                           "head_dim": [-1, 0, 2**20, 2**31 - 1, 2**40, "32"],
                           "num_q_heads": [-4, 0, 2**40, 3],
@@ -585,12 +589,7 @@ class Suite:
                 bundle_case(f"sidecar-{key}-{i}", side(key, v), "error" if key not in ("regularisation",) else "any")
 
         def manifest(edit_fn):
-            def e(dst):
-                p = os.path.join(dst, "MANIFEST.json")
-                m = json.load(open(p))
-                edit_fn(m)
-                write_json(p, json.dumps(m))
-            return e
+            return edit_json("MANIFEST.json", edit_fn, rehash=False)
         for n, fn in [
             ("version-huge", lambda m: m.__setitem__("bundle_format_version", 2**40)),
             ("version-neg", lambda m: m.__setitem__("bundle_format_version", -(2**40))),
@@ -607,13 +606,7 @@ class Suite:
         bundle_case("manifest-deep", lambda d: write_bytes(os.path.join(d, "MANIFEST.json"), b"[" * 200000))
 
         def cc(edit_fn):
-            def e(dst):
-                p = os.path.join(dst, "codec_config.json")
-                j = json.load(open(p))
-                edit_fn(j)
-                write_json(p, json.dumps(j))
-                rehash_manifest(dst)
-            return e
+            return edit_json("codec_config.json", edit_fn)
         for n, fn in [
             ("block-size-huge", lambda j: j.__setitem__("block_size", 2**40)),
             ("block-size-string", lambda j: j.__setitem__("block_size", "x")),
@@ -769,6 +762,13 @@ class Suite:
                                               "--continuation", "8", "--passages", "1"], names or [m], expect)
             self.add(C, f"model {n} [capture]", ["capture", "--model", m, "--ids", self.ids, "--seqs", "1",
                                                  "--tokens", "32", "--out", self.out(f"{n}-cap.kvc.h5")], names or [m], expect)
+        def fresh_model(n, **kw):
+            """A new model folder model/<n> (any earlier one removed) written by write_model."""
+            m = self.path(f"model/{n}")
+            shutil.rmtree(m, ignore_errors=True)
+            write_model(m, **kw)
+            return m
+
         for n, kw, names in [
             ("traversal", {"manifest_edit": lambda m: m["tensors"][0].__setitem__("filename", "../../../../../../etc/passwd")}, None),
             ("absolute", {"manifest_edit": lambda m: m["tensors"][0].__setitem__("filename", "/etc/passwd")}, None),
@@ -787,33 +787,18 @@ class Suite:
             ("eps-zero", {"cfg_over": {"rms_norm_eps": 0}}, None),
             ("max-position-neg", {"cfg_over": {"max_position": -1}}, None),
         ]:
-            m = self.path(f"model/{n}")
-            shutil.rmtree(m, ignore_errors=True)
-            write_model(m, **kw)
-            model_cmds(n, m, names=names)
-        m = self.path("model/fifo-weight")
-        shutil.rmtree(m, ignore_errors=True)
-        write_model(m)
-        w = os.path.join(m, "model_norm_weight.bin")
-        os.remove(w)
-        os.mkfifo(w)
-        model_cmds("fifo-weight", m, names=["model_norm_weight.bin"])
-        m = self.path("model/folder-weight")
-        shutil.rmtree(m, ignore_errors=True)
-        write_model(m)
-        w = os.path.join(m, "model_norm_weight.bin")
-        os.remove(w)
-        os.makedirs(w)
-        model_cmds("folder-weight", m, names=["model_norm_weight.bin"])
-        m = self.path("model/truncated-weight")
-        shutil.rmtree(m, ignore_errors=True)
-        write_model(m)
+            model_cmds(n, fresh_model(n, **kw), names=names)
+        for n, make in [("fifo-weight", os.mkfifo), ("folder-weight", os.makedirs)]:
+            m = fresh_model(n)
+            w = os.path.join(m, "model_norm_weight.bin")
+            os.remove(w)
+            make(w)
+            model_cmds(n, m, names=["model_norm_weight.bin"])
+        m = fresh_model("truncated-weight")
         w = os.path.join(m, "lm_head_weight.bin")
         write_bytes(w, open(w, "rb").read()[:100])
         model_cmds("truncated-weight", m, names=["lm_head_weight.bin"])
-        m = self.path("model/tokens-junk")
-        shutil.rmtree(m, ignore_errors=True)
-        write_model(m)
+        m = fresh_model("tokens-junk")
         write_bytes(os.path.join(m, "tokens.json"), b"\xff\xfe{{")
         model_cmds("tokens-junk", m, "any", names=["tokens.json"])
         for n, b in [("llama2c-header-huge", struct.pack("<7i", 2**30, 2**30, 2**30, 2**30, 2**30, 2**30, 2**30)),

@@ -1,7 +1,6 @@
 #pragma once
-// A small synthetic capture for the sessions tests: 3 layers, 2 kv heads, 4 query heads,
-// 2 sequences; head_dim and tokens per caller. Written once per binary and name into a temporary
-// folder that lives as long as the binary.
+// Synthetic captures for the sessions tests, each written once per binary and name into a
+// temporary folder that lives as long as the binary.
 #include <map>
 #include <string>
 
@@ -10,23 +9,33 @@
 
 namespace kvwb::test {
 
-inline const std::string& small_demo_capture(const std::string& name, int head_dim, int tokens) {
-  static TempDir* dir = new TempDir();  // lives for the whole binary
+/// A temporary folder that lives for the whole test binary (shared by its tests).
+inline TempDir& binary_temp_dir() {
+  static TempDir* dir = new TempDir();
+  return *dir;
+}
+
+/// The demo capture `opt` written as `name` into binary_temp_dir() on the first call for that
+/// name; later calls with the same name return the same file (keep one name per shape).
+inline const std::string& demo_capture(const std::string& name, const io::DemoCaptureOptions& opt) {
   static std::map<std::string, std::string> written;
   auto it = written.find(name);
   if (it == written.end()) {
-    const std::string p = dir->file(name);
-    io::DemoCaptureOptions o;
-    o.layers = 3;
-    o.kv_heads = 2;
-    o.q_heads = 4;
-    o.head_dim = head_dim;
-    o.seqs = 2;
-    o.tokens = tokens;
-    io::write_demo_capture(p, o);
+    const std::string p = binary_temp_dir().file(name);
+    io::write_demo_capture(p, opt);
     it = written.emplace(name, p).first;
   }
   return it->second;
+}
+
+/// 3 layers, 2 kv heads, 4 query heads, 2 sequences; head_dim and tokens per caller.
+inline const std::string& small_demo_capture(const std::string& name, int head_dim, int tokens) {
+  return demo_capture(name, {.layers = 3,
+                             .kv_heads = 2,
+                             .q_heads = 4,
+                             .head_dim = head_dim,
+                             .seqs = 2,
+                             .tokens = tokens});
 }
 
 }  // namespace kvwb::test

@@ -12,6 +12,7 @@
 #include "codec/codec.h"
 #include "sessions/analysis/pareto.h"
 #include "views/models/config_model.h"
+#include "views/models/text_format.h"
 
 namespace kvwb::views {
 
@@ -20,12 +21,6 @@ using nlohmann::json;
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-std::string printf_str(const char* f, double v) {
-  char b[96];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
 
 std::string value_text(const json& v) {
   if (v.is_null()) return "none";
@@ -221,9 +216,9 @@ std::optional<double> CompareTotal::delta() const {
 std::string CompareTotal::delta_text() const {
   const auto d = delta();
   if (!d) return "n/a";
-  std::string s = printf_str(("%+" + format.substr(1)).c_str(), *d);
+  std::string s = format_number(("%+" + format.substr(1)).c_str(), *d);
   if (*baseline != 0 && std::isfinite(*baseline))
-    s += printf_str(" (%+.1f %%)", 100.0 * *d / std::fabs(*baseline));
+    s += format_number(" (%+.1f %%)", 100.0 * *d / std::fabs(*baseline));
   return s;
 }
 
@@ -326,7 +321,7 @@ ComparisonModel build_comparison(const Snapshot& s) {
 std::string comparison_csv(const ComparisonModel& m) {
   std::ostringstream os;
   auto num = [](const std::optional<double>& v) {
-    return v && std::isfinite(*v) ? printf_str("%.17g", *v) : std::string();
+    return v && std::isfinite(*v) ? format_number("%.17g", *v) : std::string();
   };
   auto quote = [](const std::string& t) {
     std::string q = "\"";
@@ -408,19 +403,19 @@ std::string delta_cell_text(LayerMapMetric metric, double d) {
   if (d == 0) return "0";
   switch (metric) {
     case LayerMapMetric::kOutlierRate:
-      return printf_str("%+.2f pp", 100.0 * d);
+      return format_number("%+.2f pp", 100.0 * d);
     case LayerMapMetric::kBytes: {
       const double a = std::fabs(d);
-      if (a >= 1024.0 * 1024.0) return printf_str("%+.2f MiB", d / (1024.0 * 1024.0));
-      if (a >= 1024.0) return printf_str("%+.1f KiB", d / 1024.0);
-      return printf_str("%+.0f B", d);
+      if (a >= 1024.0 * 1024.0) return format_number("%+.2f MiB", d / (1024.0 * 1024.0));
+      if (a >= 1024.0) return format_number("%+.1f KiB", d / 1024.0);
+      return format_number("%+.0f B", d);
     }
     case LayerMapMetric::kDEff:
-      return printf_str("%+.0f", d);
+      return format_number("%+.0f", d);
     case LayerMapMetric::kKurtosis:
-      return printf_str("%+.2f", d);
+      return format_number("%+.2f", d);
     default:
-      return printf_str("%+.2e", d);
+      return format_number("%+.2e", d);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "sessions/analysis/pareto.h"
+#include "views/models/text_format.h"
 
 namespace kvwb::views {
 
@@ -15,32 +16,26 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::string printf_str(const char* f, double v) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
 std::string bytes_text(double b) {
-  if (b >= 1024.0 * 1024.0) return printf_str("%.2f MiB", b / (1024.0 * 1024.0));
-  if (b >= 1024.0) return printf_str("%.1f KiB", b / 1024.0);
-  return printf_str("%.0f B", b);
+  if (b >= 1024.0 * 1024.0) return format_number("%.2f MiB", b / (1024.0 * 1024.0));
+  if (b >= 1024.0) return format_number("%.1f KiB", b / 1024.0);
+  return format_number("%.0f B", b);
 }
 
 std::string cell_text(LayerMapMetric m, double v) {
   if (!std::isfinite(v)) return "n/a";
   switch (m) {
     case LayerMapMetric::kSigmaQCond:
-      return printf_str("%.3g", v);
+      return format_number("%.3g", v);
     case LayerMapMetric::kDEff:
-      return printf_str("%.0f", v);
+      return format_number("%.0f", v);
     case LayerMapMetric::kKurtosis:
-      return printf_str("%.2f", v);
+      return format_number("%.2f", v);
     case LayerMapMetric::kOutlierRate:
-      return printf_str("%.2f %%", 100.0 * v);
+      return format_number("%.2f %%", 100.0 * v);
     case LayerMapMetric::kRelMse:
     case LayerMapMetric::kAttnKl:
-      return printf_str("%.2e", v);
+      return format_number("%.2e", v);
     case LayerMapMetric::kBytes:
       return bytes_text(v);
   }
@@ -177,7 +172,7 @@ std::string join(const std::vector<std::string>& parts, const char* sep) {
 
 std::string fmt_or_na(std::optional<double> v, const char* f) {
   if (!v || !std::isfinite(*v)) return "n/a";
-  return printf_str(f, *v);
+  return format_number(f, *v);
 }
 
 }  // namespace
@@ -246,7 +241,7 @@ std::string layer_map_stream_name(LayerMapMetric m, LayerMapStream s) {
 
 std::string layer_map_exact(double v) {
   if (!std::isfinite(v)) return "n/a";
-  return printf_str("%.17g", v);
+  return format_number("%.17g", v);
 }
 
 LayerMapModel build_layer_map(const Snapshot& s, LayerMapMetric metric, LayerMapStream stream) {

@@ -13,33 +13,34 @@ bool SigmaQModel::any_q() const {
   return std::any_of(layers.begin(), layers.end(), [](const SigmaQLayer& l) { return l.has_q; });
 }
 
-std::vector<PlotSeries> SigmaQModel::cond_series() const {
+namespace {
+
+/// One series per kv head ("<name> kv head h") of a per-head value over the layers; heads with no
+/// layer are left out.
+std::vector<PlotSeries> per_head_series(const std::vector<SigmaQLayer>& layers, int kv_heads,
+                                        const std::string& name, double SigmaQHead::*value) {
   std::vector<PlotSeries> out;
   for (int h = 0; h < kv_heads; ++h) {
-    PlotSeries s{"cond(Σ_reg) kv head " + std::to_string(h), {}, {}};
+    PlotSeries s{name + " kv head " + std::to_string(h), {}, {}};
     for (const SigmaQLayer& l : layers)
       for (const SigmaQHead& hd : l.heads)
         if (hd.kv_head == h) {
           s.x.push_back(l.layer);
-          s.y.push_back(hd.cond_reg);
+          s.y.push_back(hd.*value);
         }
     if (!s.x.empty()) out.push_back(std::move(s));
   }
   return out;
 }
 
+}  // namespace
+
+std::vector<PlotSeries> SigmaQModel::cond_series() const {
+  return per_head_series(layers, kv_heads, "cond(Σ_reg)", &SigmaQHead::cond_reg);
+}
+
 std::vector<PlotSeries> SigmaQModel::max_l_series() const {
-  std::vector<PlotSeries> out;
-  for (int h = 0; h < kv_heads; ++h) {
-    PlotSeries s{"max|L| kv head " + std::to_string(h), {}, {}};
-    for (const SigmaQLayer& l : layers)
-      for (const SigmaQHead& hd : l.heads)
-        if (hd.kv_head == h) {
-          s.x.push_back(l.layer);
-          s.y.push_back(hd.max_abs_L);
-        }
-    if (!s.x.empty()) out.push_back(std::move(s));
-  }
+  std::vector<PlotSeries> out = per_head_series(layers, kv_heads, "max|L|", &SigmaQHead::max_abs_L);
   PlotSeries ml{"m_l (max over heads)", {}, {}}, skipped{"auto-skipped", {}, {}};
   double lo = 0, hi = 0;
   bool first = true;

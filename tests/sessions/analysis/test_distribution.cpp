@@ -8,13 +8,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "tests/test_support.h"
 #include "base/errors.h"
 #include "codec/math/quantizer.h"
-#include "sessions/analysis/analysis.h"
 #include "io/synthetic_capture.h"
+#include "sessions/analysis/analysis.h"
 #include "sessions/analysis/distribution.h"
 #include "sessions/run/runner.h"
+#include "tests/sessions/demo_fixture.h"
+#include "tests/test_support.h"
 
 using namespace kvwb;
 using namespace kvwb::sessions;
@@ -125,16 +126,9 @@ TEST(Distribution, StreamConfigOfALayerHonoursOverrides) {
 }
 
 TEST(Distribution, AgreesWithTheRunnerAndTheOutlierCountsOnADemoCapture) {
-  kvwb::test::TempDir dir;
-  const std::string path = dir.file("demo.kvc.h5");
-  kvwb::io::DemoCaptureOptions o;
-  o.layers = 2;
-  o.kv_heads = 2;
-  o.q_heads = 4;
-  o.head_dim = 32;
-  o.seqs = 2;
-  o.tokens = 128;
-  kvwb::io::write_demo_capture(path, o);
+  const std::string& path = kvwb::test::demo_capture(
+      "distribution.kvc.h5",
+      {.layers = 2, .kv_heads = 2, .q_heads = 4, .head_dim = 32, .seqs = 2, .tokens = 128});
   RunConfig c;
   c.block_size = 64;
   c.attention_metrics = false;

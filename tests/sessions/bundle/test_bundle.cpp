@@ -11,6 +11,7 @@
 #include "io/atomic_file.h"
 #include "sessions/bundle/bundle.h"
 #include "sessions/config/run_config.h"
+#include "tests/sessions/bundle/bundle_fixture.h"
 #include "tests/test_support.h"
 
 namespace kvwb::sessions {
@@ -20,14 +21,17 @@ namespace fs = std::filesystem;
 
 /// The small configuration of the tests: layers 0-3, block 256, Σ_q from the capture, K b=3, V b=2.
 RunConfig small_config() {
-  RunConfig c;
+  RunConfig c = test::bundle_test_config(256);
   c.layers = {0, 1, 2, 3};
-  c.block_size = 256;
-  c.q_precond = "capture";
-  c.k.params["bit_width"] = "3";
-  c.v.params["bit_width"] = "2";
-  c.threads = 2;
   return c;
+}
+
+/// Names of the entries of `dir` (files and folders), sorted.
+std::vector<std::string> entry_names(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 bool contains(const std::vector<std::string>& v, const std::string& needle) {
@@ -38,6 +42,15 @@ std::string joined(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += x + "\n";
   return s;
+}
+
+/// check_bundle(d) fails and its errors contain each of `expected`.
+void expect_check_fails_with(const fs::path& d, const std::vector<std::string>& expected) {
+  const auto rep = check_bundle(d.string());
+  EXPECT_FALSE(rep.ok);
+  for (const std::string& e : expected)
+    EXPECT_TRUE(contains(rep.errors, e)) << "no error contains '" << e << "' in:\n"
+                                         << joined(rep.errors);
 }
 
 void flip_byte(const fs::path& p, size_t offset) {
@@ -142,9 +155,7 @@ TEST_F(BundleTest, CorruptedCentroidFileFailsWithChecksumMessage) {
   test::TempDir t;
   const fs::path d = copy_bundle(t);
   flip_byte(d / "K_b3_centroids.f32", 5);
-  const auto rep = check_bundle(d.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "K_b3_centroids.f32: SHA-256 differs from MANIFEST.json")) << joined(rep.errors);
+  expect_check_fails_with(d, {"K_b3_centroids.f32: SHA-256 differs from MANIFEST.json"});
 }
 
 TEST_F(BundleTest, NonAscendingCentroidsFailEvenWithoutManifest) {
@@ -154,10 +165,8 @@ TEST_F(BundleTest, NonAscendingCentroidsFailEvenWithoutManifest) {
   std::swap_ranges(b.begin(), b.begin() + 4, b.begin() + 4);  // swap entries 0 and 1
   io::write_file_atomic((d / "V_b2_centroids.f32").string(), b);
   fs::remove(d / "MANIFEST.json");
-  const auto rep = check_bundle(d.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "V_b2_centroids.f32: not strictly ascending at entries 0 and 1")) << joined(rep.errors);
-  EXPECT_TRUE(contains(rep.errors, "MANIFEST.json: missing")) << joined(rep.errors);
+  expect_check_fails_with(d, {"V_b2_centroids.f32: not strictly ascending at entries 0 and 1",
+                              "MANIFEST.json: missing"});
 }
 
 TEST_F(BundleTest, CorruptedSafetensorsFails) {
@@ -168,20 +177,15 @@ TEST_F(BundleTest, CorruptedSafetensorsFails) {
   uint64_t n = 0;
   std::memcpy(&n, st.data(), 8);
   flip_byte(d / "sigma_q.safetensors", 8 + n + 4 + 3);
-  const auto rep = check_bundle(d.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "sigma_q.safetensors: SHA-256 differs")) << joined(rep.errors);
-  EXPECT_TRUE(contains(rep.errors, "layer_0, kv head 0: chol is not lower triangular")) << joined(rep.errors);
+  expect_check_fails_with(d, {"sigma_q.safetensors: SHA-256 differs",
+                              "layer_0, kv head 0: chol is not lower triangular"});
 }
 
 TEST_F(BundleTest, DeletedFileAndEditedManifestFail) {
   test::TempDir t;
   const fs::path d = copy_bundle(t);
   fs::remove(d / "deploy.env");
-  auto rep = check_bundle(d.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "deploy.env: missing")) << joined(rep.errors);
-  EXPECT_TRUE(contains(rep.errors, "files lists deploy.env, which is missing")) << joined(rep.errors);
+  expect_check_fails_with(d, {"deploy.env: missing", "files lists deploy.env, which is missing"});
 
   test::TempDir t2;
   const fs::path d2 = copy_bundle(t2);
@@ -189,10 +193,8 @@ TEST_F(BundleTest, DeletedFileAndEditedManifestFail) {
   man["files"][0]["size_bytes"] = 33;
   man["bundle_format_version"] = 2;
   io::write_file_atomic((d2 / "MANIFEST.json").string(), man.dump(2));
-  rep = check_bundle(d2.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "K_b3_centroids.f32: size 32 bytes differs from MANIFEST.json's 33")) << joined(rep.errors);
-  EXPECT_TRUE(contains(rep.errors, "bundle_format_version 2 is newer")) << joined(rep.errors);
+  expect_check_fails_with(d2, {"K_b3_centroids.f32: size 32 bytes differs from MANIFEST.json's 33",
+                               "bundle_format_version 2 is newer"});
 }
 
 TEST_F(BundleTest, ExtraFileAndInconsistentDeployEnvFail) {
@@ -205,11 +207,9 @@ TEST_F(BundleTest, ExtraFileAndInconsistentDeployEnvFail) {
   ASSERT_NE(at, std::string::npos);
   text.replace(at, 26, "\nKAKEYA_DISABLE_SIGMA_Q=1\n");
   io::write_file_atomic((d / "deploy.env").string(), text);
-  const auto rep = check_bundle(d.string());
-  EXPECT_FALSE(rep.ok);
-  EXPECT_TRUE(contains(rep.errors, "notes.txt: unexpected file")) << joined(rep.errors);
-  EXPECT_TRUE(contains(rep.errors, "KAKEYA_DISABLE_SIGMA_Q=1 does not match codec_config.json (expected 0)"))
-      << joined(rep.errors);
+  expect_check_fails_with(
+      d, {"notes.txt: unexpected file",
+          "KAKEYA_DISABLE_SIGMA_Q=1 does not match codec_config.json (expected 0)"});
 }
 
 TEST_F(BundleTest, ExistingFolderRefusedWithoutForceAndReplacedWithIt) {
@@ -239,9 +239,7 @@ TEST_F(BundleTest, ExistingFolderRefusedWithoutForceAndReplacedWithIt) {
   EXPECT_NE(text.find("KAKEYA_DISABLE_SIGMA_Q=1\n"), std::string::npos);
   EXPECT_EQ(text.find("KAKEYA_USE_M2_CENTROIDS"), std::string::npos);
   EXPECT_EQ(r.manifest["centroids"]["K"]["source"], "gaussian");
-  std::vector<std::string> entries;
-  for (const auto& e : fs::directory_iterator(t.path())) entries.push_back(e.path().filename().string());
-  EXPECT_EQ(entries, std::vector<std::string>{"b"});
+  EXPECT_EQ(entry_names(t.path()), std::vector<std::string>{"b"});
 }
 
 TEST_F(BundleTest, ForceReplacesOnlyABundle) {
@@ -289,9 +287,7 @@ TEST_F(BundleTest, FailureMidExportLeavesNoPartialFolder) {
   o.force = true;
   EXPECT_THROW(export_bundle(capture_, c, d.string(), o), IoError);
   EXPECT_TRUE(check_bundle(d.string()).ok);
-  std::vector<std::string> entries;
-  for (const auto& e : fs::directory_iterator(t.path())) entries.push_back(e.path().filename().string());
-  EXPECT_EQ(entries, std::vector<std::string>{"b"});
+  EXPECT_EQ(entry_names(t.path()), std::vector<std::string>{"b"});
 }
 
 TEST_F(BundleTest, PerLayerBitWidthsAreAnExportErrorNamingTheLayers) {

@@ -17,6 +17,7 @@
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/store_merge.h"
 #include "sessions/explore/sweep.h"
+#include "tests/sessions/bundle/bundle_fixture.h"
 #include "tests/test_support.h"
 
 namespace kvwb::sessions {
@@ -25,15 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-RunConfig calibrated_config() {
-  RunConfig c;
-  c.block_size = 64;
-  c.q_precond = "capture";
-  c.k.params["bit_width"] = "3";
-  c.v.params["bit_width"] = "2";
-  c.threads = 2;
-  return c;
-}
+RunConfig calibrated_config() { return test::bundle_test_config(64); }
 
 /// Two synthetic captures of the same shape drawn with different seeds, and a bundle fitted on A.
 class BundleApplyTest : public ::testing::Test {
@@ -41,15 +34,14 @@ class BundleApplyTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
     for (int i = 0; i < 2; ++i) {
-      io::DemoCaptureOptions o;
-      o.layers = 2;
-      o.kv_heads = 2;
-      o.q_heads = 4;
-      o.head_dim = 32;
-      o.seqs = 2;
-      o.tokens = 128;
-      o.seed = 0xA000 + static_cast<uint64_t>(i);
-      io::write_demo_capture(dir_->file(i == 0 ? "a.kvc.h5" : "b.kvc.h5"), o);
+      io::write_demo_capture(dir_->file(i == 0 ? "a.kvc.h5" : "b.kvc.h5"),
+                             {.layers = 2,
+                              .kv_heads = 2,
+                              .q_heads = 4,
+                              .head_dim = 32,
+                              .seqs = 2,
+                              .tokens = 128,
+                              .seed = 0xA000 + static_cast<uint64_t>(i)});
     }
     export_ =
         new BundleExportResult(export_bundle(cap_a(), calibrated_config(), dir_->file("bundle-a")));

@@ -15,6 +15,7 @@
 #include "sessions/config/run_config.h"
 #include "sessions/config/run_options.h"
 #include "sessions/run/runner.h"
+#include "tests/sessions/demo_fixture.h"
 #include "tests/test_support.h"
 
 using namespace kvwb;
@@ -332,20 +333,9 @@ namespace {
 
 /// A 10-layer synthetic capture (1 kv head, 2 query heads, D = 64, 2 × 64 tokens).
 const std::string& ten_layer_capture() {
-  static test::TempDir* dir = new test::TempDir();
-  static const std::string path = [] {
-    const std::string p = dir->file("ten.kvc.h5");
-    io::DemoCaptureOptions o;
-    o.layers = 10;
-    o.kv_heads = 1;
-    o.q_heads = 2;
-    o.head_dim = 64;
-    o.seqs = 2;
-    o.tokens = 64;
-    io::write_demo_capture(p, o);
-    return p;
-  }();
-  return path;
+  return test::demo_capture(
+      "ten.kvc.h5",
+      {.layers = 10, .kv_heads = 1, .q_heads = 2, .head_dim = 64, .seqs = 2, .tokens = 64});
 }
 
 }  // namespace

@@ -21,58 +21,38 @@
 #include "sessions/explore/slurm.h"
 #include "sessions/explore/store_merge.h"
 #include "sessions/explore/sweep.h"
+#include "tests/sessions/explore/explore_fixture.h"
 #include "tests/test_support.h"
 
 using namespace kvwb;
 using namespace kvwb::sessions;
+using kvwb::test::six_cell_grid;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-kvwb::test::TempDir& shared_dir() {
-  static auto* dir = new kvwb::test::TempDir();  // lives for the whole binary
-  return *dir;
+const std::string& make_capture(const std::string& name, uint64_t seed) {
+  return kvwb::test::demo_capture(name, {.layers = 2,
+                                         .kv_heads = 2,
+                                         .q_heads = 4,
+                                         .head_dim = 32,
+                                         .seqs = 1,
+                                         .tokens = 128,
+                                         .seed = seed});
 }
 
-std::string make_capture(const std::string& name, uint64_t seed) {
-  const std::string p = shared_dir().file(name);
-  kvwb::io::DemoCaptureOptions o;
-  o.layers = 2;
-  o.kv_heads = 2;
-  o.q_heads = 4;
-  o.head_dim = 32;
-  o.seqs = 1;
-  o.tokens = 128;
-  o.seed = seed;
-  kvwb::io::write_demo_capture(p, o);
-  return p;
-}
+const std::string& capture_a() { return make_capture("cluster-a.kvc.h5", 1); }
 
-const std::string& capture_a() {
-  static const std::string p = make_capture("a.kvc.h5", 1);
-  return p;
-}
-
-const std::string& capture_b() {
-  static const std::string p = make_capture("b.kvc.h5", 2);
-  return p;
-}
-
-json six_cells() {
-  return json{{"k_codec", {"kakeya_pca"}},
-              {"bits_k", {1, 2, 3}},
-              {"variance_ratio", {0.9, 1.0}},
-              {"fixed", {{"block_size", 128}, {"v_codec", "q8_0"}}}};
-}
+const std::string& capture_b() { return make_capture("cluster-b.kvc.h5", 2); }
 
 /// The whole 6-cell sweep of capture_a, run once for the binary.
 const std::string& whole_store() {
   static const std::string p = [] {
-    const std::string s = shared_dir().file("whole");
+    const std::string s = kvwb::test::binary_temp_dir().file("whole");
     SweepOptions o;
     o.jobs = 2;
-    run_sweep(capture_a(), six_cells(), s, o);
+    run_sweep(capture_a(), six_cell_grid(), s, o);
     return s;
   }();
   return p;
@@ -208,7 +188,7 @@ TEST(ShardedSweep, ThreeShardsMergeToExactlyTheWholeSweep) {
     o.shard = ShardSpec{i, 3};
     o.resume = true;  // as the Slurm array runs it: also fine on a fresh store
     const std::string st = dir.file("shard-" + std::to_string(i));
-    const SweepSummary s = run_sweep(capture_a(), six_cells(), st, o);
+    const SweepSummary s = run_sweep(capture_a(), six_cell_grid(), st, o);
     EXPECT_EQ(s.cells, 2u);
     EXPECT_EQ(s.grid_cells, 6u);
     EXPECT_EQ(s.ran, 2u);
@@ -224,12 +204,12 @@ TEST(ShardedSweep, ThreeShardsMergeToExactlyTheWholeSweep) {
   SweepOptions other;
   other.resume = true;
   other.shard = ShardSpec{1, 3};
-  EXPECT_THROW(run_sweep(capture_a(), six_cells(), shards[0], other), InvalidArgument);
+  EXPECT_THROW(run_sweep(capture_a(), six_cell_grid(), shards[0], other), InvalidArgument);
   other.shard = ShardSpec{0, 3};
-  EXPECT_EQ(run_sweep(capture_a(), six_cells(), shards[0], other).ran, 0u);
+  EXPECT_EQ(run_sweep(capture_a(), six_cell_grid(), shards[0], other).ran, 0u);
 
   MergeOptions mo;
-  mo.grid = six_cells();
+  mo.grid = six_cell_grid();
   mo.require_complete = true;
   const MergeReport rep =
       merge_result_stores(dir.file("merged"), {shards[2], shards[0], shards[1]}, mo);
@@ -251,7 +231,7 @@ TEST(ShardedSweep, ThreeShardsMergeToExactlyTheWholeSweep) {
   EXPECT_EQ(meta["merged_from"].size(), 3u);
   SweepOptions resume;
   resume.resume = true;
-  EXPECT_EQ(run_sweep(capture_a(), six_cells(), dir.file("merged"), resume).ran, 0u);
+  EXPECT_EQ(run_sweep(capture_a(), six_cell_grid(), dir.file("merged"), resume).ran, 0u);
 
   // Merging the whole store alone (canonical order) gives the same records; identical duplicates
   // (whole + shards) are kept once.
@@ -266,13 +246,13 @@ TEST(StoreMerge, ReportsMissingCellsAndRefusesIncompleteWhenAsked) {
   kvwb::test::TempDir dir;
   SweepOptions o;
   o.shard = ShardSpec{0, 3};
-  run_sweep(capture_a(), six_cells(), dir.file("s0"), o);
+  run_sweep(capture_a(), six_cell_grid(), dir.file("s0"), o);
   MergeOptions mo;
-  mo.grid = six_cells();
+  mo.grid = six_cell_grid();
   const MergeReport rep = merge_result_stores(dir.file("partial"), {dir.file("s0")}, mo);
   EXPECT_EQ(rep.records, 2u);
   ASSERT_EQ(rep.missing.size(), 4u);
-  const auto cells = expand_sweep_grid(six_cells(), "g");
+  const auto cells = expand_sweep_grid(six_cell_grid(), "g");
   const auto shard1 = shard_cells(cells, ShardSpec{1, 3});
   EXPECT_NE(std::find_if(rep.missing.begin(), rep.missing.end(),
                          [&](const MissingCell& m) { return m.cell == shard1[0]; }),
@@ -393,7 +373,7 @@ SlurmSweep describe_in(const std::string& dir, size_t shards,
   q.dir = dir;
   q.kvwb = kvwb;
   q.capture = capture_a();
-  q.grid = six_cells();
+  q.grid = six_cell_grid();
   q.shards = shards;
   q.resources.partition = "gpu";
   q.resources.time = "00:10:00";
@@ -466,7 +446,7 @@ TEST(Slurm, ScriptsQuoteEveryPathAndPassTheRightArguments) {
                                  "\n" + s.shard_store(1) + "\n" + s.shard_store(2) + "\n";
   EXPECT_EQ(m.out, merge_want);
   // grid.json is the grid; the scripts are executable.
-  EXPECT_EQ(json::parse(io::read_file(s.grid_path())), six_cells());
+  EXPECT_EQ(json::parse(io::read_file(s.grid_path())), six_cell_grid());
   struct stat st {};
   ASSERT_EQ(::stat(s.array_script_path().c_str(), &st), 0);
   EXPECT_TRUE(st.st_mode & S_IXUSR);
@@ -511,11 +491,11 @@ TEST(Slurm, SubmitStatusAndResumeDecisions) {
   EXPECT_EQ(read_slurm_folder(s.dir).submissions.size(), 1u);
 
   // Shard 0 complete, shard 1 half done and cancelled, shard 2 complete; the merge cancelled.
-  const auto cells = expand_sweep_grid(six_cells(), "g");
+  const auto cells = expand_sweep_grid(six_cell_grid(), "g");
   for (size_t i : {0u, 2u}) {
     SweepOptions o;
     o.shard = ShardSpec{i, 3};
-    run_sweep(capture_a(), six_cells(), s.shard_store(i), o);
+    run_sweep(capture_a(), six_cell_grid(), s.shard_store(i), o);
   }
   {
     JobControl job;
@@ -524,7 +504,7 @@ TEST(Slurm, SubmitStatusAndResumeDecisions) {
     };
     SweepOptions o;
     o.shard = ShardSpec{1, 3};
-    EXPECT_THROW(run_sweep(capture_a(), six_cells(), s.shard_store(1), o, &job), Cancelled);
+    EXPECT_THROW(run_sweep(capture_a(), six_cell_grid(), s.shard_store(1), o, &job), Cancelled);
   }
   fake.squeue_out =
       "100_0|COMPLETED|None\n100_1|CANCELLED|None\n100_2|COMPLETED|None\n101|CANCELLED|"

@@ -11,63 +11,33 @@
 #include <map>
 
 #include "base/errors.h"
-#include "sessions/explore/boundary.h"
 #include "io/synthetic_capture.h"
 #include "sessions/analysis/pareto.h"
+#include "sessions/explore/boundary.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
+#include "tests/sessions/explore/explore_fixture.h"
 #include "tests/test_support.h"
 
 using namespace kvwb;
 using namespace kvwb::sessions;
+using kvwb::test::six_cell_grid;
 using nlohmann::json;
 
 namespace {
 
-kvwb::test::TempDir& shared_dir() {
-  static auto* dir = new kvwb::test::TempDir();  // lives for the whole binary
-  return *dir;
-}
-
 /// A tiny capture for sweeps (cells must be cheap).
 const std::string& tiny_capture() {
-  static const std::string path = [] {
-    const std::string p = shared_dir().file("tiny.kvc.h5");
-    kvwb::io::DemoCaptureOptions o;
-    o.layers = 2;
-    o.kv_heads = 2;
-    o.q_heads = 4;
-    o.head_dim = 32;
-    o.seqs = 1;
-    o.tokens = 128;
-    kvwb::io::write_demo_capture(p, o);
-    return p;
-  }();
-  return path;
+  return kvwb::test::demo_capture(
+      "tiny.kvc.h5",
+      {.layers = 2, .kv_heads = 2, .q_heads = 4, .head_dim = 32, .seqs = 1, .tokens = 128});
 }
 
 /// The capture of the plan / boundary tests.
 const std::string& plan_capture() {
-  static const std::string path = [] {
-    const std::string p = shared_dir().file("plan.kvc.h5");
-    kvwb::io::DemoCaptureOptions o;
-    o.layers = 4;
-    o.kv_heads = 2;
-    o.q_heads = 4;
-    o.head_dim = 64;
-    o.seqs = 1;
-    o.tokens = 256;
-    kvwb::io::write_demo_capture(p, o);
-    return p;
-  }();
-  return path;
-}
-
-json small_grid() {
-  return json{{"k_codec", {"kakeya_pca"}},
-              {"bits_k", {1, 2, 3}},
-              {"variance_ratio", {0.9, 1.0}},
-              {"fixed", {{"block_size", 128}, {"v_codec", "q8_0"}}}};
+  return kvwb::test::demo_capture(
+      "plan.kvc.h5",
+      {.layers = 4, .kv_heads = 2, .q_heads = 4, .head_dim = 64, .seqs = 1, .tokens = 256});
 }
 
 /// Records by key with the timing fields removed.
@@ -259,12 +229,14 @@ TEST(Sweep, ABrokenCaptureStopsTheSweepBeforeAnyStore) {
   // Issue 14 #4: format errors are errors of the sweep, not a store full of failed cells.
   kvwb::test::TempDir dir;
   std::ofstream(dir.file("broken.kvc.h5")) << "not an HDF5 file";
-  EXPECT_THROW(run_sweep(dir.file("broken.kvc.h5"), small_grid(), dir.file("st"), SweepOptions{}), FormatError);
+  EXPECT_THROW(
+      run_sweep(dir.file("broken.kvc.h5"), six_cell_grid(), dir.file("st"), SweepOptions{}),
+      FormatError);
   EXPECT_FALSE(std::filesystem::exists(dir.file("st")));
 }
 
 TEST(Sweep, GridExpansionCountsAndSubGrids) {
-  EXPECT_EQ(expand_sweep_grid(small_grid(), "g").size(), 6u);
+  EXPECT_EQ(expand_sweep_grid(six_cell_grid(), "g").size(), 6u);
   size_t dropped = 0;
   const json multi = {{"fixed", {{"block_size", 64}}},
                       {"grids",
@@ -283,7 +255,7 @@ TEST(Sweep, KilledAndResumedEqualsUninterrupted) {
   const std::string full = dir.file("full"), part = dir.file("part");
   SweepOptions two;
   two.jobs = 2;
-  const SweepSummary s_full = run_sweep(tiny_capture(), small_grid(), full, two);
+  const SweepSummary s_full = run_sweep(tiny_capture(), six_cell_grid(), full, two);
   EXPECT_EQ(s_full.cells, 6u);
   EXPECT_EQ(s_full.ran, 6u);
   EXPECT_EQ(s_full.failed, 0u);
@@ -294,7 +266,7 @@ TEST(Sweep, KilledAndResumedEqualsUninterrupted) {
     if (done >= 2) job.cancel.store(true);
   };
   SweepOptions one;
-  EXPECT_THROW(run_sweep(tiny_capture(), small_grid(), part, one, &job), Cancelled);
+  EXPECT_THROW(run_sweep(tiny_capture(), six_cell_grid(), part, one, &job), Cancelled);
   const size_t kept = read_result_store(part).records.size();
   EXPECT_GE(kept, 2u);
   EXPECT_LT(kept, 6u);
@@ -304,22 +276,22 @@ TEST(Sweep, KilledAndResumedEqualsUninterrupted) {
     f << "{\"key\":\"torn";
   }
   // Without --resume a non-empty store is refused.
-  EXPECT_THROW(run_sweep(tiny_capture(), small_grid(), part, one), InvalidArgument);
+  EXPECT_THROW(run_sweep(tiny_capture(), six_cell_grid(), part, one), InvalidArgument);
   // A different grid cannot resume this store.
   SweepOptions resume;
   resume.resume = true;
   resume.jobs = 2;
-  json other = small_grid();
+  json other = six_cell_grid();
   other["bits_k"] = {1, 2};
   EXPECT_THROW(run_sweep(tiny_capture(), other, part, resume), InvalidArgument);
-  const SweepSummary s_res = run_sweep(tiny_capture(), small_grid(), part, resume);
+  const SweepSummary s_res = run_sweep(tiny_capture(), six_cell_grid(), part, resume);
   EXPECT_EQ(s_res.skipped, kept);
   EXPECT_EQ(s_res.ran, 6u - kept);
   EXPECT_GT(s_res.repaired_bytes, 0u);
   EXPECT_EQ(comparable(part), comparable(full));
 
   // A second resume runs nothing.
-  const SweepSummary again = run_sweep(tiny_capture(), small_grid(), part, resume);
+  const SweepSummary again = run_sweep(tiny_capture(), six_cell_grid(), part, resume);
   EXPECT_EQ(again.ran, 0u);
   EXPECT_EQ(again.skipped, 6u);
 
