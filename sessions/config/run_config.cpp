@@ -287,7 +287,9 @@ json run_config_to_json(const RunConfig& c) {
   j["turbo_policy"] = turbo_policy_name(c.turbo_policy);
   j["attention_metrics"] = c.attention_metrics;
   j["attn_scale"] = c.attn_scale ? json(*c.attn_scale) : json(nullptr);
-  j["attn_sample"] = c.attn_sample ? json(c.attn_sample) : json("all");
+  // The default sample is left out so that configuration hashes made before attn_sample existed
+  // stay valid (stores, sessions); any other value, "all" included, is part of the identity.
+  if (c.attn_sample != kDefaultAttnSample) j["attn_sample"] = c.attn_sample ? json(c.attn_sample) : json("all");
   return j;  // threads and backend are execution choices, not part of the configuration identity
 }
 

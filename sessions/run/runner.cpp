@@ -894,7 +894,7 @@ json run_result_to_json(const RunResult& r) {
                            {"attn_out_rel_err_pooled", num(ta.out_rel_err_pooled())},
                            {"worst_layer_by_kl", worst_layer},
                            {"aggregation", "unweighted mean over layers (metrics.md §3.4)"},
-                           {"sample", r.config.value("attn_sample", json("all"))}};
+                           {"sample", r.config.value("attn_sample", json(kDefaultAttnSample))}};
   }
   totals["bytes"] = r.total_bytes;
   totals["bf16_bytes"] = r.bf16_bytes;
