@@ -94,4 +94,9 @@ TerminalJob::~TerminalJob() {
   bar_.finish();
 }
 
+std::unique_ptr<sessions::ResultCache> cli_result_cache(bool no_cache) {
+  if (no_cache) return nullptr;
+  return std::make_unique<sessions::ResultCache>(sessions::default_result_cache_options());
+}
+
 }  // namespace kvwb::app

@@ -3,6 +3,7 @@
 // Exit codes (decisions.md #7): 0 success, 1 data or runtime error, 2 usage error, 130 cancelled.
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <cstddef>
 #include <string>
 #include <thread>
@@ -38,6 +39,11 @@ void add_sweep_command(CLI::App& app);
 void add_pareto_command(CLI::App& app);
 void add_boundary_commands(CLI::App& app);  // recommend-boundary, plan
 void add_store_commands(CLI::App& app);     // store merge, store diff
+
+/// The result cache of `kvwb run`/`sweep` (sessions/run/result_cache.h): the user's cache folder
+/// ($KVWB_CACHE_DIR, $XDG_CACHE_HOME/kvwb/results or ~/.cache/kvwb/results), shared with the GUI
+/// and other processes; null with --no-cache.
+std::unique_ptr<sessions::ResultCache> cli_result_cache(bool no_cache);
 void add_slurm_commands(CLI::App& app);     // slurm submit, slurm status
 void add_report_command(CLI::App& app);
 void add_transfer_command(CLI::App& app);

@@ -22,7 +22,9 @@ struct ExportArgs {
 };
 
 void run_export(const ExportArgs& a) {
-  const sessions::RunConfig cfg = build_run_config(a.flags);
+  sessions::RunConfig cfg = build_run_config(a.flags);
+  const std::string fitted = fit_default_block_size(a.flags, cfg, a.capture);
+  if (!fitted.empty()) std::printf("note: %s\n", fitted.c_str());
   sessions::BundleExportOptions opt;
   opt.force = a.force;
   opt.calibrate_centroids = !a.gaussian;

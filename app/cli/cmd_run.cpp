@@ -26,6 +26,7 @@ struct RunArgs {
   std::string session, save_session;
   std::string bundle;
   bool quiet = false;
+  bool no_cache = false;
 };
 
 std::string fmt(double v, const char* f = "%.4g") {
@@ -94,6 +95,10 @@ sessions::RunConfig session_aware_config(RunArgs& a) {
 
 void run(RunArgs a) {
   sessions::RunConfig cfg = session_aware_config(a);
+  // One default for the CLI and the GUI (issue 13 item 8): without a session, bundle, --config or
+  // --block-size, the block size fits the capture and the result says so.
+  const std::string fitted =
+      a.session.empty() && a.bundle.empty() ? fit_default_block_size(a.flags, cfg, a.capture) : "";
   std::optional<sessions::CalibrationBundle> bundle;
   if (!a.bundle.empty()) {
     bundle = sessions::read_calibration_bundle(a.bundle);
@@ -101,12 +106,16 @@ void run(RunArgs a) {
   }
   sessions::RunOptions opt;
   opt.dump_decoded = a.dump_decoded;
+  const auto cache = cli_result_cache(a.no_cache);
+  opt.cache = cache.get();
   sessions::RunResult partial;
   sessions::RunResult r;
   try {
     TerminalJob job("kvwb run");
     r = sessions::run_config(a.capture, cfg, opt, &job.control(), &partial);
+    if (!fitted.empty()) r.warnings.insert(r.warnings.begin(), fitted);
   } catch (const Cancelled&) {
+    if (!fitted.empty()) partial.warnings.insert(partial.warnings.begin(), fitted);
     const nlohmann::json cal = bundle ? sessions::calibration_provenance_json(*bundle, cfg, "capture", a.capture,
                                                                               partial.capture_sha256)
                                       : nlohmann::json();
@@ -153,6 +162,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--csv", args->csv_out, "Write one CSV row per (layer, stream) here");
   cmd->add_option("--dump-decoded", args->dump_decoded, "Write a capture holding the reconstructed tensors");
   cmd->add_flag("--quiet,-q", args->quiet, "Do not print the summary table");
+  cmd->add_flag("--no-cache", args->no_cache,
+                "Compute every layer: neither read nor fill the result cache (~/.cache/kvwb/results)");
   cmd->add_option("--session", args->session, "Session (*.kvwb.json): its capture, current configuration and "
                                                "boundary set; flags override them");
   cmd->add_option("--save-session", args->save_session, "Save the capture and this configuration as a session");

@@ -29,6 +29,7 @@ struct SweepArgs {
   std::string shard;      // --shard I/N | auto
   size_t shards = 0;      // --shards N (with --shard auto)
   bool fail_on_error = false;
+  bool no_cache = false;
   ModelArgs model;              // --model: end-to-end quality axes (totals.e2e of every cell)
   EvalProtocolArgs eval;
   std::string bundle;           // --bundle: calibration transfer
@@ -65,6 +66,8 @@ void run(const SweepArgs& a) {
   opt.grid_source = a.grid;
   opt.jobs = a.jobs;
   opt.resume = a.resume;
+  const auto cache = cli_result_cache(a.no_cache);
+  opt.cache = cache.get();
   if (!a.shard.empty())
     opt.shard = sessions::parse_shard_spec(a.shard, a.shards, sessions::process_environment());
   else if (a.shards)
@@ -146,6 +149,8 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_flag("--resume", args->resume, "Continue the store: skip cells already stored");
   cmd->add_option("--backend", args->backend, "cpu | cuda | auto for every cell (as the grid option 'backend')")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  cmd->add_flag("--no-cache", args->no_cache,
+                "Compute every layer of every cell: neither read nor fill the result cache");
   cmd->add_option("--jobs,-j", args->jobs, "Cells run at the same time (each on one thread)")->check(CLI::Range(1, 1024));
   cmd->add_option("--shard", args->shard,
                   "Run only shard I of N (I/N): the cells at positions = I (mod N) of the grid's cells sorted by "

@@ -1,5 +1,8 @@
 #include "app/cli/run_flags.h"
 
+#include "io/capture.h"
+#include "sessions/run/runner.h"
+
 #include <CLI/CLI.hpp>
 #include <fstream>
 #include <sstream>
@@ -44,6 +47,9 @@ void add_run_flags(CLI::App& cmd, RunFlags& f) {
   cmd.add_option("--k-param", f.k_params, "Any K codec parameter as name=value (repeatable)");
   cmd.add_option("--v-param", f.v_params, "Any V codec parameter as name=value (repeatable)");
   cmd.add_flag("--no-attention", f.no_attention, "Skip the attention-aware metrics");
+  cmd.add_option("--attn-sample", f.attn_sample,
+                 "Attention metrics on N sampled query positions per (sequence, q head), or 'all' for the "
+                 "exact ones (default 256)");
   cmd.add_option("--backend", f.backend, "cpu | cuda | auto (auto falls back to cpu and says so)");
 }
 
@@ -53,7 +59,7 @@ bool has_codec_flags(const RunFlags& f) {
          !f.skeleton_dtype.empty() || !f.block_rows.empty() || !f.k_domain.empty() || !f.q_precond.empty() ||
          !f.boundary.empty() || !f.turbo_policy.empty() || !f.backend.empty() || !f.centroids_k.empty() ||
          !f.centroids_v.empty() || f.seed || f.share_basis_v || f.no_attention || !f.k_params.empty() ||
-         !f.v_params.empty();
+         !f.v_params.empty() || !f.attn_sample.empty();
 }
 
 sessions::RunConfig build_run_config(const RunFlags& f, const sessions::RunConfig* base) {
@@ -96,7 +102,14 @@ sessions::RunConfig build_run_config(const RunFlags& f, const sessions::RunConfi
   if (f.threads) o["threads"] = *f.threads;
   if (!f.backend.empty()) o["backend"] = f.backend;
   if (f.no_attention) o["no_attention"] = true;
+  if (!f.attn_sample.empty()) o["attn_sample"] = f.attn_sample;
   return sessions::apply_run_options(c, o, sessions::kCommandLineSource);
+}
+
+std::string fit_default_block_size(const RunFlags& f, sessions::RunConfig& cfg, const std::string& capture) {
+  if (f.block_size || !f.config_file.empty()) return "";
+  const io::CaptureReader reader(capture);
+  return sessions::fit_block_size(cfg, reader.info());
 }
 
 }  // namespace kvwb::app

@@ -4,7 +4,12 @@
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
+#include <QCheckBox>
 #include <QCoreApplication>
+#include <QDialog>
+#include <QDialogButtonBox>
+#include <QFormLayout>
+#include <QSpinBox>
 #include <QDir>
 #include <QDockWidget>
 #include <QDragEnterEvent>
@@ -35,6 +40,7 @@
 #include "app/gui/sweep_dialog.h"
 #include "app/gui/view_factory.h"
 #include "base/errors.h"
+#include "base/thread_pool.h"
 #include "io/atomic_file.h"
 #include "sessions/config/run_config.h"
 #include "sessions/explore/result_store.h"
@@ -105,6 +111,8 @@ MainWindow::MainWindow(const Options& options, QWidget* parent)
   bool restored = false;
   if (options_.use_settings) {
     QSettings s;
+    wb_->set_thread_setting(s.value("run/threads", 0).toInt());
+    wb_->set_result_cache_enabled(s.value("run/result_cache", true).toBool());
     if (s.contains("window/geometry")) restoreGeometry(s.value("window/geometry").toByteArray());
     if (s.contains("window/state")) restored = restoreState(s.value("window/state").toByteArray());
   }
@@ -239,6 +247,8 @@ void MainWindow::build_menus() {
   undo_action_->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Z));
   redo_action_ = edit->addAction("&Redo", this, [this] { wb_->redo(); });
   redo_action_->setShortcut(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Z));
+  edit->addSeparator();
+  edit->addAction("&Preferences…", this, [this] { open_preferences(); });
 
   // ---- View ----
   QMenu* viewm = menuBar()->addMenu("&View");
@@ -850,6 +860,49 @@ void MainWindow::open_bundle_dialog() {
     if (d->report())
       last_bundle_ =
           sessions::ReportBundle{dir.toStdString(), "checked in the bundle dialog", *d->report()};
+  });
+  d->setAttribute(Qt::WA_DeleteOnClose);
+  d->open();
+}
+
+void MainWindow::open_preferences() {
+  auto* d = new QDialog(this);
+  d->setObjectName("preferences");
+  d->setWindowTitle("Preferences");
+  auto* form = new QFormLayout(d);
+  auto* threads = new QSpinBox(d);
+  threads->setObjectName("threads");
+  threads->setRange(0, sessions::kMaxThreads);
+  threads->setSpecialValueText(QString("All cores (%1)").arg(resolve_threads(0)));
+  threads->setValue(Workbench::thread_setting());
+  threads->setToolTip("Worker threads of runs, analyses and sweeps (results never depend on it)");
+  form->addRow("&Threads:", threads);
+  auto* cache = new QCheckBox("Reuse results of layers already computed", d);
+  cache->setObjectName("result_cache");
+  cache->setChecked(wb_->result_cache_enabled());
+  form->addRow("Result &cache:", cache);
+  const auto st = wb_->result_cache()->stats();
+  const std::string dir = wb_->result_cache()->options().dir;
+  auto* info = new QLabel(QString("Folder: %1\nThis session: %2 hits in memory, %3 on disk, %4 misses")
+                              .arg(dir.empty() ? QString("none (memory only)") : QString::fromStdString(dir))
+                              .arg(st.memory_hits)
+                              .arg(st.disk_hits)
+                              .arg(st.misses),
+                          d);
+  info->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  form->addRow(info);
+  auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, d);
+  form->addRow(buttons);
+  connect(buttons, &QDialogButtonBox::accepted, d, &QDialog::accept);
+  connect(buttons, &QDialogButtonBox::rejected, d, &QDialog::reject);
+  connect(d, &QDialog::accepted, this, [this, threads, cache] {
+    wb_->set_thread_setting(threads->value());
+    wb_->set_result_cache_enabled(cache->isChecked());
+    if (options_.use_settings) {
+      QSettings s;
+      s.setValue("run/threads", threads->value());
+      s.setValue("run/result_cache", cache->isChecked());
+    }
   });
   d->setAttribute(Qt::WA_DeleteOnClose);
   d->open();

@@ -131,6 +131,8 @@ class MainWindow : public QMainWindow {
   void open_boundary_panel();
   void open_bundle_dialog();
   void write_settings();
+  /// Edit → Preferences: worker threads (default every core) and the result cache.
+  void open_preferences();
   bool write_export(const QString& path, const std::function<void()>& write);
 
   Options options_;

@@ -28,10 +28,12 @@
 #endif
 
 #include "base/errors.h"
+#include "base/thread_pool.h"
 #include "io/atomic_file.h"
 #include "io/capture.h"
 #include "sessions/analysis/analysis.h"
 #include "sessions/run/backends.h"
+#include "sessions/run/result_cache.h"
 #include "io/synthetic_capture.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
@@ -220,10 +222,19 @@ struct Workbench::Impl {
   bool autosave_enabled = true;
   QTimer autosave_timer;
 
-  static int threads() {
-    const unsigned hc = std::thread::hardware_concurrency();
-    return std::max(1, static_cast<int>(hc) - 1);
+  /// Worker threads of runs, analyses and sweeps (Preferences; 0 = every hardware thread).
+  static std::atomic<int>& thread_setting() {
+    static std::atomic<int> n{0};
+    return n;
   }
+  static int threads() { return resolve_threads(thread_setting().load()); }
+
+  /// Per-(layer, stream) results shared by every run of this window, the CLI and other processes
+  /// (sessions/run/result_cache.h); null when switched off in Preferences.
+  std::shared_ptr<sessions::ResultCache> cache =
+      std::make_shared<sessions::ResultCache>(sessions::default_result_cache_options());
+  bool cache_enabled = true;
+  sessions::ResultCache* run_cache() const { return cache_enabled ? cache.get() : nullptr; }
 
   sessions::RunConfig config_of(const sessions::SessionDocument& d) const {
     sessions::RunConfig c;
@@ -501,12 +512,43 @@ struct Workbench::Impl {
     run_is_current = false;
     Workbench* wb = q;
     const QString name = "Run configuration";
+    std::shared_ptr<sessions::ResultCache> run_cache_ptr = cache_enabled ? cache : nullptr;
     run_job = start(
         name,
-        [wb, cfg, doc_cfg, key, label, path, seq, cap, name](JobControl& job) -> Continuation {
+        [wb, cfg, doc_cfg, key, label, path, seq, cap, name, run_cache_ptr](JobControl& job) -> Continuation {
           sessions::RunOptions opt;
           opt.collect_residuals = true;
+          opt.cache = run_cache_ptr.get();
           auto partial = std::make_shared<sessions::RunResult>();
+          // Layer by layer: each finished layer is shown at once (labelled partial) while the
+          // rest runs; the runner updates *partial after every layer, before the next progress.
+          auto outer = job.progress;
+          auto shown = std::make_shared<size_t>(0);
+          auto last_post = std::make_shared<int64_t>(0);
+          job.progress = [outer, partial, shown, last_post, wb, seq, cap](size_t done, size_t total,
+                                                                         const std::string& detail) {
+            if (outer) outer(done, total, detail);
+            const int64_t t = now_ms();
+            if (done == 0 || done >= total || partial->layers.size() <= *shown ||
+                t - *last_post < kProgressIntervalMs)
+              return;
+            *shown = partial->layers.size();
+            *last_post = t;
+            std::shared_ptr<const sessions::RunResult> p = without_residuals(*partial);
+            QMetaObject::invokeMethod(
+                wb,
+                [wb, p, seq, cap] {
+                  Impl& d = *wb->impl_;
+                  if (seq != d.run_seq || cap != d.capture_seq || d.run_job == 0) return;
+                  d.run = p;
+                  d.outliers = nullptr;
+                  d.run_partial = true;
+                  d.run_id = 0;
+                  d.run_is_current = false;
+                  d.publish();
+                },
+                Qt::QueuedConnection);
+          };
           try {
             auto r = std::make_shared<const sessions::RunResult>(
                 sessions::run_config(path, cfg, opt, &job, partial.get()));
@@ -553,10 +595,13 @@ struct Workbench::Impl {
     const uint64_t cap = capture_seq;
     Workbench* wb = q;
     baseline_pending = label.toStdString();
+    std::shared_ptr<sessions::ResultCache> run_cache_ptr = cache_enabled ? cache : nullptr;
     const int id = start(
-        "Run baseline", [wb, cfg, doc_cfg, key, label, path, cap](JobControl& job) -> Continuation {
+        "Run baseline",
+        [wb, cfg, doc_cfg, key, label, path, cap, run_cache_ptr](JobControl& job) -> Continuation {
           sessions::RunOptions opt;
           opt.collect_residuals = true;
+          opt.cache = run_cache_ptr.get();
           auto r = std::make_shared<const sessions::RunResult>(
               sessions::run_config(path, cfg, opt, &job));
           auto o = outlier_rates_of(*r);
@@ -831,6 +876,14 @@ QString Workbench::redo_text() const {
 bool Workbench::modified() const { return !(impl_->undo.current() == impl_->saved_doc); }
 bool Workbench::run_is_partial() const { return impl_->run_partial; }
 int Workbench::run_threads() { return Impl::threads(); }
+int Workbench::thread_setting() { return Impl::thread_setting().load(); }
+void Workbench::set_thread_setting(int threads) {
+  Impl::thread_setting().store(std::clamp(threads, 0, sessions::kMaxThreads));
+  impl_->publish();  // the backend label names the thread count
+}
+bool Workbench::result_cache_enabled() const { return impl_->cache_enabled; }
+void Workbench::set_result_cache_enabled(bool on) { impl_->cache_enabled = on; }
+sessions::ResultCache* Workbench::result_cache() const { return impl_->cache.get(); }
 
 void Workbench::open_capture(const QString& path) {
   const std::string abs = QFileInfo(path).absoluteFilePath().toStdString();
@@ -953,9 +1006,10 @@ int Workbench::start_sweep(const QString& name, const nlohmann::json& grid,
       return {};
     }
   };
+  std::shared_ptr<sessions::ResultCache> sweep_cache = impl_->cache_enabled ? impl_->cache : nullptr;
   return impl_->start("Sweep " + name,
-                      [grid, store, capture, resume, post_records, read_records,
-                       e2e](JobControl& job) -> Continuation {
+                      [grid, store, capture, resume, post_records, read_records, e2e,
+                       sweep_cache](JobControl& job) -> Continuation {
                         auto outer = job.progress;
                         auto last_reload = std::make_shared<int64_t>(0);
                         auto last_done = std::make_shared<size_t>(0);
@@ -972,6 +1026,7 @@ int Workbench::start_sweep(const QString& name, const nlohmann::json& grid,
                         sessions::SweepOptions opt;
                         opt.jobs = Impl::threads();
                         opt.resume = resume;
+                        opt.cache = sweep_cache.get();
                         std::unique_ptr<sessions::EndToEndAxes> axes;
                         if (!e2e.model_path.empty()) {
                           if (outer) outer(0, 0, "loading " + e2e.model_path + " (end-to-end axes)");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sessions/config/run_config.h"
+#include "sessions/run/result_cache.h"
 #include "sessions/run/runner.h"
 #include "sessions/document/session.h"
 #include "sessions/explore/sweep.h"
@@ -67,9 +68,19 @@ class Workbench : public QObject {
   bool modified() const;
   /// True when the snapshot's run holds only the layers finished before a cancel.
   bool run_is_partial() const;
-  /// Worker threads of runs, analyses and sweeps: max(1, hardware threads − 1), so the UI
-  /// thread keeps a core (results never depend on it).
+  /// Worker threads of runs, analyses and sweeps: the Preferences setting, by default every
+  /// hardware thread (jobs run at a lower priority than the UI thread; results never depend on
+  /// the count).
   static int run_threads();
+  /// The Preferences setting behind run_threads(): 0 = every hardware thread.
+  static int thread_setting();
+  void set_thread_setting(int threads);
+  /// Runs and sweeps reuse per-(layer, stream) results from the result cache (on by default):
+  /// a boundary toggle recomputes one layer.
+  bool result_cache_enabled() const;
+  void set_result_cache_enabled(bool on);
+  /// The cache itself (its statistics; also when disabled).
+  sessions::ResultCache* result_cache() const;
 
   // ---- files; errors are typed kvwb::Error exceptions with a message naming the file ----
   /// Opens a capture (validates it), starts the analysis and the run of the current configuration.

@@ -1,5 +1,7 @@
 #include "codec/math/metrics.h"
 
+#include "codec/math/rng.h"
+
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
@@ -104,6 +106,20 @@ std::vector<uint32_t> attention_query_sample(size_t T) {
     for (size_t i = 0; i < 2048; ++i) p[i] = static_cast<uint32_t>((i + 1) * T / 2048 - 1);
   }
   return p;
+}
+
+std::vector<uint32_t> attention_query_sample(size_t T, size_t n, uint64_t sequence, uint64_t q_head) {
+  std::vector<uint32_t> all = attention_query_sample(T);
+  if (n == 0 || n >= all.size()) return all;
+  constexpr uint64_t kTagAttnSample = 0x4154544E5F534D50ull;  // "ATTN_SMP"
+  const uint64_t key = rng::kDefaultSeed ^ kTagAttnSample ^ rng::mix64((sequence << 20) + q_head);
+  for (size_t i = 0; i < n; ++i) {
+    const size_t j = i + static_cast<size_t>(rng::splitmix(key, i) % (all.size() - i));
+    std::swap(all[i], all[j]);
+  }
+  all.resize(n);
+  std::sort(all.begin(), all.end());
+  return all;
 }
 
 namespace {

@@ -53,6 +53,12 @@ struct AttentionSums {
 
 /// Query sample P of metrics.md §3.2 for T tokens.
 std::vector<uint32_t> attention_query_sample(size_t T);
+/// The sampled query positions of one (sequence, q head) (docs/attention-sampling.md): `n`
+/// distinct positions of 0..T-1, ascending, drawn by a partial Fisher-Yates shuffle with the
+/// project RNG (splitmix(kDefaultSeed ^ "ATTN_SMP" ^ mix64(sequence·2^20 + q_head), i)), the same
+/// for every layer and configuration so that comparisons are paired. n = 0, or n at least the
+/// size of attention_query_sample(T), gives attention_query_sample(T) (the exact metrics).
+std::vector<uint32_t> attention_query_sample(size_t T, size_t n, uint64_t sequence, uint64_t q_head);
 
 /// Attention metrics for one (sequence, query head): q [T, D] post-RoPE queries; k, v the
 /// reference post-RoPE keys/values [T, D] of its kv head; khat, vhat the reconstructions [T, D].

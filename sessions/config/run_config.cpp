@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <set>
 
 #include "base/errors.h"
@@ -169,6 +170,21 @@ std::vector<int> int_list(const json& v, const std::string& where) {
 
 }  // namespace
 
+uint32_t parse_attn_sample(const json& v, const std::string& where) {
+  if (v.is_string()) {
+    const std::string t = v.get<std::string>();
+    if (t == "all") return 0;
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(t.c_str(), &end, 10);
+    if (!t.empty() && end && *end == '\0' && n >= 1 && n <= (1u << 20)) return static_cast<uint32_t>(n);
+  } else if (v.is_number_integer()) {
+    const int64_t n = v.get<int64_t>();
+    if (n >= 1 && n <= (1 << 20)) return static_cast<uint32_t>(n);
+  }
+  throw InvalidArgument(where + " must be \"all\" or an integer in 1..1048576 (query positions per "
+                        "sequence and q head), not " + v.dump());
+}
+
 RunConfig run_config_from_json(const json& j, const std::string& source) {
   if (!j.is_object()) throw InvalidArgument(source + ": a run configuration must be a JSON object");
   RunConfig c;
@@ -225,6 +241,8 @@ RunConfig run_config_from_json(const json& j, const std::string& source) {
         c.turbo_policy = parse_turbo_policy(it->get<std::string>(), where);
       } else if (key == "attention_metrics") {
         c.attention_metrics = it->get<bool>();
+      } else if (key == "attn_sample") {
+        c.attn_sample = parse_attn_sample(*it, source + ": attn_sample");
       } else if (key == "attn_scale") {
         if (!it->is_null()) c.attn_scale = it->get<double>();
       } else if (key == "threads") {
@@ -269,6 +287,9 @@ json run_config_to_json(const RunConfig& c) {
   j["turbo_policy"] = turbo_policy_name(c.turbo_policy);
   j["attention_metrics"] = c.attention_metrics;
   j["attn_scale"] = c.attn_scale ? json(*c.attn_scale) : json(nullptr);
+  // The default sample is left out so that configuration hashes made before attn_sample existed
+  // stay valid (stores, sessions); any other value, "all" included, is part of the identity.
+  if (c.attn_sample != kDefaultAttnSample) j["attn_sample"] = c.attn_sample ? json(c.attn_sample) : json("all");
   return j;  // threads and backend are execution choices, not part of the configuration identity
 }
 

@@ -25,6 +25,9 @@ struct LayerOverride {
   std::optional<StreamConfig> k, v;
 };
 
+/// Default of RunConfig::attn_sample: query positions per (sequence, q head).
+inline constexpr uint32_t kDefaultAttnSample = 256;
+
 struct RunConfig {
   uint32_t block_size = 512;            // 8 .. 65536
   codec::BlockRows block_rows = codec::BlockRows::kPerHead;
@@ -41,6 +44,9 @@ struct RunConfig {
   TurboPolicy turbo_policy = TurboPolicy::kNone;
   bool attention_metrics = true;        // computed when the layer has q_pre
   std::optional<double> attn_scale;     // softmax scale; default 1/sqrt(D)
+  /// Attention metrics on a deterministic sample of this many query positions per (sequence,
+  /// q head) (docs/attention-sampling.md); 0 = "all": the exact metrics of metrics.md §3.2.
+  uint32_t attn_sample = kDefaultAttnSample;
   int threads = 0;                      // 0 = all hardware threads (results do not depend on it)
   Backend backend = Backend::kCpu;
 };
@@ -58,6 +64,9 @@ std::string run_config_hash(const RunConfig& c);
 /// Parses "0,1,26,27" or "0-3,7" into a sorted unique list; throws InvalidArgument naming `what`
 /// for anything else, and for an index or range end >= io::kMaxLayers (checked before expanding).
 std::vector<int> parse_layer_list(const std::string& text, const std::string& what);
+/// attn_sample from JSON or a flag: "all" (0) or an integer in 1..1048576; else InvalidArgument
+/// naming `where`.
+uint32_t parse_attn_sample(const nlohmann::json& v, const std::string& where);
 /// A layer index from JSON: an integer in 0..io::kMaxLayers-1, else InvalidArgument naming `where`.
 int layer_index_from_json(const nlohmann::json& v, const std::string& where);
 /// Largest `threads` value accepted (0 = all hardware threads).

@@ -17,7 +17,7 @@ const std::vector<std::string>& run_option_names() {
       "k_codec", "v_codec", "bits_k", "bits_v", "block_size", "block_rows", "pca", "rsvd_rank",
       "variance_ratio", "kmeans_k", "outliers_k", "outliers_v", "skeleton_dtype", "share_basis_v",
       "centroids_k", "centroids_v", "q_precond", "q_precond_skip", "target_cond", "boundary", "layers",
-      "k_domain", "turbo_policy", "threads", "seed", "backend", "no_attention", "k_param", "v_param"};
+      "k_domain", "turbo_policy", "threads", "seed", "backend", "no_attention", "attn_sample", "k_param", "v_param"};
   return n;
 }
 
@@ -215,6 +215,7 @@ RunConfig apply_run_options(RunConfig c, const json& o, const std::string& sourc
   if (const json* v = get("no_attention")) {
     if (truthy(*v, where("no_attention"))) c.attention_metrics = false;
   }
+  if (const json* v = get("attn_sample")) c.attn_sample = parse_attn_sample(*v, where("attn_sample"));
   if (flags) validate_run_config(c, source);
   return c;
 }

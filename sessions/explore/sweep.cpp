@@ -259,6 +259,7 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
              {"capture_sha256", sum.capture_sha256}};
     RunOptions ro;
     ro.compute_sha256 = false;
+    ro.cache = opt.cache;
     const auto c0 = std::chrono::steady_clock::now();
     bool failed = false;
     try {

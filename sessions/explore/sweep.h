@@ -51,6 +51,8 @@ struct SweepOptions {
   /// records it in store.json ("shard": {index, count, grid_cells}); resuming it as another shard
   /// is refused.
   ShardSpec shard;
+  /// Per-(layer, stream) results shared between cells and runs (result_cache.h); null = none.
+  ResultCache* cache = nullptr;
 };
 
 /// totals.e2e of a sweep record from an end-to-end evaluation: delta_ppl, abs_delta_ppl (percent),

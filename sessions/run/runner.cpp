@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <mutex>
 #include <set>
 #include <sstream>
+#include <sys/stat.h>
 
 #include "base/errors.h"
 #include "base/thread_pool.h"
@@ -22,12 +25,34 @@ namespace kvwb::sessions {
 using codec::Tensor4;
 using nlohmann::json;
 
+namespace {
+/// The largest power of two <= min(cap, tokens), at least 8.
+uint32_t fitted_block(uint32_t cap, int64_t tokens) {
+  uint32_t b = 8;
+  while (b * 2 <= cap && static_cast<int64_t>(b) * 2 <= tokens) b *= 2;
+  return b;
+}
+}  // namespace
+
 RunConfig workbench_default_config(int tokens) {
   RunConfig c;
-  uint32_t b = 8;
-  while (b * 2 <= 512 && static_cast<int64_t>(b) * 2 <= tokens) b *= 2;
-  c.block_size = std::min<uint32_t>(c.block_size, b);
+  c.block_size = std::min<uint32_t>(c.block_size, fitted_block(c.block_size, tokens));
   return c;
+}
+
+std::string fit_block_size(RunConfig& cfg, const io::CaptureInfo& info) {
+  const int64_t tokens = info.tokens;
+  if (static_cast<int64_t>(cfg.block_size) <= tokens) return "";
+  bool block_codec = false;
+  for (const LayerPlan& lp : plan_layers(info, cfg))
+    if (!lp.boundary && (lp.k.traits().block_codec || lp.v.traits().block_codec)) block_codec = true;
+  if (!block_codec) return "";
+  const uint32_t before = cfg.block_size;
+  cfg.block_size = fitted_block(before, tokens);
+  return "block_size lowered from " + std::to_string(before) + " to " + std::to_string(cfg.block_size) +
+         ": the capture has " + std::to_string(tokens) +
+         " tokens per sequence, and a larger block would keep every row in the bf16 hot tail (ratio 1.0); "
+         "--block-size or a configuration file sets it";
 }
 
 double RunResult::ratio_vs_bf16() const {
@@ -195,6 +220,193 @@ std::unique_ptr<codec::Executor> executor_for(const RunConfig& cfg,
   return codec::make_executor(backend_name(cfg.backend), {cfg.threads}, note);
 }
 
+// ---- result cache entries (result_cache.h): keys and payloads ----
+
+/// sha256 of a capture file, computed once per (path, inode, size, mtime) in this process.
+std::string capture_sha256_memo(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, std::string> memo;
+  struct stat st {};
+  std::string id = path;
+  if (::stat(path.c_str(), &st) == 0)
+    id += "|" + std::to_string(st.st_ino) + "|" + std::to_string(st.st_size) + "|" +
+          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = memo.find(id); it != memo.end()) return it->second;
+  }
+  std::string sha = io::sha256_file(path);
+  std::lock_guard<std::mutex> lock(mu);
+  memo[id] = sha;
+  return sha;
+}
+
+std::string sha_of_bytes(const void* p, size_t n) {
+  return io::sha256_hex(std::span<const uint8_t>(static_cast<const uint8_t*>(p), n));
+}
+
+/// Canonical JSON of a stream's settings (codec parameter defaults filled in).
+json canonical_stream(const StreamConfig& sc, bool is_k) {
+  RunConfig c;
+  (is_k ? c.k : c.v) = sc;
+  return run_config_to_json(c)[is_k ? "k" : "v"];
+}
+
+class Writer {
+ public:
+  template <class T>
+  void pod(const T& v) {
+    const char* p = reinterpret_cast<const char*>(&v);
+    out.append(p, sizeof(T));
+  }
+  void str(const std::string& v) {
+    pod<uint64_t>(v.size());
+    out += v;
+  }
+  template <class T>
+  void vec(const std::vector<T>& v) {
+    pod<uint64_t>(v.size());
+    out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+  }
+  std::string out;
+};
+
+class Reader {
+ public:
+  explicit Reader(const std::string& s) : s_(s) {}
+  template <class T>
+  T pod() {
+    need(sizeof(T));
+    T v;
+    std::memcpy(&v, s_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::string str() {
+    const uint64_t n = pod<uint64_t>();
+    need(n);
+    std::string v = s_.substr(pos_, n);
+    pos_ += n;
+    return v;
+  }
+  template <class T>
+  std::vector<T> vec() {
+    const uint64_t n = pod<uint64_t>();
+    if (n > (s_.size() - pos_) / sizeof(T)) throw FormatError("result cache entry: vector beyond its end");
+    std::vector<T> v(n);
+    std::memcpy(v.data(), s_.data() + pos_, n * sizeof(T));
+    pos_ += n * sizeof(T);
+    return v;
+  }
+  bool done() const { return pos_ == s_.size(); }
+
+ private:
+  void need(size_t n) const {
+    if (n > s_.size() - pos_) throw FormatError("result cache entry: truncated");
+  }
+  const std::string& s_;
+  size_t pos_ = 0;
+};
+
+constexpr uint32_t kStreamEntry = 0x53524331;  // "SRC1"
+constexpr uint32_t kLayerEntry = 0x4c524331;   // "LRC1"
+
+std::string serialize_stream(const StreamResult& r) {
+  Writer w;
+  w.pod(kStreamEntry);
+  w.str(r.codec);
+  w.pod<int32_t>(r.k_domain ? static_cast<int32_t>(*r.k_domain) : -1);
+  w.pod<uint8_t>(r.failed);
+  w.str(r.error_code);
+  w.str(r.error_message);
+  w.pod(r.bytes);
+  w.pod(r.reference_bytes);
+  w.pod(r.tail_bytes);
+  w.pod(r.bf16_bytes);
+  w.pod(r.values);
+  w.pod(r.err);
+  w.vec(r.heads);
+  w.pod(r.attn);
+  w.pod<uint8_t>(r.has_attn);
+  w.pod(r.max_abs_whitened);
+  w.vec(r.d_eff);
+  w.pod(r.outliers);
+  w.pod(r.clipped);
+  w.pod(r.coded_values);
+  w.vec(r.scaled_residuals);
+  return w.out;
+}
+
+std::optional<StreamResult> deserialize_stream(const std::optional<std::string>& bytes) {
+  if (!bytes) return std::nullopt;
+  try {
+    Reader rd(*bytes);
+    if (rd.pod<uint32_t>() != kStreamEntry) return std::nullopt;
+    StreamResult r;
+    r.codec = rd.str();
+    const int32_t kd = rd.pod<int32_t>();
+    if (kd >= 0) r.k_domain = static_cast<codec::KDomain>(kd);
+    r.failed = rd.pod<uint8_t>() != 0;
+    r.error_code = rd.str();
+    r.error_message = rd.str();
+    r.bytes = rd.pod<uint64_t>();
+    r.reference_bytes = rd.pod<uint64_t>();
+    r.tail_bytes = rd.pod<uint64_t>();
+    r.bf16_bytes = rd.pod<uint64_t>();
+    r.values = rd.pod<uint64_t>();
+    r.err = rd.pod<codec::ErrorSums>();
+    r.heads = rd.vec<codec::ErrorSums>();
+    r.attn = rd.pod<codec::AttentionSums>();
+    r.has_attn = rd.pod<uint8_t>() != 0;
+    r.max_abs_whitened = rd.pod<double>();
+    r.d_eff = rd.vec<uint16_t>();
+    r.outliers = rd.pod<uint64_t>();
+    r.clipped = rd.pod<uint64_t>();
+    r.coded_values = rd.pod<uint64_t>();
+    r.scaled_residuals = rd.vec<float>();
+    if (!rd.done()) return std::nullopt;
+    return r;
+  } catch (const FormatError&) {
+    return std::nullopt;
+  }
+}
+
+struct LayerAttentionEntry {
+  codec::AttentionSums attn;
+  std::vector<codec::AttentionSums> heads;
+};
+
+std::string serialize_layer_attention(const LayerResult& lr) {
+  Writer w;
+  w.pod(kLayerEntry);
+  w.pod(lr.attn);
+  w.vec(lr.attn_heads);
+  return w.out;
+}
+
+std::optional<LayerAttentionEntry> deserialize_layer_attention(const std::optional<std::string>& bytes) {
+  if (!bytes) return std::nullopt;
+  try {
+    Reader rd(*bytes);
+    if (rd.pod<uint32_t>() != kLayerEntry) return std::nullopt;
+    LayerAttentionEntry e;
+    e.attn = rd.pod<codec::AttentionSums>();
+    e.heads = rd.vec<codec::AttentionSums>();
+    if (!rd.done()) return std::nullopt;
+    return e;
+  } catch (const FormatError&) {
+    return std::nullopt;
+  }
+}
+
+/// sha256 of the Q-preconditioning factors of one layer (L of every kv head), "" when none.
+std::string factors_sha(const std::vector<codec::WhiteningFactor>* f) {
+  if (!f) return "";
+  std::vector<float> all;
+  for (const auto& w : *f) all.insert(all.end(), w.L.begin(), w.L.end());
+  return sha_of_bytes(all.data(), all.size() * sizeof(float));
+}
+
 }  // namespace
 
 LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg,
@@ -253,7 +465,9 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
   const auto& info = cap.info();
   const size_t D = static_cast<size_t>(info.head_dim);
   const std::vector<LayerPlan> layers = plan_layers(info, cfg);
-  const auto exec = executor_for(cfg, layers, &backend_note);
+  std::unique_ptr<codec::Executor> own_exec;
+  if (!opt.executor) own_exec = executor_for(cfg, layers, &backend_note);
+  const codec::Executor* exec = opt.executor ? opt.executor : own_exec.get();
   const Backend backend = parse_backend(exec->name(), "the executor factory");
   RunResult r;
   r.config = run_config_to_json(cfg);
@@ -280,7 +494,14 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
                              "): the reference measured 2.47x K-MSE inflation for a shared K basis");
     }
   }
-  if (opt.compute_sha256) r.capture_sha256 = io::sha256_file(capture_path);
+  ResultCache* cache = opt.dump_decoded.empty() ? opt.cache : nullptr;
+  std::string cache_capture_sha;
+  if (cache) {
+    cache_capture_sha = capture_sha256_memo(capture_path);
+    if (opt.compute_sha256) r.capture_sha256 = cache_capture_sha;
+  } else if (opt.compute_sha256) {
+    r.capture_sha256 = io::sha256_file(capture_path);
+  }
   const Whitening wh = build_whitening(cap, cfg);
   r.skip_m = wh.rule.m;
   r.skip_median = wh.rule.median;
@@ -288,6 +509,25 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
   const auto& positions = cap.positions();
   const auto sample = codec::attention_query_sample(static_cast<size_t>(info.tokens));
   const float scale = static_cast<float>(cfg.attn_scale ? *cfg.attn_scale : 1.0 / std::sqrt(static_cast<double>(D)));
+  // What every cached entry of this run shares (result_cache.h): the key is the sha256 of it and
+  // of the layer's resolved stream settings.
+  json key_base;
+  std::map<std::string, std::string> centroid_sha;  // centroids_file -> sha256 of its bytes
+  if (cache) {
+    key_base["entry"] = "kvwb-result-cache-1";
+    key_base["capture_sha256"] = cache_capture_sha;
+    key_base["backend"] = std::string(exec->name());
+    key_base["block_size"] = cfg.block_size;
+    key_base["collect_residuals"] = opt.collect_residuals;
+    key_base["attention"] = {{"enabled", cfg.attention_metrics},
+                             {"scale_bits", [&] {
+                                uint32_t b;
+                                std::memcpy(&b, &scale, sizeof b);
+                                return b;
+                              }()},
+                             {"sample_sha256", sha_of_bytes(sample.data(), sample.size() * sizeof(uint32_t))},
+                             {"attn_sample", cfg.attn_sample}};
+  }
 
   std::unique_ptr<io::CaptureWriter> dump;
   if (!opt.dump_decoded.empty()) {
@@ -298,6 +538,15 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     if (info.has_positions) dump->write_positions(positions);
     if (info.has_tokens) dump->write_tokens(cap.tokens());
   }
+
+  // Query positions of the attention metrics per (sequence, q head): cfg.attn_sample of them, the
+  // same in every layer (codec row weights keep the exact sample above).
+  std::vector<std::vector<uint32_t>> metric_samples;
+  auto metric_sample = [&](size_t s, size_t hq) -> const std::vector<uint32_t>& {
+    const size_t hqn = static_cast<size_t>(info.num_query_heads);
+    const size_t i = s * hqn + hq;
+    return metric_samples[i];
+  };
 
   const std::atomic<bool>* cancel = job ? &job->cancel : nullptr;
   size_t step = 0;
@@ -318,8 +567,6 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     LayerData ld;
     ld.layer = l;
     ld.k_pre = lp.k_domain == codec::KDomain::kPreRope;
-    ld.k = ld.k_pre ? cap.k_pre(l, &ld.k_derived) : cap.k_post(l, &ld.k_derived);
-    ld.v = cap.read(l, io::TensorKind::kV);
     auto fit = wh.factors.find(l);
     if (fit != wh.factors.end()) {
       ld.factors = &fit->second;
@@ -327,12 +574,83 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
       if (!lr.boundary && !lr.q_skip && ld.k_pre) ld.whitening = &fit->second;
     }
     lr.whitened = ld.whitening != nullptr;
-    const size_t S = ld.v.s, H = ld.v.h, T = ld.v.t;
     const bool want_attn = cfg.attention_metrics && li->has_q_pre;
     const int window = li->attention == "sliding" ? li->sliding_window : 0;
+
+    // The result cache: reuse what an earlier run measured with the same settings. With attention
+    // metrics the both-compressed sums need both reconstructions, so the layer is reused whole or
+    // computed whole; without them each stream on its own.
+    std::string kkey, vkey, bkey;
+    std::optional<StreamResult> kc, vc;
+    std::optional<LayerAttentionEntry> bc;
+    bool need_both = false;
+    if (cache) {
+      auto stream_key = [&](const StreamPlan& sp, bool is_k) {
+        json k = key_base;
+        k["layer"] = l;
+        k["stream"] = is_k ? "K" : "V";
+        k["boundary"] = lp.boundary;
+        k["window"] = window;
+        k["has_q"] = li->has_q_pre;
+        k["settings"] = canonical_stream(sp.config, is_k);
+        k["pooled"] = sp.pooled;
+        k["block_rows"] = codec::codec_traits(sp.config.codec).block_codec &&
+                          cfg.block_rows == codec::BlockRows::kPooledHeads;
+        k["attention_weights"] = sp.attention_weights;
+        if (is_k) {
+          k["k_domain"] = codec::k_domain_name(lp.k_domain);
+          k["factors_sha256"] = factors_sha(ld.factors);
+          k["whitened"] = lr.whitened;
+        }
+        if (!sp.config.centroids_file.empty()) {
+          auto& c = centroid_sha[sp.config.centroids_file];
+          if (c.empty()) c = io::sha256_file(sp.config.centroids_file);
+          k["centroids_sha256"] = c;
+        }
+        const std::string text = k.dump();
+        return sha_of_bytes(text.data(), text.size());
+      };
+      kkey = stream_key(lp.k, true);
+      vkey = stream_key(lp.v, false);
+      kc = deserialize_stream(cache->get(kkey));
+      vc = deserialize_stream(cache->get(vkey));
+      need_both = want_attn && !(kc && kc->failed) && !(vc && vc->failed);
+      if (need_both) {
+        const std::string both = kkey + vkey + "both";
+        bkey = sha_of_bytes(both.data(), both.size());
+        bc = deserialize_layer_attention(cache->get(bkey));
+      }
+    }
+    bool compute_k = !kc, compute_v = !vc;
+    if (need_both && (!kc || !vc || !bc)) compute_k = compute_v = true;
+    if (!compute_k && !compute_v) {
+      lr.k = std::move(*kc);
+      lr.v = std::move(*vc);
+      if (need_both) {
+        lr.attn = bc->attn;
+        lr.attn_heads = bc->heads;
+        lr.has_attn = true;
+      }
+      r.failed = r.failed || lr.k.failed || lr.v.failed;
+      for (const StreamResult* sr : {&lr.k, &lr.v}) {
+        r.total_bytes += sr->bytes;
+        r.bf16_bytes += sr->bf16_bytes;
+        r.tail_bytes += sr->tail_bytes;
+        r.reference_bytes += sr->reference_bytes;
+      }
+      r.layers.push_back(std::move(lr));
+      ++r.layers_from_cache;
+      ++step;
+      if (partial) *partial = r;
+      continue;
+    }
+
+    ld.k = ld.k_pre ? cap.k_pre(l, &ld.k_derived) : cap.k_post(l, &ld.k_derived);
+    ld.v = cap.read(l, io::TensorKind::kV);
+    const size_t S = ld.v.s, H = ld.v.h, T = ld.v.t;
     Tensor4 qpost;
     // Row weights from attention mass (never in boundary layers).
-    const bool attention_weights = lp.k.attention_weights || lp.v.attention_weights;
+    const bool attention_weights = (compute_k && lp.k.attention_weights) || (compute_v && lp.v.attention_weights);
     if (want_attn || attention_weights) {
       if (!li->has_q_pre)
         throw InvalidArgument("layer " + std::to_string(l) + ": weights=attention needs q_pre in the capture");
@@ -380,9 +698,19 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
         res.error_message = e.what();
       }
     };
-    do_stream(lp.k.config, codec::Stream::kK, ld.k, krec, lr.k);
-    do_stream(lp.v.config, codec::Stream::kV, ld.v, vrec, lr.v);
-    if (!lr.k.failed) {
+    if (compute_k) {
+      do_stream(lp.k.config, codec::Stream::kK, ld.k, krec, lr.k);
+      if (!lr.boundary) ++r.executor_streams;
+    } else {
+      lr.k = std::move(*kc);
+    }
+    if (compute_v) {
+      do_stream(lp.v.config, codec::Stream::kV, ld.v, vrec, lr.v);
+      if (!lr.boundary) ++r.executor_streams;
+    } else {
+      lr.v = std::move(*vc);
+    }
+    if (compute_k && !lr.k.failed) {
       measure(ld.k, krec, lr.k);
       if (ld.factors) {
         if (ld.k_pre) {
@@ -395,16 +723,24 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
         }
       }
     }
-    if (!lr.v.failed) measure(ld.v, vrec, lr.v);
-    if (want_attn && !lr.k.failed && !lr.v.failed) {
+    if (compute_v && !lr.v.failed) measure(ld.v, vrec, lr.v);
+    if (want_attn && compute_k && compute_v && !lr.k.failed && !lr.v.failed) {
       Tensor4 kpost_hat = krec;
       if (ld.k_pre) rope_tensor(kpost_hat, positions, rope, false);
+      if (metric_samples.empty()) {
+        const size_t hqn = static_cast<size_t>(info.num_query_heads);
+        metric_samples.resize(S * hqn);
+        for (size_t s = 0; s < S; ++s)
+          for (size_t hq = 0; hq < hqn; ++hq)
+            metric_samples[s * hqn + hq] = codec::attention_query_sample(T, cfg.attn_sample, s, hq);
+      }
       std::vector<codec::AttentionVariants> per(S * H);
       parallel_for(S * H, cfg.threads, [&](size_t i) {
         const size_t s = i / H, h = i % H;
         for (size_t hq = h * g; hq < (h + 1) * g; ++hq)
           codec::accumulate_attention(qpost.row(s, hq, 0), kpost_ref.row(s, h, 0), ld.v.row(s, h, 0),
-                                      kpost_hat.row(s, h, 0), vrec.row(s, h, 0), T, D, sample, scale, window, per[i]);
+                                      kpost_hat.row(s, h, 0), vrec.row(s, h, 0), T, D, metric_sample(s, hq), scale,
+                                      window, per[i]);
       }, cancel);
       lr.attn_heads.assign(H, {});
       for (size_t i = 0; i < S * H; ++i) {
@@ -422,6 +758,12 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
       dump->write_layer(l, ld.k_pre ? io::TensorKind::kK : io::TensorKind::kKPre, other);
       dump->write_layer(l, io::TensorKind::kV, vrec);
       if (li->has_q_pre) dump->write_layer(l, io::TensorKind::kQPre, cap.read(l, io::TensorKind::kQPre));
+    }
+    // A cancel during the attention metrics leaves them incomplete: such a layer is not stored.
+    if (cache && !(cancel && cancel->load())) {
+      if (compute_k) cache->put(kkey, serialize_stream(lr.k));
+      if (compute_v) cache->put(vkey, serialize_stream(lr.v));
+      if (lr.has_attn && !bkey.empty()) cache->put(bkey, serialize_layer_attention(lr));
     }
     r.failed = r.failed || lr.k.failed || lr.v.failed;
     for (const StreamResult* sr : {&lr.k, &lr.v}) {
@@ -575,7 +917,8 @@ json run_result_to_json(const RunResult& r) {
                            {"attn_top1", top1_mean / attn_layers},
                            {"attn_out_rel_err_pooled", num(ta.out_rel_err_pooled())},
                            {"worst_layer_by_kl", worst_layer},
-                           {"aggregation", "unweighted mean over layers (metrics.md §3.4)"}};
+                           {"aggregation", "unweighted mean over layers (metrics.md §3.4)"},
+                           {"sample", r.config.value("attn_sample", json(kDefaultAttnSample))}};
   }
   totals["bytes"] = r.total_bytes;
   totals["bf16_bytes"] = r.bf16_bytes;

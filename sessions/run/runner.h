@@ -20,6 +20,7 @@
 #include "io/capture.h"
 #include "sessions/config/layer_plan.h"
 #include "sessions/config/run_config.h"
+#include "sessions/run/result_cache.h"
 #include "sessions/run/whitening.h"
 
 namespace kvwb::sessions {
@@ -70,6 +71,10 @@ struct RunResult {
   std::vector<std::string> warnings;
   std::map<int, double> skip_m;  // Σ_q skip rule: layer -> m_l
   double skip_median = 0;
+  /// Work accounting (not part of the result JSON): layers whose results all came from the
+  /// result cache, and (layer, stream) units that went through the executor.
+  size_t layers_from_cache = 0;
+  size_t executor_streams = 0;
 
   double ratio_vs_bf16() const;
 };
@@ -78,13 +83,23 @@ struct RunOptions {
   std::string dump_decoded;       // write a capture with the reconstructed tensors ("" = off)
   bool collect_residuals = false; // keep Kakeya scaled residuals (distribution view, outlier rates)
   bool compute_sha256 = true;
+  /// Per-(layer, stream) results are reused from and stored into this cache (result_cache.h);
+  /// null = every layer is computed. Ignored with dump_decoded (reconstructions are not cached).
+  ResultCache* cache = nullptr;
+  /// Runs the codecs on this executor instead of make_executor(cfg.backend) (tests count calls).
+  const codec::Executor* executor = nullptr;
 };
 
-/// The configuration the workbench starts from on a capture of `tokens` tokens per sequence:
-/// RunConfig{} (what `kvwb run` uses without flags) with block_size lowered to the largest power of
-/// two <= min(512, tokens) (at least 8), so that short captures are coded rather than kept whole
-/// in the bf16 hot tail. On tiny1m (T = 256) it equals `kvwb run --block-size 256`.
+/// The default configuration on a capture of `tokens` tokens per sequence, the one of the GUI
+/// and of `kvwb run` / `export-bundle` without a chosen block size: RunConfig{} fitted by
+/// fit_block_size. On tiny1m (T = 256) it equals `kvwb run --block-size 256`.
 RunConfig workbench_default_config(int tokens);
+
+/// Fits a block size nobody chose to the capture (issue 13 item 8): when a stream of some layer
+/// uses a block codec and cfg.block_size > tokens (every row would stay in the bf16 hot tail,
+/// ratio 1.0), lowers it to the largest power of two <= tokens (at least 8). Returns the sentence
+/// that says so ("block_size lowered from 512 to 256: ..."), or "" when nothing changed.
+std::string fit_block_size(RunConfig& cfg, const io::CaptureInfo& info);
 
 /// Round-trips the K and V of one layer held in memory exactly as run_config does for a capture
 /// layer: `plan` (plan_layer of `cfg`: boundary, per-stream codecs, turbo policy, overrides),

@@ -33,6 +33,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 
 #include "app/gui/boundary_panel.h"
 #include "app/gui/bundle_dialog.h"
@@ -40,6 +41,7 @@
 #include "app/gui/sweep_dialog.h"
 #include "app/gui/workbench.h"
 #include "sessions/explore/result_store.h"
+#include "sessions/run/runner.h"
 #include "views/compare_view.h"
 #include "views/config_view.h"
 #include "views/distribution_view.h"
@@ -369,6 +371,75 @@ class TestGuiWorkbench : public QObject {
     QVERIFY(!wb.pin_current_as_baseline());
     wb.cancel_all();
     QVERIFY(wb.wait_idle(kWaitMs));
+  }
+
+  // The result cache and the run settings (issue 13 item 1): every core by default, finished
+  // layers shown while the run goes on, a boundary toggle recomputes one layer (counted by the
+  // runner: layers from the cache, streams through the executor), identical to an uncached run;
+  // Preferences switch the cache off.
+  void boundary_toggle_recomputes_one_layer() {
+    if (!QFileInfo::exists(tiny1m())) QSKIP("real data absent: tiny1m_wikitext2.kvc.h5");
+    auto w = make_window();
+    Workbench& wb = w->workbench();
+    QCOMPARE(Workbench::thread_setting(), 0);
+    QCOMPARE(Workbench::run_threads(), static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    QVERIFY(wb.result_cache_enabled());
+    bool saw_progressive = false;
+    QObject::connect(&wb, &Workbench::snapshot_changed, &wb, [&](views::SnapshotPtr s) {
+      if (s->run && s->run_in_flight && s->run_partial && !s->run->layers.empty() &&
+          s->run->layers.size() < 4)
+        saw_progressive = true;
+    });
+    QVERIFY(w->open_capture_file(tiny1m()));
+    QVERIFY(wb.wait_idle(kWaitMs));
+    QVERIFY(saw_progressive);  // layers appeared before the run ended
+    const auto first = wb.snapshot()->run;
+    QCOMPARE(first->layers.size(), size_t(4));
+    QCOMPARE(first->layers_from_cache, size_t(0));
+
+    // Toggle layer 2 to bf16: the three others come from the cache, no codec runs.
+    wb.toggle_boundary(2);
+    QVERIFY(wb.wait_idle(kWaitMs));
+    auto s = wb.snapshot();
+    QVERIFY(s->run_is_current && !s->run_partial);
+    QCOMPARE(s->run->layers_from_cache, size_t(3));
+    QCOMPARE(s->run->executor_streams, size_t(0));
+    QVERIFY(s->run->layers[2].boundary);
+
+    // A layer coded for the first time: exactly its K and V go through the executor.
+    wb.set_boundary({1});
+    wb.set_config(with_k_bits(wb.current_config(), "2"), "K 2 bits");
+    QVERIFY(wb.wait_idle(kWaitMs));
+    wb.toggle_boundary(1);
+    QVERIFY(wb.wait_idle(kWaitMs));
+    s = wb.snapshot();
+    QCOMPARE(s->run->layers_from_cache, size_t(3));
+    QCOMPARE(s->run->executor_streams, size_t(2));
+    kvwb::sessions::RunOptions plain;
+    plain.collect_residuals = true;
+    auto a = kvwb::sessions::run_result_to_json(*s->run);
+    auto b = kvwb::sessions::run_result_to_json(
+        kvwb::sessions::run_config(tiny1m().toStdString(), wb.current_config(), plain));
+    a.erase("seconds");
+    b.erase("seconds");
+    QVERIFY(a == b);
+
+    // Preferences: the thread count (0 = all cores) and the cache switch.
+    QAction* prefs = action(*w, "&Preferences");
+    QVERIFY(prefs);
+    prefs->trigger();
+    auto* dlg = w->findChild<QDialog*>("preferences");
+    QVERIFY(dlg);
+    auto* threads = dlg->findChild<QSpinBox*>("threads");
+    QVERIFY(threads && threads->value() == 0 && threads->specialValueText().startsWith("All cores"));
+    auto* cache = dlg->findChild<QCheckBox*>("result_cache");
+    QVERIFY(cache && cache->isChecked());
+    cache->setChecked(false);
+    dlg->accept();
+    QVERIFY(!wb.result_cache_enabled());
+    wb.toggle_boundary(3);
+    QVERIFY(wb.wait_idle(kWaitMs));
+    QCOMPARE(wb.snapshot()->run->layers_from_cache, size_t(0));
   }
 
   // Keyboard: the layer map (arrows, Space toggles bf16, Tab leaves) and every dialog.

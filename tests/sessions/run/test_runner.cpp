@@ -267,3 +267,51 @@ TEST(RunConfig, LayerListsAndValuesAreBoundedBeforeExpansion) {
     EXPECT_NE(std::string(e.what()).find("cfg.json"), std::string::npos) << e.what();
   }
 }
+
+// Sampled attention metrics (issue 13 item 9, docs/attention-sampling.md).
+TEST(AttentionSample, DeterministicDistinctSortedPerSequenceAndHead) {
+  const auto a = codec::attention_query_sample(1024, 64, 3, 1);
+  EXPECT_EQ(a, codec::attention_query_sample(1024, 64, 3, 1));
+  ASSERT_EQ(a.size(), 64u);
+  for (size_t i = 1; i < a.size(); ++i) EXPECT_LT(a[i - 1], a[i]);
+  EXPECT_LT(a.back(), 1024u);
+  EXPECT_NE(a, codec::attention_query_sample(1024, 64, 3, 0));
+  EXPECT_NE(a, codec::attention_query_sample(1024, 64, 2, 1));
+  // n = 0 ("all") or n beyond the exact sample: the exact sample of metrics.md §3.2.
+  EXPECT_EQ(codec::attention_query_sample(1024, 0, 3, 1), codec::attention_query_sample(1024));
+  EXPECT_EQ(codec::attention_query_sample(300, 512, 0, 0), codec::attention_query_sample(300));
+}
+
+namespace {
+/// Per layer, sampled vs exact attention metrics of `c` on `path` within `tol` (relative).
+void expect_sampled_close(const std::string& path, RunConfig c, uint32_t n, double tol) {
+  c.threads = 2;
+  c.attn_sample = 0;
+  const RunResult exact = run_config(path, c, no_sha());
+  c.attn_sample = n;
+  const RunResult sampled = run_config(path, c, no_sha());
+  ASSERT_EQ(exact.layers.size(), sampled.layers.size());
+  auto rel = [](double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-300); };
+  for (size_t i = 0; i < exact.layers.size(); ++i) {
+    const auto& e = exact.layers[i];
+    const auto& s = sampled.layers[i];
+    ASSERT_TRUE(e.has_attn && s.has_attn);
+    EXPECT_LT(s.attn.queries, e.attn.queries);  // really sampled
+    EXPECT_LE(rel(s.attn.kl(), e.attn.kl()), tol) << "layer " << e.layer << " attn_kl";
+    EXPECT_LE(rel(s.attn.out_rel_err(), e.attn.out_rel_err()), tol) << "layer " << e.layer << " attn_out_rel_err";
+    EXPECT_LE(rel(s.attn.top1(), e.attn.top1()), tol) << "layer " << e.layer << " attn_top1";
+    EXPECT_LE(rel(s.k.attn.kl(), e.k.attn.kl()), tol) << "layer " << e.layer << " K-only attn_kl";
+    EXPECT_LE(rel(s.v.attn.out_rel_err(), e.v.attn.out_rel_err()), tol) << "layer " << e.layer << " V-only out";
+    EXPECT_EQ(s.k.bytes + s.v.bytes, e.k.bytes + e.v.bytes);  // the codec never sees the metric sample
+  }
+}
+}  // namespace
+
+TEST(AttentionSample, RealTiny1mSampledWithinFivePercentOfExactPerLayer) {
+  KVWB_REQUIRE_REAL(path, "tiny1m_wikitext2.kvc.h5");
+  KVWB_REQUIRE_REAL(long_path, "tiny1m_wikitext2_long.kvc.h5");
+  // T = 256: the default sample (256) is exact there, so a quarter of the positions is shown.
+  expect_sampled_close(path, workbench_default_config(256), 64, 0.05);
+  // T = 1024: the default sample, a quarter of the positions.
+  expect_sampled_close(long_path, workbench_default_config(1024), kDefaultAttnSample, 0.05);
+}
