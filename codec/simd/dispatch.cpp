@@ -1,5 +1,9 @@
 #include "codec/simd/dispatch.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
@@ -48,13 +52,21 @@ const char* path_name(Path p) {
   return "?";
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/// F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports has no "f16c".
+static bool has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & (1u << 29)) != 0;
+}
+#endif
+
 bool cpu_supports(Path p) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   switch (p) {
     case Path::kScalar:
       return true;
     case Path::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && has_f16c();
     case Path::kAvx512:
       return cpu_supports(Path::kAvx2) && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
