@@ -6,6 +6,7 @@ set -euo pipefail
 BUILD=${1:-build}
 DEMO="$BUILD/demo/demo.kvc.h5"
 GUI="$BUILD/app/gui/kvwb-gui"
+mkdir -p "$(dirname "$DEMO")"  # a fresh build folder has no demo/ yet (make run builds only the apps)
 [ -f "$DEMO" ] || "$BUILD/app/cli/kvwb" synth "$DEMO"
 echo "Demo capture (SYNTHETIC data, see docs/demo-capture.md): $DEMO"
 if [ ! -x "$GUI" ]; then
