@@ -176,6 +176,14 @@ ConfigView::ConfigView(QWidget* parent) : View(parent) {
   attention_ = new QCheckBox("attention metrics (layers with q_pre)", run_box);
   attention_->setObjectName("config.attention_metrics");
   rf->addRow("", attention_);
+  attn_sample_ = new QComboBox(run_box);
+  attn_sample_->setObjectName("config.attn_sample");
+  attn_sample_->setEditable(true);
+  attn_sample_->addItems({"64", "128", "256", "512", "1024", "all"});
+  attn_sample_->setToolTip(
+      "Attention metrics on this many query positions per (sequence, q head), the same positions "
+      "in every layer and configuration; \"all\" = exact (slow on long captures). Default 256.");
+  rf->addRow("attention sample", attn_sample_);
   backend_ = new QComboBox(run_box);
   backend_->setObjectName("config.backend");
   {
@@ -286,6 +294,8 @@ ConfigView::ConfigView(QWidget* parent) : View(parent) {
   connect(target_cond_, &QLineEdit::textEdited, this, edited);
   connect(turbo_policy_, &QComboBox::currentIndexChanged, this, edited);
   connect(attention_, &QCheckBox::toggled, this, edited);
+  connect(attention_, &QCheckBox::toggled, attn_sample_, &QWidget::setEnabled);
+  connect(attn_sample_, &QComboBox::currentTextChanged, this, edited);
   connect(backend_, &QComboBox::currentIndexChanged, this, edited);
 
   loading_ = true;
@@ -519,6 +529,8 @@ void ConfigView::set_form(const ConfigForm& f) {
   target_cond_->setText(qs(f.target_cond));
   turbo_policy_->setCurrentIndex(std::max(0, turbo_policy_->findText(qs(f.turbo_policy))));
   attention_->setChecked(f.attention_metrics);
+  attn_sample_->setCurrentText(qs(f.attn_sample));
+  attn_sample_->setEnabled(f.attention_metrics);
   backend_->setCurrentIndex(std::max(0, backend_->findData(qs(f.backend), Qt::UserRole)));
   set_stream(k_, f.k);
   set_stream(v_, f.v);
@@ -540,6 +552,7 @@ ConfigForm ConfigView::form() const {
   f.target_cond = target_cond_->text().trimmed().toStdString();
   f.turbo_policy = turbo_policy_->currentText().toStdString();
   f.attention_metrics = attention_->isChecked();
+  f.attn_sample = attn_sample_->currentText().trimmed().toStdString();
   f.backend = backend_->currentData(Qt::UserRole).toString().toStdString();
   f.carried = carried_;
   return f;
@@ -610,7 +623,8 @@ void ConfigView::highlight_field(const QString& message) {
   const std::pair<const char*, QWidget*> keys[] = {
       {"block_size", block_size_}, {"block size", block_size_}, {"block_rows", block_rows_},
       {"boundary", boundary_},     {"layers", layers_},         {"target_cond", target_cond_},
-      {"Q-precond", q_file_},      {"q_precond", q_file_},      {"turbo_policy", turbo_policy_}};
+      {"Q-precond", q_file_},      {"q_precond", q_file_},      {"turbo_policy", turbo_policy_},
+      {"attn_sample", attn_sample_}};
   for (const auto& [key, w] : keys)
     if (message.contains(key)) {
       target = w;

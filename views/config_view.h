@@ -127,6 +127,7 @@ class ConfigView : public View {
   QLineEdit* target_cond_ = nullptr;
   QComboBox* turbo_policy_ = nullptr;
   QCheckBox* attention_ = nullptr;
+  QComboBox* attn_sample_ = nullptr;  // editable: a number or "all"
   QComboBox* backend_ = nullptr;
   StreamWidgets k_, v_;
   QWidget* body_ = nullptr;

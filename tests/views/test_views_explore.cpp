@@ -127,6 +127,7 @@ sessions::RunConfig config_with_overrides() {
   c.target_cond = 1000.0;
   c.turbo_policy = sessions::TurboPolicy::kMode2;
   c.attention_metrics = false;
+  c.attn_sample = 0;  // "all"
   c.attn_scale = 0.125;
   c.threads = 2;
   c.backend = sessions::Backend::kAuto;
@@ -336,11 +337,21 @@ void TestViewsExplore::config_round_trips() {
   view.findChild<QComboBox*>("v.codec")->setCurrentText("kivi");
   view.findChild<QComboBox*>("v.param.bits")->setCurrentText("4");
   view.findChild<QLineEdit*>("config.boundary")->setText("0,3");
+  auto* sample = view.findChild<QComboBox*>("config.attn_sample");
+  QVERIFY(sample && sample->isEnabled());
+  QCOMPARE(sample->currentText(), QString("256"));
+  sample->setCurrentText("64");
+  // The sample only means something with attention metrics on.
+  view.findChild<QCheckBox*>("config.attention_metrics")->setChecked(false);
+  QVERIFY(!sample->isEnabled());
+  view.findChild<QCheckBox*>("config.attention_metrics")->setChecked(true);
+  QVERIFY(sample->isEnabled());
   QVERIFY(view.run());
   const auto got = spy.at(0).at(0).value<sessions::RunConfig>();
   sessions::RunConfig want;
   want.v = {"kivi", {{"bits", "4"}}, {}, ""};
   want.boundary = {0, 3};
+  want.attn_sample = 64;
   QCOMPARE(sessions::run_config_hash(got), sessions::run_config_hash(want));
 }
 
@@ -380,6 +391,12 @@ void TestViewsExplore::config_rejects_bad_values() {
   view.findChild<QLineEdit*>("config.boundary")->setText("0,x");
   QVERIFY(!view.run());
   QVERIFY(view.error_text().contains("boundary"));
+  view.findChild<QLineEdit*>("config.boundary")->setText("0");
+  view.findChild<QComboBox*>("config.attn_sample")->setCurrentText("0");
+  QVERIFY(!view.run());
+  QVERIFY2(view.error_text().contains("attn_sample"), qPrintable(view.error_text()));
+  QVERIFY(view.findChild<QComboBox*>("config.attn_sample")->property("kvwb_invalid").toBool());
+  view.findChild<QComboBox*>("config.attn_sample")->setCurrentText("all");
   QCOMPARE(spy.count(), 0);
 
   // Fixing it runs and clears the message.

@@ -157,6 +157,7 @@ ConfigForm form_from_config(const sessions::RunConfig& c) {
   f.target_cond = c.target_cond ? json(*c.target_cond).dump() : "";
   f.turbo_policy = sessions::turbo_policy_name(c.turbo_policy);
   f.attention_metrics = c.attention_metrics;
+  f.attn_sample = c.attn_sample ? std::to_string(c.attn_sample) : "all";
   f.backend = sessions::backend_name(c.backend);
   const json canon = sessions::run_config_to_json(c);
   f.carried = json::object();
@@ -202,6 +203,7 @@ json form_to_json(const ConfigForm& f) {
   }
   j["turbo_policy"] = f.turbo_policy;
   j["attention_metrics"] = f.attention_metrics;
+  j["attn_sample"] = f.attn_sample;  // "all" or digits; the core parses and range-checks it
   j["backend"] = f.backend;
   return j;
 }

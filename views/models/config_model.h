@@ -59,6 +59,9 @@ struct ConfigForm {
   std::string target_cond;  // "" = none, else > 1
   std::string turbo_policy = "none";
   bool attention_metrics = true;
+  /// Query positions per (sequence, q head) of the attention metrics: a number (1..1048576) or
+  /// "all" (exact); docs/attention-sampling.md.
+  std::string attn_sample = std::to_string(sessions::kDefaultAttnSample);
   std::string backend = "cpu";  // cpu | cuda | auto
   /// Keys of the configuration the form does not edit (overrides, q_precond_skip_layers,
   /// attn_scale, threads), carried through unchanged.

@@ -28,7 +28,7 @@ sessions::RunConfig config_with_overrides() {
     "overrides": [{"layer": 2, "k": {"codec": "q8_0"}}],
     "q_precond": "/tmp/sigma_q.safetensors", "q_precond_skip_layers": [1],
     "q_precond_auto_skip": false, "target_cond": 1000.0, "turbo_policy": "mode2",
-    "attention_metrics": false, "attn_scale": 0.125, "threads": 2, "backend": "auto"})"));
+    "attention_metrics": false, "attn_sample": "all", "attn_scale": 0.125, "threads": 2, "backend": "auto"})"));
 }
 
 /// The message of the InvalidArgument that config_from_form(f) throws ("" when it does not).
@@ -225,6 +225,28 @@ TEST(ConfigModel, RejectsBadValuesWithTheCoresErrors) {
   EXPECT_TRUE(contains(e, "choose a Σ_q safetensors file")) << e;
   EXPECT_THROW(validate_stream_params("kivi", {{"bits", "3"}}, "V stream"), InvalidArgument);
   EXPECT_NO_THROW(validate_stream_params("kivi", {{"bits", "4"}, {"group", ""}}, "V stream"));
+}
+
+TEST(ConfigModel, AttentionSampleIsAFieldOfTheForm) {
+  // The default stays out of the canonical JSON (configuration hashes made before the option
+  // stay valid); any other value, "all" included, goes through and changes the hash.
+  ConfigForm f = form_from_config(sessions::RunConfig{});
+  EXPECT_EQ(f.attn_sample, "256");
+  EXPECT_FALSE(sessions::run_config_to_json(config_from_form(f)).contains("attn_sample"));
+  EXPECT_EQ(sessions::run_config_hash(config_from_form(f)), sessions::run_config_hash(sessions::RunConfig{}));
+  f.attn_sample = "all";
+  EXPECT_EQ(config_from_form(f).attn_sample, 0u);
+  f.attn_sample = "64";
+  const sessions::RunConfig c64 = config_from_form(f);
+  EXPECT_EQ(c64.attn_sample, 64u);
+  EXPECT_NE(sessions::run_config_hash(c64), sessions::run_config_hash(sessions::RunConfig{}));
+  EXPECT_EQ(form_from_config(c64).attn_sample, "64");
+  EXPECT_EQ(form_from_config(test::config_of({{"attn_sample", "all"}})).attn_sample, "all");
+  for (const char* bad : {"0", "-3", "12x", "", "2000000"}) {
+    f.attn_sample = bad;
+    const std::string e = form_error(f);
+    EXPECT_TRUE(contains(e, "attn_sample") && contains(e, "1..1048576")) << bad << ": " << e;
+  }
 }
 
 TEST(ConfigModel, EditsBecomeExactlyThatConfiguration) {
