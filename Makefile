@@ -13,7 +13,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 export PATH := /usr/local/cuda/bin:$(PATH)
 
-.PHONY: all deps configure build build-app run test test-release test-asan fuzz-build fuzz test-fuzz-smoke bench clean
+.PHONY: all deps configure build build-app run test test-release test-asan fuzz-build fuzz test-fuzz-smoke bench bench-workbench clean
 
 all: build
 
@@ -62,6 +62,10 @@ test-fuzz-smoke: fuzz-build
 
 bench: build
 	bash scripts/run-bench.sh $(BUILD)
+
+# The workbench's latencies and `kvwb run` on model-shaped captures (issue 13); needs Xvfb.
+bench-workbench: build
+	bash scripts/run-bench-workbench.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -518,7 +518,6 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     key_base["capture_sha256"] = cache_capture_sha;
     key_base["backend"] = std::string(exec->name());
     key_base["block_size"] = cfg.block_size;
-    key_base["collect_residuals"] = opt.collect_residuals;
     key_base["attention"] = {{"enabled", cfg.attention_metrics},
                              {"scale_bits", [&] {
                                 uint32_t b;
@@ -597,6 +596,9 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
         k["block_rows"] = codec::codec_traits(sp.config.codec).block_codec &&
                           cfg.block_rows == codec::BlockRows::kPooledHeads;
         k["attention_weights"] = sp.attention_weights;
+        // Only a codec that reports residuals stores different results when they are collected:
+        // a sweep's entries (no residuals) serve the GUI's runs (residuals) for every other codec.
+        k["collect_residuals"] = opt.collect_residuals && codec::codec_traits(sp.config.codec).scaled_residuals;
         if (is_k) {
           k["k_domain"] = codec::k_domain_name(lp.k_domain);
           k["factors_sha256"] = factors_sha(ld.factors);

@@ -155,6 +155,25 @@ TEST(ResultCache, SettingsThatChangeResultsChangeTheKey) {
   residuals.collect_residuals = true;
   (void)run_config(demo_path(), a, residuals);
   EXPECT_EQ(exec.take().size(), 6u);
+  // ... but only for a codec that reports residuals: a peer's entries made without them (a
+  // sweep) serve a run that collects them (the GUI), and a Kakeya stream beside it is recomputed.
+  RunConfig peers = a;
+  peers.k = StreamConfig{"q8_0", {}, {}, ""};
+  peers.v = StreamConfig{"turbo3", {}, {}, ""};
+  (void)run_config(demo_path(), peers, with);
+  EXPECT_EQ(exec.take().size(), 6u);
+  const RunResult rp = run_config(demo_path(), peers, residuals);
+  EXPECT_TRUE(exec.take().empty());
+  EXPECT_EQ(rp.layers_from_cache, 3u);
+  RunOptions uncached_residuals;
+  uncached_residuals.collect_residuals = true;
+  EXPECT_EQ(comparable(rp), comparable(run_config(demo_path(), peers, uncached_residuals)));
+  RunConfig mixed = peers;
+  mixed.v = a.v;  // kakeya_pca
+  (void)run_config(demo_path(), mixed, with);
+  exec.take();
+  (void)run_config(demo_path(), mixed, residuals);
+  EXPECT_EQ(exec.take().size(), 6u);  // V's residuals are needed; the layer is recomputed whole
   // The thread count is not part of the key (results never depend on it).
   RunConfig t = a;
   t.threads = 1;
