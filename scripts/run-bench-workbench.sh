@@ -5,15 +5,18 @@
 # after (the default sample) in the same run. Prints one markdown table (the README's).
 #   scripts/run-bench-workbench.sh [BUILD] [--8b] [--no-before]
 #   --8b         also a Llama-3-8B shape (32 layers, 8 kv / 32 q heads, 4096 tokens; a 1.9 GB file)
-#   --no-before  skip the exact-attention runs (about 500 s of CPU each on the 1.5B shape)
+#   --no-before  skip the exact-attention runs (about 270 s of CPU on the 1.5B shape)
+#   --no-gui     only the kvwb run timings
 set -euo pipefail
 BUILD=build
 EIGHT_B=0
 BEFORE=1
+GUI=1
 for a in "$@"; do
   case "$a" in
     --8b) EIGHT_B=1 ;;
     --no-before) BEFORE=0 ;;
+    --no-gui) GUI=0 ;;
     -*) echo "unknown option $a" >&2; exit 2 ;;
     *) BUILD=$a ;;
   esac
@@ -32,8 +35,10 @@ if ((EIGHT_B)); then
 fi
 
 # GUI latencies (medians of 5).
-xvfb-run -a -s "-screen 0 1600x1000x24" "$BENCH" --reps 5 --large "$WORK/r1_1p5b.kvc.h5" --json "$WORK/gui.json" |
-  grep -v XDG_RUNTIME_DIR
+if ((GUI)); then
+  xvfb-run -a -s "-screen 0 1600x1000x24" "$BENCH" --reps 5 --large "$WORK/r1_1p5b.kvc.h5" --json "$WORK/gui.json" |
+    grep -v XDG_RUNTIME_DIR
+fi
 
 # kvwb run, default configuration, attention metrics on, 2 threads: wall and CPU seconds.
 timed_run() {  # label capture extra-flags...

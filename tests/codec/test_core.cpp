@@ -10,6 +10,7 @@
 #include "codec/format/container.h"
 #include "base/errors.h"
 #include "codec/format/half.h"
+#include "codec/math/metrics.h"
 #include "codec/math/quantizer.h"
 #include "codec/math/rng.h"
 #include "codec/math/rope.h"
@@ -381,4 +382,77 @@ TEST(Synthetic, Deterministic) {
   EXPECT_EQ(a, b);
   for (size_t i = 0; i < 64; ++i)
     for (size_t j = 4; j < 16; ++j) EXPECT_LE(std::fabs(a[i * 16 + j]), 0.01f);
+}
+
+// The attention metrics (metrics.md §3) against a plain per-query reference (f32 logits summed
+// in another order, hence relative tolerances of 1e-5 / 1e-4; a masking error is far larger): causal and
+// sliding masks, exact and sampled query sets (the GEMM path skips the keys after a chunk's last
+// query, which must change nothing).
+TEST(Attention, MetricsEqualAPlainReferenceForEveryMaskAndSample) {
+  const size_t T = 300, D = 16;
+  auto fill = [&](uint64_t key, float noise_of, const std::vector<float>* base) {
+    std::vector<float> x(T * D);
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = (base ? (*base)[i] : 0.0f) + noise_of * rng::normal(key, i);
+    return x;
+  };
+  const auto q = fill(11, 1.0f, nullptr), k = fill(12, 1.0f, nullptr), v = fill(13, 1.0f, nullptr);
+  const auto kh = fill(14, 0.1f, &k), vh = fill(15, 0.1f, &v);
+  const float scale = 0.25f;
+  for (const int window : {0, 37}) {
+    for (const auto& sample : {attention_query_sample(T), attention_query_sample(T, 70, 0, 1)}) {
+      AttentionVariants got;
+      accumulate_attention(q.data(), k.data(), v.data(), kh.data(), vh.data(), T, D, sample, scale, window, got);
+      double rel_both = 0, rel_k = 0, rel_v = 0, kl = 0;
+      uint64_t top1 = 0;
+      for (const uint32_t p : sample) {
+        const size_t t0 = window > 0 && p + 1 > static_cast<size_t>(window) ? p + 1 - window : 0;
+        auto probs = [&](const std::vector<float>& keys, std::vector<double>& z) {
+          std::vector<double> pr(T, 0.0);
+          z.assign(T, -INFINITY);
+          double mz = -INFINITY, sum = 0;
+          for (size_t t = t0; t <= p; ++t) {
+            float dot = 0;
+            for (size_t d = 0; d < D; ++d) dot += q[p * D + d] * keys[t * D + d];
+            z[t] = static_cast<double>(dot * scale);
+            mz = std::max(mz, z[t]);
+          }
+          for (size_t t = t0; t <= p; ++t) sum += (pr[t] = std::exp(z[t] - mz));
+          for (size_t t = t0; t <= p; ++t) pr[t] /= sum;
+          return pr;
+        };
+        std::vector<double> z, zh;
+        const auto pi = probs(k, z), pih = probs(kh, zh);
+        auto out = [&](const std::vector<double>& pr, const std::vector<float>& vals) {
+          std::vector<double> o(D, 0.0);
+          for (size_t t = t0; t <= p; ++t)
+            for (size_t d = 0; d < D; ++d) o[d] += pr[t] * vals[t * D + d];
+          return o;
+        };
+        const auto o = out(pi, v), ob = out(pih, vh), ok = out(pih, v), ov = out(pi, vh);
+        auto rel = [&](const std::vector<double>& e) {
+          double num = 0, den = 0;
+          for (size_t d = 0; d < D; ++d) num += (o[d] - e[d]) * (o[d] - e[d]), den += o[d] * o[d];
+          return std::sqrt(num / den);
+        };
+        rel_both += rel(ob), rel_k += rel(ok), rel_v += rel(ov);
+        size_t am = t0, amh = t0;
+        for (size_t t = t0; t <= p; ++t) {
+          kl += pi[t] * std::log(pi[t] / pih[t]);
+          if (z[t] > z[am]) am = t;
+          if (zh[t] > zh[amh]) amh = t;
+        }
+        top1 += am == amh;
+      }
+      const double n = static_cast<double>(sample.size());
+      SCOPED_TRACE("window " + std::to_string(window) + ", " + std::to_string(sample.size()) + " queries");
+      EXPECT_EQ(got.both.queries, sample.size());
+      EXPECT_NEAR(got.both.out_rel_err(), rel_both / n, 1e-5 * rel_both / n);
+      EXPECT_NEAR(got.k_only.out_rel_err(), rel_k / n, 1e-5 * rel_k / n);
+      EXPECT_NEAR(got.v_only.out_rel_err(), rel_v / n, 1e-5 * rel_v / n);
+      EXPECT_NEAR(got.both.kl(), kl / n, 1e-4 * kl / n);
+      EXPECT_EQ(got.both.top1_hits, top1);
+      EXPECT_EQ(got.v_only.top1_hits, sample.size());
+    }
+  }
 }
