@@ -29,6 +29,7 @@ struct PlanArgs {
   RunFlags flags;
   double target = 0;
   bool no_boundary = false;
+  bool uniform_bits = false;
 };
 
 std::string g(double v) {
@@ -91,6 +92,7 @@ void run_plan(const PlanArgs& a) {
   opt.target_ratio = a.target;
   opt.metric = a.metric;
   opt.allow_boundary = !a.no_boundary;
+  opt.uniform_bits = a.uniform_bits;
   sessions::PlanResult p;
   with_job("kvwb plan", [&](JobControl& job) { p = sessions::plan_budget(a.capture, cfg, opt, &job); });
   std::printf("plan for ratio >= %s minimising the summed stream-only %s (%zu measurement runs)\n",
@@ -111,6 +113,11 @@ void run_plan(const PlanArgs& a) {
                 g(t.value("attn_kl", NAN)).c_str(), g(t.value("attn_top1", NAN)).c_str());
   }
   std::printf("\n");
+  if (p.uniform_bits)
+    std::printf("uniform bit widths: K %s, V %s in every non-boundary layer (no per-layer overrides: exports as a "
+                "version 1 bundle)\n",
+                p.k_param.empty() ? "fixed" : (p.k_param + "=" + p.config.k.params.at(p.k_param)).c_str(),
+                p.v_param.empty() ? "fixed" : (p.v_param + "=" + p.config.v.params.at(p.v_param)).c_str());
   for (const auto& n : p.notes) std::printf("note: %s\n", n.c_str());
   if (!a.json_out.empty()) io::write_file_atomic(a.json_out, sessions::plan_result_to_json(p).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   if (!(p.measured_ratio >= p.target_ratio))
@@ -138,6 +145,10 @@ void add_boundary_commands(CLI::App& app) {
   pc->add_option("--target-ratio", p->target, "Model-level ratio vs bf16 to reach")->required();
   pc->add_option("--metric", p->metric, "attn_out_rel_err (default) | attn_kl | rel_mse");
   pc->add_flag("--no-boundary", p->no_boundary, "Do not add boundary layers (keep only --boundary's)");
+  pc->add_flag("--uniform-bits", p->uniform_bits,
+               "Bundle-ready plan: one bit width per stream for every non-boundary layer, only the boundary set "
+               "varies; the plan's configuration has no per-layer overrides and exports as a version 1 bundle "
+               "(bundle-format.md section 10)");
   pc->add_option("--json", p->json_out, "Write the plan, its configuration and promised vs measured as JSON");
   pc->callback([p] { run_plan(*p); });
 }

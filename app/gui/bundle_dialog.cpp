@@ -50,12 +50,16 @@ std::vector<std::string> plugin_issues(const std::string& dir) {
 }
 
 /// Counts every reference-plugin compatibility issue as a warning of the check (a bundle the
-/// reference plugin cannot load as written is not "0 warnings").
+/// reference plugin cannot load as written is not "0 warnings"). The core's check already warns
+/// about per-layer bit widths (bundle-format.md §10, "codec_config.json: reference plugin
+/// compatibility: …"); an issue it reported is not counted twice.
 void add_plugin_warnings(sessions::BundleCheckReport& r, const std::string& dir) {
   for (const auto& issue : plugin_issues(dir)) {
     const std::string w = "reference plugin compatibility: " + issue;
-    if (std::find(r.warnings.begin(), r.warnings.end(), w) == r.warnings.end())
-      r.warnings.push_back(w);
+    const bool reported = std::any_of(r.warnings.begin(), r.warnings.end(), [&](const std::string& x) {
+      return x.size() >= w.size() && x.compare(x.size() - w.size(), w.size(), w) == 0;
+    });
+    if (!reported) r.warnings.push_back(w);
   }
 }
 
@@ -350,9 +354,10 @@ void BundleDialog::show_report(
   }
   if (exported) {
     QStringList info;
-    info << tr("Exported %n file(s); measured ratio vs bf16 %1.", nullptr,
+    info << tr("Exported %n file(s); measured ratio vs bf16 %1; bundle format version %2.", nullptr,
                static_cast<int>(exported->files.size()))
-                .arg(QString::asprintf("%.4f", exported->run.ratio_vs_bf16()));
+                .arg(QString::asprintf("%.4f", exported->run.ratio_vs_bf16()))
+                .arg(exported->format_version);
     if (!exported->deploy_issues.empty())
       info << tr(
           "Reference plugin: %n compatibility issue(s), counted as warnings (see the "

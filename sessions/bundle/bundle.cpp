@@ -372,6 +372,98 @@ bool deploy_path_ok(const std::string& p) {
 
 std::string json_number_text(double v) { return json(v).dump(); }
 
+std::vector<int> json_ints(const json& v) {
+  std::vector<int> out;
+  if (v.is_array())
+    for (const auto& x : v)
+      if (x.is_number_integer() && x.get<long long>() >= INT32_MIN && x.get<long long>() <= INT32_MAX)
+        out.push_back(x.get<int>());
+  return out;
+}
+
+/// "layers 1,2,3: b=2; layers 0: b=3" of a width -> layers map (§10).
+std::string widths_text(const std::map<int, std::vector<int>>& layers_of) {
+  std::string s;
+  for (const auto& [b, ls] : layers_of)
+    s += (s.empty() ? "" : "; ") + std::string("layers ") + join_ints(ls) + ": b=" + std::to_string(b);
+  return s;
+}
+
+/// The bit width a deploy.env names for a stream with per-layer widths (§10): the most common,
+/// ties to the run-level width `base`, then to the smaller.
+int most_common_width(const std::map<int, std::vector<int>>& layers_of, int base) {
+  int best = layers_of.begin()->first;
+  for (const auto& [b, ls] : layers_of) {
+    const size_t n = ls.size(), nb = layers_of.at(best).size();
+    if (n > nb || (n == nb && b == base && best != base)) best = b;
+  }
+  return best;
+}
+
+/// Per-layer bit widths of a table stream as codec_config.json describes them (§5, §10): every
+/// layer in scope, not a boundary layer, whose stream (run-level or layer_overrides) runs a
+/// centroid-table codec. Streams whose run-level codec has no table have none (as the export).
+struct JsonStreamWidths {
+  bool table = false;            // the run-level codec uses a centroid table
+  int base_bits = 0;             // streams.<S>.params.bit_width (0 when absent)
+  std::map<int, int> bits_of;    // layer -> bit width
+  std::map<int, json> centroids_of;  // layer -> params.centroids of its settings
+  std::map<int, std::vector<int>> layers_of() const {
+    std::map<int, std::vector<int>> m;
+    for (const auto& [l, b] : bits_of) m[b].push_back(l);
+    return m;
+  }
+  /// Widths other than the run-level one: the bundle is a version 2 bundle (§10).
+  bool per_layer() const {
+    for (const auto& [l, b] : bits_of)
+      if (b != base_bits) return true;
+    return false;
+  }
+  /// More than one width in use: the reference plugin, one table per stream, cannot load it.
+  bool multi() const { return layers_of().size() > 1; }
+};
+
+JsonStreamWidths json_stream_widths(const json& cc, const char* s) {
+  JsonStreamWidths w;
+  auto table_codec = [](const json& st) {
+    if (!st.is_object() || !st.contains("codec") || !st["codec"].is_string()) return false;
+    const auto id = codec::find_codec_id(st["codec"].get<std::string>());
+    return id && codec::codec_traits(*id).centroid_table;
+  };
+  auto bits = [](const json& st) {
+    const json p = st.value("params", json::object());
+    return p.is_object() && p.contains("bit_width") && p["bit_width"].is_number_integer()
+               ? p["bit_width"].get<int>()
+               : 0;
+  };
+  auto centroids = [](const json& st) {
+    const json p = st.value("params", json::object());
+    return p.is_object() && p.contains("centroids") ? p["centroids"] : json(nullptr);
+  };
+  if (!cc.is_object() || !cc.contains("streams") || !cc["streams"].is_object() ||
+      !cc["streams"].contains(s))
+    return w;
+  const json& base = cc["streams"][s];
+  w.table = table_codec(base);
+  if (!w.table) return w;
+  w.base_bits = bits(base);
+  std::map<int, const json*> over;
+  if (cc.contains("layer_overrides") && cc["layer_overrides"].is_array())
+    for (const auto& o : cc["layer_overrides"])
+      if (o.is_object() && o.contains("layer") && o["layer"].is_number_integer() && o.contains(s))
+        over[o["layer"].get<int>()] = &o[s];
+  const std::vector<int> scope = json_ints(cc.value("layers_in_scope", json::array()));
+  const std::vector<int> bnd = json_ints(cc.value("boundary_skip_layers", json::array()));
+  for (int l : scope) {
+    if (std::find(bnd.begin(), bnd.end(), l) != bnd.end()) continue;
+    const json& st = over.count(l) ? *over[l] : base;
+    if (!table_codec(st)) continue;
+    w.bits_of[l] = bits(st);
+    w.centroids_of[l] = centroids(st);
+  }
+  return w;
+}
+
 }  // namespace
 
 // -----------------------------------------------------------------------------------------------
@@ -403,13 +495,40 @@ DeployEnvPlan plan_deploy_env(const json& cc, const std::vector<std::string>& pr
     return out;
   };
   const bool sigma = has(kSigmaST) && has(kSigmaJson);
-  const std::string kfile = find_prefix("K_b"), vfile = find_prefix("V_b");
+  // Each stream's table file and its params.centroids; with per-layer bit widths (§10) those of
+  // the most common width, and a note naming the layers that differ.
+  std::map<std::string, std::pair<std::string, json>> table;
+  for (const char* s : {"K", "V"}) {
+    const JsonStreamWidths w = json_stream_widths(cc, s);
+    if (!w.per_layer()) {
+      table[s] = {find_prefix(std::string(s) + "_b"), param(s, "centroids")};
+      continue;
+    }
+    auto layers_of = w.layers_of();
+    const int b = most_common_width(layers_of, w.base_bits);
+    const std::string file = centroid_file_name(s, static_cast<unsigned>(b));
+    table[s] = {has(file) ? file : find_prefix(std::string(s) + "_b"),
+                w.centroids_of.at(layers_of.at(b).front())};
+    if (layers_of.size() < 2) continue;
+    const std::string var = std::string("KAKEYA_") + s + "_CENTROIDS_PATH";
+    std::string note = "per-layer bit widths: " + var + " names " + file + ", the most common " + s +
+                       " width (b=" + std::to_string(b) + ", layers " + join_ints(layers_of.at(b)) +
+                       "); ";
+    layers_of.erase(b);
+    std::string others;
+    for (const auto& [ob, ls] : layers_of)
+      others += (others.empty() ? "" : ", ") + centroid_file_name(s, static_cast<unsigned>(ob));
+    note += "differing: " + widths_text(layers_of) + " (" + others +
+            "; the reference plugin cannot load a table per layer)";
+    plan.notes.push_back(note);
+  }
+  const std::string kfile = table["K"].first, vfile = table["V"].first;
   if (sigma) plan.vars.emplace_back("KAKEYA_SIGMA_Q_PATH", kSigmaST);
   if (!kfile.empty()) plan.vars.emplace_back("KAKEYA_K_CENTROIDS_PATH", kfile);
   if (!vfile.empty()) plan.vars.emplace_back("KAKEYA_V_CENTROIDS_PATH", vfile);
   bool calibrated = false;
   for (const char* s : {"K", "V"}) {
-    const json c = param(s, "centroids");
+    const json& c = table[s].second;
     if (plugin_codec(stream_codec(s)) && c.is_string() && c.get<std::string>() != "gaussian")
       calibrated = true;
   }
@@ -492,25 +611,56 @@ Destination prepare_destination(const std::string& out_dir, const BundleExportOp
   return d;
 }
 
-/// One table per stream (§1): refuses per-layer bit widths of a centroid-table codec, naming the
-/// layers.
-void check_one_table_per_stream(const RunConfig& cfg, const std::vector<LayerPlan>& plan) {
+/// The bit widths of one table stream (§1, §10): the run-level width and, per width in use, the
+/// layers that run the stream's table codec with it (boundary layers and layers overridden to
+/// another codec have none).
+struct StreamWidths {
+  bool is_k = true;
+  int base_bits = 0;
+  std::map<int, std::vector<int>> layers_of;  // bit width -> ascending layers
+  const char* name() const { return is_k ? "K" : "V"; }
+  /// Widths other than the run-level one: a version 2 bundle (§10; the version 1 layout names
+  /// the stream's table by the run-level width).
+  bool per_layer() const {
+    return layers_of.size() > 1 || (layers_of.size() == 1 && layers_of.begin()->first != base_bits);
+  }
+  /// More than one width in use: the reference plugin, one table per stream, cannot load it.
+  bool multi() const { return layers_of.size() > 1; }
+  /// The widths that get a table: those in use, or the run-level one when no layer uses the
+  /// codec (its table is shipped as in version 1).
+  std::vector<int> table_widths() const {
+    std::vector<int> w;
+    for (const auto& [b, ls] : layers_of) w.push_back(b);
+    if (w.empty()) w.push_back(base_bits);
+    return w;
+  }
+};
+
+/// The table streams of `cfg` (run-level codec with a centroid table) and their widths per layer.
+std::vector<StreamWidths> stream_widths(const RunConfig& cfg, const std::vector<LayerPlan>& plan) {
+  std::vector<StreamWidths> out;
   for (bool is_k : {true, false}) {
     const StreamConfig& base = is_k ? cfg.k : cfg.v;
     if (!codec::codec_traits(base.codec).centroid_table) continue;
-    const int b0 = table_bits(base);
-    std::vector<int> bad;
+    StreamWidths w;
+    w.is_k = is_k;
+    w.base_bits = table_bits(base);
     for (const LayerPlan& lp : plan) {
       if (lp.boundary) continue;
       const StreamPlan& sp = lp.stream(is_k);
-      if (sp.traits().centroid_table && table_bits(sp.config) != b0) bad.push_back(lp.layer);
+      if (sp.traits().centroid_table) w.layers_of[table_bits(sp.config)].push_back(lp.layer);
     }
-    if (!bad.empty())
-      throw InvalidArgument(std::string("export-bundle: the ") + (is_k ? "K" : "V") +
-                            " stream uses " + base.codec + " with bit widths other than " +
-                            std::to_string(b0) + " in layer(s) " + join_ints(bad, ", ") +
-                            "; a bundle carries one table per stream (bundle-format.md §1)");
+    for (auto& [b, ls] : w.layers_of) std::sort(ls.begin(), ls.end());
+    out.push_back(std::move(w));
   }
+  return out;
+}
+
+/// bundle_format_version of an export: 2 when a table stream has per-layer bit widths (§10).
+int format_version_of(const std::vector<StreamWidths>& widths) {
+  for (const auto& w : widths)
+    if (w.per_layer()) return 2;
+  return 1;
 }
 
 /// Σ_q (§2, §3): calibrated on the capture when a full-attention layer in scope has q_pre, and
@@ -533,48 +683,65 @@ std::optional<SigmaQCalibration> write_sigma_q(const std::string& capture_path,
   return sq;
 }
 
-/// One centroid table of the bundle (§4).
+/// One centroid table of the bundle (§4), of one (stream, bit width) (§10).
 struct TableInfo {
   std::string stream, file;
   int bits = 0;
+  std::vector<int> layers;  // layers that use it (ascending; empty when no layer runs the codec)
   std::string source;       // "calibrated", "config", "gaussian"
   std::string config_file;  // source == "config": the configured table's path
   std::optional<CentroidCalibration> cal;
+  std::vector<float> table;  // the values written
 };
 
-/// Centroid tables (§4): one per stream whose codec uses a table, written into `tmp`. Points
-/// `cfg` (its stream and the overrides of the same width) at each shipped non-Gaussian table, so
-/// that the measurement run uses exactly what the bundle ships.
+/// The configured centroids_file of the layers of stream `w` at width `bits`: the run-level one
+/// for the run-level width, else that of the width's first layer.
+std::string configured_table(const RunConfig& cfg, const std::vector<LayerPlan>& plan,
+                             const StreamWidths& w, int bits) {
+  const StreamConfig& base = w.is_k ? cfg.k : cfg.v;
+  if (bits == w.base_bits || !w.layers_of.count(bits)) return base.centroids_file;
+  const int first = w.layers_of.at(bits).front();
+  for (const LayerPlan& lp : plan)
+    if (lp.layer == first) return lp.stream(w.is_k).config.centroids_file;
+  return {};
+}
+
+/// Centroid tables (§4, §10): one per (table stream, bit width in use), written into `tmp`.
+/// Points `cfg` (its stream and the overrides of the same width) at each shipped non-Gaussian
+/// table, so that the measurement run uses exactly what the bundle ships, in every layer.
 std::vector<TableInfo> write_centroid_tables(const std::string& capture_path, RunConfig& cfg,
+                                             const std::vector<LayerPlan>& plan,
+                                             const std::vector<StreamWidths>& widths,
                                              const BundleExportOptions& opt, const fs::path& tmp,
                                              bool& calibrated) {
   auto in_tmp = [&](const std::string& f) { return (tmp / f).string(); };
   std::vector<TableInfo> tables;
   calibrated = false;
-  for (bool is_k : {true, false}) {
-    const StreamConfig& sc = is_k ? cfg.k : cfg.v;
-    if (!codec::codec_traits(sc.codec).centroid_table) continue;
-    TableInfo t;
-    t.stream = is_k ? "K" : "V";
-    t.bits = table_bits(sc);
-    t.file = centroid_file_name(t.stream, static_cast<unsigned>(t.bits));
-    t.source = !sc.centroids_file.empty() ? "config"
-               : opt.calibrate_centroids  ? "calibrated"
-                                          : "gaussian";
-    calibrated = calibrated || t.source == "calibrated";
-    tables.push_back(std::move(t));
+  for (const StreamWidths& w : widths) {
+    for (int bits : w.table_widths()) {
+      TableInfo t;
+      t.stream = w.name();
+      t.bits = bits;
+      if (w.layers_of.count(bits)) t.layers = w.layers_of.at(bits);
+      t.file = centroid_file_name(t.stream, static_cast<unsigned>(t.bits));
+      t.config_file = configured_table(cfg, plan, w, bits);
+      t.source = !t.config_file.empty()   ? "config"
+                 : opt.calibrate_centroids ? "calibrated"
+                                           : "gaussian";
+      calibrated = calibrated || t.source == "calibrated";
+      tables.push_back(std::move(t));
+    }
   }
   std::vector<CentroidCalibration> cals;
-  if (calibrated) cals = calibrate_centroids(capture_path, cfg, opt.job);
+  if (calibrated) cals = calibrate_centroid_widths(capture_path, cfg, opt.job);
   for (auto& t : tables) {
     const bool is_k = t.stream == "K";
     StreamConfig& sc = is_k ? cfg.k : cfg.v;
-    std::vector<float> table;
+    std::vector<float>& table = t.table;
     if (t.source == "config") {
-      t.config_file = sc.centroids_file;
-      const auto bytes = io::read_file(sc.centroids_file);
+      const auto bytes = io::read_file(t.config_file);
       if (bytes.size() != 4u << t.bits)
-        throw FormatError(sc.centroids_file + ": " + t.stream + " centroid file holds " +
+        throw FormatError(t.config_file + ": " + t.stream + " centroid file holds " +
                           std::to_string(bytes.size()) + " bytes, expected " +
                           std::to_string(4u << t.bits) + " for bit_width " +
                           std::to_string(t.bits));
@@ -582,8 +749,10 @@ std::vector<TableInfo> write_centroid_tables(const std::string& capture_path, Ru
       std::memcpy(table.data(), bytes.data(), bytes.size());
     } else if (t.source == "calibrated") {
       for (auto& c : cals)
-        if (c.stream == t.stream) t.cal = c;
-      if (!t.cal) throw InvalidArgument("centroid calibration produced no table for " + t.stream);
+        if (c.stream == t.stream && static_cast<int>(c.bits) == t.bits) t.cal = c;
+      if (!t.cal)
+        throw InvalidArgument("centroid calibration produced no table for " + t.stream + " b=" +
+                              std::to_string(t.bits));
       table = t.cal->fit.table;
     } else {
       const auto g = codec::gaussian_table(static_cast<unsigned>(t.bits));
@@ -593,7 +762,8 @@ std::vector<TableInfo> write_centroid_tables(const std::string& capture_path, Ru
     if (t.source != "gaussian") {
       // The measurement run uses exactly the table the bundle ships, in every layer of its pool.
       const std::string path = in_tmp(t.file);
-      sc.centroids_file = path;
+      if (codec::codec_traits(sc.codec).centroid_table && table_bits(sc) == t.bits)
+        sc.centroids_file = path;
       for (auto& o : cfg.overrides) {
         auto& os = is_k ? o.k : o.v;
         if (os && codec::codec_traits(os->codec).centroid_table && table_bits(*os) == t.bits)
@@ -602,6 +772,50 @@ std::vector<TableInfo> write_centroid_tables(const std::string& capture_path, Ru
     }
   }
   return tables;
+}
+
+/// Version 2 (§10): every layer's table, checked on the bytes as written in `tmp`: the layer's
+/// stream settings in the measured configuration `cfg` name the file of its own width, and the
+/// file holds exactly the table calibrated (or configured) for that width. Throws FormatError.
+ordered_json check_layer_tables(const fs::path& tmp, const io::CaptureInfo& info,
+                                const RunConfig& cfg, const std::vector<TableInfo>& tables) {
+  std::map<std::pair<std::string, int>, const TableInfo*> by_width;
+  for (const auto& t : tables) by_width[{t.stream, t.bits}] = &t;
+  std::vector<LayerPlan> measured = plan_layers(info, cfg);
+  std::sort(measured.begin(), measured.end(),
+            [](const LayerPlan& a, const LayerPlan& b) { return a.layer < b.layer; });
+  ordered_json layers = ordered_json::array();
+  for (const LayerPlan& lp : measured) {
+    ordered_json e;
+    e["layer"] = lp.layer;
+    for (bool is_k : {true, false}) {
+      const char* s = is_k ? "K" : "V";
+      const StreamPlan& sp = lp.stream(is_k);
+      auto it = by_width.end();
+      if (!lp.boundary && sp.traits().centroid_table) it = by_width.find({s, table_bits(sp.config)});
+      if (it == by_width.end()) {
+        e[s] = nullptr;
+        continue;
+      }
+      const TableInfo& t = *it->second;
+      const std::string where = "export-bundle: layer " + std::to_string(lp.layer) + " " + s +
+                                " (b=" + std::to_string(t.bits) + "): ";
+      const auto bytes = io::read_file((tmp / t.file).string());
+      if (bytes.size() != t.table.size() * 4 ||
+          std::memcmp(bytes.data(), t.table.data(), bytes.size()) != 0)
+        throw FormatError(where + t.file + " as written differs from the table of its width");
+      const bool gaussian = t.source == "gaussian";
+      const std::string want = gaussian ? std::string() : (tmp / t.file).string();
+      if (sp.config.centroids_file != want)
+        throw FormatError(where + "the measurement run used " +
+                          (sp.config.centroids_file.empty() ? std::string("the Gaussian table")
+                                                            : sp.config.centroids_file) +
+                          ", not " + t.file);
+      e[s] = {{"path", t.file}, {"bits", t.bits}, {"source", t.source}, {"table_matches", true}};
+    }
+    layers.push_back(e);
+  }
+  return {{"pass", true}, {"layers", layers}};
 }
 
 /// The measurement run of the configuration; a failed layer-stream fails the export.
@@ -707,9 +921,19 @@ ordered_json codec_config_json(const std::string& capture_path, const io::Captur
                                const std::vector<TableInfo>& tables, const RunResult& run,
                                const BundleExportOptions& opt, bool in_sample) {
   const json rj = run_result_to_json(run);
-  std::map<std::string, std::string> table_of;
-  for (const auto& t : tables)
-    if (t.source != "gaussian") table_of[t.stream] = t.file;
+  // (stream, bit width) -> the shipped non-Gaussian table's file name; every (stream, width)
+  // with a table, Gaussian or not, in `shipped`.
+  std::map<std::pair<std::string, int>, std::string> table_of;
+  std::set<std::pair<std::string, int>> shipped;
+  for (const auto& t : tables) {
+    shipped.insert({t.stream, t.bits});
+    if (t.source != "gaussian") table_of[{t.stream, t.bits}] = t.file;
+  }
+  auto table_name = [&](const StreamConfig& sc, const char* st) -> std::string {
+    if (!codec::codec_traits(sc.codec).centroid_table) return "";
+    auto it = table_of.find({st, table_bits(sc)});
+    return it == table_of.end() ? "" : it->second;
+  };
   ordered_json cc;
   cc["config_format_version"] = 1;
   cc["capture"] = {{"file_name", fs::path(capture_path).filename().string()},
@@ -734,17 +958,20 @@ ordered_json codec_config_json(const std::string& capture_path, const io::Captur
   const std::set<int> boundary(cfg.boundary.begin(), cfg.boundary.end());
   cc["boundary_skip_layers"] = std::vector<int>(boundary.begin(), boundary.end());
   cc["q_precond"] = q_precond_json(cfg, sq);
-  cc["streams"] = {{"K", stream_json(cfg.k, true, table_of.count("K") ? table_of["K"] : "")},
-                   {"V", stream_json(cfg.v, false, table_of.count("V") ? table_of["V"] : "")}};
+  cc["streams"] = {{"K", stream_json(cfg.k, true, table_name(cfg.k, "K"))},
+                   {"V", stream_json(cfg.v, false, table_name(cfg.v, "V"))}};
+  // §10: a run-level width that no layer uses has no table.
+  for (const char* st : {"K", "V"}) {
+    const StreamConfig& sc = st[0] == 'K' ? cfg.k : cfg.v;
+    if (codec::codec_traits(sc.codec).centroid_table && !shipped.count({st, table_bits(sc)}))
+      cc["streams"][st]["params"]["centroids"] = nullptr;
+  }
   ordered_json ovs = ordered_json::array();
   for (const auto& o : cfg.overrides) {
     ordered_json x;
     x["layer"] = o.layer;
     auto cname = [&](const StreamConfig& s, const char* st) {
-      return codec::codec_traits(s.codec).centroid_table && table_of.count(st) &&
-                     !s.centroids_file.empty()
-                 ? table_of[st]
-                 : "";
+      return s.centroids_file.empty() ? std::string() : table_name(s, st);
     };
     if (o.k) x["K"] = stream_json(*o.k, true, cname(*o.k, "K"));
     if (o.v) x["V"] = stream_json(*o.v, false, cname(*o.v, "V"));
@@ -823,6 +1050,7 @@ std::string deploy_env_text(const std::string& capture_path, const std::vector<s
   env << "# pre-RoPE keys (see bundle-format.md section 6).\n";
   for (const auto& i : issues) env << "# deploy_compatibility issue: " << i << "\n";
   for (const auto& i : plan.left_out) env << "# not expressible in deploy.env: " << i << "\n";
+  for (const auto& n : plan.notes) env << "# " << n << "\n";
   for (const auto& [k, v] : plan.vars) {
     std::string value = v;
     if (k.ends_with("_PATH")) {
@@ -869,10 +1097,12 @@ ordered_json manifest_json(const std::string& capture_path, const io::CaptureInf
                            const fs::path& tmp, const std::vector<std::string>& present,
                            const std::vector<TableInfo>& tables,
                            const std::optional<SigmaQCalibration>& sq, bool structural_ok,
-                           bool in_sample, const BundleExportResult& res) {
+                           bool in_sample, const BundleExportResult& res,
+                           const ordered_json& layer_tables) {
   auto in_tmp = [&](const std::string& f) { return (tmp / f).string(); };
+  const bool v2 = res.format_version >= 2;
   ordered_json man;
-  man["bundle_format_version"] = kBundleFormatVersion;
+  man["bundle_format_version"] = res.format_version;
   man["tool"] = {{"name", kBundleToolName}, {"version", kBundleToolVersion}};
   man["created_utc"] = utc_now();
   man["source_capture"] = {{"file_name", fs::path(capture_path).filename().string()},
@@ -891,14 +1121,15 @@ ordered_json manifest_json(const std::string& capture_path, const io::CaptureInf
                      {"size_bytes", fs::file_size(in_tmp(f))}});
   man["files"] = files;
   if (sq) man["roundtrip"] = roundtrip_json(res.roundtrip, structural_ok);
+  // Version 1: one report per stream; version 2 (§10): per stream, one per bit width, ascending.
   ordered_json cents = ordered_json::object();
   for (const auto& t : tables) {
+    ordered_json r;
     if (t.cal) {
-      ordered_json r = centroid_report_json(*t.cal);
+      r = centroid_report_json(*t.cal);
       r["source"] = "calibrated";
-      cents[t.stream] = r;
     } else {
-      cents[t.stream] = {
+      r = {
           {"path", t.file},
           {"bits", t.bits},
           {"samples_pooled", nullptr},
@@ -910,9 +1141,17 @@ ordered_json manifest_json(const std::string& capture_path, const io::CaptureInf
           {"mse_calibrated", nullptr},
           {"source", t.source == "config" ? "config:" + fs::path(t.config_file).filename().string()
                                           : std::string("gaussian")}};
+      if (v2) r["layers"] = t.layers;
+    }
+    if (!v2) {
+      cents[t.stream] = r;
+    } else {
+      if (!cents.contains(t.stream)) cents[t.stream] = ordered_json::array();
+      cents[t.stream].push_back(r);
     }
   }
   man["centroids"] = cents;
+  if (v2) man["layer_tables"] = layer_tables;
   return man;
 }
 
@@ -938,7 +1177,7 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
   const io::CaptureInfo info = cap.info();
   const std::vector<LayerPlan> plan =
       plan_layers(info, cfg);  // the layers in scope, as the runner runs them
-  check_one_table_per_stream(cfg, plan);
+  const std::vector<StreamWidths> widths = stream_widths(cfg, plan);
 
   std::error_code ec;
   const fs::path tmp = io::temp_path_for(d.dest.string());
@@ -946,19 +1185,29 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
   if (ec) throw IoError(tmp.string(), "cannot create the temporary bundle folder: " + ec.message());
   BundleExportResult res;
   res.out_dir = d.dest.string();
+  res.format_version = format_version_of(widths);
   try {
     auto in_tmp = [&](const std::string& f) { return (tmp / f).string(); };
     const std::optional<SigmaQCalibration> sq =
         write_sigma_q(capture_path, info, cfg, plan, tmp, res);
     bool calibrated = false;
     const std::vector<TableInfo> tables =
-        write_centroid_tables(capture_path, cfg, opt, tmp, calibrated);
+        write_centroid_tables(capture_path, cfg, plan, widths, opt, tmp, calibrated);
     res.run = measurement_run(capture_path, cfg, opt.job);
     const bool in_sample = calibrated || cfg.q_precond == "capture";
 
     ordered_json cc =
         codec_config_json(capture_path, info, cfg, sq, tables, res.run, opt, in_sample);
     res.deploy_issues = deploy_compatibility_issues(cfg, info.head_dim, res.run);
+    for (const StreamWidths& w : widths)
+      if (w.multi()) {
+        // §10: the reference plugin reads one table per stream.
+        res.deploy_issues.push_back("per-layer bit widths (" + widths_text(w.layers_of) + ") in the " +
+                                    w.name() + " stream; the plugin reads one table per stream");
+        res.warnings.push_back(std::string("bundle_format_version 2: the ") + w.name() +
+                               " stream has per-layer bit widths (" + widths_text(w.layers_of) +
+                               "), one table per width; the reference plugin cannot load it as written");
+      }
     const std::vector<std::string>& issues = res.deploy_issues;
     cc["deploy_compatibility"] = {{"reference_plugin", {{"compatible", issues.empty()}, {"issues", issues}}}};
     io::write_file_atomic(in_tmp(kCodecConfig), cc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
@@ -975,8 +1224,10 @@ BundleExportResult export_bundle(const std::string& capture_path, const RunConfi
     present.push_back(kCodecConfig);
     present.push_back(kDeployEnv);
     std::sort(present.begin(), present.end());
-    const ordered_json man =
-        manifest_json(capture_path, info, tmp, present, tables, sq, structural_ok, in_sample, res);
+    const ordered_json layer_tables =
+        res.format_version >= 2 ? check_layer_tables(tmp, info, cfg, tables) : ordered_json();
+    const ordered_json man = manifest_json(capture_path, info, tmp, present, tables, sq,
+                                           structural_ok, in_sample, res, layer_tables);
     io::write_file_atomic(in_tmp(kManifest),
                           man.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
     res.manifest = man;
@@ -1072,15 +1323,6 @@ struct Checker {
   }
 };
 
-std::vector<int> json_ints(const json& v) {
-  std::vector<int> out;
-  if (v.is_array())
-    for (const auto& x : v)
-      if (x.is_number_integer() && x.get<long long>() >= INT32_MIN && x.get<long long>() <= INT32_MAX)
-        out.push_back(x.get<int>());
-  return out;
-}
-
 }  // namespace
 
 namespace {
@@ -1094,7 +1336,9 @@ const std::regex& centroid_file_re() {
 /// The files of a bundle folder, as check_bundle's steps see them.
 struct BundleFiles {
   std::vector<std::string> present;                // the bundle files found, sorted
-  std::map<std::string, std::string> centroid_of;  // stream -> centroid file
+  std::map<std::string, std::string> centroid_of;  // stream -> its (first) centroid file
+  std::map<std::string, std::map<int, std::string>> centroid_files;  // stream -> bits -> file
+  int version = 1;  // MANIFEST.json bundle_format_version (1 when unknown)
   bool has(const std::string& n) const {
     return std::binary_search(present.begin(), present.end(), n);
   }
@@ -1117,14 +1361,15 @@ BundleFiles check_file_set(const fs::path& dir, Checker& ck, const BundleCheckOp
     if (n == kSigmaST || n == kSigmaJson || n == kCodecConfig || n == kDeployEnv || n == kManifest) {
       present.push_back(n);
     } else if (std::regex_match(n, m, centroid_re)) {
-      if (centroid_of.count(m[1].str())) ck.err(n, "a second " + m[1].str() + " centroid file (" + centroid_of[m[1].str()] + ")");
-      centroid_of[m[1].str()] = n;
+      // Several files of one stream are version 2's (§10); check_manifest judges them.
+      files.centroid_files[m[1].str()][std::stoi(m[2].str())] = n;
       present.push_back(n);
     } else {
       ck.err(n, "unexpected file (a bundle holds only the files of bundle-format.md §1)");
     }
   }
   std::sort(present.begin(), present.end());
+  for (const auto& [st, by_bits] : files.centroid_files) centroid_of[st] = by_bits.begin()->second;
   auto has = [&](const std::string& n) { return files.has(n); };
   for (const char* req : {kCodecConfig, kDeployEnv, kManifest})
     if (!has(req)) {
@@ -1138,7 +1383,7 @@ BundleFiles check_file_set(const fs::path& dir, Checker& ck, const BundleCheckOp
 }
 
 /// MANIFEST.json (§7): schema, file list, sizes and SHA-256 of every other file. Returns it.
-std::optional<json> check_manifest(const fs::path& dir, Checker& ck, const BundleFiles& files) {
+std::optional<json> check_manifest(const fs::path& dir, Checker& ck, BundleFiles& files) {
   BundleCheckReport& r = ck.r;
   const std::vector<std::string>& present = files.present;
   const std::map<std::string, std::string>& centroid_of = files.centroid_of;
@@ -1154,6 +1399,7 @@ std::optional<json> check_manifest(const fs::path& dir, Checker& ck, const Bundl
         ck.err(F, "bundle_format_version " + v->dump() + " is newer than this reader's " +
                       std::to_string(kBundleFormatVersion) + "; refusing");
       else if (v->get<long long>() < 1) ck.err(F, "bundle_format_version must be >= 1");
+      else files.version = v->get<int>();
     }
     if (const json* t = ck.field(F, *man, "tool", "object")) {
       ck.field(F, *t, "name", "string");
@@ -1210,10 +1456,33 @@ std::optional<json> check_manifest(const fs::path& dir, Checker& ck, const Bundl
     if (man->contains("roundtrip") && (*man)["roundtrip"].is_object() && (*man)["roundtrip"].value("pass", false) != true)
       ck.err(F, "roundtrip.pass is not true");
     if (const json* c = ck.field(F, *man, "centroids", "object")) {
-      for (const auto& [s, f] : centroid_of)
-        if (!c->contains(s)) ck.err(F, "centroids lacks an entry for " + f);
+      if (files.version < 2) {
+        for (const auto& [s, f] : centroid_of)
+          if (!c->contains(s)) ck.err(F, "centroids lacks an entry for " + f);
+      } else {
+        // §10: per stream, one report per table file.
+        for (const auto& [s, by_bits] : files.centroid_files)
+          for (const auto& [b, f] : by_bits) {
+            bool found = false;
+            if (c->contains(s) && (*c)[s].is_array())
+              for (const auto& e : (*c)[s])
+                found = found || (e.is_object() && e.value("path", std::string()) == f);
+            if (!found) ck.err(F, "centroids." + s + " lacks an entry for " + f);
+          }
+      }
+    }
+    if (files.version >= 2) {
+      const json* lt = ck.field(F, *man, "layer_tables", "object");
+      if (lt && (!lt->contains("pass") || (*lt)["pass"] != true))
+        ck.err(F, "layer_tables.pass is not true");
+      if (lt) ck.field(F, *lt, "layers", "array");
     }
   }
+  for (const auto& [s, by_bits] : files.centroid_files)
+    if (by_bits.size() > 1 && files.version < 2)
+      ck.err(std::next(by_bits.begin())->second,
+             "a second " + s + " centroid file (" + by_bits.begin()->second +
+                 "); only a bundle_format_version 2 bundle carries several (bundle-format.md §10)");
   return man;
 }
 
@@ -1430,9 +1699,11 @@ std::optional<json> check_sigma_q(const fs::path& dir, Checker& ck, const Bundle
 /// Centroid files (§4): 2^b finite, strictly ascending f32 values.
 void check_centroid_files(const fs::path& dir, Checker& ck, const BundleFiles& files) {
   BundleCheckReport& r = ck.r;
-  const std::map<std::string, std::string>& centroid_of = files.centroid_of;
   const std::regex& centroid_re = centroid_file_re();
-  for (const auto& [s, f] : centroid_of) {
+  std::vector<std::string> all;
+  for (const auto& [s, by_bits] : files.centroid_files)
+    for (const auto& [b, f] : by_bits) all.push_back(f);
+  for (const std::string& f : all) {
     std::smatch m;
     std::regex_match(f, m, centroid_re);
     const unsigned b = static_cast<unsigned>(std::stoi(m[2].str()));
@@ -1460,6 +1731,56 @@ void check_centroid_files(const fs::path& dir, Checker& ck, const BundleFiles& f
       r.errors.push_back(e.what());
     }
   }
+}
+
+/// A table stream with per-layer bit widths (§10): a version 2 bundle, a table file for every
+/// width in use and none unused, each layer's params.centroids naming its width's file, and
+/// MANIFEST.json layer_tables giving every layer its own table.
+void check_layer_widths(Checker& ck, const BundleFiles& files, const json& cc,
+                        const std::optional<json>& man, const char* name,
+                        const JsonStreamWidths& jw) {
+  const std::string F = kCodecConfig;
+  const auto layers_of = jw.layers_of();
+  if (files.version < 2)
+    ck.err(F, std::string("stream ") + name + " has per-layer bit widths (" + widths_text(layers_of) +
+                  ") but MANIFEST.json's bundle_format_version is " + std::to_string(files.version) +
+                  " (they need version 2, bundle-format.md §10)");
+  const auto fit = files.centroid_files.find(name);
+  const std::map<int, std::string> none;
+  const std::map<int, std::string>& have = fit == files.centroid_files.end() ? none : fit->second;
+  for (const auto& [b, ls] : layers_of)
+    if (!have.count(b))
+      ck.err(F, std::string("stream ") + name + " layers " + join_ints(ls) + " use b=" + std::to_string(b) +
+                    " but the bundle has no " + centroid_file_name(name, static_cast<unsigned>(b)));
+  for (const auto& [b, f] : have)
+    if (!layers_of.count(b)) ck.err(f, std::string("no layer in scope runs the ") + name + " stream at b=" + std::to_string(b));
+  for (const auto& [l, c] : jw.centroids_of) {
+    const std::string want = centroid_file_name(name, static_cast<unsigned>(jw.bits_of.at(l)));
+    if (c.is_string() && c != "gaussian" && c != want)
+      ck.err(F, "layer " + std::to_string(l) + " " + name + " names the table " + c.get<std::string>() +
+                    ", not " + want + " of its bit width");
+  }
+  // MANIFEST.json layer_tables: every layer of the stream with its own table.
+  if (!man || !man->contains("layer_tables") || !(*man)["layer_tables"].is_object() ||
+      !(*man)["layer_tables"].contains("layers") || !(*man)["layer_tables"]["layers"].is_array())
+    return;
+  std::map<int, json> listed;
+  for (const auto& e : (*man)["layer_tables"]["layers"])
+    if (e.is_object() && e.contains("layer") && e["layer"].is_number_integer())
+      listed[e["layer"].get<int>()] = e.value(name, json(nullptr));
+  size_t covered = 0;
+  for (const auto& [l, b] : jw.bits_of) {
+    const std::string want = centroid_file_name(name, static_cast<unsigned>(b));
+    auto it = listed.find(l);
+    if (it == listed.end() || !it->second.is_object() || it->second.value("path", std::string()) != want ||
+        it->second.value("bits", 0) != b || it->second.value("table_matches", false) != true)
+      ck.err(kManifest, "layer_tables does not give layer " + std::to_string(l) + " " + name + " its table " + want);
+    else
+      ++covered;
+  }
+  if (covered == jw.bits_of.size())
+    ck.r.checks.push_back(std::string(kManifest) + ": layer_tables: " + std::to_string(covered) + " layers of " + name +
+                          " each with the table of its bit width (" + widths_text(layers_of) + ")");
 }
 
 /// codec_config.json (§5): schema, against the sidecar, the centroid files and MANIFEST.json.
@@ -1528,6 +1849,11 @@ std::optional<json> check_codec_config(const fs::path& dir, Checker& ck, const B
           }
         }
         if (!codec) continue;
+        const JsonStreamWidths jw = json_stream_widths(*cc, name);
+        if (jw.per_layer()) {
+          check_layer_widths(ck, files, *cc, man, name, jw);
+          continue;
+        }
         const std::string codec_name = codec->get<std::string>();
         const auto codec_id = codec::find_codec_id(codec_name);
         const bool kak =
@@ -1568,8 +1894,22 @@ std::optional<json> check_codec_config(const fs::path& dir, Checker& ck, const B
     }
     if (const json* d = ck.field(F, *cc, "deploy_compatibility", "object"))
       if (const json* rp = ck.field(F, *d, "reference_plugin", "object")) {
-        ck.field(F, *rp, "compatible", "bool");
-        ck.field(F, *rp, "issues", "array");
+        const json* comp = ck.field(F, *rp, "compatible", "bool");
+        const json* issues = ck.field(F, *rp, "issues", "array");
+        // §10: per-layer bit widths make the bundle one the reference plugin cannot load as
+        // written; that is a warning of the check, not an error.
+        bool per_layer_issue = false;
+        if (issues)
+          for (const auto& i : *issues)
+            if (i.is_string() && i.get<std::string>().find("per-layer bit widths") != std::string::npos) {
+              per_layer_issue = true;
+              ck.warn(F, "reference plugin compatibility: " + i.get<std::string>());
+            }
+        bool per_layer = false;
+        for (const char* st : {"K", "V"}) per_layer = per_layer || json_stream_widths(*cc, st).multi();
+        if (per_layer && (!per_layer_issue || (comp && *comp != false)))
+          ck.err(F, "deploy_compatibility.reference_plugin must be compatible = false with a "
+                    "\"per-layer bit widths\" issue (the streams have per-layer bit widths, §10)");
       }
     if (r.errors.size() == before) r.checks.push_back(F + ": schema valid");
   }
@@ -1657,7 +1997,7 @@ BundleCheckReport check_bundle(const std::string& dir_in, const BundleCheckOptio
     r.ok = false;
     return r;
   }
-  const BundleFiles files = check_file_set(dir, ck, options);
+  BundleFiles files = check_file_set(dir, ck, options);
   const std::optional<json> man = check_manifest(dir, ck, files);
   const std::optional<json> side = check_sigma_q(dir, ck, files, options);
   check_centroid_files(dir, ck, files);

@@ -14,8 +14,10 @@
 
 namespace kvwb::sessions {
 
-/// bundle_format_version written to MANIFEST.json; readers refuse a higher value.
-inline constexpr int kBundleFormatVersion = 1;
+/// Highest bundle_format_version this tool writes and reads; readers refuse a higher value. An
+/// export writes 1 when every table stream has one bit width (byte-for-byte the version 1 layout)
+/// and 2 when a kakeya_pca stream has per-layer bit widths (bundle-format.md §10).
+inline constexpr int kBundleFormatVersion = 2;
 /// Round-trip bar of bundle-format.md §7.1 (fwd_err, rev_err, factor_err_rel).
 inline constexpr double kBundleRoundTripBar = 2e-5;
 /// Tool name and version written to MANIFEST.json and deploy.env.
@@ -45,6 +47,7 @@ struct RoundTripPair {
 
 struct BundleExportResult {
   std::string out_dir;                 // final folder
+  int format_version = 1;              // bundle_format_version written (1 or 2)
   std::vector<std::string> files;      // file names written (MANIFEST.json included), sorted
   std::vector<RoundTripPair> roundtrip;
   bool roundtrip_pass = true;
@@ -57,9 +60,11 @@ struct BundleExportResult {
 
 /// Exports the bundle of `cfg` evaluated on `capture_path` into `out_dir`, atomically (§8): the
 /// files are built in `<parent>/.<name>.tmp-<hex>`, checked, checksummed, then renamed into place.
+/// Per-layer bit widths of a kakeya_pca stream give a version 2 bundle (§10): one table per
+/// (stream, bit width) in use, each calibrated on exactly the layers of that width, and a
+/// deploy_compatibility issue naming the layers (the reference plugin reads one table per stream).
 /// Throws (and leaves no partial folder) when any step fails: InvalidArgument for configurations
-/// that cannot be bundled (e.g. per-layer kakeya bit widths, naming the layers) or an existing
-/// destination without `force`, FormatError when a round-trip or file check fails, plus the
+/// that cannot be bundled or an existing destination without `force`, FormatError when a round-trip or file check fails, plus the
 /// errors of the runner and the calibrators.
 BundleExportResult export_bundle(const std::string& capture_path, const RunConfig& cfg, const std::string& out_dir,
                                  const BundleExportOptions& options = {});
@@ -92,8 +97,13 @@ BundleCheckReport check_bundle(const std::string& dir, const BundleCheckOptions&
 struct DeployEnvPlan {
   std::vector<std::pair<std::string, std::string>> vars;  // KEY, VALUE (paths as bundle file names)
   std::vector<std::string> left_out;
+  /// Comment lines of deploy.env beyond §6's (per-layer bit widths: which width the *_PATH
+  /// variables name and which layers differ, §10); empty for a version 1 bundle.
+  std::vector<std::string> notes;
 };
-/// `present` lists the bundle's file names; path variables hold the bare file name.
+/// `present` lists the bundle's file names; path variables hold the bare file name. With
+/// per-layer bit widths (§10) each centroid path names the stream's most common width (ties: the
+/// run-level width, then the smaller).
 DeployEnvPlan plan_deploy_env(const nlohmann::json& codec_config, const std::vector<std::string>& present);
 
 }  // namespace kvwb::sessions

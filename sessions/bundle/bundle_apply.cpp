@@ -1,6 +1,8 @@
 #include "sessions/bundle/bundle_apply.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <regex>
 
 #include "base/errors.h"
@@ -143,6 +145,31 @@ RunConfig bundle_run_config(const std::string& dir) {
     if (o.contains("K")) lo.k = stream_of(o["K"], true, F + " layer_overrides K");
     if (o.contains("V")) lo.v = stream_of(o["V"], false, F + " layer_overrides V");
     c.overrides.push_back(std::move(lo));
+  }
+  // A version 2 bundle (bundle-format.md §10) whose run-level width no layer uses has no table
+  // for it (params.centroids null): the run-level width becomes the most common width of the
+  // layers (ties to the smaller), the one deploy.env names, so that every layer, in scope or
+  // added later, has a table of the bundle. The layers in scope keep their own widths.
+  for (const char* name : {"K", "V"}) {
+    const json& p = streams[name]["params"];
+    if (!p.is_object() || !p.contains("centroids") || !p["centroids"].is_null()) continue;
+    StreamConfig& base = name[0] == 'K' ? c.k : c.v;
+    std::map<std::string, int> count;
+    for (const auto& o : c.overrides) {
+      const auto& os = name[0] == 'K' ? o.k : o.v;
+      if (!os || os->codec != base.codec || !os->params.count("bit_width")) continue;
+      if (std::find(c.boundary.begin(), c.boundary.end(), o.layer) != c.boundary.end()) continue;
+      ++count[os->params.at("bit_width")];
+    }
+    if (count.empty())
+      throw FormatError(F + " streams." + name + ".params.centroids is null but no layer override "
+                        "gives the stream a bit width with a table");
+    auto best = count.begin();
+    for (auto it = count.begin(); it != count.end(); ++it)
+      if (it->second > best->second ||
+          (it->second == best->second && std::stoi(it->first) < std::stoi(best->first)))
+        best = it;
+    base.params["bit_width"] = best->first;
   }
   // Validate through the configuration schema (unknown codecs or parameters are errors here).
   return run_config_from_json(run_config_to_json(c), F);

@@ -308,8 +308,13 @@ std::string centroid_file_name(const std::string& stream, unsigned bits) {
   return stream + "_b" + std::to_string(bits) + "_centroids.f32";
 }
 
-std::vector<CentroidCalibration> calibrate_centroids(const std::string& capture_path,
-                                                     const RunConfig& cfg, JobControl* job) {
+namespace {
+
+/// The pools of bundle-format.md §4.2 (one per stream whose run-level codec uses a table, and per
+/// bit width in use when `every_width`, else the run-level width only), calibrated from one run.
+std::vector<CentroidCalibration> calibrate_pools(const std::string& capture_path,
+                                                 const RunConfig& cfg, bool every_width,
+                                                 JobControl* job) {
   struct Want {
     bool is_k;
     KakeyaSettings base;
@@ -335,51 +340,84 @@ std::vector<CentroidCalibration> calibrate_centroids(const std::string& capture_
             [](const LayerResult& a, const LayerResult& b) { return a.layer < b.layer; });
   std::vector<CentroidCalibration> out;
   for (const Want& w : wants) {
-    CentroidCalibration cc;
-    cc.stream = w.is_k ? "K" : "V";
-    cc.bits = w.base.bits;
-    cc.seed = w.base.seed;
-    cc.outlier_threshold = w.base.outlier_threshold;
-    std::vector<float> values;
-    std::vector<uint64_t> index;
-    uint64_t i = 0;
+    // One pool per bit width; the canonical index i counts within its pool (§4.2 step 4).
+    struct Pool {
+      CentroidCalibration cc;
+      std::vector<float> values;
+      std::vector<uint64_t> index;
+      uint64_t i = 0;
+    };
+    std::map<unsigned, Pool> pools;
     for (const auto& l : run.layers) {
       if (l.boundary) continue;
       const StreamPlan& sp = plan.at(l.layer).stream(w.is_k);
       if (!sp.traits().centroid_table) continue;
-      const StreamConfig& sc = sp.config;
-      const KakeyaSettings ls = kakeya_settings(sc);
-      if (ls.bits != w.base.bits) continue;
+      const KakeyaSettings ls = kakeya_settings(sp.config);
+      if (!every_width && ls.bits != w.base.bits) continue;
       const StreamResult& sr = w.is_k ? l.k : l.v;
+      const std::string stream = w.is_k ? "K" : "V";
       if (sr.failed)
         throw Error(sr.error_code, "centroid calibration: layer " + std::to_string(l.layer) + " " +
-                                       cc.stream + " failed: " + sr.error_message);
-      cc.layers.push_back(l.layer);
+                                       stream + " failed: " + sr.error_message);
+      auto [it, fresh] = pools.try_emplace(ls.bits);
+      Pool& p = it->second;
+      if (fresh) {
+        // The run-level width keeps the stream's seed and threshold; another width takes those
+        // of its first layer (a plan changes only bit_width, so they are the same).
+        const KakeyaSettings& own = ls.bits == w.base.bits ? w.base : ls;
+        p.cc.stream = stream;
+        p.cc.bits = ls.bits;
+        p.cc.seed = own.seed;
+        p.cc.outlier_threshold = own.outlier_threshold;
+      }
+      p.cc.layers.push_back(l.layer);
       for (float s : sr.scaled_residuals) {
         if (!(ls.outlier_threshold && std::fabs(s) > *ls.outlier_threshold)) {
-          values.push_back(s);
-          index.push_back(i);
+          p.values.push_back(s);
+          p.index.push_back(p.i);
         } else {
-          ++cc.samples_outliers;
+          ++p.cc.samples_outliers;
         }
-        ++i;
+        ++p.i;
       }
     }
-    cc.samples_pooled = i;
-    if (values.empty())
-      throw InvalidArgument("centroid calibration of " + cc.stream +
-                            ": no residuals to calibrate on (" + std::to_string(cc.layers.size()) +
-                            " layers with kakeya_pca at " + std::to_string(cc.bits) +
-                            " bits; is block_size " + std::to_string(cfg.block_size) +
-                            " larger than the capture's tokens per sequence?)");
-    std::vector<float> used = subsample_for_calibration(values, index, cc.seed);
-    values.clear();
-    values.shrink_to_fit();
-    cc.samples_used = used.size();
-    cc.fit = lloyd_max_fit(std::move(used), cc.bits);
-    out.push_back(std::move(cc));
+    if (!every_width || pools.empty()) pools.try_emplace(w.base.bits);
+    for (auto& [bits, p] : pools) {
+      CentroidCalibration& cc = p.cc;
+      if (cc.stream.empty()) {  // the run-level width, used by no layer
+        cc.stream = w.is_k ? "K" : "V";
+        cc.bits = bits;
+        cc.seed = w.base.seed;
+        cc.outlier_threshold = w.base.outlier_threshold;
+      }
+      cc.samples_pooled = p.i;
+      if (p.values.empty())
+        throw InvalidArgument("centroid calibration of " + cc.stream +
+                              ": no residuals to calibrate on (" + std::to_string(cc.layers.size()) +
+                              " layers with kakeya_pca at " + std::to_string(cc.bits) +
+                              " bits; is block_size " + std::to_string(cfg.block_size) +
+                              " larger than the capture's tokens per sequence?)");
+      std::vector<float> used = subsample_for_calibration(p.values, p.index, cc.seed);
+      p.values.clear();
+      p.values.shrink_to_fit();
+      cc.samples_used = used.size();
+      cc.fit = lloyd_max_fit(std::move(used), cc.bits);
+      out.push_back(std::move(cc));
+    }
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<CentroidCalibration> calibrate_centroids(const std::string& capture_path,
+                                                     const RunConfig& cfg, JobControl* job) {
+  return calibrate_pools(capture_path, cfg, false, job);
+}
+
+std::vector<CentroidCalibration> calibrate_centroid_widths(const std::string& capture_path,
+                                                           const RunConfig& cfg, JobControl* job) {
+  return calibrate_pools(capture_path, cfg, true, job);
 }
 
 std::vector<uint8_t> centroid_file_bytes(std::span<const float> table) {

@@ -102,6 +102,15 @@ std::vector<CentroidCalibration> calibrate_centroids(const std::string& capture_
                                                      const RunConfig& cfg,
                                                      JobControl* job = nullptr);
 
+/// Like calibrate_centroids, with one table per (stream, bit width) in use (bundle-format.md §10):
+/// each pool holds exactly the layers that run the stream's table codec at that width, in
+/// ascending width order per stream (K first). A width no layer uses gets no table; the
+/// run-level width's table keeps the stream's seed, another width's takes its first layer's.
+/// For a configuration with one width per stream this equals calibrate_centroids.
+std::vector<CentroidCalibration> calibrate_centroid_widths(const std::string& capture_path,
+                                                           const RunConfig& cfg,
+                                                           JobControl* job = nullptr);
+
 /// Raw little-endian f32 bytes of a table after validating 2^b finite, strictly ascending values.
 std::vector<uint8_t> centroid_file_bytes(std::span<const float> table);
 /// Writes centroid_file_bytes(table) atomically.

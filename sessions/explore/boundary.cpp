@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <functional>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "base/errors.h"
@@ -348,37 +351,70 @@ PlanResult plan_budget(const std::string& capture_path, const RunConfig& base, c
                   opt.target_ratio, bf16 / static_cast<double>(min_bytes));
     throw InvalidArgument(b);
   }
-  // Exact multiple-choice knapsack: keep the (bytes, error) states no other state dominates.
-  const uint64_t budget = static_cast<uint64_t>(bf16 / opt.target_ratio) + 1;  // prune bound (exact check below)
-  std::vector<State> states{State{}};
-  for (size_t i = 0; i < layers.size(); ++i) {
-    uint64_t rest_min = 0;
-    for (size_t j = i + 1; j < layers.size(); ++j) {
-      uint64_t mb = options[j][0].bytes;
-      for (const auto& o : options[j]) mb = std::min(mb, o.bytes);
-      rest_min += mb;
+  // Exact multiple-choice knapsack over the options `allowed` admits: keep the (bytes, error)
+  // states no other state dominates; the best state that meets the target, or none.
+  auto solve = [&](const std::function<bool(const Opt&)>& allowed) -> std::optional<State> {
+    const uint64_t budget = static_cast<uint64_t>(bf16 / opt.target_ratio) + 1;  // prune bound (exact check below)
+    std::vector<uint64_t> layer_min(layers.size(), UINT64_MAX);
+    for (size_t i = 0; i < layers.size(); ++i)
+      for (const auto& o : options[i])
+        if (allowed(o)) layer_min[i] = std::min(layer_min[i], o.bytes);
+    for (uint64_t m : layer_min)
+      if (m == UINT64_MAX) return std::nullopt;
+    std::vector<State> states{State{}};
+    for (size_t i = 0; i < layers.size(); ++i) {
+      uint64_t rest_min = 0;
+      for (size_t j = i + 1; j < layers.size(); ++j) rest_min += layer_min[j];
+      std::vector<State> next;
+      for (const auto& s : states)
+        for (uint32_t oi = 0; oi < options[i].size(); ++oi) {
+          if (!allowed(options[i][oi])) continue;
+          const uint64_t bytes = s.bytes + options[i][oi].bytes;
+          if (bytes + rest_min > budget) continue;
+          State t{bytes, s.err + options[i][oi].err, s.pick};
+          t.pick.push_back(oi);
+          next.push_back(std::move(t));
+        }
+      std::stable_sort(next.begin(), next.end(), [](const State& a, const State& b) {
+        if (a.bytes != b.bytes) return a.bytes < b.bytes;
+        return a.err < b.err;
+      });
+      states.clear();
+      for (auto& s : next)
+        if (states.empty() || s.err < states.back().err) states.push_back(std::move(s));
     }
-    std::vector<State> next;
+    const State* best = nullptr;
     for (const auto& s : states)
-      for (uint32_t oi = 0; oi < options[i].size(); ++oi) {
-        const uint64_t bytes = s.bytes + options[i][oi].bytes;
-        if (bytes + rest_min > budget) continue;
-        State t{bytes, s.err + options[i][oi].err, s.pick};
-        t.pick.push_back(oi);
-        next.push_back(std::move(t));
+      if (meets(s.bytes) && (!best || s.err < best->err)) best = &s;
+    if (!best) return std::nullopt;
+    return *best;
+  };
+  std::optional<State> found;
+  std::pair<size_t, size_t> uniform{0, 0};  // the (k, v) option of a uniform-bits plan
+  if (!opt.uniform_bits) {
+    found = solve([](const Opt&) { return true; });
+  } else {
+    // One bit width per stream (bundle-format.md §10): the best plan over every (K, V) pair, each
+    // layer either at that pair or a boundary layer; ties to the first pair in option order.
+    for (size_t a = 0; a < nk; ++a)
+      for (size_t b = 0; b < nv; ++b) {
+        auto s = solve([&](const Opt& o) { return o.boundary || (o.k == a && o.v == b); });
+        if (s && (!found || s->err < found->err)) {
+          found = std::move(s);
+          uniform = {a, b};
+        }
       }
-    std::stable_sort(next.begin(), next.end(), [](const State& a, const State& b) {
-      if (a.bytes != b.bytes) return a.bytes < b.bytes;
-      return a.err < b.err;
-    });
-    states.clear();
-    for (auto& s : next)
-      if (states.empty() || s.err < states.back().err) states.push_back(std::move(s));
+    if (!found) {
+      char b[200];
+      std::snprintf(b, sizeof b,
+                    "plan: no plan with one bit width per stream (uniform bits) reaches the target ratio %.4g; "
+                    "per-layer widths may (drop --uniform-bits)",
+                    opt.target_ratio);
+      throw InvalidArgument(b);
+    }
   }
-  const State* best = nullptr;
-  for (const auto& s : states)
-    if (meets(s.bytes) && (!best || s.err < best->err)) best = &s;
-  if (!best) throw InvalidArgument("plan: no combination reaches the target ratio");
+  if (!found) throw InvalidArgument("plan: no combination reaches the target ratio");
+  const State* best = &*found;
   std::set<int> bnd = forced;
   std::vector<std::pair<size_t, size_t>> pick(layers.size());
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -401,7 +437,17 @@ PlanResult plan_budget(const std::string& capture_path, const RunConfig& base, c
   out.promised_bytes = best->bytes;
   out.promised_error = best->err;
   out.promised_ratio = bf16 / static_cast<double>(best->bytes);
-  out.config = layer_config(pick, bnd);
+  if (opt.uniform_bits) {
+    // The widths go into the run-level streams, with no per-layer overrides: the plan exports as
+    // a version 1 bundle.
+    out.uniform_bits = true;
+    out.config = base;
+    out.config.boundary.assign(bnd.begin(), bnd.end());
+    out.config.k = with_param(base.k, kp, kopts.empty() ? "" : kopts[uniform.first]);
+    out.config.v = with_param(base.v, vp, vopts.empty() ? "" : vopts[uniform.second]);
+  } else {
+    out.config = layer_config(pick, bnd);
+  }
   const RunResult r = run_step(capture_path, out.config, job, runs - 1, runs, "confirming the plan");
   out.measured_bytes = r.total_bytes;
   out.measured_ratio = r.ratio_vs_bf16();
@@ -442,6 +488,7 @@ json plan_result_to_json(const PlanResult& p) {
                    {"totals", p.measured_totals}};
   j["measurement_runs"] = p.measurement_runs;
   j["notes"] = p.notes;
+  if (p.uniform_bits) j["uniform_bits"] = true;
   return j;
 }
 

@@ -54,6 +54,10 @@ struct PlanOptions {
   double target_ratio = 3.0;                     // model-level ratio vs bf16 to reach (> 1)
   std::string metric = "attn_out_rel_err";       // attn_out_rel_err | attn_kl | rel_mse
   bool allow_boundary = true;                    // may keep a layer at bf16
+  /// One bit width per stream for every non-boundary layer (bundle-ready: the plan's
+  /// configuration carries the widths in its run-level streams, without per-layer overrides, and
+  /// exports as a version 1 bundle, bundle-format.md §10). Only the boundary set varies per layer.
+  bool uniform_bits = false;
 };
 
 /// One layer's choice in a plan.
@@ -71,7 +75,9 @@ struct PlanResult {
   std::string k_param, v_param;      // the bit-width parameter varied per stream ("" = fixed)
   std::vector<std::string> k_options, v_options;
   std::vector<PlanLayer> layers;
-  RunConfig config;                  // the plan as a run configuration (per-layer overrides)
+  RunConfig config;                  // the plan as a run configuration (per-layer overrides,
+                                     // or none with uniform_bits)
+  bool uniform_bits = false;         // planned with PlanOptions::uniform_bits
   uint64_t bf16_bytes = 0;
   uint64_t promised_bytes = 0;
   double promised_ratio = 0;
@@ -90,7 +96,8 @@ struct PlanResult {
 /// ratio vs bf16 >= target. Measures every (layer, stream, width) once (one run per width, all
 /// layers, plus one all-boundary run), solves the multiple-choice knapsack exactly by a
 /// non-dominated (bytes, error) frontier over layers, then runs the plan and reports promised vs
-/// measured. base.boundary layers stay boundary. Throws InvalidArgument when base has per-layer
+/// measured. With opt.uniform_bits the knapsack runs once per (K width, V width) pair with only
+/// that pair or bf16 per layer, and the best pair wins. base.boundary layers stay boundary. Throws InvalidArgument when base has per-layer
 /// overrides or the target is unreachable (naming the highest reachable ratio); Cancelled via job.
 PlanResult plan_budget(const std::string& capture_path, const RunConfig& base, const PlanOptions& opt,
                        JobControl* job = nullptr);

@@ -13,7 +13,9 @@
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <map>
 #include <memory>
+#include <set>
 
 #include "app/gui/boundary_panel.h"
 #include "app/gui/bundle_dialog.h"
@@ -23,6 +25,7 @@
 #include "app/gui/sweep_dialog.h"
 #include "app/gui/workbench.h"
 #include "base/errors.h"
+#include "io/atomic_file.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/slurm.h"
 #include "sessions/explore/sweep.h"
@@ -429,6 +432,45 @@ class TestGuiDialogs : public QObject {
       QVERIFY(!view.override_notice_text(true).isEmpty() ||
               !view.override_notice_text(false).isEmpty());
       save_shot(view, "plan_config_table");
+    }
+
+    // Issue #13: the applied plan exports as a bundle (refused before): per-layer widths give a
+    // version 2 bundle with one table per (stream, width), the check passes, and the reference
+    // plugin's incompatibility is a warning (counted once) that the headline reports.
+    {
+      std::map<std::string, std::set<std::string>> widths;
+      for (const auto& l : plan.layers)
+        if (!l.boundary) {
+          widths["K"].insert(l.k_bits);
+          widths["V"].insert(l.v_bits);
+        }
+      const bool per_layer = widths["K"].size() > 1 || widths["V"].size() > 1;
+      const QString dest = tmp_.filePath("plan_bundle");
+      BundleDialog dlg(*wb_, nullptr);
+      dlg.show();
+      dlg.set_destination(dest);
+      QVERIFY(dlg.start_export());
+      QVERIFY(wb_->wait_idle(kWaitMs));
+      QTRY_VERIFY_WITH_TIMEOUT(dlg.report().has_value() || !dlg.error_text().isEmpty(), 10000);
+      QVERIFY2(dlg.error_text().isEmpty(), qPrintable(dlg.error_text()));
+      QVERIFY(dlg.report()->ok);
+      QVERIFY(dlg.headline().startsWith("Bundle check passed"));
+      QVERIFY2(dlg.headline().contains("warning"), qPrintable(dlg.headline()));
+      const auto man = nlohmann::json::parse(kvwb::io::read_file((dest + "/MANIFEST.json").toStdString()));
+      QCOMPARE(man["bundle_format_version"].get<int>(), per_layer ? 2 : 1);
+      for (const auto& [stream, bits] : widths)
+        for (const auto& b : bits)
+          QVERIFY2(QFileInfo::exists(dest + "/" + QString::fromStdString(stream + "_b" + b + "_centroids.f32")),
+                   qPrintable(QString::fromStdString(stream + " b" + b)));
+      int per_layer_warnings = 0;
+      for (const auto& w : dlg.report()->warnings)
+        if (w.find("reference plugin compatibility: per-layer bit widths") != std::string::npos) ++per_layer_warnings;
+      QCOMPARE(per_layer_warnings, (widths["K"].size() > 1 ? 1 : 0) + (widths["V"].size() > 1 ? 1 : 0));
+      QVERIFY(dlg.findChild<QTabWidget*>("report_tabs")
+                  ->tabText(1)
+                  .contains(QString::number(dlg.report()->warnings.size())));
+      dlg.findChild<QTabWidget*>("report_tabs")->setCurrentIndex(1);
+      save_shot(dlg, "bundle_plan_v2");
     }
 
     // The applied plan has per-layer overrides: the core refuses to plan on top of it.

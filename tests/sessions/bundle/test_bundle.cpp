@@ -10,6 +10,7 @@
 #include "base/errors.h"
 #include "io/atomic_file.h"
 #include "sessions/bundle/bundle.h"
+#include "sessions/bundle/calibration_export.h"
 #include "sessions/config/run_config.h"
 #include "tests/sessions/bundle/bundle_fixture.h"
 #include "tests/test_support.h"
@@ -191,10 +192,10 @@ TEST_F(BundleTest, DeletedFileAndEditedManifestFail) {
   const fs::path d2 = copy_bundle(t2);
   auto man = nlohmann::json::parse(io::read_file((d2 / "MANIFEST.json").string()));
   man["files"][0]["size_bytes"] = 33;
-  man["bundle_format_version"] = 2;
+  man["bundle_format_version"] = 3;  // version 2 is known (§10)
   io::write_file_atomic((d2 / "MANIFEST.json").string(), man.dump(2));
   expect_check_fails_with(d2, {"K_b3_centroids.f32: size 32 bytes differs from MANIFEST.json's 33",
-                               "bundle_format_version 2 is newer"});
+                               "bundle_format_version 3 is newer"});
 }
 
 TEST_F(BundleTest, ExtraFileAndInconsistentDeployEnvFail) {
@@ -290,23 +291,73 @@ TEST_F(BundleTest, FailureMidExportLeavesNoPartialFolder) {
   EXPECT_EQ(entry_names(t.path()), std::vector<std::string>{"b"});
 }
 
-TEST_F(BundleTest, PerLayerBitWidthsAreAnExportErrorNamingTheLayers) {
+TEST_F(BundleTest, PerLayerBitWidthsExportAsVersion2WithATablePerWidth) {
+  // bundle-format.md §10 on the real capture: layer 2's K at b = 4, the others at b = 3.
   test::TempDir t;
   RunConfig c = small_config();
+  c.q_precond_auto_skip = false;  // the recomputed table below runs layer 2 alone
   LayerOverride o;
   o.layer = 2;
   o.k = c.k;
   o.k->params["bit_width"] = "4";
   c.overrides.push_back(o);
-  try {
-    export_bundle(capture_, c, t.file("b"));
-    FAIL() << "expected an export error";
-  } catch (const InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("K stream uses kakeya_pca with bit widths other than 3 in layer(s) 2"),
-              std::string::npos)
-        << e.what();
+  const BundleExportResult r = export_bundle(capture_, c, t.file("b"));
+  EXPECT_EQ(r.format_version, 2);
+  const std::vector<std::string> want = {"K_b3_centroids.f32", "K_b4_centroids.f32", "MANIFEST.json",
+                                         "V_b2_centroids.f32", "codec_config.json",  "deploy.env",
+                                         "sigma_q.json",       "sigma_q.safetensors"};
+  EXPECT_EQ(r.files, want);
+  EXPECT_EQ(r.manifest["bundle_format_version"], 2);
+  EXPECT_EQ(r.manifest["centroids"]["K"][1]["path"], "K_b4_centroids.f32");
+  EXPECT_EQ(r.manifest["centroids"]["K"][1]["layers"], nlohmann::json({2}));
+  EXPECT_EQ(r.manifest["centroids"]["K"][0]["layers"], nlohmann::json({0, 1, 3}));
+  // The b = 4 table is calibrated on layer 2 alone.
+  RunConfig only = c;
+  only.overrides.clear();
+  only.layers = {2};
+  only.k.params["bit_width"] = "4";
+  const auto cals = calibrate_centroids(capture_, only);
+  ASSERT_EQ(cals[0].stream, "K");
+  const auto file = io::read_file(t.file("b") + "/K_b4_centroids.f32");
+  ASSERT_EQ(file.size(), 64u);
+  EXPECT_EQ(std::memcmp(file.data(), cals[0].fit.table.data(), 64), 0);
+  EXPECT_TRUE(contains(r.deploy_issues, "per-layer bit widths (layers 0,1,3: b=3; layers 2: b=4)")) << joined(r.deploy_issues);
+  const auto rep = check_bundle(t.file("b"));
+  EXPECT_TRUE(rep.ok) << joined(rep.errors);
+  EXPECT_EQ(rep.warnings.size(), 1u) << joined(rep.warnings);
+  EXPECT_TRUE(contains(rep.warnings, "reference plugin compatibility: per-layer bit widths")) << joined(rep.warnings);
+  // The same Σ_q as the uniform bundle: widths do not touch the whitening.
+  EXPECT_EQ(io::read_file(t.file("b") + "/sigma_q.safetensors"),
+            io::read_file(result_->out_dir + "/sigma_q.safetensors"));
+}
+
+TEST_F(BundleTest, OverridesAtTheRunLevelWidthKeepTheVersion1Bundle) {
+  // A plan-style configuration whose overrides repeat the run-level widths: one width per stream,
+  // so a version 1 bundle whose tables are byte-for-byte those of the configuration without them.
+  test::TempDir t;
+  RunConfig c = small_config();
+  for (int l : {0, 1, 2, 3}) {
+    LayerOverride o;
+    o.layer = l;
+    o.k = c.k;
+    o.v = c.v;
+    c.overrides.push_back(o);
   }
-  EXPECT_FALSE(fs::exists(t.file("b")));
+  const BundleExportResult r = export_bundle(capture_, c, t.file("b"));
+  EXPECT_EQ(r.format_version, 1);
+  EXPECT_EQ(r.files, result_->files);
+  for (const char* f : {"K_b3_centroids.f32", "V_b2_centroids.f32", "sigma_q.safetensors", "sigma_q.json"})
+    EXPECT_EQ(io::read_file(t.file("b") + "/" + f), io::read_file(result_->out_dir + "/" + f)) << f;
+  // The version 1 manifest layout: no version 2 fields, one centroid report per stream.
+  std::vector<std::string> keys;
+  for (auto it = r.manifest.begin(); it != r.manifest.end(); ++it) keys.push_back(it.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"bundle_format_version", "tool", "created_utc", "source_capture",
+                                            "in_sample", "files", "roundtrip", "centroids"}));
+  EXPECT_TRUE(r.manifest["centroids"]["K"].is_object());
+  EXPECT_FALSE(contains(r.deploy_issues, "per-layer bit widths"));
+  const auto rep = check_bundle(t.file("b"));
+  EXPECT_TRUE(rep.ok) << joined(rep.errors);
+  EXPECT_TRUE(rep.warnings.empty()) << joined(rep.warnings);
 }
 
 TEST(BundleCheck, ReferenceQwenSigmaQIsAcceptedAsPartialArtefact) {

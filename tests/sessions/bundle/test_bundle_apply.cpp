@@ -5,14 +5,18 @@
 // TinyStories case is in tests/app/cli/test_cli.sh.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "base/errors.h"
 #include "io/atomic_file.h"
 #include "io/synthetic_capture.h"
 #include "sessions/bundle/bundle.h"
 #include "sessions/bundle/bundle_apply.h"
+#include "sessions/bundle/calibration_export.h"
 #include "sessions/bundle/transfer.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/store_merge.h"
@@ -219,6 +223,226 @@ TEST_F(BundleApplyTest, TransferComparesInSampleAndOutOfSampleOnB) {
   RunConfig file = calibrated_config();
   file.q_precond = r.calibration_a.sigma_q_file;
   EXPECT_THROW(calibration_transfer(cap_a(), cap_b(), file), InvalidArgument);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-layer bit widths (bundle-format.md §10): a version 2 bundle on a synthetic capture.
+
+/// 4 layers; K b = 3 with layers 1 and 2 overridden to b = 2, V b = 2 everywhere; no
+/// Q-preconditioning, so that a table recomputed on a subset of layers sees the same residuals.
+RunConfig per_layer_config() {
+  RunConfig c = test::bundle_test_config(64);
+  c.q_precond.clear();
+  for (int l : {1, 2}) {
+    LayerOverride o;
+    o.layer = l;
+    o.k = c.k;
+    o.k->params["bit_width"] = "2";
+    c.overrides.push_back(o);
+  }
+  return c;
+}
+
+std::vector<uint8_t> table_bytes(const std::vector<float>& t) {
+  std::vector<uint8_t> b(t.size() * 4);
+  std::memcpy(b.data(), t.data(), b.size());
+  return b;
+}
+
+bool any_contains(const std::vector<std::string>& v, const std::string& needle) {
+  return std::any_of(v.begin(), v.end(), [&](const std::string& x) { return x.find(needle) != std::string::npos; });
+}
+
+class BundleV2Test : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    io::write_demo_capture(dir_->file("c.kvc.h5"), {.layers = 4,
+                                                     .kv_heads = 2,
+                                                     .q_heads = 4,
+                                                     .head_dim = 32,
+                                                     .seqs = 2,
+                                                     .tokens = 128,
+                                                     .seed = 0xB200});
+    export_ = new BundleExportResult(export_bundle(cap(), per_layer_config(), dir_->file("v2")));
+  }
+  static void TearDownTestSuite() {
+    delete export_;
+    delete dir_;
+  }
+  static std::string cap() { return dir_->file("c.kvc.h5"); }
+  static std::string bundle() { return dir_->file("v2"); }
+  static json read_json_file(const std::string& p) {
+    const auto b = io::read_file(p);
+    return json::parse(b.begin(), b.end());
+  }
+  static test::TempDir* dir_;
+  static BundleExportResult* export_;
+};
+test::TempDir* BundleV2Test::dir_ = nullptr;
+BundleExportResult* BundleV2Test::export_ = nullptr;
+
+TEST_F(BundleV2Test, OneTablePerStreamAndWidthCalibratedOnItsOwnLayers) {
+  EXPECT_EQ(export_->format_version, 2);
+  const std::vector<std::string> want = {"K_b2_centroids.f32", "K_b3_centroids.f32", "MANIFEST.json",
+                                         "V_b2_centroids.f32", "codec_config.json",  "deploy.env",
+                                         "sigma_q.json",       "sigma_q.safetensors"};
+  EXPECT_EQ(export_->files, want);
+  const json man = read_json_file(bundle() + "/MANIFEST.json");
+  EXPECT_EQ(man["bundle_format_version"], 2);
+  ASSERT_TRUE(man["centroids"]["K"].is_array());
+  ASSERT_EQ(man["centroids"]["K"].size(), 2u);
+  EXPECT_EQ(man["centroids"]["K"][0]["path"], "K_b2_centroids.f32");
+  EXPECT_EQ(man["centroids"]["K"][0]["layers"], json({1, 2}));
+  EXPECT_EQ(man["centroids"]["K"][1]["path"], "K_b3_centroids.f32");
+  EXPECT_EQ(man["centroids"]["K"][1]["layers"], json({0, 3}));
+  ASSERT_EQ(man["centroids"]["V"].size(), 1u);
+  EXPECT_EQ(man["centroids"]["V"][0]["layers"], json({0, 1, 2, 3}));
+  // Each table is the §4.2 calibration of exactly the layers using its width: recomputed here
+  // from a run of those layers alone, it is the same bytes as the file.
+  for (const auto& [bits, layers] : std::vector<std::pair<int, std::vector<int>>>{{2, {1, 2}}, {3, {0, 3}}}) {
+    RunConfig only = test::bundle_test_config(64);
+    only.q_precond.clear();
+    only.layers = layers;
+    only.k.params["bit_width"] = std::to_string(bits);
+    const auto cals = calibrate_centroids(cap(), only);
+    ASSERT_EQ(cals[0].stream, "K");
+    EXPECT_EQ(cals[0].layers, layers);
+    const std::string file = bundle() + "/K_b" + std::to_string(bits) + "_centroids.f32";
+    EXPECT_EQ(io::read_file(file), table_bytes(cals[0].fit.table)) << file;
+  }
+  // The two K tables differ (different pools and sizes), and calibrate_centroid_widths gives both.
+  const auto widths = calibrate_centroid_widths(cap(), per_layer_config());
+  ASSERT_EQ(widths.size(), 3u);  // K b2, K b3, V b2
+  EXPECT_EQ(widths[0].bits, 2u);
+  EXPECT_EQ(widths[0].layers, (std::vector<int>{1, 2}));
+  EXPECT_EQ(widths[1].bits, 3u);
+  EXPECT_EQ(widths[2].stream, "V");
+}
+
+TEST_F(BundleV2Test, CodecConfigManifestAndDeployEnvDescribeEveryLayer) {
+  const json cc = read_json_file(bundle() + "/codec_config.json");
+  EXPECT_EQ(cc["streams"]["K"]["params"]["bit_width"], 3);
+  EXPECT_EQ(cc["streams"]["K"]["params"]["centroids"], "K_b3_centroids.f32");
+  ASSERT_EQ(cc["layer_overrides"].size(), 2u);
+  for (const auto& o : cc["layer_overrides"]) {
+    EXPECT_EQ(o["K"]["params"]["bit_width"], 2) << o.dump();
+    EXPECT_EQ(o["K"]["params"]["centroids"], "K_b2_centroids.f32") << o.dump();
+  }
+  const json& rp = cc["deploy_compatibility"]["reference_plugin"];
+  EXPECT_EQ(rp["compatible"], false);
+  std::vector<std::string> issues = rp["issues"].get<std::vector<std::string>>();
+  EXPECT_TRUE(any_contains(issues, "per-layer bit widths (layers 1,2: b=2; layers 0,3: b=3) in the K stream"))
+      << rp.dump();
+  EXPECT_FALSE(any_contains(issues, "in the V stream")) << rp.dump();  // V has one width
+  // Round trips cover each layer with its own table.
+  const json man = read_json_file(bundle() + "/MANIFEST.json");
+  EXPECT_EQ(man["roundtrip"]["pass"], true);
+  ASSERT_EQ(man["layer_tables"]["pass"], true);
+  ASSERT_EQ(man["layer_tables"]["layers"].size(), 4u);
+  for (const auto& e : man["layer_tables"]["layers"]) {
+    const int l = e["layer"].get<int>();
+    EXPECT_EQ(e["K"]["path"], (l == 1 || l == 2) ? "K_b2_centroids.f32" : "K_b3_centroids.f32") << l;
+    EXPECT_EQ(e["K"]["table_matches"], true);
+    EXPECT_EQ(e["V"]["path"], "V_b2_centroids.f32") << l;
+  }
+  // deploy.env: the most common K width (a 2-2 tie goes to the run-level b = 3), and a comment
+  // naming the layers that differ.
+  const auto env = io::read_file(bundle() + "/deploy.env");
+  const std::string text(env.begin(), env.end());
+  EXPECT_NE(text.find("KAKEYA_K_CENTROIDS_PATH=" + bundle() + "/K_b3_centroids.f32\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("KAKEYA_V_CENTROIDS_PATH=" + bundle() + "/V_b2_centroids.f32\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# per-layer bit widths: KAKEYA_K_CENTROIDS_PATH names K_b3_centroids.f32"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("differing: layers 1,2: b=2 (K_b2_centroids.f32"), std::string::npos) << text;
+}
+
+TEST_F(BundleV2Test, CheckWarnsAboutThePluginAndRefusesWhatItCannotRead) {
+  const BundleCheckReport rep = check_bundle(bundle());
+  std::string all;
+  for (const auto& e : rep.errors) all += e + "\n";
+  EXPECT_TRUE(rep.ok) << all;
+  ASSERT_EQ(rep.warnings.size(), 1u);  // the plugin incompatibility, counted as a warning
+  EXPECT_NE(rep.warnings[0].find("reference plugin compatibility: per-layer bit widths"), std::string::npos)
+      << rep.warnings[0];
+  EXPECT_TRUE(any_contains(rep.checks, "layer_tables: 4 layers of K each with the table of its bit width"));
+  auto tampered = [&](const std::string& name, const std::function<void(const fs::path&)>& edit) {
+    const fs::path d = dir_->path() / name;
+    fs::remove_all(d);
+    fs::copy(bundle(), d, fs::copy_options::recursive);
+    edit(d);
+    return check_bundle(d.string());
+  };
+  auto set_version = [](const fs::path& d, int v) {
+    json m = read_json_file((d / "MANIFEST.json").string());
+    m["bundle_format_version"] = v;
+    io::write_file_atomic((d / "MANIFEST.json").string(), m.dump(2));
+  };
+  // A newer version than this reader knows is refused.
+  auto r3 = tampered("v3", [&](const fs::path& d) { set_version(d, 3); });
+  EXPECT_FALSE(r3.ok);
+  EXPECT_TRUE(any_contains(r3.errors, "bundle_format_version 3 is newer than this reader's 2; refusing"));
+  // Per-layer widths in a bundle that claims version 1 are an error, and so is a second table.
+  auto r1 = tampered("v1", [&](const fs::path& d) { set_version(d, 1); });
+  EXPECT_FALSE(r1.ok);
+  EXPECT_TRUE(any_contains(r1.errors, "they need version 2"));
+  EXPECT_TRUE(any_contains(r1.errors, "a second K centroid file"));
+  // A width's table missing: the layers using it are named.
+  auto rm = tampered("missing", [&](const fs::path& d) { fs::remove(d / "K_b2_centroids.f32"); });
+  EXPECT_FALSE(rm.ok);
+  EXPECT_TRUE(any_contains(rm.errors, "stream K layers 1,2 use b=2 but the bundle has no K_b2_centroids.f32"));
+  // read_calibration_bundle refuses a newer version with a typed error.
+  EXPECT_THROW(read_calibration_bundle((dir_->path() / "v3").string()), FormatError);
+}
+
+TEST_F(BundleV2Test, AppliedBundleGivesEachLayerItsOwnTableAndReproducesTheExport) {
+  const CalibrationBundle b = read_calibration_bundle(bundle());
+  EXPECT_EQ(b.tables.size(), 3u);
+  const RunConfig base = bundle_run_config(bundle());
+  ASSERT_EQ(base.overrides.size(), 2u);
+  const RunConfig applied = apply_calibration_bundle(base, b);
+  EXPECT_EQ(applied.k.centroids_file, b.tables.at("K_b3"));
+  for (const auto& o : applied.overrides) EXPECT_EQ(o.k->centroids_file, b.tables.at("K_b2")) << o.layer;
+  RunOptions ro;
+  const RunResult same = run_config(cap(), applied, ro);
+  EXPECT_EQ(same.total_bytes, export_->run.total_bytes);
+  ASSERT_EQ(same.layers.size(), export_->run.layers.size());
+  for (size_t l = 0; l < same.layers.size(); ++l) {
+    EXPECT_EQ(same.layers[l].k.err.rel_mse(), export_->run.layers[l].k.err.rel_mse()) << l;
+    EXPECT_EQ(same.layers[l].v.err.rel_mse(), export_->run.layers[l].v.err.rel_mse()) << l;
+  }
+}
+
+TEST_F(BundleV2Test, EveryLayerOverriddenToOneWidthHasNoTableForTheUnusedRunLevelWidth) {
+  // A plan that moves every layer's V to b = 1 (run-level b = 2): one V table, b = 1, and the
+  // run-level width, used by no layer, has none (params.centroids null); applying the bundle
+  // runs the run-level width at the layers' width, which has a table.
+  test::TempDir t;
+  RunConfig c = per_layer_config();
+  for (int l = 0; l < 4; ++l) {
+    auto it = std::find_if(c.overrides.begin(), c.overrides.end(), [&](const LayerOverride& o) { return o.layer == l; });
+    if (it == c.overrides.end()) {
+      c.overrides.push_back(LayerOverride{l, std::nullopt, std::nullopt});
+      it = std::prev(c.overrides.end());
+    }
+    it->v = c.v;
+    it->v->params["bit_width"] = "1";
+  }
+  const BundleExportResult r = export_bundle(cap(), c, t.file("b"));
+  EXPECT_EQ(r.format_version, 2);
+  EXPECT_TRUE(std::find(r.files.begin(), r.files.end(), "V_b1_centroids.f32") != r.files.end());
+  EXPECT_TRUE(std::find(r.files.begin(), r.files.end(), "V_b2_centroids.f32") == r.files.end());
+  const json cc = read_json_file(t.file("b") + "/codec_config.json");
+  EXPECT_TRUE(cc["streams"]["V"]["params"]["centroids"].is_null());
+  const BundleCheckReport rep = check_bundle(t.file("b"));
+  std::string all;
+  for (const auto& e : rep.errors) all += e + "\n";
+  EXPECT_TRUE(rep.ok) << all;
+  const RunConfig base = bundle_run_config(t.file("b"));
+  EXPECT_EQ(base.v.params.at("bit_width"), "1");
+  const RunConfig applied = apply_calibration_bundle(base, read_calibration_bundle(t.file("b")));
+  EXPECT_EQ(run_config(cap(), applied, RunOptions{}).total_bytes, r.run.total_bytes);
 }
 
 }  // namespace

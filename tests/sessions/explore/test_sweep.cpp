@@ -9,10 +9,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "base/errors.h"
 #include "io/synthetic_capture.h"
 #include "sessions/analysis/pareto.h"
+#include "sessions/bundle/bundle.h"
 #include "sessions/explore/boundary.h"
 #include "sessions/explore/result_store.h"
 #include "sessions/explore/sweep.h"
@@ -384,4 +386,51 @@ TEST(Boundary, BudgetedPlanMeetsItsRatio) {
   PlanOptions impossible = opt;
   impossible.target_ratio = 1000.0;
   EXPECT_THROW(plan_budget(plan_capture(), cfg, impossible), InvalidArgument);
+}
+
+TEST(Boundary, UniformBitsPlanHasOneWidthPerStreamAndExportsAsVersion1) {
+  RunConfig cfg;
+  cfg.block_size = 256;
+  PlanOptions opt;
+  opt.target_ratio = 3.0;
+  const PlanResult free = plan_budget(plan_capture(), cfg, opt);
+  opt.uniform_bits = true;
+  const PlanResult p = plan_budget(plan_capture(), cfg, opt);
+  EXPECT_TRUE(p.uniform_bits);
+  ASSERT_EQ(p.layers.size(), 4u);
+  EXPECT_GE(p.measured_ratio, opt.target_ratio);
+  EXPECT_EQ(p.measured_bytes, p.promised_bytes);
+  EXPECT_NEAR(p.measured_error, p.promised_error, 1e-12 * std::max(1.0, p.promised_error));
+  // Fewer choices: never better than the per-layer plan.
+  EXPECT_GE(p.promised_error, free.promised_error - 1e-12);
+  // One width per stream, carried by the run-level streams, no per-layer overrides.
+  EXPECT_TRUE(p.config.overrides.empty());
+  std::set<std::string> kb, vb;
+  for (const auto& l : p.layers)
+    if (!l.boundary) {
+      kb.insert(l.k_bits);
+      vb.insert(l.v_bits);
+    }
+  ASSERT_EQ(kb.size(), 1u);
+  ASSERT_EQ(vb.size(), 1u);
+  EXPECT_EQ(p.config.k.params.at("bit_width"), *kb.begin());
+  EXPECT_EQ(p.config.v.params.at("bit_width"), *vb.begin());
+  EXPECT_EQ(plan_result_to_json(p)["uniform_bits"], true);
+  // It exports as a version 1 bundle, which passes its check without warnings.
+  test::TempDir t;
+  const BundleExportResult b = export_bundle(plan_capture(), p.config, t.file("b"));
+  EXPECT_EQ(b.format_version, 1);
+  EXPECT_EQ(b.manifest["bundle_format_version"], 1);
+  const BundleCheckReport rep = check_bundle(t.file("b"));
+  EXPECT_TRUE(rep.ok);
+  EXPECT_TRUE(rep.warnings.empty());
+  // The per-layer plan of the same capture, where it uses two widths, exports as version 2.
+  std::set<std::string> fk;
+  for (const auto& l : free.layers)
+    if (!l.boundary) fk.insert(l.k_bits);
+  if (fk.size() > 1) {
+    const BundleExportResult b2 = export_bundle(plan_capture(), free.config, t.file("b2"));
+    EXPECT_EQ(b2.format_version, 2);
+    EXPECT_TRUE(check_bundle(t.file("b2")).ok);
+  }
 }
