@@ -148,6 +148,46 @@ KVWB_AVX2 void q4_0_dequantize_avx2(const uint8_t* in, float d, float* x) {
   }
 }
 
+// Batched q8_0 / q4_0 (ggml_quantize_blocks): the per-block kernels inlined into one loop, the
+// non-finite test of check_input fused in (exponent all ones), fp16 d stored with the scalar
+// conversion after the range test of peer::f16_field.
+template <GgmlType T>
+KVWB_AVX2 bool ggml_quantize_blocks_avx2(const float* x, size_t n, uint8_t* out, uint64_t& clipped) {
+  constexpr size_t bb = kernels::ggml_block_bytes(T);
+  const __m256i e = _mm256_set1_epi32(0x7F800000);
+  __m256i bad = _mm256_setzero_si256();
+  bool in_range = true;
+  uint64_t clip = 0;
+  for (size_t b = 0; b < n; ++b, x += kGgmlBlock, out += bb) {
+    for (int k = 0; k < 4; ++k) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 8 * k));
+      bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(v, e), e));
+    }
+    const GgmlFields f = T == GgmlType::kQ8_0 ? q8_0_quantize_avx2(x, out) : q4_0_quantize_avx2(x, out);
+    clip += f.clipped;
+    in_range &= std::fabs(f.d) <= kernels::kFp16Max;
+    kernels::store_u16(out, kernels::f32_to_f16_bits(f.d));
+  }
+  clipped += clip;
+  return _mm256_testz_si256(bad, bad) && in_range;
+}
+
+// Batched dequantisation (ggml_dequantize_blocks); F16C converts d exactly.
+template <GgmlType T>
+KVWB_AVX2 size_t ggml_dequantize_blocks_avx2(const uint8_t* in, size_t n, float* x) {
+  constexpr size_t bb = kernels::ggml_block_bytes(T);
+  for (size_t b = 0; b < n; ++b, in += bb, x += kGgmlBlock) {
+    const uint16_t h = kernels::load_u16(in);
+    if (!kernels::f16_bits_finite(h)) return b;
+    const float d = _cvtsh_ss(h);
+    if constexpr (T == GgmlType::kQ8_0)
+      q8_0_dequantize_avx2(in, d, x);
+    else
+      q4_0_dequantize_avx2(in, d, x);
+  }
+  return n;
+}
+
 // bf16 of 8 floats (RNE on the low 16 bits, NaN quieted) as 8 u16 in the low 128 bits' lanes.
 KVWB_AVX2 inline __m128i bf16_8_avx2(__m256i xi, __m256i& is_inf) {
   const __m256i absx = _mm256_and_si256(xi, _mm256_set1_epi32(0x7FFFFFFF));
@@ -277,7 +317,7 @@ KVWB_AVX2 inline __m256 centroid_lookup_avx2(const float* centroid, __m256i idx)
 // Everything after the norm for one group: y = (H(x·inv ⊙ s1)/√128) ⊙ s2, the indices, the codes
 // (block bytes 2 …) and the squared centroids cc[128] that r2 sums.
 KVWB_AVX2 void turbo_codes_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
-                                const float* x, float inv, uint8_t* block, float* y, float* cc) {
+                                const float* x, float inv, uint8_t* block, float* cc) {
   constexpr size_t G = kernels::kTurboGroup;
   const float inv_sqrt128 = 0.08838834764831845f;
   const __m256 vinv = _mm256_set1_ps(inv);
@@ -285,13 +325,11 @@ KVWB_AVX2 void turbo_codes_avx2(const kernels::TurboTables& t, const float* s1, 
   for (size_t i = 0; i < 16; ++i)
     r[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), vinv), _mm256_loadu_ps(s1 + 8 * i));
   wht128_regs_avx2(r);
-  for (size_t i = 0; i < 16; ++i) _mm256_storeu_ps(y + 8 * i, r[i]);
   const __m256 vs = _mm256_set1_ps(inv_sqrt128);
   const size_t n_mid = (size_t{1} << t.bits) - 1;
   alignas(32) int32_t idx[G];
   for (size_t j = 0; j < G; j += 8) {
-    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(y + j), vs), _mm256_loadu_ps(s2 + j));
-    _mm256_storeu_ps(y + j, v);
+    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(r[j / 8], vs), _mm256_loadu_ps(s2 + j));
     __m256i cnt = _mm256_setzero_si256();
     for (size_t k = 0; k < n_mid; ++k)  // count of midpoints m with y >= m (all-ones = −1)
       cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(_mm256_cmp_ps(
@@ -334,7 +372,8 @@ KVWB_AVX2 float turbo_encode_avx2(const kernels::TurboTables& t, const float* s1
   const float g = std::sqrt(ss);
   const float inv = g > 1e-10f ? 1.0f / g : 0.0f;
   alignas(32) float cc[G];
-  turbo_codes_avx2(t, s1, s2, x, inv, block, y, cc);
+  (void)y;  // scratch of the scalar kernel; y stays in registers here
+  turbo_codes_avx2(t, s1, s2, x, inv, block, cc);
   float r2 = 0.0f;
   for (size_t j = 0; j < G; ++j) r2 += cc[j];  // index order
   const float r = std::sqrt(r2);
@@ -356,12 +395,11 @@ KVWB_AVX2 void turbo_encode8_avx2(const kernels::TurboTables& t, const float* s1
   alignas(32) float ss[8];
   _mm256_store_ps(ss, acc);
   alignas(32) float cc[8][G];
-  alignas(32) float y[G];
   float gn[8];
   for (size_t g = 0; g < 8; ++g) {
     gn[g] = std::sqrt(ss[g]);
     const float inv = gn[g] > 1e-10f ? 1.0f / gn[g] : 0.0f;
-    turbo_codes_avx2(t, s1, s2, x + g * G, inv, blocks + g * t.block_bytes, y, cc[g]);
+    turbo_codes_avx2(t, s1, s2, x + g * G, inv, blocks + g * t.block_bytes, cc[g]);
   }
   __m256 acc2 = _mm256_setzero_ps();
   for (size_t j = 0; j < G; ++j)
@@ -493,6 +531,42 @@ KVWB_AVX512 void q4_0_dequantize_avx512(const uint8_t* in, float d, float* x) {
   _mm512_storeu_ps(x + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), vd));
 }
 
+template <GgmlType T>
+KVWB_AVX512 bool ggml_quantize_blocks_avx512(const float* x, size_t n, uint8_t* out,
+                                             uint64_t& clipped) {
+  constexpr size_t bb = kernels::ggml_block_bytes(T);
+  constexpr int kNonFinite = 0x01 | 0x08 | 0x10 | 0x80;  // fpclass: QNaN, +inf, -inf, SNaN
+  __mmask16 bad = 0;
+  bool in_range = true;
+  uint64_t clip = 0;
+  for (size_t b = 0; b < n; ++b, x += kGgmlBlock, out += bb) {
+    bad |= _mm512_fpclass_ps_mask(_mm512_loadu_ps(x), kNonFinite) |
+           _mm512_fpclass_ps_mask(_mm512_loadu_ps(x + 16), kNonFinite);
+    const GgmlFields f =
+        T == GgmlType::kQ8_0 ? q8_0_quantize_avx512(x, out) : q4_0_quantize_avx512(x, out);
+    clip += f.clipped;
+    in_range &= std::fabs(f.d) <= kernels::kFp16Max;
+    kernels::store_u16(out, kernels::f32_to_f16_bits(f.d));
+  }
+  clipped += clip;
+  return bad == 0 && in_range;
+}
+
+template <GgmlType T>
+KVWB_AVX512 size_t ggml_dequantize_blocks_avx512(const uint8_t* in, size_t n, float* x) {
+  constexpr size_t bb = kernels::ggml_block_bytes(T);
+  for (size_t b = 0; b < n; ++b, in += bb, x += kGgmlBlock) {
+    const uint16_t h = kernels::load_u16(in);
+    if (!kernels::f16_bits_finite(h)) return b;
+    const float d = _cvtsh_ss(h);
+    if constexpr (T == GgmlType::kQ8_0)
+      q8_0_dequantize_avx512(in, d, x);
+    else
+      q4_0_dequantize_avx512(in, d, x);
+  }
+  return n;
+}
+
 KVWB_AVX512 size_t f32_to_bf16_avx512(const float* x, size_t n, uint8_t* out) {
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -565,6 +639,42 @@ void ggml_dequantize(Path p, GgmlType t, const uint8_t* in, float d, float m, fl
 #endif
   (void)p;
   kernels::ggml_dequantize_codes(t, in, d, m, x);
+}
+
+bool ggml_quantize_blocks(Path p, GgmlType t, const float* x, size_t n, uint8_t* out,
+                          uint64_t& clipped) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) {
+    if (t == GgmlType::kQ8_0) return ggml_quantize_blocks_avx512<GgmlType::kQ8_0>(x, n, out, clipped);
+    if (t == GgmlType::kQ4_0) return ggml_quantize_blocks_avx512<GgmlType::kQ4_0>(x, n, out, clipped);
+  } else if (p == Path::kAvx2) {
+    if (t == GgmlType::kQ8_0) return ggml_quantize_blocks_avx2<GgmlType::kQ8_0>(x, n, out, clipped);
+    if (t == GgmlType::kQ4_0) return ggml_quantize_blocks_avx2<GgmlType::kQ4_0>(x, n, out, clipped);
+  }
+#endif
+  (void)p, (void)t, (void)x, (void)n, (void)out, (void)clipped;
+  return false;
+}
+
+size_t ggml_dequantize_blocks(Path p, GgmlType t, const uint8_t* in, size_t n, float* x) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) {
+    if (t == GgmlType::kQ8_0) return ggml_dequantize_blocks_avx512<GgmlType::kQ8_0>(in, n, x);
+    if (t == GgmlType::kQ4_0) return ggml_dequantize_blocks_avx512<GgmlType::kQ4_0>(in, n, x);
+  } else if (p == Path::kAvx2) {
+    if (t == GgmlType::kQ8_0) return ggml_dequantize_blocks_avx2<GgmlType::kQ8_0>(in, n, x);
+    if (t == GgmlType::kQ4_0) return ggml_dequantize_blocks_avx2<GgmlType::kQ4_0>(in, n, x);
+  }
+#endif
+  const size_t bb = kernels::ggml_block_bytes(t);
+  const bool has_m = kernels::ggml_has_min(t);
+  for (size_t b = 0; b < n; ++b, in += bb, x += kGgmlBlock) {
+    const uint16_t hd = kernels::load_u16(in);
+    const uint16_t hm = has_m ? kernels::load_u16(in + 2) : uint16_t{0};
+    if (!kernels::f16_bits_finite(hd) || !kernels::f16_bits_finite(hm)) return b;
+    ggml_dequantize(p, t, in, kernels::f16_bits_to_f32(hd), kernels::f16_bits_to_f32(hm), x);
+  }
+  return n;
 }
 
 size_t f32_to_bf16_row(Path p, const float* x, size_t n, uint8_t* out) {
