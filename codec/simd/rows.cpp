@@ -306,9 +306,10 @@ KVWB_AVX2 inline void wht128_regs_avx2(__m256 r[16]) {
       }
 }
 
-// centroid[idx] for 8 lanes of indices < 16 (two 8-entry tables).
-KVWB_AVX2 inline __m256 centroid_lookup_avx2(const float* centroid, __m256i idx) {
+// centroid[idx] for 8 lanes of indices < 16 (two 8-entry tables; one when bits <= 3).
+KVWB_AVX2 inline __m256 centroid_lookup_avx2(const float* centroid, __m256i idx, unsigned bits) {
   const __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(centroid), idx);
+  if (bits <= 3) return lo;
   const __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(centroid + 8), idx);
   const __m256i upper = _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7));
   return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(upper));
@@ -335,7 +336,7 @@ KVWB_AVX2 void turbo_codes_avx2(const kernels::TurboTables& t, const float* s1, 
       cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(_mm256_cmp_ps(
                                       v, _mm256_set1_ps(t.midpoint[k]), _CMP_GE_OQ)));
     _mm256_store_si256(reinterpret_cast<__m256i*>(idx + j), cnt);
-    const __m256 c = centroid_lookup_avx2(t.centroid, cnt);
+    const __m256 c = centroid_lookup_avx2(t.centroid, cnt, t.bits);
     _mm256_store_ps(cc + j, _mm256_mul_ps(c, c));
   }
   // Packing (§1.5), 8 indices j = 8i + k at a time: field k of a LE u16 (2-bit) or u32 (4-bit),
@@ -440,7 +441,7 @@ KVWB_AVX2 void turbo_decode_avx2(const kernels::TurboTables& t, const float* s1,
         q = _mm256_or_si256(q, _mm256_slli_epi32(hb, 2));
       }
     }
-    const __m256 c = centroid_lookup_avx2(t.centroid, q);
+    const __m256 c = centroid_lookup_avx2(t.centroid, q, t.bits);
     r[i] = _mm256_mul_ps(_mm256_mul_ps(c, vn), _mm256_loadu_ps(s2 + 8 * i));
   }
   wht128_regs_avx2(r);
@@ -531,15 +532,77 @@ KVWB_AVX512 void q4_0_dequantize_avx512(const uint8_t* in, float d, float* x) {
   _mm512_storeu_ps(x + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), vd));
 }
 
+constexpr int kNonFiniteClass = 0x01 | 0x08 | 0x10 | 0x80;  // fpclass: QNaN, +inf, -inf, SNaN
+
+// Lane-wise max of 16 vectors m[0 … 15] reduced across lanes: lane b of the result is the max of
+// m[b]'s 16 lanes (a transposing tree of 15 shuffle pairs instead of 16 separate reductions).
+// Max is exact, so the order of the tree does not matter.
+KVWB_AVX512 inline __m512 hmax16_avx512(const __m512 m[16]) {
+  __m512 t[8], u[4], w[2];
+  for (int i = 0; i < 8; ++i)  // lanes 0-7: m[2i], 8-15: m[2i+1]
+    t[i] = _mm512_max_ps(_mm512_shuffle_f32x4(m[2 * i], m[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(m[2 * i], m[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)  // 4 lanes each of blocks 4i … 4i+3
+    u[i] = _mm512_max_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)  // 128-bit lane q: block 8i+q twice, block 8i+q+4 twice
+    w[i] = _mm512_max_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44),
+                         _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
+  // lane 4q + k: block q + 4k; the 4 × 4 transpose puts block b in lane b.
+  const __m512 r = _mm512_max_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+  return _mm512_permutexvar_ps(
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
+}
+
+// q8_0 on 16 blocks at once: amax of each block via hmax16, d = amax / 127 and 1 / d as one vector
+// division each (IEEE, the same bits as the scalar divisions), fp16 d by VCVTPS2PH (RNE with
+// subnormals, equal to kernels::f32_to_f16_bits on every |v| <= 65504 — checked exhaustively).
+// Returns false on a non-finite input or a d beyond the fp16 range.
+KVWB_AVX512 bool q8_0_quantize16_avx512(const float* x, uint8_t* out) {
+  constexpr size_t bb = kernels::ggml_block_bytes(GgmlType::kQ8_0);
+  __m512 m[16];
+  __mmask16 bad = 0;
+  for (int b = 0; b < 16; ++b) {
+    const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+    bad |= _mm512_fpclass_ps_mask(v0, kNonFiniteClass) | _mm512_fpclass_ps_mask(v1, kNonFiniteClass);
+    m[b] = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1));
+  }
+  const __m512 d = _mm512_div_ps(hmax16_avx512(m), _mm512_set1_ps(127.0f));
+  const __mmask16 nz = _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+  bad |= _mm512_cmp_ps_mask(d, _mm512_set1_ps(kernels::kFp16Max), _CMP_NLE_UQ);
+  alignas(64) float id[16];
+  _mm512_store_ps(id, _mm512_maskz_div_ps(nz, _mm512_set1_ps(1.0f), d));
+  alignas(32) uint16_t dh[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(dh),
+                     _mm512_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (int b = 0; b < 16; ++b) {
+    uint8_t* o = out + bb * b;
+    kernels::store_u16(o, dh[b]);
+    const __m512 vid = _mm512_set1_ps(id[b]);
+    for (int k = 0; k < 2; ++k) {
+      __m512 r = round_away_avx512(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * b + 16 * k), vid));
+      r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, r, _CMP_ORD_Q), r);  // NaN -> 0
+      r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 2 + 16 * k),
+                       _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(r)));
+    }
+  }
+  return bad == 0;
+}
+
 template <GgmlType T>
 KVWB_AVX512 bool ggml_quantize_blocks_avx512(const float* x, size_t n, uint8_t* out,
                                              uint64_t& clipped) {
   constexpr size_t bb = kernels::ggml_block_bytes(T);
-  constexpr int kNonFinite = 0x01 | 0x08 | 0x10 | 0x80;  // fpclass: QNaN, +inf, -inf, SNaN
+  constexpr int kNonFinite = kNonFiniteClass;
   __mmask16 bad = 0;
   bool in_range = true;
   uint64_t clip = 0;
-  for (size_t b = 0; b < n; ++b, x += kGgmlBlock, out += bb) {
+  size_t b = 0;
+  if constexpr (T == GgmlType::kQ8_0)
+    for (; b + 16 <= n; b += 16, x += 16 * kGgmlBlock, out += 16 * bb)
+      in_range &= q8_0_quantize16_avx512(x, out);
+  for (; b < n; ++b, x += kGgmlBlock, out += bb) {
     bad |= _mm512_fpclass_ps_mask(_mm512_loadu_ps(x), kNonFinite) |
            _mm512_fpclass_ps_mask(_mm512_loadu_ps(x + 16), kNonFinite);
     const GgmlFields f =
