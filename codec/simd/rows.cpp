@@ -255,18 +255,29 @@ KVWB_AVX2 size_t first_non_finite_avx2(const float* x, size_t n) {
   return n;
 }
 
+// In-vector butterfly stage: the lower lane a of each pair gets a + b, the upper lane b gets a − b
+// (s is x with each pair swapped). Computed as s + (±x) with the sign flipped by xor: the same
+// f32 sums bit for bit (IEEE addition commutes and a − b = a + (−b)), one op fewer than a blend of
+// both results.
+KVWB_AVX2 inline __m256 butterfly_avx2(__m256 x, __m256 s, __m256 upper_sign) {
+  return _mm256_add_ps(s, _mm256_xor_ps(x, upper_sign));
+}
+
 // H·v stage by stage as kernels::wht_pow2 (n a power of two >= 8): stages h = 1, 2, 4 inside each
 // 8-lane vector (the partner comes from a lane permute; lanes of the upper half compute
 // partner − own, i.e. a − b with a the lower element), then h >= 8 across vectors.
 KVWB_AVX2 void wht_avx2(float* v, size_t n) {
+  const __m256 kUpper1 = _mm256_setr_ps(0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f);
+  const __m256 kUpper2 = _mm256_setr_ps(0.0f, 0.0f, -0.0f, -0.0f, 0.0f, 0.0f, -0.0f, -0.0f);
+  const __m256 kUpper4 = _mm256_setr_ps(0.0f, 0.0f, 0.0f, 0.0f, -0.0f, -0.0f, -0.0f, -0.0f);
   for (size_t i = 0; i < n; i += 8) {
     __m256 x = _mm256_loadu_ps(v + i);
     __m256 s = _mm256_permute_ps(x, 0xB1);
-    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xAA);
+    x = butterfly_avx2(x, s, kUpper1);
     s = _mm256_permute_ps(x, 0x4E);
-    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xCC);
+    x = butterfly_avx2(x, s, kUpper2);
     s = _mm256_permute2f128_ps(x, x, 0x01);
-    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xF0);
+    x = butterfly_avx2(x, s, kUpper4);
     _mm256_storeu_ps(v + i, x);
   }
   for (size_t h = 8; h < n; h <<= 1)
@@ -288,14 +299,17 @@ KVWB_AVX2 inline uint32_t hsum_epi32_avx2(__m256i v) {
 
 // wht_avx2 on 128 values held in 16 registers (the same butterflies, no memory round trips).
 KVWB_AVX2 inline void wht128_regs_avx2(__m256 r[16]) {
+  const __m256 kUpper1 = _mm256_setr_ps(0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f);
+  const __m256 kUpper2 = _mm256_setr_ps(0.0f, 0.0f, -0.0f, -0.0f, 0.0f, 0.0f, -0.0f, -0.0f);
+  const __m256 kUpper4 = _mm256_setr_ps(0.0f, 0.0f, 0.0f, 0.0f, -0.0f, -0.0f, -0.0f, -0.0f);
   for (size_t i = 0; i < 16; ++i) {
     __m256 x = r[i];
     __m256 s = _mm256_permute_ps(x, 0xB1);
-    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xAA);
+    x = butterfly_avx2(x, s, kUpper1);
     s = _mm256_permute_ps(x, 0x4E);
-    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xCC);
+    x = butterfly_avx2(x, s, kUpper2);
     s = _mm256_permute2f128_ps(x, x, 0x01);
-    r[i] = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xF0);
+    r[i] = butterfly_avx2(x, s, kUpper4);
   }
   for (size_t hv = 1; hv < 16; hv <<= 1)
     for (size_t i0 = 0; i0 < 16; i0 += 2 * hv)
@@ -381,10 +395,61 @@ KVWB_AVX2 float turbo_encode_avx2(const kernels::TurboTables& t, const float* s1
   return r > 1e-10f ? g / r : g;
 }
 
+// turbo_codes_avx2 with the per-value work after the WHT on 16 lanes: midpoint counts as masked
+// adds, the centroid lookup as one permute (16-entry table), the bit fields from the index bytes
+// (2-bit: b0 | b1 << 2 | b2 << 4 | b3 << 6 per 4 indices by two multiply-adds; 4-bit: b0 | b1 << 4)
+// and the 3-bit index's top bits as a mask. Same values per lane, same bytes.
+KVWB_AVX512 void turbo_codes_avx512(const kernels::TurboTables& t, const float* s1,
+                                    const float* s2, const float* x, float inv,
+                                    uint8_t* block, float* cc) {
+  const float inv_sqrt128 = 0.08838834764831845f;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  __m256 r[16];
+  for (size_t i = 0; i < 16; ++i)
+    r[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), vinv), _mm256_loadu_ps(s1 + 8 * i));
+  wht128_regs_avx2(r);
+  const __m512 vs = _mm512_set1_ps(inv_sqrt128);
+  const __m512 cent = _mm512_loadu_ps(t.centroid);  // 16 entries (zero past 2^bits)
+  const size_t n_mid = (size_t{1} << t.bits) - 1;
+  const __m512i one = _mm512_set1_epi32(1);
+  uint8_t* p = block + 2;
+  for (size_t i = 0; i < 8; ++i) {  // values j = 16i … 16i + 15
+    const __m512 y = _mm512_insertf32x8(_mm512_castps256_ps512(r[2 * i]), r[2 * i + 1], 1);
+    const __m512 v = _mm512_mul_ps(_mm512_mul_ps(y, vs), _mm512_loadu_ps(s2 + 16 * i));
+    __m512i cnt = _mm512_setzero_si512();
+    for (size_t k = 0; k < n_mid; ++k)  // count of midpoints m with y >= m
+      cnt = _mm512_mask_add_epi32(
+          cnt, _mm512_cmp_ps_mask(v, _mm512_set1_ps(t.midpoint[k]), _CMP_GE_OQ), cnt, one);
+    const __m512 c = _mm512_permutexvar_ps(cnt, cent);
+    _mm512_storeu_ps(cc + 16 * i, _mm512_mul_ps(c, c));
+    const __m128i b = _mm512_cvtepi32_epi8(cnt);  // 16 index bytes
+    if (t.bits == 4) {
+      const __m128i w = _mm_maddubs_epi16(b, _mm_set1_epi16(0x1001));  // b0 + 16 b1
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(p + 2 + 8 * i), _mm_packus_epi16(w, w));
+      continue;
+    }
+    const __m128i lo2 = _mm_and_si128(b, _mm_set1_epi8(3));
+    const __m128i w16 = _mm_maddubs_epi16(lo2, _mm_set1_epi16(0x0401));  // b0 + 4 b1
+    const __m128i w32 = _mm_madd_epi16(w16, _mm_set1_epi32(0x00100001));  // + 16 (b2 + 4 b3)
+    const __m128i w8 = _mm_packus_epi16(_mm_packus_epi32(w32, w32), w32);
+    const uint32_t q = static_cast<uint32_t>(_mm_cvtsi128_si32(w8));
+    std::memcpy(p + 4 * i, &q, 4);  // little-endian host (x86)
+    if (t.bits == 3) {
+      const uint16_t top = _mm512_test_epi32_mask(cnt, _mm512_set1_epi32(4));
+      p[32 + 2 * i] = static_cast<uint8_t>(top);
+      p[32 + 2 * i + 1] = static_cast<uint8_t>(top >> 8);
+    }
+  }
+  if (t.bits == 4) {
+    p[0] = 0;  // rnorm, reserved
+    p[1] = 0;
+  }
+}
+
 // Eight consecutive groups: the two norms of each are still index-order sums, but the eight
 // independent chains run interleaved (one chain per group, so the same additions in the same order).
 KVWB_AVX2 void turbo_encode8_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
-                                  const float* x, uint8_t* blocks, float* norms) {
+                                  const float* x, uint8_t* blocks, float* norms, bool wide) {
   constexpr size_t G = kernels::kTurboGroup;
   // Lane g = group g: the same mul and add per lane, in index order j.
   const __m256i rows = _mm256_setr_epi32(0, 128, 256, 384, 512, 640, 768, 896);
@@ -400,7 +465,10 @@ KVWB_AVX2 void turbo_encode8_avx2(const kernels::TurboTables& t, const float* s1
   for (size_t g = 0; g < 8; ++g) {
     gn[g] = std::sqrt(ss[g]);
     const float inv = gn[g] > 1e-10f ? 1.0f / gn[g] : 0.0f;
-    turbo_codes_avx2(t, s1, s2, x + g * G, inv, blocks + g * t.block_bytes, cc[g]);
+    if (wide)
+      turbo_codes_avx512(t, s1, s2, x + g * G, inv, blocks + g * t.block_bytes, cc[g]);
+    else
+      turbo_codes_avx2(t, s1, s2, x + g * G, inv, blocks + g * t.block_bytes, cc[g]);
   }
   __m256 acc2 = _mm256_setzero_ps();
   for (size_t j = 0; j < G; ++j)
@@ -786,7 +854,8 @@ void turbo_encode_groups(Path p, const kernels::TurboTables& t, const float* s1,
 #if KVWB_SIMD_X86
   if (p != Path::kScalar)
     for (; i + 8 <= count; i += 8)
-      turbo_encode8_avx2(t, s1, s2, x + i * G, blocks + i * t.block_bytes, norms + i);
+      turbo_encode8_avx2(t, s1, s2, x + i * G, blocks + i * t.block_bytes, norms + i,
+                         p == Path::kAvx512);
 #endif
   float y[G];
   for (; i < count; ++i)
