@@ -518,6 +518,49 @@ KVWB_AVX2 void turbo_decode_avx2(const kernels::TurboTables& t, const float* s1,
     _mm256_storeu_ps(x + 8 * i, _mm256_mul_ps(_mm256_mul_ps(r[i], vs), _mm256_loadu_ps(s1 + 8 * i)));
 }
 
+// turbo_decode_avx2 with the index unpacking and centroid lookup on 16 lanes (values j = 16i …
+// 16i + 15: 2-bit field k of the LE u32 at p[4i], plus bit k of the LE u16 at p[32 + 2i] for
+// 3-bit, or 4-bit field k of the two LE u32 at p[2 + 8i]); same values per lane.
+KVWB_AVX512 void turbo_decode_avx512(const kernels::TurboTables& t, const float* s1,
+                                     const float* s2, const uint8_t* block, float norm, float* x) {
+  const float inv_sqrt128 = 0.08838834764831845f;
+  const uint8_t* p = block + 2;
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i sh2 = _mm512_add_epi32(lane, lane);
+  const __m512i sh4 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+  const __m512 cent = _mm512_loadu_ps(t.centroid);  // 16 entries (zero past 2^bits)
+  const __m512 vn = _mm512_set1_ps(norm);
+  __m256 r[16];
+  for (size_t i = 0; i < 8; ++i) {
+    __m512i q;
+    if (t.bits == 4) {
+      uint32_t w[2];
+      std::memcpy(w, p + 2 + 8 * i, 8);
+      const __m512i both = _mm512_inserti32x8(
+          _mm512_castsi256_si512(_mm256_set1_epi32(static_cast<int>(w[0]))),
+          _mm256_set1_epi32(static_cast<int>(w[1])), 1);
+      q = _mm512_and_si512(_mm512_srlv_epi32(both, sh4), _mm512_set1_epi32(15));
+    } else {
+      uint32_t w;
+      std::memcpy(&w, p + 4 * i, 4);
+      q = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(w)), sh2),
+                           _mm512_set1_epi32(3));
+      if (t.bits == 3) {
+        const __mmask16 top = static_cast<__mmask16>(p[32 + 2 * i] | (p[32 + 2 * i + 1] << 8));
+        q = _mm512_mask_or_epi32(q, top, q, _mm512_set1_epi32(4));
+      }
+    }
+    const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_permutexvar_ps(q, cent), vn),
+                                   _mm512_loadu_ps(s2 + 16 * i));
+    r[2 * i] = _mm512_castps512_ps256(v);
+    r[2 * i + 1] = _mm512_extractf32x8_ps(v, 1);
+  }
+  wht128_regs_avx2(r);
+  const __m256 vs = _mm256_set1_ps(inv_sqrt128);
+  for (size_t i = 0; i < 16; ++i)
+    _mm256_storeu_ps(x + 8 * i, _mm256_mul_ps(_mm256_mul_ps(r[i], vs), _mm256_loadu_ps(s1 + 8 * i)));
+}
+
 // ---- AVX-512 (one block = two 16-lane vectors) ----
 
 KVWB_AVX512 inline float block_amax_avx512(__m512 v0, __m512 v1) {
@@ -865,7 +908,8 @@ void turbo_encode_groups(Path p, const kernels::TurboTables& t, const float* s1,
 void turbo_decode_group(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
                         const uint8_t* block, float norm, float* x) {
 #if KVWB_SIMD_X86
-  if (p != Path::kScalar) return turbo_decode_avx2(t, s1, s2, block, norm, x);
+  if (p == Path::kAvx512) return turbo_decode_avx512(t, s1, s2, block, norm, x);
+  if (p == Path::kAvx2) return turbo_decode_avx2(t, s1, s2, block, norm, x);
 #endif
   (void)p;
   kernels::turbo_decode_group(t, s1, s2, block, norm, x);
