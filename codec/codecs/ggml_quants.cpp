@@ -11,6 +11,7 @@
 //   the domain the codec was given.
 #include "codec/codecs/ggml_quants.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -89,33 +90,29 @@ class GgmlCodec final : public Codec {
   CodecId id() const override { return id_; }
 
   EncodedUnit encode(const UnitInput& in) const override {
-    peer::check_input(in, d_, name());
+    peer::check_shape(in, d_, name());
     const size_t blocks = d_ / kGgmlBlock;
     const uint64_t payload = static_cast<uint64_t>(in.n) * blocks * block_bytes_;
     std::array<uint8_t, 4> params{static_cast<uint8_t>(rotate_), 0,
                                   static_cast<uint8_t>(n_rot_ & 0xFF),
                                   static_cast<uint8_t>(n_rot_ >> 8)};
     EncodedUnit e = peer::start_unit(peer::make_header(id_, d_, in.info, in.n, 0), params, payload);
-    e.bytes.resize(e.header_bytes + payload);
-    uint8_t* out = e.bytes.data() + e.header_bytes;
-    std::vector<float> row(d_);
     uint64_t clipped = 0;
     const simd::Path path = simd::active_path();
-    for (size_t r = 0; r < in.n; ++r) {
-      // The rows are read in place unless they are rotated first.
-      const float* src = in.rows + r * d_;
-      if (n_rot_ != 0) {
-        std::memcpy(row.data(), src, d_ * sizeof(float));
-        simd::hadamard_chunks(path, row.data(), d_, n_rot_);
-        src = row.data();
-      }
-      for (size_t b = 0; b < blocks; ++b) {
-        const kernels::GgmlFields f = simd::ggml_quantize(path, type_, src + b * kGgmlBlock, out);
-        clipped += f.clipped;
-        peer::put_u16(out, peer::f16_field(f.d, name(), "scale d", r, in.info));
-        if (f.has_m) peer::put_u16(out + 2, peer::f16_field(f.m, name(), "minimum m", r, in.info));
-        out += block_bytes_;
-      }
+    // Unrotated rows are one run of blocks: the batched kernel codes them in place, in chunks
+    // (peer::append_in_chunks), and checks the input and the d fields as it goes.
+    bool done = n_rot_ == 0;
+    if (done)
+      peer::append_in_chunks(e.bytes, payload, kChunkBlocks * block_bytes_,
+                             [&](uint8_t* out, size_t at, size_t k) {
+                               if (done)
+                                 done = simd::ggml_quantize_blocks(
+                                     path, type_, in.rows + at / block_bytes_ * kGgmlBlock,
+                                     k / block_bytes_, out, clipped);
+                             });
+    if (!done) {  // rotated rows, the scalar path, other types, or an error to raise
+      e.bytes.resize(e.header_bytes);
+      clipped = encode_reference(in, e);
     }
     peer::finish_unit(e, payload, 0, in.n);
     e.stats.clipped = clipped;
@@ -155,24 +152,60 @@ class GgmlCodec final : public Codec {
     peer::expect_payload_size(c, static_cast<uint64_t>(n) * blocks * block_bytes_, source);
     DecodedUnit out;
     out.header = c.header;
-    out.rows.resize(n * d);
     out.n_block_rows = n;
     const uint8_t* p = c.payload.data();
     const simd::Path path = simd::active_path();
-    for (size_t r = 0; r < n; ++r) {
-      float* row = out.rows.data() + r * d;
-      for (size_t b = 0; b < blocks; ++b) {
-        const float dd = peer::f16_read(p, source, "scale d", r);
-        const float m = kernels::ggml_has_min(type_) ? peer::f16_read(p + 2, source, "minimum m", r) : 0.0f;
-        simd::ggml_dequantize(path, type_, p, dd, m, row + b * kGgmlBlock);
-        p += block_bytes_;
+    const size_t chunk_rows = std::max<size_t>(1, kChunkBlocks / blocks);
+    peer::append_in_chunks(out.rows, n * d, chunk_rows * d, [&](float* x, size_t at, size_t k) {
+      const size_t r0 = at / d, nb = k / kGgmlBlock;
+      const uint8_t* src = p + r0 * blocks * block_bytes_;
+      const size_t bad = simd::ggml_dequantize_blocks(path, type_, src, nb, x);
+      if (bad < nb) {  // raise the reference's error for that block
+        const uint8_t* b = src + bad * block_bytes_;
+        const size_t r = r0 + bad / blocks;
+        (void)peer::f16_read(b, source, "scale d", r);
+        if (kernels::ggml_has_min(type_)) (void)peer::f16_read(b + 2, source, "minimum m", r);
       }
-      if (n_rot != 0) simd::hadamard_chunks(path, row, d, n_rot);
-    }
+      if (n_rot != 0)
+        for (size_t r = 0; r < k / d; ++r) simd::hadamard_chunks(path, x + r * d, d, n_rot);
+    });
     return out;
   }
 
  private:
+  // Blocks per chunk of the batched paths (about 8 KiB of q8_0 blocks, 32 KiB of decoded f32).
+  static constexpr size_t kChunkBlocks = 256;
+
+  // The per-row reference loop: appends the payload to e.bytes (header already there) after the
+  // full input check; raises the errors of the batched path. Returns the clip count.
+  uint64_t encode_reference(const UnitInput& in, EncodedUnit& e) const {
+    peer::check_input(in, d_, name());
+    const std::string_view codec = name();
+    const size_t blocks = d_ / kGgmlBlock;
+    e.bytes.resize(e.header_bytes + static_cast<uint64_t>(in.n) * blocks * block_bytes_);
+    uint8_t* out = e.bytes.data() + e.header_bytes;
+    std::vector<float> row(d_);
+    uint64_t clipped = 0;
+    const simd::Path path = simd::active_path();
+    for (size_t r = 0; r < in.n; ++r) {
+      // The rows are read in place unless they are rotated first.
+      const float* src = in.rows + r * d_;
+      if (n_rot_ != 0) {
+        std::memcpy(row.data(), src, d_ * sizeof(float));
+        simd::hadamard_chunks(path, row.data(), d_, n_rot_);
+        src = row.data();
+      }
+      for (size_t b = 0; b < blocks; ++b) {
+        const kernels::GgmlFields f = simd::ggml_quantize(path, type_, src + b * kGgmlBlock, out);
+        clipped += f.clipped;
+        peer::put_u16(out, peer::f16_field(f.d, codec, "scale d", r, in.info));
+        if (f.has_m) peer::put_u16(out + 2, peer::f16_field(f.m, codec, "minimum m", r, in.info));
+        out += block_bytes_;
+      }
+    }
+    return clipped;
+  }
+
   CodecId id_;
   size_t d_;
   GgmlRotate rotate_;

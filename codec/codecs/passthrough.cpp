@@ -25,14 +25,21 @@ class Bf16Codec final : public Codec {
   CodecId id() const override { return CodecId::kBf16; }
 
   EncodedUnit encode(const UnitInput& in) const override {
-    peer::check_input(in, d_, name());
+    // The conversion stops at the first NaN or infinite result, so the input scan of check_input
+    // is needed only when it stops (and raises NonFiniteInput first, as it would have).
+    peer::check_shape(in, d_, name());
     const uint64_t values = static_cast<uint64_t>(in.n) * d_;
     const uint64_t payload = bf16_bytes_per_vector(d_) * in.n;
     EncodedUnit e = peer::start_unit(peer::make_header(id(), d_, in.info, in.n, 0), {}, payload);
-    e.bytes.resize(e.header_bytes + payload);
-    uint8_t* out = e.bytes.data() + e.header_bytes;
-    const size_t at = simd::f32_to_bf16_row(simd::active_path(), in.rows, values, out);
-    if (at < values) {  // rounds to infinity: refuse, naming the place
+    const simd::Path path = simd::active_path();
+    size_t at = values;
+    peer::append_in_chunks(e.bytes, payload, kChunkValues * 2, [&](uint8_t* out, size_t b, size_t k) {
+      if (at < values) return;
+      const size_t i = simd::f32_to_bf16_row(path, in.rows + b / 2, k / 2, out);
+      if (i < k / 2) at = b / 2 + i;
+    });
+    if (at < values) {  // non-finite input, or rounds to infinity: refuse, naming the place
+      peer::check_input(in, d_, name());
       const std::string what = "bf16 value (row " + std::to_string(at / d_) + ", column " +
                                std::to_string(at % d_) + ", " + peer::describe_unit(in.info) + ")";
       (void)bf16_checked(in.rows[at], what.c_str());
@@ -54,17 +61,21 @@ class Bf16Codec final : public Codec {
     peer::expect_payload_size(c, bf16_bytes_per_vector(d) * n, source);
     DecodedUnit out;
     out.header = c.header;
-    out.rows.resize(n * d);
     out.n_block_rows = n;
     const uint8_t* p = c.payload.data();
-    const size_t at = simd::bf16_to_f32_row(simd::active_path(), p, n * d, out.rows.data());
-    if (at < n * d)
-      throw FormatError(source + ": non-finite bf16 value at row " + std::to_string(at / d) +
-                        ", column " + std::to_string(at % d));
+    const simd::Path path = simd::active_path();
+    peer::append_in_chunks(out.rows, n * d, kChunkValues, [&](float* x, size_t b, size_t k) {
+      const size_t i = simd::bf16_to_f32_row(path, p + 2 * b, k, x);
+      if (i < k)
+        throw FormatError(source + ": non-finite bf16 value at row " + std::to_string((b + i) / d) +
+                          ", column " + std::to_string((b + i) % d));
+    });
     return out;
   }
 
  private:
+  // Values per chunk (peer::append_in_chunks): 16 KiB of bf16, 32 KiB of f32.
+  static constexpr size_t kChunkValues = 8192;
   size_t d_;
 };
 

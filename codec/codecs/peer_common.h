@@ -8,6 +8,7 @@
 //   head vector, or KIVI's quantised prefix rows); n_tail_rows = rows stored as an fp16 window
 //   (KIVI only, 0 otherwise). So rows = n_blocks · block_size + n_tail_rows, as for Kakeya-PCA.
 //   The payload is exactly the codec's native bytes; reported bytes = payload size.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -32,9 +33,11 @@ inline std::string describe_unit(const UnitInfo& u) {
   return s;
 }
 
-/// Checks the common encode preconditions: dim equals the codec's head_dim, rows non-null when
-/// n > 0, every value finite (NonFiniteInput naming row and column otherwise).
-inline void check_input(const UnitInput& in, size_t head_dim, std::string_view codec) {
+/// The shape half of check_input: dim equals the codec's head_dim, rows non-null when n > 0,
+/// n < 2^32. Codecs whose vector kernels detect non-finite input on their own call this, then
+/// check_input (which also scans every value) only when a kernel reports trouble, so the error
+/// raised is the same as with the scan first.
+inline void check_shape(const UnitInput& in, size_t head_dim, std::string_view codec) {
   if (in.dim != head_dim)
     throw InvalidArgument("codec " + std::string(codec) + ": unit has dimension " +
                           std::to_string(in.dim) +
@@ -44,6 +47,12 @@ inline void check_input(const UnitInput& in, size_t head_dim, std::string_view c
                           " rows but no data");
   if (in.n > 0xFFFFFFFFull)
     throw InvalidArgument("codec " + std::string(codec) + ": unit has more than 2^32-1 rows");
+}
+
+/// Checks the common encode preconditions: check_shape, and every value finite (NonFiniteInput
+/// naming row and column otherwise).
+inline void check_input(const UnitInput& in, size_t head_dim, std::string_view codec) {
+  check_shape(in, head_dim, codec);
   const size_t total = in.n * in.dim;
   const size_t i = total == 0 ? 0 : simd::first_non_finite(simd::active_path(), in.rows, total);
   if (i < total)
@@ -161,6 +170,22 @@ inline float f16_read(const uint8_t* p, const std::string& source, const char* f
   if ((h & 0x7C00u) == 0x7C00u)
     throw FormatError(source + ": non-finite fp16 " + field + " in row " + std::to_string(row));
   return f16_bits_to_f32(h);
+}
+
+/// Appends `count` elements to `v` in chunks of at most `chunk`, calling fill(first, done, k) on
+/// each chunk of k elements (elements done … done+k−1 of the appended range) right after it is
+/// added. The vector's zeroing of a chunk then touches cache lines the fill overwrites while they
+/// are still in L1, instead of one zeroing pass over a buffer of megabytes and a second pass
+/// through memory.
+template <class T, class Fill>
+void append_in_chunks(std::vector<T>& v, size_t count, size_t chunk, Fill&& fill) {
+  v.reserve(v.size() + count);
+  for (size_t done = 0; done < count; done += chunk) {
+    const size_t k = std::min(chunk, count - done);
+    const size_t at = v.size();
+    v.resize(at + k);
+    fill(v.data() + at, done, k);
+  }
 }
 
 /// Writes a u16 little-endian at p.

@@ -66,15 +66,41 @@ class TurboCodec final : public Codec {
   CodecId id() const override { return id_; }
 
   EncodedUnit encode(const UnitInput& in) const override {
-    peer::check_input(in, d_, name());
+    peer::check_shape(in, d_, name());
     const size_t groups = groups_of(d_);
     const uint64_t payload = static_cast<uint64_t>(in.n) * groups * type_.block_bytes;
     EncodedUnit e = peer::start_unit(peer::make_header(id_, d_, in.info, in.n, 0), {}, payload);
+    const simd::Path path = simd::active_path();
+    if (d_ % kTurboGroup == 0) {
+      // Whole groups: every group of the unit is 128 consecutive input values, coded in chunks
+      // (peer::append_in_chunks). A NaN or infinite input makes its group's norm NaN or infinite
+      // (the sum of squares is), so norms all within the fp16 range mean the input was finite:
+      // the input scan of check_input and the reference loop run only when one is not.
+      const size_t bb = type_.block_bytes;
+      std::array<float, kChunkGroups> norms{};
+      bool in_range = true;
+      peer::append_in_chunks(e.bytes, payload, kChunkGroups * bb, [&](uint8_t* out, size_t at, size_t k) {
+        if (!in_range) return;
+        const size_t count = k / bb;
+        simd::turbo_encode_groups(path, type_, kSigns1.value, kSigns2.value,
+                                  in.rows + at / bb * kTurboGroup, count, out, norms.data());
+        for (size_t i = 0; i < count; ++i) {
+          in_range &= std::fabs(norms[i]) <= kFp16Max;
+          peer::put_u16(out + i * bb, f32_to_f16_bits(norms[i]));
+        }
+      });
+      if (in_range) {
+        peer::finish_unit(e, payload, 0, in.n);
+        e.stats.coded_values = static_cast<uint64_t>(in.n) * d_;
+        return e;
+      }
+      e.bytes.resize(e.header_bytes);  // the reference loop below raises the error
+    }
+    peer::check_input(in, d_, name());
     e.bytes.resize(e.header_bytes + payload);
     uint8_t* out = e.bytes.data() + e.header_bytes;
     std::array<float, kTurboGroup> x{};
     std::array<float, kTurboGroup> y{};
-    const simd::Path path = simd::active_path();
     if (d_ % kTurboGroup == 0) {
       // Whole groups: every group of the unit is 128 consecutive input values.
       std::vector<float> norms(in.n * groups);
@@ -114,11 +140,23 @@ class TurboCodec final : public Codec {
     peer::expect_payload_size(c, static_cast<uint64_t>(n) * groups * type_.block_bytes, source);
     DecodedUnit out;
     out.header = c.header;
-    out.rows.resize(n * d);
     out.n_block_rows = n;
     const uint8_t* p = c.payload.data();
     std::array<float, kTurboGroup> x{};
     const simd::Path path = simd::active_path();
+    if (d % kTurboGroup == 0) {
+      // Whole groups straight into the rows, in chunks (peer::append_in_chunks).
+      const size_t bb = type_.block_bytes;
+      peer::append_in_chunks(out.rows, n * d, kChunkGroups * kTurboGroup, [&](float* dst, size_t at, size_t k) {
+        const uint8_t* b = p + at / kTurboGroup * bb;
+        for (size_t i = 0; i < k / kTurboGroup; ++i, b += bb) {
+          const float norm = peer::f16_read(b, source, "turbo norm", (at + i * kTurboGroup) / d);
+          decode_group_core(type_, b, norm, dst + i * kTurboGroup, path);
+        }
+      });
+      return out;
+    }
+    out.rows.resize(n * d);
     for (size_t row = 0; row < n; ++row) {
       for (size_t g = 0; g < groups; ++g) {
         const float norm = peer::f16_read(p, source, "turbo norm", row);
@@ -133,6 +171,9 @@ class TurboCodec final : public Codec {
   }
 
  private:
+  // Groups per chunk of the whole-group paths (about 12 KiB of turbo3 blocks, 64 KiB of f32).
+  static constexpr size_t kChunkGroups = 128;
+
   CodecId id_;
   const kernels::TurboTables& type_;
   size_t d_;

@@ -148,6 +148,46 @@ KVWB_AVX2 void q4_0_dequantize_avx2(const uint8_t* in, float d, float* x) {
   }
 }
 
+// Batched q8_0 / q4_0 (ggml_quantize_blocks): the per-block kernels inlined into one loop, the
+// non-finite test of check_input fused in (exponent all ones), fp16 d stored with the scalar
+// conversion after the range test of peer::f16_field.
+template <GgmlType T>
+KVWB_AVX2 bool ggml_quantize_blocks_avx2(const float* x, size_t n, uint8_t* out, uint64_t& clipped) {
+  constexpr size_t bb = kernels::ggml_block_bytes(T);
+  const __m256i e = _mm256_set1_epi32(0x7F800000);
+  __m256i bad = _mm256_setzero_si256();
+  bool in_range = true;
+  uint64_t clip = 0;
+  for (size_t b = 0; b < n; ++b, x += kGgmlBlock, out += bb) {
+    for (int k = 0; k < 4; ++k) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 8 * k));
+      bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(v, e), e));
+    }
+    const GgmlFields f = T == GgmlType::kQ8_0 ? q8_0_quantize_avx2(x, out) : q4_0_quantize_avx2(x, out);
+    clip += f.clipped;
+    in_range &= std::fabs(f.d) <= kernels::kFp16Max;
+    kernels::store_u16(out, kernels::f32_to_f16_bits(f.d));
+  }
+  clipped += clip;
+  return _mm256_testz_si256(bad, bad) && in_range;
+}
+
+// Batched dequantisation (ggml_dequantize_blocks); F16C converts d exactly.
+template <GgmlType T>
+KVWB_AVX2 size_t ggml_dequantize_blocks_avx2(const uint8_t* in, size_t n, float* x) {
+  constexpr size_t bb = kernels::ggml_block_bytes(T);
+  for (size_t b = 0; b < n; ++b, in += bb, x += kGgmlBlock) {
+    const uint16_t h = kernels::load_u16(in);
+    if (!kernels::f16_bits_finite(h)) return b;
+    const float d = _cvtsh_ss(h);
+    if constexpr (T == GgmlType::kQ8_0)
+      q8_0_dequantize_avx2(in, d, x);
+    else
+      q4_0_dequantize_avx2(in, d, x);
+  }
+  return n;
+}
+
 // bf16 of 8 floats (RNE on the low 16 bits, NaN quieted) as 8 u16 in the low 128 bits' lanes.
 KVWB_AVX2 inline __m128i bf16_8_avx2(__m256i xi, __m256i& is_inf) {
   const __m256i absx = _mm256_and_si256(xi, _mm256_set1_epi32(0x7FFFFFFF));
@@ -215,18 +255,29 @@ KVWB_AVX2 size_t first_non_finite_avx2(const float* x, size_t n) {
   return n;
 }
 
+// In-vector butterfly stage: the lower lane a of each pair gets a + b, the upper lane b gets a − b
+// (s is x with each pair swapped). Computed as s + (±x) with the sign flipped by xor: the same
+// f32 sums bit for bit (IEEE addition commutes and a − b = a + (−b)), one op fewer than a blend of
+// both results.
+KVWB_AVX2 inline __m256 butterfly_avx2(__m256 x, __m256 s, __m256 upper_sign) {
+  return _mm256_add_ps(s, _mm256_xor_ps(x, upper_sign));
+}
+
 // H·v stage by stage as kernels::wht_pow2 (n a power of two >= 8): stages h = 1, 2, 4 inside each
 // 8-lane vector (the partner comes from a lane permute; lanes of the upper half compute
 // partner − own, i.e. a − b with a the lower element), then h >= 8 across vectors.
 KVWB_AVX2 void wht_avx2(float* v, size_t n) {
+  const __m256 kUpper1 = _mm256_setr_ps(0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f);
+  const __m256 kUpper2 = _mm256_setr_ps(0.0f, 0.0f, -0.0f, -0.0f, 0.0f, 0.0f, -0.0f, -0.0f);
+  const __m256 kUpper4 = _mm256_setr_ps(0.0f, 0.0f, 0.0f, 0.0f, -0.0f, -0.0f, -0.0f, -0.0f);
   for (size_t i = 0; i < n; i += 8) {
     __m256 x = _mm256_loadu_ps(v + i);
     __m256 s = _mm256_permute_ps(x, 0xB1);
-    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xAA);
+    x = butterfly_avx2(x, s, kUpper1);
     s = _mm256_permute_ps(x, 0x4E);
-    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xCC);
+    x = butterfly_avx2(x, s, kUpper2);
     s = _mm256_permute2f128_ps(x, x, 0x01);
-    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xF0);
+    x = butterfly_avx2(x, s, kUpper4);
     _mm256_storeu_ps(v + i, x);
   }
   for (size_t h = 8; h < n; h <<= 1)
@@ -248,14 +299,17 @@ KVWB_AVX2 inline uint32_t hsum_epi32_avx2(__m256i v) {
 
 // wht_avx2 on 128 values held in 16 registers (the same butterflies, no memory round trips).
 KVWB_AVX2 inline void wht128_regs_avx2(__m256 r[16]) {
+  const __m256 kUpper1 = _mm256_setr_ps(0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f);
+  const __m256 kUpper2 = _mm256_setr_ps(0.0f, 0.0f, -0.0f, -0.0f, 0.0f, 0.0f, -0.0f, -0.0f);
+  const __m256 kUpper4 = _mm256_setr_ps(0.0f, 0.0f, 0.0f, 0.0f, -0.0f, -0.0f, -0.0f, -0.0f);
   for (size_t i = 0; i < 16; ++i) {
     __m256 x = r[i];
     __m256 s = _mm256_permute_ps(x, 0xB1);
-    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xAA);
+    x = butterfly_avx2(x, s, kUpper1);
     s = _mm256_permute_ps(x, 0x4E);
-    x = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xCC);
+    x = butterfly_avx2(x, s, kUpper2);
     s = _mm256_permute2f128_ps(x, x, 0x01);
-    r[i] = _mm256_blend_ps(_mm256_add_ps(x, s), _mm256_sub_ps(s, x), 0xF0);
+    r[i] = butterfly_avx2(x, s, kUpper4);
   }
   for (size_t hv = 1; hv < 16; hv <<= 1)
     for (size_t i0 = 0; i0 < 16; i0 += 2 * hv)
@@ -266,9 +320,10 @@ KVWB_AVX2 inline void wht128_regs_avx2(__m256 r[16]) {
       }
 }
 
-// centroid[idx] for 8 lanes of indices < 16 (two 8-entry tables).
-KVWB_AVX2 inline __m256 centroid_lookup_avx2(const float* centroid, __m256i idx) {
+// centroid[idx] for 8 lanes of indices < 16 (two 8-entry tables; one when bits <= 3).
+KVWB_AVX2 inline __m256 centroid_lookup_avx2(const float* centroid, __m256i idx, unsigned bits) {
   const __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(centroid), idx);
+  if (bits <= 3) return lo;
   const __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(centroid + 8), idx);
   const __m256i upper = _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7));
   return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(upper));
@@ -277,7 +332,7 @@ KVWB_AVX2 inline __m256 centroid_lookup_avx2(const float* centroid, __m256i idx)
 // Everything after the norm for one group: y = (H(x·inv ⊙ s1)/√128) ⊙ s2, the indices, the codes
 // (block bytes 2 …) and the squared centroids cc[128] that r2 sums.
 KVWB_AVX2 void turbo_codes_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
-                                const float* x, float inv, uint8_t* block, float* y, float* cc) {
+                                const float* x, float inv, uint8_t* block, float* cc) {
   constexpr size_t G = kernels::kTurboGroup;
   const float inv_sqrt128 = 0.08838834764831845f;
   const __m256 vinv = _mm256_set1_ps(inv);
@@ -285,19 +340,17 @@ KVWB_AVX2 void turbo_codes_avx2(const kernels::TurboTables& t, const float* s1, 
   for (size_t i = 0; i < 16; ++i)
     r[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), vinv), _mm256_loadu_ps(s1 + 8 * i));
   wht128_regs_avx2(r);
-  for (size_t i = 0; i < 16; ++i) _mm256_storeu_ps(y + 8 * i, r[i]);
   const __m256 vs = _mm256_set1_ps(inv_sqrt128);
   const size_t n_mid = (size_t{1} << t.bits) - 1;
   alignas(32) int32_t idx[G];
   for (size_t j = 0; j < G; j += 8) {
-    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(y + j), vs), _mm256_loadu_ps(s2 + j));
-    _mm256_storeu_ps(y + j, v);
+    const __m256 v = _mm256_mul_ps(_mm256_mul_ps(r[j / 8], vs), _mm256_loadu_ps(s2 + j));
     __m256i cnt = _mm256_setzero_si256();
     for (size_t k = 0; k < n_mid; ++k)  // count of midpoints m with y >= m (all-ones = −1)
       cnt = _mm256_sub_epi32(cnt, _mm256_castps_si256(_mm256_cmp_ps(
                                       v, _mm256_set1_ps(t.midpoint[k]), _CMP_GE_OQ)));
     _mm256_store_si256(reinterpret_cast<__m256i*>(idx + j), cnt);
-    const __m256 c = centroid_lookup_avx2(t.centroid, cnt);
+    const __m256 c = centroid_lookup_avx2(t.centroid, cnt, t.bits);
     _mm256_store_ps(cc + j, _mm256_mul_ps(c, c));
   }
   // Packing (§1.5), 8 indices j = 8i + k at a time: field k of a LE u16 (2-bit) or u32 (4-bit),
@@ -334,17 +387,69 @@ KVWB_AVX2 float turbo_encode_avx2(const kernels::TurboTables& t, const float* s1
   const float g = std::sqrt(ss);
   const float inv = g > 1e-10f ? 1.0f / g : 0.0f;
   alignas(32) float cc[G];
-  turbo_codes_avx2(t, s1, s2, x, inv, block, y, cc);
+  (void)y;  // scratch of the scalar kernel; y stays in registers here
+  turbo_codes_avx2(t, s1, s2, x, inv, block, cc);
   float r2 = 0.0f;
   for (size_t j = 0; j < G; ++j) r2 += cc[j];  // index order
   const float r = std::sqrt(r2);
   return r > 1e-10f ? g / r : g;
 }
 
+// turbo_codes_avx2 with the per-value work after the WHT on 16 lanes: midpoint counts as masked
+// adds, the centroid lookup as one permute (16-entry table), the bit fields from the index bytes
+// (2-bit: b0 | b1 << 2 | b2 << 4 | b3 << 6 per 4 indices by two multiply-adds; 4-bit: b0 | b1 << 4)
+// and the 3-bit index's top bits as a mask. Same values per lane, same bytes.
+KVWB_AVX512 void turbo_codes_avx512(const kernels::TurboTables& t, const float* s1,
+                                    const float* s2, const float* x, float inv,
+                                    uint8_t* block, float* cc) {
+  const float inv_sqrt128 = 0.08838834764831845f;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  __m256 r[16];
+  for (size_t i = 0; i < 16; ++i)
+    r[i] = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), vinv), _mm256_loadu_ps(s1 + 8 * i));
+  wht128_regs_avx2(r);
+  const __m512 vs = _mm512_set1_ps(inv_sqrt128);
+  const __m512 cent = _mm512_loadu_ps(t.centroid);  // 16 entries (zero past 2^bits)
+  const size_t n_mid = (size_t{1} << t.bits) - 1;
+  const __m512i one = _mm512_set1_epi32(1);
+  uint8_t* p = block + 2;
+  for (size_t i = 0; i < 8; ++i) {  // values j = 16i … 16i + 15
+    const __m512 y = _mm512_insertf32x8(_mm512_castps256_ps512(r[2 * i]), r[2 * i + 1], 1);
+    const __m512 v = _mm512_mul_ps(_mm512_mul_ps(y, vs), _mm512_loadu_ps(s2 + 16 * i));
+    __m512i cnt = _mm512_setzero_si512();
+    for (size_t k = 0; k < n_mid; ++k)  // count of midpoints m with y >= m
+      cnt = _mm512_mask_add_epi32(
+          cnt, _mm512_cmp_ps_mask(v, _mm512_set1_ps(t.midpoint[k]), _CMP_GE_OQ), cnt, one);
+    const __m512 c = _mm512_permutexvar_ps(cnt, cent);
+    _mm512_storeu_ps(cc + 16 * i, _mm512_mul_ps(c, c));
+    const __m128i b = _mm512_cvtepi32_epi8(cnt);  // 16 index bytes
+    if (t.bits == 4) {
+      const __m128i w = _mm_maddubs_epi16(b, _mm_set1_epi16(0x1001));  // b0 + 16 b1
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(p + 2 + 8 * i), _mm_packus_epi16(w, w));
+      continue;
+    }
+    const __m128i lo2 = _mm_and_si128(b, _mm_set1_epi8(3));
+    const __m128i w16 = _mm_maddubs_epi16(lo2, _mm_set1_epi16(0x0401));  // b0 + 4 b1
+    const __m128i w32 = _mm_madd_epi16(w16, _mm_set1_epi32(0x00100001));  // + 16 (b2 + 4 b3)
+    const __m128i w8 = _mm_packus_epi16(_mm_packus_epi32(w32, w32), w32);
+    const uint32_t q = static_cast<uint32_t>(_mm_cvtsi128_si32(w8));
+    std::memcpy(p + 4 * i, &q, 4);  // little-endian host (x86)
+    if (t.bits == 3) {
+      const uint16_t top = _mm512_test_epi32_mask(cnt, _mm512_set1_epi32(4));
+      p[32 + 2 * i] = static_cast<uint8_t>(top);
+      p[32 + 2 * i + 1] = static_cast<uint8_t>(top >> 8);
+    }
+  }
+  if (t.bits == 4) {
+    p[0] = 0;  // rnorm, reserved
+    p[1] = 0;
+  }
+}
+
 // Eight consecutive groups: the two norms of each are still index-order sums, but the eight
 // independent chains run interleaved (one chain per group, so the same additions in the same order).
 KVWB_AVX2 void turbo_encode8_avx2(const kernels::TurboTables& t, const float* s1, const float* s2,
-                                  const float* x, uint8_t* blocks, float* norms) {
+                                  const float* x, uint8_t* blocks, float* norms, bool wide) {
   constexpr size_t G = kernels::kTurboGroup;
   // Lane g = group g: the same mul and add per lane, in index order j.
   const __m256i rows = _mm256_setr_epi32(0, 128, 256, 384, 512, 640, 768, 896);
@@ -356,12 +461,14 @@ KVWB_AVX2 void turbo_encode8_avx2(const kernels::TurboTables& t, const float* s1
   alignas(32) float ss[8];
   _mm256_store_ps(ss, acc);
   alignas(32) float cc[8][G];
-  alignas(32) float y[G];
   float gn[8];
   for (size_t g = 0; g < 8; ++g) {
     gn[g] = std::sqrt(ss[g]);
     const float inv = gn[g] > 1e-10f ? 1.0f / gn[g] : 0.0f;
-    turbo_codes_avx2(t, s1, s2, x + g * G, inv, blocks + g * t.block_bytes, y, cc[g]);
+    if (wide)
+      turbo_codes_avx512(t, s1, s2, x + g * G, inv, blocks + g * t.block_bytes, cc[g]);
+    else
+      turbo_codes_avx2(t, s1, s2, x + g * G, inv, blocks + g * t.block_bytes, cc[g]);
   }
   __m256 acc2 = _mm256_setzero_ps();
   for (size_t j = 0; j < G; ++j)
@@ -402,8 +509,51 @@ KVWB_AVX2 void turbo_decode_avx2(const kernels::TurboTables& t, const float* s1,
         q = _mm256_or_si256(q, _mm256_slli_epi32(hb, 2));
       }
     }
-    const __m256 c = centroid_lookup_avx2(t.centroid, q);
+    const __m256 c = centroid_lookup_avx2(t.centroid, q, t.bits);
     r[i] = _mm256_mul_ps(_mm256_mul_ps(c, vn), _mm256_loadu_ps(s2 + 8 * i));
+  }
+  wht128_regs_avx2(r);
+  const __m256 vs = _mm256_set1_ps(inv_sqrt128);
+  for (size_t i = 0; i < 16; ++i)
+    _mm256_storeu_ps(x + 8 * i, _mm256_mul_ps(_mm256_mul_ps(r[i], vs), _mm256_loadu_ps(s1 + 8 * i)));
+}
+
+// turbo_decode_avx2 with the index unpacking and centroid lookup on 16 lanes (values j = 16i …
+// 16i + 15: 2-bit field k of the LE u32 at p[4i], plus bit k of the LE u16 at p[32 + 2i] for
+// 3-bit, or 4-bit field k of the two LE u32 at p[2 + 8i]); same values per lane.
+KVWB_AVX512 void turbo_decode_avx512(const kernels::TurboTables& t, const float* s1,
+                                     const float* s2, const uint8_t* block, float norm, float* x) {
+  const float inv_sqrt128 = 0.08838834764831845f;
+  const uint8_t* p = block + 2;
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i sh2 = _mm512_add_epi32(lane, lane);
+  const __m512i sh4 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+  const __m512 cent = _mm512_loadu_ps(t.centroid);  // 16 entries (zero past 2^bits)
+  const __m512 vn = _mm512_set1_ps(norm);
+  __m256 r[16];
+  for (size_t i = 0; i < 8; ++i) {
+    __m512i q;
+    if (t.bits == 4) {
+      uint32_t w[2];
+      std::memcpy(w, p + 2 + 8 * i, 8);
+      const __m512i both = _mm512_inserti32x8(
+          _mm512_castsi256_si512(_mm256_set1_epi32(static_cast<int>(w[0]))),
+          _mm256_set1_epi32(static_cast<int>(w[1])), 1);
+      q = _mm512_and_si512(_mm512_srlv_epi32(both, sh4), _mm512_set1_epi32(15));
+    } else {
+      uint32_t w;
+      std::memcpy(&w, p + 4 * i, 4);
+      q = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(static_cast<int>(w)), sh2),
+                           _mm512_set1_epi32(3));
+      if (t.bits == 3) {
+        const __mmask16 top = static_cast<__mmask16>(p[32 + 2 * i] | (p[32 + 2 * i + 1] << 8));
+        q = _mm512_mask_or_epi32(q, top, q, _mm512_set1_epi32(4));
+      }
+    }
+    const __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_permutexvar_ps(q, cent), vn),
+                                   _mm512_loadu_ps(s2 + 16 * i));
+    r[2 * i] = _mm512_castps512_ps256(v);
+    r[2 * i + 1] = _mm512_extractf32x8_ps(v, 1);
   }
   wht128_regs_avx2(r);
   const __m256 vs = _mm256_set1_ps(inv_sqrt128);
@@ -493,6 +643,104 @@ KVWB_AVX512 void q4_0_dequantize_avx512(const uint8_t* in, float d, float* x) {
   _mm512_storeu_ps(x + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), vd));
 }
 
+constexpr int kNonFiniteClass = 0x01 | 0x08 | 0x10 | 0x80;  // fpclass: QNaN, +inf, -inf, SNaN
+
+// Lane-wise max of 16 vectors m[0 … 15] reduced across lanes: lane b of the result is the max of
+// m[b]'s 16 lanes (a transposing tree of 15 shuffle pairs instead of 16 separate reductions).
+// Max is exact, so the order of the tree does not matter.
+KVWB_AVX512 inline __m512 hmax16_avx512(const __m512 m[16]) {
+  __m512 t[8], u[4], w[2];
+  for (int i = 0; i < 8; ++i)  // lanes 0-7: m[2i], 8-15: m[2i+1]
+    t[i] = _mm512_max_ps(_mm512_shuffle_f32x4(m[2 * i], m[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(m[2 * i], m[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; ++i)  // 4 lanes each of blocks 4i … 4i+3
+    u[i] = _mm512_max_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; ++i)  // 128-bit lane q: block 8i+q twice, block 8i+q+4 twice
+    w[i] = _mm512_max_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0x44),
+                         _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], 0xEE));
+  // lane 4q + k: block q + 4k; the 4 × 4 transpose puts block b in lane b.
+  const __m512 r = _mm512_max_ps(_mm512_shuffle_ps(w[0], w[1], 0x88), _mm512_shuffle_ps(w[0], w[1], 0xDD));
+  return _mm512_permutexvar_ps(
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
+}
+
+// q8_0 on 16 blocks at once: amax of each block via hmax16, d = amax / 127 and 1 / d as one vector
+// division each (IEEE, the same bits as the scalar divisions), fp16 d by VCVTPS2PH (RNE with
+// subnormals, equal to kernels::f32_to_f16_bits on every |v| <= 65504 — checked exhaustively).
+// Returns false on a non-finite input or a d beyond the fp16 range.
+KVWB_AVX512 bool q8_0_quantize16_avx512(const float* x, uint8_t* out) {
+  constexpr size_t bb = kernels::ggml_block_bytes(GgmlType::kQ8_0);
+  __m512 m[16];
+  __mmask16 bad = 0;
+  for (int b = 0; b < 16; ++b) {
+    const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+    bad |= _mm512_fpclass_ps_mask(v0, kNonFiniteClass) | _mm512_fpclass_ps_mask(v1, kNonFiniteClass);
+    m[b] = _mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1));
+  }
+  const __m512 d = _mm512_div_ps(hmax16_avx512(m), _mm512_set1_ps(127.0f));
+  const __mmask16 nz = _mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+  bad |= _mm512_cmp_ps_mask(d, _mm512_set1_ps(kernels::kFp16Max), _CMP_NLE_UQ);
+  alignas(64) float id[16];
+  _mm512_store_ps(id, _mm512_maskz_div_ps(nz, _mm512_set1_ps(1.0f), d));
+  alignas(32) uint16_t dh[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(dh),
+                     _mm512_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (int b = 0; b < 16; ++b) {
+    uint8_t* o = out + bb * b;
+    kernels::store_u16(o, dh[b]);
+    const __m512 vid = _mm512_set1_ps(id[b]);
+    for (int k = 0; k < 2; ++k) {
+      __m512 r = round_away_avx512(_mm512_mul_ps(_mm512_loadu_ps(x + 32 * b + 16 * k), vid));
+      r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, r, _CMP_ORD_Q), r);  // NaN -> 0
+      r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 2 + 16 * k),
+                       _mm512_cvtsepi32_epi8(_mm512_cvttps_epi32(r)));
+    }
+  }
+  return bad == 0;
+}
+
+template <GgmlType T>
+KVWB_AVX512 bool ggml_quantize_blocks_avx512(const float* x, size_t n, uint8_t* out,
+                                             uint64_t& clipped) {
+  constexpr size_t bb = kernels::ggml_block_bytes(T);
+  constexpr int kNonFinite = kNonFiniteClass;
+  __mmask16 bad = 0;
+  bool in_range = true;
+  uint64_t clip = 0;
+  size_t b = 0;
+  if constexpr (T == GgmlType::kQ8_0)
+    for (; b + 16 <= n; b += 16, x += 16 * kGgmlBlock, out += 16 * bb)
+      in_range &= q8_0_quantize16_avx512(x, out);
+  for (; b < n; ++b, x += kGgmlBlock, out += bb) {
+    bad |= _mm512_fpclass_ps_mask(_mm512_loadu_ps(x), kNonFinite) |
+           _mm512_fpclass_ps_mask(_mm512_loadu_ps(x + 16), kNonFinite);
+    const GgmlFields f =
+        T == GgmlType::kQ8_0 ? q8_0_quantize_avx512(x, out) : q4_0_quantize_avx512(x, out);
+    clip += f.clipped;
+    in_range &= std::fabs(f.d) <= kernels::kFp16Max;
+    kernels::store_u16(out, kernels::f32_to_f16_bits(f.d));
+  }
+  clipped += clip;
+  return bad == 0 && in_range;
+}
+
+template <GgmlType T>
+KVWB_AVX512 size_t ggml_dequantize_blocks_avx512(const uint8_t* in, size_t n, float* x) {
+  constexpr size_t bb = kernels::ggml_block_bytes(T);
+  for (size_t b = 0; b < n; ++b, in += bb, x += kGgmlBlock) {
+    const uint16_t h = kernels::load_u16(in);
+    if (!kernels::f16_bits_finite(h)) return b;
+    const float d = _cvtsh_ss(h);
+    if constexpr (T == GgmlType::kQ8_0)
+      q8_0_dequantize_avx512(in, d, x);
+    else
+      q4_0_dequantize_avx512(in, d, x);
+  }
+  return n;
+}
+
 KVWB_AVX512 size_t f32_to_bf16_avx512(const float* x, size_t n, uint8_t* out) {
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -567,6 +815,42 @@ void ggml_dequantize(Path p, GgmlType t, const uint8_t* in, float d, float m, fl
   kernels::ggml_dequantize_codes(t, in, d, m, x);
 }
 
+bool ggml_quantize_blocks(Path p, GgmlType t, const float* x, size_t n, uint8_t* out,
+                          uint64_t& clipped) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) {
+    if (t == GgmlType::kQ8_0) return ggml_quantize_blocks_avx512<GgmlType::kQ8_0>(x, n, out, clipped);
+    if (t == GgmlType::kQ4_0) return ggml_quantize_blocks_avx512<GgmlType::kQ4_0>(x, n, out, clipped);
+  } else if (p == Path::kAvx2) {
+    if (t == GgmlType::kQ8_0) return ggml_quantize_blocks_avx2<GgmlType::kQ8_0>(x, n, out, clipped);
+    if (t == GgmlType::kQ4_0) return ggml_quantize_blocks_avx2<GgmlType::kQ4_0>(x, n, out, clipped);
+  }
+#endif
+  (void)p, (void)t, (void)x, (void)n, (void)out, (void)clipped;
+  return false;
+}
+
+size_t ggml_dequantize_blocks(Path p, GgmlType t, const uint8_t* in, size_t n, float* x) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) {
+    if (t == GgmlType::kQ8_0) return ggml_dequantize_blocks_avx512<GgmlType::kQ8_0>(in, n, x);
+    if (t == GgmlType::kQ4_0) return ggml_dequantize_blocks_avx512<GgmlType::kQ4_0>(in, n, x);
+  } else if (p == Path::kAvx2) {
+    if (t == GgmlType::kQ8_0) return ggml_dequantize_blocks_avx2<GgmlType::kQ8_0>(in, n, x);
+    if (t == GgmlType::kQ4_0) return ggml_dequantize_blocks_avx2<GgmlType::kQ4_0>(in, n, x);
+  }
+#endif
+  const size_t bb = kernels::ggml_block_bytes(t);
+  const bool has_m = kernels::ggml_has_min(t);
+  for (size_t b = 0; b < n; ++b, in += bb, x += kGgmlBlock) {
+    const uint16_t hd = kernels::load_u16(in);
+    const uint16_t hm = has_m ? kernels::load_u16(in + 2) : uint16_t{0};
+    if (!kernels::f16_bits_finite(hd) || !kernels::f16_bits_finite(hm)) return b;
+    ggml_dequantize(p, t, in, kernels::f16_bits_to_f32(hd), kernels::f16_bits_to_f32(hm), x);
+  }
+  return n;
+}
+
 size_t f32_to_bf16_row(Path p, const float* x, size_t n, uint8_t* out) {
 #if KVWB_SIMD_X86
   if (p == Path::kAvx512) return f32_to_bf16_avx512(x, n, out);
@@ -613,7 +897,8 @@ void turbo_encode_groups(Path p, const kernels::TurboTables& t, const float* s1,
 #if KVWB_SIMD_X86
   if (p != Path::kScalar)
     for (; i + 8 <= count; i += 8)
-      turbo_encode8_avx2(t, s1, s2, x + i * G, blocks + i * t.block_bytes, norms + i);
+      turbo_encode8_avx2(t, s1, s2, x + i * G, blocks + i * t.block_bytes, norms + i,
+                         p == Path::kAvx512);
 #endif
   float y[G];
   for (; i < count; ++i)
@@ -623,7 +908,8 @@ void turbo_encode_groups(Path p, const kernels::TurboTables& t, const float* s1,
 void turbo_decode_group(Path p, const kernels::TurboTables& t, const float* s1, const float* s2,
                         const uint8_t* block, float norm, float* x) {
 #if KVWB_SIMD_X86
-  if (p != Path::kScalar) return turbo_decode_avx2(t, s1, s2, block, norm, x);
+  if (p == Path::kAvx512) return turbo_decode_avx512(t, s1, s2, block, norm, x);
+  if (p == Path::kAvx2) return turbo_decode_avx2(t, s1, s2, block, norm, x);
 #endif
   (void)p;
   kernels::turbo_decode_group(t, s1, s2, block, norm, x);

@@ -19,6 +19,19 @@ kernels::GgmlFields ggml_quantize(Path p, kernels::GgmlType t, const float* x, u
 /// kernels::ggml_dequantize_codes on one block (q8_0 and q4_0 vectorised).
 void ggml_dequantize(Path p, kernels::GgmlType t, const uint8_t* in, float d, float m, float* x);
 
+/// q8_0 or q4_0 on `n` consecutive 32-value blocks x[32·n] into n blocks at out (block bytes
+/// each, fp16 d included), the same bytes as ggml_quantize + f32_to_f16_bits per block; adds the
+/// clip count to `clipped`. Returns false, leaving `out` unspecified, when the path has no batched
+/// kernel for the type (the scalar path, other types), when some x is NaN or ±infinity, or when
+/// some |d| > 65504: the caller then runs its per-block reference loop, which raises the error.
+bool ggml_quantize_blocks(Path p, kernels::GgmlType t, const float* x, size_t n, uint8_t* out,
+                          uint64_t& clipped);
+
+/// Dequantises `n` consecutive blocks of type t (fp16 d and m read from the blocks) into
+/// x[32·n], as ggml_dequantize per block. Returns the index of the first block whose d or m is
+/// not finite (blocks before it are written; the caller raises), or n.
+size_t ggml_dequantize_blocks(Path p, kernels::GgmlType t, const uint8_t* in, size_t n, float* x);
+
 /// bf16 bits (kernels::f32_to_bf16_bits) of x[0 … n) into out[0 … n) as little-endian u16 bytes
 /// (2n bytes). Returns the index of the first value whose bf16 is ±infinity (the caller raises
 /// the range error), or n; bytes before that index are written.
