@@ -6,6 +6,10 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdlib>
+#include <mutex>
+#include <map>
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -15,6 +19,7 @@
 #include <utility>
 
 #include "base/errors.h"
+#include "io/durable.h"
 #include "io/limits.h"
 
 namespace kvwb::io {
@@ -147,6 +152,62 @@ std::string sha256_file(const std::string& path) {
   }
   if (in.bad()) throw IoError(path, "read failed");
   return s.hex();
+}
+
+std::string default_cache_dir() {
+  if (const char* d = std::getenv("KVWB_CACHE_DIR"); d && *d) return std::string(d) == "off" ? "" : d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/kvwb/results";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/kvwb/results";
+  return "";
+}
+
+std::string sha256_file_memo(const std::string& path, const std::string& memo_dir) {
+  static std::mutex mu;
+  static std::map<std::string, std::string> memo;
+  struct stat st {};
+  std::string id = path;
+  const bool known = ::stat(path.c_str(), &st) == 0;
+  if (known)
+    id += "|" + std::to_string(st.st_dev) + "|" + std::to_string(st.st_ino) + "|" + std::to_string(st.st_size) +
+          "|" + std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "|" +
+          std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = memo.find(id); it != memo.end()) return it->second;
+  }
+  auto is_sha = [](const std::string& x) {
+    return x.size() == 64 && std::all_of(x.begin(), x.end(), [](char c) {
+             return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+  };
+  std::string file;
+  if (known && !memo_dir.empty()) {
+    file = memo_dir + "/capture-sha256/" +
+           sha256_hex(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(id.data()), id.size())) + ".txt";
+    std::ifstream in(file);
+    std::string stored;
+    if (in >> stored && is_sha(stored)) {
+      std::lock_guard<std::mutex> lock(mu);
+      memo[id] = stored;
+      return stored;
+    }
+  }
+  std::string sha = sha256_file(path);
+  if (!file.empty()) {
+    // Like a cache entry: a temporary and one rename, no fsync (a lost entry is only a re-hash).
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(file).parent_path(), ec);
+    const std::string tmp = temp_path_for(file);
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << sha << "\n";
+    }
+    std::filesystem::rename(tmp, file, ec);
+    if (ec) std::filesystem::remove(tmp, ec);
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  memo[id] = sha;
+  return sha;
 }
 
 }  // namespace kvwb::io

@@ -26,5 +26,13 @@ std::vector<uint8_t> read_file(const std::string& path, uint64_t max_bytes = UIN
 std::string sha256_file(const std::string& path);
 /// sha256 of bytes as 64 lowercase hex digits.
 std::string sha256_hex(std::span<const uint8_t> data);
+/// The user's kvwb cache folder: $KVWB_CACHE_DIR ("off" = none), else $XDG_CACHE_HOME/kvwb/results,
+/// else $HOME/.cache/kvwb/results; "" = none.
+std::string default_cache_dir();
+/// sha256_file(path), remembered by (path, device, inode, size, mtime, ctime) in this process and,
+/// when `memo_dir` is not "", in `memo_dir`/capture-sha256/ for later processes: a command on a
+/// file it has seen does not read it again. Any write to the file changes its ctime (which a user
+/// cannot set back), so a remembered digest is stale only if the clock went back.
+std::string sha256_file_memo(const std::string& path, const std::string& memo_dir);
 
 }  // namespace kvwb::io

@@ -86,7 +86,7 @@ json session_to_json(const SessionDocument& doc, const std::string& session_path
 
 void save_session(const std::string& session_path, SessionDocument doc) {
   if (doc.capture_sha256.empty() && !doc.capture_path.empty() && fs::exists(doc.capture_path))
-    doc.capture_sha256 = io::sha256_file(doc.capture_path);
+    doc.capture_sha256 = io::sha256_file_memo(doc.capture_path, io::default_cache_dir());
   std::set<std::string> names;
   for (const auto& c : doc.configs) {
     if (c.name.empty()) throw InvalidArgument(session_path + ": a configuration has an empty name");
@@ -277,7 +277,7 @@ static void load_session_json(SessionLoadResult& r, json j, const std::string& s
   if (!fs::exists(d.capture_path)) {
     r.warnings.push_back(session_path + ": the capture " + d.capture_path + " is missing");
   } else if (options.verify_capture) {
-    const std::string now = io::sha256_file(d.capture_path);
+    const std::string now = io::sha256_file_memo(d.capture_path, io::default_cache_dir());
     if (d.capture_sha256.empty()) {
       d.capture_sha256 = now;
       r.capture_repinned = true;

@@ -142,7 +142,7 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
   // Validate the capture before the store is touched: a capture that cannot be read is an error
   // of the sweep, not a failure of every cell.
   { io::CaptureReader probe(capture_path); }
-  sum.capture_sha256 = io::sha256_file(capture_path);
+  sum.capture_sha256 = io::sha256_file_memo(capture_path, io::default_cache_dir());
   const std::string gsha = sweep_grid_sha256(grid);
 
   std::unordered_set<std::string> done_keys;

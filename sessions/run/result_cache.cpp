@@ -10,6 +10,7 @@
 #include <fstream>
 #include <vector>
 
+#include "io/atomic_file.h"
 #include "io/durable.h"
 
 namespace kvwb::sessions {
@@ -48,12 +49,7 @@ uint64_t get_u64(const char* p) {
 
 }  // namespace
 
-std::string default_result_cache_dir() {
-  if (const char* d = std::getenv("KVWB_CACHE_DIR"); d && *d) return std::string(d) == "off" ? "" : d;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/kvwb/results";
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/kvwb/results";
-  return "";
-}
+std::string default_result_cache_dir() { return io::default_cache_dir(); }
 
 ResultCacheOptions default_result_cache_options() {
   ResultCacheOptions o;

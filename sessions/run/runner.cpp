@@ -4,6 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <future>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -18,6 +21,7 @@
 #include "codec/math/rope.h"
 #include "codec/traits.h"
 #include "io/atomic_file.h"
+#include "io/durable.h"
 #include "sessions/run/backends.h"
 
 namespace kvwb::sessions {
@@ -221,25 +225,6 @@ std::unique_ptr<codec::Executor> executor_for(const RunConfig& cfg,
 }
 
 // ---- result cache entries (result_cache.h): keys and payloads ----
-
-/// sha256 of a capture file, computed once per (path, inode, size, mtime) in this process.
-std::string capture_sha256_memo(const std::string& path) {
-  static std::mutex mu;
-  static std::map<std::string, std::string> memo;
-  struct stat st {};
-  std::string id = path;
-  if (::stat(path.c_str(), &st) == 0)
-    id += "|" + std::to_string(st.st_ino) + "|" + std::to_string(st.st_size) + "|" +
-          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    if (auto it = memo.find(id); it != memo.end()) return it->second;
-  }
-  std::string sha = io::sha256_file(path);
-  std::lock_guard<std::mutex> lock(mu);
-  memo[id] = sha;
-  return sha;
-}
 
 std::string sha_of_bytes(const void* p, size_t n) {
   return io::sha256_hex(std::span<const uint8_t>(static_cast<const uint8_t*>(p), n));
@@ -497,11 +482,13 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
   ResultCache* cache = opt.dump_decoded.empty() ? opt.cache : nullptr;
   std::string cache_capture_sha;
   if (cache) {
-    cache_capture_sha = capture_sha256_memo(capture_path);
+    cache_capture_sha = io::sha256_file_memo(capture_path, cache->options().dir);
     if (opt.compute_sha256) r.capture_sha256 = cache_capture_sha;
-  } else if (opt.compute_sha256) {
-    r.capture_sha256 = io::sha256_file(capture_path);
   }
+  // Without the cache nothing needs the digest before the end: it is computed beside the run.
+  std::future<std::string> sha_beside;
+  if (!cache && opt.compute_sha256)
+    sha_beside = std::async(std::launch::async, [capture_path] { return io::sha256_file(capture_path); });
   const Whitening wh = build_whitening(cap, cfg);
   r.skip_m = wh.rule.m;
   r.skip_median = wh.rule.median;
@@ -780,6 +767,7 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
   }
   if (job && job->progress) job->progress(total_steps, total_steps, "done");
   if (dump) dump->commit();
+  if (sha_beside.valid()) r.capture_sha256 = sha_beside.get();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return r;
 }

@@ -56,6 +56,23 @@ expect_rc "info --json on the synthetic capture" 0 "$KVWB" info "$SMALL" --json
 cp "$TMP/out" "$TMP/small.json"
 json_check "synthetic JSON fields" "$TMP/small.json" \
   "j['synthetic'] is True and j['num_layers']==2 and j['num_kv_heads']==2 and j['num_query_heads']==4 and j['head_dim']==32 and j['sequences']==2 and j['tokens']==64 and j['rope_style']=='half_split' and j['rope_theta']==10000 and j['rotary_dim']==32 and len(j['layers'])==2 and all(l['has_k_pre'] and l['has_k'] and l['has_v'] and l['has_q_pre'] for l in j['layers']) and all(l['non_finite']['k']==0 for l in j['layers']) and j['layers'][0]['norms']['k_pre']['max_row_l2'] > j['layers'][0]['norms']['k_pre']['mean_row_l2'] > 0"
+# The capture digest is remembered beside the result cache (by path, inode, size, mtime, ctime):
+# a second command reads it instead of hashing the file; any write to the file makes it stale.
+WANT_SHA=$(sha256sum "$SMALL" | cut -d' ' -f1)
+expect_rc "run fills the digest memo" 0 env KVWB_CACHE_DIR="$TMP/cache" "$KVWB" run "$SMALL" --block-size 32 --json "$TMP/m1.json" -q
+MEMO=$(ls "$TMP"/cache/capture-sha256/*.txt 2>/dev/null | head -1)
+[ -n "$MEMO" ] && [ "$(cat "$MEMO")" = "$WANT_SHA" ] && ok "digest memo holds the file's sha256" || bad "digest memo holds the file's sha256"
+json_check "run reports the file's sha256" "$TMP/m1.json" "j['capture']['sha256'] == '$WANT_SHA'"
+if [ -n "$MEMO" ]; then
+  printf '%064d\n' 0 >"$MEMO"  # planted: proves the next command reads the memo, not the file
+  expect_rc "run with the memo" 0 env KVWB_CACHE_DIR="$TMP/cache" "$KVWB" run "$SMALL" --block-size 32 --json "$TMP/m2.json" -q
+  json_check "the memo was used" "$TMP/m2.json" "j['capture']['sha256'] == '0'*64"
+  sleep 0.01; touch "$SMALL"
+  expect_rc "run after the file changed" 0 env KVWB_CACHE_DIR="$TMP/cache" "$KVWB" run "$SMALL" --block-size 32 --json "$TMP/m3.json" -q
+  json_check "a changed file is hashed again" "$TMP/m3.json" "j['capture']['sha256'] == '$WANT_SHA'"
+fi
+expect_rc "run --no-cache hashes beside the run" 0 env KVWB_CACHE_DIR="$TMP/cache" "$KVWB" run "$SMALL" --block-size 32 --no-cache --json "$TMP/m4.json" -q
+json_check "--no-cache reports the file's sha256" "$TMP/m4.json" "j['capture']['sha256'] == '$WANT_SHA'"
 # Backends: the CUDA kernels' codec list, and the typed UNAVAILABLE error without a device.
 expect_rc "backends --json" 0 "$KVWB" backends --json
 cp "$TMP/out" "$TMP/backends.json"
