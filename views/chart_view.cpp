@@ -18,7 +18,8 @@
 
 namespace kvwb::views {
 
-ChartView::ChartView(QWidget* parent) : View(parent) {
+ChartView::ChartView(const QString& name, const QString& title, QWidget* parent)
+    : View(name, title, parent) {
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
   layout->setSpacing(2);

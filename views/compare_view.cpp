@@ -50,7 +50,8 @@ const QColor kWorse(0xc0, 0x39, 0x2b);
 
 }  // namespace
 
-CompareView::CompareView(QWidget* parent) : View(parent) {
+CompareView::CompareView(QWidget* parent)
+    : View(QStringLiteral("compare"), QStringLiteral("Compare & history"), parent) {
   auto* outer = new QVBoxLayout(this);
   outer->setContentsMargins(6, 6, 6, 6);
   outer->setSpacing(4);
@@ -121,11 +122,6 @@ CompareView::CompareView(QWidget* parent) : View(parent) {
                           snapshot_->selection.kv_head);
   });
   set_snapshot(std::make_shared<const Snapshot>());
-}
-
-void CompareView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = snapshot ? std::move(snapshot) : std::make_shared<const Snapshot>();
-  rebuild();
 }
 
 void CompareView::rebuild() {

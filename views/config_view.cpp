@@ -76,7 +76,7 @@ class LayerCellDelegate : public QStyledItemDelegate {
 
 }  // namespace
 
-ConfigView::ConfigView(QWidget* parent) : View(parent) {
+ConfigView::ConfigView(QWidget* parent) : View("config", "Configuration", parent) {
   k_.tag = 'k';
   v_.tag = 'v';
   auto* outer = new QVBoxLayout(this);
@@ -557,8 +557,7 @@ void ConfigView::load_config(const sessions::RunConfig& config) {
   refresh_table();
 }
 
-void ConfigView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = std::move(snapshot);
+void ConfigView::snapshot_changed() {
   if (!edited_ && snapshot_ && snapshot_->config) load_config(*snapshot_->config);
   update_header();
   refresh_table();

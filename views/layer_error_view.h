@@ -4,24 +4,16 @@
 // streams marked, whitened and skip-rule layers marked (views/layer_error_model.h).
 #include <QComboBox>
 
-#include "views/chart_view.h"
+#include "views/analysis_chart_view.h"
 #include "views/models/layer_error_model.h"
-
-class QCPTextElement;
 
 namespace kvwb::views {
 
-class LayerErrorView : public ChartView {
+class LayerErrorView : public ModelChartView<LayerErrorModel> {
   Q_OBJECT
  public:
   explicit LayerErrorView(QWidget* parent = nullptr);
 
-  QString view_name() const override { return QStringLiteral("layer-error"); }
-  QString view_title() const override { return QStringLiteral("Per-layer error"); }
-  void set_snapshot(SnapshotPtr snapshot) override;
-  bool has_content() const override { return !model_.empty(); }
-
-  const LayerErrorModel& model() const { return model_; }
   /// The baseline's model (same metric) drawn dashed when a baseline is pinned; empty otherwise.
   const LayerErrorModel& baseline_model() const { return baseline_; }
   /// Δ % series of the lower panel (current vs baseline), empty without a baseline.
@@ -30,21 +22,18 @@ class LayerErrorView : public ChartView {
   int layer_at(double x) const;
 
  protected:
-  void redraw() override { draw(); }
+  void snapshot_changed() override { rebuild(); }
+  void draw() override;
   /// Plotted series (current, then "baseline …" and the Δ % series) as CSV.
   std::string csv_text() const override;
   void on_plot_clicked(const QPointF& pos) override;
 
  private:
   void rebuild();
-  void draw();
 
-  SnapshotPtr snapshot_;
-  LayerErrorModel model_;
   LayerErrorModel baseline_;
   std::vector<PlotSeries> delta_;
-  std::string baseline_name_;  // "baseline #3"
-  QCPTextElement* title_ = nullptr;
+  std::string baseline_name_;    // "baseline #3"
   QComboBox* metric_ = nullptr;  // objectName "metric": rel MSE, attention output error, KL
 };
 

@@ -587,7 +587,8 @@ void LayerMapCanvas::draw_grid(const LayerMapModel& m) {
 // ---------------------------------------------------------------------------------------------
 // LayerMapView
 
-LayerMapView::LayerMapView(QWidget* parent) : View(parent) {
+LayerMapView::LayerMapView(QWidget* parent)
+    : View(QStringLiteral("layer-map"), QStringLiteral("Layer map"), parent) {
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
   auto* controls = new QHBoxLayout;
@@ -680,11 +681,6 @@ void LayerMapView::set_metric(LayerMapMetric metric, LayerMapStream stream) {
   metric_box_->setCurrentIndex(metric_box_->findData(static_cast<int>(metric)));
   updating_boxes_ = false;
   fill_stream_box();
-  rebuild();
-}
-
-void LayerMapView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = snapshot ? std::move(snapshot) : std::make_shared<const Snapshot>();
   rebuild();
 }
 

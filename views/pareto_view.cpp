@@ -101,7 +101,7 @@ void add_point_label(QCustomPlot* p, const sessions::ParetoPoint& at, const QStr
 
 }  // namespace
 
-ParetoView::ParetoView(QWidget* parent) : ChartView(parent) {
+ParetoView::ParetoView(QWidget* parent) : ChartView("pareto", "Pareto", parent) {
   sweep_label_ = new QLabel("Sweep:", this);
   sweep_combo_ = new QComboBox(this);
   sweep_combo_->setObjectName("pareto.sweep");
@@ -211,8 +211,7 @@ ParetoView::ParetoView(QWidget* parent) : ChartView(parent) {
   set_note("no sweep yet — Sweep… (Ctrl+Shift+S) runs one");
 }
 
-void ParetoView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = std::move(snapshot);
+void ParetoView::snapshot_changed() {
   {
     const QSignalBlocker block(sweep_combo_);
     sweep_combo_->clear();

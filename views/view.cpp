@@ -6,6 +6,11 @@
 
 namespace kvwb::views {
 
+void View::set_snapshot(SnapshotPtr snapshot) {
+  snapshot_ = snapshot ? std::move(snapshot) : std::make_shared<const Snapshot>();
+  snapshot_changed();
+}
+
 void View::export_picture(const QString& path) const {
   throw InvalidArgument(view_name().toStdString() + " view has no picture to export (asked for " +
                         path.toStdString() + ")");
