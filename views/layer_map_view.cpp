@@ -2,7 +2,6 @@
 
 #include <imgui.h>
 
-#include <QBuffer>
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QImage>
@@ -717,11 +716,7 @@ void LayerMapView::export_picture(const QString& path) const {
     throw IoError(path.toStdString(),
                   "the layer-map canvas could not be rendered (no OpenGL context)");
   }
-  QByteArray bytes;
-  QBuffer buffer(&bytes);
-  buffer.open(QIODevice::WriteOnly);
-  if (!image.save(&buffer, "PNG")) throw IoError(path.toStdString(), "PNG encoding failed");
-  write_bytes_atomic(path, bytes);
+  write_png_atomic(path, image);
 }
 
 void LayerMapView::export_csv(const QString& path) const {

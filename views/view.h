@@ -10,6 +10,9 @@
 #include "sessions/config/run_config.h"
 #include "views/models/snapshot.h"
 
+class QImage;
+class QTableWidget;
+
 namespace kvwb::views {
 
 class View : public QWidget {
@@ -72,5 +75,11 @@ class View : public QWidget {
 
 /// Writes `bytes` to `path` atomically (QSaveFile: temp file + rename); throws kvwb::IoError.
 void write_bytes_atomic(const QString& path, const QByteArray& bytes);
+/// Writes `image` to `path` as PNG atomically; throws kvwb::IoError when encoding or writing fails.
+void write_png_atomic(const QString& path, const QImage& image);
+
+/// A table of one selectable row at a time (`headers` as its columns, objectName `name`), without
+/// row numbers; Tab leaves it (keyboard navigation of the window). The caller sets what it edits.
+QTableWidget* make_row_table(QWidget* parent, const QStringList& headers, const QString& name);
 
 }  // namespace kvwb::views
