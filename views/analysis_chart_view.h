@@ -41,7 +41,8 @@ class AnalysisChartView : public ChartView {
 };
 
 /// An analysis chart drawing one model (views/models/): `model_` is rebuilt from each snapshot
-/// and the chart has content when the model is not empty.
+/// and the chart has content when the model is not empty. `baseline_` is the same model of the
+/// pinned baseline where the chart overlays one (each chart's header says what it overlays).
 template <class Model>
 class ModelChartView : public AnalysisChartView {
  public:
@@ -50,9 +51,12 @@ class ModelChartView : public AnalysisChartView {
   bool has_content() const override { return !model_.empty(); }
   /// What is drawn (for tests and the shell).
   const Model& model() const { return model_; }
+  /// The baseline's model drawn with model(); empty without a baseline or an overlay.
+  const Model& baseline_model() const { return baseline_; }
 
  protected:
   Model model_;
+  Model baseline_;
 };
 
 }  // namespace kvwb::views

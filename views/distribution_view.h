@@ -15,8 +15,7 @@ class DistributionView : public ModelChartView<DistributionModel> {
  public:
   explicit DistributionView(QWidget* parent = nullptr);
 
-  /// The baseline's model (same layer, stream and T) overlaid when a baseline is pinned.
-  const DistributionModel& baseline_model() const { return baseline_; }
+  /// A baseline is pinned: baseline_model() (same layer, stream and T) is overlaid.
   bool has_baseline() const { return has_baseline_; }
 
  protected:
@@ -30,7 +29,6 @@ class DistributionView : public ModelChartView<DistributionModel> {
  private:
   void rebuild();
 
-  DistributionModel baseline_;
   bool has_baseline_ = false;
   std::string baseline_name_;
   QComboBox* layer_ = nullptr;      // objectName "layer"

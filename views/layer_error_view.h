@@ -1,7 +1,8 @@
 #pragma once
 // Per-layer error chart: K and V error of the run per layer (relative MSE on log y, or the
 // attention output error / KL with a metric selector), boundary (bf16) layers shaded, failed
-// streams marked, whitened and skip-rule layers marked (views/layer_error_model.h).
+// streams marked, whitened and skip-rule layers marked (views/layer_error_model.h). With a pinned
+// baseline its model (same metric) is drawn dashed and a lower panel shows Δ %.
 #include <QComboBox>
 
 #include "views/analysis_chart_view.h"
@@ -14,8 +15,6 @@ class LayerErrorView : public ModelChartView<LayerErrorModel> {
  public:
   explicit LayerErrorView(QWidget* parent = nullptr);
 
-  /// The baseline's model (same metric) drawn dashed when a baseline is pinned; empty otherwise.
-  const LayerErrorModel& baseline_model() const { return baseline_; }
   /// Δ % series of the lower panel (current vs baseline), empty without a baseline.
   const std::vector<PlotSeries>& delta_series() const { return delta_; }
   /// The layer a click at x (plot coordinates) selects: the nearest layer of the run, or -1.
@@ -31,7 +30,6 @@ class LayerErrorView : public ModelChartView<LayerErrorModel> {
  private:
   void rebuild();
 
-  LayerErrorModel baseline_;
   std::vector<PlotSeries> delta_;
   std::string baseline_name_;    // "baseline #3"
   QComboBox* metric_ = nullptr;  // objectName "metric": rel MSE, attention output error, KL

@@ -2,7 +2,7 @@
 // Σ_q chart: per layer and kv head cond(Σ_reg) (log y, top panel) and max|L| (bottom panel) with
 // the per-layer m_l, the skip-rule threshold kSkipRuleFactor × median and the auto-skipped layers
 // marked (codec-kakeya.md §8.4, decisions.md #4). Values of the analysis
-// (views/sigma_q_model.h).
+// (views/sigma_q_model.h). No baseline overlay (baseline_model() stays empty).
 #include "views/analysis_chart_view.h"
 #include "views/models/sigma_q_model.h"
 

@@ -1,7 +1,9 @@
 #pragma once
 // Spectrum chart: eigenvalues (log y) and cumulative explained variance (second y axis, 0–1) of
 // the covariance of the selected (layer, kv head), for K pre-RoPE, whitened K and V, with d_eff
-// markers at 0.90 / 0.95 / 0.99. Values of the analysis (views/spectrum_model.h).
+// markers at 0.90 / 0.95 / 0.99. Values of the analysis (views/spectrum_model.h). The spectra of
+// the baseline's (layer, kv head), pinned with the baseline, are overlaid when it differs from the
+// shown one (baseline_model() is empty otherwise).
 #include <QComboBox>
 
 #include "views/analysis_chart_view.h"
@@ -14,10 +16,6 @@ class SpectrumView : public ModelChartView<SpectrumModel> {
  public:
   explicit SpectrumView(QWidget* parent = nullptr);
 
-  /// The spectra of the baseline's (layer, kv head) (pinned with the baseline), overlaid when it
-  /// differs from the shown one; empty otherwise.
-  const SpectrumModel& baseline_model() const { return baseline_; }
-
  protected:
   /// Follows the snapshot's selected (layer, kv head).
   void snapshot_changed() override;
@@ -29,7 +27,6 @@ class SpectrumView : public ModelChartView<SpectrumModel> {
   void fill_selectors();
   std::vector<SpectrumTensor> requested_tensors() const;
 
-  SpectrumModel baseline_;
   QComboBox* layer_ = nullptr;   // objectName "layer"
   QComboBox* head_ = nullptr;    // objectName "kv_head"
   QComboBox* tensor_ = nullptr;  // objectName "tensor": K pre-RoPE, K whitened, V, all three
