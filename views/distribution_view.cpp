@@ -74,8 +74,7 @@ void DistributionView::rebuild() {
 std::string DistributionView::csv_text() const {
   std::string out = distribution_csv(model_);
   if (!has_baseline_) return out;
-  std::vector<PlotSeries> all = baseline_.main_series();
-  for (auto& s : baseline_.side_series()) all.push_back(std::move(s));
+  std::vector<PlotSeries> all = concat_series(baseline_.main_series(), baseline_.side_series());
   for (auto& s : all) s.name = baseline_name_ + " " + s.name;
   const std::string b = series_csv("x", "y", all);
   return b.empty() ? out : out + b.substr(b.find('\n') + 1);
