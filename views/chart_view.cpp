@@ -18,7 +18,8 @@
 
 namespace kvwb::views {
 
-ChartView::ChartView(QWidget* parent) : View(parent) {
+ChartView::ChartView(const QString& name, const QString& title, QWidget* parent)
+    : View(name, title, parent) {
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
   layout->setSpacing(2);
@@ -146,13 +147,7 @@ void ChartView::export_picture(const QString& path) const {
   const QString suffix = QFileInfo(path).suffix().toLower();
   const int w = std::max(plot_->width(), 320), h = std::max(plot_->height(), 240);
   if (suffix == "png") {
-    QByteArray bytes;
-    QBuffer buffer(&bytes);
-    buffer.open(QIODevice::WriteOnly);
-    if (!plot_->toPixmap(w, h).save(&buffer, "PNG")) {
-      throw IoError(path.toStdString(), "PNG encoding failed");
-    }
-    write_bytes_atomic(path, bytes);
+    write_png_atomic(path, plot_->toPixmap(w, h).toImage());
   } else if (suffix == "svg") {
     QByteArray bytes;
     QBuffer buffer(&bytes);

@@ -1,7 +1,7 @@
 #pragma once
 // Base of the QCustomPlot views: a row of controls (combo boxes the view adds) above one
 // QCustomPlot, picture export to PNG / SVG / PDF and data export to CSV. Subclasses fill the plot
-// in set_snapshot from values the core computed, and return the plotted data in csv_text().
+// in snapshot_changed from values the core computed, and return the plotted data in csv_text().
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QToolButton>
@@ -19,7 +19,8 @@ namespace kvwb::views {
 class ChartView : public View {
   Q_OBJECT
  public:
-  explicit ChartView(QWidget* parent = nullptr);
+  /// `name`, `title`: as View's.
+  ChartView(const QString& name, const QString& title, QWidget* parent = nullptr);
 
   QStringList picture_formats() const override { return {"png", "svg", "pdf"}; }
   bool can_export_csv() const override { return true; }

@@ -1,6 +1,5 @@
 #include "views/compare_view.h"
 
-#include <QBuffer>
 #include <QFileInfo>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -30,17 +29,11 @@ QTableWidgetItem* item(const QString& text, bool number = false) {
   return it;
 }
 
+/// A read-only make_row_table with alternating row colours.
 QTableWidget* make_table(QWidget* parent, const QStringList& headers, const QString& name) {
-  auto* t = new QTableWidget(parent);
-  t->setObjectName(name);
-  t->setColumnCount(static_cast<int>(headers.size()));
-  t->setHorizontalHeaderLabels(headers);
-  t->verticalHeader()->setVisible(false);
+  QTableWidget* t = make_row_table(parent, headers, name);
   t->setEditTriggers(QAbstractItemView::NoEditTriggers);
-  t->setSelectionBehavior(QAbstractItemView::SelectRows);
-  t->setSelectionMode(QAbstractItemView::SingleSelection);
   t->setAlternatingRowColors(true);
-  t->setTabKeyNavigation(false);  // Tab leaves the table (keyboard navigation of the window)
   t->horizontalHeader()->setHighlightSections(false);
   return t;
 }
@@ -50,7 +43,8 @@ const QColor kWorse(0xc0, 0x39, 0x2b);
 
 }  // namespace
 
-CompareView::CompareView(QWidget* parent) : View(parent) {
+CompareView::CompareView(QWidget* parent)
+    : View(QStringLiteral("compare"), QStringLiteral("Compare & history"), parent) {
   auto* outer = new QVBoxLayout(this);
   outer->setContentsMargins(6, 6, 6, 6);
   outer->setSpacing(4);
@@ -121,11 +115,6 @@ CompareView::CompareView(QWidget* parent) : View(parent) {
                           snapshot_->selection.kv_head);
   });
   set_snapshot(std::make_shared<const Snapshot>());
-}
-
-void CompareView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = snapshot ? std::move(snapshot) : std::make_shared<const Snapshot>();
-  rebuild();
 }
 
 void CompareView::rebuild() {
@@ -247,12 +236,7 @@ void CompareView::rebuild() {
 void CompareView::export_picture(const QString& path) const {
   if (QFileInfo(path).suffix().compare("png", Qt::CaseInsensitive) != 0)
     throw InvalidArgument(path.toStdString() + ": the compare view exports PNG only");
-  QByteArray bytes;
-  QBuffer buffer(&bytes);
-  buffer.open(QIODevice::WriteOnly);
-  if (!const_cast<CompareView*>(this)->grab().save(&buffer, "PNG"))
-    throw IoError(path.toStdString(), "PNG encoding failed");
-  write_bytes_atomic(path, bytes);
+  write_png_atomic(path, const_cast<CompareView*>(this)->grab().toImage());
 }
 
 void CompareView::export_csv(const QString& path) const {

@@ -19,9 +19,6 @@ class CompareView : public View {
  public:
   explicit CompareView(QWidget* parent = nullptr);
 
-  QString view_name() const override { return QStringLiteral("compare"); }
-  QString view_title() const override { return QStringLiteral("Compare & history"); }
-  void set_snapshot(SnapshotPtr snapshot) override;
   bool has_content() const override { return model_.has_baseline || !history_.empty(); }
   QStringList picture_formats() const override { return {QStringLiteral("png")}; }
   bool can_export_csv() const override { return model_.has_baseline || model_.has_current; }
@@ -37,10 +34,12 @@ class CompareView : public View {
   /// The header line ("Baseline: run #3 · …").
   QString header_text() const { return header_->text(); }
 
+ protected:
+  void snapshot_changed() override { rebuild(); }
+
  private:
   void rebuild();
 
-  SnapshotPtr snapshot_;
   ComparisonModel model_;
   std::vector<HistoryRow> history_;
   QLabel* header_ = nullptr;

@@ -1,6 +1,5 @@
 #include "views/config_view.h"
 
-#include <QBuffer>
 #include <QDoubleSpinBox>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -76,7 +75,7 @@ class LayerCellDelegate : public QStyledItemDelegate {
 
 }  // namespace
 
-ConfigView::ConfigView(QWidget* parent) : View(parent) {
+ConfigView::ConfigView(QWidget* parent) : View("config", "Configuration", parent) {
   k_.tag = 'k';
   v_.tag = 'v';
   auto* outer = new QVBoxLayout(this);
@@ -222,18 +221,13 @@ ConfigView::ConfigView(QWidget* parent) : View(parent) {
   layer_hint->setWordWrap(true);
   layer_hint->setStyleSheet("color: #555;");
   ll->addWidget(layer_hint);
-  layer_table_ = new QTableWidget(layer_box);
-  layer_table_->setObjectName("config.layer_table");
-  layer_table_->setColumnCount(8);
-  layer_table_->setHorizontalHeaderLabels(
-      {"Layer", "K codec", "K bits", "V codec", "V bits", "bf16", "Σ_q skip", "ratio (run)"});
-  layer_table_->verticalHeader()->setVisible(false);
-  layer_table_->setSelectionBehavior(QAbstractItemView::SelectRows);
-  layer_table_->setSelectionMode(QAbstractItemView::SingleSelection);
+  layer_table_ = make_row_table(
+      layer_box,
+      {"Layer", "K codec", "K bits", "V codec", "V bits", "bf16", "Σ_q skip", "ratio (run)"},
+      "config.layer_table");
   layer_table_->setEditTriggers(QAbstractItemView::DoubleClicked |
                                 QAbstractItemView::EditKeyPressed |
                                 QAbstractItemView::AnyKeyPressed);
-  layer_table_->setTabKeyNavigation(false);
   layer_table_->setItemDelegate(new LayerCellDelegate(layer_table_));
   layer_table_->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
   layer_table_->horizontalHeader()->setSectionResizeMode(0, QHeaderView::ResizeToContents);
@@ -570,8 +564,7 @@ void ConfigView::load_config(const sessions::RunConfig& config) {
   refresh_table();
 }
 
-void ConfigView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = std::move(snapshot);
+void ConfigView::snapshot_changed() {
   if (!edited_ && snapshot_ && snapshot_->config) load_config(*snapshot_->config);
   update_header();
   refresh_table();
@@ -878,12 +871,7 @@ void ConfigView::export_picture(const QString& path) const {
   if (suffix != "png")
     throw InvalidArgument(path.toStdString() + ": the configuration view exports PNG only (got '." +
                           suffix.toStdString() + "')");
-  QByteArray bytes;
-  QBuffer buffer(&bytes);
-  buffer.open(QIODevice::WriteOnly);
-  if (!const_cast<ConfigView*>(this)->grab().save(&buffer, "PNG"))
-    throw IoError(path.toStdString(), "PNG encoding failed");
-  write_bytes_atomic(path, bytes);
+  write_png_atomic(path, const_cast<ConfigView*>(this)->grab().toImage());
 }
 
 }  // namespace kvwb::views

@@ -30,9 +30,6 @@ class ConfigView : public View {
  public:
   explicit ConfigView(QWidget* parent = nullptr);
 
-  QString view_name() const override { return "config"; }
-  QString view_title() const override { return "Configuration"; }
-  void set_snapshot(SnapshotPtr snapshot) override;
   bool has_content() const override { return loaded_; }
   QStringList picture_formats() const override { return {"png"}; }
   /// PNG of the form (QWidget::grab), written atomically.
@@ -69,6 +66,10 @@ class ConfigView : public View {
   /// Columns of the stream sections as laid out now (3 wide, 2 or 1 in narrow docks).
   int section_columns() const { return columns_; }
 
+ protected:
+  /// Loads the snapshot's configuration unless the form holds edits.
+  void snapshot_changed() override;
+
  private:
   struct StreamWidgets {
     QComboBox* codec = nullptr;
@@ -104,7 +105,6 @@ class ConfigView : public View {
   void relayout();
   void resizeEvent(QResizeEvent* e) override;
 
-  SnapshotPtr snapshot_;
   bool loaded_ = false;
   bool edited_ = false;
   bool loading_ = false;

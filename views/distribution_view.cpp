@@ -3,7 +3,6 @@
 #include <qcustomplot.h>
 
 #include <QLabel>
-#include <QSignalBlocker>
 #include <algorithm>
 #include <cmath>
 
@@ -30,23 +29,17 @@ QCPGraph* vertical_lines(QCPAxis* x, QCPAxis* y, const PlotSeries& s, double top
 
 }  // namespace
 
-DistributionView::DistributionView(QWidget* parent) : ChartView(parent) {
-  layer_ = new QComboBox(this);
-  layer_->setObjectName("layer");
-  stream_ = new QComboBox(this);
-  stream_->setObjectName("stream");
+DistributionView::DistributionView(QWidget* parent)
+    : ModelChartView(QStringLiteral("distribution"), QStringLiteral("Residual distribution"),
+                     parent) {
+  layer_ = add_combo("Layer", "layer");
+  stream_ = add_combo("Stream", "stream");
   stream_->addItems({"K", "V"});
-  threshold_ = new QComboBox(this);
-  threshold_->setObjectName("threshold");
+  threshold_ = add_combo("Outlier rate at", "threshold");
   for (double t : sessions::kOutlierThresholds)
     threshold_->addItem(QStringLiteral("|s| > %1").arg(t));
   threshold_->setCurrentIndex(1);
-  add_control("Layer", layer_);
-  add_control("Stream", stream_);
-  add_control("Outlier rate at", threshold_);
   controls()->addStretch(1);
-  title_ = setup_chart(plot());
-  install_hover_tooltips(plot());
   connect(layer_, &QComboBox::activated, this, [this](int) {
     want_layer_ = layer_->currentData().toInt();
     rebuild();
@@ -57,8 +50,7 @@ DistributionView::DistributionView(QWidget* parent) : ChartView(parent) {
   set_snapshot(std::make_shared<const Snapshot>());
 }
 
-void DistributionView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = std::move(snapshot);
+void DistributionView::snapshot_changed() {
   want_layer_ = snapshot_->selection.layer;
   rebuild();
 }
@@ -75,19 +67,14 @@ void DistributionView::rebuild() {
         build_distribution_model(*snapshot_of_entry(*snapshot_, *snapshot_->baseline), model_.layer,
                                  stream_->currentIndex() == 0, threshold_->currentIndex());
   }
-  const QSignalBlocker block(layer_);
-  layer_->clear();
-  for (int l : model_.layers) layer_->addItem(QString::number(l), l);
-  layer_->setCurrentIndex(std::max(0, layer_->findData(model_.layer)));
-  layer_->setEnabled(!model_.layers.empty());
+  fill_numbers(layer_, model_.layers, model_.layer);
   draw();
 }
 
 std::string DistributionView::csv_text() const {
   std::string out = distribution_csv(model_);
   if (!has_baseline_) return out;
-  std::vector<PlotSeries> all = baseline_.main_series();
-  for (auto& s : baseline_.side_series()) all.push_back(std::move(s));
+  std::vector<PlotSeries> all = concat_series(baseline_.main_series(), baseline_.side_series());
   for (auto& s : all) s.name = baseline_name_ + " " + s.name;
   const std::string b = series_csv("x", "y", all);
   return b.empty() ? out : out + b.substr(b.find('\n') + 1);
@@ -106,15 +93,11 @@ void DistributionView::on_plot_clicked(const QPointF& pos) {
 }
 
 void DistributionView::draw() {
-  QCustomPlot* p = plot();
-  clear_chart(p);
-  title_->setText(QString::fromStdString(model_.title));
-  set_note(QString::fromStdString(model_.note));
-  style_axis(p->xAxis, "scaled residual s = y/‖r‖ (unit variance per coordinate, K§5.10)");
-  style_axis(p->yAxis, "density (1 / unit of s)");
+  QCustomPlot* p = begin_draw(model_.title, QString::fromStdString(model_.note),
+                              "scaled residual s = y/‖r‖ (unit variance per coordinate, K§5.10)",
+                              "density (1 / unit of s)");
   if (!has_content()) {
-    p->legend->setVisible(false);
-    finish_draw(title_->text() + "|" + p->yAxis->label());
+    end_empty_draw();
     return;
   }
   // Main panel: histogram, N(0,1), centroids, ±T.
@@ -171,7 +154,7 @@ void DistributionView::draw() {
 
   // Lower panel: kurtosis bars (left) and outlier rates (right) per layer.
   if (!model_.has_side()) {
-    finish_draw(title_->text() + "|" + p->yAxis->label());
+    end_draw();
     return;
   }
   QCPLegend* legend = nullptr;
@@ -258,7 +241,7 @@ void DistributionView::draw() {
     ly2->setRange(0, rmax * 1.25);
     ly2->grid()->setVisible(false);
   }
-  finish_draw(title_->text() + "|" + p->yAxis->label());
+  end_draw();
 }
 
 }  // namespace kvwb::views

@@ -2,7 +2,6 @@
 
 #include <qcustomplot.h>
 
-#include <QLabel>
 #include <algorithm>
 #include <cmath>
 
@@ -17,23 +16,15 @@ QVector<double> qvec(const std::vector<double>& v) { return QVector<double>(v.be
 
 }  // namespace
 
-LayerErrorView::LayerErrorView(QWidget* parent) : ChartView(parent) {
-  metric_ = new QComboBox(this);
-  metric_->setObjectName("metric");
+LayerErrorView::LayerErrorView(QWidget* parent)
+    : ModelChartView(QStringLiteral("layer-error"), QStringLiteral("Per-layer error"), parent) {
+  metric_ = add_combo("Metric", "metric");
   for (auto m :
        {LayerErrorMetric::kRelMse, LayerErrorMetric::kAttnOutRelErr, LayerErrorMetric::kAttnKl})
     metric_->addItem(QString::fromStdString(layer_error_metric_name(m)), static_cast<int>(m));
-  add_control("Metric", metric_);
   controls()->addStretch(1);
-  title_ = setup_chart(plot());
-  install_hover_tooltips(plot());
   connect(metric_, &QComboBox::currentIndexChanged, this, [this](int) { rebuild(); });
   set_snapshot(std::make_shared<const Snapshot>());
-}
-
-void LayerErrorView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = std::move(snapshot);
-  rebuild();
 }
 
 void LayerErrorView::rebuild() {
@@ -84,19 +75,14 @@ std::string LayerErrorView::csv_text() const {
 }
 
 void LayerErrorView::draw() {
-  QCustomPlot* p = plot();
-  clear_chart(p);
-  title_->setText(QString::fromStdString(model_.title));
-  set_note(QString::fromStdString(model_.note));
-  style_axis(p->xAxis, "layer");
-  style_axis(p->yAxis, model_.metric == LayerErrorMetric::kRelMse
-                           ? "relative MSE = Σ squared error / Σ‖x‖² (dimensionless)"
-                       : model_.metric == LayerErrorMetric::kAttnKl
-                           ? "attention KL(π‖π̂) (nats, mean over queries)"
-                           : "attention output relative error (mean over queries)");
+  QCustomPlot* p = begin_draw(model_.title, QString::fromStdString(model_.note), "layer",
+                              model_.metric == LayerErrorMetric::kRelMse
+                                  ? "relative MSE = Σ squared error / Σ‖x‖² (dimensionless)"
+                              : model_.metric == LayerErrorMetric::kAttnKl
+                                  ? "attention KL(π‖π̂) (nats, mean over queries)"
+                                  : "attention output relative error (mean over queries)");
   if (model_.empty()) {
-    p->legend->setVisible(false);
-    finish_draw(title_->text() + "|" + p->yAxis->label());
+    end_empty_draw();
     return;
   }
   set_integer_axis(p->xAxis);
@@ -236,7 +222,7 @@ void LayerErrorView::draw() {
     ly->setRange(-amax * 1.15, amax * 1.15);
     center_legend_row(delta_legend);
   }
-  finish_draw(title_->text() + "|" + p->yAxis->label());
+  end_draw();
 }
 
 }  // namespace kvwb::views

@@ -2,7 +2,6 @@
 
 #include <imgui.h>
 
-#include <QBuffer>
 #include <QFileInfo>
 #include <QHBoxLayout>
 #include <QImage>
@@ -587,7 +586,8 @@ void LayerMapCanvas::draw_grid(const LayerMapModel& m) {
 // ---------------------------------------------------------------------------------------------
 // LayerMapView
 
-LayerMapView::LayerMapView(QWidget* parent) : View(parent) {
+LayerMapView::LayerMapView(QWidget* parent)
+    : View(QStringLiteral("layer-map"), QStringLiteral("Layer map"), parent) {
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(4, 4, 4, 4);
   auto* controls = new QHBoxLayout;
@@ -683,11 +683,6 @@ void LayerMapView::set_metric(LayerMapMetric metric, LayerMapStream stream) {
   rebuild();
 }
 
-void LayerMapView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = snapshot ? std::move(snapshot) : std::make_shared<const Snapshot>();
-  rebuild();
-}
-
 void LayerMapView::set_delta(bool on) { delta_box_->setChecked(on); }
 
 void LayerMapView::rebuild() {
@@ -721,11 +716,7 @@ void LayerMapView::export_picture(const QString& path) const {
     throw IoError(path.toStdString(),
                   "the layer-map canvas could not be rendered (no OpenGL context)");
   }
-  QByteArray bytes;
-  QBuffer buffer(&bytes);
-  buffer.open(QIODevice::WriteOnly);
-  if (!image.save(&buffer, "PNG")) throw IoError(path.toStdString(), "PNG encoding failed");
-  write_bytes_atomic(path, bytes);
+  write_png_atomic(path, image);
 }
 
 void LayerMapView::export_csv(const QString& path) const {

@@ -87,10 +87,6 @@ class LayerMapView : public View {
  public:
   explicit LayerMapView(QWidget* parent = nullptr);
 
-  QString view_name() const override { return QStringLiteral("layer-map"); }
-  QString view_title() const override { return QStringLiteral("Layer map"); }
-  /// Rebuilds the grid from values in `snapshot` (build_layer_map) and redraws.
-  void set_snapshot(SnapshotPtr snapshot) override;
   bool has_content() const override;
 
   QStringList picture_formats() const override { return {QStringLiteral("png")}; }
@@ -113,11 +109,14 @@ class LayerMapView : public View {
   /// Shows Δ = current − baseline (as the check box does).
   void set_delta(bool on);
 
+ protected:
+  /// Rebuilds the grid from values in the snapshot (build_layer_map) and redraws.
+  void snapshot_changed() override { rebuild(); }
+
  private:
   void rebuild();
   void fill_stream_box();
 
-  SnapshotPtr snapshot_;
   std::shared_ptr<const LayerMapModel> model_;
   LayerMapMetric metric_ = LayerMapMetric::kSigmaQCond;
   LayerMapStream stream_ = LayerMapStream::kNone;

@@ -101,7 +101,7 @@ void add_point_label(QCustomPlot* p, const sessions::ParetoPoint& at, const QStr
 
 }  // namespace
 
-ParetoView::ParetoView(QWidget* parent) : ChartView(parent) {
+ParetoView::ParetoView(QWidget* parent) : ChartView("pareto", "Pareto", parent) {
   sweep_label_ = new QLabel("Sweep:", this);
   sweep_combo_ = new QComboBox(this);
   sweep_combo_->setObjectName("pareto.sweep");
@@ -133,16 +133,11 @@ ParetoView::ParetoView(QWidget* parent) : ChartView(parent) {
   auto* bl = new QVBoxLayout(below);
   bl->setContentsMargins(0, 2, 0, 0);
   bl->setSpacing(2);
-  table_ = new QTableWidget(below);
-  table_->setObjectName("pareto.table");
-  table_->setColumnCount(8);
-  table_->setHorizontalHeaderLabels(
-      {"Store", "Cell", "Codec · bits", "Options", "Ratio", "Metric", "Frontier", "e2e verdict"});
-  table_->verticalHeader()->setVisible(false);
+  table_ = make_row_table(
+      below,
+      {"Store", "Cell", "Codec · bits", "Options", "Ratio", "Metric", "Frontier", "e2e verdict"},
+      "pareto.table");
   table_->setEditTriggers(QAbstractItemView::NoEditTriggers);
-  table_->setSelectionBehavior(QAbstractItemView::SelectRows);
-  table_->setSelectionMode(QAbstractItemView::SingleSelection);
-  table_->setTabKeyNavigation(false);
   table_->setSortingEnabled(false);
   table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
   table_->horizontalHeader()->setSectionResizeMode(3, QHeaderView::Stretch);
@@ -211,8 +206,7 @@ ParetoView::ParetoView(QWidget* parent) : ChartView(parent) {
   set_note("no sweep yet — Sweep… (Ctrl+Shift+S) runs one");
 }
 
-void ParetoView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = std::move(snapshot);
+void ParetoView::snapshot_changed() {
   {
     const QSignalBlocker block(sweep_combo_);
     sweep_combo_->clear();

@@ -25,9 +25,6 @@ class ParetoView : public ChartView {
  public:
   explicit ParetoView(QWidget* parent = nullptr);
 
-  QString view_name() const override { return "pareto"; }
-  QString view_title() const override { return "Pareto"; }
-  void set_snapshot(SnapshotPtr snapshot) override;
   bool has_content() const override { return !model_.points.empty(); }
 
   /// The model currently drawn.
@@ -59,6 +56,8 @@ class ParetoView : public ChartView {
   bool pin_selected();
 
  protected:
+  /// The sweep selector and overlay menu of the snapshot's sweeps, then the plot.
+  void snapshot_changed() override;
   void redraw() override { rebuild(); }
   std::string csv_text() const override;
   void on_plot_clicked(const QPointF& pos) override;
@@ -73,7 +72,6 @@ class ParetoView : public ChartView {
   /// Emits config_requested for point `index` of store `store`.
   bool load_point(int store, int index);
 
-  SnapshotPtr snapshot_;
   ParetoModel model_;
   std::vector<ParetoModel> overlays_;
   std::vector<std::string> overlay_names_;

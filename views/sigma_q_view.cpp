@@ -19,14 +19,12 @@ QVector<double> qvec(const std::vector<double>& v) { return QVector<double>(v.be
 
 }  // namespace
 
-SigmaQView::SigmaQView(QWidget* parent) : ChartView(parent) {
-  title_ = setup_chart(plot());
-  install_hover_tooltips(plot());
+SigmaQView::SigmaQView(QWidget* parent)
+    : ModelChartView(QStringLiteral("sigma-q"), QStringLiteral("Σ_q conditioning"), parent) {
   set_snapshot(std::make_shared<const Snapshot>());
 }
 
-void SigmaQView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = std::move(snapshot);
+void SigmaQView::snapshot_changed() {
   model_ = build_sigma_q_model(*snapshot_);
   draw();
 }
@@ -44,15 +42,10 @@ void SigmaQView::on_plot_clicked(const QPointF& pos) {
 }
 
 void SigmaQView::draw() {
-  QCustomPlot* p = plot();
-  clear_chart(p);
-  title_->setText(QString::fromStdString(model_.title));
-  set_note(QString::fromStdString(model_.note));
-  style_axis(p->xAxis, "");
-  style_axis(p->yAxis, "cond(Σ_reg) (dimensionless)");
+  QCustomPlot* p = begin_draw(model_.title, QString::fromStdString(model_.note), "",
+                              "cond(Σ_reg) (dimensionless)");
   if (model_.empty()) {
-    p->legend->setVisible(false);
-    finish_draw(title_->text() + "|" + p->yAxis->label());
+    end_empty_draw();
     return;
   }
   set_log_axis(p->yAxis);
@@ -157,7 +150,7 @@ void SigmaQView::draw() {
   lx->setRange(lo - 0.5, hi + 0.5);
   if (cmax > 0) set_log_range(p->yAxis, cmin, cmax, 1.5);
   ly->setRange(0, lmax * 1.2);
-  finish_draw(title_->text() + "|" + p->yAxis->label());
+  end_draw();
 }
 
 }  // namespace kvwb::views

@@ -2,10 +2,9 @@
 
 #include <qcustomplot.h>
 
-#include <QLabel>
-#include <QSignalBlocker>
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "sessions/analysis/analysis.h"
 #include "views/chart_style.h"
@@ -27,20 +26,13 @@ QVector<double> qvec(const std::vector<double>& v) { return QVector<double>(v.be
 
 }  // namespace
 
-SpectrumView::SpectrumView(QWidget* parent) : ChartView(parent) {
-  layer_ = new QComboBox(this);
-  layer_->setObjectName("layer");
-  head_ = new QComboBox(this);
-  head_->setObjectName("kv_head");
-  tensor_ = new QComboBox(this);
-  tensor_->setObjectName("tensor");
+SpectrumView::SpectrumView(QWidget* parent)
+    : ModelChartView(QStringLiteral("spectrum"), QStringLiteral("Spectrum"), parent) {
+  layer_ = add_combo("Layer", "layer");
+  head_ = add_combo("KV head", "kv_head");
+  tensor_ = add_combo("Tensor", "tensor");
   tensor_->addItems({"K pre-RoPE", "K whitened (K·L)", "V", "All three"});
-  add_control("Layer", layer_);
-  add_control("KV head", head_);
-  add_control("Tensor", tensor_);
   controls()->addStretch(1);
-  title_ = setup_chart(plot());
-  install_hover_tooltips(plot());
   connect(layer_, &QComboBox::activated, this, [this](int) {
     want_layer_ = layer_->currentData().toInt();
     rebuild();
@@ -55,8 +47,7 @@ SpectrumView::SpectrumView(QWidget* parent) : ChartView(parent) {
   set_snapshot(std::make_shared<const Snapshot>());
 }
 
-void SpectrumView::set_snapshot(SnapshotPtr snapshot) {
-  snapshot_ = std::move(snapshot);
+void SpectrumView::snapshot_changed() {
   want_layer_ = snapshot_->selection.layer;
   want_head_ = std::max(0, snapshot_->selection.kv_head);
   rebuild();
@@ -88,21 +79,14 @@ void SpectrumView::rebuild() {
 }
 
 void SpectrumView::fill_selectors() {
-  const QSignalBlocker b1(layer_), b2(head_);
-  layer_->clear();
-  for (int l : model_.layers) layer_->addItem(QString::number(l), l);
-  layer_->setCurrentIndex(std::max(0, layer_->findData(model_.layer)));
-  layer_->setEnabled(!model_.layers.empty());
-  head_->clear();
-  for (int h = 0; h < model_.kv_heads; ++h) head_->addItem(QString::number(h), h);
-  head_->setCurrentIndex(std::max(0, head_->findData(model_.kv_head)));
+  fill_numbers(layer_, model_.layers, model_.layer);
+  std::vector<int> heads(static_cast<size_t>(std::max(0, model_.kv_heads)));
+  std::iota(heads.begin(), heads.end(), 0);
+  fill_numbers(head_, heads, model_.kv_head);
   head_->setEnabled(model_.kv_heads > 0 && !model_.layers.empty());
 }
 
 void SpectrumView::draw() {
-  QCustomPlot* p = plot();
-  clear_chart(p);
-  title_->setText(QString::fromStdString(model_.title));
   QString note = QString::fromStdString(model_.note);
   if (snapshot_->baseline && !model_.empty()) {
     note +=
@@ -117,13 +101,11 @@ void SpectrumView::draw() {
                    .arg(baseline_.kv_head)
                    .arg(snapshot_->baseline->id));
   }
-  set_note(note);
-  style_axis(p->xAxis, "principal component k (1 = largest variance)");
-  style_axis(p->yAxis, "eigenvalue λ_k (variance, squared tensor units)");
+  QCustomPlot* p = begin_draw(model_.title, note, "principal component k (1 = largest variance)",
+                              "eigenvalue λ_k (variance, squared tensor units)");
   style_axis(p->yAxis2, "cumulative explained variance (fraction)");
   if (model_.empty()) {
-    p->legend->setVisible(false);
-    finish_draw(title_->text() + "|" + p->yAxis->label());
+    end_empty_draw();
     return;
   }
   set_log_axis(p->yAxis);
@@ -209,7 +191,7 @@ void SpectrumView::draw() {
   p->yAxis2->setVisible(true);
   p->yAxis2->setRange(0, 1.05);
   p->yAxis2->grid()->setVisible(false);
-  finish_draw(title_->text() + "|" + p->yAxis->label());
+  end_draw();
 }
 
 }  // namespace kvwb::views

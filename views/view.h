@@ -10,19 +10,24 @@
 #include "sessions/config/run_config.h"
 #include "views/models/snapshot.h"
 
+class QImage;
+class QTableWidget;
+
 namespace kvwb::views {
 
 class View : public QWidget {
   Q_OBJECT
  public:
-  explicit View(QWidget* parent = nullptr) : QWidget(parent) {}
+  /// `name`: the stable name used by `kvwb-gui --view NAME` and the View menu ("layer-map",
+  /// "spectrum", …); `title`: the title of its dock ("Layer map", "Spectrum", …).
+  View(const QString& name, const QString& title, QWidget* parent = nullptr)
+      : QWidget(parent), view_name_(name), view_title_(title) {}
 
-  /// Stable name used by `kvwb-gui --view NAME` and the View menu ("layer-map", "spectrum", …).
-  virtual QString view_name() const = 0;
-  /// Title of the dock ("Layer map", "Spectrum", …).
-  virtual QString view_title() const = 0;
-  /// Draws `snapshot` (never null; may be an empty snapshot with no capture).
-  virtual void set_snapshot(SnapshotPtr snapshot) = 0;
+  QString view_name() const { return view_name_; }
+  QString view_title() const { return view_title_; }
+  /// Draws `snapshot` (may be an empty snapshot with no capture; null is taken as one): stores
+  /// it as snapshot_ and calls snapshot_changed().
+  void set_snapshot(SnapshotPtr snapshot);
 
   /// True when the view currently shows data (used by the screenshot mode and GUI tests).
   virtual bool has_content() const = 0;
@@ -55,9 +60,26 @@ class View : public QWidget {
   void clear_baseline_requested();
   /// Something a user should read (errors of exports, hints); level: "info" | "warning" | "error".
   void message_requested(const QString& level, const QString& text);
+
+ protected:
+  /// Rebuilds the view from snapshot_ (just stored by set_snapshot, never null here).
+  virtual void snapshot_changed() = 0;
+
+  /// The snapshot drawn (null until the first set_snapshot).
+  SnapshotPtr snapshot_;
+
+ private:
+  QString view_name_;
+  QString view_title_;
 };
 
 /// Writes `bytes` to `path` atomically (QSaveFile: temp file + rename); throws kvwb::IoError.
 void write_bytes_atomic(const QString& path, const QByteArray& bytes);
+/// Writes `image` to `path` as PNG atomically; throws kvwb::IoError when encoding or writing fails.
+void write_png_atomic(const QString& path, const QImage& image);
+
+/// A table of one selectable row at a time (`headers` as its columns, objectName `name`), without
+/// row numbers; Tab leaves it (keyboard navigation of the window). The caller sets what it edits.
+QTableWidget* make_row_table(QWidget* parent, const QStringList& headers, const QString& name);
 
 }  // namespace kvwb::views

@@ -15,6 +15,7 @@
 #include <QToolButton>
 #include <QWheelEvent>
 #include <QtTest>
+#include <array>
 #include <filesystem>
 #include <set>
 
@@ -22,6 +23,7 @@
 #include "io/capture.h"
 #include "sessions/analysis/analysis.h"
 #include "sessions/run/runner.h"
+#include "tests/views/models/snapshot_edits.h"
 #include "views/distribution_view.h"
 #include "views/layer_error_view.h"
 #include "views/sigma_q_view.h"
@@ -31,6 +33,23 @@ using namespace kvwb;
 using namespace kvwb::views;
 
 namespace {
+
+/// One of each analysis chart (spectrum, Σ_q, distribution, per-layer error).
+struct AnalysisCharts {
+  SpectrumView sp;
+  SigmaQView sq;
+  DistributionView di;
+  LayerErrorView le;
+  std::array<ChartView*, 4> all() { return {&sp, &sq, &di, &le}; }
+};
+
+/// Shows `view` at `size` drawing `snapshot`; true once the window is exposed.
+bool show_drawing(ChartView* view, const QSize& size, SnapshotPtr snapshot) {
+  view->resize(size);
+  view->set_snapshot(std::move(snapshot));
+  view->show();
+  return QTest::qWaitForWindowExposed(view);
+}
 
 /// The CSV file written by `view` holds exactly `expected` (the model's CSV: the plotted data).
 void check_csv(const ChartView& view, const std::string& expected) {
@@ -148,11 +167,9 @@ class TestViewsCharts : public QObject {
 
   void emptySnapshotsShowNoContent() {
     auto empty = std::make_shared<const Snapshot>();
-    SpectrumView sp;
-    SigmaQView sq;
-    DistributionView di;
-    LayerErrorView le;
-    for (ChartView* v : std::initializer_list<ChartView*>{&sp, &sq, &di, &le}) {
+    AnalysisCharts charts;
+    auto& [sp, sq, di, le] = charts;
+    for (ChartView* v : charts.all()) {
       v->set_snapshot(empty);
       QVERIFY2(!v->has_content(), qPrintable(v->view_name()));
       QVERIFY(v->picture_formats() == QStringList({"png", "svg", "pdf"}));
@@ -162,7 +179,7 @@ class TestViewsCharts : public QObject {
     auto waiting = std::make_shared<Snapshot>();
     waiting->capture = demo_->capture;
     waiting->running_jobs = {"analysis"};
-    for (ChartView* v : std::initializer_list<ChartView*>{&sp, &sq, &di, &le}) {
+    for (ChartView* v : charts.all()) {
       v->set_snapshot(waiting);
       QVERIFY2(!v->has_content(), qPrintable(v->view_name()));
     }
@@ -216,15 +233,7 @@ class TestViewsCharts : public QObject {
 
     // An auto-skipped layer is marked (m_l edited above the threshold to draw the case).
     auto skipped = std::make_shared<Snapshot>(*demo_);
-    auto an3 = std::make_shared<sessions::AnalysisResult>(*demo_->analysis);
-    for (auto& l : an3->layers)
-      if (l.layer == 1) {
-        l.max_abs_L = 3 * an3->skip_median;
-        l.skip_ratio = 3;
-        l.skip = true;
-      }
-    an3->skip_layers = {1};
-    skipped->analysis = an3;
+    test::mark_auto_skipped(test::edit_analysis(*skipped), 1);
     v.set_snapshot(skipped);
     QVERIFY(v.model().layers[1].skip);
     save_picture(v, "/tmp/chart_sigma-q_demo_skip.png");
@@ -302,15 +311,10 @@ class TestViewsCharts : public QObject {
   // whole chart, and a zoom survives a new snapshot of the same chart. A click (no drag) on a
   // layer of the per-layer charts selects it in every view.
   void everyChartZoomsPansAndResets() {
-    SpectrumView sp;
-    SigmaQView sq;
-    DistributionView di;
-    LayerErrorView le;
-    for (ChartView* v : std::initializer_list<ChartView*>{&sp, &sq, &di, &le}) {
-      v->resize(900, 600);
-      v->set_snapshot(demo_);
-      v->show();
-      QVERIFY(QTest::qWaitForWindowExposed(v));
+    AnalysisCharts charts;
+    auto& [sp, sq, di, le] = charts;
+    for (ChartView* v : charts.all()) {
+      QVERIFY(show_drawing(v, QSize(900, 600), demo_));
       QCustomPlot* p = v->plot();
       const QCPRange home = p->xAxis->range();
       const QPoint centre = p->axisRect()->rect().center();
@@ -358,15 +362,10 @@ class TestViewsCharts : public QObject {
     if (tiny_.empty())
       QSKIP("real data tiny1m_wikitext2.kvc.h5 not found in KVWB_REAL_DATA_DIR; skipping");
     const auto snap = make_snapshot(tiny_, {}, sessions::RunConfig{}, Selection{1, 0});
-    SpectrumView sp;
-    SigmaQView sq;
-    DistributionView di;
-    LayerErrorView le;
-    for (ChartView* v : std::initializer_list<ChartView*>{&sp, &sq, &di, &le}) {
-      v->resize(1000, 650);
-      v->set_snapshot(snap);
-      v->show();
-      QVERIFY(QTest::qWaitForWindowExposed(v));
+    AnalysisCharts charts;
+    auto& [sp, sq, di, le] = charts;
+    for (ChartView* v : charts.all()) {
+      QVERIFY(show_drawing(v, QSize(1000, 650), snap));
       QVERIFY2(v->has_content(), qPrintable(v->view_name()));
       v->export_picture("/tmp/chart_" + v->view_name() + ".png");
       v->grab().save("/tmp/chart_" + v->view_name() + "_widget.png");

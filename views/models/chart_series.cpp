@@ -74,4 +74,9 @@ std::string run_state_note(const Snapshot& snapshot) {
                                 : "Stale: the configuration changed since this run (F5 runs it).";
 }
 
+std::vector<PlotSeries> concat_series(std::vector<PlotSeries> a, std::vector<PlotSeries> b) {
+  for (PlotSeries& s : b) a.push_back(std::move(s));
+  return a;
+}
+
 }  // namespace kvwb::views

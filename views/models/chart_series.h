@@ -23,6 +23,42 @@ struct PlotSeries {
 std::string series_csv(const std::string& x_name, const std::string& y_name,
                        const std::vector<PlotSeries>& series);
 
+/// `a` followed by `b` (the panels of a chart in one list, e.g. for its CSV).
+std::vector<PlotSeries> concat_series(std::vector<PlotSeries> a, std::vector<PlotSeries> b);
+
+/// The field `key` (a layer or kv-head number) of every item of `items`, in order.
+template <class Item>
+std::vector<int> keys_of(const std::vector<Item>& items, int Item::*key) {
+  std::vector<int> out;
+  out.reserve(items.size());
+  for (const Item& it : items) out.push_back(it.*key);
+  return out;
+}
+
+/// The item of `items` whose field `key` equals `value` (the last such), else the first item: the
+/// layer or kv head a chart shows when the asked one is absent. `items` must not be empty.
+template <class Item>
+const Item& find_or_first(const std::vector<Item>& items, int Item::*key, int value) {
+  const Item* found = &items.front();
+  for (const Item& it : items)
+    if (it.*key == value) found = &it;
+  return *found;
+}
+
+/// The layer a per-layer chart shows among `layers` (run or analysis layers): their numbers go to
+/// `numbers` (the chart's layer selector); returns the one numbered `layer` (else the first), or
+/// nullptr with `note` = "The <source> holds no layers." when there are none.
+template <class Layer>
+const Layer* pick_layer(const std::vector<Layer>& layers, int layer, const std::string& source,
+                        std::vector<int>& numbers, std::string& note) {
+  numbers = keys_of(layers, &Layer::layer);
+  if (layers.empty()) {
+    note = "The " + source + " holds no layers.";
+    return nullptr;
+  }
+  return &find_or_first(layers, &Layer::layer, layer);
+}
+
 /// Title line of a chart: "<chart> — <capture file name> · <where> · SYNTHETIC", leaving out the
 /// parts that are empty (no capture, `where` empty) and SYNTHETIC unless the capture is synthetic.
 std::string chart_title(const std::string& chart, const CaptureSummary& capture,

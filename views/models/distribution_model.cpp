@@ -102,14 +102,8 @@ DistributionModel build_distribution_model(const Snapshot& snapshot, int layer, 
     return m;
   }
   const sessions::RunResult& run = *snapshot.run;
-  for (const auto& l : run.layers) m.layers.push_back(l.layer);
-  if (run.layers.empty()) {
-    m.note = "The run holds no layers.";
-    return m;
-  }
-  const sessions::LayerResult* lr = &run.layers.front();
-  for (const auto& l : run.layers)
-    if (l.layer == layer) lr = &l;
+  const sessions::LayerResult* lr = pick_layer(run.layers, layer, "run", m.layers, m.note);
+  if (!lr) return m;
   m.layer = lr->layer;
   const sessions::StreamResult& s = k_stream ? lr->k : lr->v;
   const std::string stream = k_stream ? "K" : "V";
@@ -160,9 +154,7 @@ DistributionModel build_distribution_model(const Snapshot& snapshot, int layer, 
 }
 
 std::string distribution_csv(const DistributionModel& m) {
-  std::vector<PlotSeries> all = m.main_series();
-  for (auto& s : m.side_series()) all.push_back(std::move(s));
-  return series_csv("x", "y", all);
+  return series_csv("x", "y", concat_series(m.main_series(), m.side_series()));
 }
 
 }  // namespace kvwb::views

@@ -47,6 +47,8 @@ struct DistributionModel {
   std::vector<PlotSeries> side_series() const;
   bool has_histogram() const { return histogram && histogram->values > 0; }
   bool has_side() const { return !kurtosis.empty() || !outliers.empty(); }
+  /// Nothing to draw: neither the histogram nor the per-layer panel.
+  bool empty() const { return !has_histogram() && !has_side(); }
 };
 
 /// Builds the model for `layer` (-1 or not in the run = the first layer of the run) and the K or V

@@ -113,9 +113,7 @@ SigmaQModel build_sigma_q_model(const Snapshot& snapshot) {
 }
 
 std::string sigma_q_csv(const SigmaQModel& m) {
-  std::vector<PlotSeries> all = m.cond_series();
-  for (auto& s : m.max_l_series()) all.push_back(std::move(s));
-  return series_csv("layer", "value", all);
+  return series_csv("layer", "value", concat_series(m.cond_series(), m.max_l_series()));
 }
 
 }  // namespace kvwb::views

@@ -53,21 +53,14 @@ SpectrumModel build_spectrum_model(const Snapshot& snapshot, int layer, int kv_h
     return m;
   }
   const sessions::AnalysisResult& an = *snapshot.analysis;
-  for (const auto& la : an.layers) m.layers.push_back(la.layer);
-  if (an.layers.empty()) {
-    m.note = "The analysis holds no layers.";
-    return m;
-  }
-  const sessions::LayerAnalysis* la = &an.layers.front();
-  for (const auto& l : an.layers)
-    if (l.layer == layer) la = &l;
+  const sessions::LayerAnalysis* la = pick_layer(an.layers, layer, "analysis", m.layers, m.note);
+  if (!la) return m;
   if (la->heads.empty()) {
     m.note = "Layer " + std::to_string(la->layer) + " has no analysed kv heads.";
     return m;
   }
-  const sessions::HeadAnalysis* ha = &la->heads.front();
-  for (const auto& h : la->heads)
-    if (h.kv_head == kv_head) ha = &h;
+  const sessions::HeadAnalysis* ha =
+      &find_or_first(la->heads, &sessions::HeadAnalysis::kv_head, kv_head);
   m.layer = la->layer;
   m.kv_head = ha->kv_head;
   m.has_whitened = ha->k_whitened.has_value();

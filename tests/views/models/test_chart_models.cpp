@@ -12,6 +12,7 @@
 #include "codec/math/calibration.h"
 #include "codec/math/quantizer.h"
 #include "sessions/analysis/distribution.h"
+#include "tests/views/models/snapshot_edits.h"
 #include "tests/views/models/view_model_fixture.h"
 #include "views/models/distribution_model.h"
 #include "views/models/layer_error_model.h"
@@ -239,16 +240,9 @@ TEST(SigmaQModel, SeriesAndCsvArePlottedData) {
 
 TEST(SigmaQModel, MarksAutoAndUserSkippedLayers) {
   auto skipped = std::make_shared<Snapshot>(*demo_snapshot());
-  auto an = std::make_shared<sessions::AnalysisResult>(*skipped->analysis);
-  for (auto& l : an->layers)
-    if (l.layer == 1) {
-      l.max_abs_L = 3 * an->skip_median;
-      l.skip_ratio = 3;
-      l.skip = true;
-    }
-  an->skip_layers = {1};
-  an->user_skip_layers = {2};
-  skipped->analysis = an;
+  sessions::AnalysisResult& an = test::edit_analysis(*skipped);
+  test::mark_auto_skipped(an, 1);
+  an.user_skip_layers = {2};
   const auto m = build_sigma_q_model(*skipped);
   EXPECT_TRUE(m.layers[1].skip);
   EXPECT_FALSE(m.layers[2].skip);
@@ -258,7 +252,7 @@ TEST(SigmaQModel, MarksAutoAndUserSkippedLayers) {
   const PlotSeries* sk = find_series(ml, "auto-skipped");
   ASSERT_TRUE(sk);
   EXPECT_EQ(sk->x, std::vector<double>{1});
-  EXPECT_EQ(sk->y, std::vector<double>{3 * an->skip_median});
+  EXPECT_EQ(sk->y, std::vector<double>{3 * an.skip_median});
 }
 
 TEST(SigmaQModel, NotesWithoutQPre) {
@@ -440,22 +434,17 @@ TEST(DistributionModel, NotesForStreamsWithoutResiduals) {
 
   // A failed stream, a peer codec, no residuals collected, a rerun in flight.
   auto edited = std::make_shared<Snapshot>(*snap);
-  auto run = std::make_shared<sessions::RunResult>(*snap->run);
-  for (auto& l : run->layers)
-    if (l.layer == 1) {
-      l.v.failed = true;
-      l.v.error_code = "FP16_RANGE";
-      l.v.error_message = "value 1e6 out of fp16 range";
-      l.k.scaled_residuals.clear();
-    }
-  edited->run = run;
+  sessions::LayerResult& l1 = test::layer_of(test::edit_run(*edited).layers, 1);
+  l1.v.failed = true;
+  l1.v.error_code = "FP16_RANGE";
+  l1.v.error_message = "value 1e6 out of fp16 range";
+  l1.k.scaled_residuals.clear();
   EXPECT_EQ(build_distribution_model(*edited, 1, false, 1).note,
             "Layer 1 V failed (FP16_RANGE): value 1e6 out of fp16 range");
   const auto no_res = build_distribution_model(*edited, 1, true, 1);
   EXPECT_FALSE(no_res.has_histogram());
   EXPECT_TRUE(contains(no_res.note, "Layer 1 K: no coded residuals in this run")) << no_res.note;
-  for (auto& l : run->layers)
-    if (l.layer == 1) l.k.codec = "q8_0";
+  l1.k.codec = "q8_0";
   EXPECT_EQ(build_distribution_model(*edited, 1, true, 1).note,
             "The residual view applies to kakeya_pca streams; layer 1 K was coded by q8_0.");
   auto stale = std::make_shared<Snapshot>(*snap);
@@ -544,13 +533,9 @@ TEST(LayerErrorModel, FailedStreamsAndNotes) {
   EXPECT_EQ(waiting.note, "No run yet (press Run to evaluate the configuration).");
 
   auto failed = std::make_shared<Snapshot>(*snap);
-  auto run = std::make_shared<sessions::RunResult>(*snap->run);
-  for (auto& l : run->layers)
-    if (l.layer == 1) {
-      l.v.failed = true;
-      l.v.error_code = "FP16_RANGE";
-    }
-  failed->run = run;
+  sessions::LayerResult& l1 = test::layer_of(test::edit_run(*failed).layers, 1);
+  l1.v.failed = true;
+  l1.v.error_code = "FP16_RANGE";
   failed->run_is_current = false;
   failed->run_in_flight = true;
   const auto m = build_layer_error_model(*failed, LayerErrorMetric::kRelMse);
