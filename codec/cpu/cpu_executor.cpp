@@ -47,23 +47,10 @@ void scatter(Tensor4& x, UnitPlace u, const float* rows) {
       std::memcpy(x.row(u.s, h, t), &rows[(t * x.h + h) * D], D * sizeof(float));
 }
 
-void check_request(const BatchRequest& r) {
-  const std::string what = "executor: layer " + std::to_string(r.layer) + " stream " +
-                           (r.stream == Stream::kK ? "K" : "V");
-  if (r.sequences == 0 || r.heads == 0 || r.tokens == 0 || r.dim == 0)
-    throw InvalidArgument(what + ": empty batch [S, H, T, D] = [" + std::to_string(r.sequences) +
-                          ", " + std::to_string(r.heads) + ", " + std::to_string(r.tokens) + ", " +
-                          std::to_string(r.dim) + "]");
-  if (!r.rows) throw InvalidArgument(what + ": no rows");
-  if ((r.whiten == nullptr) != (r.unwhiten == nullptr))
-    throw InvalidArgument(what + ": whitening needs both L and L⁻¹");
-  if (r.heads > 0xFFFF) throw InvalidArgument(what + ": more than 65535 kv heads");
-}
-
 }  // namespace
 
 BatchResult CpuExecutor::run(const BatchRequest& req, const std::atomic<bool>* cancel) const {
-  check_request(req);
+  check_batch_request(req);
   const size_t S = req.sequences, H = req.heads, T = req.tokens, D = req.dim;
   const bool pooled = req.block_rows == BlockRows::kPooledHeads;
   const bool whiten = req.whiten != nullptr;

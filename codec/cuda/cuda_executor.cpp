@@ -34,19 +34,6 @@ std::string device_codec_list() {
 
 std::string stream_name(Stream s) { return s == Stream::kK ? "K" : "V"; }
 
-void check_request(const BatchRequest& r) {
-  const std::string what =
-      "executor: layer " + std::to_string(r.layer) + " stream " + stream_name(r.stream);
-  if (r.sequences == 0 || r.heads == 0 || r.tokens == 0 || r.dim == 0)
-    throw InvalidArgument(what + ": empty batch [S, H, T, D] = [" + std::to_string(r.sequences) +
-                          ", " + std::to_string(r.heads) + ", " + std::to_string(r.tokens) + ", " +
-                          std::to_string(r.dim) + "]");
-  if (!r.rows) throw InvalidArgument(what + ": no rows");
-  if ((r.whiten == nullptr) != (r.unwhiten == nullptr))
-    throw InvalidArgument(what + ": whitening needs both L and L⁻¹");
-  if (r.heads > 0xFFFF) throw InvalidArgument(what + ": more than 65535 kv heads");
-}
-
 /// Where unit `u` sits (unit order of executor.h), as the CPU executor labels it.
 UnitInfo unit_info(const BatchRequest& r, size_t u, uint8_t flags) {
   const bool pooled = r.block_rows == BlockRows::kPooledHeads;
@@ -118,7 +105,7 @@ CudaExecutor::CudaExecutor(int device, bool emulate)
 CudaExecutor::~CudaExecutor() = default;
 
 BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* cancel) const {
-  check_request(req);
+  check_batch_request(req);
   const size_t S = req.sequences, H = req.heads, T = req.tokens, D = req.dim;
   const bool pooled = req.block_rows == BlockRows::kPooledHeads;
   const bool whiten = req.whiten != nullptr;
