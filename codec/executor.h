@@ -74,6 +74,11 @@ inline void check_batch_request(const BatchRequest& r) {
   if (r.heads > 0xFFFF) throw InvalidArgument(what + ": more than 65535 kv heads");
 }
 
+/// Q-preconditioning of a whole batch on the host (every backend codes the same bits): fills
+/// `xw` [S, H, T, D] with rows · L_h per (s, h), T rows at a time, and returns max |value| of it.
+/// Needs req.whiten; defined in codec/executor.cpp.
+double whiten_batch(const BatchRequest& req, std::vector<float>& xw);
+
 /// Where one unit's container lies in BatchResult::containers, and its byte accounting.
 struct UnitRecord {
   uint32_t sequence = 0;

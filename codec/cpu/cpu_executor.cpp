@@ -60,15 +60,7 @@ BatchResult CpuExecutor::run(const BatchRequest& req, const std::atomic<bool>* c
   BatchResult res;
   // Whitened copy of the rows (rows · L_h per (s, h), T rows at a time) and its max |value|.
   std::vector<float> xw;
-  if (whiten) {
-    xw.resize(S * H * T * D);
-    for (size_t s = 0; s < S; ++s)
-      for (size_t h = 0; h < H; ++h)
-        matmul_rows(row_of(req.rows, H, T, D, s, h, 0), T, D, req.whiten + h * D * D,
-                    xw.data() + ((s * H + h) * T) * D);
-    for (float v : xw)
-      res.max_abs_whitened = std::max(res.max_abs_whitened, static_cast<double>(std::fabs(v)));
-  }
+  if (whiten) res.max_abs_whitened = whiten_batch(req, xw);
   const float* coded = whiten ? xw.data() : req.rows;
   res.layer_scale = codec->layer_scale(req.rows, S * H * T * D);
   const uint8_t flags = req.domain_flags | (whiten ? kDomainWhitened : 0);

@@ -198,15 +198,7 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
   BatchResult res;
   // Q-preconditioning on the host with the CPU's own matmul (same bits): rows·L_h per (s, h).
   std::vector<float> xw;
-  if (whiten) {
-    xw.resize(S * H * T * D);
-    for (size_t s = 0; s < S; ++s)
-      for (size_t h = 0; h < H; ++h)
-        matmul_rows(req.rows + ((s * H + h) * T) * D, T, D, req.whiten + h * D * D,
-                    xw.data() + ((s * H + h) * T) * D);
-    for (float v : xw)
-      res.max_abs_whitened = std::max(res.max_abs_whitened, static_cast<double>(std::fabs(v)));
-  }
+  if (whiten) res.max_abs_whitened = whiten_batch(req, xw);
   const float* coded = whiten ? xw.data() : req.rows;
 
   PeerOutputs out;
