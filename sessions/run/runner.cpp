@@ -337,11 +337,24 @@ std::string serialize_stream(const StreamResult& r) {
   return w.out;
 }
 
-std::optional<StreamResult> deserialize_stream(const std::optional<std::string>& bytes) {
+/// Reads one cache entry: its `tag`, then what `read` takes from the Reader, and nothing after
+/// it. An absent, foreign, truncated or overlong entry is std::nullopt (a cache miss).
+template <class T, class ReadFn>
+std::optional<T> read_entry(const std::optional<std::string>& bytes, uint32_t tag, ReadFn read) {
   if (!bytes) return std::nullopt;
   try {
     Reader rd(*bytes);
-    if (rd.pod<uint32_t>() != kStreamEntry) return std::nullopt;
+    if (rd.pod<uint32_t>() != tag) return std::nullopt;
+    T v = read(rd);
+    if (!rd.done()) return std::nullopt;
+    return v;
+  } catch (const FormatError&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<StreamResult> deserialize_stream(const std::optional<std::string>& bytes) {
+  return read_entry<StreamResult>(bytes, kStreamEntry, [](Reader& rd) {
     StreamResult r;
     r.codec = rd.str();
     const int32_t kd = rd.pod<int32_t>();
@@ -364,11 +377,8 @@ std::optional<StreamResult> deserialize_stream(const std::optional<std::string>&
     r.clipped = rd.pod<uint64_t>();
     r.coded_values = rd.pod<uint64_t>();
     r.scaled_residuals = rd.vec<float>();
-    if (!rd.done()) return std::nullopt;
     return r;
-  } catch (const FormatError&) {
-    return std::nullopt;
-  }
+  });
 }
 
 struct LayerAttentionEntry {
@@ -385,18 +395,24 @@ std::string serialize_layer_attention(const LayerResult& lr) {
 }
 
 std::optional<LayerAttentionEntry> deserialize_layer_attention(const std::optional<std::string>& bytes) {
-  if (!bytes) return std::nullopt;
-  try {
-    Reader rd(*bytes);
-    if (rd.pod<uint32_t>() != kLayerEntry) return std::nullopt;
+  return read_entry<LayerAttentionEntry>(bytes, kLayerEntry, [](Reader& rd) {
     LayerAttentionEntry e;
     e.attn = rd.pod<codec::AttentionSums>();
     e.heads = rd.vec<codec::AttentionSums>();
-    if (!rd.done()) return std::nullopt;
     return e;
-  } catch (const FormatError&) {
-    return std::nullopt;
+  });
+}
+
+/// Appends a finished layer to the run: its failure and the byte totals of its K and V streams.
+void add_layer(RunResult& r, LayerResult&& lr) {
+  r.failed = r.failed || lr.k.failed || lr.v.failed;
+  for (const StreamResult* sr : {&lr.k, &lr.v}) {
+    r.total_bytes += sr->bytes;
+    r.bf16_bytes += sr->bf16_bytes;
+    r.tail_bytes += sr->tail_bytes;
+    r.reference_bytes += sr->reference_bytes;
   }
+  r.layers.push_back(std::move(lr));
 }
 
 /// sha256 of the Q-preconditioning factors of one layer (L of every kv head), "" when none.
@@ -631,14 +647,7 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
         lr.attn_heads = bc->heads;
         lr.has_attn = true;
       }
-      r.failed = r.failed || lr.k.failed || lr.v.failed;
-      for (const StreamResult* sr : {&lr.k, &lr.v}) {
-        r.total_bytes += sr->bytes;
-        r.bf16_bytes += sr->bf16_bytes;
-        r.tail_bytes += sr->tail_bytes;
-        r.reference_bytes += sr->reference_bytes;
-      }
-      r.layers.push_back(std::move(lr));
+      add_layer(r, std::move(lr));
       ++r.layers_from_cache;
       ++step;
       if (partial) *partial = r;
@@ -765,14 +774,7 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
       if (compute_v) cache->put(vkey, serialize_stream(lr.v));
       if (lr.has_attn && !bkey.empty()) cache->put(bkey, serialize_layer_attention(lr));
     }
-    r.failed = r.failed || lr.k.failed || lr.v.failed;
-    for (const StreamResult* sr : {&lr.k, &lr.v}) {
-      r.total_bytes += sr->bytes;
-      r.bf16_bytes += sr->bf16_bytes;
-      r.tail_bytes += sr->tail_bytes;
-      r.reference_bytes += sr->reference_bytes;
-    }
-    r.layers.push_back(std::move(lr));
+    add_layer(r, std::move(lr));
     ++step;
     if (partial) *partial = r;
   }
