@@ -49,6 +49,27 @@ struct UnitInfo {
   uint8_t domain_flags = 0;  // container domain_flags (whitened / pre-RoPE / derived)
 };
 
+/// The container header of a unit placed by `u` (codec-kakeya.md §2): the codec, head_dim, the
+/// unit's placement and domain flags, and the block layout (`block_size` rows per block,
+/// `n_blocks` blocks, `n_tail_rows` rows after them).
+inline ContainerHeader unit_header(CodecId id, size_t head_dim, const UnitInfo& u,
+                                   uint64_t block_size, uint64_t n_blocks, uint64_t n_tail_rows) {
+  ContainerHeader h;
+  h.codec_id = id;
+  h.head_dim = static_cast<uint16_t>(head_dim);
+  h.stream = u.stream;
+  h.block_rows = u.block_rows;
+  h.sequence = u.sequence;
+  h.layer = u.layer;
+  h.kv_head = u.kv_head;
+  h.n_kv_heads = u.n_kv_heads;
+  h.block_size = static_cast<uint32_t>(block_size);
+  h.n_blocks = static_cast<uint32_t>(n_blocks);
+  h.n_tail_rows = static_cast<uint32_t>(n_tail_rows);
+  h.domain_flags = u.domain_flags;
+  return h;
+}
+
 /// One unit to encode. All row arrays are [n, dim] row-major f32.
 struct UnitInput {
   const float* rows = nullptr;           // what the codec codes (K·L when Q-preconditioned)

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/errors.h"
 #include "codec/codec.h"
 #include "codec/format/tensor.h"
 
@@ -56,6 +57,27 @@ struct BatchRequest {
   uint8_t domain_flags = 0;  // container domain_flags; kDomainWhitened is added when whitening
   bool collect_residuals = false;  // Kakeya: fill stats.scaled_residuals
 };
+
+/// Checks the shape and pointers of a request every backend needs (before any work): a non-empty
+/// [S, H, T, D], rows given, whitening with both L and L⁻¹, at most 65535 kv heads. Throws
+/// InvalidArgument naming the layer and stream.
+inline void check_batch_request(const BatchRequest& r) {
+  const std::string what = "executor: layer " + std::to_string(r.layer) + " stream " +
+                           (r.stream == Stream::kK ? "K" : "V");
+  if (r.sequences == 0 || r.heads == 0 || r.tokens == 0 || r.dim == 0)
+    throw InvalidArgument(what + ": empty batch [S, H, T, D] = [" + std::to_string(r.sequences) +
+                          ", " + std::to_string(r.heads) + ", " + std::to_string(r.tokens) + ", " +
+                          std::to_string(r.dim) + "]");
+  if (!r.rows) throw InvalidArgument(what + ": no rows");
+  if ((r.whiten == nullptr) != (r.unwhiten == nullptr))
+    throw InvalidArgument(what + ": whitening needs both L and L⁻¹");
+  if (r.heads > 0xFFFF) throw InvalidArgument(what + ": more than 65535 kv heads");
+}
+
+/// Q-preconditioning of a whole batch on the host (every backend codes the same bits): fills
+/// `xw` [S, H, T, D] with rows · L_h per (s, h), T rows at a time, and returns max |value| of it.
+/// Needs req.whiten; defined in codec/executor.cpp.
+double whiten_batch(const BatchRequest& req, std::vector<float>& xw);
 
 /// Where one unit's container lies in BatchResult::containers, and its byte accounting.
 struct UnitRecord {

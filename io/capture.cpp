@@ -746,26 +746,34 @@ codec::Tensor4 CaptureReader::read_head(int layer, TensorKind kind, int head,
   return impl_->read_slab(layer, kind, head, opt);
 }
 
-codec::Tensor4 CaptureReader::k_pre(int layer, bool* derived) const {
-  if (has(layer, TensorKind::kKPre)) {
+namespace {
+
+/// Keys of `layer` in the pre-RoPE (`pre`) or post-RoPE domain: the stored dataset of that domain,
+/// or the other one through `derive` (RoPE or its inverse), then *derived = true.
+template <class Derive>
+codec::Tensor4 keys_in_domain(const CaptureReader& r, int layer, bool pre, bool* derived,
+                              Derive&& derive) {
+  const TensorKind stored = pre ? TensorKind::kKPre : TensorKind::kK;
+  if (r.has(layer, stored)) {
     if (derived) *derived = false;
-    return read(layer, TensorKind::kKPre);
+    return r.read(layer, stored);
   }
-  codec::Tensor4 t = read(layer, TensorKind::kK);
-  impl_->derive(t, true);
+  codec::Tensor4 t = r.read(layer, pre ? TensorKind::kK : TensorKind::kKPre);
+  derive(t);
   if (derived) *derived = true;
   return t;
 }
 
+}  // namespace
+
+codec::Tensor4 CaptureReader::k_pre(int layer, bool* derived) const {
+  return keys_in_domain(*this, layer, true, derived,
+                        [&](codec::Tensor4& t) { impl_->derive(t, true); });
+}
+
 codec::Tensor4 CaptureReader::k_post(int layer, bool* derived) const {
-  if (has(layer, TensorKind::kK)) {
-    if (derived) *derived = false;
-    return read(layer, TensorKind::kK);
-  }
-  codec::Tensor4 t = read(layer, TensorKind::kKPre);
-  impl_->derive(t, false);
-  if (derived) *derived = true;
-  return t;
+  return keys_in_domain(*this, layer, false, derived,
+                        [&](codec::Tensor4& t) { impl_->derive(t, false); });
 }
 
 const std::vector<int32_t>& CaptureReader::positions() const noexcept { return impl_->positions; }
@@ -773,8 +781,9 @@ const std::vector<int32_t>& CaptureReader::positions() const noexcept { return i
 std::vector<int32_t> CaptureReader::tokens() const {
   H5Scope scope;
   if (!impl_->info.has_tokens) return {};
-  check_allocation(static_cast<uint64_t>(impl_->info.sequences) * static_cast<uint64_t>(impl_->info.tokens) * 4,
-                   impl_->path + ": /tokens");
+  check_allocation(
+      static_cast<uint64_t>(impl_->info.sequences) * static_cast<uint64_t>(impl_->info.tokens) * 4,
+      impl_->path + ": /tokens");
   std::vector<int32_t> out(static_cast<size_t>(impl_->info.sequences) *
                            static_cast<size_t>(impl_->info.tokens));
   H5Id ds(H5Dopen2(impl_->file.get(), "tokens", H5P_DEFAULT), H5Dclose);
@@ -804,6 +813,9 @@ struct CaptureWriter::Impl {
                          const std::string& where);
   void write_int_attr(hid_t loc, const char* name, int64_t value, const std::string& where);
   void write_double_attr(hid_t loc, const char* name, double value, const std::string& where);
+  /// Writes (replacing) the scalar attribute `name` of `file_type` from `*value` of `mem_type`.
+  void write_scalar_attr(hid_t loc, const char* name, hid_t file_type, hid_t mem_type,
+                         const void* value, const std::string& where);
   H5Id layer_group(int layer);
   void write_index(const char* name, const std::vector<int32_t>& v);
 };
@@ -821,23 +833,25 @@ void CaptureWriter::Impl::write_string_attr(hid_t loc, const char* name, const s
     io_fail(where, std::string("cannot write attribute ") + name);
 }
 
-void CaptureWriter::Impl::write_int_attr(hid_t loc, const char* name, int64_t value,
-                                         const std::string& where) {
+void CaptureWriter::Impl::write_scalar_attr(hid_t loc, const char* name, hid_t file_type,
+                                            hid_t mem_type, const void* value,
+                                            const std::string& where) {
   if (H5Aexists(loc, name) > 0) H5Adelete(loc, name);
   H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Id attr(H5Acreate2(loc, name, H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  const int32_t v = static_cast<int32_t>(value);
-  if (!attr.valid() || H5Awrite(attr.get(), H5T_NATIVE_INT32, &v) < 0)
+  H5Id attr(H5Acreate2(loc, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!attr.valid() || H5Awrite(attr.get(), mem_type, value) < 0)
     io_fail(where, std::string("cannot write attribute ") + name);
+}
+
+void CaptureWriter::Impl::write_int_attr(hid_t loc, const char* name, int64_t value,
+                                         const std::string& where) {
+  const int32_t v = static_cast<int32_t>(value);
+  write_scalar_attr(loc, name, H5T_STD_I32LE, H5T_NATIVE_INT32, &v, where);
 }
 
 void CaptureWriter::Impl::write_double_attr(hid_t loc, const char* name, double value,
                                             const std::string& where) {
-  if (H5Aexists(loc, name) > 0) H5Adelete(loc, name);
-  H5Id space(H5Screate(H5S_SCALAR), H5Sclose);
-  H5Id attr(H5Acreate2(loc, name, H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  if (!attr.valid() || H5Awrite(attr.get(), H5T_NATIVE_DOUBLE, &value) < 0)
-    io_fail(where, std::string("cannot write attribute ") + name);
+  write_scalar_attr(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value, where);
 }
 
 H5Id CaptureWriter::Impl::layer_group(int layer) {

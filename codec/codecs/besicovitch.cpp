@@ -290,19 +290,8 @@ EncodedUnit BesicovitchCodec::encode(const UnitInput& in) const {
     throw NonFiniteInput(ctx + ": non-finite input value " + std::to_string(in.rows[i]) +
                          " at row " + std::to_string(i / d) + ", column " + std::to_string(i % d));
 
-  ContainerHeader h;
-  h.codec_id = CodecId::kBesicovitch;
-  h.head_dim = static_cast<uint16_t>(d);
-  h.stream = info.stream;
-  h.block_rows = info.block_rows;
-  h.sequence = info.sequence;
-  h.layer = info.layer;
-  h.kv_head = info.kv_head;
-  h.n_kv_heads = info.n_kv_heads;
-  h.block_size = info.block_size;
-  h.n_blocks = static_cast<uint32_t>(n_blocks);
-  h.n_tail_rows = 0;
-  h.domain_flags = info.domain_flags;
+  const ContainerHeader h =
+      unit_header(CodecId::kBesicovitch, d, info, info.block_size, n_blocks, 0);
   const bool quant = config_.magnitude == BesiMagnitude::kQuantized;
   const uint8_t params[kParamsBytes] = {static_cast<uint8_t>(g),
                                         static_cast<uint8_t>(config_.direction_bits),

@@ -64,11 +64,8 @@ class Fp8Codec final : public Codec {
   }
 
   DecodedUnit decode(std::span<const uint8_t> bytes, const std::string& source) const override {
-    const peer::PeerContainer c = peer::open_container(bytes, source, CodecId::kFp8E4m3);
-    peer::expect_params_size(c, 4, source);
-    if (c.header.n_tail_rows != 0)
-      throw FormatError(source + ": fp8_e4m3 container has " +
-                        std::to_string(c.header.n_tail_rows) + " tail rows, expected 0");
+    const peer::PeerContainer c =
+        peer::open_tailless_container(bytes, source, CodecId::kFp8E4m3, 4);
     float scale = 0.0f;
     std::memcpy(&scale, c.params.data(), 4);
     if (!std::isfinite(scale) || !(scale > 0.0f))

@@ -121,11 +121,7 @@ class GgmlCodec final : public Codec {
   }
 
   DecodedUnit decode(std::span<const uint8_t> bytes, const std::string& source) const override {
-    const peer::PeerContainer c = peer::open_container(bytes, source, id_);
-    peer::expect_params_size(c, 4, source);
-    if (c.header.n_tail_rows != 0)
-      throw FormatError(source + ": " + std::string(name()) + " container has " +
-                        std::to_string(c.header.n_tail_rows) + " tail rows, expected 0");
+    const peer::PeerContainer c = peer::open_tailless_container(bytes, source, id_, 4);
     const size_t d = c.header.head_dim;
     if (d % kGgmlBlock != 0)
       throw FormatError(source + ": " + std::string(name()) +

@@ -415,19 +415,7 @@ UnitCode encode_unit(const Config& cfg, const UnitInput& in, EncodeStats* stats)
   if (in.original_rows) check_finite_rows(in.original_rows, nbr, n_rows, d, "input (original)");
 
   UnitCode code;
-  ContainerHeader& h = code.header;
-  h.codec_id = CodecId::kKakeyaPca;
-  h.head_dim = static_cast<uint16_t>(d);
-  h.stream = in.info.stream;
-  h.block_rows = in.info.block_rows;
-  h.sequence = in.info.sequence;
-  h.layer = in.info.layer;
-  h.kv_head = in.info.kv_head;
-  h.n_kv_heads = in.info.n_kv_heads;
-  h.block_size = static_cast<uint32_t>(bs);
-  h.n_blocks = static_cast<uint32_t>(nb);
-  h.n_tail_rows = static_cast<uint32_t>(nt);
-  h.domain_flags = in.info.domain_flags;
+  code.header = unit_header(CodecId::kKakeyaPca, d, in.info, bs, nb, nt);
   code.seed = cfg.seed;
   code.bit_width = cfg.bit_width;
   code.skeleton = cfg.skeleton;

@@ -51,11 +51,7 @@ class Bf16Codec final : public Codec {
   }
 
   DecodedUnit decode(std::span<const uint8_t> bytes, const std::string& source) const override {
-    const peer::PeerContainer c = peer::open_container(bytes, source, CodecId::kBf16);
-    peer::expect_params_size(c, 0, source);
-    if (c.header.n_tail_rows != 0)
-      throw FormatError(source + ": bf16 container has " + std::to_string(c.header.n_tail_rows) +
-                        " tail rows, expected 0");
+    const peer::PeerContainer c = peer::open_tailless_container(bytes, source, CodecId::kBf16, 0);
     const size_t d = c.header.head_dim;
     const size_t n = c.header.n_blocks;
     peer::expect_payload_size(c, bf16_bytes_per_vector(d) * n, source);

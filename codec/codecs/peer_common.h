@@ -79,20 +79,7 @@ inline uint16_t f16_field(float v, std::string_view codec, const char* field, si
 /// Header of a peer container: unit placement from `u`, block_size 1, n_blocks coded rows.
 inline ContainerHeader make_header(CodecId id, size_t head_dim, const UnitInfo& u,
                                    uint64_t coded_rows, uint64_t tail_rows) {
-  ContainerHeader h;
-  h.codec_id = id;
-  h.head_dim = static_cast<uint16_t>(head_dim);
-  h.stream = u.stream;
-  h.block_rows = u.block_rows;
-  h.sequence = u.sequence;
-  h.layer = u.layer;
-  h.kv_head = u.kv_head;
-  h.n_kv_heads = u.n_kv_heads;
-  h.block_size = 1;
-  h.n_blocks = static_cast<uint32_t>(coded_rows);
-  h.n_tail_rows = static_cast<uint32_t>(tail_rows);
-  h.domain_flags = u.domain_flags;
-  return h;
+  return unit_header(id, head_dim, u, 1, coded_rows, tail_rows);
 }
 
 /// Starts an EncodedUnit: writes the header + params and reserves `payload` bytes.
@@ -149,6 +136,25 @@ inline void expect_params_size(const PeerContainer& c, size_t size, const std::s
     throw FormatError(source + ": " + std::string(codec_name(c.header.codec_id)) +
                       " parameter block is " + std::to_string(c.params.size()) +
                       " bytes, expected " + std::to_string(size));
+}
+
+/// Requires a container without tail rows (FormatError naming `source` and the codec otherwise).
+inline void expect_no_tail(const PeerContainer& c, const std::string& source) {
+  if (c.header.n_tail_rows != 0)
+    throw FormatError(source + ": " + std::string(codec_name(c.header.codec_id)) +
+                      " container has " + std::to_string(c.header.n_tail_rows) +
+                      " tail rows, expected 0");
+}
+
+/// Opens a container of codec `expect` with a `params_size`-byte parameter block and no tail rows
+/// (open_container, expect_params_size, expect_no_tail).
+inline PeerContainer open_tailless_container(std::span<const uint8_t> bytes,
+                                             const std::string& source, CodecId expect,
+                                             size_t params_size) {
+  PeerContainer c = open_container(bytes, source, expect);
+  expect_params_size(c, params_size, source);
+  expect_no_tail(c, source);
+  return c;
 }
 
 /// Requires the payload to be exactly `expected` bytes (truncated or trailing bytes otherwise).

@@ -129,11 +129,7 @@ class TurboCodec final : public Codec {
   }
 
   DecodedUnit decode(std::span<const uint8_t> bytes, const std::string& source) const override {
-    const peer::PeerContainer c = peer::open_container(bytes, source, id_);
-    peer::expect_params_size(c, 0, source);
-    if (c.header.n_tail_rows != 0)
-      throw FormatError(source + ": " + std::string(name()) + " container has " +
-                        std::to_string(c.header.n_tail_rows) + " tail rows, expected 0");
+    const peer::PeerContainer c = peer::open_tailless_container(bytes, source, id_, 0);
     const size_t d = c.header.head_dim;
     const size_t n = c.header.n_blocks;
     const size_t groups = groups_of(d);

@@ -47,23 +47,10 @@ void scatter(Tensor4& x, UnitPlace u, const float* rows) {
       std::memcpy(x.row(u.s, h, t), &rows[(t * x.h + h) * D], D * sizeof(float));
 }
 
-void check_request(const BatchRequest& r) {
-  const std::string what = "executor: layer " + std::to_string(r.layer) + " stream " +
-                           (r.stream == Stream::kK ? "K" : "V");
-  if (r.sequences == 0 || r.heads == 0 || r.tokens == 0 || r.dim == 0)
-    throw InvalidArgument(what + ": empty batch [S, H, T, D] = [" + std::to_string(r.sequences) +
-                          ", " + std::to_string(r.heads) + ", " + std::to_string(r.tokens) + ", " +
-                          std::to_string(r.dim) + "]");
-  if (!r.rows) throw InvalidArgument(what + ": no rows");
-  if ((r.whiten == nullptr) != (r.unwhiten == nullptr))
-    throw InvalidArgument(what + ": whitening needs both L and L⁻¹");
-  if (r.heads > 0xFFFF) throw InvalidArgument(what + ": more than 65535 kv heads");
-}
-
 }  // namespace
 
 BatchResult CpuExecutor::run(const BatchRequest& req, const std::atomic<bool>* cancel) const {
-  check_request(req);
+  check_batch_request(req);
   const size_t S = req.sequences, H = req.heads, T = req.tokens, D = req.dim;
   const bool pooled = req.block_rows == BlockRows::kPooledHeads;
   const bool whiten = req.whiten != nullptr;
@@ -73,15 +60,7 @@ BatchResult CpuExecutor::run(const BatchRequest& req, const std::atomic<bool>* c
   BatchResult res;
   // Whitened copy of the rows (rows · L_h per (s, h), T rows at a time) and its max |value|.
   std::vector<float> xw;
-  if (whiten) {
-    xw.resize(S * H * T * D);
-    for (size_t s = 0; s < S; ++s)
-      for (size_t h = 0; h < H; ++h)
-        matmul_rows(row_of(req.rows, H, T, D, s, h, 0), T, D, req.whiten + h * D * D,
-                    xw.data() + ((s * H + h) * T) * D);
-    for (float v : xw)
-      res.max_abs_whitened = std::max(res.max_abs_whitened, static_cast<double>(std::fabs(v)));
-  }
+  if (whiten) res.max_abs_whitened = whiten_batch(req, xw);
   const float* coded = whiten ? xw.data() : req.rows;
   res.layer_scale = codec->layer_scale(req.rows, S * H * T * D);
   const uint8_t flags = req.domain_flags | (whiten ? kDomainWhitened : 0);

@@ -34,19 +34,6 @@ std::string device_codec_list() {
 
 std::string stream_name(Stream s) { return s == Stream::kK ? "K" : "V"; }
 
-void check_request(const BatchRequest& r) {
-  const std::string what =
-      "executor: layer " + std::to_string(r.layer) + " stream " + stream_name(r.stream);
-  if (r.sequences == 0 || r.heads == 0 || r.tokens == 0 || r.dim == 0)
-    throw InvalidArgument(what + ": empty batch [S, H, T, D] = [" + std::to_string(r.sequences) +
-                          ", " + std::to_string(r.heads) + ", " + std::to_string(r.tokens) + ", " +
-                          std::to_string(r.dim) + "]");
-  if (!r.rows) throw InvalidArgument(what + ": no rows");
-  if ((r.whiten == nullptr) != (r.unwhiten == nullptr))
-    throw InvalidArgument(what + ": whitening needs both L and L⁻¹");
-  if (r.heads > 0xFFFF) throw InvalidArgument(what + ": more than 65535 kv heads");
-}
-
 /// Where unit `u` sits (unit order of executor.h), as the CPU executor labels it.
 UnitInfo unit_info(const BatchRequest& r, size_t u, uint8_t flags) {
   const bool pooled = r.block_rows == BlockRows::kPooledHeads;
@@ -118,7 +105,7 @@ CudaExecutor::CudaExecutor(int device, bool emulate)
 CudaExecutor::~CudaExecutor() = default;
 
 BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* cancel) const {
-  check_request(req);
+  check_batch_request(req);
   const size_t S = req.sequences, H = req.heads, T = req.tokens, D = req.dim;
   const bool pooled = req.block_rows == BlockRows::kPooledHeads;
   const bool whiten = req.whiten != nullptr;
@@ -211,15 +198,7 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
   BatchResult res;
   // Q-preconditioning on the host with the CPU's own matmul (same bits): rows·L_h per (s, h).
   std::vector<float> xw;
-  if (whiten) {
-    xw.resize(S * H * T * D);
-    for (size_t s = 0; s < S; ++s)
-      for (size_t h = 0; h < H; ++h)
-        matmul_rows(req.rows + ((s * H + h) * T) * D, T, D, req.whiten + h * D * D,
-                    xw.data() + ((s * H + h) * T) * D);
-    for (float v : xw)
-      res.max_abs_whitened = std::max(res.max_abs_whitened, static_cast<double>(std::fabs(v)));
-  }
+  if (whiten) res.max_abs_whitened = whiten_batch(req, xw);
   const float* coded = whiten ? xw.data() : req.rows;
 
   PeerOutputs out;

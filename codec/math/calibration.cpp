@@ -84,6 +84,17 @@ void fill_sigma_diagnostics(WhiteningFactor& f, const MatD& sigma) {
   f.cond_raw = ev.front() / std::max(ev.back(), 1e-30);
 }
 
+/// eig_max, eig_min and cond_reg (= cond_final until a target moves it) of the regularised Σ_q.
+void fill_conditioning(WhiteningFactor& f, const MatD& reg) {
+  const size_t dim = f.dim;
+  std::vector<double> rv(reg.data(), reg.data() + dim * dim);
+  const auto ev = symmetric_eigenvalues(rv, dim);
+  f.eig_max = ev.front();
+  f.eig_min = ev.back();
+  f.cond_reg = f.eig_max / std::max(f.eig_min, 1e-30);
+  f.cond_final = f.cond_reg;
+}
+
 void store_factor(WhiteningFactor& f, const MatD& L64) {
   const size_t d = f.dim;
   MatD Linv = L64.triangularView<Eigen::Lower>().solve(MatD::Identity(d, d));
@@ -113,12 +124,7 @@ WhiteningFactor factor_sigma_q(const std::vector<double>& sigma, size_t dim, dou
   s = 0.5 * (s + s.transpose());
   fill_sigma_diagnostics(f, s);
   MatD reg = s + ridge * f.diag_mean * MatD::Identity(dim, dim);
-  std::vector<double> rv(reg.data(), reg.data() + dim * dim);
-  const auto ev = symmetric_eigenvalues(rv, dim);
-  f.eig_max = ev.front();
-  f.eig_min = ev.back();
-  f.cond_reg = f.eig_max / std::max(f.eig_min, 1e-30);
-  f.cond_final = f.cond_reg;
+  fill_conditioning(f, reg);
   MatD fin = reg;
   if (target_cond) {
     const double c = *target_cond;
@@ -204,12 +210,7 @@ WhiteningFactor factor_from_imported(const std::vector<float>& L, const std::vec
       throw FormatError(what + b);
     }
   }
-  std::vector<double> rv(reg.data(), reg.data() + dim * dim);
-  const auto ev = symmetric_eigenvalues(rv, dim);
-  f.eig_max = ev.front();
-  f.eig_min = ev.back();
-  f.cond_reg = f.eig_max / std::max(f.eig_min, 1e-30);
-  f.cond_final = f.cond_reg;
+  fill_conditioning(f, reg);
   if (sigma) {
     if (sigma->size() != dim * dim) throw FormatError(what + ": Σ_q has the wrong size");
     f.sigma.assign(sigma->begin(), sigma->end());

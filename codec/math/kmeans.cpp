@@ -13,6 +13,20 @@ namespace kvwb::codec::kakeya {
 namespace {
 using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MapConstRowF = Eigen::Map<const RowMatF>;
+
+/// The first of the `k` entries of `g` with the largest |value| (the centre a row is assigned to).
+uint32_t argmax_abs(const float* g, size_t k) {
+  uint32_t a = 0;
+  float best = std::fabs(g[0]);
+  for (size_t c = 1; c < k; ++c) {
+    const float x = std::fabs(g[c]);
+    if (x > best) {
+      best = x;
+      a = static_cast<uint32_t>(c);
+    }
+  }
+  return a;
+}
 }  // namespace
 
 size_t kmeans_first_index(uint64_t seed, uint64_t block_index, size_t n_valid) noexcept {
@@ -84,16 +98,7 @@ KmeansFit fit_axial_kmeans(const float* coeffs, size_t n, size_t d, std::span<co
     g.noalias() = u * cen.transpose();
     bool changed = false;
     for (size_t r = 0; r < nv; ++r) {
-      const float* gr = g.data() + r * ke;
-      uint32_t a = 0;
-      float best = std::fabs(gr[0]);
-      for (size_t c = 1; c < ke; ++c) {
-        const float x = std::fabs(gr[c]);
-        if (x > best) {
-          best = x;
-          a = static_cast<uint32_t>(c);
-        }
-      }
+      const uint32_t a = argmax_abs(g.data() + r * ke, ke);
       cur[r] = a;
       changed = changed || a != prev[r];
     }
@@ -137,15 +142,7 @@ void assign_segments(const float* coeffs, size_t n, size_t d, const float* centr
       continue;
     }
     const float* gr = g.data() + i * k_eff;
-    uint32_t a = 0;
-    float best = std::fabs(gr[0]);
-    for (size_t k = 1; k < k_eff; ++k) {
-      const float x = std::fabs(gr[k]);
-      if (x > best) {
-        best = x;
-        a = static_cast<uint32_t>(k);
-      }
-    }
+    const uint32_t a = argmax_abs(gr, k_eff);
     seg[i] = a;
     t[i] = gr[a];
   }

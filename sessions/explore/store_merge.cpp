@@ -55,6 +55,11 @@ std::string capture_sha(const json& meta) {
   return meta.value("capture", json::object()).value("sha256", std::string());
 }
 
+/// A store setting in a message: its JSON, or "none" when the store has none (null).
+std::string dump_or_none(const json& setting) {
+  return setting.is_null() ? std::string("none") : setting.dump();
+}
+
 /// The first JSON pointer at which `a` and `b` differ ("" when equal).
 std::string first_difference(const json& a, const json& b) {
   const json patch = json::diff(a, b);
@@ -155,14 +160,12 @@ MergeReport merge_result_stores(const std::string& out, const std::vector<std::s
     const json e0 = first.value("e2e", json()), ei = m.value("e2e", json());
     if (e0 != ei)
       throw StoreMismatch("store merge: " + inputs[0] + " has end-to-end settings " +
-                          (e0.is_null() ? std::string("none") : e0.dump()) + " but " + inputs[i] +
-                          " has " + (ei.is_null() ? std::string("none") : ei.dump()) +
+                          dump_or_none(e0) + " but " + inputs[i] + " has " + dump_or_none(ei) +
                           "; only stores made with the same settings merge");
     const json c0 = first.value("calibration", json()), ci = m.value("calibration", json());
     if (c0 != ci)
       throw StoreMismatch("store merge: " + inputs[0] + " was made with calibration bundle " +
-                          (c0.is_null() ? std::string("none") : c0.dump()) + " but " + inputs[i] +
-                          " with " + (ci.is_null() ? std::string("none") : ci.dump()) +
+                          dump_or_none(c0) + " but " + inputs[i] + " with " + dump_or_none(ci) +
                           "; only stores made with the same bundle merge");
   }
   if (!opt.grid.is_null())

@@ -112,6 +112,18 @@ bool folder_has_entries(const std::string& dir) {
   return fs::directory_iterator(dir, ec) != fs::directory_iterator();
 }
 
+/// Refuses to resume the store `store_dir` when its `stored` setting differs from the `wanted` one:
+/// `without` / `with` describe a store made without / with the setting, `how` how to resume.
+void require_same_setting(const std::string& store_dir, const json& stored, const json& wanted,
+                          const std::string& without, const std::string& with,
+                          const std::string& how) {
+  if (stored == wanted) return;
+  throw InvalidArgument("sweep: the store " + store_dir + " was made " +
+                        (stored.is_null() ? without : with + " " + stored.dump()) +
+                        ", but this sweep asks for " +
+                        (wanted.is_null() ? std::string("none") : wanted.dump()) + "; " + how);
+}
+
 }  // namespace
 
 SweepSummary run_sweep(const std::string& capture_path, const json& grid, const std::string& store_dir,
@@ -158,23 +170,15 @@ SweepSummary run_sweep(const std::string& capture_path, const json& grid, const 
                             " was made from a different grid; resume with the same grid file or use a new store");
     const json stored_e2e = sc.meta.value("e2e", json());
     const json want_e2e = opt.evaluator ? opt.e2e_settings : json();
-    if (stored_e2e != want_e2e)
-      throw InvalidArgument("sweep: the store " + store_dir + " was made " +
-                            (stored_e2e.is_null() ? std::string("without end-to-end evaluation")
-                                                  : "with end-to-end settings " + stored_e2e.dump()) +
-                            ", but this sweep asks for " +
-                            (want_e2e.is_null() ? std::string("none") : want_e2e.dump()) +
-                            "; resume with the same --model/--text/--context/--continuation/--passages or use a "
-                            "new store");
+    require_same_setting(store_dir, stored_e2e, want_e2e, "without end-to-end evaluation",
+                         "with end-to-end settings",
+                         "resume with the same --model/--text/--context/--continuation/--passages "
+                         "or use a new store");
     const json stored_cal = sc.meta.value("calibration", json());
     const json want_cal = opt.bundle ? bundle_settings_json(*opt.bundle) : json();
-    if (stored_cal != want_cal)
-      throw InvalidArgument("sweep: the store " + store_dir + " was made " +
-                            (stored_cal.is_null() ? std::string("without a calibration bundle")
-                                                  : "with the calibration bundle " + stored_cal.dump()) +
-                            ", but this sweep asks for " +
-                            (want_cal.is_null() ? std::string("none") : want_cal.dump()) +
-                            "; resume with the same --bundle or use a new store");
+    require_same_setting(store_dir, stored_cal, want_cal, "without a calibration bundle",
+                         "with the calibration bundle",
+                         "resume with the same --bundle or use a new store");
     const json stored_shard = sc.meta.value("shard", json());
     const ShardSpec have{stored_shard.is_object() ? stored_shard.value("index", size_t{0}) : 0,
                          stored_shard.is_object() ? stored_shard.value("count", size_t{1}) : 1};

@@ -106,22 +106,16 @@ std::string cell_html(const Cell& c, bool header_cell) {
 
 void html_block(std::string& o, const Paragraph& p) {
   const std::string id = p.id.empty() ? std::string() : " id=\"" + xml_escape(p.id) + "\"";
-  switch (p.style) {
-    case Paragraph::Style::kCode:
-      o += "<pre" + id + "><code>" + xml_escape(p.text) + "</code></pre>\n";
-      break;
-    case Paragraph::Style::kNote:
-      o += "<p class=\"note\"" + id + ">" + xml_escape(p.text) + "</p>\n";
-      break;
-    case Paragraph::Style::kWarning:
-      o += "<p class=\"warning\"" + id + ">" + xml_escape(p.text) + "</p>\n";
-      break;
-    case Paragraph::Style::kBanner:
-      o += "<p class=\"banner\"" + id + ">" + xml_escape(p.text) + "</p>\n";
-      break;
-    default:
-      o += "<p" + id + ">" + xml_escape(p.text) + "</p>\n";
+  if (p.style == Paragraph::Style::kCode) {
+    o += "<pre" + id + "><code>" + xml_escape(p.text) + "</code></pre>\n";
+    return;
   }
+  // The CSS class of the paragraph's style; plain text has none.
+  const char* cls = p.style == Paragraph::Style::kNote      ? " class=\"note\""
+                    : p.style == Paragraph::Style::kWarning ? " class=\"warning\""
+                    : p.style == Paragraph::Style::kBanner  ? " class=\"banner\""
+                                                            : "";
+  o += "<p" + std::string(cls) + id + ">" + xml_escape(p.text) + "</p>\n";
 }
 
 void html_block(std::string& o, const Table& t) {
@@ -258,28 +252,26 @@ class PdfLayout {
   }
 
   void block(const Paragraph& p) {
-    switch (p.style) {
-      case Paragraph::Style::kCode:
-        gap(2);
-        text_lines(p.text, 6.6, FontFace::kMono, "#222222", 7.9, 4, true);
-        gap(4);
-        break;
-      case Paragraph::Style::kNote:
-        text_lines(p.text, 7.5, FontFace::kSans, "#555555", 9.5);
-        gap(2);
-        break;
-      case Paragraph::Style::kWarning:
-        text_lines(p.text, 8.5, FontFace::kSansBold, "#8a1f11", 11);
-        gap(2);
-        break;
-      case Paragraph::Style::kBanner:
-        text_lines(p.text, 9, FontFace::kSansBold, "#b00020", 11.5);
-        gap(2);
-        break;
-      default:
-        text_lines(p.text, 8.5, FontFace::kSans, "#222222", 11);
-        gap(2);
+    if (p.style == Paragraph::Style::kCode) {
+      gap(2);
+      text_lines(p.text, 6.6, FontFace::kMono, "#222222", 7.9, 4, true);
+      gap(4);
+      return;
     }
+    // Font size (pt), face, colour and line height (pt) of the paragraph's style.
+    struct Look {
+      double size;
+      FontFace face;
+      const char* color;
+      double line;
+    };
+    const Look look =
+        p.style == Paragraph::Style::kNote      ? Look{7.5, FontFace::kSans, "#555555", 9.5}
+        : p.style == Paragraph::Style::kWarning ? Look{8.5, FontFace::kSansBold, "#8a1f11", 11}
+        : p.style == Paragraph::Style::kBanner  ? Look{9, FontFace::kSansBold, "#b00020", 11.5}
+                                                : Look{8.5, FontFace::kSans, "#222222", 11};
+    text_lines(p.text, look.size, look.face, look.color, look.line);
+    gap(2);
   }
 
   void block(const Table& t) {

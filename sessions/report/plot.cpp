@@ -40,6 +40,16 @@ struct Ranges {
   double bar_spacing = 0;  // smallest gap between distinct bar x (data units), 0 = no bars
   void add_x(double v) { xlo = std::min(xlo, v), xhi = std::max(xhi, v), any_x = true; }
   void add_y(double v) { ylo = std::min(ylo, v), yhi = std::max(yhi, v), any_y = true; }
+  /// A reference line at `v` across the x axis (`on_x`) or the y axis: in the range when it can
+  /// be drawn on that axis (`log` scale or not), else counted as dropped.
+  void add_line(double v, bool on_x, bool log) {
+    if (usable(v, log))
+      on_x ? add_x(v) : add_y(v);
+    else if (std::isfinite(v))
+      ++(on_x ? dropped.x_nonpos : dropped.y_nonpos);
+    else
+      ++dropped.nonfinite;
+  }
 };
 
 Ranges data_ranges(const Figure& f) {
@@ -49,24 +59,10 @@ Ranges data_ranges(const Figure& f) {
   for (const auto& s : f.series) {
     switch (s.kind) {
       case SeriesKind::kVLines:
-        for (double x : s.x) {
-          if (usable(x, f.x.log))
-            r.add_x(x);
-          else if (std::isfinite(x))
-            ++r.dropped.x_nonpos;
-          else
-            ++r.dropped.nonfinite;
-        }
+        for (double x : s.x) r.add_line(x, true, f.x.log);
         break;
       case SeriesKind::kHLines:
-        for (double y : s.y) {
-          if (usable(y, f.y.log))
-            r.add_y(y);
-          else if (std::isfinite(y))
-            ++r.dropped.y_nonpos;
-          else
-            ++r.dropped.nonfinite;
-        }
+        for (double y : s.y) r.add_line(y, false, f.y.log);
         break;
       default: {
         const size_t n = std::min(s.x.size(), s.y.size());

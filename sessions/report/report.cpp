@@ -23,6 +23,7 @@
 namespace kvwb::sessions {
 
 using json = nlohmann::json;
+using report::Axis;
 using report::Cell;
 using report::Chart;
 using report::Figure;
@@ -112,6 +113,15 @@ Series make_series(std::string name, SeriesKind kind, std::string color = {}) {
   s.kind = kind;
   s.color = std::move(color);
   return s;
+}
+
+/// A figure over layer indices: x is the integer axis "layer", y is `y`.
+Figure per_layer_figure(std::string title, Axis y) {
+  Figure f;
+  f.title = std::move(title);
+  f.x = {"layer", false, std::nullopt, std::nullopt, true};
+  f.y = std::move(y);
+  return f;
 }
 
 constexpr const char* kColorK = "#1f77b4";
@@ -468,10 +478,8 @@ Section per_layer_section(const ReportInputs& in) {
   for (const auto& l : layers)
     if (l.value("boundary", false)) boundary.x.push_back(l.value("layer", -1));
 
-  Figure bytes;
-  bytes.title = "Container bytes per layer";
-  bytes.x = {"layer", false, std::nullopt, std::nullopt, true};
-  bytes.y = {"bytes", false, 0.0, std::nullopt, false};
+  Figure bytes =
+      per_layer_figure("Container bytes per layer", {"bytes", false, 0.0, std::nullopt, false});
   Series kb = make_series("K bytes", SeriesKind::kBars, kColorK),
          vb = make_series("V bytes", SeriesKind::kBars, kColorV);
   per_layer("k", "bytes", kb);
@@ -485,10 +493,8 @@ Section per_layer_section(const ReportInputs& in) {
             "Exact container bytes of each layer-stream (hot tail included); boundary layers are "
             "stored as bf16."});
 
-  Figure err;
-  err.title = "Relative MSE per layer";
-  err.x = {"layer", false, std::nullopt, std::nullopt, true};
-  err.y = {"relative MSE", true, std::nullopt, std::nullopt, false};
+  Figure err = per_layer_figure("Relative MSE per layer",
+                                {"relative MSE", true, std::nullopt, std::nullopt, false});
   Series ke = make_series("K rel. MSE", SeriesKind::kLine, kColorK),
          ve = make_series("V rel. MSE", SeriesKind::kLine, kColorV);
   ke.markers = ve.markers = true;
@@ -501,37 +507,27 @@ Section per_layer_section(const ReportInputs& in) {
             "Σ‖e‖² / Σ‖x‖² per layer and stream, e = x minus its reconstruction (log scale)."});
 
   if (any_attn) {
-    Figure kl;
-    kl.title = "Attention KL per layer";
-    kl.x = {"layer", false, std::nullopt, std::nullopt, true};
-    kl.y = {"KL (nats)", true, std::nullopt, std::nullopt, false};
-    Series kk = make_series("K compressed only", SeriesKind::kLine, kColorK),
-           vk = make_series("V compressed only", SeriesKind::kLine, kColorV),
-           bk = make_series("K and V compressed", SeriesKind::kLine, kColorBoth);
-    kk.markers = vk.markers = bk.markers = true;
-    per_layer("k", "attn_kl", kk);
-    per_layer("v", "attn_kl", vk);
-    per_layer(nullptr, "attn_kl", bk);
-    kl.series = {kk, vk, bk};
-    if (!boundary.x.empty()) kl.series.push_back(boundary);
-    s.blocks.push_back(
-        Chart{"chart-layer-attention", kl,
-              "KL divergence of the attention distribution, reference vs compressed cache (log "
-              "scale; V-only compression leaves the attention weights unchanged, KL 0)."});
-    Figure oe;
-    oe.title = "Attention output relative error per layer";
-    oe.x = {"layer", false, std::nullopt, std::nullopt, true};
-    oe.y = {"‖o − ô‖ / ‖o‖", true, std::nullopt, std::nullopt, false};
-    Series ko = make_series("K compressed only", SeriesKind::kLine, kColorK),
-           vo = make_series("V compressed only", SeriesKind::kLine, kColorV),
-           bo = make_series("K and V compressed", SeriesKind::kLine, kColorBoth);
-    ko.markers = vo.markers = bo.markers = true;
-    per_layer("k", "attn_out_rel_err", ko);
-    per_layer("v", "attn_out_rel_err", vo);
-    per_layer(nullptr, "attn_out_rel_err", bo);
-    oe.series = {ko, vo, bo};
-    if (!boundary.x.empty()) oe.series.push_back(boundary);
-    s.blocks.push_back(Chart{"chart-layer-attn-out", oe,
+    // One attention metric per layer (log scale): K compressed only, V compressed only, both.
+    auto attention_figure = [&](const char* title, const char* y_label, const char* field) {
+      Figure f = per_layer_figure(title, {y_label, true, std::nullopt, std::nullopt, false});
+      Series k = make_series("K compressed only", SeriesKind::kLine, kColorK),
+             v = make_series("V compressed only", SeriesKind::kLine, kColorV),
+             both = make_series("K and V compressed", SeriesKind::kLine, kColorBoth);
+      k.markers = v.markers = both.markers = true;
+      per_layer("k", field, k);
+      per_layer("v", field, v);
+      per_layer(nullptr, field, both);
+      f.series = {k, v, both};
+      if (!boundary.x.empty()) f.series.push_back(boundary);
+      return f;
+    };
+    s.blocks.push_back(Chart{
+        "chart-layer-attention", attention_figure("Attention KL per layer", "KL (nats)", "attn_kl"),
+        "KL divergence of the attention distribution, reference vs compressed cache (log "
+        "scale; V-only compression leaves the attention weights unchanged, KL 0)."});
+    s.blocks.push_back(Chart{"chart-layer-attn-out",
+                             attention_figure("Attention output relative error per layer",
+                                              "‖o − ô‖ / ‖o‖", "attn_out_rel_err"),
                              "Relative error of the attention output per layer (log scale)."});
   }
   return s;
@@ -549,10 +545,9 @@ Section analysis_section(const ReportInputs& in) {
     return s;
   }
   // d_eff(0.95) per layer: mean over heads with the range over heads as error bars.
-  Figure d;
-  d.title = "d_eff(0.95) per layer";
-  d.x = {"layer", false, std::nullopt, std::nullopt, true};
-  d.y = {"components for 95 % of the variance", false, 0.0, static_cast<double>(a.head_dim), false};
+  Figure d = per_layer_figure(
+      "d_eff(0.95) per layer",
+      {"components for 95 % of the variance", false, 0.0, static_cast<double>(a.head_dim), false});
   struct Tensor {
     const char* name;
     const char* color;
@@ -659,10 +654,8 @@ Section analysis_section(const ReportInputs& in) {
         Paragraph{"No q_pre in this capture: no Σ_q conditioning.", Paragraph::Style::kNote, {}});
     return s;
   }
-  Figure cond;
-  cond.title = "Σ_q conditioning: cond(Σ_reg) per layer";
-  cond.x = {"layer", false, std::nullopt, std::nullopt, true};
-  cond.y = {"cond(Σ_reg)", true, std::nullopt, std::nullopt, false};
+  Figure cond = per_layer_figure("Σ_q conditioning: cond(Σ_reg) per layer",
+                                 {"cond(Σ_reg)", true, std::nullopt, std::nullopt, false});
   for (int head = 0; head < a.num_kv_heads; ++head) {
     Series sr = make_series("kv head " + std::to_string(head), SeriesKind::kLine);
     sr.markers = true;
@@ -675,10 +668,8 @@ Section analysis_section(const ReportInputs& in) {
   s.blocks.push_back(Chart{
       "chart-sigma-q-cond", cond,
       "Condition number of the regularised query covariance per layer and kv head (log scale)."});
-  Figure ml;
-  ml.title = "Σ_q skip rule: max|L| per layer";
-  ml.x = {"layer", false, std::nullopt, std::nullopt, true};
-  ml.y = {"m_l = max|L| over heads", false, 0.0, std::nullopt, false};
+  Figure ml = per_layer_figure("Σ_q skip rule: max|L| per layer",
+                               {"m_l = max|L| over heads", false, 0.0, std::nullopt, false});
   Series m = make_series("m_l", SeriesKind::kLine, kColorK),
          skipped = make_series("auto-skipped", SeriesKind::kScatter, kColorV);
   m.markers = true;
@@ -793,10 +784,9 @@ Section distribution_section(const ReportInputs& in) {
   if (in.analysis) {
     const auto kurt = layer_kurtosis(*in.analysis);
     if (!kurt.empty()) {
-      Figure f;
-      f.title = "Excess kurtosis per layer (tensors as captured)";
-      f.x = {"layer", false, std::nullopt, std::nullopt, true};
-      f.y = {"excess kurtosis (mean over heads)", false, std::nullopt, std::nullopt, false};
+      Figure f = per_layer_figure(
+          "Excess kurtosis per layer (tensors as captured)",
+          {"excess kurtosis (mean over heads)", false, std::nullopt, std::nullopt, false});
       Series k = make_series("K pre-RoPE", SeriesKind::kLine, kColorK),
              v = make_series("V", SeriesKind::kLine, kColorV);
       k.markers = v.markers = true;
@@ -810,10 +800,8 @@ Section distribution_section(const ReportInputs& in) {
   if (in.outliers && (in.outliers->has_k || in.outliers->has_v)) {
     const OutlierRates& o = *in.outliers;
     const auto gauss = gaussian_outlier_rates();
-    Figure f;
-    f.title = "Outlier rate |s| > 2 per layer";
-    f.x = {"layer", false, std::nullopt, std::nullopt, true};
-    f.y = {"fraction of coordinates", false, 0.0, std::nullopt, false};
+    Figure f = per_layer_figure("Outlier rate |s| > 2 per layer",
+                                {"fraction of coordinates", false, 0.0, std::nullopt, false});
     Series k = make_series("K", SeriesKind::kLine, kColorK),
            v = make_series("V", SeriesKind::kLine, kColorV);
     k.markers = v.markers = true;

@@ -115,6 +115,18 @@ void add_code_point(std::vector<PdfGlyphRun>& runs, char32_t cp, FontFace face, 
   for (char32_t s : substitute(cp)) add_code_point(runs, s, face, depth + 1);
 }
 
+/// Calls `f` with each '\n'-separated line of `text` in order (no newline; "" is one empty line).
+template <class F>
+void for_each_line(std::string_view text, F&& f) {
+  size_t start = 0;
+  while (true) {
+    const size_t nl = text.find('\n', start);
+    f(text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start));
+    if (nl == std::string_view::npos) break;
+    start = nl + 1;
+  }
+}
+
 }  // namespace
 
 std::vector<char32_t> decode_utf8(std::string_view s) {
@@ -229,11 +241,7 @@ double text_width(std::string_view utf8, double size, FontFace face) {
 std::vector<std::string> wrap_text(std::string_view text, double size, FontFace face,
                                    double max_width) {
   std::vector<std::string> lines;
-  size_t start = 0;
-  while (true) {
-    const size_t nl = text.find('\n', start);
-    const std::string_view para =
-        text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+  for_each_line(text, [&](std::string_view para) {
     // Greedy fill of one paragraph.
     std::string line;
     size_t i = 0;
@@ -270,20 +278,14 @@ std::vector<std::string> wrap_text(std::string_view text, double size, FontFace 
       i = j + 1;
     }
     flush();
-    if (nl == std::string_view::npos) break;
-    start = nl + 1;
-  }
+  });
   return lines;
 }
 
 std::vector<std::string> wrap_code(std::string_view text, double size, FontFace face,
                                    double max_width) {
   std::vector<std::string> lines;
-  size_t start = 0;
-  while (true) {
-    const size_t nl = text.find('\n', start);
-    const std::string_view line =
-        text.substr(start, nl == std::string_view::npos ? std::string_view::npos : nl - start);
+  for_each_line(text, [&](std::string_view line) {
     const size_t indent = std::min(line.find_first_not_of(' '), line.size());
     const std::string pad(std::min<size_t>(indent, 40), ' ');
     std::string cur;
@@ -297,9 +299,7 @@ std::vector<std::string> wrap_code(std::string_view text, double size, FontFace 
       }
     }
     lines.push_back(cur);
-    if (nl == std::string_view::npos) break;
-    start = nl + 1;
-  }
+  });
   return lines;
 }
 

@@ -109,38 +109,34 @@ std::optional<std::string> ResultCache::get(const std::string& key) {
   std::error_code ec;
   fs::last_write_time(path, fs::file_time_type::clock::now(), ec);
   ++stats_.disk_hits;
-  if (opt_.memory_bytes > 0 && payload.size() <= opt_.memory_bytes) {
-    lru_.emplace_front(key, payload);
-    index_[key] = lru_.begin();
-    memory_used_ += payload.size();
-    while (memory_used_ > opt_.memory_bytes && !lru_.empty()) {
-      memory_used_ -= lru_.back().second.size();
-      index_.erase(lru_.back().first);
-      lru_.pop_back();
-    }
-  }
+  remember_locked(key, payload);
   return payload;
+}
+
+uint64_t ResultCache::remember_locked(const std::string& key, const std::string& payload) {
+  uint64_t dropped = 0;
+  if (opt_.memory_bytes == 0 || payload.size() > opt_.memory_bytes) return dropped;
+  if (auto it = index_.find(key); it != index_.end()) {
+    memory_used_ -= it->second->second.size();
+    lru_.erase(it->second);
+    index_.erase(it);
+  }
+  lru_.emplace_front(key, payload);
+  index_[key] = lru_.begin();
+  memory_used_ += payload.size();
+  while (memory_used_ > opt_.memory_bytes && !lru_.empty()) {
+    memory_used_ -= lru_.back().second.size();
+    index_.erase(lru_.back().first);
+    lru_.pop_back();
+    ++dropped;
+  }
+  return dropped;
 }
 
 void ResultCache::put(const std::string& key, const std::string& payload) {
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.stores;
-  if (opt_.memory_bytes > 0 && payload.size() <= opt_.memory_bytes) {
-    if (auto it = index_.find(key); it != index_.end()) {
-      memory_used_ -= it->second->second.size();
-      lru_.erase(it->second);
-      index_.erase(it);
-    }
-    lru_.emplace_front(key, payload);
-    index_[key] = lru_.begin();
-    memory_used_ += payload.size();
-    while (memory_used_ > opt_.memory_bytes && !lru_.empty()) {
-      memory_used_ -= lru_.back().second.size();
-      index_.erase(lru_.back().first);
-      lru_.pop_back();
-      ++stats_.evicted;
-    }
-  }
+  stats_.evicted += remember_locked(key, payload);
   if (opt_.dir.empty() || !valid_key(key) || payload.size() + kHeader > opt_.disk_bytes) return;
   const std::string path = disk_path(key);
   std::string tmp;

@@ -56,6 +56,9 @@ class ResultCache {
  private:
   std::string disk_path(const std::string& key) const;
   void evict_disk_locked();
+  /// Puts `payload` first in the memory tier (replacing an entry under `key`) when the tier holds
+  /// it, then drops the least recently used entries beyond its bound; returns how many it dropped.
+  uint64_t remember_locked(const std::string& key, const std::string& payload);
 
   ResultCacheOptions opt_;
   mutable std::mutex mu_;

@@ -253,6 +253,20 @@ class Writer {
     pod<uint64_t>(v.size());
     out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
   }
+  // field(): one spelling per field type for writing and reading (Reader::field) alike.
+  template <class T>
+  void field(const T& v) {
+    pod(v);
+  }
+  void field(const std::string& v) { str(v); }
+  template <class T>
+  void field(const std::vector<T>& v) {
+    vec(v);
+  }
+  void field(const bool& v) { pod<uint8_t>(v); }
+  void field(const std::optional<codec::KDomain>& v) {
+    pod<int32_t>(v ? static_cast<int32_t>(*v) : -1);
+  }
   std::string out;
 };
 
@@ -283,6 +297,21 @@ class Reader {
     pos_ += n * sizeof(T);
     return v;
   }
+  // field(): reads what Writer::field wrote for the same type.
+  template <class T>
+  void field(T& v) {
+    v = pod<T>();
+  }
+  void field(std::string& v) { v = str(); }
+  template <class T>
+  void field(std::vector<T>& v) {
+    v = vec<T>();
+  }
+  void field(bool& v) { v = pod<uint8_t>() != 0; }
+  void field(std::optional<codec::KDomain>& v) {
+    const int32_t kd = pod<int32_t>();
+    if (kd >= 0) v = static_cast<codec::KDomain>(kd);
+  }
   bool done() const { return pos_ == s_.size(); }
 
  private:
@@ -296,64 +325,61 @@ class Reader {
 constexpr uint32_t kStreamEntry = 0x53524331;  // "SRC1"
 constexpr uint32_t kLayerEntry = 0x4c524331;   // "LRC1"
 
+/// The cached fields of a StreamResult in their stored order: one list for writing (Writer, `r`
+/// const) and reading (Reader), so the two directions cannot drift apart.
+template <class IO, class Result>
+void stream_fields(IO& io, Result& r) {
+  io.field(r.codec);
+  io.field(r.k_domain);  // int32, -1 = none
+  io.field(r.failed);    // u8
+  io.field(r.error_code);
+  io.field(r.error_message);
+  io.field(r.bytes);
+  io.field(r.reference_bytes);
+  io.field(r.tail_bytes);
+  io.field(r.bf16_bytes);
+  io.field(r.values);
+  io.field(r.err);
+  io.field(r.heads);
+  io.field(r.attn);
+  io.field(r.has_attn);  // u8
+  io.field(r.max_abs_whitened);
+  io.field(r.d_eff);
+  io.field(r.outliers);
+  io.field(r.clipped);
+  io.field(r.coded_values);
+  io.field(r.scaled_residuals);
+}
+
 std::string serialize_stream(const StreamResult& r) {
   Writer w;
   w.pod(kStreamEntry);
-  w.str(r.codec);
-  w.pod<int32_t>(r.k_domain ? static_cast<int32_t>(*r.k_domain) : -1);
-  w.pod<uint8_t>(r.failed);
-  w.str(r.error_code);
-  w.str(r.error_message);
-  w.pod(r.bytes);
-  w.pod(r.reference_bytes);
-  w.pod(r.tail_bytes);
-  w.pod(r.bf16_bytes);
-  w.pod(r.values);
-  w.pod(r.err);
-  w.vec(r.heads);
-  w.pod(r.attn);
-  w.pod<uint8_t>(r.has_attn);
-  w.pod(r.max_abs_whitened);
-  w.vec(r.d_eff);
-  w.pod(r.outliers);
-  w.pod(r.clipped);
-  w.pod(r.coded_values);
-  w.vec(r.scaled_residuals);
+  stream_fields(w, r);
   return w.out;
 }
 
-std::optional<StreamResult> deserialize_stream(const std::optional<std::string>& bytes) {
+/// Reads one cache entry: its `tag`, then what `read` takes from the Reader, and nothing after
+/// it. An absent, foreign, truncated or overlong entry is std::nullopt (a cache miss).
+template <class T, class ReadFn>
+std::optional<T> read_entry(const std::optional<std::string>& bytes, uint32_t tag, ReadFn read) {
   if (!bytes) return std::nullopt;
   try {
     Reader rd(*bytes);
-    if (rd.pod<uint32_t>() != kStreamEntry) return std::nullopt;
-    StreamResult r;
-    r.codec = rd.str();
-    const int32_t kd = rd.pod<int32_t>();
-    if (kd >= 0) r.k_domain = static_cast<codec::KDomain>(kd);
-    r.failed = rd.pod<uint8_t>() != 0;
-    r.error_code = rd.str();
-    r.error_message = rd.str();
-    r.bytes = rd.pod<uint64_t>();
-    r.reference_bytes = rd.pod<uint64_t>();
-    r.tail_bytes = rd.pod<uint64_t>();
-    r.bf16_bytes = rd.pod<uint64_t>();
-    r.values = rd.pod<uint64_t>();
-    r.err = rd.pod<codec::ErrorSums>();
-    r.heads = rd.vec<codec::ErrorSums>();
-    r.attn = rd.pod<codec::AttentionSums>();
-    r.has_attn = rd.pod<uint8_t>() != 0;
-    r.max_abs_whitened = rd.pod<double>();
-    r.d_eff = rd.vec<uint16_t>();
-    r.outliers = rd.pod<uint64_t>();
-    r.clipped = rd.pod<uint64_t>();
-    r.coded_values = rd.pod<uint64_t>();
-    r.scaled_residuals = rd.vec<float>();
+    if (rd.pod<uint32_t>() != tag) return std::nullopt;
+    T v = read(rd);
     if (!rd.done()) return std::nullopt;
-    return r;
+    return v;
   } catch (const FormatError&) {
     return std::nullopt;
   }
+}
+
+std::optional<StreamResult> deserialize_stream(const std::optional<std::string>& bytes) {
+  return read_entry<StreamResult>(bytes, kStreamEntry, [](Reader& rd) {
+    StreamResult r;
+    stream_fields(rd, r);
+    return r;
+  });
 }
 
 struct LayerAttentionEntry {
@@ -370,18 +396,24 @@ std::string serialize_layer_attention(const LayerResult& lr) {
 }
 
 std::optional<LayerAttentionEntry> deserialize_layer_attention(const std::optional<std::string>& bytes) {
-  if (!bytes) return std::nullopt;
-  try {
-    Reader rd(*bytes);
-    if (rd.pod<uint32_t>() != kLayerEntry) return std::nullopt;
+  return read_entry<LayerAttentionEntry>(bytes, kLayerEntry, [](Reader& rd) {
     LayerAttentionEntry e;
     e.attn = rd.pod<codec::AttentionSums>();
     e.heads = rd.vec<codec::AttentionSums>();
-    if (!rd.done()) return std::nullopt;
     return e;
-  } catch (const FormatError&) {
-    return std::nullopt;
+  });
+}
+
+/// Appends a finished layer to the run: its failure and the byte totals of its K and V streams.
+void add_layer(RunResult& r, LayerResult&& lr) {
+  r.failed = r.failed || lr.k.failed || lr.v.failed;
+  for (const StreamResult* sr : {&lr.k, &lr.v}) {
+    r.total_bytes += sr->bytes;
+    r.bf16_bytes += sr->bf16_bytes;
+    r.tail_bytes += sr->tail_bytes;
+    r.reference_bytes += sr->reference_bytes;
   }
+  r.layers.push_back(std::move(lr));
 }
 
 /// sha256 of the Q-preconditioning factors of one layer (L of every kv head), "" when none.
@@ -620,14 +652,7 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
         lr.attn_heads = bc->heads;
         lr.has_attn = true;
       }
-      r.failed = r.failed || lr.k.failed || lr.v.failed;
-      for (const StreamResult* sr : {&lr.k, &lr.v}) {
-        r.total_bytes += sr->bytes;
-        r.bf16_bytes += sr->bf16_bytes;
-        r.tail_bytes += sr->tail_bytes;
-        r.reference_bytes += sr->reference_bytes;
-      }
-      r.layers.push_back(std::move(lr));
+      add_layer(r, std::move(lr));
       ++r.layers_from_cache;
       ++step;
       if (partial) *partial = r;
@@ -754,14 +779,7 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
       if (compute_v) cache->put(vkey, serialize_stream(lr.v));
       if (lr.has_attn && !bkey.empty()) cache->put(bkey, serialize_layer_attention(lr));
     }
-    r.failed = r.failed || lr.k.failed || lr.v.failed;
-    for (const StreamResult* sr : {&lr.k, &lr.v}) {
-      r.total_bytes += sr->bytes;
-      r.bf16_bytes += sr->bf16_bytes;
-      r.tail_bytes += sr->tail_bytes;
-      r.reference_bytes += sr->reference_bytes;
-    }
-    r.layers.push_back(std::move(lr));
+    add_layer(r, std::move(lr));
     ++step;
     if (partial) *partial = r;
   }

@@ -15,8 +15,10 @@
 #include "codec/math/quantizer.h"
 #include "codec/math/rng.h"
 #include "codec/math/wht.h"
+#include "tests/error_of.h"
 
 using namespace kvwb;
+using kvwb::test::error_of;
 using namespace kvwb::codec;
 using namespace kvwb::codec::kakeya;
 
@@ -63,14 +65,15 @@ double rel_mse(const std::vector<float>& a, const std::vector<float>& b) {
   return num / den;
 }
 
-template <class Err>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Err& e) {
-    return e.what();
+/// Relative MSE of a round trip at bit_width 1..4 (entries 0..3); the other parameters are `pm`.
+std::vector<double> rel_mse_by_bits(const std::vector<float>& x, size_t d, ParamMap pm,
+                                    size_t block) {
+  std::vector<double> r;
+  for (int b = 1; b <= 4; ++b) {
+    pm["bit_width"] = std::to_string(b);
+    r.push_back(rel_mse(x, round_trip(x, d, pm, block).dec.rows));
   }
-  return "<no error>";
+  return r;
 }
 
 }  // namespace
@@ -291,17 +294,35 @@ double projection_mse(const std::vector<float>& x, size_t n, size_t d, const flo
 }
 }  // namespace
 
+namespace {
+/// Exact and randomized PCA of the same unweighted rows x [n, d] about their mean.
+struct PcaPair {
+  std::vector<float> mean;
+  PcaFit exact, randomized;
+};
+
+/// The exact fit takes `p`; the randomized one `p` with method randomized, then `randomized`.
+PcaPair fit_exact_and_randomized(const std::vector<float>& x, size_t n, size_t d, PcaParams p,
+                                 const std::function<void(PcaParams&)>& randomized = {}) {
+  PcaPair f;
+  f.mean.resize(d);
+  weighted_mean(x.data(), n, d, {}, f.mean.data());
+  f.exact = pca_exact(x.data(), n, d, {}, f.mean.data(), p);
+  p.method = PcaMethod::kRandomized;
+  if (randomized) randomized(p);
+  f.randomized = pca_randomized(x.data(), n, d, {}, f.mean.data(), p);
+  return f;
+}
+}  // namespace
+
 TEST(Pca, RsvdMatchesExactRank1) {
   const size_t n = 300, d = 32;
   auto x = synth(n, d, 1, 0.0, 9);
-  std::vector<float> m(d);
-  weighted_mean(x.data(), n, d, {}, m.data());
   PcaParams p;
   p.variance_ratio = 0.9f;
   p.rsvd_target_rank = 16;
-  PcaFit e = pca_exact(x.data(), n, d, {}, m.data(), p);
-  p.method = PcaMethod::kRandomized;
-  PcaFit r = pca_randomized(x.data(), n, d, {}, m.data(), p);
+  const PcaPair f = fit_exact_and_randomized(x, n, d, p);
+  const PcaFit &e = f.exact, &r = f.randomized;
   ASSERT_EQ(e.d_eff, 1u);
   ASSERT_EQ(r.d_eff, 1u);
   double cs = 0;
@@ -312,14 +333,11 @@ TEST(Pca, RsvdMatchesExactRank1) {
 TEST(Pca, RsvdMatchesExactRank4PlusNoise) {
   const size_t n = 512, d = 64;
   auto x = synth(n, d, 4, 0.01, 10);
-  std::vector<float> m(d);
-  weighted_mean(x.data(), n, d, {}, m.data());
   PcaParams p;
   p.variance_ratio = 0.95f;
   p.rsvd_target_rank = 32;
-  PcaFit e = pca_exact(x.data(), n, d, {}, m.data(), p);
-  p.method = PcaMethod::kRandomized;
-  PcaFit r = pca_randomized(x.data(), n, d, {}, m.data(), p);
+  const PcaPair f = fit_exact_and_randomized(x, n, d, p);
+  const PcaFit &e = f.exact, &r = f.randomized;
   EXPECT_TRUE(r.d_eff == 4 || r.d_eff == 5) << r.d_eff;
   EXPECT_TRUE(e.d_eff == 4 || e.d_eff == 5) << e.d_eff;
   EXPECT_LT(1.0 - subspace_cos(e.basis, r.basis, 4, d), 5e-2);
@@ -336,21 +354,19 @@ TEST(Pca, RsvdMseWithinFactorOfExactOnDecayingSpectrum) {
     wht_inplace(row, d);
     for (size_t j = 0; j < d; ++j) row[j] /= 8.0f;
   }
-  std::vector<float> m(d);
-  weighted_mean(x.data(), n, d, {}, m.data());
   PcaParams p;
   p.variance_ratio = 1.0f;
   p.exact_rank_cap = 12;
-  PcaFit e = pca_exact(x.data(), n, d, {}, m.data(), p);
-  p.method = PcaMethod::kRandomized;
-  p.rsvd_target_rank = 12;
-  p.rsvd_oversample = 10;
-  p.rsvd_power_iters = 3;
-  PcaFit r = pca_randomized(x.data(), n, d, {}, m.data(), p);
+  const PcaPair f = fit_exact_and_randomized(x, n, d, p, [](PcaParams& rp) {
+    rp.rsvd_target_rank = 12;
+    rp.rsvd_oversample = 10;
+    rp.rsvd_power_iters = 3;
+  });
+  const PcaFit &e = f.exact, &r = f.randomized;
   ASSERT_EQ(e.d_eff, 12u);
   ASSERT_EQ(r.d_eff, 12u);  // vr = 1 keeps the target rank (decisions.md #12)
-  const double me = projection_mse(x, n, d, m.data(), e);
-  const double mr = projection_mse(x, n, d, m.data(), r);
+  const double me = projection_mse(x, n, d, f.mean.data(), e);
+  const double mr = projection_mse(x, n, d, f.mean.data(), r);
   EXPECT_LE(mr, 1.5 * me) << "exact " << me << " rsvd " << mr;
   EXPECT_GE(mr, me * 0.999);
 }
@@ -393,12 +409,7 @@ TEST(Kakeya, Integration) {
 
 TEST(Kakeya, Bits) {
   auto x = synth(128, 32, 8, 0.02, 4);
-  std::vector<double> r;
-  for (int b = 1; b <= 4; ++b) {
-    auto rt = round_trip(
-        x, 32, {{"variance_ratio", "0.95"}, {"k", "8"}, {"bit_width", std::to_string(b)}}, 128);
-    r.push_back(rel_mse(x, rt.dec.rows));
-  }
+  const auto r = rel_mse_by_bits(x, 32, {{"variance_ratio", "0.95"}, {"k", "8"}}, 128);
   EXPECT_LT(r[3], r[0]);
   std::printf(
       "[ info ] bits rel. MSE b=1..4: %.4f %.4f %.4f %.4f (spec typical 0.153 0.047 0.015 "
@@ -468,12 +479,7 @@ TEST(Kakeya, NearLosslessB4Vr1) {
 
 TEST(Kakeya, MonotoneInBits) {
   auto x = synth(512, 64, 8, 0.05, 11);
-  std::vector<double> r;
-  for (int b = 1; b <= 4; ++b) {
-    auto rt = round_trip(
-        x, 64, {{"variance_ratio", "1.0"}, {"k", "16"}, {"bit_width", std::to_string(b)}}, 512);
-    r.push_back(rel_mse(x, rt.dec.rows));
-  }
+  const auto r = rel_mse_by_bits(x, 64, {{"variance_ratio", "1.0"}, {"k", "16"}}, 512);
   for (int b = 1; b < 4; ++b) EXPECT_LT(r[b], r[b - 1]);
   std::printf(
       "[ info ] monotone rel. MSE b=1..4: %.4f %.4f %.4f %.4f (spec typical 0.135 0.041 0.012 "

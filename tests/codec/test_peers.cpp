@@ -19,8 +19,10 @@
 #include "codec/codecs/passthrough.h"
 #include "codec/math/rng.h"
 #include "codec/codecs/turboquant.h"
+#include "tests/error_of.h"
 
 using namespace kvwb;
+using kvwb::test::error_of;
 using namespace kvwb::codec;
 
 namespace {
@@ -257,12 +259,8 @@ TEST(TurboRange, NormBeyondFp16IsRangeError) {
   std::vector<float> x(128, 0.0f);
   x[5] = 1.0e5f;
   auto c = make_codec("turbo3", {}, 128);
-  try {
-    c->encode(unit(x, 128));
-    FAIL() << "expected Fp16Range";
-  } catch (const Fp16Range& e) {
-    EXPECT_NE(std::string(e.what()).find("norm"), std::string::npos) << e.what();
-  }
+  const std::string msg = error_of<Fp16Range>([&] { c->encode(unit(x, 128)); });
+  EXPECT_NE(msg.find("norm"), std::string::npos) << msg;
 }
 
 // ---------------------------------------------------------------- ggml block quantisers (§2)
@@ -433,28 +431,18 @@ TEST(GgmlErrors, UnsupportedDimAndRange) {
   EXPECT_THROW(make_codec("iq4_nl", {}, 48), Unsupported);
   EXPECT_THROW(make_codec("q4_0", {{"rotate", "hadamard64"}}, 96), Unsupported);
   EXPECT_NO_THROW(make_codec("q4_0", {{"rotate", "hadamard_max"}}, 96));
-  try {
+  std::string msg = error_of<InvalidArgument>([&] {
     make_codec("q5_1", {{"rotate", "fwht"}}, 128);
-    FAIL();
-  } catch (const InvalidArgument& e) {
-    EXPECT_NE(std::string(e.what()).find("rotate"), std::string::npos) << e.what();
-  }
+  });
+  EXPECT_NE(msg.find("rotate"), std::string::npos) << msg;
   std::vector<float> x(32, 1.0f);
   x[3] = 1.0e7f;  // d = 1e7/127 > 65504
-  try {
-    make_codec("q8_0", {}, 32)->encode(unit(x, 32));
-    FAIL();
-  } catch (const Fp16Range& e) {
-    EXPECT_NE(std::string(e.what()).find("scale d"), std::string::npos) << e.what();
-  }
+  msg = error_of<Fp16Range>([&] { make_codec("q8_0", {}, 32)->encode(unit(x, 32)); });
+  EXPECT_NE(msg.find("scale d"), std::string::npos) << msg;
   std::fill(x.begin(), x.end(), 0.0f);
   x[0] = -70000.0f;  // q4_1 minimum beyond fp16 (d = 70000/15 fits)
-  try {
-    make_codec("q4_1", {}, 32)->encode(unit(x, 32));
-    FAIL();
-  } catch (const Fp16Range& e) {
-    EXPECT_NE(std::string(e.what()).find("minimum m"), std::string::npos) << e.what();
-  }
+  msg = error_of<Fp16Range>([&] { make_codec("q4_1", {}, 32)->encode(unit(x, 32)); });
+  EXPECT_NE(msg.find("minimum m"), std::string::npos) << msg;
 }
 
 // ---------------------------------------------------------------- KIVI (§3)
@@ -548,12 +536,8 @@ TEST(KiviMonotone, FourBitsBeatTwo) {
 
 TEST(KiviErrors, ParamsDimsAndPooled) {
   auto expect_param = [](const ParamMap& p, const std::string& name) {
-    try {
-      make_codec("kivi", p, 128);
-      FAIL() << name;
-    } catch (const InvalidArgument& e) {
-      EXPECT_NE(std::string(e.what()).find("'" + name + "'"), std::string::npos) << e.what();
-    }
+    const std::string msg = error_of<InvalidArgument>([&] { make_codec("kivi", p, 128); });
+    EXPECT_NE(msg.find("'" + name + "'"), std::string::npos) << name << ": " << msg;
   };
   expect_param({{"bits", "3"}}, "bits");
   expect_param({{"bits", "8"}}, "bits");
@@ -572,12 +556,8 @@ TEST(KiviErrors, ParamsDimsAndPooled) {
   EXPECT_THROW(c->encode(in), Unsupported);
   std::vector<float> big(200 * 128, 0.5f);
   big[199 * 128 + 3] = 70000.0f;  // a residual value beyond fp16
-  try {
-    c->encode(unit(big, 128));
-    FAIL();
-  } catch (const Fp16Range& e) {
-    EXPECT_NE(std::string(e.what()).find("residual"), std::string::npos) << e.what();
-  }
+  const std::string msg = error_of<Fp16Range>([&] { c->encode(unit(big, 128)); });
+  EXPECT_NE(msg.find("residual"), std::string::npos) << msg;
 }
 
 // ---------------------------------------------------------------- FP8 E4M3 (§4)
@@ -643,12 +623,10 @@ TEST(Fp8, CodecScaleSaturationAndBytes) {
   EXPECT_EQ(fp8_absmax_scale(0.0f), 1.0f);
   in.layer_scale = 0.0f;
   EXPECT_THROW(c->encode(in), InvalidArgument);
-  try {
+  const std::string msg = error_of<InvalidArgument>([&] {
     make_codec("fp8_e4m3", {{"scale_mode", "calibrated"}}, 32);
-    FAIL();
-  } catch (const InvalidArgument& ex) {
-    EXPECT_NE(std::string(ex.what()).find("scale_mode"), std::string::npos) << ex.what();
-  }
+  });
+  EXPECT_NE(msg.find("scale_mode"), std::string::npos) << msg;
 }
 
 // ---------------------------------------------------------------- bf16 (§5)
@@ -669,12 +647,9 @@ TEST(Bf16, ExactAndRounded) {
   EXPECT_EQ(z, y);
   std::vector<float> big(64, 0.0f);
   big[10] = 3.4028235e38f;  // rounds to infinity in bf16
-  try {
-    make_codec("bf16", {}, 64)->encode(unit(big, 64));
-    FAIL();
-  } catch (const Fp16Range& ex) {
-    EXPECT_NE(std::string(ex.what()).find("column 10"), std::string::npos) << ex.what();
-  }
+  const std::string msg =
+      error_of<Fp16Range>([&] { make_codec("bf16", {}, 64)->encode(unit(big, 64)); });
+  EXPECT_NE(msg.find("column 10"), std::string::npos) << msg;
 }
 
 // ---------------------------------------------------------------- all peers: containers
@@ -745,32 +720,20 @@ TEST(PeerContainer, TruncatedLongAndForeignContainersAreFormatErrors) {
     auto c = make_codec(name, {}, d);
     const EncodedUnit e = c->encode(unit(x, d));
     std::vector<uint8_t> cut(e.bytes.begin(), e.bytes.end() - 1);
-    try {
-      c->decode(cut, "cut.kvcb");
-      FAIL() << name;
-    } catch (const FormatError& ex) {
-      EXPECT_NE(std::string(ex.what()).find("cut.kvcb"), std::string::npos) << ex.what();
-      EXPECT_NE(std::string(ex.what()).find("truncated"), std::string::npos) << ex.what();
-    }
+    std::string msg = error_of<FormatError>([&] { c->decode(cut, "cut.kvcb"); });
+    EXPECT_NE(msg.find("cut.kvcb"), std::string::npos) << name << ": " << msg;
+    EXPECT_NE(msg.find("truncated"), std::string::npos) << name << ": " << msg;
     EXPECT_THROW(decode_container(cut, "cut.kvcb"), FormatError) << name;
     std::vector<uint8_t> header_only(e.bytes.begin(), e.bytes.begin() + 20);
     EXPECT_THROW(c->decode(header_only, "short.kvcb"), FormatError) << name;
     std::vector<uint8_t> longer = e.bytes;
     longer.push_back(0);
-    try {
-      c->decode(longer, "long.kvcb");
-      FAIL() << name;
-    } catch (const FormatError& ex) {
-      EXPECT_NE(std::string(ex.what()).find("trailing"), std::string::npos) << ex.what();
-    }
+    msg = error_of<FormatError>([&] { c->decode(longer, "long.kvcb"); });
+    EXPECT_NE(msg.find("trailing"), std::string::npos) << name << ": " << msg;
     // A container of another codec is refused by name.
     auto other = make_codec(name == "bf16" ? "q8_0" : "bf16", {}, d);
-    try {
-      other->decode(e.bytes, "foreign.kvcb");
-      FAIL() << name;
-    } catch (const FormatError& ex) {
-      EXPECT_NE(std::string(ex.what()).find(name), std::string::npos) << ex.what();
-    }
+    msg = error_of<FormatError>([&] { other->decode(e.bytes, "foreign.kvcb"); });
+    EXPECT_NE(msg.find(name), std::string::npos) << name << ": " << msg;
   }
 }
 
@@ -798,12 +761,8 @@ TEST(PeerContainer, NonFiniteInputAndDimMismatch) {
     std::vector<float> x(4 * 64, 0.5f);
     x[70] = std::nanf("");
     auto c = make_codec(name, {}, 64);
-    try {
-      c->encode(unit(x, 64));
-      FAIL() << name;
-    } catch (const NonFiniteInput& ex) {
-      EXPECT_NE(std::string(ex.what()).find("row 1"), std::string::npos) << ex.what();
-    }
+    const std::string msg = error_of<NonFiniteInput>([&] { c->encode(unit(x, 64)); });
+    EXPECT_NE(msg.find("row 1"), std::string::npos) << name << ": " << msg;
     x[70] = 0.5f;
     UnitInput in = unit(x, 64);
     in.dim = 32;
@@ -815,12 +774,8 @@ TEST(PeerContainer, NonFiniteInputAndDimMismatch) {
 TEST(PeerParams, UnknownKeysAndChoices) {
   for (const char* n : {"turbo2", "turbo3", "turbo4", "bf16"}) {
     EXPECT_TRUE(codec_params(n).empty()) << n;
-    try {
-      make_codec(n, {{"bits", "3"}}, 128);
-      FAIL() << n;
-    } catch (const InvalidArgument& e) {
-      EXPECT_NE(std::string(e.what()).find("'bits'"), std::string::npos) << e.what();
-    }
+    const std::string msg = error_of<InvalidArgument>([&] { make_codec(n, {{"bits", "3"}}, 128); });
+    EXPECT_NE(msg.find("'bits'"), std::string::npos) << n << ": " << msg;
   }
   EXPECT_EQ(codec_params("q4_0").size(), 1u);
   EXPECT_EQ(codec_params("q4_0")[0].name, "rotate");

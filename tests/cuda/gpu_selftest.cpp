@@ -34,6 +34,7 @@
 #include "codec/math/rng.h"
 #include "tests/cuda/sha256.h"
 #include "tests/golden/golden_cases.h"
+#include "tests/golden/golden_file.h"
 
 namespace {
 
@@ -95,33 +96,9 @@ void run_case(const std::string& name, const std::function<std::string()>& body)
   record(name, why.empty() ? "pass" : "fail", why, s);
 }
 
-struct GoldenLine {
-  uint64_t bytes = 0;
-  std::string containers, decoded;
-};
-
-std::map<std::string, GoldenLine> read_golden(const std::string& path) {
-  std::map<std::string, GoldenLine> m;
-  std::ifstream in(path);
-  std::string text;
-  while (std::getline(in, text)) {
-    if (text.empty() || text[0] == '#') continue;
-    std::istringstream is(text);
-    std::string name;
-    GoldenLine l;
-    if (is >> name >> l.bytes >> l.containers >> l.decoded) m[name] = l;
-  }
-  return m;
-}
-
-GoldenLine hash(const kvwb::golden::Outcome& o) {
-  GoldenLine l;
-  l.bytes = o.containers.size();
-  l.containers = kvwb::selftest::sha256_hex(o.containers.data(), o.containers.size());
-  l.decoded = kvwb::selftest::sha256_hex(reinterpret_cast<const uint8_t*>(o.decoded.data.data()),
-                                         o.decoded.data.size() * sizeof(float));
-  return l;
-}
+using kvwb::golden::GoldenLine;
+using kvwb::golden::hash_outcome;
+using kvwb::golden::read_golden;
 
 std::string check_golden(const std::string& name, const GoldenLine& got,
                          const std::map<std::string, GoldenLine>& want) {
@@ -323,7 +300,7 @@ int main(int argc, char** argv) {
     } else {
       run_case("cpu.golden." + c.name, [&] {
         cpu_out = kvwb::golden::run_executor(b, *cpu);
-        return check_golden(c.name, hash(cpu_out), want);
+        return check_golden(c.name, hash_outcome(cpu_out), want);
       });
     }
     device_cases.emplace_back(c, std::move(cpu_out));
@@ -333,7 +310,7 @@ int main(int argc, char** argv) {
     for (const auto& [c, cpu_out] : device_cases) {
       run_case(prefix + "golden." + c.name, [&, &c = c, &cpu_out = cpu_out]() -> std::string {
         const kvwb::golden::Outcome d = kvwb::golden::run_executor(c.make(), ex);
-        std::string why = check_golden(c.name, hash(d), want);
+        std::string why = check_golden(c.name, hash_outcome(d), want);
         if (!why.empty()) return why;
         return compare_outcomes(cpu_out, d);
       });

@@ -28,6 +28,7 @@
 #include "io/atomic_file.h"
 #include "io/capture.h"
 #include "tests/golden/golden_cases.h"
+#include "tests/golden/golden_file.h"
 
 namespace {
 
@@ -35,13 +36,8 @@ using kvwb::codec::Stream;
 using kvwb::golden::Batch;
 using kvwb::golden::Case;
 
-struct Line {
-  uint64_t bytes = 0;
-  std::string containers, decoded;
-  bool operator==(const Line& o) const {
-    return bytes == o.bytes && containers == o.containers && decoded == o.decoded;
-  }
-};
+using Line = kvwb::golden::GoldenLine;
+using kvwb::golden::hash_outcome;
 
 bool is_tiny1m(const std::string& name) { return name.rfind("tiny1m.", 0) == 0; }
 
@@ -137,33 +133,15 @@ std::vector<Case> tiny1m_cases(const std::string& path) {
   return out;
 }
 
+/// The golden file's lines; a malformed line ends the program (exit 2) naming it.
 std::map<std::string, Line> read_golden(const std::string& path, std::vector<std::string>* order) {
-  std::map<std::string, Line> m;
-  std::ifstream in(path);
-  std::string text;
-  while (std::getline(in, text)) {
-    if (text.empty() || text[0] == '#') continue;
-    std::istringstream is(text);
-    std::string name;
-    Line l;
-    if (!(is >> name >> l.bytes >> l.containers >> l.decoded)) {
-      std::fprintf(stderr, "%s: malformed line '%s'\n", path.c_str(), text.c_str());
-      std::exit(2);
-    }
-    if (order) order->push_back(name);
-    m[name] = l;
+  std::vector<std::string> malformed;
+  std::map<std::string, Line> m = kvwb::golden::read_golden(path, order, &malformed);
+  if (!malformed.empty()) {
+    std::fprintf(stderr, "%s: malformed line '%s'\n", path.c_str(), malformed.front().c_str());
+    std::exit(2);
   }
   return m;
-}
-
-Line hash(const kvwb::golden::Outcome& o) {
-  Line l;
-  l.bytes = o.containers.size();
-  l.containers = kvwb::io::sha256_hex(o.containers);
-  const auto* p = reinterpret_cast<const uint8_t*>(o.decoded.data.data());
-  l.decoded =
-      kvwb::io::sha256_hex(std::span<const uint8_t>(p, o.decoded.data.size() * sizeof(float)));
-  return l;
 }
 
 std::string describe(const Line& l) {
@@ -251,8 +229,8 @@ int main(int argc, char** argv) {
     const int which = static_cast<int>(got.size() % 2);
     try {
       const Batch b = c.make();
-      l = hash(kvwb::golden::run_units(b));
-      via_executor = hash(kvwb::golden::run_executor(b, *executors[which]));
+      l = hash_outcome(kvwb::golden::run_units(b));
+      via_executor = hash_outcome(kvwb::golden::run_executor(b, *executors[which]));
     } catch (const std::exception& e) {
       std::printf("ERROR %s: %s\n", c.name.c_str(), e.what());
       ++failed;

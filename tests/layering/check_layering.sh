@@ -50,6 +50,15 @@ CODEC_NAME='"(kakeya_pca|besicovitch|turbo[234]|q8_0|q4_0|q4_1|q5_0|q5_1|iq4_nl|
 CODEC_PREFIX='"(kak|kake|kakey|kakeya_?p?c?a?|bes|besi|besic|besico|besicov|besicovi|besicovit|besicovitc|besicovitch|tur|turb|turbo[234]?|i?q|i?q[0-9]_?[0-9]?|iq4_?n?l?|kiv|kivi|fp8_?e?4?m?3?|bf1|bf16)"'
 CODEC_CMP="(==|!=) *$CODEC_NAME|$CODEC_NAME *(==|!=)|(compare|starts_with|ends_with|startsWith|endsWith|rfind|find|count|contains|strn?cmp)\\(([^,()]*, *)?$CODEC_PREFIX"
 
+# report HITS WHAT: when HITS (grep lines) is not empty, prints "LAYERING VIOLATION: WHAT:" and
+# the hits indented, and fails.
+report() {
+  [ -n "$1" ] || return 0
+  echo "LAYERING VIOLATION: $2:"
+  printf '%s\n' "$1" | sed 's/^/  /'
+  return 1
+}
+
 # forbid "DIR..." PATTERN WHAT [EXCLUDED-SUBDIR-OR-FILE...]: no line of the sources under the
 # (space-separated) DIRs matches PATTERN.
 forbid() {
@@ -61,12 +70,7 @@ forbid() {
   hits=$(grep -rnE "$pat" "${dirs[@]}" "${SRC[@]}" 2>/dev/null)
   for ex in "$@"; do hits=$(printf '%s\n' "$hits" | grep -v "^$ex[/:]"); done
   hits=$(printf '%s\n' "$hits" | sed '/^$/d')
-  if [ -n "$hits" ]; then
-    echo "LAYERING VIOLATION: $list must not include $what:"
-    printf '%s\n' "$hits" | sed 's/^/  /'
-    return 1
-  fi
-  return 0
+  report "$hits" "$list must not include $what"
 }
 
 # allow_only DIR PREFIX...: every project include ("a/b.h" with a folder) of DIR starts with one
@@ -81,12 +85,7 @@ allow_only() {
   hits=$(grep -rnE '#include *"[a-z_]+/' "$dir" "${SRC[@]}" 2>/dev/null | grep -vE "#include *\"($alt)")
   for ex in "${excl[@]}"; do hits=$(printf '%s\n' "$hits" | grep -v "^$ex/"); done
   hits=$(printf '%s\n' "$hits" | grep -v '_autogen/' | sed '/^$/d')
-  if [ -n "$hits" ]; then
-    echo "LAYERING VIOLATION: $dir may include only $*:"
-    printf '%s\n' "$hits" | sed 's/^/  /'
-    return 1
-  fi
-  return 0
+  report "$hits" "$dir may include only $*"
 }
 
 # forbid_code DIR PATTERN WHAT: like forbid, but // comments are ignored.
@@ -97,12 +96,7 @@ forbid_code() {
   # grep -rn prints "path:line:text"; drop the // comment of the text, then match.
   hits=$(grep -rn "" "$dir" "${SRC[@]}" 2>/dev/null |
          sed -E 's#^([^:]+:[0-9]+:)(([^/]|/[^/])*)//.*$#\1\2#' | grep -E "^[^:]+:[0-9]+:.*($pat)")
-  if [ -n "$hits" ]; then
-    echo "LAYERING VIOLATION: $dir must not contain $what:"
-    printf '%s\n' "$hits" | sed 's/^/  /'
-    return 1
-  fi
-  return 0
+  report "$hits" "$dir must not contain $what"
 }
 
 KERNEL_STD='#include *<(cmath|cstdint|cstddef|cstring|cfloat|climits|type_traits)>'
@@ -121,12 +115,8 @@ run_checks() {
   if [ -d codec/kernels ]; then
     local std_hits
     std_hits=$(grep -rnE '#include *<' codec/kernels "${SRC[@]}" 2>/dev/null | grep -vE "$KERNEL_STD")
-    if [ -n "$std_hits" ]; then
-      echo "LAYERING VIOLATION: codec/kernels may include only <cmath> <cstdint> <cstddef> <cstring>" \
-           "<cfloat> <climits> <type_traits> (device code, C++17, no allocation):"
-      printf '%s\n' "$std_hits" | sed 's/^/  /'
-      rc=1
-    fi
+    report "$std_hits" "codec/kernels may include only <cmath> <cstdint> <cstddef> <cstring>"\
+" <cfloat> <climits> <type_traits> (device code, C++17, no allocation)" || rc=1
   fi
   forbid_code codec/kernels "$KERNEL_ALLOC" "exceptions or allocation (kernels run as device code)" || rc=1
   # Project layers.
@@ -167,11 +157,7 @@ run_checks() {
   for d in base io model sessions views app bench; do
     [ -d "$d" ] || continue
     hits=$(grep -rnE "$CODEC_CMP" "$d" "${SRC[@]}" 2>/dev/null | grep -vE '^[^:]+:[0-9]+: *//' | sed '/^$/d')
-    if [ -n "$hits" ]; then
-      echo "LAYERING VIOLATION: $d compares against a codec-name literal (ask codec/traits.h: codec_traits):"
-      printf '%s\n' "$hits" | sed 's/^/  /'
-      rc=1
-    fi
+    report "$hits" "$d compares against a codec-name literal (ask codec/traits.h: codec_traits)" || rc=1
   done
   return $rc
 }

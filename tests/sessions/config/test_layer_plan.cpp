@@ -15,10 +15,12 @@
 #include "sessions/config/run_config.h"
 #include "sessions/config/run_options.h"
 #include "sessions/run/runner.h"
+#include "tests/error_of.h"
 #include "tests/sessions/demo_fixture.h"
 #include "tests/test_support.h"
 
 using namespace kvwb;
+using kvwb::test::error_of;
 using namespace kvwb::sessions;
 using codec::CodecId;
 using codec::KDomain;
@@ -94,20 +96,12 @@ TEST(LayerPlan, LayersAndBoundaryLayersOutsideTheCaptureAreRefused) {
   const auto info = info_of(6, 4, 2, {}, {5});
   RunConfig c = config("q8_0", "q8_0");
   c.layers = {0, 5};
-  try {
-    plan_layers(info, c);
-    FAIL() << "layer 5 is absent";
-  } catch (const InvalidArgument& e) {
-    EXPECT_EQ(std::string(e.what()), "layer 5 is not in the capture /data/model.kvc.h5");
-  }
+  EXPECT_EQ(error_of<InvalidArgument>([&] { plan_layers(info, c); }),
+            "layer 5 is not in the capture /data/model.kvc.h5");
   c.layers.clear();
   c.boundary = {0, 7};
-  try {
-    plan_layers(info, c);
-    FAIL() << "boundary layer 7 is absent";
-  } catch (const InvalidArgument& e) {
-    EXPECT_EQ(std::string(e.what()), "boundary layer 7 is not in the capture /data/model.kvc.h5");
-  }
+  EXPECT_EQ(error_of<InvalidArgument>([&] { plan_layers(info, c); }),
+            "boundary layer 7 is not in the capture /data/model.kvc.h5");
   c.boundary = {0};
   c.k.codec = "q9_0";
   EXPECT_THROW(plan_layers(info, c), InvalidArgument);
@@ -268,14 +262,10 @@ TEST(ConfigEnums, ParseWhatTheyPrintAndListTheValuesOtherwise) {
     EXPECT_EQ(parse_backend(backend_name(b), "x"), b);
   EXPECT_EQ(parse_block_rows("pooled_heads", "x"), codec::BlockRows::kPooledHeads);
   EXPECT_EQ(parse_k_domain("post_rope", "x"), KDomain::kPostRope);
-  try {
-    parse_turbo_policy("mode3", "run.json: turbo_policy");
-    FAIL();
-  } catch (const InvalidArgument& e) {
-    EXPECT_EQ(std::string(e.what()),
-              "run.json: turbo_policy must be one of none, fork_auto, mode1, mode2, mode5, mode6, "
-              "mode7 (got 'mode3')");
-  }
+  EXPECT_EQ(
+      error_of<InvalidArgument>([] { parse_turbo_policy("mode3", "run.json: turbo_policy"); }),
+      "run.json: turbo_policy must be one of none, fork_auto, mode1, mode2, mode5, mode6, "
+      "mode7 (got 'mode3')");
   EXPECT_THROW(parse_backend("gpu", "x"), InvalidArgument);
   EXPECT_THROW(parse_block_rows("Per_head", "x"), InvalidArgument);
   EXPECT_THROW(parse_k_domain("pre", "x"), InvalidArgument);
@@ -318,13 +308,10 @@ TEST(ConfigEnums, JsonSpellingsAndHashAreUnchanged) {
                   {"block_size", 256},
                   {"k_domain", "post_rope"}}),
             "7eb3bb37ace29a5a53c13ac86c98f0dda7d7a857ef47c943448fa167a9f6f378");
-  try {
-    run_config_from_json({{"block_rows", "rows"}}, "cfg.json");
-    FAIL();
-  } catch (const InvalidArgument& e) {
-    EXPECT_EQ(std::string(e.what()),
-              "cfg.json: block_rows must be one of per_head, pooled_heads (got 'rows')");
-  }
+  EXPECT_EQ(error_of<InvalidArgument>([] {
+              run_config_from_json({{"block_rows", "rows"}}, "cfg.json");
+            }),
+            "cfg.json: block_rows must be one of per_head, pooled_heads (got 'rows')");
 }
 
 // ---- the runner and the centroid calibration follow the plan ------------------------------------

@@ -137,6 +137,16 @@ int check_pdf_structure(const std::vector<uint8_t>& bytes) {
   return n_pages;
 }
 
+/// Checks that `text` contains each of `needles` (one expectation each, naming the needle).
+void expect_contains(const std::string& text, std::initializer_list<std::string> needles) {
+  for (const auto& n : needles) EXPECT_NE(text.find(n), std::string::npos) << n;
+}
+
+/// Checks that `text` contains none of `needles` (one expectation each, naming the needle).
+void expect_lacks(const std::string& text, std::initializer_list<std::string> needles) {
+  for (const auto& n : needles) EXPECT_EQ(text.find(n), std::string::npos) << n;
+}
+
 }  // namespace
 
 // ---- text ----
@@ -412,14 +422,9 @@ TEST(ReportDocument, HtmlIsSelfContainedAndPdfPaginatesLongTables) {
   doc.sections = {s};
   const std::string html = render_html(doc);
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
-  EXPECT_EQ(html.find("<script"), std::string::npos);
-  EXPECT_EQ(html.find("<img"), std::string::npos);
-  EXPECT_EQ(html.find("<link"), std::string::npos);
-  EXPECT_EQ(html.find(" src=\""), std::string::npos);
-  EXPECT_EQ(html.find("url(http"), std::string::npos);
-  EXPECT_NE(html.find("&lt;img src=x onerror=alert(1)&gt;"), std::string::npos);
-  EXPECT_NE(html.find("id=\"synthetic-banner\""), std::string::npos);
-  EXPECT_NE(html.find("<figure class=\"chart\" id=\"chart-x\">\n<svg"), std::string::npos);
+  expect_lacks(html, {"<script", "<img", "<link", " src=\"", "url(http"});
+  expect_contains(html, {"&lt;img src=x onerror=alert(1)&gt;", "id=\"synthetic-banner\"",
+                         "<figure class=\"chart\" id=\"chart-x\">\n<svg"});
   EXPECT_NE(html.find("data-key=\"rows[2]\" data-value=\"0.33333333333333331\">0.33333<"),
             std::string::npos);
   EXPECT_NE(html.find("<pre id=\"code-1\"><code>{\n  &quot;a&quot;: 1\n}</code></pre>"),
@@ -484,9 +489,8 @@ TEST(Report, RunReportHoldsEveryChartAndTheRunsNumbers) {
     EXPECT_NE(html.find("<figure class=\"chart\" id=\"" + std::string(id) + "\">\n<svg"),
               std::string::npos)
         << id;
-  EXPECT_NE(html.find(xml_escape(in.run["config"].dump(2))), std::string::npos);
-  EXPECT_NE(html.find(in.capture.sha256), std::string::npos);
-  EXPECT_NE(html.find("boundary (bf16)"), std::string::npos);
+  expect_contains(html,
+                  {xml_escape(in.run["config"].dump(2)), in.capture.sha256, "boundary (bf16)"});
   // Every keyed number equals the run JSON at its path; every layer-stream's bytes are there.
   const auto values = keyed_values(html);
   size_t checked = 0;
@@ -539,13 +543,10 @@ TEST(Report, StoreReportShowsFrontierIntervalsAndVerdicts) {
       if (r["cell"] == *cell) in.run = r["result"];
     ASSERT_TRUE(in.run.is_object());
     const std::string html = render_html(build_report_document(in));
-    EXPECT_NE(html.find("id=\"chart-pareto-attn-out-rel-err\""), std::string::npos);
-    EXPECT_NE(html.find("id=\"chart-pareto-e2e-abs-delta-ppl\""), std::string::npos);
-    EXPECT_NE(html.find("Bars: the recorded confidence intervals."), std::string::npos);
-    EXPECT_NE(html.find("<th>e2e verdict</th>"), std::string::npos);
-    EXPECT_NE(html.find(">inconclusive<"), std::string::npos);
-    EXPECT_NE(html.find("<th>e2e.verdict</th>"), std::string::npos);
-    EXPECT_NE(html.find("<th class=\"num\">e2e.passages</th>"), std::string::npos);
+    expect_contains(
+        html, {"id=\"chart-pareto-attn-out-rel-err\"", "id=\"chart-pareto-e2e-abs-delta-ppl\"",
+               "Bars: the recorded confidence intervals.", "<th>e2e verdict</th>", ">inconclusive<",
+               "<th>e2e.verdict</th>", "<th class=\"num\">e2e.passages</th>"});
     EXPECT_NE(html.find("id=\"e2e-table\""), std::string::npos);  // the detailed cell's e2e totals
     EXPECT_NE(html.find("(matches)"), std::string::npos);
     check_pdf_structure(render_pdf(build_report_document(in)));
@@ -576,10 +577,9 @@ TEST(Report, StoreReportShowsFrontierIntervalsAndVerdicts) {
     const ReportInputs ci = compute_report_inputs(small);
     EXPECT_FALSE(ci.outliers);
     const std::string html = render_html(build_report_document(ci));
-    EXPECT_EQ(html.find("id=\"chart-residuals-k\""), std::string::npos);
-    EXPECT_EQ(html.find("id=\"chart-outliers\""), std::string::npos);
-    EXPECT_NE(html.find("did not keep the Kakeya residuals"), std::string::npos);
-    EXPECT_NE(html.find("The capture analysis was left out"), std::string::npos);
+    expect_lacks(html, {"id=\"chart-residuals-k\"", "id=\"chart-outliers\""});
+    expect_contains(html,
+                    {"did not keep the Kakeya residuals", "The capture analysis was left out"});
     small.residual_budget_values = uint64_t{1} << 26;
     const ReportInputs full = compute_report_inputs(small);
     ASSERT_TRUE(full.outliers);
@@ -618,8 +618,7 @@ TEST(Report, BundleSectionShowsVerdictErrorsAndRoundTrips) {
   EXPECT_EQ(count_of(html, ">yes</td>"), 1u);
   EXPECT_EQ(count_of(html, ">NO</td>"), 1u);
   // Without a run: the run sections say so instead of failing.
-  EXPECT_NE(html.find("No run in this report."), std::string::npos);
-  EXPECT_NE(html.find("No analysis in this report."), std::string::npos);
+  expect_contains(html, {"No run in this report.", "No analysis in this report."});
 }
 
 TEST(Report, WritesBothFilesAtomically) {

@@ -45,6 +45,18 @@ class CountingExecutor : public codec::Executor {
   mutable std::vector<std::pair<int, char>> units_;
 };
 
+/// A result cache and a counting executor, both wired into the run options `with` (what one
+/// process running with the cache sees).
+struct CountedCache {
+  explicit CountedCache(ResultCacheOptions o = {}) : cache(std::move(o)) {
+    with.cache = &cache;
+    with.executor = &exec;
+  }
+  ResultCache cache;
+  CountingExecutor exec;
+  RunOptions with;
+};
+
 /// The result JSON without the wall time.
 nlohmann::json comparable(const RunResult& r) {
   nlohmann::json j = run_result_to_json(r);
@@ -62,42 +74,38 @@ RunConfig demo_config() {
 }  // namespace
 
 TEST(ResultCache, BoundaryToggleRunsExactlyOneLayer) {
-  ResultCache cache({});
-  CountingExecutor exec;
-  RunOptions with;
-  with.cache = &cache;
-  with.executor = &exec;
+  CountedCache r;
   RunConfig a = demo_config();
-  const RunResult ra = run_config(demo_path(), a, with);
-  EXPECT_EQ(exec.take().size(), 6u);  // 3 layers × K, V
+  const RunResult ra = run_config(demo_path(), a, r.with);
+  EXPECT_EQ(r.exec.take().size(), 6u);  // 3 layers × K, V
   EXPECT_EQ(ra.layers_from_cache, 0u);
 
   // Toggle layer 1 to bf16: that layer alone is recomputed (a boundary layer needs no codec).
   RunConfig b = a;
   b.boundary = {1};
-  const RunResult rb = run_config(demo_path(), b, with);
-  EXPECT_TRUE(exec.take().empty());
+  const RunResult rb = run_config(demo_path(), b, r.with);
+  EXPECT_TRUE(r.exec.take().empty());
   EXPECT_EQ(rb.layers_from_cache, 2u);
   EXPECT_EQ(rb.executor_streams, 0u);
 
   // Back to the first configuration: everything from the cache.
-  const RunResult ra2 = run_config(demo_path(), a, with);
-  EXPECT_TRUE(exec.take().empty());
+  const RunResult ra2 = run_config(demo_path(), a, r.with);
+  EXPECT_TRUE(r.exec.take().empty());
   EXPECT_EQ(ra2.layers_from_cache, 3u);
   EXPECT_EQ(comparable(ra2), comparable(ra));
 
   // From boundary {0, 2} to {2} in a fresh cache: layer 0 is coded for the first time; exactly
   // its K and V run.
   ResultCache fresh({});
-  with.cache = &fresh;
+  r.with.cache = &fresh;
   RunConfig c = a;
   c.boundary = {0, 2};
-  (void)run_config(demo_path(), c, with);
-  EXPECT_EQ(exec.take().size(), 2u);  // layer 1
+  (void)run_config(demo_path(), c, r.with);
+  EXPECT_EQ(r.exec.take().size(), 2u);  // layer 1
   RunConfig d = a;
   d.boundary = {2};
-  const RunResult rd = run_config(demo_path(), d, with);
-  const auto units = exec.take();
+  const RunResult rd = run_config(demo_path(), d, r.with);
+  const auto units = r.exec.take();
   const std::set<std::pair<int, char>> got(units.begin(), units.end());
   EXPECT_EQ(units.size(), 2u);
   EXPECT_EQ(got, (std::set<std::pair<int, char>>{{0, 'K'}, {0, 'V'}}));
@@ -110,75 +118,67 @@ TEST(ResultCache, BoundaryToggleRunsExactlyOneLayer) {
 }
 
 TEST(ResultCache, WithoutAttentionMetricsOneStreamChangeRunsOnlyThatStream) {
-  ResultCache cache({});
-  CountingExecutor exec;
-  RunOptions with;
-  with.cache = &cache;
-  with.executor = &exec;
+  CountedCache r;
   RunConfig a = demo_config();
   a.attention_metrics = false;
-  (void)run_config(demo_path(), a, with);
-  exec.take();
+  (void)run_config(demo_path(), a, r.with);
+  r.exec.take();
   RunConfig b = a;
   b.v = StreamConfig{"q8_0", {}, {}, ""};
-  const RunResult rb = run_config(demo_path(), b, with);
-  const auto units = exec.take();
+  const RunResult rb = run_config(demo_path(), b, r.with);
+  const auto units = r.exec.take();
   ASSERT_EQ(units.size(), 3u);
   for (const auto& u : units) EXPECT_EQ(u.second, 'V');
   EXPECT_EQ(comparable(rb), comparable(run_config(demo_path(), b, RunOptions{})));
 }
 
 TEST(ResultCache, SettingsThatChangeResultsChangeTheKey) {
-  ResultCache cache({});
-  CountingExecutor exec;
-  RunOptions with;
-  with.cache = &cache;
-  with.executor = &exec;
+  CountedCache r;
   RunConfig a = demo_config();
-  (void)run_config(demo_path(), a, with);
-  exec.take();
+  (void)run_config(demo_path(), a, r.with);
+  r.exec.take();
   // Codec parameter, block size, Σ_q preconditioning, residual collection: all recompute.
   RunConfig p = a;
   p.k.params["bit_width"] = "2";
-  (void)run_config(demo_path(), p, with);
-  EXPECT_EQ(exec.take().size(), 6u);  // a new K needs V's reconstruction for the attention metrics
+  (void)run_config(demo_path(), p, r.with);
+  EXPECT_EQ(r.exec.take().size(), 6u);  // a new K needs V's reconstruction for attention metrics
   RunConfig bs = a;
   bs.block_size = 16;
-  (void)run_config(demo_path(), bs, with);
-  EXPECT_EQ(exec.take().size(), 6u);
+  (void)run_config(demo_path(), bs, r.with);
+  EXPECT_EQ(r.exec.take().size(), 6u);
   RunConfig q = a;
   q.q_precond = "capture";
-  const RunResult rq = run_config(demo_path(), q, with);
-  EXPECT_EQ(exec.take().size(), 6u);  // K whitened, V shares the layer's attention entry
+  const RunResult rq = run_config(demo_path(), q, r.with);
+  EXPECT_EQ(r.exec.take().size(), 6u);  // K whitened, V shares the layer's attention entry
   EXPECT_EQ(comparable(rq), comparable(run_config(demo_path(), q, RunOptions{})));
-  RunOptions residuals = with;
+  RunOptions residuals = r.with;
   residuals.collect_residuals = true;
   (void)run_config(demo_path(), a, residuals);
-  EXPECT_EQ(exec.take().size(), 6u);
+  EXPECT_EQ(r.exec.take().size(), 6u);
   // ... but only for a codec that reports residuals: a peer's entries made without them (a
   // sweep) serve a run that collects them (the GUI), and a Kakeya stream beside it is recomputed.
   RunConfig peers = a;
   peers.k = StreamConfig{"q8_0", {}, {}, ""};
   peers.v = StreamConfig{"turbo3", {}, {}, ""};
-  (void)run_config(demo_path(), peers, with);
-  EXPECT_EQ(exec.take().size(), 6u);
+  (void)run_config(demo_path(), peers, r.with);
+  EXPECT_EQ(r.exec.take().size(), 6u);
   const RunResult rp = run_config(demo_path(), peers, residuals);
-  EXPECT_TRUE(exec.take().empty());
+  EXPECT_TRUE(r.exec.take().empty());
   EXPECT_EQ(rp.layers_from_cache, 3u);
   RunOptions uncached_residuals;
   uncached_residuals.collect_residuals = true;
   EXPECT_EQ(comparable(rp), comparable(run_config(demo_path(), peers, uncached_residuals)));
   RunConfig mixed = peers;
   mixed.v = a.v;  // kakeya_pca
-  (void)run_config(demo_path(), mixed, with);
-  exec.take();
+  (void)run_config(demo_path(), mixed, r.with);
+  r.exec.take();
   (void)run_config(demo_path(), mixed, residuals);
-  EXPECT_EQ(exec.take().size(), 6u);  // V's residuals are needed; the layer is recomputed whole
+  EXPECT_EQ(r.exec.take().size(), 6u);  // V's residuals are needed; the layer is recomputed whole
   // The thread count is not part of the key (results never depend on it).
   RunConfig t = a;
   t.threads = 1;
-  (void)run_config(demo_path(), t, with);
-  EXPECT_TRUE(exec.take().empty());
+  (void)run_config(demo_path(), t, r.with);
+  EXPECT_TRUE(r.exec.take().empty());
 }
 
 TEST(ResultCache, DiskTierIsSharedBoundedAndSurvivesCorruptEntries) {
@@ -196,21 +196,17 @@ TEST(ResultCache, DiskTierIsSharedBoundedAndSurvivesCorruptEntries) {
   size_t files = 0;
   std::string one;
   for (const auto& e : std::filesystem::recursive_directory_iterator(o.dir))
-    if (e.is_regular_file()) {
+    if (e.is_regular_file() && e.path().extension() == ".kvwbrc") {  // not the digest memo
       ++files;
       one = e.path().string();
     }
   EXPECT_EQ(files, 9u);  // per layer: K, V, both-compressed attention
   {
     // A second instance (another process) with an empty memory tier reuses the disk entries.
-    ResultCache cache(o);
-    CountingExecutor exec;
-    RunOptions with;
-    with.cache = &cache;
-    with.executor = &exec;
-    const RunResult again = run_config(demo_path(), a, with);
-    EXPECT_TRUE(exec.take().empty());
-    EXPECT_EQ(cache.stats().disk_hits, 9u);
+    CountedCache r(o);
+    const RunResult again = run_config(demo_path(), a, r.with);
+    EXPECT_TRUE(r.exec.take().empty());
+    EXPECT_EQ(r.cache.stats().disk_hits, 9u);
     EXPECT_EQ(comparable(again), comparable(first));
   }
   {
@@ -219,14 +215,10 @@ TEST(ResultCache, DiskTierIsSharedBoundedAndSurvivesCorruptEntries) {
     f.seekp(-3, std::ios::end);
     f.put('\x7f');
     f.close();
-    ResultCache cache(o);
-    CountingExecutor exec;
-    RunOptions with;
-    with.cache = &cache;
-    with.executor = &exec;
-    const RunResult again = run_config(demo_path(), a, with);
-    EXPECT_EQ(exec.take().size(), 2u);
-    EXPECT_EQ(cache.stats().misses, 1u);
+    CountedCache r(o);
+    const RunResult again = run_config(demo_path(), a, r.with);
+    EXPECT_EQ(r.exec.take().size(), 2u);
+    EXPECT_EQ(r.cache.stats().misses, 1u);
     EXPECT_EQ(comparable(again), comparable(first));
   }
   {
@@ -238,7 +230,7 @@ TEST(ResultCache, DiskTierIsSharedBoundedAndSurvivesCorruptEntries) {
     cache.put(std::string(64, 'a'), std::string(1000, 'x'));
     uint64_t total = 0;
     for (const auto& e : std::filesystem::recursive_directory_iterator(o.dir))
-      if (e.is_regular_file()) total += e.file_size();
+      if (e.is_regular_file() && e.path().extension() == ".kvwbrc") total += e.file_size();
     EXPECT_LE(total, small.disk_bytes);
     EXPECT_GT(cache.stats().evicted, 0u);
   }
