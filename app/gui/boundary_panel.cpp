@@ -293,11 +293,15 @@ bool BoundaryPanel::recommend() {
               }
             });
       });
-  rec_progress_->setVisible(true);
-  rec_status_->setText(tr("Measuring\u2026"));
+  show_started(rec_progress_, rec_status_, tr("Measuring\u2026"));
+  return true;
+}
+
+void BoundaryPanel::show_started(QProgressBar* progress, QLabel* status, const QString& text) {
+  progress->setVisible(true);
+  status->setText(text);
   update_buttons();
   on_jobs_changed();
-  return true;
 }
 
 void BoundaryPanel::show_recommendation() {
@@ -404,10 +408,8 @@ bool BoundaryPanel::plan() {
               if (!p) panel.set_plan_error(err);
             });
       });
-  plan_progress_->setVisible(true);
-  plan_status_->setText(tr("Measuring every bit width per layer and stream\u2026"));
-  update_buttons();
-  on_jobs_changed();
+  show_started(plan_progress_, plan_status_,
+               tr("Measuring every bit width per layer and stream\u2026"));
   return true;
 }
 

@@ -75,6 +75,8 @@ class BoundaryPanel : public QWidget {
   /// error shown by `show_error`; nullopt while it runs, or with no capture open (said there).
   std::optional<std::string> capture_to_start(int job,
                                               void (BoundaryPanel::*show_error)(const QString&));
+  /// A tab's job just started: its progress bar shows and its status says `text`.
+  void show_started(QProgressBar* progress, QLabel* status, const QString& text);
   void update_buttons();
 
   Workbench& wb_;
