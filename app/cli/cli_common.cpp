@@ -4,9 +4,12 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 
+#include "base/errors.h"
+#include "io/atomic_file.h"
 #include "io/durable.h"
 
 namespace kvwb::app {
@@ -30,10 +33,28 @@ extern "C" void on_signal(int) {
 
 void protect_input_value(const std::string& path) { io::protect_input(path); }
 
+CLI::Option* add_required_input(CLI::App& cmd, const std::string& name, std::string& path,
+                                const std::string& description) {
+  return cmd.add_option(name, path, description)->each(protect_input_value)->required();
+}
+
 void add_capture_arg(CLI::App& cmd, std::string& capture) {
-  cmd.add_option("capture", capture, "Capture file (.kvc.h5)")
-      ->each(protect_input_value)
-      ->required();
+  add_required_input(cmd, "capture", capture, "Capture file (.kvc.h5)");
+}
+
+std::string format_number(double v, const char* format) {
+  if (!std::isfinite(v)) return "n/a";
+  char b[64];
+  std::snprintf(b, sizeof b, format, v);
+  return b;
+}
+
+nlohmann::json read_json_file(const std::string& path, const std::string& expected,
+                              uint64_t max_bytes) {
+  const auto bytes = io::read_file(path, max_bytes);
+  auto j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
+  if (j.is_discarded()) throw InvalidArgument(path + ": not valid JSON" + expected);
+  return j;
 }
 
 bool interrupted() noexcept { return g_interrupted.load(); }

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <memory>
 #include <cstddef>
+#include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
@@ -12,6 +14,7 @@
 
 namespace CLI {
 class App;
+class Option;
 }
 
 namespace kvwb::app {
@@ -88,8 +91,23 @@ class TerminalJob {
 /// output of the command (io::protect_input), so no output ever replaces an input.
 void protect_input_value(const std::string& path);
 
+/// A required option (a positional when `name` has no dash) naming an input file or folder,
+/// protected as an input (protect_input_value).
+CLI::Option* add_required_input(CLI::App& cmd, const std::string& name, std::string& path,
+                                const std::string& description);
+
 /// The required positional `capture` of a command: a capture file (.kvc.h5), protected as an input.
 void add_capture_arg(CLI::App& cmd, std::string& capture);
+
+/// printf-style `format` of `v` for tables; "n/a" when `v` is NaN or infinite.
+std::string format_number(double v, const char* format = "%.4g");
+
+/// The JSON document in `path` (at most `max_bytes`); throws InvalidArgument "PATH: not valid
+/// JSON" followed by `expected` (e.g. " (expected a sweep grid, docs/sweeps.md)") when it is not.
+nlohmann::json read_json_file(const std::string& path, const std::string& expected = {},
+                              uint64_t max_bytes = UINT64_MAX);
+/// read_json_file's `expected` for a sweep grid.
+inline constexpr const char* kSweepGridExpected = " (expected a sweep grid, docs/sweeps.md)";
 
 /// Set by SIGINT/SIGTERM while a TerminalJob runs; long commands poll it through its cancel token.
 bool interrupted() noexcept;

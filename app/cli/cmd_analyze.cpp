@@ -23,13 +23,6 @@ struct AnalyzeArgs {
   std::optional<double> vr;
 };
 
-std::string fmt(double v, const char* f = "%.4g") {
-  if (!std::isfinite(v)) return "n/a";
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
 void print_table(const sessions::AnalysisResult& r) {
   std::printf("%s: %s, S=%d T=%d H_q=%d H_kv=%d D=%d\n", r.capture_file.c_str(),
               r.model_name.c_str(), r.sequences, r.tokens, r.num_query_heads, r.num_kv_heads,
@@ -43,18 +36,18 @@ void print_table(const sessions::AnalysisResult& r) {
       const auto* w = h.k_whitened ? &*h.k_whitened : nullptr;
       std::printf(
           "%-5d %-4d %11s %11s %8s %6s %5s %5zu %5s %5zu %8s %8s %8s %10s%s\n", la.layer, h.kv_head,
-          s ? fmt(s->cond_reg, "%.2f").c_str() : "-", s ? fmt(s->cond_raw, "%.4g").c_str() : "-",
-          s ? fmt(s->max_abs_L, "%.3f").c_str() : "-", s ? fmt(la.skip_ratio, "%.2f").c_str() : "-",
+          s ? format_number(s->cond_reg, "%.2f").c_str() : "-", s ? format_number(s->cond_raw, "%.4g").c_str() : "-",
+          s ? format_number(s->max_abs_L, "%.3f").c_str() : "-", s ? format_number(la.skip_ratio, "%.2f").c_str() : "-",
           s ? (la.skip ? "SKIP" : "no") : "-", h.k_pre.spectrum.d_eff[1],
           w ? std::to_string(w->spectrum.d_eff[1]).c_str() : "-", h.v.spectrum.d_eff[1],
-          fmt(h.k_pre.kurtosis.pooled, "%.3f").c_str(),
-          w ? fmt(w->kurtosis.pooled, "%.3f").c_str() : "-",
-          fmt(h.v.kurtosis.pooled, "%.3f").c_str(), w ? fmt(w->max_abs, "%.4g").c_str() : "-",
+          format_number(h.k_pre.kurtosis.pooled, "%.3f").c_str(),
+          w ? format_number(w->kurtosis.pooled, "%.3f").c_str() : "-",
+          format_number(h.v.kurtosis.pooled, "%.3f").c_str(), w ? format_number(w->max_abs, "%.4g").c_str() : "-",
           la.whitened_beyond_fp16 ? "  [> fp16 max]" : "");
     }
   }
   std::printf("skip rule: median max|L| = %s; auto-skipped layers:",
-              fmt(r.skip_median, "%.4f").c_str());
+              format_number(r.skip_median, "%.4f").c_str());
   if (r.skip_layers.empty()) std::printf(" none");
   for (int l : r.skip_layers) std::printf(" %d", l);
   std::printf("\n");
@@ -66,9 +59,9 @@ void print_table(const sessions::AnalysisResult& r) {
     auto row = [](const std::string& name, const sessions::OutlierCounts& c) {
       std::printf("%-8s", name.c_str());
       for (size_t i = 0; i < 4; ++i)
-        std::printf(" %9s", c.values ? fmt(100.0 * c.rate(i), "%.3f").c_str() : "n/a");
+        std::printf(" %9s", c.values ? format_number(100.0 * c.rate(i), "%.3f").c_str() : "n/a");
       std::printf(" %12llu %8s\n", static_cast<unsigned long long>(c.values),
-                  fmt(c.kurtosis, "%.3f").c_str());
+                  format_number(c.kurtosis, "%.3f").c_str());
     };
     for (const auto& l : r.outliers->layers) {
       if (l.k) row("L" + std::to_string(l.layer) + " K", *l.k);
@@ -77,7 +70,7 @@ void print_table(const sessions::AnalysisResult& r) {
     if (r.outliers->has_k) row("all K", r.outliers->k_total);
     if (r.outliers->has_v) row("all V", r.outliers->v_total);
     std::printf("%-8s", "Gaussian");
-    for (double v : g) std::printf(" %9s", fmt(100.0 * v, "%.3f").c_str());
+    for (double v : g) std::printf(" %9s", format_number(100.0 * v, "%.3f").c_str());
     std::printf("\n");
   }
 }

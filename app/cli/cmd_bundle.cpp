@@ -99,7 +99,7 @@ void add_export_bundle_command(CLI::App& app) {
 void add_bundle_check_command(CLI::App& app) {
   auto args = std::make_shared<CheckArgs>();
   auto* cmd = app.add_subcommand("bundle-check", "Validate a calibration bundle folder (exit 0 valid, 1 invalid)");
-  cmd->add_option("dir", args->dir, "Bundle folder")->each(protect_input_value)->required();
+  add_required_input(*cmd, "dir", args->dir, "Bundle folder");
   cmd->add_flag("--json", args->json, "Print the report as JSON");
   cmd->add_flag("--partial", args->partial,
                 "Accept a partial artefact (e.g. the reference's sigma_q files alone): missing files are warnings");

@@ -79,7 +79,7 @@ void add_pareto_command(CLI::App& app) {
   auto args = std::make_shared<ParetoArgs>();
   auto* cmd = app.add_subcommand("pareto", "Pareto frontier (ratio vs bf16 against one quality-loss metric) of a "
                                            "sweep's result store (metrics.md §10)");
-  cmd->add_option("store", args->store, "Result store folder written by kvwb sweep")->each(protect_input_value)->required();
+  add_required_input(*cmd, "store", args->store, "Result store folder written by kvwb sweep");
   cmd->add_option("--metric", args->metric,
                   "k_rel_mse | v_rel_mse | k_whitened_mse | attn_kl | attn_out_rel_err | one_minus_top1, or a "
                   "dotted path under the result's totals (e.g. k.snr_db)")

@@ -25,9 +25,7 @@ struct ProxyArgs {
 };
 
 void run_proxy_truth(const ProxyArgs& a) {
-  const auto bytes = io::read_file(a.grid);
-  const nlohmann::json g = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
-  if (g.is_discarded()) throw InvalidArgument(a.grid + ": not valid JSON");
+  const nlohmann::json g = read_json_file(a.grid);
   const auto cells = expand_grid_cells(g, a.grid);
   const model::LoadedModel m = model::load_model(a.model.model, a.model.tokenizer);
   const std::vector<int32_t> toks = text_tokens(a.model, m);
@@ -83,12 +81,10 @@ void add_proxy_truth_command(CLI::App& app) {
       "proxy-truth", "Evaluate a grid of configurations with the capture proxies (kvwb run) and end-to-end "
                      "(kvwb eval); report the Spearman rank correlation of each proxy with |Δppl|");
   add_model_args(*cmd, a->model);
-  cmd->add_option("--capture", a->capture, "Capture (.kvc.h5) the proxies are measured on")
-      ->each(protect_input_value)
-      ->required();
-  cmd->add_option("--grid", a->grid, "Grid JSON: option -> list of values, optional \"fixed\" object")
-      ->each(protect_input_value)
-      ->required();
+  add_required_input(*cmd, "--capture", a->capture,
+                     "Capture (.kvc.h5) the proxies are measured on");
+  add_required_input(*cmd, "--grid", a->grid,
+                     "Grid JSON: option -> list of values, optional \"fixed\" object");
   add_eval_protocol_args(*cmd, a->protocol);
   cmd->add_option("--json", a->json_out, "Write every cell and the correlations as JSON here (atomic)");
   cmd->callback([a] { run_proxy_truth(*a); });

@@ -29,13 +29,6 @@ struct RunArgs {
   bool no_cache = false;
 };
 
-std::string fmt(double v, const char* f = "%.4g") {
-  if (!std::isfinite(v)) return "n/a";
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
 void print_summary(const sessions::RunResult& r) {
   std::printf("%-6s %-4s %-12s %12s %8s %11s %11s %10s\n", "layer", "strm", "codec", "bytes", "ratio", "rel_mse",
               "snr_db", "attn_kl");
@@ -43,17 +36,17 @@ void print_summary(const sessions::RunResult& r) {
     for (const auto* s : {&l.k, &l.v}) {
       const double ratio = s->bytes ? static_cast<double>(s->bf16_bytes) / static_cast<double>(s->bytes) : NAN;
       std::printf("%-6d %-4s %-12s %12llu %8s %11s %11s %10s%s%s\n", l.layer, s == &l.k ? "K" : "V",
-                  s->codec.c_str(), static_cast<unsigned long long>(s->bytes), fmt(ratio, "%.3f").c_str(),
-                  s->failed ? "FAILED" : fmt(s->err.rel_mse()).c_str(), s->failed ? "" : fmt(s->err.snr_db(), "%.2f").c_str(),
-                  s->has_attn ? fmt(s->attn.kl()).c_str() : "n/a", l.boundary ? "  [boundary]" : "",
+                  s->codec.c_str(), static_cast<unsigned long long>(s->bytes), format_number(ratio, "%.3f").c_str(),
+                  s->failed ? "FAILED" : format_number(s->err.rel_mse()).c_str(), s->failed ? "" : format_number(s->err.snr_db(), "%.2f").c_str(),
+                  s->has_attn ? format_number(s->attn.kl()).c_str() : "n/a", l.boundary ? "  [boundary]" : "",
                   (s == &l.k && l.whitened) ? "  [whitened]" : "");
       if (s->failed) std::printf("       error[%s]: %s\n", s->error_code.c_str(), s->error_message.c_str());
     }
   }
   std::printf("total: %llu bytes vs bf16 %llu bytes -> ratio %s (hot tail share %s)\n",
               static_cast<unsigned long long>(r.total_bytes), static_cast<unsigned long long>(r.bf16_bytes),
-              fmt(r.ratio_vs_bf16(), "%.4f").c_str(),
-              fmt(r.total_bytes ? static_cast<double>(r.tail_bytes) / static_cast<double>(r.total_bytes) : NAN, "%.3f").c_str());
+              format_number(r.ratio_vs_bf16(), "%.4f").c_str(),
+              format_number(r.total_bytes ? static_cast<double>(r.tail_bytes) / static_cast<double>(r.total_bytes) : NAN, "%.3f").c_str());
   for (const auto& w : r.warnings) std::printf("warning: %s\n", w.c_str());
 }
 

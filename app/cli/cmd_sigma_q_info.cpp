@@ -17,13 +17,6 @@ struct SigmaQInfoArgs {
   bool quiet = false;
 };
 
-std::string fmt(double v, const char* f) {
-  if (!std::isfinite(v)) return "n/a";
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
-}
-
 void run(const SigmaQInfoArgs& a) {
   const sessions::SigmaQFileInfo info = sessions::sigma_q_file_info(a.file);
   if (!a.json_out.empty())
@@ -34,22 +27,22 @@ void run(const SigmaQInfoArgs& a) {
   std::printf("%-5s %-4s %12s %9s %12s %9s\n", "layer", "head", "cond(LLt)", "cond(L)", "cond(S)",
               "max|L|");
   for (const auto& p : info.pairs)
-    std::printf("%-5d %-4d %12s %9s %12s %9s\n", p.layer, p.kv_head, fmt(p.cond, "%.2f").c_str(),
-                fmt(std::sqrt(p.cond), "%.2f").c_str(), fmt(p.cond_raw, "%.4g").c_str(),
-                fmt(p.max_abs_L, "%.4f").c_str());
-  std::printf("cond(L Lt): min %s / median %s / max %s\n", fmt(info.cond_min, "%.2f").c_str(),
-              fmt(info.cond_median, "%.2f").c_str(), fmt(info.cond_max, "%.2f").c_str());
+    std::printf("%-5d %-4d %12s %9s %12s %9s\n", p.layer, p.kv_head, format_number(p.cond, "%.2f").c_str(),
+                format_number(std::sqrt(p.cond), "%.2f").c_str(), format_number(p.cond_raw, "%.4g").c_str(),
+                format_number(p.max_abs_L, "%.4f").c_str());
+  std::printf("cond(L Lt): min %s / median %s / max %s\n", format_number(info.cond_min, "%.2f").c_str(),
+              format_number(info.cond_median, "%.2f").c_str(), format_number(info.cond_max, "%.2f").c_str());
   std::printf("cond(L):    min %s / median %s / max %s\n",
-              fmt(std::sqrt(info.cond_min), "%.2f").c_str(),
-              fmt(std::sqrt(info.cond_median), "%.2f").c_str(),
-              fmt(std::sqrt(info.cond_max), "%.2f").c_str());
-  std::printf("cond(S) raw: min %s / median %s / max %s\n", fmt(info.cond_raw_min, "%.4g").c_str(),
-              fmt(info.cond_raw_median, "%.4g").c_str(), fmt(info.cond_raw_max, "%.4g").c_str());
+              format_number(std::sqrt(info.cond_min), "%.2f").c_str(),
+              format_number(std::sqrt(info.cond_median), "%.2f").c_str(),
+              format_number(std::sqrt(info.cond_max), "%.2f").c_str());
+  std::printf("cond(S) raw: min %s / median %s / max %s\n", format_number(info.cond_raw_min, "%.4g").c_str(),
+              format_number(info.cond_raw_median, "%.4g").c_str(), format_number(info.cond_raw_max, "%.4g").c_str());
   std::printf("skip rule (max|L| > 2 x median): median of per-layer max|L| = %s\n",
-              fmt(info.rule.median, "%.4f").c_str());
+              format_number(info.rule.median, "%.4f").c_str());
   for (const auto& [l, m] : info.rule.m)
-    std::printf("  layer %-3d max|L| %9s  ratio %6s%s\n", l, fmt(m, "%.4f").c_str(),
-                fmt(info.rule.median > 0 ? m / info.rule.median : NAN, "%.3f").c_str(),
+    std::printf("  layer %-3d max|L| %9s  ratio %6s%s\n", l, format_number(m, "%.4f").c_str(),
+                format_number(info.rule.median > 0 ? m / info.rule.median : NAN, "%.3f").c_str(),
                 info.rule.skip.at(l) ? "  SKIP" : "");
   std::printf("skip_layers: [");
   for (size_t i = 0; i < info.skip_layers.size(); ++i)
@@ -63,9 +56,8 @@ void add_sigma_q_info_command(CLI::App& app) {
   auto args = std::make_shared<SigmaQInfoArgs>();
   auto* cmd = app.add_subcommand("sigma-q-info",
                                  "Conditioning, max|L| and skip rule of a Σ_q safetensors file");
-  cmd->add_option("file", args->file,
-                  "Σ_q file (.safetensors with layer_<l>_chol / inv_chol [/ sigma])")->each(protect_input_value)
-      ->required();
+  add_required_input(*cmd, "file", args->file,
+                     "Σ_q file (.safetensors with layer_<l>_chol / inv_chol [/ sigma])");
   cmd->add_option("--json", args->json_out, "Write the summary JSON here (atomic)");
   cmd->add_flag("--quiet,-q", args->quiet, "Do not print the table");
   cmd->callback([args] { run(*args); });

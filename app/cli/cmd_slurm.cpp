@@ -44,14 +44,6 @@ std::string self_path() {
   return p.string();
 }
 
-nlohmann::json read_grid(const std::string& path) {
-  const auto bytes = io::read_file(path);
-  auto j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
-  if (j.is_discarded())
-    throw InvalidArgument(path + ": not valid JSON (expected a sweep grid, docs/sweeps.md)");
-  return j;
-}
-
 /// kvwb sweep arguments of the end-to-end axes and the calibration bundle, with absolute paths.
 std::vector<std::string> e2e_sweep_args(const SubmitArgs& a) {
   std::vector<std::string> v;
@@ -142,7 +134,7 @@ void run_submit(const SubmitArgs& a, const CLI::App& cmd) {
   q.dir = a.out;
   q.kvwb = a.kvwb.empty() ? self_path() : a.kvwb;
   q.capture = a.capture;
-  q.grid = read_grid(a.grid);
+  q.grid = read_json_file(a.grid, kSweepGridExpected);
   q.shards = a.shards;
   q.resources = a.res;
   q.allow_failed_cells = a.allow_failed_cells;

@@ -21,17 +21,9 @@ struct DiffArgs {
   std::string a, b;
 };
 
-nlohmann::json read_json_file(const std::string& path) {
-  const auto bytes = io::read_file(path);
-  auto j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
-  if (j.is_discarded())
-    throw InvalidArgument(path + ": not valid JSON (expected a sweep grid, docs/sweeps.md)");
-  return j;
-}
-
 void run_merge(const MergeArgs& a) {
   sessions::MergeOptions opt;
-  if (!a.grid.empty()) opt.grid = read_json_file(a.grid);
+  if (!a.grid.empty()) opt.grid = read_json_file(a.grid, kSweepGridExpected);
   opt.require_complete = a.require_complete;
   const sessions::MergeReport r = sessions::merge_result_stores(a.out, a.inputs, opt);
   for (const auto& p : r.problems) std::printf("warning: %s (skipped)\n", p.c_str());

@@ -36,13 +36,6 @@ struct SweepArgs {
   std::string backend;          // --backend cpu|cuda|auto: every cell's backend (fixed in the grid)
 };
 
-nlohmann::json read_grid(const std::string& path) {
-  const auto bytes = io::read_file(path, io::kMaxJsonBytes);
-  auto j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
-  if (j.is_discarded()) throw InvalidArgument(path + ": not valid JSON (expected a sweep grid, docs/sweeps.md)");
-  return j;
-}
-
 void write_tables(const SweepArgs& a) {
   if (a.csv_out.empty() && a.json_out.empty()) return;
   const auto sc = sessions::read_result_store(a.store);
@@ -51,7 +44,7 @@ void write_tables(const SweepArgs& a) {
 }
 
 void run(const SweepArgs& a) {
-  nlohmann::json grid = read_grid(a.grid);
+  nlohmann::json grid = read_json_file(a.grid, kSweepGridExpected, io::kMaxJsonBytes);
   if (!a.backend.empty()) {
     // The backend is checked before any cell runs (cuda without a device: Unavailable at once),
     // then fixed for every cell like any other grid option.
@@ -144,7 +137,8 @@ void add_sweep_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("sweep", "Run every cell of a configuration grid on a capture into a crash-safe "
                                           "result store (docs/sweeps.md)");
   add_capture_arg(*cmd, args->capture);
-  cmd->add_option("--grid", args->grid, "Grid JSON: option names -> lists of values (docs/sweeps.md)")->each(protect_input_value)->required();
+  add_required_input(*cmd, "--grid", args->grid,
+                     "Grid JSON: option names -> lists of values (docs/sweeps.md)");
   cmd->add_option("--out", args->store, "Result store folder (must be empty unless --resume)")->required();
   cmd->add_flag("--resume", args->resume, "Continue the store: skip cells already stored");
   cmd->add_option("--backend", args->backend, "cpu | cuda | auto for every cell (as the grid option 'backend')")

@@ -163,12 +163,10 @@ void add_transfer_command(CLI::App& app) {
       "Calibrate a configuration (Σ_q, centroid tables) on capture A, apply it to capture B and "
       "compare "
       "with calibrating on B itself (in-sample) and with no calibration (docs/bundles.md)");
-  cmd->add_option("capture_a", a->capture_a, "Capture the calibration is fitted on (.kvc.h5)")
-      ->each(protect_input_value)
-      ->required();
-  cmd->add_option("capture_b", a->capture_b, "Capture the configuration is evaluated on (.kvc.h5)")
-      ->each(protect_input_value)
-      ->required();
+  add_required_input(*cmd, "capture_a", a->capture_a,
+                     "Capture the calibration is fitted on (.kvc.h5)");
+  add_required_input(*cmd, "capture_b", a->capture_b,
+                     "Capture the configuration is evaluated on (.kvc.h5)");
   cmd->add_option(
       "config", a->config_file,
       "Run configuration JSON (default: the workbench configuration for the captures with "

@@ -65,10 +65,7 @@ bool has_codec_flags(const RunFlags& f) {
 sessions::RunConfig build_run_config(const RunFlags& f, const sessions::RunConfig* base) {
   sessions::RunConfig c = base ? *base : sessions::RunConfig{};
   if (!f.config_file.empty()) {
-    const auto bytes = io::read_file(f.config_file);
-    nlohmann::json j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
-    if (j.is_discarded()) throw InvalidArgument(f.config_file + ": not valid JSON");
-    c = sessions::run_config_from_json(j, f.config_file);
+    c = sessions::run_config_from_json(read_json_file(f.config_file), f.config_file);
   }
   // The flags become options of the core's vocabulary (sessions/run_options.h), so the CLI,
   // sweep grids and the GUI share one mapping.

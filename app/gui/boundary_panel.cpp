@@ -43,11 +43,19 @@ QTableWidget* make_table(const QStringList& headers) {
   return t;
 }
 
-QLabel* make_error_label() {
-  auto* l = dlg::selectable_label();
-  l->setStyleSheet(dlg::error_style());
-  l->setVisible(false);
-  return l;
+/// The feedback rows of a tab, under its buttons, added to `l`: a hidden progress bar, a status
+/// line showing `status`, and a hidden inline error label named `error_name` (for tests).
+void add_job_feedback(QVBoxLayout* l, const QString& status, const QString& error_name,
+                      QProgressBar*& progress, QLabel*& status_label, QLabel*& error_label) {
+  progress = new QProgressBar;
+  progress->setVisible(false);
+  l->addWidget(progress);
+  status_label = dlg::wrapped_label(status);
+  l->addWidget(status_label);
+  error_label = dlg::selectable_label(error_name);
+  error_label->setStyleSheet(dlg::error_style());
+  error_label->setVisible(false);
+  l->addWidget(error_label);
 }
 
 QString plan_intro() {
@@ -77,17 +85,12 @@ BoundaryPanel::BoundaryPanel(Workbench& workbench, QWidget* parent)
   connect(&wb_, &Workbench::jobs_changed, this, &BoundaryPanel::on_jobs_changed);
   connect(&wb_, &Workbench::snapshot_changed, this,
           [this](const views::SnapshotPtr&) { on_snapshot(); });
-  connect(&wb_, &Workbench::job_failed, this,
-          [this](const QString& name, const QString& code, const QString& msg) {
-            const QString text = QStringLiteral("error[%1]: %2").arg(code, msg);
-            if (rec_job_ >= 0 && name == rec_job_name_) set_rec_error(text);
-            if (plan_job_ >= 0 && name == plan_job_name_) set_plan_error(text);
-          });
-  connect(&wb_, &Workbench::job_cancelled, this, [this](const QString& name) {
-    if (rec_job_ >= 0 && name == rec_job_name_)
-      rec_status_->setText(tr("Recommendation cancelled."));
-    if (plan_job_ >= 0 && name == plan_job_name_) plan_status_->setText(tr("Plan cancelled."));
-  });
+  dlg::watch_job(
+      wb_, this, rec_job_, rec_job_name_, [this](const QString& e) { set_rec_error(e); },
+      [this] { rec_status_->setText(tr("Recommendation cancelled.")); });
+  dlg::watch_job(
+      wb_, this, plan_job_, plan_job_name_, [this](const QString& e) { set_plan_error(e); },
+      [this] { plan_status_->setText(tr("Plan cancelled.")); });
   on_snapshot();
 }
 
@@ -113,28 +116,17 @@ QWidget* BoundaryPanel::build_recommend_tab() {
   max_layers_->setValue(4);
   max_layers_->setToolTip(tr("Greedy boundary sets of sizes 1..N are measured (each one run)"));
   row->addWidget(max_layers_);
-  recommend_button_ = new QPushButton(tr("Recommend"));
-  recommend_button_->setObjectName(QStringLiteral("recommend"));
-  rec_cancel_ = new QPushButton(tr("Cancel"));
+  recommend_button_ =
+      dlg::button(tr("Recommend"), QStringLiteral("recommend"), this, [this] { recommend(); });
+  rec_cancel_ = dlg::cancel_button(tr("Cancel"), wb_, rec_job_, this);
   row->addWidget(recommend_button_);
   row->addWidget(rec_cancel_);
   row->addStretch(1);
   l->addLayout(row);
-  connect(recommend_button_, &QPushButton::clicked, this, [this] { recommend(); });
-  connect(rec_cancel_, &QPushButton::clicked, this, [this] {
-    if (rec_job_ >= 0) wb_.cancel_job(rec_job_);
-  });
-  rec_progress_ = new QProgressBar;
-  rec_progress_->setVisible(false);
-  l->addWidget(rec_progress_);
-  rec_status_ =
-      new QLabel(tr("Measures each layer's sensitivity under the current configuration (boundary "
-                    "cleared), then runs the greedy boundary sets."));
-  rec_status_->setWordWrap(true);
-  l->addWidget(rec_status_);
-  rec_error_ = make_error_label();
-  rec_error_->setObjectName(QStringLiteral("rec_error"));
-  l->addWidget(rec_error_);
+  add_job_feedback(l,
+                   tr("Measures each layer's sensitivity under the current configuration "
+                      "(boundary cleared), then runs the greedy boundary sets."),
+                   QStringLiteral("rec_error"), rec_progress_, rec_status_, rec_error_);
 
   auto* rank_box = new QGroupBox(tr("Layer ranking (most sensitive first)"));
   auto* rl = new QVBoxLayout(rank_box);
@@ -155,8 +147,7 @@ QWidget* BoundaryPanel::build_recommend_tab() {
   proposals_->horizontalHeader()->setStretchLastSection(false);
   proposals_->horizontalHeader()->setSectionResizeMode(1, QHeaderView::Stretch);
   pl->addWidget(proposals_);
-  rec_notes_ = new QLabel;
-  rec_notes_->setWordWrap(true);
+  rec_notes_ = dlg::wrapped_label();
   pl->addWidget(rec_notes_);
   l->addWidget(prop_box, 1);
   return w;
@@ -187,30 +178,17 @@ QWidget* BoundaryPanel::build_plan_tab() {
   form->addRow(QString(), allow_boundary_);
   l->addLayout(form);
   auto* row = new QHBoxLayout;
-  plan_button_ = new QPushButton(tr("Plan"));
-  plan_button_->setObjectName(QStringLiteral("plan"));
-  plan_cancel_ = new QPushButton(tr("Cancel"));
-  apply_plan_ = new QPushButton(tr("Apply plan"));
-  apply_plan_->setObjectName(QStringLiteral("apply_plan"));
+  plan_button_ = dlg::button(tr("Plan"), QStringLiteral("plan"), this, [this] { plan(); });
+  plan_cancel_ = dlg::cancel_button(tr("Cancel"), wb_, plan_job_, this);
+  apply_plan_ =
+      dlg::button(tr("Apply plan"), QStringLiteral("apply_plan"), this, [this] { apply_plan(); });
   row->addWidget(plan_button_);
   row->addWidget(plan_cancel_);
   row->addStretch(1);
   row->addWidget(apply_plan_);
   l->addLayout(row);
-  connect(plan_button_, &QPushButton::clicked, this, [this] { plan(); });
-  connect(plan_cancel_, &QPushButton::clicked, this, [this] {
-    if (plan_job_ >= 0) wb_.cancel_job(plan_job_);
-  });
-  connect(apply_plan_, &QPushButton::clicked, this, [this] { apply_plan(); });
-  plan_progress_ = new QProgressBar;
-  plan_progress_->setVisible(false);
-  l->addWidget(plan_progress_);
-  plan_status_ = new QLabel(plan_intro());
-  plan_status_->setWordWrap(true);
-  l->addWidget(plan_status_);
-  plan_error_ = make_error_label();
-  plan_error_->setObjectName(QStringLiteral("plan_error"));
-  l->addWidget(plan_error_);
+  add_job_feedback(l, plan_intro(), QStringLiteral("plan_error"), plan_progress_, plan_status_,
+                   plan_error_);
 
   auto* layers_box = new QGroupBox(tr("Per-layer choices"));
   auto* ll = new QVBoxLayout(layers_box);
@@ -276,48 +254,54 @@ int BoundaryPanel::plan_rows() const { return plan_layers_->rowCount(); }
 
 void BoundaryPanel::set_max_layers(int n) { max_layers_->setValue(n); }
 
-bool BoundaryPanel::recommend() {
-  if (rec_job_ >= 0) return false;
+std::optional<std::string> BoundaryPanel::capture_to_start(
+    int job, void (BoundaryPanel::*show_error)(const QString&)) {
+  if (job >= 0) return std::nullopt;
   const QString capture = wb_.capture_path();
   if (capture.isEmpty()) {
-    set_rec_error(tr("Open a capture first"));
-    return false;
+    (this->*show_error)(tr("Open a capture first"));
+    return std::nullopt;
   }
-  set_rec_error(QString());
+  (this->*show_error)(QString());
+  return capture.toStdString();
+}
+
+bool BoundaryPanel::recommend() {
+  const std::optional<std::string> capture =
+      capture_to_start(rec_job_, &BoundaryPanel::set_rec_error);
+  if (!capture) return false;
   const sessions::RunConfig cfg = wb_.current_config();
   const int n = max_layers_->value();
-  const std::string path = capture.toStdString();
+  const std::string path = *capture;
   QPointer<BoundaryPanel> self(this);
   rec_job_name_ = tr("Recommend boundary layers");
   rec_job_ = wb_.start_job(
       rec_job_name_, [self, path, cfg, n](JobControl& job) -> Workbench::Continuation {
-        std::shared_ptr<const sessions::BoundaryRecommendation> r;
-        QString err;
-        try {
-          r = std::make_shared<const sessions::BoundaryRecommendation>(
-              sessions::recommend_boundary(path, cfg, n, &job));
-        } catch (const Cancelled&) {
-          throw;
-        } catch (const std::exception& e) {
-          err = dlg::error_text(e);
-        }
-        return [self, r, err] {
-          if (!self) return;
-          if (r) {
-            self->rec_ = r;
-            self->rec_status_->setText(tr("Score: %1. Apply a set to make it the current boundary.")
-                                           .arg(QString::fromStdString(r->score_metric)));
-            self->show_recommendation();
-          } else {
-            self->set_rec_error(err);
-          }
-        };
+        return dlg::compute_then<sessions::BoundaryRecommendation>(
+            self, [&] { return sessions::recommend_boundary(path, cfg, n, &job); },
+            [](BoundaryPanel& panel,
+               const std::shared_ptr<const sessions::BoundaryRecommendation>& r,
+               const QString& err) {
+              if (r) {
+                panel.rec_ = r;
+                panel.rec_status_->setText(
+                    tr("Score: %1. Apply a set to make it the current boundary.")
+                        .arg(QString::fromStdString(r->score_metric)));
+                panel.show_recommendation();
+              } else {
+                panel.set_rec_error(err);
+              }
+            });
       });
-  rec_progress_->setVisible(true);
-  rec_status_->setText(tr("Measuring\u2026"));
+  show_started(rec_progress_, rec_status_, tr("Measuring\u2026"));
+  return true;
+}
+
+void BoundaryPanel::show_started(QProgressBar* progress, QLabel* status, const QString& text) {
+  progress->setVisible(true);
+  status->setText(text);
   update_buttons();
   on_jobs_changed();
-  return true;
 }
 
 void BoundaryPanel::show_recommendation() {
@@ -402,49 +386,30 @@ bool BoundaryPanel::set_metric(const QString& metric) {
 void BoundaryPanel::set_allow_boundary(bool on) { allow_boundary_->setChecked(on); }
 
 bool BoundaryPanel::plan() {
-  if (plan_job_ >= 0) return false;
-  const QString capture = wb_.capture_path();
-  if (capture.isEmpty()) {
-    set_plan_error(tr("Open a capture first"));
-    return false;
-  }
-  set_plan_error(QString());
+  const std::optional<std::string> capture =
+      capture_to_start(plan_job_, &BoundaryPanel::set_plan_error);
+  if (!capture) return false;
   const sessions::RunConfig cfg = wb_.current_config();
   sessions::PlanOptions opt;
   opt.target_ratio = target_->value();
   opt.metric = metric_->currentText().toStdString();
   opt.allow_boundary = allow_boundary_->isChecked();
-  const std::string path = capture.toStdString();
+  const std::string path = *capture;
   QPointer<BoundaryPanel> self(this);
   plan_job_name_ = tr("Budget plan");
   plan_job_ = wb_.start_job(
       plan_job_name_, [self, path, cfg, opt](JobControl& job) -> Workbench::Continuation {
-        std::shared_ptr<const sessions::PlanResult> p;
-        QString err;
-        try {
-          p = std::make_shared<const sessions::PlanResult>(
-              sessions::plan_budget(path, cfg, opt, &job));
-        } catch (const Cancelled&) {
-          throw;
-        } catch (const std::exception& e) {
-          err = dlg::error_text(e);
-        }
-        return [self, p, err] {
-          if (!self) return;
-          if (p) {
-            self->plan_ = p;
-            self->show_plan();
-          } else {
-            self->plan_.reset();
-            self->show_plan();
-            self->set_plan_error(err);
-          }
-        };
+        return dlg::compute_then<sessions::PlanResult>(
+            self, [&] { return sessions::plan_budget(path, cfg, opt, &job); },
+            [](BoundaryPanel& panel, const std::shared_ptr<const sessions::PlanResult>& p,
+               const QString& err) {
+              panel.plan_ = p;  // null when the plan failed: the tab shows its intro and the error
+              panel.show_plan();
+              if (!p) panel.set_plan_error(err);
+            });
       });
-  plan_progress_->setVisible(true);
-  plan_status_->setText(tr("Measuring every bit width per layer and stream\u2026"));
-  update_buttons();
-  on_jobs_changed();
+  show_started(plan_progress_, plan_status_,
+               tr("Measuring every bit width per layer and stream\u2026"));
   return true;
 }
 

@@ -10,6 +10,8 @@
 #include <QString>
 #include <QWidget>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "sessions/explore/boundary.h"
@@ -69,6 +71,12 @@ class BoundaryPanel : public QWidget {
   void on_snapshot();
   void set_rec_error(const QString& text);
   void set_plan_error(const QString& text);
+  /// The open capture's path when a job (id `job`, -1 when none runs) may start, clearing the
+  /// error shown by `show_error`; nullopt while it runs, or with no capture open (said there).
+  std::optional<std::string> capture_to_start(int job,
+                                              void (BoundaryPanel::*show_error)(const QString&));
+  /// A tab's job just started: its progress bar shows and its status says `text`.
+  void show_started(QProgressBar* progress, QLabel* status, const QString& text);
   void update_buttons();
 
   Workbench& wb_;

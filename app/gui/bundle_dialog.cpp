@@ -92,15 +92,9 @@ BundleDialog::BundleDialog(Workbench& workbench, QWidget* parent)
   setObjectName(QStringLiteral("bundle_dialog"));
   build_ui();
   connect(&wb_, &Workbench::jobs_changed, this, &BundleDialog::on_jobs_changed);
-  connect(&wb_, &Workbench::job_cancelled, this, [this](const QString& name) {
-    if (job_ >= 0 && name == job_name_)
-      set_error(tr("Cancelled: nothing was written (the export is atomic)."));
-  });
-  connect(&wb_, &Workbench::job_failed, this,
-          [this](const QString& name, const QString& code, const QString& msg) {
-            if (job_ >= 0 && name == job_name_)
-              set_error(QStringLiteral("error[%1]: %2").arg(code, msg));
-          });
+  dlg::watch_job(
+      wb_, this, job_, job_name_, [this](const QString& e) { set_error(e); },
+      [this] { set_error(tr("Cancelled: nothing was written (the export is atomic).")); });
   update_buttons();
 }
 
@@ -133,26 +127,28 @@ void BundleDialog::build_ui() {
   calibrate_->setObjectName(QStringLiteral("calibrate"));
   calibrate_->setChecked(true);
   form->addRow(QString(), calibrate_);
-  deploy_root_ = new QLineEdit;
-  deploy_root_->setPlaceholderText(
-      tr("absolute folder for deploy.env paths (default: the bundle's location)"));
+  deploy_root_ =
+      dlg::line_edit(tr("absolute folder for deploy.env paths (default: the bundle's location)"));
   form->addRow(tr("Deploy root:"), deploy_root_);
-  run_id_ = new QLineEdit;
-  run_id_->setPlaceholderText(tr("selection.run_id (optional)"));
+  run_id_ = dlg::line_edit(tr("selection.run_id (optional)"));
   form->addRow(tr("Run id:"), run_id_);
   criterion_ = new QLineEdit(QStringLiteral("user choice"));
   form->addRow(tr("Criterion:"), criterion_);
   root->addWidget(exp_box);
 
   auto* actions = new QHBoxLayout;
-  export_button_ = new QPushButton(tr("Export"));
-  export_button_->setObjectName(QStringLiteral("export"));
+  export_button_ =
+      dlg::button(tr("Export"), QStringLiteral("export"), this, [this] { start_export(); });
   export_button_->setDefault(true);
-  check_button_ = new QPushButton(tr("Check existing bundle\u2026"));
-  check_button_->setObjectName(QStringLiteral("check"));
+  check_button_ =
+      dlg::button(tr("Check existing bundle\u2026"), QStringLiteral("check"), this, [this] {
+        const QString d =
+            QFileDialog::getExistingDirectory(this, tr("Bundle folder to check"), dest_->text());
+        if (!d.isEmpty()) start_check(d);
+      });
   partial_ = new QCheckBox(tr("Partial (reference artefact: missing files are warnings)"));
   partial_->setObjectName(QStringLiteral("partial"));
-  cancel_button_ = new QPushButton(tr("Cancel"));
+  cancel_button_ = dlg::cancel_button(tr("Cancel"), wb_, job_, this);
   actions->addWidget(export_button_);
   actions->addWidget(cancel_button_);
   actions->addSpacing(24);
@@ -160,15 +156,6 @@ void BundleDialog::build_ui() {
   actions->addWidget(partial_);
   actions->addStretch(1);
   root->addLayout(actions);
-  connect(export_button_, &QPushButton::clicked, this, [this] { start_export(); });
-  connect(cancel_button_, &QPushButton::clicked, this, [this] {
-    if (job_ >= 0) wb_.cancel_job(job_);
-  });
-  connect(check_button_, &QPushButton::clicked, this, [this] {
-    const QString d =
-        QFileDialog::getExistingDirectory(this, tr("Bundle folder to check"), dest_->text());
-    if (!d.isEmpty()) start_check(d);
-  });
 
   progress_ = new QProgressBar;
   progress_->setVisible(false);

@@ -484,19 +484,31 @@ bool MainWindow::open_path(const QString& path) {
   return open_capture_file(path);
 }
 
-bool MainWindow::open_capture_file(const QString& path) {
+bool MainWindow::run_reporting(const QString& what, const QString& other_code,
+                               const std::function<void()>& action) {
   try {
-    wb_->open_capture(path);
+    action();
   } catch (const Error& e) {
-    report_error("Cannot open the capture " + path, q(e.code()), QString::fromUtf8(e.what()));
+    report_error(what, q(e.code()), QString::fromUtf8(e.what()));
     return false;
   } catch (const std::exception& e) {
-    report_error("Cannot open the capture " + path, "INTERNAL", QString::fromUtf8(e.what()));
+    report_error(what, other_code, QString::fromUtf8(e.what()));
     return false;
   }
-  add_recent(path);
-  statusBar()->showMessage("Opened " + path, 5000);
   return true;
+}
+
+bool MainWindow::file_action(const QString& path, const QString& failed, const QString& other_code,
+                             const std::function<void()>& action, const QString& done) {
+  if (!run_reporting(failed + path, other_code, action)) return false;
+  add_recent(path);
+  statusBar()->showMessage(done + path, 5000);
+  return true;
+}
+
+bool MainWindow::open_capture_file(const QString& path) {
+  return file_action(
+      path, "Cannot open the capture ", "INTERNAL", [&] { wb_->open_capture(path); }, "Opened ");
 }
 
 bool MainWindow::open_sweep_store(const QString& dir) {
@@ -539,10 +551,16 @@ bool MainWindow::open_sweep_store(const QString& dir) {
 
 bool MainWindow::open_session_file(const QString& path, bool accept_capture_change) {
   QStringList warnings;
-  try {
-    warnings = wb_->open_session(path, accept_capture_change);
-  } catch (const CaptureChanged& e) {
-    const QString msg = QString::fromUtf8(e.what());
+  std::optional<CaptureChanged> changed;
+  const bool opened = run_reporting("Cannot open the session " + path, "INTERNAL", [&] {
+    try {
+      warnings = wb_->open_session(path, accept_capture_change);
+    } catch (const CaptureChanged& e) {
+      changed = e;
+    }
+  });
+  if (changed) {
+    const QString msg = QString::fromUtf8(changed->what());
     if (options_.interactive) {
       const auto answer = QMessageBox::question(
           this, "The capture changed",
@@ -553,15 +571,10 @@ bool MainWindow::open_session_file(const QString& path, bool accept_capture_chan
     }
     report_error("Cannot open the session " + path +
                      " (the capture changed; accept the changed capture to open it)",
-                 q(e.code()), msg);
-    return false;
-  } catch (const Error& e) {
-    report_error("Cannot open the session " + path, q(e.code()), QString::fromUtf8(e.what()));
-    return false;
-  } catch (const std::exception& e) {
-    report_error("Cannot open the session " + path, "INTERNAL", QString::fromUtf8(e.what()));
+                 q(changed->code()), msg);
     return false;
   }
+  if (!opened) return false;
   add_recent(path);
   if (!warnings.isEmpty()) {
     if (options_.interactive) {
@@ -581,17 +594,9 @@ bool MainWindow::open_session_file(const QString& path, bool accept_capture_chan
 }
 
 bool MainWindow::save_session_file(const QString& path) {
-  try {
-    wb_->save_session(path);
-  } catch (const Error& e) {
-    report_error("Cannot save the session " + path, q(e.code()), QString::fromUtf8(e.what()));
+  if (!file_action(
+          path, "Cannot save the session ", "IO_ERROR", [&] { wb_->save_session(path); }, "Saved "))
     return false;
-  } catch (const std::exception& e) {
-    report_error("Cannot save the session " + path, "IO_ERROR", QString::fromUtf8(e.what()));
-    return false;
-  }
-  add_recent(path);
-  statusBar()->showMessage("Saved " + path, 5000);
   update_title();
   return true;
 }
@@ -748,15 +753,7 @@ void MainWindow::export_results(bool csv) {
 }
 
 bool MainWindow::write_export(const QString& path, const std::function<void()>& write) {
-  try {
-    write();
-  } catch (const Error& e) {
-    report_error("Cannot export " + path, q(e.code()), QString::fromUtf8(e.what()));
-    return false;
-  } catch (const std::exception& e) {
-    report_error("Cannot export " + path, "IO_ERROR", QString::fromUtf8(e.what()));
-    return false;
-  }
+  if (!run_reporting("Cannot export " + path, "IO_ERROR", write)) return false;
   statusBar()->showMessage("Wrote " + path, 5000);
   return true;
 }

@@ -113,6 +113,14 @@ class MainWindow : public QMainWindow {
   void update_undo_actions();
   void update_jobs();
   void report_error(const QString& what, const QString& code, const QString& message);
+  /// Runs `action`; an exception it throws is reported as `what` (report_error with the Error's
+  /// code, or `other_code` for another exception) and gives false.
+  bool run_reporting(const QString& what, const QString& other_code,
+                     const std::function<void()>& action);
+  /// run_reporting of `action` on the file `path` (reported as `failed` + path); on success the
+  /// file joins the recent files and the status bar says `done` + path.
+  bool file_action(const QString& path, const QString& failed, const QString& other_code,
+                   const std::function<void()>& action, const QString& done);
   void add_recent(const QString& path);
   void rebuild_recent_menu();
   QString ask_save_path(const QString& title, const QString& name, const QString& filters);

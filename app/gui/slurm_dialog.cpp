@@ -69,14 +69,11 @@ SlurmDialog::SlurmDialog(Workbench& workbench, nlohmann::json grid, size_t cells
       tr("Array tasks; shard I runs the cells at positions = I (mod N) of the "
          "configuration-hash-sorted cell list"));
   form->addRow(tr("Shards (array tasks):"), shards_);
-  partition_ = new QLineEdit;
-  partition_->setPlaceholderText(tr("cluster default"));
+  partition_ = dlg::line_edit(tr("cluster default"));
   form->addRow(tr("Partition:"), partition_);
-  time_ = new QLineEdit;
-  time_->setPlaceholderText(tr("partition default, e.g. 04:00:00"));
+  time_ = dlg::line_edit(tr("partition default, e.g. 04:00:00"));
   form->addRow(tr("Time limit per shard:"), time_);
-  mem_ = new QLineEdit;
-  mem_->setPlaceholderText(tr("default, e.g. 16G"));
+  mem_ = dlg::line_edit(tr("default, e.g. 16G"));
   form->addRow(tr("Memory:"), mem_);
   cpus_ = new QSpinBox;
   cpus_->setRange(1, 1 << 16);
@@ -87,9 +84,8 @@ SlurmDialog::SlurmDialog(Workbench& workbench, nlohmann::json grid, size_t cells
   gpus_->setRange(0, 1 << 10);
   gpus_->setSpecialValueText(tr("none"));
   form->addRow(tr("GPUs per task:"), gpus_);
-  sbatch_args_ = new QLineEdit;
-  sbatch_args_->setPlaceholderText(
-      tr("extra sbatch arguments as shell words, e.g. --qos=high --account=lab"));
+  sbatch_args_ =
+      dlg::line_edit(tr("extra sbatch arguments as shell words, e.g. --qos=high --account=lab"));
   form->addRow(tr("Extra sbatch arguments:"), sbatch_args_);
   kvwb_ = new QLineEdit;
   kvwb_->setObjectName(QStringLiteral("slurm_kvwb"));
@@ -98,19 +94,16 @@ SlurmDialog::SlurmDialog(Workbench& workbench, nlohmann::json grid, size_t cells
   root->addLayout(form);
 
   auto* buttons = new QHBoxLayout;
-  preview_button_ = new QPushButton(tr("Preview"));
-  write_button_ = new QPushButton(tr("Write scripts"));
-  write_button_->setObjectName(QStringLiteral("slurm_write"));
+  preview_button_ = dlg::button(tr("Preview"), QString(), this, [this] { preview(); });
+  write_button_ = dlg::button(tr("Write scripts"), QStringLiteral("slurm_write"), this,
+                              [this] { write_scripts(); });
   write_button_->setDefault(true);
-  auto* close = new QPushButton(tr("Close"));
+  auto* close = dlg::button(tr("Close"), QString(), this, [this] { accept(); });
   buttons->addStretch(1);
   buttons->addWidget(preview_button_);
   buttons->addWidget(write_button_);
   buttons->addWidget(close);
   root->addLayout(buttons);
-  connect(preview_button_, &QPushButton::clicked, this, [this] { preview(); });
-  connect(write_button_, &QPushButton::clicked, this, [this] { write_scripts(); });
-  connect(close, &QPushButton::clicked, this, &QDialog::accept);
 
   status_ = dlg::selectable_label(QStringLiteral("slurm_status"));
   root->addWidget(status_);

@@ -82,14 +82,9 @@ SweepDialog::SweepDialog(Workbench& workbench, QWidget* parent) : QDialog(parent
   set_sweep_name(QStringLiteral("sweep-%1").arg(wb_.document().sweeps.size() + 1));
   connect(&wb_, &Workbench::jobs_changed, this, &SweepDialog::on_jobs_changed);
   connect(&wb_, &Workbench::document_changed, this, &SweepDialog::refresh_fixed);
-  connect(&wb_, &Workbench::job_failed, this,
-          [this](const QString& name, const QString& code, const QString& msg) {
-            if (job_id_ >= 0 && name == job_name_)
-              failure_ = QStringLiteral("error[%1]: %2").arg(code, msg);
-          });
-  connect(&wb_, &Workbench::job_cancelled, this, [this](const QString& name) {
-    if (job_id_ >= 0 && name == job_name_) cancelled_ = true;
-  });
+  dlg::watch_job(
+      wb_, this, job_id_, job_name_, [this](const QString& e) { failure_ = e; },
+      [this] { cancelled_ = true; });
   update_buttons();
 }
 
@@ -102,10 +97,9 @@ void SweepDialog::build_ui() {
   // ---- left: builder ----
   auto* builder_box = new QGroupBox(tr("Grid builder"));
   auto* bl = new QVBoxLayout(builder_box);
-  auto* hint =
-      new QLabel(tr("Check codec families and the parameter values to try. Both streams (K, V) "
-                    "use the family's codec; without K \u00d7 V they take the same values."));
-  hint->setWordWrap(true);
+  auto* hint = dlg::wrapped_label(
+      tr("Check codec families and the parameter values to try. Both streams (K, V) "
+         "use the family's codec; without K \u00d7 V they take the same values."));
   bl->addWidget(hint);
   tree_ = new QTreeWidget;
   tree_->setObjectName(QStringLiteral("grid_tree"));
@@ -117,10 +111,9 @@ void SweepDialog::build_ui() {
   tree_->setUniformRowHeights(true);
   bl->addWidget(tree_, 3);
   auto* fixed_label =
-      new QLabel(tr("Fixed run settings from the current configuration — the "
-                    "ticked ones apply to every cell (they are written into the "
-                    "grid's \"fixed\" object on the right):"));
-  fixed_label->setWordWrap(true);
+      dlg::wrapped_label(tr("Fixed run settings from the current configuration — the "
+                            "ticked ones apply to every cell (they are written into the "
+                            "grid's \"fixed\" object on the right):"));
   bl->addWidget(fixed_label);
   fixed_list_ = new QListWidget;
   fixed_list_->setObjectName(QStringLiteral("fixed_list"));
@@ -269,15 +262,13 @@ void SweepDialog::build_ui() {
     if (!store_edited_) store_edit_->setText(wb_.default_store_dir(n));
   });
   connect(store_edit_, &QLineEdit::textEdited, this, [this] { store_edited_ = true; });
-  auto* fresh = new QPushButton(tr("New folder"));
-  fresh->setObjectName(QStringLiteral("new_store"));
-  fresh->setToolTip(tr("A new, empty store folder beside the session (named after the sweep)"));
-  store_row->addWidget(fresh);
-  connect(fresh, &QPushButton::clicked, this, [this] {
+  auto* fresh = dlg::button(tr("New folder"), QStringLiteral("new_store"), this, [this] {
     store_edited_ = false;
     set_sweep_name(name_edit_->text().trimmed().isEmpty() ? QStringLiteral("sweep")
                                                           : name_edit_->text().trimmed());
   });
+  fresh->setToolTip(tr("A new, empty store folder beside the session (named after the sweep)"));
+  store_row->addWidget(fresh);
   connect(browse, &QPushButton::clicked, this, [this] {
     const QString d =
         QFileDialog::getExistingDirectory(this, tr("Result store folder"), store_edit_->text());
@@ -291,13 +282,12 @@ void SweepDialog::build_ui() {
   progress_->setValue(0);
   progress_->setFormat(tr("idle"));
   progress_->setTextVisible(true);
-  start_button_ = new QPushButton(tr("Start"));
-  start_button_->setObjectName(QStringLiteral("start"));
+  start_button_ = dlg::button(tr("Start"), QStringLiteral("start"), this, [this] { start(); });
   start_button_->setDefault(true);
-  cancel_button_ = new QPushButton(tr("Cancel sweep"));
-  cancel_button_->setObjectName(QStringLiteral("cancel"));
-  slurm_button_ = new QPushButton(tr("Slurm scripts\u2026"));
-  slurm_button_->setObjectName(QStringLiteral("slurm"));
+  cancel_button_ =
+      dlg::button(tr("Cancel sweep"), QStringLiteral("cancel"), this, [this] { cancel(); });
+  slurm_button_ = dlg::button(tr("Slurm scripts\u2026"), QStringLiteral("slurm"), this,
+                              [this] { open_slurm_dialog(); });
   slurm_button_->setToolTip(tr("Write this grid as a Slurm job array of shards plus a merge job instead of "
                                "running it here (docs/cluster.md)"));
   prog_row->addWidget(progress_, 1);
@@ -305,9 +295,6 @@ void SweepDialog::build_ui() {
   prog_row->addWidget(cancel_button_);
   prog_row->addWidget(slurm_button_);
   rl->addLayout(prog_row);
-  connect(start_button_, &QPushButton::clicked, this, [this] { start(); });
-  connect(slurm_button_, &QPushButton::clicked, this, [this] { open_slurm_dialog(); });
-  connect(cancel_button_, &QPushButton::clicked, this, &SweepDialog::cancel);
 
   status_label_ = dlg::selectable_label(QStringLiteral("status"));
   rl->addWidget(status_label_);

@@ -842,25 +842,18 @@ void Workbench::set_active_sweep(int index) {
 bool Workbench::can_undo() const { return impl_->undo.can_undo(); }
 bool Workbench::can_redo() const { return impl_->undo.can_redo(); }
 
-bool Workbench::undo() {
-  const sessions::RunConfig before = current_config();
-  if (!impl_->undo.undo()) return false;
-  impl_->run_label = "undo " + undo_text();
-  if (!impl_->undo_labels.empty()) {
-    impl_->redo_labels.push_back(impl_->undo_labels.back());
-    impl_->undo_labels.pop_back();
-  }
-  impl_->after_change(before);
-  return true;
-}
+bool Workbench::undo() { return step_history(false); }
+bool Workbench::redo() { return step_history(true); }
 
-bool Workbench::redo() {
+bool Workbench::step_history(bool forward) {
   const sessions::RunConfig before = current_config();
-  if (!impl_->undo.redo()) return false;
-  impl_->run_label = "redo " + redo_text();
-  if (!impl_->redo_labels.empty()) {
-    impl_->undo_labels.push_back(impl_->redo_labels.back());
-    impl_->redo_labels.pop_back();
+  if (!(forward ? impl_->undo.redo() : impl_->undo.undo())) return false;
+  impl_->run_label = forward ? "redo " + redo_text() : "undo " + undo_text();
+  std::vector<QString>& from = forward ? impl_->redo_labels : impl_->undo_labels;
+  std::vector<QString>& to = forward ? impl_->undo_labels : impl_->redo_labels;
+  if (!from.empty()) {
+    to.push_back(from.back());
+    from.pop_back();
   }
   impl_->after_change(before);
   return true;

@@ -167,6 +167,8 @@ class Workbench : public QObject {
   void message(const QString& level, const QString& text);
 
  private:
+  /// undo() (forward false) or redo(): one step of the history; its label moves to the other list.
+  bool step_history(bool forward);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -52,6 +52,12 @@ kvwb::sessions::RunConfig base_config() {
   return c;
 }
 
+/// Shows a boundary panel at the size its screenshots are taken at.
+void show_panel(BoundaryPanel& panel) {
+  panel.resize(900, 720);
+  panel.show();
+}
+
 void save_shot(QWidget& w, const QString& name) {
   QCoreApplication::processEvents();
   const QString path = QStringLiteral("/tmp/dlg_%1.png").arg(name);
@@ -68,6 +74,12 @@ class TestGuiDialogs : public QObject {
   QTemporaryDir tmp_;
 
   bool have_data() const { return QFileInfo::exists(tiny1m()); }
+
+  /// Sets the workbench back to base_config() and waits for its run; false when it did not end.
+  bool reset_to_base() {
+    wb_->set_config(base_config(), "test base");
+    return wb_->wait_idle(kWaitMs);
+  }
 
  private slots:
   void initTestCase() {
@@ -295,8 +307,7 @@ class TestGuiDialogs : public QObject {
     QVERIFY(!dlg.grid()["fixed"].contains("boundary"));
     for (const auto& c : kvwb::sessions::expand_sweep_grid(dlg.grid(), "test"))
       QVERIFY(c.config.boundary.empty());
-    wb_->set_config(base_config(), "test base");
-    QVERIFY(wb_->wait_idle(kWaitMs));
+    QVERIFY(reset_to_base());
   }
 
   // ---- cancel midway: finished cells stay; Resume completes the store ----
@@ -339,11 +350,9 @@ class TestGuiDialogs : public QObject {
   // ---- boundary recommendation → Apply ----
   void boundaryRecommend() {
     if (!have_data()) QSKIP("real data absent: " KVWB_REAL_DATA_DIR " (tiny1m capture)");
-    wb_->set_config(base_config(), "test base");
-    QVERIFY(wb_->wait_idle(kWaitMs));
+    QVERIFY(reset_to_base());
     BoundaryPanel panel(*wb_, nullptr);
-    panel.resize(900, 720);
-    panel.show();
+    show_panel(panel);
     panel.set_max_layers(2);
     QVERIFY(panel.recommend());
     QVERIFY(wb_->wait_idle(kWaitMs));
@@ -382,11 +391,9 @@ class TestGuiDialogs : public QObject {
   // ---- budgeted plan target 3 → Apply plan; planning again shows the core's error inline ----
   void budgetPlan() {
     if (!have_data()) QSKIP("real data absent: " KVWB_REAL_DATA_DIR " (tiny1m capture)");
-    wb_->set_config(base_config(), "test base");
-    QVERIFY(wb_->wait_idle(kWaitMs));
+    QVERIFY(reset_to_base());
     BoundaryPanel panel(*wb_, nullptr);
-    panel.resize(900, 720);
-    panel.show();
+    show_panel(panel);
     panel.tabs()->setCurrentIndex(1);
     panel.set_target_ratio(3.0);
     QVERIFY(panel.set_metric("attn_out_rel_err"));

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/gui/main_window.h"
+#include "tests/app/gui/gui_test_util.h"
 #include "app/gui/view_factory.h"
 #include "app/gui/workbench.h"
 #include "io/atomic_file.h"
@@ -40,15 +41,8 @@ using kvwb::app::Workbench;
 
 namespace {
 
-QString tiny1m() { return QString(KVWB_REAL_DATA_DIR) + "/tiny1m_wikitext2.kvc.h5"; }
-
-MainWindow::Options quiet_options(bool autosave = false) {
-  MainWindow::Options o;
-  o.interactive = false;
-  o.use_settings = false;
-  o.autosave = autosave;
-  return o;
-}
+using kvwb::app::gui_test::quiet_options;
+using kvwb::app::gui_test::tiny1m;
 
 std::unique_ptr<MainWindow> make_window(bool autosave = false) {
   auto w = std::make_unique<MainWindow>(quiet_options(autosave));
@@ -89,11 +83,7 @@ class TestGuiShell : public QObject {
   Q_OBJECT
 
  private slots:
-  void initTestCase() {
-    QStandardPaths::setTestModeEnabled(true);
-    QCoreApplication::setOrganizationName("KVWorkbenchTest");
-    QCoreApplication::setApplicationName("test_gui_shell");
-  }
+  void initTestCase() { kvwb::app::gui_test::init_test_application("test_gui_shell"); }
 
   // Issue #7 in the GUI: a store made with end-to-end axes (kvwb sweep --model) opens as a sweep,
   // and the Pareto view offers and plots its totals.e2e metrics.

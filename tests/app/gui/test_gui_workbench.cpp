@@ -38,6 +38,7 @@
 #include "app/gui/boundary_panel.h"
 #include "app/gui/bundle_dialog.h"
 #include "app/gui/main_window.h"
+#include "tests/app/gui/gui_test_util.h"
 #include "app/gui/sweep_dialog.h"
 #include "app/gui/workbench.h"
 #include "sessions/explore/result_store.h"
@@ -58,18 +59,27 @@ namespace {
 
 constexpr int kWaitMs = 180000;
 
-QString tiny1m() { return QString(KVWB_REAL_DATA_DIR) + "/tiny1m_wikitext2.kvc.h5"; }
+using kvwb::app::gui_test::tiny1m;
 
 std::unique_ptr<MainWindow> make_window(QSize size = QSize(1500, 950)) {
-  MainWindow::Options o;
-  o.interactive = false;
-  o.use_settings = false;
-  o.autosave = false;
-  auto w = std::make_unique<MainWindow>(o);
+  auto w = std::make_unique<MainWindow>(kvwb::app::gui_test::quiet_options());
   w->resize(size);
   w->show();
   w->activateWindow();  // shortcuts (F5, Esc, Ctrl+B) go to the active window
   if (!QTest::qWaitForWindowActive(w.get())) qWarning("the main window did not become active");
+  return w;
+}
+
+/// make_window with the tiny1m capture open and its first run finished; null (the test failed,
+/// naming the step) when either did not happen.
+std::unique_ptr<MainWindow> window_on_tiny1m() {
+  auto w = make_window();
+  if (!QTest::qVerify(w->open_capture_file(tiny1m()), "w->open_capture_file(tiny1m())", "",
+                      __FILE__, __LINE__))
+    return nullptr;
+  if (!QTest::qVerify(w->workbench().wait_idle(kWaitMs), "wb.wait_idle(kWaitMs)", "", __FILE__,
+                      __LINE__))
+    return nullptr;
   return w;
 }
 
@@ -119,19 +129,14 @@ class TestGuiWorkbench : public QObject {
   Q_OBJECT
 
  private slots:
-  void initTestCase() {
-    QStandardPaths::setTestModeEnabled(true);
-    QCoreApplication::setOrganizationName("KVWorkbenchTest");
-    QCoreApplication::setApplicationName("test_gui_workbench");
-  }
+  void initTestCase() { kvwb::app::gui_test::init_test_application("test_gui_workbench"); }
 
   // History, recall (instant: the held result, no job) and the baseline in every view.
   void history_recall_and_baseline_in_every_view() {
     if (!QFileInfo::exists(tiny1m())) QSKIP("real data absent: tiny1m_wikitext2.kvc.h5");
-    auto w = make_window();
+    auto w = window_on_tiny1m();
+    QVERIFY(w);
     Workbench& wb = w->workbench();
-    QVERIFY(w->open_capture_file(tiny1m()));
-    QVERIFY(wb.wait_idle(kWaitMs));
     QCOMPARE(wb.history().size(), size_t(1));
     const uint64_t first = wb.history().front()->id;
     QCOMPARE(wb.snapshot()->run_id, first);
@@ -205,10 +210,9 @@ class TestGuiWorkbench : public QObject {
   void sweep_cell_pinned_from_the_pareto_table() {
     if (!QFileInfo::exists(tiny1m())) QSKIP("real data absent: tiny1m_wikitext2.kvc.h5");
     QTemporaryDir dir;
-    auto w = make_window();
+    auto w = window_on_tiny1m();
+    QVERIFY(w);
     Workbench& wb = w->workbench();
-    QVERIFY(w->open_capture_file(tiny1m()));
-    QVERIFY(wb.wait_idle(kWaitMs));
     const nlohmann::json g8 = {{"fixed", {{"block_size", 256}}},
                                {"grids", {{{"k_codec", {"q8_0"}}, {"v_codec", {"q8_0"}}}}}};
     const nlohmann::json g4 = {{"fixed", {{"block_size", 256}}},
@@ -251,10 +255,9 @@ class TestGuiWorkbench : public QObject {
   // global edit that no layer would get is refused until applied to every layer.
   void per_layer_table_edits_and_global_overrides() {
     if (!QFileInfo::exists(tiny1m())) QSKIP("real data absent: tiny1m_wikitext2.kvc.h5");
-    auto w = make_window();
+    auto w = window_on_tiny1m();
+    QVERIFY(w);
     Workbench& wb = w->workbench();
-    QVERIFY(w->open_capture_file(tiny1m()));
-    QVERIFY(wb.wait_idle(kWaitMs));
     kvwb::sessions::RunConfig plan = wb.current_config();
     for (int layer = 0; layer < 4; ++layer) {
       kvwb::sessions::LayerOverride o;
@@ -316,10 +319,9 @@ class TestGuiWorkbench : public QObject {
   // F5 runs the configuration as edited in the Configuration view; an invalid form runs nothing.
   void f5_runs_the_edited_configuration() {
     if (!QFileInfo::exists(tiny1m())) QSKIP("real data absent: tiny1m_wikitext2.kvc.h5");
-    auto w = make_window();
+    auto w = window_on_tiny1m();
+    QVERIFY(w);
     Workbench& wb = w->workbench();
-    QVERIFY(w->open_capture_file(tiny1m()));
-    QVERIFY(wb.wait_idle(kWaitMs));
     auto* cv = view_of<views::ConfigView>(*w, "config");
     cv->findChild<QSpinBox*>("v.param.bit_width")->setValue(2);
     QVERIFY(cv->is_edited());
