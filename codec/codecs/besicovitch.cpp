@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "codec/simd/besi.h"
 #include "codec/simd/rows.h"
 #include "codec/format/bitpack.h"
 #include "codec/format/byte_io.h"
@@ -108,7 +109,9 @@ class VectorCoder {
         codebook_(besicovitch_codebook(c.group_size, c.direction_bits)),
         ids_(groups_),
         mags_(groups_),
-        alphas_(groups_) {
+        alphas_(groups_),
+        centred_(d),
+        path_(simd::active_path()) {
     if (c.magnitude == BesiMagnitude::kQuantized) table_ = gaussian_table(c.magnitude_bits);
     id_bytes_ = packed_bytes(groups_, c.direction_bits);
     bytes_ = besicovitch_bytes_per_vector(c, d);
@@ -116,17 +119,29 @@ class VectorCoder {
 
   size_t bytes() const { return bytes_; }
 
-  /// Appends the code of x' to `out`. Throws Fp16Range naming the field.
-  void encode(const float* x, std::vector<uint8_t>& out) {
+  /// Appends the code of x' = x − mean (mean may be null: x' = x) to `out`. Throws Fp16Range
+  /// naming the field.
+  void encode(const float* x, const float* mean, std::vector<uint8_t>& out) {
     const unsigned g = c_.group_size;
-    for (size_t k = 0; k < groups_; ++k) {
-      const BesiAssignment a = besicovitch_assign(x + k * g, g, codebook_);
-      if (!std::isfinite(a.alpha))
+    if (g == 2) {
+      simd::besi_assign_g2(path_, x, mean, groups_, codebook_.data(), codebook_.size() / 2,
+                           ids_.data(), alphas_.data());
+    } else {
+      const float* xp = x;
+      if (mean != nullptr) {
+        for (size_t j = 0; j < d_; ++j) centred_[j] = x[j] - mean[j];
+        xp = centred_.data();
+      }
+      for (size_t k = 0; k < groups_; ++k) {
+        const BesiAssignment a = besicovitch_assign(xp + k * g, g, codebook_);
+        ids_[k] = a.id;
+        alphas_[k] = a.alpha;
+      }
+    }
+    for (size_t k = 0; k < groups_; ++k)
+      if (!std::isfinite(alphas_[k]))
         throw Fp16Range("magnitude of group " + std::to_string(k) +
                         " overflows f32 (input too large for fp16 storage)");
-      ids_[k] = a.id;
-      alphas_[k] = a.alpha;
-    }
     pack_bits(ids_, c_.direction_bits, out);
     ByteWriter w(out);
     if (c_.magnitude == BesiMagnitude::kF16) {
@@ -137,7 +152,8 @@ class VectorCoder {
     for (size_t k = 0; k < groups_; ++k) s = std::max(s, std::fabs(alphas_[k]));
     s = std::max(s, 1e-12f);
     const uint16_t s_bits = f16_checked(s, "scale");
-    for (size_t k = 0; k < groups_; ++k) mags_[k] = quantize_nearest(alphas_[k] / s, table_);
+    simd::besi_quantize(path_, alphas_.data(), groups_, s, table_.data(), table_.size(),
+                        mags_.data());
     pack_bits(mags_, c_.magnitude_bits, out);
     w.u16(s_bits);
   }
@@ -178,6 +194,8 @@ class VectorCoder {
   std::vector<uint16_t> ids_;
   std::vector<uint16_t> mags_;
   std::vector<float> alphas_;
+  std::vector<float> centred_;  // x − mean for g ≠ 2, [D]
+  simd::Path path_;
   size_t id_bytes_ = 0;
   size_t bytes_ = 0;
 };
@@ -230,7 +248,7 @@ void besicovitch_encode_vector(const float* x, size_t head_dim, const BesiConfig
     if (!std::isfinite(x[j]))
       throw NonFiniteInput("besicovitch: non-finite input at column " + std::to_string(j));
   VectorCoder coder(config, head_dim);
-  coder.encode(x, out);
+  coder.encode(x, nullptr, out);
 }
 
 void besicovitch_decode_vector(const uint8_t* code, size_t head_dim, const BesiConfig& config,
@@ -312,7 +330,6 @@ EncodedUnit BesicovitchCodec::encode(const UnitInput& in) const {
 
   std::vector<double> acc(d);
   std::vector<float> mean_q(d, 0.0f);
-  std::vector<float> centred(d);
   for (size_t b = 0; b < n_blocks; ++b) {
     const size_t r0 = b * bs;
     const size_t rows = std::min(bs, n - r0);
@@ -339,13 +356,8 @@ EncodedUnit BesicovitchCodec::encode(const UnitInput& in) const {
     }
     for (size_t i = 0; i < rows; ++i) {
       const float* x = in.rows + (r0 + i) * d;
-      const float* xp = x;
-      if (config_.subtract_mean) {
-        for (size_t j = 0; j < d; ++j) centred[j] = x[j] - mean_q[j];
-        xp = centred.data();
-      }
       try {
-        coder.encode(xp, out.bytes);
+        coder.encode(x, config_.subtract_mean ? mean_q.data() : nullptr, out.bytes);
       } catch (const Fp16Range& e) {
         throw Fp16Range(ctx + ", block " + std::to_string(b) + ", row " + std::to_string(i) + ": " +
                         e.what());
