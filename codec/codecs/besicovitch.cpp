@@ -142,10 +142,11 @@ class VectorCoder {
       if (!std::isfinite(alphas_[k]))
         throw Fp16Range("magnitude of group " + std::to_string(k) +
                         " overflows f32 (input too large for fp16 storage)");
-    pack_bits(ids_, c_.direction_bits, out);
-    ByteWriter w(out);
     if (c_.magnitude == BesiMagnitude::kF16) {
-      for (size_t k = 0; k < groups_; ++k) w.u16(f16_checked(alphas_[k], "magnitude"));
+      for (size_t k = 0; k < groups_; ++k) mags_[k] = f16_checked(alphas_[k], "magnitude");
+      uint8_t* dst = grow(out);
+      pack_row(ids_.data(), groups_, c_.direction_bits, dst);
+      for (size_t k = 0; k < groups_; ++k) put_u16(dst + id_bytes_ + 2 * k, mags_[k]);
       return;
     }
     float s = 0.0f;
@@ -154,15 +155,17 @@ class VectorCoder {
     const uint16_t s_bits = f16_checked(s, "scale");
     simd::besi_quantize(path_, alphas_.data(), groups_, s, table_.data(), table_.size(),
                         mags_.data());
-    pack_bits(mags_, c_.magnitude_bits, out);
-    w.u16(s_bits);
+    uint8_t* dst = grow(out);
+    pack_row(ids_.data(), groups_, c_.direction_bits, dst);
+    pack_row(mags_.data(), groups_, c_.magnitude_bits, dst + id_bytes_);
+    put_u16(dst + bytes_ - 2, s_bits);
   }
 
   /// Decodes one code into out[0..D). Returns the name of a non-finite / invalid fp16 field, or
   /// nullptr when the code is valid.
   const char* decode(const uint8_t* code, const float* mean, float* out) {
     const unsigned g = c_.group_size;
-    unpack_bits(code, groups_, c_.direction_bits, ids_.data());
+    unpack_row(code, groups_, c_.direction_bits, ids_.data());
     const uint8_t* p = code + id_bytes_;
     if (c_.magnitude == BesiMagnitude::kF16) {
       for (size_t k = 0; k < groups_; ++k) {
@@ -171,13 +174,18 @@ class VectorCoder {
         if (!std::isfinite(alphas_[k])) return "magnitude (fp16 not finite)";
       }
     } else {
-      unpack_bits(p, groups_, c_.magnitude_bits, mags_.data());
+      unpack_row(p, groups_, c_.magnitude_bits, mags_.data());
       const uint8_t* sp = p + packed_bytes(groups_, c_.magnitude_bits);
       const uint16_t h = static_cast<uint16_t>(sp[0] | (sp[1] << 8));
       const float s = f16_bits_to_f32(h);
       if (!std::isfinite(s)) return "scale (fp16 not finite)";
       if (h & 0x8000u) return "scale (negative)";
       for (size_t k = 0; k < groups_; ++k) alphas_[k] = table_[mags_[k]] * s;
+    }
+    if (g == 2) {
+      simd::besi_decode_g2(path_, ids_.data(), alphas_.data(), groups_, codebook_.data(),
+                           codebook_.size() / 2, mean, out);
+      return nullptr;
     }
     for (size_t k = 0; k < groups_; ++k)
       kernels::besi_decode_group(codebook_.data() + static_cast<size_t>(ids_[k]) * g, g, alphas_[k],
@@ -186,6 +194,43 @@ class VectorCoder {
   }
 
  private:
+  /// Appends bytes_ (zeroed) bytes to out; returns where the code goes.
+  uint8_t* grow(std::vector<uint8_t>& out) const {
+    const size_t start = out.size();
+    out.resize(start + bytes_);
+    return out.data() + start;
+  }
+
+  static void put_u16(uint8_t* dst, uint16_t v) {
+    dst[0] = static_cast<uint8_t>(v & 0xFFu);
+    dst[1] = static_cast<uint8_t>(v >> 8);
+  }
+
+  /// kernels::pack_bits' bytes (values < 2^bits, bits 1..16) through a 64-bit accumulator.
+  static void pack_row(const uint16_t* v, size_t count, unsigned bits, uint8_t* dst) {
+    uint64_t acc = 0;
+    unsigned held = 0;
+    for (size_t i = 0; i < count; ++i) {
+      acc |= static_cast<uint64_t>(v[i]) << held;
+      held += bits;
+      for (; held >= 8; held -= 8, acc >>= 8) *dst++ = static_cast<uint8_t>(acc);
+    }
+    if (held > 0) *dst = static_cast<uint8_t>(acc);
+  }
+
+  /// kernels::unpack_bits' values, reading exactly packed_bytes(count, bits) bytes.
+  static void unpack_row(const uint8_t* in, size_t count, unsigned bits, uint16_t* out) {
+    const uint64_t mask = (uint64_t{1} << bits) - 1u;
+    uint64_t acc = 0;
+    unsigned held = 0;
+    for (size_t i = 0; i < count; ++i) {
+      for (; held < bits; held += 8) acc |= static_cast<uint64_t>(*in++) << held;
+      out[i] = static_cast<uint16_t>(acc & mask);
+      acc >>= bits;
+      held -= bits;
+    }
+  }
+
   BesiConfig c_;
   size_t d_;
   size_t groups_;

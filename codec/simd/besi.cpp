@@ -43,6 +43,13 @@ void quantize_scalar(const float* alphas, size_t k0, size_t n, float s, const fl
   for (size_t k = k0; k < n; ++k) out[k] = kernels::quantize_nearest(alphas[k] / s, table, count);
 }
 
+void decode_g2_scalar(const uint16_t* ids, const float* alphas, size_t k0, size_t groups,
+                      const float* codebook, const float* mean, float* out) {
+  for (size_t k = k0; k < groups; ++k)
+    kernels::besi_decode_group(codebook + 2 * static_cast<size_t>(ids[k]), 2, alphas[k],
+                               mean != nullptr ? mean + 2 * k : nullptr, out + 2 * k);
+}
+
 #if KVWB_SIMD_X86
 
 #define KVWB_AVX2 __attribute__((target("avx2,f16c")))
@@ -112,6 +119,30 @@ KVWB_AVX2 void quantize_avx2(const float* alphas, size_t n, float s, const float
   quantize_scalar(alphas, k, n, s, table, count, out);
 }
 
+KVWB_AVX2 void decode_g2_avx2(const uint16_t* ids, const float* alphas, size_t groups,
+                              const float* codebook, const float* mean, float* out) {
+  size_t k = 0;
+  for (; k + 8 <= groups; k += 8) {
+    const __m256i i0 = _mm256_slli_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ids + k))), 1);
+    const __m256 d0 = _mm256_i32gather_ps(codebook, i0, 4);
+    const __m256 d1 = _mm256_i32gather_ps(codebook + 1, i0, 4);
+    const __m256 al = _mm256_loadu_ps(alphas + k);
+    const __m256 p0 = _mm256_mul_ps(al, d0);  // groups k … k+7, coordinate 0
+    const __m256 p1 = _mm256_mul_ps(al, d1);
+    // interleave to [g0c0 g0c1 … g3c0 g3c1 | g4c0 … g7c1]
+    const __m256 lo = _mm256_unpacklo_ps(p0, p1);  // g0 g1 | g4 g5
+    const __m256 hi = _mm256_unpackhi_ps(p0, p1);  // g2 g3 | g6 g7
+    const __m256 o0 = _mm256_permute2f128_ps(lo, hi, 0x20);
+    const __m256 o1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+    const __m256 m0 = mean != nullptr ? _mm256_loadu_ps(mean + 2 * k) : _mm256_setzero_ps();
+    const __m256 m1 = mean != nullptr ? _mm256_loadu_ps(mean + 2 * k + 8) : _mm256_setzero_ps();
+    _mm256_storeu_ps(out + 2 * k, _mm256_add_ps(m0, o0));
+    _mm256_storeu_ps(out + 2 * k + 8, _mm256_add_ps(m1, o1));
+  }
+  decode_g2_scalar(ids, alphas, k, groups, codebook, mean, out);
+}
+
 // ---- AVX-512: 16 groups per step ----
 
 KVWB_AVX512 void assign_g2_avx512(const float* x, const float* mean, size_t groups,
@@ -170,6 +201,40 @@ KVWB_AVX512 void quantize_avx512(const float* alphas, size_t n, float s, const f
   quantize_scalar(alphas, k, n, s, table, count, out);
 }
 
+KVWB_AVX512 void decode_g2_avx512(const uint16_t* ids, const float* alphas, size_t groups,
+                                  const float* codebook, size_t m, const float* mean, float* out) {
+  const __m512i lo_idx =
+      _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi_idx = _mm512_add_epi32(lo_idx, _mm512_set1_epi32(8));
+  // Up to 8 lines (16 floats) the codebook is one register: permutes instead of gathers.
+  __m512 cb = _mm512_setzero_ps();
+  if (m <= 8) cb = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << (2 * m)) - 1u), codebook);
+  size_t k = 0;
+  for (; k + 16 <= groups; k += 16) {
+    const __m512i i0 = _mm512_slli_epi32(
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ids + k))), 1);
+    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(1));
+    __m512 d0, d1;
+    if (m <= 8) {
+      d0 = _mm512_permutexvar_ps(i0, cb);
+      d1 = _mm512_permutexvar_ps(i1, cb);
+    } else {
+      d0 = _mm512_i32gather_ps(i0, codebook, 4);
+      d1 = _mm512_i32gather_ps(i1, codebook, 4);
+    }
+    const __m512 al = _mm512_loadu_ps(alphas + k);
+    const __m512 p0 = _mm512_mul_ps(al, d0);
+    const __m512 p1 = _mm512_mul_ps(al, d1);
+    const __m512 o0 = _mm512_permutex2var_ps(p0, lo_idx, p1);  // groups k … k+7
+    const __m512 o1 = _mm512_permutex2var_ps(p0, hi_idx, p1);  // groups k+8 … k+15
+    const __m512 m0 = mean != nullptr ? _mm512_loadu_ps(mean + 2 * k) : _mm512_setzero_ps();
+    const __m512 m1 = mean != nullptr ? _mm512_loadu_ps(mean + 2 * k + 16) : _mm512_setzero_ps();
+    _mm512_storeu_ps(out + 2 * k, _mm512_add_ps(m0, o0));
+    _mm512_storeu_ps(out + 2 * k + 16, _mm512_add_ps(m1, o1));
+  }
+  decode_g2_scalar(ids, alphas, k, groups, codebook, mean, out);
+}
+
 #endif  // KVWB_SIMD_X86
 
 }  // namespace
@@ -192,6 +257,16 @@ void besi_quantize(Path p, const float* alphas, size_t n, float s, const float* 
 #endif
   (void)p;
   quantize_scalar(alphas, 0, n, s, table, count, out);
+}
+
+void besi_decode_g2(Path p, const uint16_t* ids, const float* alphas, size_t groups,
+                    const float* codebook, size_t m, const float* mean, float* out) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return decode_g2_avx512(ids, alphas, groups, codebook, m, mean, out);
+  if (p == Path::kAvx2) return decode_g2_avx2(ids, alphas, groups, codebook, mean, out);
+#endif
+  (void)p, (void)m;
+  decode_g2_scalar(ids, alphas, 0, groups, codebook, mean, out);
 }
 
 }  // namespace kvwb::codec::simd

@@ -20,4 +20,9 @@ void besi_assign_g2(Path p, const float* x, const float* mean, size_t groups,
 void besi_quantize(Path p, const float* alphas, size_t n, float s, const float* table,
                    size_t count, uint16_t* out);
 
+/// kernels::besi_decode_group with g = 2 on `groups` groups: out[2k + j] = mean[2k + j] (0 when
+/// mean is null) + alphas[k] · codebook[2·ids[k] + j], for ids[k] < m (the codebook's lines).
+void besi_decode_g2(Path p, const uint16_t* ids, const float* alphas, size_t groups,
+                    const float* codebook, size_t m, const float* mean, float* out);
+
 }  // namespace kvwb::codec::simd
