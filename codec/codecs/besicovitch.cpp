@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -123,9 +124,10 @@ class VectorCoder {
   /// naming the field.
   void encode(const float* x, const float* mean, std::vector<uint8_t>& out) {
     const unsigned g = c_.group_size;
+    float amax = 0.0f;  // max(0, |alpha_k| …): alpha is never NaN (a NaN dot is never chosen)
     if (g == 2) {
-      simd::besi_assign_g2(path_, x, mean, groups_, codebook_.data(), codebook_.size() / 2,
-                           ids_.data(), alphas_.data());
+      amax = simd::besi_assign_g2(path_, x, mean, groups_, codebook_.data(), codebook_.size() / 2,
+                                  ids_.data(), alphas_.data());
     } else {
       const float* xp = x;
       if (mean != nullptr) {
@@ -136,11 +138,13 @@ class VectorCoder {
         const BesiAssignment a = besicovitch_assign(xp + k * g, g, codebook_);
         ids_[k] = a.id;
         alphas_[k] = a.alpha;
+        amax = std::max(amax, std::fabs(a.alpha));
       }
     }
-    for (size_t k = 0; k < groups_; ++k)
-      if (!std::isfinite(alphas_[k]))
-        throw Fp16Range("magnitude of group " + std::to_string(k) +
+    if (!std::isfinite(amax))
+      for (size_t k = 0; k < groups_; ++k)
+        if (!std::isfinite(alphas_[k]))
+          throw Fp16Range("magnitude of group " + std::to_string(k) +
                         " overflows f32 (input too large for fp16 storage)");
     if (c_.magnitude == BesiMagnitude::kF16) {
       for (size_t k = 0; k < groups_; ++k) mags_[k] = f16_checked(alphas_[k], "magnitude");
@@ -149,9 +153,7 @@ class VectorCoder {
       for (size_t k = 0; k < groups_; ++k) put_u16(dst + id_bytes_ + 2 * k, mags_[k]);
       return;
     }
-    float s = 0.0f;
-    for (size_t k = 0; k < groups_; ++k) s = std::max(s, std::fabs(alphas_[k]));
-    s = std::max(s, 1e-12f);
+    const float s = std::max(amax, 1e-12f);
     const uint16_t s_bits = f16_checked(s, "scale");
     simd::besi_quantize(path_, alphas_.data(), groups_, s, table_.data(), table_.size(),
                         mags_.data());
@@ -206,25 +208,43 @@ class VectorCoder {
     dst[1] = static_cast<uint8_t>(v >> 8);
   }
 
-  /// kernels::pack_bits' bytes (values < 2^bits, bits 1..16) through a 64-bit accumulator.
+  /// kernels::pack_bits' bytes (values < 2^bits, bits 1..16) through a 64-bit accumulator that
+  /// is flushed four complete bytes at a time (little-endian host).
   static void pack_row(const uint16_t* v, size_t count, unsigned bits, uint8_t* dst) {
     uint64_t acc = 0;
-    unsigned held = 0;
+    unsigned held = 0;  // < 32 between values
     for (size_t i = 0; i < count; ++i) {
       acc |= static_cast<uint64_t>(v[i]) << held;
       held += bits;
-      for (; held >= 8; held -= 8, acc >>= 8) *dst++ = static_cast<uint8_t>(acc);
+      if (held >= 32) {
+        const auto word = static_cast<uint32_t>(acc);
+        std::memcpy(dst, &word, 4);
+        dst += 4;
+        acc >>= 32;
+        held -= 32;
+      }
     }
-    if (held > 0) *dst = static_cast<uint8_t>(acc);
+    for (; held > 0; held = held > 8 ? held - 8 : 0, acc >>= 8) *dst++ = static_cast<uint8_t>(acc);
   }
 
   /// kernels::unpack_bits' values, reading exactly packed_bytes(count, bits) bytes.
   static void unpack_row(const uint8_t* in, size_t count, unsigned bits, uint16_t* out) {
     const uint64_t mask = (uint64_t{1} << bits) - 1u;
+    const uint8_t* end = in + packed_bytes(count, bits);
     uint64_t acc = 0;
     unsigned held = 0;
     for (size_t i = 0; i < count; ++i) {
-      for (; held < bits; held += 8) acc |= static_cast<uint64_t>(*in++) << held;
+      if (held < bits) {
+        if (end - in >= 4) {
+          uint32_t word;
+          std::memcpy(&word, in, 4);
+          acc |= static_cast<uint64_t>(word) << held;
+          held += 32;
+          in += 4;
+        } else {
+          for (; held < bits; held += 8) acc |= static_cast<uint64_t>(*in++) << held;
+        }
+      }
       out[i] = static_cast<uint16_t>(acc & mask);
       acc >>= bits;
       held -= bits;

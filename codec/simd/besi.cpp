@@ -4,6 +4,8 @@
 // bit. Compiled per function with target attributes like rows.cpp.
 #include "codec/simd/besi.h"
 
+#include <cmath>
+
 #include "codec/kernels/besicovitch.h"
 #include "codec/kernels/lloyd_max.h"
 
@@ -24,8 +26,9 @@ namespace kvwb::codec::simd {
 namespace {
 
 // Groups [k0, groups) with the scalar kernel (the reference and the vector paths' tail).
-void assign_g2_scalar(const float* x, const float* mean, size_t k0, size_t groups,
+float assign_g2_scalar(const float* x, const float* mean, size_t k0, size_t groups,
                       const float* codebook, size_t m, uint16_t* ids, float* alphas) {
+  float amax = 0.0f;
   for (size_t k = k0; k < groups; ++k) {
     float v[2] = {x[2 * k], x[2 * k + 1]};
     if (mean != nullptr) {
@@ -35,7 +38,10 @@ void assign_g2_scalar(const float* x, const float* mean, size_t k0, size_t group
     const kernels::BesiAssignment a = kernels::besi_assign(v, 2, codebook, m);
     ids[k] = a.id;
     alphas[k] = a.alpha;
+    const float abs_alpha = std::fabs(a.alpha);
+    amax = amax < abs_alpha ? abs_alpha : amax;
   }
+  return amax;
 }
 
 void quantize_scalar(const float* alphas, size_t k0, size_t n, float s, const float* table,
@@ -64,8 +70,9 @@ KVWB_AVX2 void store_u16x8(__m256i v, uint16_t* out) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out), p);
 }
 
-KVWB_AVX2 void assign_g2_avx2(const float* x, const float* mean, size_t groups,
+KVWB_AVX2 float assign_g2_avx2(const float* x, const float* mean, size_t groups,
                               const float* codebook, size_t m, uint16_t* ids, float* alphas) {
+  __m256 vmax = _mm256_setzero_ps();
   size_t k = 0;
   for (; k + 8 <= groups; k += 8) {
     __m256 a = _mm256_loadu_ps(x + 2 * k);
@@ -95,8 +102,14 @@ KVWB_AVX2 void assign_g2_avx2(const float* x, const float* mean, size_t groups,
     }
     store_u16x8(_mm256_castps_si256(best_id), ids + k);
     _mm256_storeu_ps(alphas + k, best_alpha);
+    vmax = _mm256_max_ps(vmax, best_abs);  // best_abs = |best_alpha|, never NaN: max is exact
   }
-  assign_g2_scalar(x, mean, k, groups, codebook, m, ids, alphas);
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  const float head = _mm_cvtss_f32(h);
+  const float tail = assign_g2_scalar(x, mean, k, groups, codebook, m, ids, alphas);
+  return head < tail ? tail : head;
 }
 
 KVWB_AVX2 void quantize_avx2(const float* alphas, size_t n, float s, const float* table,
@@ -145,13 +158,14 @@ KVWB_AVX2 void decode_g2_avx2(const uint16_t* ids, const float* alphas, size_t g
 
 // ---- AVX-512: 16 groups per step ----
 
-KVWB_AVX512 void assign_g2_avx512(const float* x, const float* mean, size_t groups,
+KVWB_AVX512 float assign_g2_avx512(const float* x, const float* mean, size_t groups,
                                   const float* codebook, size_t m, uint16_t* ids,
                                   float* alphas) {
   const __m512i even =
       _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const __m512 sign = _mm512_set1_ps(-0.0f);
+  __m512 vmax = _mm512_setzero_ps();
   size_t k = 0;
   for (; k + 16 <= groups; k += 16) {
     __m512 a = _mm512_loadu_ps(x + 2 * k);
@@ -177,8 +191,11 @@ KVWB_AVX512 void assign_g2_avx512(const float* x, const float* mean, size_t grou
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(ids + k), _mm512_cvtepi32_epi16(best_id));
     _mm512_storeu_ps(alphas + k, best_alpha);
+    vmax = _mm512_max_ps(vmax, best_abs);  // best_abs = |best_alpha|, never NaN: max is exact
   }
-  assign_g2_scalar(x, mean, k, groups, codebook, m, ids, alphas);
+  const float head = _mm512_reduce_max_ps(vmax);
+  const float tail = assign_g2_scalar(x, mean, k, groups, codebook, m, ids, alphas);
+  return head < tail ? tail : head;
 }
 
 KVWB_AVX512 void quantize_avx512(const float* alphas, size_t n, float s, const float* table,
@@ -239,14 +256,14 @@ KVWB_AVX512 void decode_g2_avx512(const uint16_t* ids, const float* alphas, size
 
 }  // namespace
 
-void besi_assign_g2(Path p, const float* x, const float* mean, size_t groups,
-                    const float* codebook, size_t m, uint16_t* ids, float* alphas) {
+float besi_assign_g2(Path p, const float* x, const float* mean, size_t groups,
+                     const float* codebook, size_t m, uint16_t* ids, float* alphas) {
 #if KVWB_SIMD_X86
   if (p == Path::kAvx512) return assign_g2_avx512(x, mean, groups, codebook, m, ids, alphas);
   if (p == Path::kAvx2) return assign_g2_avx2(x, mean, groups, codebook, m, ids, alphas);
 #endif
   (void)p;
-  assign_g2_scalar(x, mean, 0, groups, codebook, m, ids, alphas);
+  return assign_g2_scalar(x, mean, 0, groups, codebook, m, ids, alphas);
 }
 
 void besi_quantize(Path p, const float* alphas, size_t n, float s, const float* table,

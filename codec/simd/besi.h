@@ -12,8 +12,9 @@ namespace kvwb::codec::simd {
 
 /// kernels::besi_assign with g = 2 on `groups` consecutive groups of x[0 … 2·groups) (each value
 /// first reduced by mean[j], the f32 x[j] − mean[j], when mean is not null) against the m lines
-/// of `codebook` [m, 2]: ids[k] and alphas[k] per group k.
-void besi_assign_g2(Path p, const float* x, const float* mean, size_t groups,
+/// of `codebook` [m, 2]: ids[k] and alphas[k] per group k. Returns max(0, |alphas[k]| …) (alphas
+/// are never NaN; ±infinity when a dot product overflowed).
+float besi_assign_g2(Path p, const float* x, const float* mean, size_t groups,
                     const float* codebook, size_t m, uint16_t* ids, float* alphas);
 
 /// kernels::quantize_nearest(alphas[k] / s, table, count) into out[k] for k < n.
