@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -9,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "codec/simd/besi.h"
 #include "codec/simd/rows.h"
 #include "codec/format/bitpack.h"
 #include "codec/format/byte_io.h"
@@ -108,7 +110,9 @@ class VectorCoder {
         codebook_(besicovitch_codebook(c.group_size, c.direction_bits)),
         ids_(groups_),
         mags_(groups_),
-        alphas_(groups_) {
+        alphas_(groups_),
+        centred_(d),
+        path_(simd::active_path()) {
     if (c.magnitude == BesiMagnitude::kQuantized) table_ = gaussian_table(c.magnitude_bits);
     id_bytes_ = packed_bytes(groups_, c.direction_bits);
     bytes_ = besicovitch_bytes_per_vector(c, d);
@@ -116,37 +120,54 @@ class VectorCoder {
 
   size_t bytes() const { return bytes_; }
 
-  /// Appends the code of x' to `out`. Throws Fp16Range naming the field.
-  void encode(const float* x, std::vector<uint8_t>& out) {
+  /// Appends the code of x' = x − mean (mean may be null: x' = x) to `out`. Throws Fp16Range
+  /// naming the field.
+  void encode(const float* x, const float* mean, std::vector<uint8_t>& out) {
     const unsigned g = c_.group_size;
-    for (size_t k = 0; k < groups_; ++k) {
-      const BesiAssignment a = besicovitch_assign(x + k * g, g, codebook_);
-      if (!std::isfinite(a.alpha))
-        throw Fp16Range("magnitude of group " + std::to_string(k) +
-                        " overflows f32 (input too large for fp16 storage)");
-      ids_[k] = a.id;
-      alphas_[k] = a.alpha;
+    float amax = 0.0f;  // max(0, |alpha_k| …): alpha is never NaN (a NaN dot is never chosen)
+    if (g == 2) {
+      amax = simd::besi_assign_g2(path_, x, mean, groups_, codebook_.data(), codebook_.size() / 2,
+                                  ids_.data(), alphas_.data());
+    } else {
+      const float* xp = x;
+      if (mean != nullptr) {
+        for (size_t j = 0; j < d_; ++j) centred_[j] = x[j] - mean[j];
+        xp = centred_.data();
+      }
+      for (size_t k = 0; k < groups_; ++k) {
+        const BesiAssignment a = besicovitch_assign(xp + k * g, g, codebook_);
+        ids_[k] = a.id;
+        alphas_[k] = a.alpha;
+        amax = std::max(amax, std::fabs(a.alpha));
+      }
     }
-    pack_bits(ids_, c_.direction_bits, out);
-    ByteWriter w(out);
+    if (!std::isfinite(amax))
+      for (size_t k = 0; k < groups_; ++k)
+        if (!std::isfinite(alphas_[k]))
+          throw Fp16Range("magnitude of group " + std::to_string(k) +
+                        " overflows f32 (input too large for fp16 storage)");
     if (c_.magnitude == BesiMagnitude::kF16) {
-      for (size_t k = 0; k < groups_; ++k) w.u16(f16_checked(alphas_[k], "magnitude"));
+      for (size_t k = 0; k < groups_; ++k) mags_[k] = f16_checked(alphas_[k], "magnitude");
+      uint8_t* dst = grow(out);
+      pack_row(ids_.data(), groups_, c_.direction_bits, dst);
+      for (size_t k = 0; k < groups_; ++k) put_u16(dst + id_bytes_ + 2 * k, mags_[k]);
       return;
     }
-    float s = 0.0f;
-    for (size_t k = 0; k < groups_; ++k) s = std::max(s, std::fabs(alphas_[k]));
-    s = std::max(s, 1e-12f);
+    const float s = std::max(amax, 1e-12f);
     const uint16_t s_bits = f16_checked(s, "scale");
-    for (size_t k = 0; k < groups_; ++k) mags_[k] = quantize_nearest(alphas_[k] / s, table_);
-    pack_bits(mags_, c_.magnitude_bits, out);
-    w.u16(s_bits);
+    simd::besi_quantize(path_, alphas_.data(), groups_, s, table_.data(), table_.size(),
+                        mags_.data());
+    uint8_t* dst = grow(out);
+    pack_row(ids_.data(), groups_, c_.direction_bits, dst);
+    pack_row(mags_.data(), groups_, c_.magnitude_bits, dst + id_bytes_);
+    put_u16(dst + bytes_ - 2, s_bits);
   }
 
   /// Decodes one code into out[0..D). Returns the name of a non-finite / invalid fp16 field, or
   /// nullptr when the code is valid.
   const char* decode(const uint8_t* code, const float* mean, float* out) {
     const unsigned g = c_.group_size;
-    unpack_bits(code, groups_, c_.direction_bits, ids_.data());
+    unpack_row(code, groups_, c_.direction_bits, ids_.data());
     const uint8_t* p = code + id_bytes_;
     if (c_.magnitude == BesiMagnitude::kF16) {
       for (size_t k = 0; k < groups_; ++k) {
@@ -155,13 +176,18 @@ class VectorCoder {
         if (!std::isfinite(alphas_[k])) return "magnitude (fp16 not finite)";
       }
     } else {
-      unpack_bits(p, groups_, c_.magnitude_bits, mags_.data());
+      unpack_row(p, groups_, c_.magnitude_bits, mags_.data());
       const uint8_t* sp = p + packed_bytes(groups_, c_.magnitude_bits);
       const uint16_t h = static_cast<uint16_t>(sp[0] | (sp[1] << 8));
       const float s = f16_bits_to_f32(h);
       if (!std::isfinite(s)) return "scale (fp16 not finite)";
       if (h & 0x8000u) return "scale (negative)";
       for (size_t k = 0; k < groups_; ++k) alphas_[k] = table_[mags_[k]] * s;
+    }
+    if (g == 2) {
+      simd::besi_decode_g2(path_, ids_.data(), alphas_.data(), groups_, codebook_.data(),
+                           codebook_.size() / 2, mean, out);
+      return nullptr;
     }
     for (size_t k = 0; k < groups_; ++k)
       kernels::besi_decode_group(codebook_.data() + static_cast<size_t>(ids_[k]) * g, g, alphas_[k],
@@ -170,6 +196,61 @@ class VectorCoder {
   }
 
  private:
+  /// Appends bytes_ (zeroed) bytes to out; returns where the code goes.
+  uint8_t* grow(std::vector<uint8_t>& out) const {
+    const size_t start = out.size();
+    out.resize(start + bytes_);
+    return out.data() + start;
+  }
+
+  static void put_u16(uint8_t* dst, uint16_t v) {
+    dst[0] = static_cast<uint8_t>(v & 0xFFu);
+    dst[1] = static_cast<uint8_t>(v >> 8);
+  }
+
+  /// kernels::pack_bits' bytes (values < 2^bits, bits 1..16) through a 64-bit accumulator that
+  /// is flushed four complete bytes at a time (little-endian host).
+  static void pack_row(const uint16_t* v, size_t count, unsigned bits, uint8_t* dst) {
+    uint64_t acc = 0;
+    unsigned held = 0;  // < 32 between values
+    for (size_t i = 0; i < count; ++i) {
+      acc |= static_cast<uint64_t>(v[i]) << held;
+      held += bits;
+      if (held >= 32) {
+        const auto word = static_cast<uint32_t>(acc);
+        std::memcpy(dst, &word, 4);
+        dst += 4;
+        acc >>= 32;
+        held -= 32;
+      }
+    }
+    for (; held > 0; held = held > 8 ? held - 8 : 0, acc >>= 8) *dst++ = static_cast<uint8_t>(acc);
+  }
+
+  /// kernels::unpack_bits' values, reading exactly packed_bytes(count, bits) bytes.
+  static void unpack_row(const uint8_t* in, size_t count, unsigned bits, uint16_t* out) {
+    const uint64_t mask = (uint64_t{1} << bits) - 1u;
+    const uint8_t* end = in + packed_bytes(count, bits);
+    uint64_t acc = 0;
+    unsigned held = 0;
+    for (size_t i = 0; i < count; ++i) {
+      if (held < bits) {
+        if (end - in >= 4) {
+          uint32_t word;
+          std::memcpy(&word, in, 4);
+          acc |= static_cast<uint64_t>(word) << held;
+          held += 32;
+          in += 4;
+        } else {
+          for (; held < bits; held += 8) acc |= static_cast<uint64_t>(*in++) << held;
+        }
+      }
+      out[i] = static_cast<uint16_t>(acc & mask);
+      acc >>= bits;
+      held -= bits;
+    }
+  }
+
   BesiConfig c_;
   size_t d_;
   size_t groups_;
@@ -178,6 +259,8 @@ class VectorCoder {
   std::vector<uint16_t> ids_;
   std::vector<uint16_t> mags_;
   std::vector<float> alphas_;
+  std::vector<float> centred_;  // x − mean for g ≠ 2, [D]
+  simd::Path path_;
   size_t id_bytes_ = 0;
   size_t bytes_ = 0;
 };
@@ -230,7 +313,7 @@ void besicovitch_encode_vector(const float* x, size_t head_dim, const BesiConfig
     if (!std::isfinite(x[j]))
       throw NonFiniteInput("besicovitch: non-finite input at column " + std::to_string(j));
   VectorCoder coder(config, head_dim);
-  coder.encode(x, out);
+  coder.encode(x, nullptr, out);
 }
 
 void besicovitch_decode_vector(const uint8_t* code, size_t head_dim, const BesiConfig& config,
@@ -312,7 +395,6 @@ EncodedUnit BesicovitchCodec::encode(const UnitInput& in) const {
 
   std::vector<double> acc(d);
   std::vector<float> mean_q(d, 0.0f);
-  std::vector<float> centred(d);
   for (size_t b = 0; b < n_blocks; ++b) {
     const size_t r0 = b * bs;
     const size_t rows = std::min(bs, n - r0);
@@ -339,13 +421,8 @@ EncodedUnit BesicovitchCodec::encode(const UnitInput& in) const {
     }
     for (size_t i = 0; i < rows; ++i) {
       const float* x = in.rows + (r0 + i) * d;
-      const float* xp = x;
-      if (config_.subtract_mean) {
-        for (size_t j = 0; j < d; ++j) centred[j] = x[j] - mean_q[j];
-        xp = centred.data();
-      }
       try {
-        coder.encode(xp, out.bytes);
+        coder.encode(x, config_.subtract_mean ? mean_q.data() : nullptr, out.bytes);
       } catch (const Fp16Range& e) {
         throw Fp16Range(ctx + ", block " + std::to_string(b) + ", row " + std::to_string(i) + ": " +
                         e.what());

@@ -7,11 +7,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "base/errors.h"
 #include "codec/kernels/ggml.h"
 #include "codec/kernels/half.h"
+#include "codec/simd/besi.h"
 #include "codec/simd/dispatch.h"
 #include "codec/simd/rows.h"
 
@@ -188,3 +190,57 @@ TEST(Simd, FirstNonFiniteFindsTheFirstNanOrInfinity) {
 }
 
 }  // namespace
+
+// Besicovitch g = 2 (codec/simd/besi.h): every vector path gives the scalar path's ids, magnitudes,
+// levels, maximum and decoded values, also for group counts the vector width does not divide
+// (the golden cases only use D = 64 and 128) and for codebooks the AVX-512 permute path
+// (≤ 8 lines) and the gather path (more lines) take.
+TEST(Simd, BesicovitchGroupsMatchScalarOnEveryPath) {
+  if (vector_paths().empty()) GTEST_SKIP() << "this CPU has no AVX2: only the scalar path runs";
+  std::mt19937 gen(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const size_t m : {size_t{2}, size_t{8}, size_t{64}, size_t{1024}}) {
+    std::vector<float> codebook(2 * m);
+    for (size_t i = 0; i < m; ++i) {  // unit directions on the half circle, as the codec builds them
+      const double a = 3.14159265358979 * static_cast<double>(i) / static_cast<double>(m);
+      codebook[2 * i] = static_cast<float>(std::cos(a));
+      codebook[2 * i + 1] = static_cast<float>(std::sin(a));
+    }
+    for (const size_t groups : {size_t{1}, size_t{5}, size_t{16}, size_t{33}, size_t{127}}) {
+      std::vector<float> x(2 * groups), mean(2 * groups);
+      for (size_t i = 0; i < x.size(); ++i) {
+        x[i] = nd(gen) * std::ldexp(1.0f, static_cast<int>(gen() % 20) - 10);
+        mean[i] = 0.25f * nd(gen);
+      }
+      x[0] = 0.0f, x[1] = -0.0f;  // a zero group: every dot ties at 0
+      if (groups > 2) x[2] = x[3] = 1.0f;
+      for (const float* mp : {static_cast<const float*>(nullptr), static_cast<const float*>(mean.data())}) {
+        std::vector<uint16_t> ids_w(groups), ids_g(groups), lv_w(groups), lv_g(groups);
+        std::vector<float> al_w(groups), al_g(groups), y_w(2 * groups), y_g(2 * groups);
+        const float max_w =
+            kvwb::codec::simd::besi_assign_g2(Path::kScalar, x.data(), mp, groups, codebook.data(), m,
+                                              ids_w.data(), al_w.data());
+        const float table[16] = {-1.0f, -0.8f, -0.6f, -0.45f, -0.3f, -0.18f, -0.08f, -0.01f,
+                                 0.01f, 0.08f,  0.18f, 0.3f,   0.45f, 0.6f,   0.8f,   1.0f};
+        const float s = max_w > 0 ? max_w : 1.0f;
+        kvwb::codec::simd::besi_quantize(Path::kScalar, al_w.data(), groups, s, table, 16, lv_w.data());
+        kvwb::codec::simd::besi_decode_g2(Path::kScalar, ids_w.data(), al_w.data(), groups, codebook.data(), m,
+                                          mp, y_w.data());
+        for (Path p : vector_paths()) {
+          SCOPED_TRACE(std::string(kvwb::codec::simd::path_name(p)) + " m " + std::to_string(m) + " groups " +
+                       std::to_string(groups) + (mp ? " mean" : ""));
+          const float max_g = kvwb::codec::simd::besi_assign_g2(p, x.data(), mp, groups, codebook.data(), m,
+                                                                ids_g.data(), al_g.data());
+          EXPECT_EQ(kvwb::codec::kernels::f32_bits(max_w), kvwb::codec::kernels::f32_bits(max_g));
+          EXPECT_EQ(ids_w, ids_g);
+          EXPECT_EQ(0, std::memcmp(al_w.data(), al_g.data(), groups * sizeof(float)));
+          kvwb::codec::simd::besi_quantize(p, al_w.data(), groups, s, table, 16, lv_g.data());
+          EXPECT_EQ(lv_w, lv_g);
+          kvwb::codec::simd::besi_decode_g2(p, ids_w.data(), al_w.data(), groups, codebook.data(), m, mp,
+                                            y_g.data());
+          EXPECT_EQ(0, std::memcmp(y_w.data(), y_g.data(), y_w.size() * sizeof(float)));
+        }
+      }
+    }
+  }
+}
