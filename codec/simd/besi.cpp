@@ -9,17 +9,7 @@
 #include "codec/kernels/besicovitch.h"
 #include "codec/kernels/lloyd_max.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define KVWB_SIMD_X86 1
-#include <immintrin.h>
-#if !defined(__clang__)
-// GCC 12's false positive on its own _mm512_undefined_* placeholders (see rows.cpp).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#else
-#define KVWB_SIMD_X86 0
-#endif
+#include "codec/simd/x86_targets.h"
 
 namespace kvwb::codec::simd {
 
@@ -58,8 +48,6 @@ void decode_g2_scalar(const uint16_t* ids, const float* alphas, size_t k0, size_
 
 #if KVWB_SIMD_X86
 
-#define KVWB_AVX2 __attribute__((target("avx2,f16c")))
-#define KVWB_AVX512 __attribute__((target("avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
 
 // ---- AVX2: 8 groups per step ----
 

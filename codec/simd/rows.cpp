@@ -10,18 +10,7 @@
 
 #include "codec/kernels/half.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define KVWB_SIMD_X86 1
-#include <immintrin.h>
-#if !defined(__clang__)
-// GCC 12 reports its own _mm512_undefined_* placeholders inside the AVX-512 intrinsics as
-// uninitialised (a known false positive); nothing of ours is affected.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#else
-#define KVWB_SIMD_X86 0
-#endif
+#include "codec/simd/x86_targets.h"
 
 namespace kvwb::codec::simd {
 
@@ -33,8 +22,6 @@ using kernels::kGgmlBlock;
 
 #if KVWB_SIMD_X86
 
-#define KVWB_AVX2 __attribute__((target("avx2,f16c")))
-#define KVWB_AVX512 __attribute__((target("avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
 
 // ---- AVX2 ----
 
