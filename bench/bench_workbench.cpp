@@ -231,7 +231,13 @@ int main(int argc, char** argv) {
         t.start();
         pareto->select_row(r);
         if (!pareto->pin_selected()) break;
-        while (wb.busy() || !wb.baseline()) QTest::qWait(1);
+        while (wb.busy() || !wb.baseline()) {
+          if (t.elapsed() > kWaitMs) {
+            std::fprintf(stderr, "bench_workbench: the pinned sweep cell never became the baseline\n");
+            return 1;
+          }
+          QTest::qWait(1);
+        }
         v->push_back(ms_since(t));
       }
   }
