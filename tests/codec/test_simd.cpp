@@ -3,6 +3,7 @@
 // signed-zero blocks, repeated maxima of both signs, tiny and huge scales, bf16 overflow).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -52,6 +53,12 @@ std::vector<float> test_blocks() {
   block([](int j) { return j == 31 ? 1e-30f : 1e-38f; });
   block([](int j) { return j == 0 ? 3e38f : -1.0f; });
   block([](int j) { return std::ldexp(1.0f, j - 16); });
+  // q8_0 with d = 1 (max 127): codes of exact halves and of the floats just below them
+  block([](int j) {
+    const float h = static_cast<float>(j * 4 - 62) + 0.5f;
+    if (j == 1 || j == 2) return std::nextafter(j == 1 ? 0.5f : -0.5f, 0.0f);
+    return j == 0 ? 127.0f : j % 2 ? h : std::nextafter(h, 0.0f);
+  });
   return v;
 }
 
@@ -89,6 +96,62 @@ TEST(Simd, GgmlBlocksMatchScalarOnEveryPath) {
         ASSERT_EQ(0, std::memcmp(yw, yg, sizeof yw)) << "decode block " << b;
       }
     }
+  }
+}
+
+// The batched kernels (ggml_quantize_blocks / ggml_dequantize_blocks: 16-block groups with a fast
+// path for normal scales and a careful one for subnormal ones) against the per-block scalar
+// reference plus the scalar fp16 conversion. Each test block is put at several places of a run of
+// ordinary blocks (first, inside, last of a 16-block group, in the per-block remainder); a run
+// holding a non-finite value or a |d| > 65504 must be refused (false), any other run must give the
+// reference bytes and decode to the reference values.
+TEST(Simd, GgmlBatchedBlocksMatchScalarOnEveryPath) {
+  namespace k = kvwb::codec::kernels;
+  std::vector<float> x = test_blocks();
+  for (int j = 0; j < 32; ++j) x.push_back(j == 7 ? NAN : 1.0f);
+  for (int j = 0; j < 32; ++j) x.push_back(j == 30 ? -INFINITY : 1.0f);
+  for (int j = 0; j < 32; ++j) x.push_back(j == 3 ? 1e-39f : 0.0f);  // subnormal d
+  const size_t blocks = x.size() / 32;
+  if (vector_paths().empty()) GTEST_SKIP() << "this CPU has no AVX2: only the scalar path runs";
+  constexpr size_t kRun = 37;  // two 16-block groups and 5 single blocks
+  for (GgmlType t : {GgmlType::kQ8_0, GgmlType::kQ4_0}) {
+    const size_t bb = k::ggml_block_bytes(t);
+    for (Path p : vector_paths())
+      for (size_t b = 0; b < blocks; ++b)
+        for (size_t pos : {size_t{0}, size_t{7}, size_t{15}, size_t{16}, size_t{35}}) {
+          std::vector<float> run(x.begin(), x.begin() + 32 * kRun);  // random blocks 0 … 36
+          std::copy(&x[32 * b], &x[32 * b] + 32, &run[32 * pos]);
+          std::vector<uint8_t> want(kRun * bb), got(kRun * bb);
+          bool expect = true;
+          uint64_t expect_clip = 0;
+          for (size_t r = 0; r < kRun; ++r) {
+            const k::GgmlFields f = k::ggml_quantize_codes(t, &run[32 * r], &want[r * bb]);
+            k::store_u16(&want[r * bb], k::f32_to_f16_bits(f.d));
+            for (int j = 0; j < 32; ++j) expect = expect && std::isfinite(run[32 * r + j]);
+            expect = expect && std::fabs(f.d) <= k::kFp16Max;
+            expect_clip += f.clipped;
+          }
+          uint64_t clipped = 0;
+          const bool done =
+              kvwb::codec::simd::ggml_quantize_blocks(p, t, run.data(), kRun, got.data(), clipped);
+          ASSERT_EQ(expect, done) << "type " << int(t) << " path " << path_name(p) << " block " << b;
+          if (!done) continue;
+          ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size()))
+              << "type " << int(t) << " path " << path_name(p) << " block " << b << " at " << pos;
+          ASSERT_EQ(expect_clip, clipped);
+          std::vector<float> yw(32 * kRun), yg(32 * kRun);
+          for (size_t r = 0; r < kRun; ++r)
+            k::ggml_dequantize_codes(t, &got[r * bb], k::f16_bits_to_f32(k::load_u16(&got[r * bb])),
+                                     0.0f, &yw[32 * r]);
+          ASSERT_EQ(kRun, kvwb::codec::simd::ggml_dequantize_blocks(p, t, got.data(), kRun, yg.data()));
+          ASSERT_EQ(0, std::memcmp(yw.data(), yg.data(), yw.size() * sizeof(float)))
+              << "decode, type " << int(t) << " path " << path_name(p) << " block " << b;
+          // a non-finite d stops the decode at that block, the blocks before it written
+          k::store_u16(&got[pos * bb], 0x7C00);
+          std::fill(yg.begin(), yg.end(), 0.0f);
+          ASSERT_EQ(pos, kvwb::codec::simd::ggml_dequantize_blocks(p, t, got.data(), kRun, yg.data()));
+          ASSERT_EQ(0, std::memcmp(yw.data(), yg.data(), 32 * pos * sizeof(float)));
+        }
   }
 }
 
