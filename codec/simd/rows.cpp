@@ -13,6 +13,26 @@
 
 #include "codec/simd/x86_targets.h"
 
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 namespace kvwb::codec::simd {
 
 namespace {
@@ -706,6 +726,13 @@ KVWB_AVX512 inline __m512i q8_0_codes16_avx512(const float* p, float id) {
   return _mm512_cvttps_epi32(_mm512_add_ps(v, h));
 }
 
+// Software prefetch distance of the 16-block q8_0 kernels, in floats: the next group's 2 KiB of
+// input (encode) or output (decode; the lines are fetched before they are written, which the
+// hardware prefetcher does not do early enough for a stream of stores): 2 MiB streams ran 5 % faster
+// (encode) and 25 % faster (decode) on the 2-core test machine; a prefetch past the end of a buffer
+// does not fault.
+constexpr size_t kPrefetchFloats = 16 * kGgmlBlock;
+
 // hmax16_avx512 on the bit patterns of non-negative floats as unsigned integers: the same maximum
 // for finite values (their order is the integer order), and NaN / ±infinity bits (above
 // 0x7F7FFFFF) always win, so a block's result is non-finite exactly when one of its values is.
@@ -737,9 +764,12 @@ KVWB_AVX512 int q8_0_quantize16_fast_avx512(const float* x, uint8_t* out) {
   constexpr size_t bb = kernels::ggml_block_bytes(GgmlType::kQ8_0);
   const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
   __m512i m[16];
-  for (int b = 0; b < 16; ++b)
+  for (int b = 0; b < 16; ++b) {
+    _mm_prefetch(reinterpret_cast<const char*>(x + 32 * b + kPrefetchFloats), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + 32 * b + kPrefetchFloats + 16), _MM_HINT_T0);
     m[b] = _mm512_max_epu32(_mm512_and_si512(_mm512_loadu_si512(x + 32 * b), abs_mask),
                             _mm512_and_si512(_mm512_loadu_si512(x + 32 * b + 16), abs_mask));
+  }
   const __m512i amax_bits = hmax16_u32_avx512(m);
   if (_mm512_cmpgt_epu32_mask(amax_bits, _mm512_set1_epi32(0x7F7FFFFF)) != 0) return 0;
   const __m512 d = _mm512_div_ps(_mm512_castsi512_ps(amax_bits), _mm512_set1_ps(127.0f));
@@ -798,10 +828,41 @@ KVWB_AVX512 bool ggml_quantize_blocks_avx512(const float* x, size_t n, uint8_t* 
   return bad == 0 && in_range;
 }
 
+// q8_0 decode of 16 blocks: the 16 fp16 d converted and finite-tested as one vector, then per
+// block two sign-extends, conversions and multiplies (each lane the scalar q·d). Returns false,
+// writing nothing, when some d is not finite.
+KVWB_AVX512 bool q8_0_dequantize16_avx512(const uint8_t* in, float* x) {
+  constexpr size_t bb = kernels::ggml_block_bytes(GgmlType::kQ8_0);
+  alignas(32) uint16_t dh[16];
+  for (int b = 0; b < 16; ++b) std::memcpy(&dh[b], in + bb * b, 2);  // little-endian host (x86)
+  const __m256i h = _mm256_load_si256(reinterpret_cast<const __m256i*>(dh));
+  const __m256i e = _mm256_set1_epi16(0x7C00);
+  if (_mm256_cmpeq_epi16_mask(_mm256_and_si256(h, e), e) != 0) return false;
+  alignas(64) float d[16];
+  _mm512_store_ps(d, _mm512_cvtph_ps(h));
+  for (int b = 0; b < 16; ++b) {
+    _mm_prefetch(reinterpret_cast<const char*>(x + 32 * b + kPrefetchFloats), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + 32 * b + kPrefetchFloats + 16), _MM_HINT_T0);
+    const uint8_t* q = in + bb * b + 2;
+    const __m512 vd = _mm512_set1_ps(d[b]);
+    for (int k = 0; k < 2; ++k) {
+      const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * k));
+      _mm512_storeu_ps(x + 32 * b + 16 * k,
+                       _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c)), vd));
+    }
+  }
+  return true;
+}
+
 template <GgmlType T>
 KVWB_AVX512 size_t ggml_dequantize_blocks_avx512(const uint8_t* in, size_t n, float* x) {
   constexpr size_t bb = kernels::ggml_block_bytes(T);
-  for (size_t b = 0; b < n; ++b, in += bb, x += kGgmlBlock) {
+  size_t b = 0;
+  if constexpr (T == GgmlType::kQ8_0)
+    for (; b + 16 <= n; b += 16, in += 16 * bb, x += 16 * kGgmlBlock) {
+      if (!q8_0_dequantize16_avx512(in, x)) break;  // the per-block loop stops at the bad d
+    }
+  for (; b < n; ++b, in += bb, x += kGgmlBlock) {
     const uint16_t h = kernels::load_u16(in);
     if (!kernels::f16_bits_finite(h)) return b;
     const float d = _cvtsh_ss(h);
