@@ -79,13 +79,22 @@ BatchResult CpuExecutor::run(const BatchRequest& req, const std::atomic<bool>* c
       units.size(), threads_,
       [&](size_t ui) {
         const UnitPlace u = units[ui];
+        // A per-head unit is contiguous in [S, H, T, D]: the codec reads it in place; pooled
+        // units are gathered token-major.
         std::vector<float> rows, orig, weights;
-        gather(coded, H, T, D, u, rows);
-        if (whiten) gather(req.rows, H, T, D, u, orig);
         UnitInput in;
-        in.rows = rows.data();
-        in.original_rows = whiten ? orig.data() : nullptr;
-        in.n = rows.size() / D;
+        if (u.head >= 0) {
+          const size_t h = static_cast<size_t>(u.head);
+          in.rows = row_of(coded, H, T, D, u.s, h, 0);
+          in.original_rows = whiten ? row_of(req.rows, H, T, D, u.s, h, 0) : nullptr;
+          in.n = T;
+        } else {
+          gather(coded, H, T, D, u, rows);
+          if (whiten) gather(req.rows, H, T, D, u, orig);
+          in.rows = rows.data();
+          in.original_rows = whiten ? orig.data() : nullptr;
+          in.n = rows.size() / D;
+        }
         in.dim = D;
         in.layer_scale = res.layer_scale;
         in.collect_residuals = req.collect_residuals;
@@ -114,7 +123,7 @@ BatchResult CpuExecutor::run(const BatchRequest& req, const std::atomic<bool>* c
           enc[ui] = codec->encode(in);
           // Decode from the serialized bytes only: what is measured is what a reader would get.
           DecodedUnit dec = decode_container(enc[ui].bytes, where);
-          if (dec.rows.size() != rows.size())
+          if (dec.rows.size() != in.n * D)
             throw FormatError(where + ": decoded " + std::to_string(dec.rows.size() / D) +
                               " rows, expected " + std::to_string(in.n));
           if (whiten) {
