@@ -53,6 +53,14 @@ using kernels::kGgmlBlock;
 // end of a buffer does not fault.
 constexpr size_t kPrefetchFloats = 16 * kGgmlBlock;
 
+// Prefetches the two cache lines of the 32 floats kPrefetchFloats past x. The address is formed as
+// an integer: it may lie past the end of the buffer, which a pointer may not.
+inline void prefetch_block_ahead(const float* x) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(x) + kPrefetchFloats * sizeof(float);
+  _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(a + 16 * sizeof(float)), _MM_HINT_T0);
+}
+
 KVWB_AVX2 inline __m256 abs8(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
 
 // max |x_j| over a block, NaN lanes skipped as the scalar `amax < a ? a : amax` skips them
@@ -192,8 +200,7 @@ KVWB_AVX2 int q8_0_quantize8_fast_avx2(const float* x, uint8_t* out) {
   __m256i m[8];
   for (int b = 0; b < 8; ++b) {
     const float* xb = x + 32 * b;
-    _mm_prefetch(reinterpret_cast<const char*>(xb + kPrefetchFloats), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(xb + kPrefetchFloats + 16), _MM_HINT_T0);
+    prefetch_block_ahead(xb);
     const __m256i a01 = _mm256_max_epu32(
         _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb)), abs_mask),
         _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 8)), abs_mask));
@@ -281,8 +288,7 @@ KVWB_AVX2 size_t ggml_dequantize_blocks_avx2(const uint8_t* in, size_t n, float*
     if (!kernels::f16_bits_finite(h)) return b;
     const float d = _cvtsh_ss(h);
     if constexpr (T == GgmlType::kQ8_0) {
-      _mm_prefetch(reinterpret_cast<const char*>(x + kPrefetchFloats), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(x + kPrefetchFloats + 16), _MM_HINT_T0);
+      prefetch_block_ahead(x);
       q8_0_dequantize_avx2(in, d, x);
     } else {
       q4_0_dequantize_avx2(in, d, x);
@@ -854,8 +860,7 @@ KVWB_AVX512 int q8_0_quantize16_fast_avx512(const float* x, uint8_t* out) {
   const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
   __m512i m[16];
   for (int b = 0; b < 16; ++b) {
-    _mm_prefetch(reinterpret_cast<const char*>(x + 32 * b + kPrefetchFloats), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(x + 32 * b + kPrefetchFloats + 16), _MM_HINT_T0);
+    prefetch_block_ahead(x + 32 * b);
     m[b] = _mm512_max_epu32(_mm512_and_si512(_mm512_loadu_si512(x + 32 * b), abs_mask),
                             _mm512_and_si512(_mm512_loadu_si512(x + 32 * b + 16), abs_mask));
   }
@@ -930,8 +935,7 @@ KVWB_AVX512 bool q8_0_dequantize16_avx512(const uint8_t* in, float* x) {
   alignas(64) float d[16];
   _mm512_store_ps(d, _mm512_cvtph_ps(h));
   for (int b = 0; b < 16; ++b) {
-    _mm_prefetch(reinterpret_cast<const char*>(x + 32 * b + kPrefetchFloats), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(x + 32 * b + kPrefetchFloats + 16), _MM_HINT_T0);
+    prefetch_block_ahead(x + 32 * b);
     const uint8_t* q = in + bb * b + 2;
     const __m512 vd = _mm512_set1_ps(d[b]);
     for (int k = 0; k < 2; ++k) {
