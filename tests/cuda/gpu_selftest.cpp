@@ -32,6 +32,7 @@
 #include "base/errors.h"
 #include "codec/executor.h"
 #include "codec/math/rng.h"
+#include "tests/cuda/metrics_cases.h"
 #include "tests/cuda/sha256.h"
 #include "tests/golden/golden_cases.h"
 #include "tests/golden/golden_file.h"
@@ -366,9 +367,12 @@ int main(int argc, char** argv) {
     emu_opt.emulate_device = true;
     const auto emu = kvwb::codec::make_executor("cuda", emu_opt);
     device_suite(*emu, "emu.", true);
+    kvwb::selftest::cpu_metric_cases(run_case);
+    kvwb::selftest::device_metric_cases(false, *emu, "emu.metrics.", run_case);
   }
   if (have_device) {
     device_suite(*dev, "cuda.", !small);
+    if (!small) kvwb::selftest::device_metric_cases(true, *dev, "cuda.metrics.", run_case);
   } else {
     record("cuda.device_cases", "skip", "no CUDA device found", 0);
   }
@@ -444,6 +448,8 @@ int main(int argc, char** argv) {
                          "b=3 K, b=2 V, block 512; not on the device in this build"});
     std::printf("bench: kakeya_pca cpu %u threads %.1f ms (no device kernels in this build)\n", hw,
                 t_kak);
+    for (const auto& t : kvwb::selftest::metric_bench(L, have_device))
+      g_timings.push_back({t.name, t.ms, t.note});
   }
 
   size_t passed = 0, failed = 0, skipped = 0;
