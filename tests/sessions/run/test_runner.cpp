@@ -2,11 +2,14 @@
 // counts, boundary layers, Q-preconditioning, failures marked per layer-stream, cancel.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
 
 #include <cmath>
 
 #include "base/errors.h"
+#include "codec/executor.h"
 #include "io/capture.h"
 #include "io/synthetic_capture.h"
 #include "tests/sessions/demo_fixture.h"
@@ -36,6 +39,70 @@ RunOptions no_sha() {
 }
 
 }  // namespace
+
+namespace {
+
+/// The CPU executor with its metric answers marked: every head's Σ‖x − x̂‖² plus 1000 and every
+/// unit's KL sum doubled, so a run shows whether its metrics came through the executor's seam.
+class MarkedMetricsExecutor : public codec::Executor {
+ public:
+  std::string_view name() const override { return inner_->name(); }
+  codec::BatchResult run(const codec::BatchRequest& r, const std::atomic<bool>* cancel) const override {
+    if (!r.measure) unmeasured_ = true;
+    codec::BatchResult out = inner_->run(r, cancel);
+    for (auto& h : out.head_errors) h.sq_err += 1000.0;
+    return out;
+  }
+  codec::AttentionResult attention(const codec::AttentionRequest& r,
+                                   const std::atomic<bool>* cancel) const override {
+    ++attention_calls_;
+    codec::AttentionResult out = inner_->attention(r, cancel);
+    for (auto& u : out.units) {
+      u.both.kl_sum *= 2;
+      u.k_only.kl_sum *= 2;
+    }
+    return out;
+  }
+  std::unique_ptr<codec::Executor> inner_ = codec::make_executor("cpu", {2});
+  mutable std::atomic<int> attention_calls_{0};
+  mutable std::atomic<bool> unmeasured_{false};
+};
+
+}  // namespace
+
+TEST(Runner, MetricsComeFromTheExecutorSeam) {
+  RunConfig c = config("q4_0", "turbo3");
+  c.boundary = {};  // boundary layers are measured on the host (bf16), not through the seam
+  const RunResult plain = run_config(demo_path(), c, no_sha());
+  MarkedMetricsExecutor exec;
+  RunOptions o = no_sha();
+  o.executor = &exec;
+  const RunResult marked = run_config(demo_path(), c, o);
+  EXPECT_FALSE(exec.unmeasured_.load()) << "a batch ran without BatchRequest::measure";
+  ASSERT_EQ(plain.layers.size(), marked.layers.size());
+  int with_attn = 0;
+  for (size_t i = 0; i < plain.layers.size(); ++i) {
+    const LayerResult &a = plain.layers[i], &b = marked.layers[i];
+    for (const auto* pr : {&a.k, &a.v}) {
+      const StreamResult& mr = pr == &a.k ? b.k : b.v;
+      ASSERT_EQ(pr->heads.size(), mr.heads.size());
+      for (size_t h = 0; h < pr->heads.size(); ++h) {
+        EXPECT_EQ(mr.heads[h].sq_err, pr->heads[h].sq_err + 1000.0);
+        EXPECT_EQ(mr.heads[h].sq_ref, pr->heads[h].sq_ref);
+        EXPECT_EQ(mr.heads[h].cos_sum, pr->heads[h].cos_sum);
+      }
+      EXPECT_NEAR(mr.err.sq_err, pr->err.sq_err + 1000.0 * pr->heads.size(), 1e-9 * mr.err.sq_err);
+    }
+    if (!a.has_attn) continue;
+    ++with_attn;
+    ASSERT_TRUE(b.has_attn);
+    EXPECT_NEAR(b.attn.kl(), 2 * a.attn.kl(), 1e-12 * a.attn.kl());
+    EXPECT_EQ(b.attn.top1_hits, a.attn.top1_hits);
+    EXPECT_EQ(b.v.attn.kl_sum, a.v.attn.kl_sum);
+  }
+  EXPECT_GT(with_attn, 0) << "the demo capture has no q_pre: the attention seam went untested";
+  EXPECT_EQ(exec.attention_calls_.load(), with_attn);
+}
 
 TEST(Runner, Bf16PassthroughIsRatioOneWithBf16Error) {
   const RunResult r = run_config(demo_path(), config("bf16", "bf16"), no_sha());
