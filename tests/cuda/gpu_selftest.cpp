@@ -12,9 +12,13 @@
 //     and decoded values = the CPU's, first difference reported); typed errors (kakeya_pca is
 //     Unsupported on cuda, NaN input and fp16 overflow give the CPU's exact error); parity on a
 //     layer of the 1.5B shape.
+//   metrics (metrics_cases.cpp): cpu.metrics.* (the CPU executor's metric seam is the CPU metric
+//     code), emu.metrics.* always and cuda.metrics.* with a device (the metric kernels against
+//     ErrorSums / accumulate_attention: reconstruction bit for bit, attention within 1e-5).
 //   --bench: DeepSeek-R1-Distill-1.5B shape (28 layers × K,V × 2 kv heads × 2048 tokens × D 128,
 //     project RNG), turbo3 on the device vs the CPU on 1 thread and on all threads; Kakeya exact
-//     (b=3 K, b=2 V, block 512) on the CPU (not on the device in this build).
+//     (b=3 K, b=2 V, block 512) on the CPU (not on the device in this build); the metrics of one
+//     configuration on the CPU (1 thread, all threads) and on the device.
 // Exit: 0 when nothing failed, 1 otherwise; 77 with --require-device when there is no device.
 #include <algorithm>
 #include <chrono>
