@@ -372,11 +372,11 @@ int main(int argc, char** argv) {
     const auto emu = kvwb::codec::make_executor("cuda", emu_opt);
     device_suite(*emu, "emu.", true);
     kvwb::selftest::cpu_metric_cases(run_case);
-    kvwb::selftest::device_metric_cases(false, *emu, "emu.metrics.", run_case);
+    kvwb::selftest::device_metric_cases(*emu, "emu.metrics.", run_case);
   }
   if (have_device) {
     device_suite(*dev, "cuda.", !small);
-    if (!small) kvwb::selftest::device_metric_cases(true, *dev, "cuda.metrics.", run_case);
+    if (!small) kvwb::selftest::device_metric_cases(*dev, "cuda.metrics.", run_case);
   } else {
     record("cuda.device_cases", "skip", "no CUDA device found", 0);
   }
@@ -452,7 +452,7 @@ int main(int argc, char** argv) {
                          "b=3 K, b=2 V, block 512; not on the device in this build"});
     std::printf("bench: kakeya_pca cpu %u threads %.1f ms (no device kernels in this build)\n", hw,
                 t_kak);
-    for (const auto& t : kvwb::selftest::metric_bench(L, have_device))
+    for (const auto& t : kvwb::selftest::metric_bench(L, have_device ? dev.get() : nullptr))
       g_timings.push_back({t.name, t.ms, t.note});
   }
 

@@ -8,7 +8,7 @@
 #include <memory>
 #include <thread>
 
-#include "codec/cuda/metrics_host.h"
+#include "base/errors.h"
 #include "codec/format/tensor.h"
 #include "codec/math/metrics.h"
 #include "codec/math/rng.h"
@@ -176,11 +176,11 @@ AttnInputs attn_inputs(size_t S, size_t Hq, size_t H, size_t T, size_t D, size_t
   return in;
 }
 
-std::string attention_case(codec::cuda::MetricsWorkspace* ws, const AttnInputs& in, int window,
+std::string attention_case(const codec::Executor& ex, const AttnInputs& in, int window,
                            const char* label) {
   const AttentionRequest r = in.req(window);
   const auto cpu = codec::attention_on_cpu(r, 0);
-  const auto dev = codec::cuda::device_attention(ws, r);
+  const auto dev = ex.attention(r);
   AttnDiff d;
   const std::string why = compare_attention(dev.units, cpu.units, &d);
   if (why.empty())
@@ -233,82 +233,85 @@ void cpu_metric_cases(const CaseRunner& run_case) {
   });
 }
 
-void device_metric_cases(bool on_device, const codec::Executor& cuda_executor,
-                         const std::string& prefix, const CaseRunner& run_case) {
-  std::unique_ptr<codec::cuda::MetricsWorkspace> owned;
-  if (on_device) owned = std::make_unique<codec::cuda::MetricsWorkspace>(0);
-  codec::cuda::MetricsWorkspace* ws = owned.get();
-  auto request = [](const Tensor4& x) {
+void device_metric_cases(const codec::Executor& ex, const std::string& prefix,
+                         const CaseRunner& run_case) {
+  const auto cpu = codec::make_executor("cpu", {0});
+  auto request = [](const Tensor4& x, const char* codec) {
     codec::BatchRequest r;
+    r.codec.name = codec;
     r.rows = x.data.data();
     r.sequences = x.s;
     r.heads = x.h;
     r.tokens = x.t;
     r.dim = x.d;
+    r.measure = true;
     return r;
+  };
+  // The reconstruction sums of a batch through `ex` (BatchRequest::measure) against ErrorSums of
+  // the rows and the batch's own decoded rows, and against the CPU executor's head_errors.
+  auto reconstruction = [&](const Tensor4& x, const char* codec) -> std::string {
+    const codec::BatchRequest r = request(x, codec);
+    const codec::BatchResult res = ex.run(r);
+    std::string why = compare_heads(res.head_errors, cpu_heads(x, res.decoded));
+    if (!why.empty()) return why;
+    return compare_heads(res.head_errors, cpu->run(r).head_errors);
   };
 
   run_case(prefix + "reconstruction_random", [&] {
-    // Zero rows exercise the cosine conventions: both zero (1), exactly one zero (0).
-    const Tensor4 x0 = rng_rows(3, 2, 77, 48, 1234);
-    Tensor4 x = x0, y = perturbed(x0, 0.03, 99);
+    // bf16 keeps zero rows zero (cosine 1) and rounds a row of the smallest subnormal to zero
+    // (exactly one of x, x̂ zero: cosine 0).
+    Tensor4 x = perturbed(rng_rows(3, 2, 77, 48, 1234), 0.03, 99);
     std::fill_n(x.row(1, 0, 5), x.d, 0.0f);
-    std::fill_n(y.row(1, 0, 5), y.d, 0.0f);
-    std::fill_n(x.row(2, 1, 0), x.d, 0.0f);
-    std::fill_n(y.row(0, 1, 76), y.d, 0.0f);
-    const auto dev = codec::cuda::device_head_errors(ws, request(x), y.data.data(), nullptr);
-    return compare_heads(dev, cpu_heads(x, y));
+    std::fill_n(x.row(2, 1, 0), x.d, 1.4e-45f);
+    const Tensor4 y = cpu->run(request(x, "bf16")).decoded;
+    for (size_t j = 0; j < y.d; ++j)
+      if (y.row(2, 1, 0)[j] != 0.0f) return std::string("bf16 kept a subnormal: the case is moot");
+    return reconstruction(x, "bf16");
   });
   run_case(prefix + "reconstruction_1p5b_layer", [&] {
-    // A layer of the 1.5B shape (2 kv heads × 2048 tokens × D 128) and its turbo3 reconstruction.
+    // A layer of the 1.5B shape (2 kv heads × 2048 tokens × D 128) through turbo3 and q4_0.
     const Tensor4 x = rng_rows(1, 2, 2048, 128, 700013);
-    const auto cpu = codec::make_executor("cpu", {0});
-    codec::BatchRequest r = request(x);
-    r.codec.name = "turbo3";
-    const Tensor4 y = cpu->run(r).decoded;
-    const auto dev = codec::cuda::device_head_errors(ws, r, y.data.data(), nullptr);
-    return compare_heads(dev, cpu_heads(x, y));
+    for (const char* c : {"turbo3", "q4_0"}) {
+      const std::string why = reconstruction(x, c);
+      if (!why.empty()) return std::string(c) + ": " + why;
+    }
+    return std::string();
   });
   run_case(prefix + "attention_causal_all_queries", [&] {
     AttnInputs in = attn_inputs(2, 4, 2, 160, 64, 0, 5150, 0.05);
     // A kv head whose values are all zero: every output is 0, its queries are skipped and counted.
     std::fill_n(in.v.row(1, 0, 0), in.v.t * in.v.d, 0.0f);
-    return attention_case(ws, in, 0, "causal, every position");
+    return attention_case(ex, in, 0, "causal, every position");
   });
   run_case(prefix + "attention_sliding_sampled", [&] {
     const AttnInputs in = attn_inputs(2, 6, 3, 300, 32, 37, 6060, 0.1);
-    return attention_case(ws, in, 48, "sliding window 48, 37 sampled positions");
+    return attention_case(ex, in, 48, "sliding window 48, 37 sampled positions");
   });
   run_case(prefix + "attention_1p5b_layer", [&] {
     // 1.5B-like layer (D 128, GQA g = 6 as 12 q heads over 2 kv heads; 1024 tokens to keep the
     // emulation short), keys and values through turbo3, 64 sampled queries per (s, hq).
     AttnInputs in = attn_inputs(1, 12, 2, 1024, 128, 64, 880000, 0.0);
-    const auto cpu = codec::make_executor("cpu", {0});
-    for (Tensor4* t : {&in.k, &in.v}) {
-      codec::BatchRequest r = request(*t);
-      r.codec.name = "turbo3";
-      (t == &in.k ? in.kh : in.vh) = cpu->run(r).decoded;
-    }
-    return attention_case(ws, in, 0, "1.5B-like layer, turbo3 K and V, 64 sampled");
+    for (Tensor4* t : {&in.k, &in.v}) (t == &in.k ? in.kh : in.vh) = cpu->run(request(*t, "turbo3")).decoded;
+    return attention_case(ex, in, 0, "1.5B-like layer, turbo3 K and V, 64 sampled");
   });
-  run_case(prefix + "executor_seam", [&]() -> std::string {
-    // Through the CUDA executor: measure → head_errors (bits of the CPU executor's, turbo3 decodes
-    // identically), attention() within the tolerance of attention_on_cpu.
-    const auto cpu = codec::make_executor("cpu", {0});
-    const Tensor4 x = rng_rows(1, 2, 256, 64, 31337);
-    codec::BatchRequest r = request(x);
-    r.codec.name = "turbo3";
-    r.measure = true;
-    const auto a = cuda_executor.run(r), b = cpu->run(r);
-    std::string why = compare_heads(a.head_errors, b.head_errors);
-    if (!why.empty()) return why;
-    const AttnInputs in = attn_inputs(1, 4, 2, 128, 64, 0, 4711, 0.05);
-    const AttentionRequest ar = in.req(0);
-    return compare_attention(cuda_executor.attention(ar).units, cpu->attention(ar).units, nullptr);
+  run_case(prefix + "attention_cancelled_and_malformed", [&]() -> std::string {
+    const AttnInputs in = attn_inputs(1, 2, 1, 64, 32, 0, 4711, 0.05);
+    AttentionRequest r = in.req(0);
+    std::atomic<bool> cancel{true};
+    const auto res = ex.attention(r, &cancel);
+    if (res.units.size() != 1 || res.units[0].both.queries != 0)
+      return "a cancelled request computed queries";
+    r.q_heads = 3;
+    try {
+      (void)ex.attention(r);
+    } catch (const InvalidArgument&) {
+      return "";
+    }
+    return "3 query heads over 1 kv head with 2 samples was accepted";
   });
 }
 
-std::vector<MetricTiming> metric_bench(size_t layers, bool on_device) {
+std::vector<MetricTiming> metric_bench(size_t layers, const codec::Executor* device) {
   std::vector<MetricTiming> out;
   const size_t S = 1, Hq = 12, H = 2, T = 2048, D = 128;
   const auto cpu = codec::make_executor("cpu", {0});
@@ -348,40 +351,37 @@ std::vector<MetricTiming> metric_bench(size_t layers, bool on_device) {
   out.push_back({"metrics.cpu_" + std::to_string(hw) + "_threads.wall", cn, ""});
   std::printf("bench: metrics cpu 1 thread %.1f ms, %u threads %.1f ms (%s)\n", c1, hw, cn,
               shape.c_str());
-  if (!on_device) return out;
-  codec::cuda::MetricsWorkspace ws(0);
-  double rec_ms = 0, att_h2d = 0, att_k = 0, att_d2h = 0;
+  if (!device) return out;
+  double rec_ms = 0, att_h2d = 0, att_k = 0, att_d2h = 0, wall = 0;
   for (int rep = 0; rep < 2; ++rep) {  // the first pass warms up (allocations, module load)
-    rec_ms = att_h2d = att_k = att_d2h = 0;
-    const auto t0 = std::chrono::steady_clock::now();
+    rec_ms = att_h2d = att_k = att_d2h = wall = 0;
     for (size_t l = 0; l < layers; ++l) {
-      double ms = 0;
-      (void)codec::cuda::device_head_errors(&ws, rk, in.kh.data.data(), &ms);
-      rec_ms += ms;
-      codec::BatchRequest rv = rk;
-      rv.rows = in.v.data.data();
-      (void)codec::cuda::device_head_errors(&ws, rv, in.vh.data.data(), &ms);
-      rec_ms += ms;
-      const auto a = codec::cuda::device_attention(&ws, ar);
+      for (const Tensor4* x : {&in.k, &in.v}) {
+        codec::BatchRequest r = rk;
+        r.rows = x->data.data();
+        r.codec.name = "turbo3";
+        r.measure = true;
+        rec_ms += device->run(r).device_metrics_ms;
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto a = device->attention(ar);
+      wall += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       att_h2d += a.device_h2d_ms;
       att_k += a.device_kernel_ms;
       att_d2h += a.device_d2h_ms;
     }
-    const double wall =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    if (rep == 1) {
-      out.push_back({"metrics.cuda.reconstruction", rec_ms, "h2d + kernels + d2h, K and V"});
-      out.push_back({"metrics.cuda.attention_kernel", att_k, "attention kernel, all layers"});
-      out.push_back({"metrics.cuda.attention_h2d", att_h2d, "q, k, v, k^, v^ host->device"});
-      out.push_back({"metrics.cuda.attention_d2h", att_d2h, "per-query results device->host"});
-      out.push_back({"metrics.cuda.wall", wall, "all metric calls incl. host folding"});
-      std::printf(
-          "bench: metrics cuda reconstruction %.2f ms, attention kernel %.2f ms (h2d %.2f ms, "
-          "d2h %.2f ms), wall %.1f ms; %.0fx the 1-thread CPU, %.1fx the %u-thread CPU\n",
-          rec_ms, att_k, att_h2d, att_d2h, wall, c1 / std::max(wall, 1e-9),
-          cn / std::max(wall, 1e-9), hw);
-    }
   }
+  out.push_back({"metrics.cuda.reconstruction", rec_ms, "h2d + kernels + d2h, K and V, all layers"});
+  out.push_back({"metrics.cuda.attention_kernel", att_k, "attention kernel, all layers"});
+  out.push_back({"metrics.cuda.attention_h2d", att_h2d, "q, k, v, k^, v^ host->device"});
+  out.push_back({"metrics.cuda.attention_d2h", att_d2h, "per-query results device->host"});
+  out.push_back({"metrics.cuda.attention_wall", wall, "attention() calls incl. host folding"});
+  const double dev_total = rec_ms + wall;
+  std::printf(
+      "bench: metrics cuda reconstruction %.2f ms, attention kernel %.2f ms (h2d %.2f ms, d2h "
+      "%.2f ms, wall %.1f ms); %.0fx the 1-thread CPU, %.1fx the %u-thread CPU\n",
+      rec_ms, att_k, att_h2d, att_d2h, wall, c1 / std::max(dev_total, 1e-9),
+      cn / std::max(dev_total, 1e-9), hw);
   return out;
 }
 

@@ -1,8 +1,9 @@
 #pragma once
-// The metric cases of gpu_selftest (docs/gpu.md): the CUDA metric code (codec/cuda/metrics_*)
-// against the CPU metrics (codec/math/metrics.cpp), emulated on the host ("emu.metrics.*") and on
-// the device when there is one ("cuda.metrics.*"), plus the CPU executor's side of the seam
-// ("cpu.metrics.*") and the metric benchmark.
+// The metric cases of gpu_selftest (docs/gpu.md): the CUDA executor's metric seam (its kernels in
+// codec/cuda/metrics_*, reached through codec/executor.h only) against the CPU metrics
+// (codec/math/metrics.cpp), emulated on the host ("emu.metrics.*") and on the device when there
+// is one ("cuda.metrics.*"), plus the CPU executor's side of the seam ("cpu.metrics.*") and the
+// metric benchmark.
 #include <functional>
 #include <string>
 #include <vector>
@@ -18,11 +19,11 @@ using CaseRunner = std::function<void(const std::string&, const std::function<st
 /// bit (cpu.metrics.*).
 void cpu_metric_cases(const CaseRunner& run_case);
 
-/// The device metric code against the CPU metric code. `on_device`: the real device (else the
-/// host emulation of the same kernel bodies); `cuda_executor`: the CUDA executor of the same kind
-/// (for the seam case). Prefix "emu.metrics." or "cuda.metrics.".
-void device_metric_cases(bool on_device, const codec::Executor& cuda_executor,
-                         const std::string& prefix, const CaseRunner& run_case);
+/// The CUDA executor's metric seam (`ex`: emulated on the host or on the device) against the CPU
+/// metric code: reconstruction sums bit for bit, attention within the tolerance of docs/gpu.md.
+/// Prefix "emu.metrics." or "cuda.metrics.".
+void device_metric_cases(const codec::Executor& ex, const std::string& prefix,
+                         const CaseRunner& run_case);
 
 /// One timing of the metric benchmark.
 struct MetricTiming {
@@ -33,7 +34,7 @@ struct MetricTiming {
 
 /// The metrics of one configuration of the 1.5B shape (`layers` layers × K, V × 2 kv heads ×
 /// 2048 tokens × D 128, 12 query heads, the default 256 sampled queries; turbo3-decoded rows):
-/// the CPU on 1 thread and on all threads, and the device when `on_device`.
-std::vector<MetricTiming> metric_bench(size_t layers, bool on_device);
+/// the CPU on 1 thread and on all threads, and the CUDA executor `device` when given.
+std::vector<MetricTiming> metric_bench(size_t layers, const codec::Executor* device);
 
 }  // namespace kvwb::selftest
