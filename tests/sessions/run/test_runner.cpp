@@ -2,11 +2,11 @@
 // counts, boundary layers, Q-preconditioning, failures marked per layer-stream, cancel.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <mutex>
-
 #include <cmath>
+#include <cstdlib>
 
 #include "base/errors.h"
 #include "codec/executor.h"
@@ -102,6 +102,52 @@ TEST(Runner, MetricsComeFromTheExecutorSeam) {
   }
   EXPECT_GT(with_attn, 0) << "the demo capture has no q_pre: the attention seam went untested";
   EXPECT_EQ(exec.attention_calls_.load(), with_attn);
+}
+
+// A run on the CUDA executor with its kernels emulated on the host (codec and metric kernels):
+// the peers decode identically, so the reconstruction metrics are the CPU's bit for bit; the
+// attention metrics agree within the tolerance of docs/gpu.md.
+TEST(Runner, CudaEmulatedMetricsMatchTheCpuRun) {
+  codec::ExecutorOptions eo;
+  eo.emulate_device = true;
+  eo.threads = 2;
+  std::unique_ptr<codec::Executor> emu;
+  try {
+    emu = codec::make_executor("cuda", eo);
+  } catch (const Unavailable& e) {
+    GTEST_SKIP() << "CUDA backend not compiled: " << e.what();
+  }
+  RunConfig c = config("q4_0", "turbo3");
+  const RunResult cpu = run_config(demo_path(), c, no_sha());
+  RunOptions o = no_sha();
+  o.executor = emu.get();
+  const RunResult dev = run_config(demo_path(), c, o);
+  ASSERT_EQ(cpu.layers.size(), dev.layers.size());
+  int with_attn = 0;
+  for (size_t i = 0; i < cpu.layers.size(); ++i) {
+    const LayerResult &a = cpu.layers[i], &b = dev.layers[i];
+    for (const auto* pa : {&a.k, &a.v}) {
+      const StreamResult& pb = pa == &a.k ? b.k : b.v;
+      EXPECT_EQ(pa->err.sq_err, pb.err.sq_err) << "layer " << a.layer;
+      EXPECT_EQ(pa->err.sq_ref, pb.err.sq_ref);
+      EXPECT_EQ(pa->err.cos_sum, pb.err.cos_sum);
+      EXPECT_EQ(pa->err.max_abs, pb.err.max_abs);
+      EXPECT_EQ(pa->bytes, pb.bytes);
+    }
+    ASSERT_EQ(a.has_attn, b.has_attn);
+    if (!a.has_attn) continue;
+    ++with_attn;
+    for (const auto& [x, y] : {std::pair{&a.attn, &b.attn}, std::pair{&a.k.attn, &b.k.attn},
+                               std::pair{&a.v.attn, &b.v.attn}}) {
+      EXPECT_EQ(x->queries, y->queries);
+      EXPECT_NEAR(x->kl_sum, y->kl_sum, 1e-5 * std::fabs(x->kl_sum));
+      EXPECT_NEAR(x->out_rel_err_sum, y->out_rel_err_sum, 1e-5 * x->out_rel_err_sum);
+      EXPECT_NEAR(x->pooled_err, y->pooled_err, 1e-5 * x->pooled_err);
+      EXPECT_LE(std::llabs(static_cast<long long>(x->top1_hits) - static_cast<long long>(y->top1_hits)),
+                std::max<long long>(1, static_cast<long long>(0.002 * static_cast<double>(x->queries))));
+    }
+  }
+  EXPECT_GT(with_attn, 0);
 }
 
 TEST(Runner, Bf16PassthroughIsRatioOneWithBf16Error) {
