@@ -140,7 +140,7 @@ struct MetricsWorkspace::Impl {
   // Device: inputs (up to five [.., T, D] arrays), per-row sums, results, query list, scratch.
   Buffer<false> in[5], rows, result, refs, zbuf, pbuf;
   Buffer<true> h_in[5], h_result;
-  int blocks = 0;  // resident attention blocks (2 per multiprocessor)
+  int blocks = 0;  // attention blocks in flight (8 per multiprocessor, fewer for long T)
 
   /// Pinned staging then an async copy of `bytes` of `src` into device input `i`.
   void upload(int i, const void* src, size_t bytes) {
@@ -168,7 +168,7 @@ MetricsWorkspace::MetricsWorkspace(int device) : impl_(std::make_unique<Impl>())
   for (auto& e : impl_->ev) check(cudaEventCreate(&e), "create event");
   int sms = 0;
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "query device");
-  impl_->blocks = std::max(1, 2 * sms);
+  impl_->blocks = std::max(1, 8 * sms);
 }
 
 MetricsWorkspace::~MetricsWorkspace() {
@@ -244,7 +244,11 @@ void MetricsWorkspace::attention(const AttnJob& job, const std::vector<QueryRef>
                         st),
         "copy query list to the device");
   check(cudaEventRecord(m.ev[1], st), "record event");
-  const unsigned grid = static_cast<unsigned>(std::min<size_t>(nq, static_cast<size_t>(m.blocks)));
+  // Each block in flight owns 2·T f32 + 2·T f64 of scratch; at most kScratchBytes in all.
+  constexpr size_t kScratchBytes = size_t{256} << 20;
+  const size_t by_memory = std::max<size_t>(1, kScratchBytes / (T * 24));
+  const unsigned grid = static_cast<unsigned>(
+      std::min({nq, static_cast<size_t>(m.blocks), by_memory}));
   m.zbuf.reserve(grid * 2 * T * sizeof(float), "allocate logit scratch");
   m.pbuf.reserve(grid * 2 * T * sizeof(double), "allocate probability scratch");
   m.result.reserve(nq * sizeof(QueryOut), "allocate query results");

@@ -376,7 +376,7 @@ int main(int argc, char** argv) {
   }
   if (have_device) {
     device_suite(*dev, "cuda.", !small);
-    if (!small) kvwb::selftest::device_metric_cases(*dev, "cuda.metrics.", run_case);
+    kvwb::selftest::device_metric_cases(*dev, "cuda.metrics.", run_case, small);
   } else {
     record("cuda.device_cases", "skip", "no CUDA device found", 0);
   }

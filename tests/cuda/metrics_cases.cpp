@@ -234,7 +234,7 @@ void cpu_metric_cases(const CaseRunner& run_case) {
 }
 
 void device_metric_cases(const codec::Executor& ex, const std::string& prefix,
-                         const CaseRunner& run_case) {
+                         const CaseRunner& run_case, bool small) {
   const auto cpu = codec::make_executor("cpu", {0});
   auto request = [](const Tensor4& x, const char* codec) {
     codec::BatchRequest r;
@@ -268,6 +268,11 @@ void device_metric_cases(const codec::Executor& ex, const std::string& prefix,
       if (y.row(2, 1, 0)[j] != 0.0f) return std::string("bf16 kept a subnormal: the case is moot");
     return reconstruction(x, "bf16");
   });
+  run_case(prefix + "attention_sliding_sampled", [&] {
+    const AttnInputs in = attn_inputs(2, 6, 3, 300, 32, 37, 6060, 0.1);
+    return attention_case(ex, in, 48, "sliding window 48, 37 sampled positions");
+  });
+  if (small) return;
   run_case(prefix + "reconstruction_1p5b_layer", [&] {
     // A layer of the 1.5B shape (2 kv heads × 2048 tokens × D 128) through turbo3 and q4_0.
     const Tensor4 x = rng_rows(1, 2, 2048, 128, 700013);
@@ -282,10 +287,6 @@ void device_metric_cases(const codec::Executor& ex, const std::string& prefix,
     // A kv head whose values are all zero: every output is 0, its queries are skipped and counted.
     std::fill_n(in.v.row(1, 0, 0), in.v.t * in.v.d, 0.0f);
     return attention_case(ex, in, 0, "causal, every position");
-  });
-  run_case(prefix + "attention_sliding_sampled", [&] {
-    const AttnInputs in = attn_inputs(2, 6, 3, 300, 32, 37, 6060, 0.1);
-    return attention_case(ex, in, 48, "sliding window 48, 37 sampled positions");
   });
   run_case(prefix + "attention_1p5b_layer", [&] {
     // 1.5B-like layer (D 128, GQA g = 6 as 12 q heads over 2 kv heads; 1024 tokens to keep the

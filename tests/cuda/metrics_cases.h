@@ -21,9 +21,9 @@ void cpu_metric_cases(const CaseRunner& run_case);
 
 /// The CUDA executor's metric seam (`ex`: emulated on the host or on the device) against the CPU
 /// metric code: reconstruction sums bit for bit, attention within the tolerance of docs/gpu.md.
-/// Prefix "emu.metrics." or "cuda.metrics.".
+/// Prefix "emu.metrics." or "cuda.metrics."; `small`: only the two small cases (memcheck).
 void device_metric_cases(const codec::Executor& ex, const std::string& prefix,
-                         const CaseRunner& run_case);
+                         const CaseRunner& run_case, bool small = false);
 
 /// One timing of the metric benchmark.
 struct MetricTiming {
