@@ -23,6 +23,7 @@
 #include "base/errors.h"
 #include "codec/codec.h"
 #include "codec/format/tensor.h"
+#include "codec/math/metrics.h"
 
 namespace kvwb::codec {
 
@@ -56,6 +57,9 @@ struct BatchRequest {
   uint32_t block_size = 512;
   uint8_t domain_flags = 0;  // container domain_flags; kDomainWhitened is added when whitening
   bool collect_residuals = false;  // Kakeya: fill stats.scaled_residuals
+  /// Reconstruction metrics (metrics.md §1) of the batch where the decoded rows are: the backend
+  /// fills BatchResult::head_errors (the runner sets it; golden tests and benchmarks leave it off).
+  bool measure = false;
 };
 
 /// Checks the shape and pointers of a request every backend needs (before any work): a non-empty
@@ -108,12 +112,61 @@ struct BatchResult {
   /// Device backends: milliseconds of this batch on the device (CUDA events on its stream):
   /// rows host → device, the encode + decode kernels, results device → host. 0 on the CPU.
   double device_h2d_ms = 0, device_kernel_ms = 0, device_d2h_ms = 0;
+  /// With BatchRequest::measure: per kv head h (H entries), the ErrorSums of the request's rows
+  /// against `decoded` over that head's S·T rows, added sequence by sequence, token by token (as
+  /// ErrorSums::add over s = 0 … S−1). The whitened-domain fields are never filled here. Empty
+  /// without `measure`. The CPU computes them with ErrorSums::add itself (bit for bit the CPU
+  /// metrics); a device backend within the tolerance of docs/gpu.md.
+  std::vector<ErrorSums> head_errors;
+  /// Device backends: milliseconds of the metric kernels of this batch (0 on the CPU).
+  double device_metrics_ms = 0;
 
   /// The container of unit `u`.
   std::span<const uint8_t> container(size_t u) const {
     return std::span<const uint8_t>(containers).subspan(units[u].offset, units[u].size);
   }
 };
+
+/// The reconstruction sums of BatchResult::head_errors on the CPU: per kv head h, ErrorSums::add
+/// of rows (s, h, ·) against decoded (s, h, ·) for s = 0 … S−1, heads on `threads` threads
+/// (0 = all; the result does not depend on it). rows, decoded: [S, H, T, D] f32.
+std::vector<ErrorSums> head_error_sums(const float* rows, const float* decoded, size_t S, size_t H,
+                                       size_t T, size_t D, int threads = 0);
+
+/// The attention metrics of one layer (metrics.md §3), the second seam entry point: everything a
+/// backend needs to compute them where the decoded rows are. Plain host arrays; the query sample
+/// is chosen by the caller (docs/attention-sampling.md) and is part of the request.
+struct AttentionRequest {
+  const float* q = nullptr;     // [S, Hq, T, D] post-RoPE queries
+  const float* k = nullptr;     // [S, H, T, D] reference post-RoPE keys
+  const float* v = nullptr;     // [S, H, T, D] reference values
+  const float* khat = nullptr;  // [S, H, T, D] decoded post-RoPE keys
+  const float* vhat = nullptr;  // [S, H, T, D] decoded values
+  size_t sequences = 0, q_heads = 0, kv_heads = 0, tokens = 0, dim = 0;  // S, Hq, H, T, D
+  /// [S·Hq] ascending query positions (< T) of (s, hq) at index s·Hq + hq.
+  const std::vector<std::vector<uint32_t>>* samples = nullptr;
+  float scale = 1.0f;  // softmax scale a
+  int window = 0;      // > 0: sliding window of that many keys, else causal
+  uint32_t layer = 0;  // for messages
+};
+
+/// Checks an attention request (shapes, pointers, Hq a multiple of H, every sample ascending and
+/// below T) before any work; throws InvalidArgument naming the layer.
+void check_attention_request(const AttentionRequest& r);
+
+/// What the attention entry point returns.
+struct AttentionResult {
+  /// [S·H]: unit (s, h) holds accumulate_attention over its query heads hq = h·g … h·g + g − 1
+  /// in that order (g = Hq / H), each over its sample in order.
+  std::vector<AttentionVariants> units;
+  /// Device backends: milliseconds (CUDA events): inputs host → device, kernels, results back.
+  double device_h2d_ms = 0, device_kernel_ms = 0, device_d2h_ms = 0;
+};
+
+/// The CPU attention metrics (accumulate_attention per unit on `threads` threads; the result does
+/// not depend on the thread count). On cancel, units not started stay zero and it returns early.
+AttentionResult attention_on_cpu(const AttentionRequest& r, int threads,
+                                 const std::atomic<bool>* cancel = nullptr);
 
 /// An execution backend.
 class Executor {
@@ -127,6 +180,13 @@ class Executor {
   /// the lowest failing unit wins), Cancelled when *cancel becomes true.
   virtual BatchResult run(const BatchRequest& request,
                           const std::atomic<bool>* cancel = nullptr) const = 0;
+  /// The attention metrics of one layer. Default: attention_on_cpu on all threads (so an
+  /// executor without its own implementation gives the CPU numbers); a cancel returns early with
+  /// incomplete sums, the caller checks the flag.
+  virtual AttentionResult attention(const AttentionRequest& request,
+                                    const std::atomic<bool>* cancel = nullptr) const {
+    return attention_on_cpu(request, 0, cancel);
+  }
 };
 
 /// Settings of an executor.

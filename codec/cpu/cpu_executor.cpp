@@ -179,6 +179,7 @@ BatchResult CpuExecutor::run(const BatchRequest& req, const std::atomic<bool>* c
                                  e.stats.scaled_residuals.end());
   }
   res.per_layer_stream_bytes = codec->per_layer_stream_bytes();
+  if (req.measure) res.head_errors = head_error_sums(req.rows, res.decoded.data.data(), S, H, T, D, threads_);
   return res;
 }
 

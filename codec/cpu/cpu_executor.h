@@ -15,6 +15,11 @@ class CpuExecutor final : public Executor {
   std::string_view name() const override { return "cpu"; }
   BatchResult run(const BatchRequest& request,
                   const std::atomic<bool>* cancel = nullptr) const override;
+  /// attention_on_cpu on this executor's threads.
+  AttentionResult attention(const AttentionRequest& request,
+                            const std::atomic<bool>* cancel = nullptr) const override {
+    return attention_on_cpu(request, threads_, cancel);
+  }
 
  private:
   int threads_;

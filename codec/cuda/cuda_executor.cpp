@@ -9,6 +9,7 @@
 #include "codec/codecs/ggml_quants.h"
 #include "codec/codecs/kivi.h"
 #include "codec/codecs/turboquant.h"
+#include "codec/cuda/metrics_host.h"
 #include "codec/cuda/peer_device.h"
 #include "codec/math/metrics.h"
 
@@ -101,7 +102,8 @@ bool runs_on_device(std::string_view codec) {
 }
 
 CudaExecutor::CudaExecutor(int device, bool emulate)
-    : workspace_(emulate ? nullptr : std::make_unique<PeerWorkspace>(device)) {}
+    : workspace_(emulate ? nullptr : std::make_unique<PeerWorkspace>(device)),
+      metrics_(emulate ? nullptr : std::make_unique<MetricsWorkspace>(device)) {}
 CudaExecutor::~CudaExecutor() = default;
 
 BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* cancel) const {
@@ -287,7 +289,24 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
           std::memcpy(row, tmp.data(), D * sizeof(float));
         }
   }
+  if (req.measure) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    res.head_errors = device_head_errors(metrics_.get(), req, res.decoded.data.data(),
+                                         &res.device_metrics_ms);
+  }
   return res;
+}
+
+AttentionResult CudaExecutor::attention(const AttentionRequest& req,
+                                        const std::atomic<bool>* cancel) const {
+  check_attention_request(req);
+  if (cancel && cancel->load()) {
+    AttentionResult empty;
+    empty.units.assign(req.sequences * req.kv_heads, {});
+    return empty;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  return device_attention(metrics_.get(), req);
 }
 
 }  // namespace kvwb::codec::cuda

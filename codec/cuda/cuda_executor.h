@@ -22,6 +22,7 @@
 namespace kvwb::codec::cuda {
 
 class PeerWorkspace;
+class MetricsWorkspace;
 
 /// Codec names the CUDA executor runs, in container-id order.
 std::vector<std::string> device_codecs();
@@ -38,9 +39,14 @@ class CudaExecutor final : public Executor {
   std::string_view name() const override { return "cuda"; }
   BatchResult run(const BatchRequest& request,
                   const std::atomic<bool>* cancel = nullptr) const override;
+  /// The attention metrics on the device (metrics_host.h); a cancel before the start returns
+  /// empty sums, as the CPU executor does.
+  AttentionResult attention(const AttentionRequest& request,
+                            const std::atomic<bool>* cancel = nullptr) const override;
 
  private:
   std::unique_ptr<PeerWorkspace> workspace_;  // null when emulating
+  std::unique_ptr<MetricsWorkspace> metrics_;  // null when emulating
   mutable std::mutex mutex_;  // one batch at a time on the workspace
 };
 

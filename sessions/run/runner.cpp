@@ -139,6 +139,7 @@ void run_stream(const codec::Executor& exec, const io::CaptureInfo& info, const 
                        : codec::BlockRows::kPerHead;
   req.block_size = cfg.block_size;
   req.collect_residuals = opt.collect_residuals;
+  req.measure = true;  // reconstruction sums where the decoded rows are (the executor's backend)
   // Q-preconditioning factors of every kv head, [H, D, D] each.
   std::vector<float> L, L_inv;
   if (stream == codec::Stream::kK && ld.whitening != nullptr) {
@@ -170,9 +171,15 @@ void run_stream(const codec::Executor& exec, const io::CaptureInfo& info, const 
   res.clipped += out.stats.clipped;
   res.coded_values += out.stats.coded_values;
   if (opt.collect_residuals) res.scaled_residuals = std::move(out.stats.scaled_residuals);
+  if (out.head_errors.size() == H) {
+    res.heads = std::move(out.head_errors);
+    for (const auto& h : res.heads) res.err.merge(h);
+  }
 }
 
+/// Reconstruction sums of a stream, unless its executor already returned them (run_stream).
 void measure(const Tensor4& x, const Tensor4& recon, StreamResult& res) {
+  if (!res.heads.empty()) return;
   res.heads.assign(x.h, {});
   for (size_t h = 0; h < x.h; ++h)
     for (size_t s = 0; s < x.s; ++s) res.heads[h].add(x.row(s, h, 0), recon.row(s, h, 0), x.t, x.d);
@@ -559,12 +566,7 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
 
   // Query positions of the attention metrics per (sequence, q head): cfg.attn_sample of them, the
   // same in every layer (codec row weights keep the exact sample above).
-  std::vector<std::vector<uint32_t>> metric_samples;
-  auto metric_sample = [&](size_t s, size_t hq) -> const std::vector<uint32_t>& {
-    const size_t hqn = static_cast<size_t>(info.num_query_heads);
-    const size_t i = s * hqn + hq;
-    return metric_samples[i];
-  };
+  std::vector<std::vector<uint32_t>> metric_samples;  // [S·Hq], index s·Hq + hq
 
   const std::atomic<bool>* cancel = job ? &job->cancel : nullptr;
   size_t step = 0;
@@ -748,14 +750,23 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
           for (size_t hq = 0; hq < hqn; ++hq)
             metric_samples[s * hqn + hq] = codec::attention_query_sample(T, cfg.attn_sample, s, hq);
       }
-      std::vector<codec::AttentionVariants> per(S * H);
-      parallel_for(S * H, cfg.threads, [&](size_t i) {
-        const size_t s = i / H, h = i % H;
-        for (size_t hq = h * g; hq < (h + 1) * g; ++hq)
-          codec::accumulate_attention(qpost.row(s, hq, 0), kpost_ref.row(s, h, 0), ld.v.row(s, h, 0),
-                                      kpost_hat.row(s, h, 0), vrec.row(s, h, 0), T, D, metric_sample(s, hq), scale,
-                                      window, per[i]);
-      }, cancel);
+      // The executor's second entry point: on the CPU accumulate_attention per (s, h) unit.
+      codec::AttentionRequest areq;
+      areq.q = qpost.data.data();
+      areq.k = kpost_ref.data.data();
+      areq.v = ld.v.data.data();
+      areq.khat = kpost_hat.data.data();
+      areq.vhat = vrec.data.data();
+      areq.sequences = S;
+      areq.q_heads = static_cast<size_t>(info.num_query_heads);
+      areq.kv_heads = H;
+      areq.tokens = T;
+      areq.dim = D;
+      areq.samples = &metric_samples;
+      areq.scale = scale;
+      areq.window = window;
+      areq.layer = static_cast<uint32_t>(l);
+      const std::vector<codec::AttentionVariants> per = exec->attention(areq, cancel).units;
       lr.attn_heads.assign(H, {});
       for (size_t i = 0; i < S * H; ++i) {
         lr.attn_heads[i % H].merge(per[i].both);

@@ -229,3 +229,77 @@ TEST(CpuExecutor, RefusesMalformedRequestsAndCancels) {
   std::atomic<bool> cancel{true};
   EXPECT_THROW(make_executor("cpu")->run(request(rows, "bf16"), &cancel), Cancelled);
 }
+
+// The metric seam (docs/gpu.md "Metrics on the device"): on the CPU executor it is the CPU metric
+// code itself, bit for bit, whatever the thread count.
+TEST(CpuExecutor, MetricSeamIsTheCpuMetricCode) {
+  const std::vector<float> x = batch_rows(515);
+  BatchRequest r = request(x, "q4_0");
+  EXPECT_TRUE(make_executor("cpu", {2})->run(r).head_errors.empty());
+  r.measure = true;
+  for (int threads : {1, 3}) {
+    const BatchResult res = make_executor("cpu", {threads})->run(r);
+    ASSERT_EQ(res.head_errors.size(), kH);
+    for (size_t h = 0; h < kH; ++h) {
+      ErrorSums want;
+      for (size_t s = 0; s < kS; ++s)
+        want.add(&x[(s * kH + h) * kT * kD], res.decoded.row(s, h, 0), kT, kD);
+      EXPECT_EQ(std::memcmp(&res.head_errors[h].sq_err, &want.sq_err, sizeof(double)), 0);
+      EXPECT_EQ(std::memcmp(&res.head_errors[h].sq_ref, &want.sq_ref, sizeof(double)), 0);
+      EXPECT_EQ(std::memcmp(&res.head_errors[h].cos_sum, &want.cos_sum, sizeof(double)), 0);
+      EXPECT_EQ(res.head_errors[h].max_abs, want.max_abs);
+      EXPECT_EQ(res.head_errors[h].rows, kS * kT);
+      EXPECT_GT(res.head_errors[h].sq_err, 0.0);
+    }
+  }
+  // Attention: 2 sequences, 6 query heads over 3 kv heads, every position and a sliding window.
+  const size_t Hq = 6;
+  std::vector<float> q(kS * Hq * kT * kD), xh = make_executor("cpu", {2})->run(r).decoded.data;
+  for (size_t u = 0; u < kS * Hq; ++u)
+    rng::synthetic(q.data() + u * kT * kD, kT, kD, 16, 0.05, 9000 + u);
+  std::vector<std::vector<uint32_t>> samples;
+  for (size_t s = 0; s < kS; ++s)
+    for (size_t hq = 0; hq < Hq; ++hq) samples.push_back(attention_query_sample(kT, 20, s, hq));
+  AttentionRequest a;
+  a.q = q.data();
+  a.k = a.v = x.data();
+  a.khat = a.vhat = xh.data();
+  a.sequences = kS;
+  a.q_heads = Hq;
+  a.kv_heads = kH;
+  a.tokens = kT;
+  a.dim = kD;
+  a.samples = &samples;
+  a.scale = 0.125f;
+  a.window = 16;
+  const auto units = make_executor("cpu", {3})->attention(a).units;
+  ASSERT_EQ(units.size(), kS * kH);
+  for (size_t s = 0; s < kS; ++s)
+    for (size_t h = 0; h < kH; ++h) {
+      AttentionVariants want;
+      for (size_t hq = 2 * h; hq < 2 * h + 2; ++hq)
+        accumulate_attention(&q[(s * Hq + hq) * kT * kD], &x[(s * kH + h) * kT * kD],
+                             &x[(s * kH + h) * kT * kD], &xh[(s * kH + h) * kT * kD],
+                             &xh[(s * kH + h) * kT * kD], kT, kD, samples[s * Hq + hq], 0.125f, 16,
+                             want);
+      const AttentionVariants& got = units[s * kH + h];
+      EXPECT_EQ(got.both.queries, 40u);
+      EXPECT_EQ(std::memcmp(&got.both.kl_sum, &want.both.kl_sum, sizeof(double)), 0);
+      EXPECT_EQ(std::memcmp(&got.k_only.out_rel_err_sum, &want.k_only.out_rel_err_sum, sizeof(double)), 0);
+      EXPECT_EQ(std::memcmp(&got.v_only.pooled_err, &want.v_only.pooled_err, sizeof(double)), 0);
+      EXPECT_EQ(got.both.top1_hits, want.both.top1_hits);
+    }
+  // Malformed requests are refused before any work.
+  auto bad = [&](auto edit) {
+    AttentionRequest b = a;
+    std::vector<std::vector<uint32_t>> smp = samples;
+    b.samples = &smp;
+    edit(b, smp);
+    EXPECT_THROW((void)make_executor("cpu", {1})->attention(b), InvalidArgument);
+  };
+  bad([](AttentionRequest& b, auto&) { b.q_heads = 4; });
+  bad([](AttentionRequest& b, auto&) { b.khat = nullptr; });
+  bad([](AttentionRequest&, auto& smp) { smp[3].push_back(kT); });
+  bad([](AttentionRequest&, auto& smp) { std::swap(smp[1][0], smp[1][1]); });
+  bad([](AttentionRequest&, auto& smp) { smp.pop_back(); });
+}

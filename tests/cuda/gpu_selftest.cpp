@@ -12,9 +12,13 @@
 //     and decoded values = the CPU's, first difference reported); typed errors (kakeya_pca is
 //     Unsupported on cuda, NaN input and fp16 overflow give the CPU's exact error); parity on a
 //     layer of the 1.5B shape.
+//   metrics (metrics_cases.cpp): cpu.metrics.* (the CPU executor's metric seam is the CPU metric
+//     code), emu.metrics.* always and cuda.metrics.* with a device (the metric kernels against
+//     ErrorSums / accumulate_attention: reconstruction bit for bit, attention within 1e-5).
 //   --bench: DeepSeek-R1-Distill-1.5B shape (28 layers × K,V × 2 kv heads × 2048 tokens × D 128,
 //     project RNG), turbo3 on the device vs the CPU on 1 thread and on all threads; Kakeya exact
-//     (b=3 K, b=2 V, block 512) on the CPU (not on the device in this build).
+//     (b=3 K, b=2 V, block 512) on the CPU (not on the device in this build); the metrics of one
+//     configuration on the CPU (1 thread, all threads) and on the device.
 // Exit: 0 when nothing failed, 1 otherwise; 77 with --require-device when there is no device.
 #include <algorithm>
 #include <chrono>
@@ -32,6 +36,7 @@
 #include "base/errors.h"
 #include "codec/executor.h"
 #include "codec/math/rng.h"
+#include "tests/cuda/metrics_cases.h"
 #include "tests/cuda/sha256.h"
 #include "tests/golden/golden_cases.h"
 #include "tests/golden/golden_file.h"
@@ -366,9 +371,12 @@ int main(int argc, char** argv) {
     emu_opt.emulate_device = true;
     const auto emu = kvwb::codec::make_executor("cuda", emu_opt);
     device_suite(*emu, "emu.", true);
+    kvwb::selftest::cpu_metric_cases(run_case);
+    kvwb::selftest::device_metric_cases(*emu, "emu.metrics.", run_case);
   }
   if (have_device) {
     device_suite(*dev, "cuda.", !small);
+    kvwb::selftest::device_metric_cases(*dev, "cuda.metrics.", run_case, small);
   } else {
     record("cuda.device_cases", "skip", "no CUDA device found", 0);
   }
@@ -444,6 +452,8 @@ int main(int argc, char** argv) {
                          "b=3 K, b=2 V, block 512; not on the device in this build"});
     std::printf("bench: kakeya_pca cpu %u threads %.1f ms (no device kernels in this build)\n", hw,
                 t_kak);
+    for (const auto& t : kvwb::selftest::metric_bench(L, have_device ? dev.get() : nullptr))
+      g_timings.push_back({t.name, t.ms, t.note});
   }
 
   size_t passed = 0, failed = 0, skipped = 0;

@@ -2,11 +2,14 @@
 // counts, boundary layers, Q-preconditioning, failures marked per layer-stream, cancel.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
-
 #include <cmath>
+#include <cstdlib>
 
 #include "base/errors.h"
+#include "codec/executor.h"
 #include "io/capture.h"
 #include "io/synthetic_capture.h"
 #include "tests/sessions/demo_fixture.h"
@@ -36,6 +39,116 @@ RunOptions no_sha() {
 }
 
 }  // namespace
+
+namespace {
+
+/// The CPU executor with its metric answers marked: every head's Σ‖x − x̂‖² plus 1000 and every
+/// unit's KL sum doubled, so a run shows whether its metrics came through the executor's seam.
+class MarkedMetricsExecutor : public codec::Executor {
+ public:
+  std::string_view name() const override { return inner_->name(); }
+  codec::BatchResult run(const codec::BatchRequest& r, const std::atomic<bool>* cancel) const override {
+    if (!r.measure) unmeasured_ = true;
+    codec::BatchResult out = inner_->run(r, cancel);
+    for (auto& h : out.head_errors) h.sq_err += 1000.0;
+    return out;
+  }
+  codec::AttentionResult attention(const codec::AttentionRequest& r,
+                                   const std::atomic<bool>* cancel) const override {
+    ++attention_calls_;
+    codec::AttentionResult out = inner_->attention(r, cancel);
+    for (auto& u : out.units) {
+      u.both.kl_sum *= 2;
+      u.k_only.kl_sum *= 2;
+    }
+    return out;
+  }
+  std::unique_ptr<codec::Executor> inner_ = codec::make_executor("cpu", {2});
+  mutable std::atomic<int> attention_calls_{0};
+  mutable std::atomic<bool> unmeasured_{false};
+};
+
+}  // namespace
+
+TEST(Runner, MetricsComeFromTheExecutorSeam) {
+  RunConfig c = config("q4_0", "turbo3");
+  c.boundary = {};  // boundary layers are measured on the host (bf16), not through the seam
+  const RunResult plain = run_config(demo_path(), c, no_sha());
+  MarkedMetricsExecutor exec;
+  RunOptions o = no_sha();
+  o.executor = &exec;
+  const RunResult marked = run_config(demo_path(), c, o);
+  EXPECT_FALSE(exec.unmeasured_.load()) << "a batch ran without BatchRequest::measure";
+  ASSERT_EQ(plain.layers.size(), marked.layers.size());
+  int with_attn = 0;
+  for (size_t i = 0; i < plain.layers.size(); ++i) {
+    const LayerResult &a = plain.layers[i], &b = marked.layers[i];
+    for (const auto* pr : {&a.k, &a.v}) {
+      const StreamResult& mr = pr == &a.k ? b.k : b.v;
+      ASSERT_EQ(pr->heads.size(), mr.heads.size());
+      for (size_t h = 0; h < pr->heads.size(); ++h) {
+        EXPECT_EQ(mr.heads[h].sq_err, pr->heads[h].sq_err + 1000.0);
+        EXPECT_EQ(mr.heads[h].sq_ref, pr->heads[h].sq_ref);
+        EXPECT_EQ(mr.heads[h].cos_sum, pr->heads[h].cos_sum);
+      }
+      EXPECT_NEAR(mr.err.sq_err, pr->err.sq_err + 1000.0 * pr->heads.size(), 1e-9 * mr.err.sq_err);
+    }
+    if (!a.has_attn) continue;
+    ++with_attn;
+    ASSERT_TRUE(b.has_attn);
+    EXPECT_NEAR(b.attn.kl(), 2 * a.attn.kl(), 1e-12 * a.attn.kl());
+    EXPECT_EQ(b.attn.top1_hits, a.attn.top1_hits);
+    EXPECT_EQ(b.v.attn.kl_sum, a.v.attn.kl_sum);
+  }
+  EXPECT_GT(with_attn, 0) << "the demo capture has no q_pre: the attention seam went untested";
+  EXPECT_EQ(exec.attention_calls_.load(), with_attn);
+}
+
+// A run on the CUDA executor with its kernels emulated on the host (codec and metric kernels):
+// the peers decode identically, so the reconstruction metrics are the CPU's bit for bit; the
+// attention metrics agree within the tolerance of docs/gpu.md.
+TEST(Runner, CudaEmulatedMetricsMatchTheCpuRun) {
+  codec::ExecutorOptions eo;
+  eo.emulate_device = true;
+  eo.threads = 2;
+  std::unique_ptr<codec::Executor> emu;
+  try {
+    emu = codec::make_executor("cuda", eo);
+  } catch (const Unavailable& e) {
+    GTEST_SKIP() << "CUDA backend not compiled: " << e.what();
+  }
+  RunConfig c = config("q4_0", "turbo3");
+  const RunResult cpu = run_config(demo_path(), c, no_sha());
+  RunOptions o = no_sha();
+  o.executor = emu.get();
+  const RunResult dev = run_config(demo_path(), c, o);
+  ASSERT_EQ(cpu.layers.size(), dev.layers.size());
+  int with_attn = 0;
+  for (size_t i = 0; i < cpu.layers.size(); ++i) {
+    const LayerResult &a = cpu.layers[i], &b = dev.layers[i];
+    for (const auto* pa : {&a.k, &a.v}) {
+      const StreamResult& pb = pa == &a.k ? b.k : b.v;
+      EXPECT_EQ(pa->err.sq_err, pb.err.sq_err) << "layer " << a.layer;
+      EXPECT_EQ(pa->err.sq_ref, pb.err.sq_ref);
+      EXPECT_EQ(pa->err.cos_sum, pb.err.cos_sum);
+      EXPECT_EQ(pa->err.max_abs, pb.err.max_abs);
+      EXPECT_EQ(pa->bytes, pb.bytes);
+    }
+    ASSERT_EQ(a.has_attn, b.has_attn);
+    if (!a.has_attn) continue;
+    ++with_attn;
+    for (const auto& [x, y] : {std::pair{&a.attn, &b.attn}, std::pair{&a.k.attn, &b.k.attn},
+                               std::pair{&a.v.attn, &b.v.attn}}) {
+      EXPECT_EQ(x->queries, y->queries);
+      EXPECT_NEAR(x->kl_sum, y->kl_sum, 1e-5 * std::fabs(x->kl_sum));
+      EXPECT_NEAR(x->out_rel_err_sum, y->out_rel_err_sum, 1e-5 * x->out_rel_err_sum);
+      EXPECT_NEAR(x->pooled_err, y->pooled_err, 1e-5 * x->pooled_err);
+      EXPECT_LE(std::llabs(static_cast<long long>(x->top1_hits) - static_cast<long long>(y->top1_hits)),
+                std::max<long long>(1, static_cast<long long>(0.002 * static_cast<double>(x->queries))));
+    }
+  }
+  EXPECT_GT(with_attn, 0);
+}
 
 TEST(Runner, Bf16PassthroughIsRatioOneWithBf16Error) {
   const RunResult r = run_config(demo_path(), config("bf16", "bf16"), no_sha());
