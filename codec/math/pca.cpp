@@ -92,7 +92,8 @@ void tridiagonalize(simd::Path path, MatD& mat, Eigen::VectorXd& diag, Eigen::Ve
 /// operations in the same order as in Eigen, so values and vectors are bit-identical; only the
 /// memory traffic changes (one pass over the rotations per row block instead of one pass over the
 /// matrix per rotation). `cov`: lower triangle read. Returns false when the QR did not converge.
-bool sym_eigen(simd::Path path, const MatD& cov, Eigen::VectorXd& values, MatD& vectors) {
+bool sym_eigen(simd::Path path, const Eigen::Map<const MatD>& cov, Eigen::VectorXd& values,
+               MatD& vectors) {
   using Eigen::Index;
   const Index n = cov.cols();
   values.resize(n);
@@ -227,6 +228,41 @@ size_t cumsum_rank(std::span<const double> lambda, double vr) {
   return count;
 }
 
+void covariance_lower(const double* a, size_t n, size_t d, double* cov, simd::Path path) {
+  const auto D = static_cast<Eigen::Index>(d);
+  Eigen::Map<MatD> c(cov, D, D);
+  if (path != simd::Path::kScalar && d % 4 == 0 && n > 0) {
+    // Eigen's depth blocking of this rank update (it decides the summation blocks).
+    Eigen::internal::gemm_blocking_space<Eigen::ColMajor, double, double, Eigen::Dynamic,
+                                         Eigen::Dynamic, Eigen::Dynamic>
+        blocking(D, D, static_cast<Eigen::Index>(n), 1, false);
+    simd::cov_lower_rank_update(path, a, n, d, static_cast<size_t>(blocking.kc()), cov);
+    return;
+  }
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+      am(a, static_cast<Eigen::Index>(n), D);
+  c.selfadjointView<Eigen::Lower>().rankUpdate(am.transpose());
+}
+
+bool symmetric_eigen(const double* cov, size_t d, double* values, double* vectors,
+                     simd::Path path) {
+  const auto D = static_cast<Eigen::Index>(d);
+  const Eigen::Map<const MatD> c(cov, D, D);
+  if (path != simd::Path::kScalar) {
+    thread_local Eigen::VectorXd ev;
+    thread_local MatD vecs;
+    if (!sym_eigen(path, c, ev, vecs)) return false;
+    std::copy(ev.data(), ev.data() + D, values);
+    std::copy(vecs.data(), vecs.data() + D * D, vectors);
+    return true;
+  }
+  Eigen::SelfAdjointEigenSolver<MatD> es(c, Eigen::ComputeEigenvectors);
+  if (es.info() != Eigen::Success) return false;
+  std::copy(es.eigenvalues().data(), es.eigenvalues().data() + D, values);
+  std::copy(es.eigenvectors().data(), es.eigenvectors().data() + D * D, vectors);
+  return true;
+}
+
 PcaFit pca_exact(const float* x, size_t n, size_t d, std::span<const float> w, const float* mean,
                  const PcaParams& p) {
   // Centred, sqrt(w)-scaled rows in f64; only rows with w > 0 take part.
@@ -254,32 +290,14 @@ PcaFit pca_exact(const float* x, size_t n, size_t d, std::span<const float> w, c
       dst += d;
     }
   }
-  // The vector paths compute exactly Eigen's numbers (simd/kakeya.h); scalar runs Eigen itself.
   const simd::Path path = simd::active_path();
   MatD cov = MatD::Zero(D, D);
-  if (path != simd::Path::kScalar && d % 4 == 0 && n_pos > 0) {
-    // Eigen's depth blocking of this rank update (it decides the summation blocks).
-    Eigen::internal::gemm_blocking_space<Eigen::ColMajor, double, double, Eigen::Dynamic,
-                                         Eigen::Dynamic, Eigen::Dynamic>
-        blocking(D, D, static_cast<Eigen::Index>(n_pos), 1, false);
-    simd::cov_lower_rank_update(path, a.data(), n_pos, d, static_cast<size_t>(blocking.kc()),
-                                cov.data());
-  } else {
-    cov.selfadjointView<Eigen::Lower>().rankUpdate(a.transpose());
-  }
+  covariance_lower(a.data(), n_pos, d, cov.data(), path);
   if (sw > 0.0) cov /= sw;
-  Eigen::VectorXd ev;
-  MatD vecs;
-  if (path != simd::Path::kScalar) {
-    if (!sym_eigen(path, cov, ev, vecs))
-      throw InvalidArgument("Kakeya-PCA: the f64 eigensolver did not converge");
-  } else {
-    Eigen::SelfAdjointEigenSolver<MatD> es(cov, Eigen::ComputeEigenvectors);
-    if (es.info() != Eigen::Success)
-      throw InvalidArgument("Kakeya-PCA: the f64 eigensolver did not converge");
-    ev = es.eigenvalues();
-    vecs = es.eigenvectors();
-  }
+  Eigen::VectorXd ev(D);
+  MatD vecs(D, D);
+  if (!symmetric_eigen(cov.data(), d, ev.data(), vecs.data(), path))
+    throw InvalidArgument("Kakeya-PCA: the f64 eigensolver did not converge");
   std::vector<size_t> order(d);
   std::iota(order.begin(), order.end(), size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](size_t lhs, size_t rhs) {

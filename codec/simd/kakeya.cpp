@@ -5,6 +5,7 @@
 #include "codec/simd/kakeya.h"
 
 #include "base/errors.h"
+#include "codec/kernels/lloyd_max.h"
 #include "codec/simd/x86_targets.h"
 
 namespace kvwb::codec::simd {
@@ -36,9 +37,123 @@ inline void outer_col_scalar(double* col, size_t i0, size_t rows, const double* 
   for (size_t i = i0; i < rows; ++i) col[i] = col[i] - t * l[i];
 }
 
+void centre_dots_scalar(const float* u, size_t r0, size_t rows, size_t d, const float* ct,
+                        size_t k, size_t c0, float* g) {
+  for (size_t r = r0; r < rows; ++r)
+    for (size_t c = c0; c < k; ++c) {
+      float acc = 0.0f;
+      for (size_t j = 0; j < d; ++j) acc = acc + u[r * d + j] * ct[j * k + c];
+      g[r * k + c] = acc;
+    }
+}
+
+void lloyd_max_scalar(const float* buf, size_t j0, size_t n, float scale, const float* table,
+                      size_t count, uint16_t* idx, float* s_out) {
+  for (size_t j = j0; j < n; ++j) {
+    const float s = buf[j] * scale;
+    idx[j] = kernels::quantize_fast(s, table, count);
+    if (s_out != nullptr) s_out[j] = s;
+  }
+}
+
 #if KVWB_SIMD_X86
 
 // ---- AVX-512 ----
+
+// |s − table[m]| per lane (the table in one register).
+KVWB_AVX512 inline __m512 lm_dist(__m512 s, __m512i m, __m512 tv, __m512 sign) {
+  return _mm512_andnot_ps(sign, _mm512_sub_ps(s, _mm512_permutexvar_ps(m, tv)));
+}
+
+// 16 values: quantize_fast lane by lane (count centroids below s, nearer of the two neighbours,
+// ties walked to the lower index; the table sits in one register, count <= 16).
+KVWB_AVX512 void lloyd_max_512(const float* buf, size_t n, float scale, const float* table,
+                               size_t count, uint16_t* idx, float* s_out) {
+  alignas(64) float padded[16] = {};
+  for (size_t m = 0; m < count; ++m) padded[m] = table[m];
+  const __m512 tv = _mm512_load_ps(padded);
+  const __m512 sc = _mm512_set1_ps(scale);
+  const __m512i one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
+  const __m512i cnt = _mm512_set1_epi32(static_cast<int>(count));
+  const __m512i last = _mm512_set1_epi32(static_cast<int>(count) - 1);
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  size_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 s = _mm512_mul_ps(_mm512_loadu_ps(buf + j), sc);
+    if (s_out != nullptr) _mm512_storeu_ps(s_out + j, s);
+    __m512i below = zero;
+    for (size_t m = 0; m < count; ++m) {
+      const __mmask16 lt = _mm512_cmp_ps_mask(_mm512_set1_ps(table[m]), s, _CMP_LT_OQ);
+      below = _mm512_mask_add_epi32(below, lt, below, one);
+    }
+    const __mmask16 at_end = _mm512_cmpeq_epi32_mask(below, cnt);
+    const __mmask16 at_start = _mm512_cmpeq_epi32_mask(below, zero);
+    const __m512i lo = _mm512_max_epi32(_mm512_sub_epi32(below, one), zero);
+    const __m512i hi = _mm512_min_epi32(below, last);
+    const __mmask16 lo_nearer = _mm512_cmp_ps_mask(lm_dist(s, lo, tv, sign), lm_dist(s, hi, tv, sign), _CMP_LE_OQ);
+    // best: 0 | count − 1 (walk) | j − 1 (walk) | j.
+    __m512i best = _mm512_mask_blend_epi32(lo_nearer, below, lo);
+    best = _mm512_mask_blend_epi32(at_end, best, last);
+    best = _mm512_mask_blend_epi32(at_start, best, zero);
+    __mmask16 walk = static_cast<__mmask16>((lo_nearer | at_end) & ~at_start);
+    while (walk != 0) {
+      walk = static_cast<__mmask16>(walk & _mm512_cmpgt_epi32_mask(best, zero));
+      if (walk == 0) break;
+      const __m512i prev = _mm512_max_epi32(_mm512_sub_epi32(best, one), zero);
+      walk = static_cast<__mmask16>(walk & _mm512_cmp_ps_mask(lm_dist(s, prev, tv, sign), lm_dist(s, best, tv, sign), _CMP_EQ_OQ));
+      best = _mm512_mask_blend_epi32(walk, best, prev);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + j), _mm512_cvtepi32_epi16(best));
+  }
+  lloyd_max_scalar(buf, j, n, scale, table, count, idx, s_out);
+}
+
+// Rows [r0, r0 + 4) × 16 centres from c0.
+KVWB_AVX512 inline void centre_dots_4x16(const float* u, size_t r0, size_t d, const float* ct,
+                                         size_t k, size_t c0, float* g) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const float* u0 = u + r0 * d;
+  for (size_t j = 0; j < d; ++j) {
+    const __m512 c = _mm512_loadu_ps(ct + j * k + c0);
+    a0 = _mm512_add_ps(a0, _mm512_mul_ps(_mm512_set1_ps(u0[j]), c));
+    a1 = _mm512_add_ps(a1, _mm512_mul_ps(_mm512_set1_ps(u0[d + j]), c));
+    a2 = _mm512_add_ps(a2, _mm512_mul_ps(_mm512_set1_ps(u0[2 * d + j]), c));
+    a3 = _mm512_add_ps(a3, _mm512_mul_ps(_mm512_set1_ps(u0[3 * d + j]), c));
+  }
+  _mm512_storeu_ps(g + r0 * k + c0, a0);
+  _mm512_storeu_ps(g + (r0 + 1) * k + c0, a1);
+  _mm512_storeu_ps(g + (r0 + 2) * k + c0, a2);
+  _mm512_storeu_ps(g + (r0 + 3) * k + c0, a3);
+}
+
+KVWB_AVX512 inline void centre_dots_1x16(const float* u, size_t r, size_t d, const float* ct,
+                                         size_t k, size_t c0, float* g) {
+  __m512 a = _mm512_setzero_ps();
+  for (size_t j = 0; j < d; ++j)
+    a = _mm512_add_ps(a, _mm512_mul_ps(_mm512_set1_ps(u[r * d + j]), _mm512_loadu_ps(ct + j * k + c0)));
+  _mm512_storeu_ps(g + r * k + c0, a);
+}
+
+KVWB_AVX512 inline void centre_dots_1x8_512(const float* u, size_t r, size_t d, const float* ct,
+                                            size_t k, size_t c0, float* g) {
+  __m256 a = _mm256_setzero_ps();
+  for (size_t j = 0; j < d; ++j)
+    a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_set1_ps(u[r * d + j]), _mm256_loadu_ps(ct + j * k + c0)));
+  _mm256_storeu_ps(g + r * k + c0, a);
+}
+
+KVWB_AVX512 void centre_dots_512(const float* u, size_t rows, size_t d, const float* ct, size_t k,
+                                 float* g) {
+  size_t c0 = 0;
+  for (; c0 + 16 <= k; c0 += 16) {
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) centre_dots_4x16(u, r, d, ct, k, c0, g);
+    for (; r < rows; ++r) centre_dots_1x16(u, r, d, ct, k, c0, g);
+  }
+  for (; c0 + 8 <= k; c0 += 8)
+    for (size_t r = 0; r < rows; ++r) centre_dots_1x8_512(u, r, d, ct, k, c0, g);
+  centre_dots_scalar(u, 0, rows, d, ct, k, c0, g);
+}
 
 KVWB_AVX512 void rank2_512(double* m, size_t stride, const double* u, const double* v,
                            size_t size, double alpha) {
@@ -158,6 +273,36 @@ KVWB_AVX512 void rotate_512(double* q, size_t n, const ColumnRotation* rot, size
 }
 
 // ---- AVX2 ----
+
+KVWB_AVX2 void centre_dots_256(const float* u, size_t rows, size_t d, const float* ct, size_t k,
+                               float* g) {
+  size_t c0 = 0;
+  for (; c0 + 8 <= k; c0 += 8) {
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      const float* u0 = u + r * d;
+      for (size_t j = 0; j < d; ++j) {
+        const __m256 c = _mm256_loadu_ps(ct + j * k + c0);
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_set1_ps(u0[j]), c));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_set1_ps(u0[d + j]), c));
+        a2 = _mm256_add_ps(a2, _mm256_mul_ps(_mm256_set1_ps(u0[2 * d + j]), c));
+        a3 = _mm256_add_ps(a3, _mm256_mul_ps(_mm256_set1_ps(u0[3 * d + j]), c));
+      }
+      _mm256_storeu_ps(g + r * k + c0, a0);
+      _mm256_storeu_ps(g + (r + 1) * k + c0, a1);
+      _mm256_storeu_ps(g + (r + 2) * k + c0, a2);
+      _mm256_storeu_ps(g + (r + 3) * k + c0, a3);
+    }
+    for (; r < rows; ++r) {
+      __m256 a = _mm256_setzero_ps();
+      for (size_t j = 0; j < d; ++j)
+        a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_set1_ps(u[r * d + j]), _mm256_loadu_ps(ct + j * k + c0)));
+      _mm256_storeu_ps(g + r * k + c0, a);
+    }
+  }
+  centre_dots_scalar(u, 0, rows, d, ct, k, c0, g);
+}
 
 KVWB_AVX2 void rank2_256(double* m, size_t stride, const double* u, const double* v, size_t size,
                          double alpha) {
@@ -286,6 +431,27 @@ void apply_column_rotations(Path p, double* q, size_t n, const ColumnRotation* r
   (void)p;
 #endif
   rotate_rows_scalar(q, n, 0, n, rot, count);
+}
+
+void lloyd_max_scaled(Path p, const float* buf, size_t n, float scale, const float* table,
+                      size_t count, uint16_t* idx, float* s_out) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512 && count <= 16) return lloyd_max_512(buf, n, scale, table, count, idx, s_out);
+#else
+  (void)p;
+#endif
+  lloyd_max_scalar(buf, 0, n, scale, table, count, idx, s_out);
+}
+
+void centre_dots(Path p, const float* u, size_t rows, size_t d, const float* ct, size_t k,
+                 float* g) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return centre_dots_512(u, rows, d, ct, k, g);
+  if (p == Path::kAvx2) return centre_dots_256(u, rows, d, ct, k, g);
+#else
+  (void)p;
+#endif
+  centre_dots_scalar(u, 0, rows, d, ct, k, 0, g);
 }
 
 void sym_rank2_lower(Path p, double* m, size_t stride, const double* u, const double* v,

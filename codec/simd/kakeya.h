@@ -43,3 +43,23 @@ void outer_sub(Path p, double* b, size_t stride, size_t rows, size_t cols, const
                const double* tmp);
 
 }  // namespace kvwb::codec::simd
+
+namespace kvwb::codec::simd {
+
+/// g[r·k + c] = Σ_j u[r·d + j] · ct[j·k + c], summed in j order from 0 (f32, no contraction):
+/// Eigen's product u·cenᵀ into a row-major [rows, k] result when its 2pX4 / 2pX1 micro kernels
+/// cover every element, i.e. k % 8 == 0, rows >= 2, rows + k + d >= 20 and d <= the depth block
+/// kc (the caller checks). ct is the transposed centre matrix [d, k]. Needs k % 8 == 0.
+void centre_dots(Path p, const float* u, size_t rows, size_t d, const float* ct, size_t k,
+                 float* g);
+
+}  // namespace kvwb::codec::simd
+
+namespace kvwb::codec::simd {
+
+/// Per value j < n: s = buf[j]·scale (f32), idx[j] = kernels::quantize_fast(s, table, count),
+/// and s_out[j] = s when s_out is not null. count <= 16 (Lloyd-Max tables of b <= 4).
+void lloyd_max_scaled(Path p, const float* buf, size_t n, float scale, const float* table,
+                      size_t count, uint16_t* idx, float* s_out);
+
+}  // namespace kvwb::codec::simd
