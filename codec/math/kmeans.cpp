@@ -166,7 +166,11 @@ void assign_segments(const float* coeffs, size_t n, size_t d, const float* centr
   const MapConstRowF cen(centres, KE, D);
   thread_local RowMatF g;
   g.resize(N, KE);
-  if (!centre_products_fast(coeffs, n, d, centres, k_eff, g.data())) g = c * cen.transpose();
+  // noalias: Eigen then writes the row-major result directly (as the former `const RowMatF g =
+  // c * cenᵀ` did); a plain assignment would go through a column-major temporary, whose GEMM
+  // sums some elements in another order.
+  if (!centre_products_fast(coeffs, n, d, centres, k_eff, g.data()))
+    g.noalias() = c * cen.transpose();
   for (size_t i = 0; i < n; ++i) {
     if (!(norm_f32(coeffs + i * d, d) > kEps)) {
       seg[i] = 0;
