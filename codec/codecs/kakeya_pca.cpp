@@ -342,6 +342,10 @@ void decode_block(const BlockCode& bc, const float* mean, const float* basis, si
 }
 
 void check_finite_rows(const float* rows, size_t r0, size_t r1, size_t d, const char* what) {
+  // Vector scan first; the loop below only runs to name the first bad value.
+  if (r1 <= r0 ||
+      simd::first_non_finite(simd::active_path(), rows + r0 * d, (r1 - r0) * d) == (r1 - r0) * d)
+    return;
   for (size_t i = r0; i < r1; ++i)
     for (size_t j = 0; j < d; ++j)
       if (!std::isfinite(rows[i * d + j])) {
