@@ -4,6 +4,8 @@
 // function with target attributes like rows.cpp.
 #include "codec/simd/kakeya.h"
 
+#include <vector>
+
 #include "base/errors.h"
 #include "codec/kernels/lloyd_max.h"
 #include "codec/simd/x86_targets.h"
@@ -406,6 +408,13 @@ void cov_lower_rank_update(Path p, const double* a, size_t n, size_t d, size_t k
   if (p == Path::kScalar || d % 4 != 0 || kc == 0)
     throw InvalidArgument("cov_lower_rank_update: needs a vector path, D % 4 == 0 and kc > 0");
 #if KVWB_SIMD_X86
+  // The diagonal tiles also sum the strict upper entries of their 4 × 4 corner; the rank update
+  // leaves the upper triangle as it is, so those entries are put back afterwards.
+  std::vector<double> upper;
+  upper.reserve(d / 4 * 6);
+  for (size_t j0 = 0; j0 < d; j0 += 4)
+    for (size_t j = j0 + 1; j < j0 + 4; ++j)
+      for (size_t i = j0; i < j; ++i) upper.push_back(cov[j * d + i]);
   for (size_t k0 = 0; k0 < n; k0 += kc) {
     const size_t k1 = k0 + kc < n ? k0 + kc : n;
     if (p == Path::kAvx512)
@@ -413,11 +422,10 @@ void cov_lower_rank_update(Path p, const double* a, size_t n, size_t d, size_t k
     else
       cov_block_256(a, d, k0, k1, cov);
   }
-  // The diagonal tiles also summed the strict upper entries of their 4 × 4 corner; the rank
-  // update leaves the upper triangle untouched (zero here).
+  size_t u = 0;
   for (size_t j0 = 0; j0 < d; j0 += 4)
     for (size_t j = j0 + 1; j < j0 + 4; ++j)
-      for (size_t i = j0; i < j; ++i) cov[j * d + i] = 0.0;
+      for (size_t i = j0; i < j; ++i) cov[j * d + i] = upper[u++];
 #else
   (void)a, (void)n, (void)cov;
 #endif

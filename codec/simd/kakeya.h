@@ -13,7 +13,8 @@ namespace kvwb::codec::simd {
 /// Lower triangle (i >= j) of cov += aᵀa, cov column-major [d, d] (cov[j·d + i]), a row-major
 /// [n, d] f64. Each element is summed the way Eigen's rank update (gebp 2pX4 micro kernel) sums
 /// it when d % 4 == 0: over k in blocks of `kc` rows, acc = ((0 + a_k0i·a_k0j) + …) in row order
-/// within a block, then cov += acc. Needs a vector path (not kScalar), d % 4 == 0 and kc > 0.
+/// within a block, then cov += acc; the strict upper triangle is left as it is. Needs a vector
+/// path (not kScalar), d % 4 == 0 and kc > 0.
 void cov_lower_rank_update(Path p, const double* a, size_t n, size_t d, size_t kc, double* cov);
 
 /// One plane rotation of columns k and k + 1: x ← c·x + s·y, y ← c·y − s·x.

@@ -46,10 +46,13 @@ TEST(KakeyaSimd, CovarianceMatchesEigenOnEveryPath) {
   for (size_t d : {4, 8, 12, 64, 68, 128, 6, 130})
     for (size_t n : {1, 3, 8, 9, 100, 512, 777, 1500}) {
       const auto a = centred_rows(n, d, static_cast<uint32_t>(n * 131 + d));
-      std::vector<double> ref(d * d, 0.0);
+      // A non-zero start: the update adds to the lower triangle and leaves the upper one alone.
+      std::vector<double> start(d * d);
+      for (size_t i = 0; i < d * d; ++i) start[i] = 0.25 * static_cast<double>(i % 7);
+      std::vector<double> ref = start;
       kvwb::codec::kakeya::covariance_lower(a.data(), n, d, ref.data(), Path::kScalar);
       for (Path p : vector_paths()) {
-        std::vector<double> got(d * d, 0.0);
+        std::vector<double> got = start;
         kvwb::codec::kakeya::covariance_lower(a.data(), n, d, got.data(), p);
         EXPECT_TRUE(same_bits(ref, got)) << "d=" << d << " n=" << n << " path "
                                          << kvwb::codec::simd::path_name(p);
