@@ -41,6 +41,8 @@
 #include "codec/math/wht.h"
 #include "codec/kernels/kakeya.h"
 #include "codec/kernels/wht.h"
+#include "codec/simd/kakeya.h"
+#include "codec/simd/rows.h"
 
 namespace kvwb::codec::kakeya {
 
@@ -162,12 +164,18 @@ std::vector<float> make_signs(uint64_t seed, size_t len) {
   return s;
 }
 
-/// y = H·(S·v) in place with precomputed signs (bit-identical to wht_rotate).
-inline void rotate(float* v, size_t n, const float* signs) { kernels::wht_rotate_signs(v, n, signs); }
+/// y = H·(S·v) in place with precomputed signs (bit-identical to wht_rotate; the butterflies on
+/// the dispatched vector path, simd::wht).
+inline void rotate(float* v, size_t n, const float* signs) {
+  for (size_t j = 0; j < n; ++j) v[j] *= signs[j];
+  simd::wht(simd::active_path(), v, n);
+}
 
 /// v = S·(H·y)·(1/n) in place with precomputed signs (bit-identical to wht_unrotate).
 inline void unrotate(float* v, size_t n, const float* signs) {
-  kernels::wht_unrotate_signs(v, n, signs);
+  simd::wht(simd::active_path(), v, n);
+  const float inv = 1.0f / static_cast<float>(n);
+  for (size_t j = 0; j < n; ++j) v[j] = v[j] * inv * signs[j];
 }
 
 /// Block weights (§5.1): empty = uniform; attention: w_i = max(a_i / mean_block(a), 1e-3).
@@ -251,6 +259,7 @@ BlockCode encode_block(const Config& cfg, const float* x, size_t n, size_t d,
   bc.idx.resize(n * wl);
   bc.out_offset.assign(n + 1, 0);
   std::vector<float> buf(wl);
+  const simd::Path path = simd::active_path();
   float* res_out = nullptr;
   if (stats && collect_residuals) {
     const size_t old = stats->scaled_residuals.size();
@@ -280,15 +289,16 @@ BlockCode encode_block(const Config& cfg, const float* x, size_t n, size_t d,
     }
     bc.norm_bits[i] = nb;
     uint16_t* idx = bc.idx.data() + i * wl;
-    for (size_t j = 0; j < wl; ++j) {
-      const float s = buf[j] * scale;
-      idx[j] = quantize_fast(s, table.data(), table.size());
-      if (cfg.outliers && std::fabs(s) > cfg.outlier_threshold) {
-        bc.out_idx.push_back(static_cast<uint16_t>(j));
-        bc.out_val.push_back(f16_row(s, block, i, "outlier value"));
+    simd::lloyd_max_scaled(path, buf.data(), wl, scale, table.data(), table.size(), idx,
+                           res_out ? res_out + i * wl : nullptr);
+    if (cfg.outliers)
+      for (size_t j = 0; j < wl; ++j) {
+        const float s = buf[j] * scale;
+        if (std::fabs(s) > cfg.outlier_threshold) {
+          bc.out_idx.push_back(static_cast<uint16_t>(j));
+          bc.out_val.push_back(f16_row(s, block, i, "outlier value"));
+        }
       }
-      if (res_out) res_out[i * wl + j] = s;
-    }
     bc.out_offset[i + 1] = static_cast<uint32_t>(bc.out_idx.size());
   }
   if (stats) {
@@ -332,6 +342,10 @@ void decode_block(const BlockCode& bc, const float* mean, const float* basis, si
 }
 
 void check_finite_rows(const float* rows, size_t r0, size_t r1, size_t d, const char* what) {
+  // Vector scan first; the loop below only runs to name the first bad value.
+  if (r1 <= r0 ||
+      simd::first_non_finite(simd::active_path(), rows + r0 * d, (r1 - r0) * d) == (r1 - r0) * d)
+    return;
   for (size_t i = r0; i < r1; ++i)
     for (size_t j = 0; j < d; ++j)
       if (!std::isfinite(rows[i * d + j])) {

@@ -7,6 +7,7 @@
 
 #include "codec/math/pca.h"
 #include "codec/math/rng.h"
+#include "codec/simd/kakeya.h"
 
 namespace kvwb::codec::kakeya {
 
@@ -26,6 +27,24 @@ uint32_t argmax_abs(const float* g, size_t k) {
     }
   }
   return a;
+}
+/// g = u · cenᵀ ([rows, k] row-major, u [rows, d], cen [k, d]) on vector lanes when Eigen's GEMM
+/// sums every element in plain index order (simd::centre_dots); false = the caller runs Eigen.
+bool centre_products_fast(const float* u, size_t rows, size_t d, const float* cen, size_t k,
+                          float* g, simd::Path path = simd::active_path()) {
+  if (path == simd::Path::kScalar || k % 8 != 0 || rows < 2 || rows + k + d < 20 || d == 0)
+    return false;
+  Eigen::internal::gemm_blocking_space<Eigen::RowMajor, float, float, Eigen::Dynamic,
+                                       Eigen::Dynamic, Eigen::Dynamic>
+      blocking(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(k),
+               static_cast<Eigen::Index>(d), 1, true);
+  if (static_cast<size_t>(blocking.kc()) < d) return false;
+  thread_local std::vector<float> ct;
+  ct.resize(d * k);
+  for (size_t c = 0; c < k; ++c)
+    for (size_t j = 0; j < d; ++j) ct[j * k + c] = cen[c * d + j];
+  simd::centre_dots(path, u, rows, d, ct.data(), k, g);
+  return true;
 }
 }  // namespace
 
@@ -95,7 +114,8 @@ KmeansFit fit_axial_kmeans(const float* coeffs, size_t n, size_t d, std::span<co
   RowMatF v(KE, D);
   std::vector<double> wsum(ke);
   for (size_t it = 0; it < max_iter; ++it) {
-    g.noalias() = u * cen.transpose();
+    if (!centre_products_fast(u.data(), nv, d, cen.data(), ke, g.data()))
+      g.noalias() = u * cen.transpose();
     bool changed = false;
     for (size_t r = 0; r < nv; ++r) {
       const uint32_t a = argmax_abs(g.data() + r * ke, ke);
@@ -126,6 +146,16 @@ KmeansFit fit_axial_kmeans(const float* coeffs, size_t n, size_t d, std::span<co
   return fit;
 }
 
+void centre_products(const float* u, size_t rows, size_t d, const float* cen, size_t k, float* g,
+                     simd::Path path) {
+  if (rows == 0 || k == 0) return;
+  if (centre_products_fast(u, rows, d, cen, k, g, path)) return;
+  Eigen::Map<RowMatF> gm(g, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(k));
+  gm.noalias() = MapConstRowF(u, static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(d)) *
+                 MapConstRowF(cen, static_cast<Eigen::Index>(k), static_cast<Eigen::Index>(d))
+                     .transpose();
+}
+
 void assign_segments(const float* coeffs, size_t n, size_t d, const float* centres, size_t k_eff,
                      uint32_t* seg, float* t) {
   if (n == 0) return;
@@ -134,7 +164,13 @@ void assign_segments(const float* coeffs, size_t n, size_t d, const float* centr
   const auto KE = static_cast<Eigen::Index>(k_eff);
   const MapConstRowF c(coeffs, N, D);
   const MapConstRowF cen(centres, KE, D);
-  const RowMatF g = c * cen.transpose();
+  thread_local RowMatF g;
+  g.resize(N, KE);
+  // noalias: Eigen then writes the row-major result directly (as the former `const RowMatF g =
+  // c * cenᵀ` did); a plain assignment would go through a column-major temporary, whose GEMM
+  // sums some elements in another order.
+  if (!centre_products_fast(coeffs, n, d, centres, k_eff, g.data()))
+    g.noalias() = c * cen.transpose();
   for (size_t i = 0; i < n; ++i) {
     if (!(norm_f32(coeffs + i * d, d) > kEps)) {
       seg[i] = 0;

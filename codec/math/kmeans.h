@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "codec/kernels/kakeya.h"
+#include "codec/simd/dispatch.h"
 
 namespace kvwb::codec::kakeya {
 
@@ -15,6 +16,12 @@ using kernels::norm_f32;
 
 /// §4.4: splitmix(seed ^ TAG_KMEANS, block_index) mod n_valid (index into the valid-row list).
 size_t kmeans_first_index(uint64_t seed, uint64_t block_index, size_t n_valid) noexcept;
+
+/// g = u · cenᵀ ([rows, k] row-major; u [rows, d], cen [k, d]) with the bits of Eigen's f32 GEMM
+/// on every SIMD path: the vector paths run only where Eigen sums each element in plain index
+/// order (k % 8 == 0, its 2pX4 / 2pX1 micro kernels, one depth block), otherwise Eigen runs.
+void centre_products(const float* u, size_t rows, size_t d, const float* cen, size_t k, float* g,
+                     simd::Path path = simd::active_path());
 
 /// Result of fit_axial_kmeans.
 struct KmeansFit {

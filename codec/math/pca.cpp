@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "base/errors.h"
 #include "codec/format/half.h"
 #include "codec/math/rng.h"
+#include "codec/simd/kakeya.h"
 
 namespace kvwb::codec::kakeya {
 
@@ -20,6 +22,171 @@ inline float weight_at(std::span<const float> w, size_t i) noexcept {
 
 using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;
 using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic>;
+
+/// Eigen's tridiagonalization_inplace(mat, diag, subdiag, hcoeffs, extractQ = true) (Eigen 3.4)
+/// with the same expressions and types, except the two element-wise updates, which run on vector
+/// lanes with the same per-element operations: the rank-2 update of the trailing block and the
+/// outer-product step of the Householder accumulation of Q (simd/kakeya.h).
+void tridiagonalize(simd::Path path, MatD& mat, Eigen::VectorXd& diag, Eigen::VectorXd& subdiag,
+                    Eigen::VectorXd& hcoeffs) {
+  using Eigen::Index;
+  const Index n = mat.rows();
+  const auto stride = static_cast<size_t>(n);
+  // tridiagonalization_inplace(matA, hCoeffs)
+  for (Index i = 0; i < n - 1; ++i) {
+    const Index rs = n - i - 1;
+    double beta, h;
+    mat.col(i).tail(rs).makeHouseholderInPlace(h, beta);
+    mat.col(i).coeffRef(i + 1) = 1;
+    hcoeffs.tail(n - i - 1).noalias() =
+        (mat.bottomRightCorner(rs, rs).selfadjointView<Eigen::Lower>() *
+         (Eigen::numext::conj(h) * mat.col(i).tail(rs)));
+    hcoeffs.tail(n - i - 1) +=
+        (Eigen::numext::conj(h) * -0.5 * (hcoeffs.tail(rs).dot(mat.col(i).tail(rs)))) *
+        mat.col(i).tail(n - i - 1);
+    // selfadjointView<Lower>().rankUpdate(u, v, -1)
+    simd::sym_rank2_lower(path, &mat.coeffRef(i + 1, i + 1), stride, &mat.coeffRef(i + 1, i),
+                          &hcoeffs.coeffRef(i), static_cast<size_t>(rs), -1.0);
+    mat.col(i).coeffRef(i + 1) = beta;
+    hcoeffs.coeffRef(i) = h;
+  }
+  diag = mat.diagonal().real();
+  subdiag = mat.template diagonal<-1>().real();
+  // mat = HouseholderSequence(mat, hcoeffs).setLength(n - 1).setShift(1): evalTo, in place.
+  thread_local Eigen::VectorXd workspace, lhs;
+  workspace.resize(n);
+  lhs.resize(n);
+  const Index vecs = n - 1;
+  const MatD& vectors = mat;
+  mat.diagonal().setOnes();
+  mat.triangularView<Eigen::StrictlyUpper>().setZero();
+  for (Index k = vecs - 1; k >= 0; --k) {
+    const Index cs = n - k - 1;
+    auto corner = mat.bottomRightCorner(cs, cs);
+    const double tau = hcoeffs.coeff(k);
+    // corner.applyHouseholderOnTheLeft(essentialVector(k), tau, workspace)
+    if (cs == 1) {
+      corner *= 1.0 - tau;
+    } else if (tau != 0.0) {
+      const Eigen::Block<const MatD, Eigen::Dynamic, 1> essential(vectors, k + 2, k, n - k - 2, 1);
+      Eigen::Map<Eigen::Matrix<double, 1, Eigen::Dynamic>> tmp(workspace.data(), cs);
+      Eigen::Block<decltype(corner), Eigen::Dynamic, Eigen::Dynamic> bottom(corner, 1, 0, cs - 1,
+                                                                           cs);
+      tmp.noalias() = essential.adjoint() * bottom;
+      tmp += corner.row(0);
+      corner.row(0) -= tau * tmp;
+      // bottom.noalias() -= tau * essential * tmp
+      for (Index r = 0; r < cs - 1; ++r) lhs[r] = tau * essential.coeff(r);
+      simd::outer_sub(path, &bottom.coeffRef(0, 0), stride, static_cast<size_t>(cs - 1),
+                      static_cast<size_t>(cs), lhs.data(), workspace.data());
+    }
+    mat.col(k).tail(n - k - 1).setZero();
+  }
+  for (Index k = 0; k < n - vecs; ++k) mat.col(k).tail(n - k - 1).setZero();
+}
+
+/// Eigen::SelfAdjointEigenSolver::compute (Eigen 3.4, eigenvectors on) with the same arithmetic,
+/// except that the Givens rotations of the implicit QR steps are recorded and applied to the
+/// eigenvector matrix afterwards, all of them on a block of rows at a time, with vector lanes
+/// (simd::apply_column_rotations). Each element of the eigenvector matrix goes through the same
+/// operations in the same order as in Eigen, so values and vectors are bit-identical; only the
+/// memory traffic changes (one pass over the rotations per row block instead of one pass over the
+/// matrix per rotation). `cov`: lower triangle read. Returns false when the QR did not converge.
+bool sym_eigen(simd::Path path, const Eigen::Map<const MatD>& cov, Eigen::VectorXd& values,
+               MatD& vectors) {
+  using Eigen::Index;
+  const Index n = cov.cols();
+  values.resize(n);
+  if (n == 1) {
+    vectors = cov;
+    values(0) = vectors(0, 0);
+    vectors.setOnes(n, n);
+    return true;
+  }
+  MatD& mat = vectors;
+  mat = cov.triangularView<Eigen::Lower>();
+  double scale = mat.cwiseAbs().maxCoeff();
+  if (scale == 0.0) scale = 1.0;
+  mat.triangularView<Eigen::Lower>() /= scale;
+  Eigen::VectorXd& diag = values;
+  thread_local Eigen::VectorXd subdiag, hcoeffs;
+  subdiag.resize(n - 1);
+  hcoeffs.resize(n - 1);
+  tridiagonalize(path, mat, diag, subdiag, hcoeffs);
+
+  // computeFromTridiagonal_impl and tridiagonal_qr_step, rotations recorded.
+  thread_local std::vector<simd::ColumnRotation> rots;
+  rots.clear();
+  const Index max_iterations = 30;  // SelfAdjointEigenSolver::m_maxIterations
+  Index end = n - 1, start = 0, iter = 0;
+  const double considerAsZero = (std::numeric_limits<double>::min)();
+  const double precision_inv = 1.0 / Eigen::NumTraits<double>::epsilon();
+  while (end > 0) {
+    for (Index i = start; i < end; ++i) {
+      if (std::abs(subdiag[i]) < considerAsZero) {
+        subdiag[i] = 0.0;
+      } else {
+        const double scaled_subdiag = precision_inv * subdiag[i];
+        if (scaled_subdiag * scaled_subdiag <= (std::abs(diag[i]) + std::abs(diag[i + 1])))
+          subdiag[i] = 0.0;
+      }
+    }
+    while (end > 0 && subdiag[end - 1] == 0.0) end--;
+    if (end <= 0) break;
+    iter++;
+    if (iter > max_iterations * n) break;
+    start = end - 1;
+    while (start > 0 && subdiag[start - 1] != 0) start--;
+    // Francis implicit QR step with the Wilkinson shift.
+    const double td = (diag[end - 1] - diag[end]) * 0.5;
+    const double e = subdiag[end - 1];
+    double mu = diag[end];
+    if (td == 0.0) {
+      mu -= std::abs(e);
+    } else if (e != 0.0) {
+      const double e2 = Eigen::numext::abs2(e);
+      const double h = Eigen::numext::hypot(td, e);
+      if (e2 == 0.0)
+        mu -= e / ((td + (td > 0.0 ? h : -h)) / e);
+      else
+        mu -= e2 / (td + (td > 0.0 ? h : -h));
+    }
+    double x = diag[start] - mu;
+    double z = subdiag[start];
+    for (Index k = start; k < end && z != 0.0; ++k) {
+      Eigen::JacobiRotation<double> rot;
+      rot.makeGivens(x, z);
+      const double sdk = rot.s() * diag[k] + rot.c() * subdiag[k];
+      const double dkp1 = rot.s() * subdiag[k] + rot.c() * diag[k + 1];
+      diag[k] = rot.c() * (rot.c() * diag[k] - rot.s() * subdiag[k]) -
+                rot.s() * (rot.c() * subdiag[k] - rot.s() * diag[k + 1]);
+      diag[k + 1] = rot.s() * sdk + rot.c() * dkp1;
+      subdiag[k] = rot.c() * sdk - rot.s() * dkp1;
+      if (k > start) subdiag[k - 1] = rot.c() * subdiag[k - 1] - rot.s() * z;
+      x = subdiag[k];
+      if (k < end - 1) {
+        z = -rot.s() * subdiag[k + 1];
+        subdiag[k + 1] = rot.c() * subdiag[k + 1];
+      }
+      // Q = Q·G: Eigen's applyOnTheRight(k, k+1, rot) rotates by rot.transpose() = (c, −s) and
+      // skips the identity.
+      const double c = rot.c(), s = -rot.s();
+      if (!(c == 1.0 && s == 0.0)) rots.push_back({c, s, static_cast<uint32_t>(k)});
+    }
+  }
+  if (iter > max_iterations * n) return false;
+  simd::apply_column_rotations(path, mat.data(), static_cast<size_t>(n), rots.data(), rots.size());
+  for (Index i = 0; i < n - 1; ++i) {
+    Index k;
+    diag.segment(i, n - i).minCoeff(&k);
+    if (k > 0) {
+      std::swap(diag[i], diag[k + i]);
+      mat.col(i).swap(mat.col(k + i));
+    }
+  }
+  values *= scale;
+  return true;
+}
 
 /// First r columns of the thin QR factor Q of m ([rows, cols], rows >= r).
 MatF thin_q(const MatF& m, size_t r) {
@@ -61,6 +228,41 @@ size_t cumsum_rank(std::span<const double> lambda, double vr) {
   return count;
 }
 
+void covariance_lower(const double* a, size_t n, size_t d, double* cov, simd::Path path) {
+  const auto D = static_cast<Eigen::Index>(d);
+  Eigen::Map<MatD> c(cov, D, D);
+  if (path != simd::Path::kScalar && d % 4 == 0 && n > 0) {
+    // Eigen's depth blocking of this rank update (it decides the summation blocks).
+    Eigen::internal::gemm_blocking_space<Eigen::ColMajor, double, double, Eigen::Dynamic,
+                                         Eigen::Dynamic, Eigen::Dynamic>
+        blocking(D, D, static_cast<Eigen::Index>(n), 1, false);
+    simd::cov_lower_rank_update(path, a, n, d, static_cast<size_t>(blocking.kc()), cov);
+    return;
+  }
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+      am(a, static_cast<Eigen::Index>(n), D);
+  c.selfadjointView<Eigen::Lower>().rankUpdate(am.transpose());
+}
+
+bool symmetric_eigen(const double* cov, size_t d, double* values, double* vectors,
+                     simd::Path path) {
+  const auto D = static_cast<Eigen::Index>(d);
+  const Eigen::Map<const MatD> c(cov, D, D);
+  if (path != simd::Path::kScalar) {
+    thread_local Eigen::VectorXd ev;
+    thread_local MatD vecs;
+    if (!sym_eigen(path, c, ev, vecs)) return false;
+    std::copy(ev.data(), ev.data() + D, values);
+    std::copy(vecs.data(), vecs.data() + D * D, vectors);
+    return true;
+  }
+  Eigen::SelfAdjointEigenSolver<MatD> es(c, Eigen::ComputeEigenvectors);
+  if (es.info() != Eigen::Success) return false;
+  std::copy(es.eigenvalues().data(), es.eigenvalues().data() + D, values);
+  std::copy(es.eigenvectors().data(), es.eigenvectors().data() + D * D, vectors);
+  return true;
+}
+
 PcaFit pca_exact(const float* x, size_t n, size_t d, std::span<const float> w, const float* mean,
                  const PcaParams& p) {
   // Centred, sqrt(w)-scaled rows in f64; only rows with w > 0 take part.
@@ -88,13 +290,14 @@ PcaFit pca_exact(const float* x, size_t n, size_t d, std::span<const float> w, c
       dst += d;
     }
   }
+  const simd::Path path = simd::active_path();
   MatD cov = MatD::Zero(D, D);
-  cov.selfadjointView<Eigen::Lower>().rankUpdate(a.transpose());
+  covariance_lower(a.data(), n_pos, d, cov.data(), path);
   if (sw > 0.0) cov /= sw;
-  Eigen::SelfAdjointEigenSolver<MatD> es(cov, Eigen::ComputeEigenvectors);
-  if (es.info() != Eigen::Success)
+  Eigen::VectorXd ev(D);
+  MatD vecs(D, D);
+  if (!symmetric_eigen(cov.data(), d, ev.data(), vecs.data(), path))
     throw InvalidArgument("Kakeya-PCA: the f64 eigensolver did not converge");
-  const auto& ev = es.eigenvalues();
   std::vector<size_t> order(d);
   std::iota(order.begin(), order.end(), size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](size_t lhs, size_t rhs) {
@@ -108,7 +311,6 @@ PcaFit pca_exact(const float* x, size_t n, size_t d, std::span<const float> w, c
   if (p.exact_rank_cap > 0) de = std::min(de, p.exact_rank_cap);
   fit.d_eff = de;
   fit.basis.resize(de * d);
-  const auto& vecs = es.eigenvectors();
   for (size_t k = 0; k < de; ++k) {
     const auto col = static_cast<Eigen::Index>(order[k]);
     for (size_t j = 0; j < d; ++j)

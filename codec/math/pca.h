@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "codec/simd/dispatch.h"
+
 namespace kvwb::codec::kakeya {
 
 /// f32 machine epsilon 2^-23, the threshold of every "> ε" test of the spec.
@@ -48,6 +50,20 @@ double weighted_mean(const float* x, size_t n, size_t d, std::span<const float> 
 /// total = Σ max(λ, 0); total ≤ ε → 1; vr ≥ 1 → count; otherwise the smallest k+1 with
 /// (Σ_{m≤k} λ⁺_m)/total ≥ vr (f64 running sum), `count` when never met. Result in [1, count].
 size_t cumsum_rank(std::span<const double> lambda, double vr);
+
+/// §5.3 step 1 before the division by Σw: cov += aᵀa for a [n, d] row-major f64 (the centred,
+/// √w-scaled rows), cov column-major [d, d] (lower triangle written, upper left as it is), with the
+/// bits of Eigen's selfadjoint rank update on every SIMD path (the vector paths sum each element
+/// in Eigen's order, simd/kakeya.h).
+void covariance_lower(const double* a, size_t n, size_t d, double* cov,
+                      simd::Path path = simd::active_path());
+
+/// §5.3 step 2: Eigen::SelfAdjointEigenSolver (Eigen 3.4) of the lower triangle of cov
+/// (column-major [d, d]): eigenvalues ascending into values [d], eigenvectors as the columns of
+/// vectors (column-major [d, d]). The vector paths run the same algorithm with the same per-element
+/// arithmetic (bit-identical results); false when the QR iteration did not converge.
+bool symmetric_eigen(const double* cov, size_t d, double* values, double* vectors,
+                     simd::Path path = simd::active_path());
 
 /// §5.3: exact PCA of x ([n, D] f32) with weights w (empty = ones) about the f32 `mean` (D).
 /// Covariance and eigensolver in f64; eigenpairs sorted descending (stable); basis rows f32.

@@ -1,0 +1,488 @@
+// Kakeya-PCA f64 kernels (kakeya.h). Lanes are independent output elements (covariance rows i,
+// rows of the eigenvector matrix); per element the scalar operations of the Eigen code in their
+// order, no contraction (-ffp-contract=off), so every path gives the same bits. Compiled per
+// function with target attributes like rows.cpp.
+#include "codec/simd/kakeya.h"
+
+#include <vector>
+
+#include "base/errors.h"
+#include "codec/kernels/lloyd_max.h"
+#include "codec/simd/x86_targets.h"
+
+namespace kvwb::codec::simd {
+
+namespace {
+
+// Rows [r0, r1) of q with the scalar formula (the vector paths' tail).
+void rotate_rows_scalar(double* q, size_t n, size_t r0, size_t r1, const ColumnRotation* rot,
+                        size_t count) {
+  for (size_t t = 0; t < count; ++t) {
+    const double c = rot[t].c, s = rot[t].s;
+    double* x = q + static_cast<size_t>(rot[t].k) * n;
+    double* y = x + n;
+    for (size_t i = r0; i < r1; ++i) {
+      const double xi = x[i], yi = y[i];
+      x[i] = c * xi + s * yi;
+      y[i] = c * yi - s * xi;
+    }
+  }
+}
+
+// Rows [j0, size) of column c of the rank-2 update (the vector paths' tail).
+inline void rank2_col_scalar(double* col, const double* u, const double* v, size_t j0, size_t j1,
+                             double a1, double a2) {
+  for (size_t j = j0; j < j1; ++j) col[j] = col[j] + (a1 * v[j] + a2 * u[j]);
+}
+
+inline void outer_col_scalar(double* col, size_t i0, size_t rows, const double* l, double t) {
+  for (size_t i = i0; i < rows; ++i) col[i] = col[i] - t * l[i];
+}
+
+void centre_dots_scalar(const float* u, size_t r0, size_t rows, size_t d, const float* ct,
+                        size_t k, size_t c0, float* g) {
+  for (size_t r = r0; r < rows; ++r)
+    for (size_t c = c0; c < k; ++c) {
+      float acc = 0.0f;
+      for (size_t j = 0; j < d; ++j) acc = acc + u[r * d + j] * ct[j * k + c];
+      g[r * k + c] = acc;
+    }
+}
+
+void lloyd_max_scalar(const float* buf, size_t j0, size_t n, float scale, const float* table,
+                      size_t count, uint16_t* idx, float* s_out) {
+  for (size_t j = j0; j < n; ++j) {
+    const float s = buf[j] * scale;
+    idx[j] = kernels::quantize_fast(s, table, count);
+    if (s_out != nullptr) s_out[j] = s;
+  }
+}
+
+#if KVWB_SIMD_X86
+
+// ---- AVX-512 ----
+
+// |s − table[m]| per lane (the table in one register).
+KVWB_AVX512 inline __m512 lm_dist(__m512 s, __m512i m, __m512 tv, __m512 sign) {
+  return _mm512_andnot_ps(sign, _mm512_sub_ps(s, _mm512_permutexvar_ps(m, tv)));
+}
+
+// 16 values: quantize_fast lane by lane (count centroids below s, nearer of the two neighbours,
+// ties walked to the lower index; the table sits in one register, count <= 16).
+KVWB_AVX512 void lloyd_max_512(const float* buf, size_t n, float scale, const float* table,
+                               size_t count, uint16_t* idx, float* s_out) {
+  alignas(64) float padded[16] = {};
+  for (size_t m = 0; m < count; ++m) padded[m] = table[m];
+  const __m512 tv = _mm512_load_ps(padded);
+  const __m512 sc = _mm512_set1_ps(scale);
+  const __m512i one = _mm512_set1_epi32(1), zero = _mm512_setzero_si512();
+  const __m512i cnt = _mm512_set1_epi32(static_cast<int>(count));
+  const __m512i last = _mm512_set1_epi32(static_cast<int>(count) - 1);
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  size_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 s = _mm512_mul_ps(_mm512_loadu_ps(buf + j), sc);
+    if (s_out != nullptr) _mm512_storeu_ps(s_out + j, s);
+    __m512i below = zero;
+    for (size_t m = 0; m < count; ++m) {
+      const __mmask16 lt = _mm512_cmp_ps_mask(_mm512_set1_ps(table[m]), s, _CMP_LT_OQ);
+      below = _mm512_mask_add_epi32(below, lt, below, one);
+    }
+    const __mmask16 at_end = _mm512_cmpeq_epi32_mask(below, cnt);
+    const __mmask16 at_start = _mm512_cmpeq_epi32_mask(below, zero);
+    const __m512i lo = _mm512_max_epi32(_mm512_sub_epi32(below, one), zero);
+    const __m512i hi = _mm512_min_epi32(below, last);
+    const __mmask16 lo_nearer = _mm512_cmp_ps_mask(lm_dist(s, lo, tv, sign), lm_dist(s, hi, tv, sign), _CMP_LE_OQ);
+    // best: 0 | count − 1 (walk) | j − 1 (walk) | j.
+    __m512i best = _mm512_mask_blend_epi32(lo_nearer, below, lo);
+    best = _mm512_mask_blend_epi32(at_end, best, last);
+    best = _mm512_mask_blend_epi32(at_start, best, zero);
+    __mmask16 walk = static_cast<__mmask16>((lo_nearer | at_end) & ~at_start);
+    while (walk != 0) {
+      walk = static_cast<__mmask16>(walk & _mm512_cmpgt_epi32_mask(best, zero));
+      if (walk == 0) break;
+      const __m512i prev = _mm512_max_epi32(_mm512_sub_epi32(best, one), zero);
+      walk = static_cast<__mmask16>(walk & _mm512_cmp_ps_mask(lm_dist(s, prev, tv, sign), lm_dist(s, best, tv, sign), _CMP_EQ_OQ));
+      best = _mm512_mask_blend_epi32(walk, best, prev);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx + j), _mm512_cvtepi32_epi16(best));
+  }
+  lloyd_max_scalar(buf, j, n, scale, table, count, idx, s_out);
+}
+
+// Rows [r0, r0 + 4) × 16 centres from c0.
+KVWB_AVX512 inline void centre_dots_4x16(const float* u, size_t r0, size_t d, const float* ct,
+                                         size_t k, size_t c0, float* g) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const float* u0 = u + r0 * d;
+  for (size_t j = 0; j < d; ++j) {
+    const __m512 c = _mm512_loadu_ps(ct + j * k + c0);
+    a0 = _mm512_add_ps(a0, _mm512_mul_ps(_mm512_set1_ps(u0[j]), c));
+    a1 = _mm512_add_ps(a1, _mm512_mul_ps(_mm512_set1_ps(u0[d + j]), c));
+    a2 = _mm512_add_ps(a2, _mm512_mul_ps(_mm512_set1_ps(u0[2 * d + j]), c));
+    a3 = _mm512_add_ps(a3, _mm512_mul_ps(_mm512_set1_ps(u0[3 * d + j]), c));
+  }
+  _mm512_storeu_ps(g + r0 * k + c0, a0);
+  _mm512_storeu_ps(g + (r0 + 1) * k + c0, a1);
+  _mm512_storeu_ps(g + (r0 + 2) * k + c0, a2);
+  _mm512_storeu_ps(g + (r0 + 3) * k + c0, a3);
+}
+
+KVWB_AVX512 inline void centre_dots_1x16(const float* u, size_t r, size_t d, const float* ct,
+                                         size_t k, size_t c0, float* g) {
+  __m512 a = _mm512_setzero_ps();
+  for (size_t j = 0; j < d; ++j)
+    a = _mm512_add_ps(a, _mm512_mul_ps(_mm512_set1_ps(u[r * d + j]), _mm512_loadu_ps(ct + j * k + c0)));
+  _mm512_storeu_ps(g + r * k + c0, a);
+}
+
+KVWB_AVX512 inline void centre_dots_1x8_512(const float* u, size_t r, size_t d, const float* ct,
+                                            size_t k, size_t c0, float* g) {
+  __m256 a = _mm256_setzero_ps();
+  for (size_t j = 0; j < d; ++j)
+    a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_set1_ps(u[r * d + j]), _mm256_loadu_ps(ct + j * k + c0)));
+  _mm256_storeu_ps(g + r * k + c0, a);
+}
+
+KVWB_AVX512 void centre_dots_512(const float* u, size_t rows, size_t d, const float* ct, size_t k,
+                                 float* g) {
+  size_t c0 = 0;
+  for (; c0 + 16 <= k; c0 += 16) {
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) centre_dots_4x16(u, r, d, ct, k, c0, g);
+    for (; r < rows; ++r) centre_dots_1x16(u, r, d, ct, k, c0, g);
+  }
+  for (; c0 + 8 <= k; c0 += 8)
+    for (size_t r = 0; r < rows; ++r) centre_dots_1x8_512(u, r, d, ct, k, c0, g);
+  centre_dots_scalar(u, 0, rows, d, ct, k, c0, g);
+}
+
+KVWB_AVX512 void rank2_512(double* m, size_t stride, const double* u, const double* v,
+                           size_t size, double alpha) {
+  for (size_t c = 0; c < size; ++c) {
+    const double a1 = alpha * u[c], a2 = alpha * v[c];
+    const __m512d va1 = _mm512_set1_pd(a1), va2 = _mm512_set1_pd(a2);
+    double* col = m + c * stride;
+    size_t j = c;
+    for (; j + 8 <= size; j += 8) {
+      const __m512d add = _mm512_add_pd(_mm512_mul_pd(va1, _mm512_loadu_pd(v + j)),
+                                        _mm512_mul_pd(va2, _mm512_loadu_pd(u + j)));
+      _mm512_storeu_pd(col + j, _mm512_add_pd(_mm512_loadu_pd(col + j), add));
+    }
+    rank2_col_scalar(col, u, v, j, size, a1, a2);
+  }
+}
+
+KVWB_AVX512 void outer_512(double* b, size_t stride, size_t rows, size_t cols, const double* l,
+                           const double* tmp) {
+  for (size_t j = 0; j < cols; ++j) {
+    const __m512d t = _mm512_set1_pd(tmp[j]);
+    double* col = b + j * stride;
+    size_t i = 0;
+    for (; i + 8 <= rows; i += 8)
+      _mm512_storeu_pd(col + i, _mm512_sub_pd(_mm512_loadu_pd(col + i),
+                                              _mm512_mul_pd(t, _mm512_loadu_pd(l + i))));
+    outer_col_scalar(col, i, rows, l, tmp[j]);
+  }
+}
+
+// Tile rows [i0, i0 + 8W) × columns [j0, j0 + 4) of the lower triangle, depth rows [k0, k1).
+template <int W>
+KVWB_AVX512 void cov_tile_512(const double* a, size_t d, size_t k0, size_t k1, size_t i0,
+                              size_t j0, double* cov) {
+  __m512d acc[W][4];
+  for (int w = 0; w < W; ++w)
+    for (int c = 0; c < 4; ++c) acc[w][c] = _mm512_setzero_pd();
+  for (size_t k = k0; k < k1; ++k) {
+    const double* row = a + k * d;
+    __m512d v[W];
+    for (int w = 0; w < W; ++w) v[w] = _mm512_loadu_pd(row + i0 + 8 * w);
+    for (int c = 0; c < 4; ++c) {
+      const __m512d b = _mm512_set1_pd(row[j0 + c]);
+      for (int w = 0; w < W; ++w) acc[w][c] = _mm512_add_pd(acc[w][c], _mm512_mul_pd(v[w], b));
+    }
+  }
+  for (int c = 0; c < 4; ++c)
+    for (int w = 0; w < W; ++w) {
+      double* r = cov + (j0 + c) * d + i0 + 8 * w;
+      _mm512_storeu_pd(r, _mm512_add_pd(_mm512_loadu_pd(r), acc[w][c]));
+    }
+}
+
+// Same for 4 rows (one ymm per column).
+KVWB_AVX512 void cov_tile4_512(const double* a, size_t d, size_t k0, size_t k1, size_t i0,
+                               size_t j0, double* cov) {
+  __m256d acc[4];
+  for (int c = 0; c < 4; ++c) acc[c] = _mm256_setzero_pd();
+  for (size_t k = k0; k < k1; ++k) {
+    const double* row = a + k * d;
+    const __m256d v = _mm256_loadu_pd(row + i0);
+    for (int c = 0; c < 4; ++c)
+      acc[c] = _mm256_add_pd(acc[c], _mm256_mul_pd(v, _mm256_set1_pd(row[j0 + c])));
+  }
+  for (int c = 0; c < 4; ++c) {
+    double* r = cov + (j0 + c) * d + i0;
+    _mm256_storeu_pd(r, _mm256_add_pd(_mm256_loadu_pd(r), acc[c]));
+  }
+}
+
+KVWB_AVX512 void cov_block_512(const double* a, size_t d, size_t k0, size_t k1, double* cov) {
+  for (size_t j0 = 0; j0 < d; j0 += 4) {
+    size_t i = j0;
+    for (; i + 32 <= d; i += 32) cov_tile_512<4>(a, d, k0, k1, i, j0, cov);
+    for (; i + 16 <= d; i += 16) cov_tile_512<2>(a, d, k0, k1, i, j0, cov);
+    for (; i + 8 <= d; i += 8) cov_tile_512<1>(a, d, k0, k1, i, j0, cov);
+    for (; i + 4 <= d; i += 4) cov_tile4_512(a, d, k0, k1, i, j0, cov);
+  }
+}
+
+// Rows [r0, r0 + 8W). A run of rotations on consecutive columns (k, k+1), (k+1, k+2), … (one QR
+// sweep) keeps the shared column in registers instead of storing and reloading it.
+template <int W>
+KVWB_AVX512 void rotate_rows_512(double* q, size_t n, size_t r0, const ColumnRotation* rot,
+                                 size_t count) {
+  size_t t = 0;
+  while (t < count) {
+    size_t k = rot[t].k;
+    double* x = q + k * n + r0;
+    __m512d xv[W], yv[W];
+    for (int w = 0; w < W; ++w) xv[w] = _mm512_loadu_pd(x + 8 * w);
+    for (;;) {
+      const __m512d c = _mm512_set1_pd(rot[t].c), s = _mm512_set1_pd(rot[t].s);
+      double* y = q + (k + 1) * n + r0;
+      for (int w = 0; w < W; ++w) yv[w] = _mm512_loadu_pd(y + 8 * w);
+      for (int w = 0; w < W; ++w) {
+        const __m512d xn = _mm512_add_pd(_mm512_mul_pd(c, xv[w]), _mm512_mul_pd(s, yv[w]));
+        yv[w] = _mm512_sub_pd(_mm512_mul_pd(c, yv[w]), _mm512_mul_pd(s, xv[w]));
+        _mm512_storeu_pd(q + k * n + r0 + 8 * w, xn);
+      }
+      ++t;
+      if (t == count || rot[t].k != k + 1) break;
+      ++k;
+      for (int w = 0; w < W; ++w) xv[w] = yv[w];
+    }
+    for (int w = 0; w < W; ++w) _mm512_storeu_pd(q + (k + 1) * n + r0 + 8 * w, yv[w]);
+  }
+}
+
+KVWB_AVX512 void rotate_512(double* q, size_t n, const ColumnRotation* rot, size_t count) {
+  size_t r = 0;
+  for (; r + 64 <= n; r += 64) rotate_rows_512<8>(q, n, r, rot, count);
+  for (; r + 32 <= n; r += 32) rotate_rows_512<4>(q, n, r, rot, count);
+  for (; r + 16 <= n; r += 16) rotate_rows_512<2>(q, n, r, rot, count);
+  for (; r + 8 <= n; r += 8) rotate_rows_512<1>(q, n, r, rot, count);
+  rotate_rows_scalar(q, n, r, n, rot, count);
+}
+
+// ---- AVX2 ----
+
+KVWB_AVX2 void centre_dots_256(const float* u, size_t rows, size_t d, const float* ct, size_t k,
+                               float* g) {
+  size_t c0 = 0;
+  for (; c0 + 8 <= k; c0 += 8) {
+    size_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      const float* u0 = u + r * d;
+      for (size_t j = 0; j < d; ++j) {
+        const __m256 c = _mm256_loadu_ps(ct + j * k + c0);
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(_mm256_set1_ps(u0[j]), c));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(_mm256_set1_ps(u0[d + j]), c));
+        a2 = _mm256_add_ps(a2, _mm256_mul_ps(_mm256_set1_ps(u0[2 * d + j]), c));
+        a3 = _mm256_add_ps(a3, _mm256_mul_ps(_mm256_set1_ps(u0[3 * d + j]), c));
+      }
+      _mm256_storeu_ps(g + r * k + c0, a0);
+      _mm256_storeu_ps(g + (r + 1) * k + c0, a1);
+      _mm256_storeu_ps(g + (r + 2) * k + c0, a2);
+      _mm256_storeu_ps(g + (r + 3) * k + c0, a3);
+    }
+    for (; r < rows; ++r) {
+      __m256 a = _mm256_setzero_ps();
+      for (size_t j = 0; j < d; ++j)
+        a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_set1_ps(u[r * d + j]), _mm256_loadu_ps(ct + j * k + c0)));
+      _mm256_storeu_ps(g + r * k + c0, a);
+    }
+  }
+  centre_dots_scalar(u, 0, rows, d, ct, k, c0, g);
+}
+
+KVWB_AVX2 void rank2_256(double* m, size_t stride, const double* u, const double* v, size_t size,
+                         double alpha) {
+  for (size_t c = 0; c < size; ++c) {
+    const double a1 = alpha * u[c], a2 = alpha * v[c];
+    const __m256d va1 = _mm256_set1_pd(a1), va2 = _mm256_set1_pd(a2);
+    double* col = m + c * stride;
+    size_t j = c;
+    for (; j + 4 <= size; j += 4) {
+      const __m256d add = _mm256_add_pd(_mm256_mul_pd(va1, _mm256_loadu_pd(v + j)),
+                                        _mm256_mul_pd(va2, _mm256_loadu_pd(u + j)));
+      _mm256_storeu_pd(col + j, _mm256_add_pd(_mm256_loadu_pd(col + j), add));
+    }
+    rank2_col_scalar(col, u, v, j, size, a1, a2);
+  }
+}
+
+KVWB_AVX2 void outer_256(double* b, size_t stride, size_t rows, size_t cols, const double* l,
+                         const double* tmp) {
+  for (size_t j = 0; j < cols; ++j) {
+    const __m256d t = _mm256_set1_pd(tmp[j]);
+    double* col = b + j * stride;
+    size_t i = 0;
+    for (; i + 4 <= rows; i += 4)
+      _mm256_storeu_pd(col + i, _mm256_sub_pd(_mm256_loadu_pd(col + i),
+                                              _mm256_mul_pd(t, _mm256_loadu_pd(l + i))));
+    outer_col_scalar(col, i, rows, l, tmp[j]);
+  }
+}
+
+template <int W>
+KVWB_AVX2 void cov_tile_256(const double* a, size_t d, size_t k0, size_t k1, size_t i0,
+                            size_t j0, double* cov) {
+  __m256d acc[W][4];
+  for (int w = 0; w < W; ++w)
+    for (int c = 0; c < 4; ++c) acc[w][c] = _mm256_setzero_pd();
+  for (size_t k = k0; k < k1; ++k) {
+    const double* row = a + k * d;
+    __m256d v[W];
+    for (int w = 0; w < W; ++w) v[w] = _mm256_loadu_pd(row + i0 + 4 * w);
+    for (int c = 0; c < 4; ++c) {
+      const __m256d b = _mm256_set1_pd(row[j0 + c]);
+      for (int w = 0; w < W; ++w) acc[w][c] = _mm256_add_pd(acc[w][c], _mm256_mul_pd(v[w], b));
+    }
+  }
+  for (int c = 0; c < 4; ++c)
+    for (int w = 0; w < W; ++w) {
+      double* r = cov + (j0 + c) * d + i0 + 4 * w;
+      _mm256_storeu_pd(r, _mm256_add_pd(_mm256_loadu_pd(r), acc[w][c]));
+    }
+}
+
+KVWB_AVX2 void cov_block_256(const double* a, size_t d, size_t k0, size_t k1, double* cov) {
+  for (size_t j0 = 0; j0 < d; j0 += 4) {
+    size_t i = j0;
+    for (; i + 8 <= d; i += 8) cov_tile_256<2>(a, d, k0, k1, i, j0, cov);
+    for (; i + 4 <= d; i += 4) cov_tile_256<1>(a, d, k0, k1, i, j0, cov);
+  }
+}
+
+template <int W>
+KVWB_AVX2 void rotate_rows_256(double* q, size_t n, size_t r0, const ColumnRotation* rot,
+                               size_t count) {
+  size_t t = 0;
+  while (t < count) {
+    size_t k = rot[t].k;
+    __m256d xv[W], yv[W];
+    for (int w = 0; w < W; ++w) xv[w] = _mm256_loadu_pd(q + k * n + r0 + 4 * w);
+    for (;;) {
+      const __m256d c = _mm256_set1_pd(rot[t].c), s = _mm256_set1_pd(rot[t].s);
+      double* y = q + (k + 1) * n + r0;
+      for (int w = 0; w < W; ++w) yv[w] = _mm256_loadu_pd(y + 4 * w);
+      for (int w = 0; w < W; ++w) {
+        const __m256d xn = _mm256_add_pd(_mm256_mul_pd(c, xv[w]), _mm256_mul_pd(s, yv[w]));
+        yv[w] = _mm256_sub_pd(_mm256_mul_pd(c, yv[w]), _mm256_mul_pd(s, xv[w]));
+        _mm256_storeu_pd(q + k * n + r0 + 4 * w, xn);
+      }
+      ++t;
+      if (t == count || rot[t].k != k + 1) break;
+      ++k;
+      for (int w = 0; w < W; ++w) xv[w] = yv[w];
+    }
+    for (int w = 0; w < W; ++w) _mm256_storeu_pd(q + (k + 1) * n + r0 + 4 * w, yv[w]);
+  }
+}
+
+KVWB_AVX2 void rotate_256(double* q, size_t n, const ColumnRotation* rot, size_t count) {
+  size_t r = 0;
+  for (; r + 24 <= n; r += 24) rotate_rows_256<6>(q, n, r, rot, count);
+  for (; r + 16 <= n; r += 16) rotate_rows_256<4>(q, n, r, rot, count);
+  for (; r + 8 <= n; r += 8) rotate_rows_256<2>(q, n, r, rot, count);
+  for (; r + 4 <= n; r += 4) rotate_rows_256<1>(q, n, r, rot, count);
+  rotate_rows_scalar(q, n, r, n, rot, count);
+}
+
+#endif  // KVWB_SIMD_X86
+
+}  // namespace
+
+void cov_lower_rank_update(Path p, const double* a, size_t n, size_t d, size_t kc, double* cov) {
+  if (p == Path::kScalar || d % 4 != 0 || kc == 0)
+    throw InvalidArgument("cov_lower_rank_update: needs a vector path, D % 4 == 0 and kc > 0");
+#if KVWB_SIMD_X86
+  // The diagonal tiles also sum the strict upper entries of their 4 × 4 corner; the rank update
+  // leaves the upper triangle as it is, so those entries are put back afterwards.
+  std::vector<double> upper;
+  upper.reserve(d / 4 * 6);
+  for (size_t j0 = 0; j0 < d; j0 += 4)
+    for (size_t j = j0 + 1; j < j0 + 4; ++j)
+      for (size_t i = j0; i < j; ++i) upper.push_back(cov[j * d + i]);
+  for (size_t k0 = 0; k0 < n; k0 += kc) {
+    const size_t k1 = k0 + kc < n ? k0 + kc : n;
+    if (p == Path::kAvx512)
+      cov_block_512(a, d, k0, k1, cov);
+    else
+      cov_block_256(a, d, k0, k1, cov);
+  }
+  size_t u = 0;
+  for (size_t j0 = 0; j0 < d; j0 += 4)
+    for (size_t j = j0 + 1; j < j0 + 4; ++j)
+      for (size_t i = j0; i < j; ++i) cov[j * d + i] = upper[u++];
+#else
+  (void)a, (void)n, (void)cov;
+#endif
+}
+
+void apply_column_rotations(Path p, double* q, size_t n, const ColumnRotation* rot, size_t count) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return rotate_512(q, n, rot, count);
+  if (p == Path::kAvx2) return rotate_256(q, n, rot, count);
+#else
+  (void)p;
+#endif
+  rotate_rows_scalar(q, n, 0, n, rot, count);
+}
+
+void lloyd_max_scaled(Path p, const float* buf, size_t n, float scale, const float* table,
+                      size_t count, uint16_t* idx, float* s_out) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512 && count <= 16) return lloyd_max_512(buf, n, scale, table, count, idx, s_out);
+#else
+  (void)p;
+#endif
+  lloyd_max_scalar(buf, 0, n, scale, table, count, idx, s_out);
+}
+
+void centre_dots(Path p, const float* u, size_t rows, size_t d, const float* ct, size_t k,
+                 float* g) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return centre_dots_512(u, rows, d, ct, k, g);
+  if (p == Path::kAvx2) return centre_dots_256(u, rows, d, ct, k, g);
+#else
+  (void)p;
+#endif
+  centre_dots_scalar(u, 0, rows, d, ct, k, 0, g);
+}
+
+void sym_rank2_lower(Path p, double* m, size_t stride, const double* u, const double* v,
+                     size_t size, double alpha) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return rank2_512(m, stride, u, v, size, alpha);
+  if (p == Path::kAvx2) return rank2_256(m, stride, u, v, size, alpha);
+#else
+  (void)p;
+#endif
+  for (size_t c = 0; c < size; ++c)
+    rank2_col_scalar(m + c * stride, u, v, c, size, alpha * u[c], alpha * v[c]);
+}
+
+void outer_sub(Path p, double* b, size_t stride, size_t rows, size_t cols, const double* l,
+               const double* tmp) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return outer_512(b, stride, rows, cols, l, tmp);
+  if (p == Path::kAvx2) return outer_256(b, stride, rows, cols, l, tmp);
+#else
+  (void)p;
+#endif
+  for (size_t j = 0; j < cols; ++j) outer_col_scalar(b + j * stride, 0, rows, l, tmp[j]);
+}
+
+}  // namespace kvwb::codec::simd

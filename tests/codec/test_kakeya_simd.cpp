@@ -1,0 +1,156 @@
+// Kakeya-PCA vector kernels (codec/simd/kakeya.h) against the scalar path, which runs Eigen's own
+// code: covariance rank update, symmetric eigensolver, centre products and the Lloyd-Max indices
+// must be bit-identical on every SIMD path the CPU has (docs/decisions-made.md #28).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "codec/kernels/lloyd_max.h"
+#include "codec/math/kmeans.h"
+#include "codec/math/pca.h"
+#include "codec/math/quantizer.h"
+#include "codec/simd/dispatch.h"
+#include "codec/simd/kakeya.h"
+
+namespace {
+
+using kvwb::codec::simd::Path;
+
+std::vector<Path> vector_paths() {
+  std::vector<Path> p;
+  for (Path q : {Path::kAvx2, Path::kAvx512})
+    if (kvwb::codec::simd::cpu_supports(q)) p.push_back(q);
+  return p;
+}
+
+template <typename T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+
+// Rows of a key-like spectrum: a few strong directions, a decaying tail, an offset.
+std::vector<double> centred_rows(size_t n, size_t d, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<double> nd;
+  std::vector<double> a(n * d);
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < d; ++j) a[i * d + j] = nd(g) * std::pow(0.8, static_cast<double>(j % 17));
+  return a;
+}
+
+TEST(KakeyaSimd, CovarianceMatchesEigenOnEveryPath) {
+  if (vector_paths().empty()) GTEST_SKIP() << "no vector path on this CPU";
+  for (size_t d : {4, 8, 12, 64, 68, 128, 6, 130})
+    for (size_t n : {1, 3, 8, 9, 100, 512, 777, 1500}) {
+      const auto a = centred_rows(n, d, static_cast<uint32_t>(n * 131 + d));
+      // A non-zero start: the update adds to the lower triangle and leaves the upper one alone.
+      std::vector<double> start(d * d);
+      for (size_t i = 0; i < d * d; ++i) start[i] = 0.25 * static_cast<double>(i % 7);
+      std::vector<double> ref = start;
+      kvwb::codec::kakeya::covariance_lower(a.data(), n, d, ref.data(), Path::kScalar);
+      for (Path p : vector_paths()) {
+        std::vector<double> got = start;
+        kvwb::codec::kakeya::covariance_lower(a.data(), n, d, got.data(), p);
+        EXPECT_TRUE(same_bits(ref, got)) << "d=" << d << " n=" << n << " path "
+                                         << kvwb::codec::simd::path_name(p);
+      }
+    }
+}
+
+TEST(KakeyaSimd, EigensolverMatchesEigenOnEveryPath) {
+  if (vector_paths().empty()) GTEST_SKIP() << "no vector path on this CPU";
+  std::mt19937 g(7);
+  std::normal_distribution<double> nd;
+  int cases = 0;
+  for (size_t d : {1, 2, 3, 5, 8, 17, 63, 64, 100, 128})
+    for (int kind = 0; kind < 4; ++kind) {
+      std::vector<double> cov(d * d, 0.0);
+      if (kind == 0 || kind == 1) {  // full rank / rank 3 plus tiny noise
+        const size_t n = kind == 0 ? 2 * d + 3 : 3;
+        const auto a = centred_rows(n, d, static_cast<uint32_t>(d * 10 + kind));
+        kvwb::codec::kakeya::covariance_lower(a.data(), n, d, cov.data(), Path::kScalar);
+        if (kind == 1)
+          for (size_t j = 0; j < d; ++j) cov[j * d + j] += 1e-12 * std::fabs(nd(g));
+      } else if (kind == 2) {  // repeated eigenvalues
+        for (size_t j = 0; j < d; ++j) cov[j * d + j] = j % 2 ? 2.0 : 1.0;
+      }  // kind 3: the zero matrix
+      std::vector<double> rv(d), rq(d * d);
+      ASSERT_TRUE(kvwb::codec::kakeya::symmetric_eigen(cov.data(), d, rv.data(), rq.data(),
+                                                       Path::kScalar));
+      for (Path p : vector_paths()) {
+        std::vector<double> v(d), q(d * d);
+        ASSERT_TRUE(kvwb::codec::kakeya::symmetric_eigen(cov.data(), d, v.data(), q.data(), p));
+        EXPECT_TRUE(same_bits(rv, v)) << "values d=" << d << " kind " << kind;
+        EXPECT_TRUE(same_bits(rq, q)) << "vectors d=" << d << " kind " << kind;
+        ++cases;
+      }
+    }
+  EXPECT_GT(cases, 0);
+}
+
+TEST(KakeyaSimd, CentreProductsMatchEigenOnEveryPath) {
+  if (vector_paths().empty()) GTEST_SKIP() << "no vector path on this CPU";
+  std::mt19937 g(11);
+  std::normal_distribution<float> nd;
+  for (size_t rows : {1, 2, 5, 17, 512})
+    for (size_t d : {1, 3, 8, 30, 64, 128})
+      for (size_t k : {1, 4, 8, 12, 16, 24, 32}) {
+        std::vector<float> u(rows * d), cen(k * d);
+        for (auto& x : u) x = nd(g);
+        for (auto& x : cen) x = nd(g);
+        std::vector<float> ref(rows * k);
+        kvwb::codec::kakeya::centre_products(u.data(), rows, d, cen.data(), k, ref.data(),
+                                             Path::kScalar);
+        for (Path p : vector_paths()) {
+          std::vector<float> got(rows * k);
+          kvwb::codec::kakeya::centre_products(u.data(), rows, d, cen.data(), k, got.data(), p);
+          EXPECT_TRUE(same_bits(ref, got)) << "rows=" << rows << " d=" << d << " k=" << k;
+        }
+      }
+}
+
+TEST(KakeyaSimd, LloydMaxIndicesMatchTheScalarRule) {
+  std::mt19937 g(3);
+  std::normal_distribution<float> nd;
+  std::vector<std::vector<float>> tables;
+  for (unsigned b = 1; b <= 4; ++b) {
+    const auto t = kvwb::codec::gaussian_table(b);
+    tables.emplace_back(t.begin(), t.end());
+  }
+  tables.push_back({-3.0f, -0.5f, 0.25f, 4.0f});  // calibrated-style, asymmetric
+  for (const auto& t : tables) {
+    std::vector<float> buf(133);
+    for (size_t j = 0; j < buf.size(); ++j) {
+      switch (j % 7) {
+        case 0: buf[j] = 0.5f * (t[j % t.size()] + t[(j + 1) % t.size()]); break;  // midpoint
+        case 1: buf[j] = t[j % t.size()]; break;                                    // centroid
+        case 2: buf[j] = (j % 2) ? 0.0f : -0.0f; break;
+        case 3: buf[j] = 1e30f * ((j % 2) ? 1.0f : -1.0f); break;
+        default: buf[j] = 3.0f * nd(g);
+      }
+    }
+    for (size_t n : {1, 15, 16, 17, 64, 128, 133})
+      for (float scale : {1.0f, 0.37f}) {
+        std::vector<uint16_t> ref(n);
+        std::vector<float> ref_s(n);
+        for (size_t j = 0; j < n; ++j) {
+          ref_s[j] = buf[j] * scale;
+          ref[j] = kvwb::codec::kernels::quantize_fast(ref_s[j], t.data(), t.size());
+        }
+        for (Path p : {Path::kScalar, Path::kAvx2, Path::kAvx512}) {
+          if (!kvwb::codec::simd::cpu_supports(p)) continue;
+          std::vector<uint16_t> idx(n);
+          std::vector<float> s(n);
+          kvwb::codec::simd::lloyd_max_scaled(p, buf.data(), n, scale, t.data(), t.size(),
+                                              idx.data(), s.data());
+          EXPECT_TRUE(same_bits(ref, idx)) << "n=" << n << " table size " << t.size();
+          EXPECT_TRUE(same_bits(ref_s, s));
+        }
+      }
+  }
+}
+
+}  // namespace
