@@ -8,13 +8,15 @@
 //     describe_backends() / make_executor() say about CUDA; and every device case below through
 //     the CUDA executor with its kernels emulated on the host ("emu."): the same per-thread code,
 //     run one work item at a time, so layouts, indexing and container assembly are checked.
-//   with a device ("cuda."): every such golden case through the CUDA executor (checksums = golden, bytes
-//     and decoded values = the CPU's, first difference reported); typed errors (kakeya_pca is
-//     Unsupported on cuda, NaN input and fp16 overflow give the CPU's exact error); parity on a
-//     layer of the 1.5B shape.
+//   with a device ("cuda."): every such golden case through the CUDA executor (checksums = golden,
+//     bytes and decoded values = the CPU's, first difference reported); typed errors (kakeya_pca
+//     is Unsupported on cuda, NaN input and fp16 overflow give the CPU's exact error; for
+//     besicovitch also an fp16 magnitude, scale or mean out of range and an f32 overflow); parity
+//     on a layer of the 1.5B shape (besicovitch: three configurations, per head and pooled).
 //   --bench: DeepSeek-R1-Distill-1.5B shape (28 layers × K,V × 2 kv heads × 2048 tokens × D 128,
-//     project RNG), turbo3 on the device vs the CPU on 1 thread and on all threads; Kakeya exact
-//     (b=3 K, b=2 V, block 512) on the CPU (not on the device in this build).
+//     project RNG), turbo3 and besicovitch (g 2, db 6, f16) on the device vs the CPU on 1 thread
+//     and on all threads; Kakeya exact (b=3 K, b=2 V, block 512) on the CPU (not on the device in
+//     this build).
 // Exit: 0 when nothing failed, 1 otherwise; 77 with --require-device when there is no device.
 #include <algorithm>
 #include <chrono>
@@ -514,6 +516,33 @@ int main(int argc, char** argv) {
         return "kernels at " + std::to_string(eff_gbs) + " GB/s, copy " + std::to_string(copy_gbs) +
                " GB/s (target: within 3x)";
       });
+    }
+    // Besicovitch (library default: g 2, db 6, f16 magnitudes) for K and V: the device's kernels
+    // against the CPU executor on one and on all threads, measured in the same run.
+    {
+      const double b_cpu1 =
+          run_config(*cpu1, "besicovitch", {}, "besicovitch", {}, nullptr, nullptr, nullptr);
+      const double b_cpun =
+          run_config(*cpun, "besicovitch", {}, "besicovitch", {}, nullptr, nullptr, nullptr);
+      g_timings.push_back({"besicovitch.cpu_1_thread.wall", b_cpu1,
+                           "g 2, db 6, f16; encode+decode, all layers"});
+      g_timings.push_back({"besicovitch.cpu_" + std::to_string(hw) + "_threads.wall", b_cpun, ""});
+      std::printf("bench: besicovitch cpu 1 thread %.1f ms, %u threads %.1f ms\n", b_cpu1, hw,
+                  b_cpun);
+      if (have_device) {
+        (void)run_config(*dev, "besicovitch", {}, "besicovitch", {}, nullptr, nullptr, nullptr);
+        double kms = 0, hms = 0, dms = 0;
+        const double wall =
+            run_config(*dev, "besicovitch", {}, "besicovitch", {}, &kms, &hms, &dms);
+        g_timings.push_back({"besicovitch.cuda.kernels", kms, "encode+decode kernels, all layers"});
+        g_timings.push_back({"besicovitch.cuda.h2d", hms, "host->device copies"});
+        g_timings.push_back({"besicovitch.cuda.d2h", dms, "device->host copies"});
+        g_timings.push_back({"besicovitch.cuda.wall", wall, "run() calls incl. container assembly"});
+        std::printf(
+            "bench: besicovitch cuda kernels %.2f ms (h2d %.2f ms, d2h %.2f ms, wall %.1f ms); "
+            "%.0fx the 1-thread CPU wall\n",
+            kms, hms, dms, wall, b_cpu1 / std::max(kms, 1e-9));
+      }
     }
     // Kakeya-PCA (exact, b=3 K, b=2 V, block 512) has no device kernels in this build: the CPU
     // figures are the baseline a later device run is measured against.
