@@ -207,7 +207,7 @@ int main(int argc, char** argv) {
     } else if (a == "--bench") {
       bench = true;
     } else if (a == "--small") {
-      small = true;  // one small device case (for compute-sanitizer)
+      small = true;  // a few small device cases (for compute-sanitizer)
     } else if (a == "--bench-layers" && i + 1 < argc) {
       bench_layers = std::stoul(argv[++i]);
     } else if (a == "--golden" && i + 1 < argc) {
@@ -292,10 +292,16 @@ int main(int argc, char** argv) {
   // container assembly without a GPU) and on the device when there is one.
   const auto cases = kvwb::golden::synthetic_cases();
   std::vector<std::pair<kvwb::golden::Case, kvwb::golden::Outcome>> device_cases;
+  // --small: the first golden case of one codec per kernel family.
+  std::vector<std::string> small_codecs = {"besicovitch", "turbo3", "q8_0", "kivi"};
   for (const auto& c : cases) {
     const kvwb::golden::Batch b = c.make();
     if (!on_device(b.codec)) continue;
-    if (small && device_cases.size() >= 3) break;
+    if (small) {
+      const auto it = std::find(small_codecs.begin(), small_codecs.end(), b.codec);
+      if (it == small_codecs.end()) continue;
+      small_codecs.erase(it);
+    }
     kvwb::golden::Outcome cpu_out;
     if (small) {
       cpu_out = kvwb::golden::run_executor(b, *cpu);
@@ -354,6 +360,25 @@ int main(int argc, char** argv) {
       Tensor4 o = model_rows(2, 2, 100, 64, 3, Stream::kV);  // a dot product overflows f32
       o.row(0, 0, 5)[0] = o.row(0, 0, 5)[1] = 3.0e38f;
       if (std::string why = same_error({}, o); !why.empty()) return "overflow: " + why;
+      return "";
+    });
+    run_case(prefix + "besicovitch.error_arguments", [&]() -> std::string {
+      // D not a multiple of g (default parameters: the decoder-only codec; explicit g 3) and a
+      // block size out of range: the CPU's typed error, before any device work.
+      auto same = [&](const kvwb::codec::ParamMap& p, size_t d, uint32_t bs) -> std::string {
+        const Tensor4 x = model_rows(1, 2, 40, d, 3, Stream::kK);
+        std::string m_cpu, m_dev;
+        const auto req = request_for(be, p, x, 3, Stream::kK, bs);
+        const std::string c_cpu = error_code_of([&] { (void)cpu->run(req); }, &m_cpu);
+        const std::string c_dev = error_code_of([&] { (void)ex.run(req); }, &m_dev);
+        if (c_cpu.empty()) return "the CPU accepted the request";
+        if (c_cpu != c_dev || m_cpu != m_dev)
+          return "cpu " + c_cpu + " '" + m_cpu + "' vs cuda " + c_dev + " '" + m_dev + "'";
+        return "";
+      };
+      if (std::string why = same({}, 63, 64); !why.empty()) return "D 63: " + why;
+      if (std::string why = same({{"group_size", "3"}}, 64, 64); !why.empty()) return "g 3: " + why;
+      if (std::string why = same({}, 64, 4); !why.empty()) return "block 4: " + why;
       return "";
     });
     struct Parity {
