@@ -44,7 +44,7 @@ std::vector<BackendDescription> describe_backends() {
   cuda.codecs = codec::cuda::device_codecs();
   cuda.detail = cuda.available
                     ? "device codecs: " + list +
-                          "; kakeya_pca and besicovitch run on the cpu backend only; device memory "
+                          "; kakeya_pca runs on the cpu backend only; device memory "
                           "holds one (layer, stream) batch at a time"
                     : "compiled (device codecs: " + list + "), but no usable device: " + why;
 #else

@@ -111,7 +111,6 @@ class VectorCoder {
         ids_(groups_),
         mags_(groups_),
         alphas_(groups_),
-        centred_(d),
         path_(simd::active_path()) {
     if (c.magnitude == BesiMagnitude::kQuantized) table_ = gaussian_table(c.magnitude_bits);
     id_bytes_ = packed_bytes(groups_, c.direction_bits);
@@ -129,13 +128,9 @@ class VectorCoder {
       amax = simd::besi_assign_g2(path_, x, mean, groups_, codebook_.data(), codebook_.size() / 2,
                                   ids_.data(), alphas_.data());
     } else {
-      const float* xp = x;
-      if (mean != nullptr) {
-        for (size_t j = 0; j < d_; ++j) centred_[j] = x[j] - mean[j];
-        xp = centred_.data();
-      }
       for (size_t k = 0; k < groups_; ++k) {
-        const BesiAssignment a = besicovitch_assign(xp + k * g, g, codebook_);
+        const BesiAssignment a = kernels::besi_assign_centred(
+            x + k * g, mean ? mean + k * g : nullptr, g, codebook_.data(), codebook_.size() / g);
         ids_[k] = a.id;
         alphas_[k] = a.alpha;
         amax = std::max(amax, std::fabs(a.alpha));
@@ -153,7 +148,7 @@ class VectorCoder {
       for (size_t k = 0; k < groups_; ++k) put_u16(dst + id_bytes_ + 2 * k, mags_[k]);
       return;
     }
-    const float s = std::max(amax, 1e-12f);
+    const float s = kernels::besi_scale(amax);
     const uint16_t s_bits = f16_checked(s, "scale");
     simd::besi_quantize(path_, alphas_.data(), groups_, s, table_.data(), table_.size(),
                         mags_.data());
@@ -182,7 +177,8 @@ class VectorCoder {
       const float s = f16_bits_to_f32(h);
       if (!std::isfinite(s)) return "scale (fp16 not finite)";
       if (h & 0x8000u) return "scale (negative)";
-      for (size_t k = 0; k < groups_; ++k) alphas_[k] = table_[mags_[k]] * s;
+      for (size_t k = 0; k < groups_; ++k)
+        alphas_[k] = kernels::besi_dequantize(table_[mags_[k]], s);
     }
     if (g == 2) {
       simd::besi_decode_g2(path_, ids_.data(), alphas_.data(), groups_, codebook_.data(),
@@ -259,7 +255,6 @@ class VectorCoder {
   std::vector<uint16_t> ids_;
   std::vector<uint16_t> mags_;
   std::vector<float> alphas_;
-  std::vector<float> centred_;  // x − mean for g ≠ 2, [D]
   simd::Path path_;
   size_t id_bytes_ = 0;
   size_t bytes_ = 0;
@@ -407,7 +402,7 @@ EncodedUnit BesicovitchCodec::encode(const UnitInput& in) const {
         for (size_t j = 0; j < d; ++j) acc[j] += static_cast<double>(x[j]);
       }
       for (size_t j = 0; j < d; ++j) {
-        const float mu = static_cast<float>(acc[j] / static_cast<double>(rows));
+        const float mu = kernels::besi_mean_value(acc[j], rows);
         uint16_t bits = 0;
         try {
           bits = f16_checked(mu, "mean");

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/errors.h"
+#include "codec/codecs/besicovitch.h"
 #include "codec/codecs/ggml_quants.h"
 #include "codec/codecs/kivi.h"
 #include "codec/codecs/turboquant.h"
@@ -20,7 +21,7 @@ namespace {
 constexpr CodecId kDeviceCodecs[] = {
     CodecId::kTurbo2, CodecId::kTurbo3, CodecId::kTurbo4, CodecId::kQ8_0, CodecId::kQ4_0,
     CodecId::kQ4_1,   CodecId::kQ5_0,   CodecId::kQ5_1,   CodecId::kIq4Nl, CodecId::kKivi,
-    CodecId::kFp8E4m3, CodecId::kBf16};
+    CodecId::kFp8E4m3, CodecId::kBf16, CodecId::kBesicovitch};
 
 bool device_id(CodecId id) {
   return std::find(std::begin(kDeviceCodecs), std::end(kDeviceCodecs), id) !=
@@ -134,6 +135,9 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
   job.dim = D;
   job.pooled = pooled;
   uint64_t codec_rows = unit_rows, tail_rows = 0, tail_bytes = 0;
+  uint64_t header_blocks = 0;      // container n_blocks; 0: codec_rows (the peers' convention)
+  uint64_t reference_payload = 0;  // reference accounting per unit; 0: the payload
+  uint64_t values_per_row = D;     // EncodeStats::coded_values per coded row
   switch (id) {
     case CodecId::kTurbo2:
     case CodecId::kTurbo3:
@@ -174,6 +178,29 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
       codec_rows = lay.quant_rows;
       tail_rows = lay.tail_rows;
       tail_bytes = lay.tail_bytes;
+      break;
+    }
+    case CodecId::kBesicovitch: {
+      // The parameter block the CPU codec wrote (container §6.1), so both sides code the same.
+      BesiConfig c;
+      c.group_size = params[0];
+      c.direction_bits = params[1];
+      c.magnitude = params[2] ? BesiMagnitude::kQuantized : BesiMagnitude::kF16;
+      c.magnitude_bits = params[2] ? params[3] : 4;
+      c.subtract_mean = (params[4] & 1u) != 0;
+      job.kind = PeerKind::kBesi;
+      job.besi.g = c.group_size;
+      job.besi.db = c.direction_bits;
+      job.besi.mb = params[2] ? c.magnitude_bits : 0;
+      job.besi.subtract_mean = c.subtract_mean;
+      job.besi.block_size = req.block_size;
+      job.besi.codebook = besicovitch_codebook(c.group_size, c.direction_bits).data();
+      const uint64_t bpv = besicovitch_bytes_per_vector(c, D);
+      const uint64_t mean_bytes = c.subtract_mean ? 2 * D : 0;
+      header_blocks = (unit_rows + req.block_size - 1) / req.block_size;
+      job.unit_payload = header_blocks * (4 + mean_bytes) + unit_rows * bpv;
+      reference_payload = unit_rows * bpv + header_blocks * mean_bytes;
+      values_per_row = D / c.group_size;
       break;
     }
     default: {  // ggml block types
@@ -245,8 +272,8 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
   uint64_t header_total = 0;
   std::vector<std::vector<uint8_t>> headers(units);
   for (size_t u = 0; u < units; ++u) {
-    headers[u] = unit_header(*codec, D, unit_info(req, u, flags), out.layer_scale, codec_rows,
-                             tail_rows);
+    headers[u] = unit_header(*codec, D, unit_info(req, u, flags), out.layer_scale,
+                             header_blocks ? header_blocks : codec_rows, tail_rows);
     header_total += headers[u].size();
   }
   res.containers.reserve(header_total + out.payload.size());
@@ -258,7 +285,8 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
     r.offset = res.containers.size();
     r.header_bytes = headers[u].size();
     r.size = r.header_bytes + job.unit_payload;
-    r.reported_bytes = r.reference_bytes = job.unit_payload;
+    r.reported_bytes = job.unit_payload;
+    r.reference_bytes = reference_payload ? reference_payload : job.unit_payload;
     r.tail_bytes = tail_bytes;
     r.codec_rows = codec_rows;
     r.n_block_rows = id == CodecId::kKivi ? T : unit_rows;
@@ -269,7 +297,7 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
     res.reference_bytes += r.reference_bytes;
     res.tail_bytes += r.tail_bytes;
     res.stats.clipped += out.clipped[u];
-    res.stats.coded_values += codec_rows * D;
+    res.stats.coded_values += codec_rows * values_per_row;
   }
   res.per_layer_stream_bytes = codec->per_layer_stream_bytes();
   res.decoded = Tensor4();

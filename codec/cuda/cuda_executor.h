@@ -1,14 +1,15 @@
 #pragma once
 // The CUDA executor: the deterministic codecs (turbo2/3/4, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl,
-// kivi, fp8_e4m3, bf16) encoded and decoded on the device, one (layer, stream) batch per call on
-// one CUDA stream with one host synchronisation, device memory bounded by one batch. Containers
-// are byte-identical to the CPU executor's: the payload comes from the device kernels (the same
-// codec/kernels/ functions), the header and parameter block from the CPU codec itself.
+// kivi, fp8_e4m3, bf16) and besicovitch (every option) encoded and decoded on the device, one
+// (layer, stream) batch per call on one CUDA stream with one host synchronisation, device memory
+// bounded by one batch. Containers are byte-identical to the CPU executor's: the payload comes from
+// the device kernels (the same codec/kernels/ functions), the header and parameter block from the
+// CPU codec itself.
 //
-// Codecs not on the device (kakeya_pca, besicovitch) throw Unsupported naming the codec and the
-// backend; nothing falls back to the CPU. Q-preconditioning (whiten / unwhiten) runs on the host
-// with the CPU's matmul_rows, so its bits are the CPU's. An input the CPU would refuse (non-finite
-// value, fp16 field out of range) is flagged by the device, and the CPU reference encoder of the
+// Codecs not on the device (kakeya_pca) throw Unsupported naming the codec and the backend;
+// nothing falls back to the CPU. Q-preconditioning (whiten / unwhiten) runs on the host with the
+// CPU's matmul_rows, so its bits are the CPU's. An input the CPU would refuse (non-finite value,
+// fp16 field out of range) is flagged by the device, and the CPU reference encoder of the
 // lowest flagged unit raises the exact error the CPU executor raises; no device result is kept.
 #include <atomic>
 #include <memory>

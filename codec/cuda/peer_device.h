@@ -18,13 +18,23 @@
 namespace kvwb::codec::cuda {
 
 /// Which family of kernels a job runs.
-enum class PeerKind : uint8_t { kTurbo, kGgml, kKivi, kFp8, kBf16 };
+enum class PeerKind : uint8_t { kTurbo, kGgml, kKivi, kFp8, kBf16, kBesi };
 
 /// Per-unit error flags raised by the device (the executor reproduces the exact message with the
 /// CPU reference encoder of the lowest flagged unit; the device result is discarded).
 inline constexpr uint32_t kFlagNonFinite = 1u << 0;  // a non-finite input value
 inline constexpr uint32_t kFlagFp16Range = 1u << 1;  // an fp16 field with |v| > 65504
 inline constexpr uint32_t kFlagBf16Range = 1u << 2;  // a bf16 value that rounds to infinity
+
+/// Besicovitch settings of a PeerJob (codec-besicovitch.md §1, container §6.1). The codebook is
+/// the CPU codec's own (besicovitch_codebook: [2^db, g] f32, alive for the process).
+struct BesiJob {
+  unsigned g = 2, db = 6;
+  unsigned mb = 0;  // 0: f16 magnitudes; 1..4: quantized
+  bool subtract_mean = false;
+  size_t block_size = 512;
+  const float* codebook = nullptr;
+};
 
 /// One batch as the device sees it. Units: per_head S·H units of T rows ((s, h) contiguous in
 /// [S, H, T, D]); pooled S units of T·H rows, unit row ρ = t·H + h.
@@ -47,6 +57,8 @@ struct PeerJob {
   // fp8: scale = max|x|/448 over the batch (absmax) or 1.
   bool fp8_absmax = false;
   float fp8_fixed_scale = 0.0f;  // > 0: use this scale (the host computed it, e.g. when whitening)
+  // besicovitch (besi_kernels.cuh): parameters as in the container's parameter block.
+  BesiJob besi;
 };
 
 /// Device timings of one batch, milliseconds (CUDA events on the batch's stream).

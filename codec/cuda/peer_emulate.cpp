@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "codec/cuda/besi_kernels.cuh"
 #include "codec/cuda/peer_device.h"
 #include "codec/cuda/peer_kernels.cuh"
 
@@ -67,6 +68,9 @@ void emulate_peer_batch(const PeerJob& job, const float* rows, PeerOutputs& out)
       for (size_t i = 0; i < values; ++i) bf16_decode_at(i, sh, pay, dec);
       break;
     }
+    case PeerKind::kBesi:
+      emulate_besi_batch(job, sh, rows, pay, dec, flags);
+      break;
   }
   out.clipped.assign(clipped.begin(), clipped.end());
   out.layer_scale = job.kind != PeerKind::kFp8       ? 1.0f

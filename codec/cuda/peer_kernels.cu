@@ -12,6 +12,7 @@
 #include <string>
 
 #include "base/errors.h"
+#include "codec/cuda/besi_kernels.cuh"
 #include "codec/cuda/peer_device.h"
 #include "codec/cuda/peer_kernels.cuh"
 
@@ -151,6 +152,7 @@ struct PeerWorkspace::Impl {
   cudaEvent_t ev[4] = {};
   DeviceBuffer rows, payload, decoded, flags, clipped, amax;
   PinnedBuffer h_rows, h_payload, h_decoded;
+  BesiDeviceState* besi = nullptr;  // Besicovitch scratch, made on the first Besicovitch batch
 };
 
 PeerWorkspace::PeerWorkspace(int device) : impl_(std::make_unique<Impl>()) {
@@ -164,12 +166,13 @@ PeerWorkspace::~PeerWorkspace() {
   for (auto& e : impl_->ev)
     if (e) cudaEventDestroy(e);
   if (impl_->stream) cudaStreamDestroy(impl_->stream);
+  besi_state_destroy(impl_->besi);
 }
 
 size_t PeerWorkspace::device_bytes() const {
   const Impl& m = *impl_;
   return m.rows.size + m.payload.size + m.decoded.size + m.flags.size + m.clipped.size +
-         m.amax.size;
+         m.amax.size + besi_state_bytes(m.besi);
 }
 
 void PeerWorkspace::run(const PeerJob& job, const float* rows, PeerOutputs& out) {
@@ -249,6 +252,11 @@ void PeerWorkspace::run(const PeerJob& job, const float* rows, PeerOutputs& out)
     case PeerKind::kBf16: {
       bf16_encode<<<grid_for(values, 256), 256, 0, st>>>(sh, d_rows, d_pay, d_flags);
       bf16_decode<<<grid_for(values, 256), 256, 0, st>>>(sh, d_pay, d_dec);
+      break;
+    }
+    case PeerKind::kBesi: {
+      if (!m.besi) m.besi = besi_state_create();
+      launch_besi(*m.besi, job, sh, d_rows, d_pay, d_dec, d_flags, st);
       break;
     }
   }

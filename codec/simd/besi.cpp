@@ -20,12 +20,8 @@ float assign_g2_scalar(const float* x, const float* mean, size_t k0, size_t grou
                       const float* codebook, size_t m, uint16_t* ids, float* alphas) {
   float amax = 0.0f;
   for (size_t k = k0; k < groups; ++k) {
-    float v[2] = {x[2 * k], x[2 * k + 1]};
-    if (mean != nullptr) {
-      v[0] = x[2 * k] - mean[2 * k];
-      v[1] = x[2 * k + 1] - mean[2 * k + 1];
-    }
-    const kernels::BesiAssignment a = kernels::besi_assign(v, 2, codebook, m);
+    const kernels::BesiAssignment a = kernels::besi_assign_centred(
+        x + 2 * k, mean != nullptr ? mean + 2 * k : nullptr, 2, codebook, m);
     ids[k] = a.id;
     alphas[k] = a.alpha;
     const float abs_alpha = std::fabs(a.alpha);
@@ -36,7 +32,8 @@ float assign_g2_scalar(const float* x, const float* mean, size_t k0, size_t grou
 
 void quantize_scalar(const float* alphas, size_t k0, size_t n, float s, const float* table,
                      size_t count, uint16_t* out) {
-  for (size_t k = k0; k < n; ++k) out[k] = kernels::quantize_nearest(alphas[k] / s, table, count);
+  for (size_t k = k0; k < n; ++k)
+    out[k] = kernels::besi_magnitude_index(alphas[k], s, table, count);
 }
 
 void decode_g2_scalar(const uint16_t* ids, const float* alphas, size_t k0, size_t groups,

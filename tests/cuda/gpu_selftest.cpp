@@ -8,17 +8,19 @@
 //     describe_backends() / make_executor() say about CUDA; and every device case below through
 //     the CUDA executor with its kernels emulated on the host ("emu."): the same per-thread code,
 //     run one work item at a time, so layouts, indexing and container assembly are checked.
-//   with a device ("cuda."): every such golden case through the CUDA executor (checksums = golden, bytes
-//     and decoded values = the CPU's, first difference reported); typed errors (kakeya_pca is
-//     Unsupported on cuda, NaN input and fp16 overflow give the CPU's exact error); parity on a
-//     layer of the 1.5B shape.
+//   with a device ("cuda."): every such golden case through the CUDA executor (checksums = golden,
+//     bytes and decoded values = the CPU's, first difference reported); typed errors (kakeya_pca
+//     is Unsupported on cuda, NaN input and fp16 overflow give the CPU's exact error; for
+//     besicovitch also an fp16 magnitude, scale or mean out of range and an f32 overflow); parity
+//     on a layer of the 1.5B shape (besicovitch: three configurations, per head and pooled).
 //   metrics (metrics_cases.cpp): cpu.metrics.* (the CPU executor's metric seam is the CPU metric
 //     code), emu.metrics.* always and cuda.metrics.* with a device (the metric kernels against
 //     ErrorSums / accumulate_attention: reconstruction bit for bit, attention within 1e-5).
 //   --bench: DeepSeek-R1-Distill-1.5B shape (28 layers × K,V × 2 kv heads × 2048 tokens × D 128,
-//     project RNG), turbo3 on the device vs the CPU on 1 thread and on all threads; Kakeya exact
-//     (b=3 K, b=2 V, block 512) on the CPU (not on the device in this build); the metrics of one
-//     configuration on the CPU (1 thread, all threads) and on the device.
+//     project RNG), turbo3 and besicovitch (g 2, db 6, f16) on the device vs the CPU on 1 thread
+//     and on all threads; Kakeya exact (b=3 K, b=2 V, block 512) on the CPU (not on the device in
+//     this build); the metrics of one configuration on the CPU (1 thread, all threads) and on
+//     the device.
 // Exit: 0 when nothing failed, 1 otherwise; 77 with --require-device when there is no device.
 #include <algorithm>
 #include <chrono>
@@ -210,7 +212,7 @@ int main(int argc, char** argv) {
     } else if (a == "--bench") {
       bench = true;
     } else if (a == "--small") {
-      small = true;  // one small device case (for compute-sanitizer)
+      small = true;  // a few small device cases (for compute-sanitizer)
     } else if (a == "--bench-layers" && i + 1 < argc) {
       bench_layers = std::stoul(argv[++i]);
     } else if (a == "--golden" && i + 1 < argc) {
@@ -273,8 +275,8 @@ int main(int argc, char** argv) {
       if (!cuda_desc.runs_codecs) return "runs_codecs is false in a build with the kernels";
       for (const char* c : {"turbo3", "q8_0", "kivi", "fp8_e4m3", "bf16"})
         if (!on_device(c)) return std::string("device codec list lacks ") + c;
-      if (on_device("kakeya_pca") || on_device("besicovitch"))
-        return "device codec list names a codec without device kernels";
+      if (!on_device("besicovitch")) return "device codec list lacks besicovitch";
+      if (on_device("kakeya_pca")) return "device codec list names a codec without device kernels";
       std::string note;
       const auto e = kvwb::codec::make_executor("auto", {}, &note);
       if (cuda_desc.available) {
@@ -295,10 +297,16 @@ int main(int argc, char** argv) {
   // container assembly without a GPU) and on the device when there is one.
   const auto cases = kvwb::golden::synthetic_cases();
   std::vector<std::pair<kvwb::golden::Case, kvwb::golden::Outcome>> device_cases;
+  // --small: the first golden case of one codec per kernel family.
+  std::vector<std::string> small_codecs = {"besicovitch", "turbo3", "q8_0", "kivi"};
   for (const auto& c : cases) {
     const kvwb::golden::Batch b = c.make();
     if (!on_device(b.codec)) continue;
-    if (small && device_cases.size() >= 3) break;
+    if (small) {
+      const auto it = std::find(small_codecs.begin(), small_codecs.end(), b.codec);
+      if (it == small_codecs.end()) continue;
+      small_codecs.erase(it);
+    }
     kvwb::golden::Outcome cpu_out;
     if (small) {
       cpu_out = kvwb::golden::run_executor(b, *cpu);
@@ -310,6 +318,103 @@ int main(int argc, char** argv) {
     }
     device_cases.emplace_back(c, std::move(cpu_out));
   }
+
+  // Besicovitch beyond its golden cases: typed errors equal to the CPU's (non-finite input, an fp16
+  // magnitude, scale or mean out of range, an f32 overflow in a dot product; lowest failing unit),
+  // and parity (bytes, decoded values, accounting) on 1.5B-shaped layers, K and V.
+  auto besicovitch_suite = [&](const Executor& ex, const std::string& prefix) {
+    const std::string be = "besicovitch";
+    const kvwb::codec::ParamMap quant = {{"magnitude_mode", "quantized"}, {"magnitude_bits", "4"}};
+    const kvwb::codec::ParamMap preset = {{"group_size", "2"},
+                                          {"direction_bits", "3"},
+                                          {"magnitude_mode", "quantized"},
+                                          {"magnitude_bits", "4"},
+                                          {"subtract_mean", "true"}};
+    auto same_error = [&](const kvwb::codec::ParamMap& p, const Tensor4& x,
+                          kvwb::codec::BlockRows rows = kvwb::codec::BlockRows::kPerHead)
+        -> std::string {
+      std::string m_cpu, m_dev;
+      auto req = request_for(be, p, x, 3, Stream::kV, 64);
+      req.block_rows = rows;
+      const std::string c_cpu = error_code_of([&] { (void)cpu->run(req); }, &m_cpu);
+      const std::string c_dev = error_code_of([&] { (void)ex.run(req); }, &m_dev);
+      if (c_cpu.empty()) return "the CPU accepted the bad input";
+      if (c_cpu != c_dev || m_cpu != m_dev)
+        return "cpu " + c_cpu + " '" + m_cpu + "' vs cuda " + c_dev + " '" + m_dev + "'";
+      return "";
+    };
+    run_case(prefix + "besicovitch.error_non_finite", [&]() -> std::string {
+      Tensor4 x = model_rows(2, 2, 100, 64, 3, Stream::kV);
+      x.row(1, 1, 17)[5] = std::nanf("");
+      x.row(1, 0, 40)[9] = INFINITY;
+      std::string why = same_error({}, x);
+      if (why.empty()) why = same_error(preset, x);
+      if (why.empty()) why = same_error(preset, x, kvwb::codec::BlockRows::kPooledHeads);
+      return why;
+    });
+    run_case(prefix + "besicovitch.error_fp16_range", [&]() -> std::string {
+      Tensor4 x = model_rows(2, 2, 100, 64, 3, Stream::kV);
+      x.row(1, 1, 70)[33] = 3.0e5f;  // f16 magnitude, quantized scale
+      x.row(1, 0, 90)[2] = 2.0e5f;
+      if (std::string why = same_error({}, x); !why.empty()) return "magnitude: " + why;
+      if (std::string why = same_error(quant, x); !why.empty()) return "scale: " + why;
+      Tensor4 m = model_rows(2, 2, 100, 64, 3, Stream::kV);  // block mean of a column > 65504
+      for (size_t t = 64; t < 100; ++t) m.row(0, 1, t)[7] = 7.0e4f;
+      if (std::string why = same_error({{"subtract_mean", "true"}}, m); !why.empty())
+        return "mean: " + why;
+      Tensor4 o = model_rows(2, 2, 100, 64, 3, Stream::kV);  // a dot product overflows f32
+      o.row(0, 0, 5)[0] = o.row(0, 0, 5)[1] = 3.0e38f;
+      if (std::string why = same_error({}, o); !why.empty()) return "overflow: " + why;
+      return "";
+    });
+    run_case(prefix + "besicovitch.error_arguments", [&]() -> std::string {
+      // D not a multiple of g (default parameters: the decoder-only codec; explicit g 3) and a
+      // block size out of range: the CPU's typed error, before any device work.
+      auto same = [&](const kvwb::codec::ParamMap& p, size_t d, uint32_t bs) -> std::string {
+        const Tensor4 x = model_rows(1, 2, 40, d, 3, Stream::kK);
+        std::string m_cpu, m_dev;
+        const auto req = request_for(be, p, x, 3, Stream::kK, bs);
+        const std::string c_cpu = error_code_of([&] { (void)cpu->run(req); }, &m_cpu);
+        const std::string c_dev = error_code_of([&] { (void)ex.run(req); }, &m_dev);
+        if (c_cpu.empty()) return "the CPU accepted the request";
+        if (c_cpu != c_dev || m_cpu != m_dev)
+          return "cpu " + c_cpu + " '" + m_cpu + "' vs cuda " + c_dev + " '" + m_dev + "'";
+        return "";
+      };
+      if (std::string why = same({}, 63, 64); !why.empty()) return "D 63: " + why;
+      if (std::string why = same({{"group_size", "3"}}, 64, 64); !why.empty()) return "g 3: " + why;
+      if (std::string why = same({}, 64, 4); !why.empty()) return "block 4: " + why;
+      return "";
+    });
+    struct Parity {
+      const char* name;
+      kvwb::codec::ParamMap params;
+      uint32_t block_size;
+      bool pooled;
+    };
+    const std::vector<Parity> parity = {
+        {"default", {}, 512, false},
+        {"v_besi_d3_m4", preset, 384, false},  // 2048 = 5 · 384 + 128: a partial last block
+        {"g4_db8_quantized_mb2",
+         {{"group_size", "4"}, {"direction_bits", "8"}, {"magnitude_mode", "quantized"},
+          {"magnitude_bits", "2"}, {"subtract_mean", "true"}},
+         512, true},
+    };
+    for (const auto& c : parity)
+      run_case(prefix + "besicovitch.parity_1p5b_layer." + c.name, [&]() -> std::string {
+        for (Stream st : {Stream::kK, Stream::kV}) {
+          const Tensor4 x = model_rows(1, 2, 2048, 128, 13, st);
+          auto req = request_for(be, c.params, x, 13, st, c.block_size);
+          if (c.pooled) req.block_rows = kvwb::codec::BlockRows::kPooledHeads;
+          const BatchResult a = cpu->run(req), b = ex.run(req);
+          std::string why = same_result(a, b);
+          if (why.empty() && a.reference_bytes != b.reference_bytes)
+            why = "reference bytes differ";
+          if (!why.empty()) return std::string(st == Stream::kK ? "K: " : "V: ") + why;
+        }
+        return "";
+      });
+  };
 
   auto device_suite = [&](const Executor& ex, const std::string& prefix, bool full) {
     for (const auto& [c, cpu_out] : device_cases) {
@@ -352,6 +457,7 @@ int main(int argc, char** argv) {
       x.row(0, 1, 9)[33] = 3.0e7f;
       return same_error("q8_0", x);
     });
+    besicovitch_suite(ex, prefix);
     for (const char* codec : {"turbo3", "q4_0", "iq4_nl", "kivi", "fp8_e4m3", "bf16"}) {
       run_case(prefix + "parity_1p5b_layer." + codec, [&]() -> std::string {
         kvwb::codec::ParamMap p;
@@ -443,6 +549,33 @@ int main(int argc, char** argv) {
         return "kernels at " + std::to_string(eff_gbs) + " GB/s, copy " + std::to_string(copy_gbs) +
                " GB/s (target: within 3x)";
       });
+    }
+    // Besicovitch (library default: g 2, db 6, f16 magnitudes) for K and V: the device's kernels
+    // against the CPU executor on one and on all threads, measured in the same run.
+    {
+      const double b_cpu1 =
+          run_config(*cpu1, "besicovitch", {}, "besicovitch", {}, nullptr, nullptr, nullptr);
+      const double b_cpun =
+          run_config(*cpun, "besicovitch", {}, "besicovitch", {}, nullptr, nullptr, nullptr);
+      g_timings.push_back({"besicovitch.cpu_1_thread.wall", b_cpu1,
+                           "g 2, db 6, f16; encode+decode, all layers"});
+      g_timings.push_back({"besicovitch.cpu_" + std::to_string(hw) + "_threads.wall", b_cpun, ""});
+      std::printf("bench: besicovitch cpu 1 thread %.1f ms, %u threads %.1f ms\n", b_cpu1, hw,
+                  b_cpun);
+      if (have_device) {
+        (void)run_config(*dev, "besicovitch", {}, "besicovitch", {}, nullptr, nullptr, nullptr);
+        double kms = 0, hms = 0, dms = 0;
+        const double wall =
+            run_config(*dev, "besicovitch", {}, "besicovitch", {}, &kms, &hms, &dms);
+        g_timings.push_back({"besicovitch.cuda.kernels", kms, "encode+decode kernels, all layers"});
+        g_timings.push_back({"besicovitch.cuda.h2d", hms, "host->device copies"});
+        g_timings.push_back({"besicovitch.cuda.d2h", dms, "device->host copies"});
+        g_timings.push_back({"besicovitch.cuda.wall", wall, "run() calls incl. container assembly"});
+        std::printf(
+            "bench: besicovitch cuda kernels %.2f ms (h2d %.2f ms, d2h %.2f ms, wall %.1f ms); "
+            "%.0fx the 1-thread CPU wall\n",
+            kms, hms, dms, wall, b_cpu1 / std::max(kms, 1e-9));
+      }
     }
     // Kakeya-PCA (exact, b=3 K, b=2 V, block 512) has no device kernels in this build: the CPU
     // figures are the baseline a later device run is measured against.
