@@ -9,6 +9,7 @@
 #include "codec/codecs/ggml_quants.h"
 #include "codec/codecs/kivi.h"
 #include "codec/codecs/turboquant.h"
+#include "codec/cuda/kakeya_executor.h"
 #include "codec/cuda/peer_device.h"
 #include "codec/math/metrics.h"
 
@@ -17,7 +18,7 @@ namespace kvwb::codec::cuda {
 namespace {
 
 constexpr CodecId kDeviceCodecs[] = {
-    CodecId::kTurbo2, CodecId::kTurbo3, CodecId::kTurbo4, CodecId::kQ8_0, CodecId::kQ4_0,
+    CodecId::kKakeyaPca, CodecId::kTurbo2, CodecId::kTurbo3, CodecId::kTurbo4, CodecId::kQ8_0, CodecId::kQ4_0,
     CodecId::kQ4_1,   CodecId::kQ5_0,   CodecId::kQ5_1,   CodecId::kIq4Nl, CodecId::kKivi,
     CodecId::kFp8E4m3, CodecId::kBf16};
 
@@ -101,7 +102,8 @@ bool runs_on_device(std::string_view codec) {
 }
 
 CudaExecutor::CudaExecutor(int device, bool emulate)
-    : workspace_(emulate ? nullptr : std::make_unique<PeerWorkspace>(device)) {}
+    : workspace_(emulate ? nullptr : std::make_unique<PeerWorkspace>(device)),
+      kakeya_(emulate ? nullptr : std::make_unique<KakeyaWorkspace>(device)) {}
 CudaExecutor::~CudaExecutor() = default;
 
 BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* cancel) const {
@@ -111,6 +113,10 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
   const bool whiten = req.whiten != nullptr;
   const auto codec = make_codec(req.codec.name, req.codec.params, D, req.codec.resources);
   const CodecId id = codec->id();
+  if (id == CodecId::kKakeyaPca) {  // kakeya_executor.cpp: kernels + the CPU codec's writer
+    std::lock_guard<std::mutex> lock(mutex_);
+    return run_kakeya_batch(req, *codec, kakeya_.get(), cancel);
+  }
   if (!device_id(id))
     throw Unsupported("codec '" + std::string(codec->name()) +
                       "' does not run on backend 'cuda' in this build (device codecs: " +

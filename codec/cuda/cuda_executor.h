@@ -22,6 +22,7 @@
 namespace kvwb::codec::cuda {
 
 class PeerWorkspace;
+class KakeyaWorkspace;
 
 /// Codec names the CUDA executor runs, in container-id order.
 std::vector<std::string> device_codecs();
@@ -41,6 +42,7 @@ class CudaExecutor final : public Executor {
 
  private:
   std::unique_ptr<PeerWorkspace> workspace_;  // null when emulating
+  std::unique_ptr<KakeyaWorkspace> kakeya_;   // null when emulating
   mutable std::mutex mutex_;  // one batch at a time on the workspace
 };
 
