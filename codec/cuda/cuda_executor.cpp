@@ -101,6 +101,17 @@ bool runs_on_device(std::string_view codec) {
   return false;
 }
 
+std::string device_refusal(std::string_view codec, const ParamMap& params) {
+  if (!runs_on_device(codec))
+    return "codec " + std::string(codec) + " does not run on cuda in this build";
+  if (codec == "kakeya_pca") {
+    const auto it = params.find("pca_method");
+    if (it != params.end() && it->second == "randomized")
+      return "codec kakeya_pca with pca_method=randomized does not run on cuda in this build";
+  }
+  return "";
+}
+
 CudaExecutor::CudaExecutor(int device, bool emulate)
     : workspace_(emulate ? nullptr : std::make_unique<PeerWorkspace>(device)),
       kakeya_(emulate ? nullptr : std::make_unique<KakeyaWorkspace>(device)) {}
