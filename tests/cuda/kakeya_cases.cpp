@@ -345,6 +345,16 @@ void kakeya_cases(const Executor& dev, const Executor& cpu, const std::string& p
       return "message does not name the option and the backend: " + msg;
     return "";
   });
+  run_case(pre + "unsupported_head_dim", [&]() -> std::string {
+    std::string msg;
+    const Tensor4 wide(1, 1, 64, 320);
+    const BatchRequest req = make_request({}, wide, Stream::kK, 32, false);
+    const std::string code = error_code_of([&] { (void)dev.run(req); }, &msg);
+    if (code != "UNSUPPORTED") return "expected UNSUPPORTED, got '" + code + "': " + msg;
+    if (msg.find("320") == std::string::npos || msg.find("cuda") == std::string::npos)
+      return "message does not name the head dimension and the backend: " + msg;
+    return "";
+  });
   if (full) {
     // One layer of the DeepSeek-R1-Distill-1.5B shape, the benchmark configuration.
     const Tensor4 k = synthetic_rows(1, 2, 2048, 128, 24, 0.05, 7013);
