@@ -70,19 +70,25 @@ TEST(ExecutorFactory, CpuAutoCudaAndUnknown) {
   EXPECT_EQ(backends[0].codecs, codec_names());
   EXPECT_EQ(backends[1].name, "cuda");
   // runs_codecs: the CUDA kernels are part of the build (true exactly when CUDA was compiled);
-  // they list the deterministic codecs and never Kakeya-PCA or Besicovitch.
+  // they list the deterministic codecs and Kakeya-PCA, never Besicovitch.
   EXPECT_EQ(backends[1].runs_codecs, backends[1].compiled);
   if (backends[1].compiled) {
     const auto& c = backends[1].codecs;
-    for (const char* name : {"turbo2", "turbo3", "turbo4", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
-                             "iq4_nl", "kivi", "fp8_e4m3", "bf16"})
+    for (const char* name : {"kakeya_pca", "turbo2", "turbo3", "turbo4", "q8_0", "q4_0", "q4_1",
+                             "q5_0", "q5_1", "iq4_nl", "kivi", "fp8_e4m3", "bf16"})
       EXPECT_NE(std::find(c.begin(), c.end(), name), c.end()) << name;
-    EXPECT_EQ(std::find(c.begin(), c.end(), "kakeya_pca"), c.end());
     EXPECT_EQ(std::find(c.begin(), c.end(), "besicovitch"), c.end());
+    // What `auto` consults per stream: randomized Kakeya stays on the CPU, with the reason.
+    EXPECT_EQ(backend_refusal("cuda", "kakeya_pca", {}), "");
+    EXPECT_NE(backend_refusal("cuda", "kakeya_pca", {{"pca_method", "randomized"}})
+                  .find("pca_method=randomized"),
+              std::string::npos);
+    EXPECT_NE(backend_refusal("cuda", "besicovitch", {}).find("besicovitch"), std::string::npos);
   } else {
     EXPECT_TRUE(backends[1].codecs.empty());
   }
   EXPECT_FALSE(backends[1].detail.empty());
+  EXPECT_EQ(backend_refusal("cpu", "kakeya_pca", {{"pca_method", "randomized"}}), "");
 }
 
 TEST(CpuExecutor, UnitLayoutAndAccounting) {
