@@ -189,6 +189,11 @@ std::string error_code_of(const std::function<void()>& f, std::string* message) 
 
 }  // namespace
 
+std::string kakeya_parity(const std::string& name, const BatchRequest& req, const BatchResult& cpu,
+                          const BatchResult& dev) {
+  return parity(name, req, cpu, dev);
+}
+
 std::string kakeya_golden_parity(const golden::Batch& b, const Executor& dev, const Executor& cpu,
                                  const std::string& name) {
   BatchRequest r;

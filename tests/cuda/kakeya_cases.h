@@ -18,6 +18,12 @@ using CaseRunner = std::function<void(const std::string&, const std::function<st
 void kakeya_cases(const codec::Executor& dev, const codec::Executor& cpu, const std::string& prefix,
                   bool full, const CaseRunner& run_case);
 
+/// The §12 parity bar between the CPU result `cpu` and the CUDA result `dev` of request `req`
+/// (plus identical framing and the device's containers decoding to its decoded rows); prints the
+/// figures under `name`. "" = pass.
+std::string kakeya_parity(const std::string& name, const codec::BatchRequest& req,
+                          const codec::BatchResult& cpu, const codec::BatchResult& dev);
+
 /// A golden kakeya_pca batch through `dev` against `cpu` under the parity bar (the containers
 /// are not byte-identical across backends, codec-kakeya.md §12). pca_method=randomized must be
 /// UNSUPPORTED on the device in this build. "" = pass.
