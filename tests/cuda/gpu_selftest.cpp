@@ -296,10 +296,16 @@ int main(int argc, char** argv) {
   // container assembly without a GPU) and on the device when there is one.
   const auto cases = kvwb::golden::synthetic_cases();
   std::vector<std::pair<kvwb::golden::Case, kvwb::golden::Outcome>> device_cases;
+  size_t small_kakeya = 0, small_peer = 0;  // --small: one Kakeya batch and two peer batches
   for (const auto& c : cases) {
     const kvwb::golden::Batch b = c.make();
     if (!on_device(b.codec)) continue;
-    if (small && device_cases.size() >= 3) break;
+    if (small) {
+      if (small_kakeya >= 1 && small_peer >= 2) break;
+      size_t& n = b.codec == "kakeya_pca" ? small_kakeya : small_peer;
+      if (n >= (b.codec == "kakeya_pca" ? 1u : 2u)) continue;
+      ++n;
+    }
     kvwb::golden::Outcome cpu_out;
     if (small) {
       cpu_out = kvwb::golden::run_executor(b, *cpu);
