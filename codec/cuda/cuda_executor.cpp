@@ -18,7 +18,8 @@ namespace kvwb::codec::cuda {
 namespace {
 
 constexpr CodecId kDeviceCodecs[] = {
-    CodecId::kKakeyaPca, CodecId::kTurbo2, CodecId::kTurbo3, CodecId::kTurbo4, CodecId::kQ8_0, CodecId::kQ4_0,
+    CodecId::kKakeyaPca,
+    CodecId::kTurbo2, CodecId::kTurbo3, CodecId::kTurbo4, CodecId::kQ8_0, CodecId::kQ4_0,
     CodecId::kQ4_1,   CodecId::kQ5_0,   CodecId::kQ5_1,   CodecId::kIq4Nl, CodecId::kKivi,
     CodecId::kFp8E4m3, CodecId::kBf16};
 

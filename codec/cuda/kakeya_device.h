@@ -54,17 +54,17 @@ struct KakeyaTimings {
 /// Everything one batch produced. F = fits (units with share_basis, else blocks), B = blocks,
 /// R = B·block_size coded rows, W = next_pow2(D) (row stride of the per-row code arrays).
 struct KakeyaOutputs {
-  std::vector<uint32_t> flags;      // per unit: kFlag* of peer_device.h
-  std::vector<uint16_t> d_eff;      // [F]
-  std::vector<float> mean;          // [F, D] rounded to the skeleton dtype
-  std::vector<float> basis;         // [F, D, D]: rows < d_eff hold the rounded basis
-  std::vector<uint16_t> k_eff;      // [B]
-  std::vector<float> centres;       // [B, kmax, D]: rows < k_eff, entries < d_eff, rounded
-  size_t kmax = 0;                  // min(k, block_size)
+  std::vector<uint32_t> flags;  // per unit: kFlag* of peer_device.h
+  std::vector<uint16_t> d_eff;  // [F]
+  std::vector<float> mean;      // [F, D] rounded to the skeleton dtype
+  std::vector<float> basis;     // [F, D, D]: rows < d_eff hold the rounded basis
+  std::vector<uint16_t> k_eff;  // [B]
+  std::vector<float> centres;   // [B, kmax, D]: rows < k_eff, entries < d_eff, rounded
+  size_t kmax = 0;              // min(k, block_size)
   std::vector<uint16_t> seg, t_bits, norm_bits, out_count;  // [R]
   std::vector<uint16_t> idx, out_idx, out_val;              // [R, W]
-  std::vector<float> residuals;     // [R, W] scaled residuals (collect_residuals only)
-  std::vector<float> decoded;       // [S, H, T, D]: block rows decoded (coded domain), tail 0
+  std::vector<float> residuals;  // [R, W] scaled residuals (collect_residuals only)
+  std::vector<float> decoded;    // [S, H, T, D]: block rows decoded (coded domain), tail 0
   KakeyaTimings timings;
 };
 
@@ -91,4 +91,3 @@ class KakeyaWorkspace {
 };
 
 }  // namespace kvwb::codec::cuda
-

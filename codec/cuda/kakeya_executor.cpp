@@ -2,6 +2,8 @@
 // produce the codes of every block of the batch; this file checks what the CPU codec would refuse,
 // turns the codes into kakeya::UnitCode and serialises each unit with the CPU codec's own
 // container writer, so framing and byte accounting are the CPU's by construction.
+#include "codec/cuda/kakeya_executor.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -10,7 +12,6 @@
 
 #include "base/errors.h"
 #include "codec/codecs/kakeya_pca.h"
-#include "codec/cuda/kakeya_executor.h"
 #include "codec/cuda/peer_device.h"
 #include "codec/format/half.h"
 #include "codec/kernels/wht.h"
@@ -106,8 +107,8 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
         "build (the device runs exact PCA only); run it with --backend cpu");
   if (D > kKakeyaMaxDim)
     throw Unsupported("codec 'kakeya_pca' with head dimension " + std::to_string(D) +
-                      " does not run on backend 'cuda' (at most " +
-                      std::to_string(kKakeyaMaxDim) + "); run it with --backend cpu");
+                      " does not run on backend 'cuda' (at most " + std::to_string(kKakeyaMaxDim) +
+                      "); run it with --backend cpu");
   const uint8_t flags = req.domain_flags | (whiten ? kDomainWhitened : 0);
   const size_t units = pooled ? S : S * H;
   const size_t n = pooled ? T * H : T;
@@ -283,7 +284,8 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
       const float* src = tail_src + unit_src_row(req, u, nbr + i) * D;
       for (size_t j = 0; j < D; ++j) code.tail_bits[i * D + j] = f32_to_bf16_bits(src[j]);
     }
-    if (code.shared) ref += kakeya::reference_shared_bytes(D, code.shared->d_eff, code.shared->dtype);
+    if (code.shared)
+      ref += kakeya::reference_shared_bytes(D, code.shared->d_eff, code.shared->dtype);
     const std::vector<uint8_t> bytes = kakeya::write_container(code);
     UnitRecord& r = res.units[u];
     r.sequence = info.sequence;

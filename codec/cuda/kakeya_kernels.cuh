@@ -84,41 +84,41 @@ struct KParams {
 
 /// Device (or emulation) arrays of one batch.
 struct KBuffers {
-  const float* rows;   // [S, H, T, D]
-  const float* w;      // [coded rows] or null (all ones)
-  float* mean_raw;     // [F, D] f32 mean before rounding (the PCA fit uses it)
-  double* sw;          // [F] Σ w
-  double* a;           // [F, D, D] covariance, diagonalised in place by Jacobi
-  double* v;           // [F, D, D] eigenvectors (columns)
-  double* rot;         // [F, pairs, 2] (c, s) of the current round
-  uint32_t* order;     // [F, D] eigenpair order, descending
-  uint32_t* jflag;     // [F] "a rotation happened in this sweep"
-  uint16_t* d_eff;     // [F]
-  float* mean;         // [F, D] rounded
-  float* basis;        // [F, D, D] rounded rows < d_eff
-  float* coef;         // [R, D] PCA coefficients (entries < d_eff)
-  float* cnorm;        // [R] ‖coef‖ (f32, index order)
-  uint32_t* valid;     // [B, bs] valid rows of a block, ascending
-  float* dir;          // [R, D] unit directions, by valid position
-  float* maxcos;       // [R]
-  uint32_t* cur;       // [R]
-  uint32_t* prev;      // [R]
-  float* sgn;          // [R] σ_i · w_i of the current assignment
-  float* cen;          // [B, kmax, D] centres
-  float* vsum;         // [B, kmax, D]
-  double* wsum;        // [B, kmax]
-  uint32_t* kscal;     // [B, 4]: n_valid, pick, changed, (unused)
-  uint16_t* k_eff;     // [B]
-  uint16_t* seg;       // [R]
-  uint16_t* t_bits;    // [R]
-  uint16_t* norm_bits; // [R]
-  uint16_t* out_count; // [R]
-  uint16_t* idx;       // [R, W]
-  uint16_t* out_idx;   // [R, W]
-  uint16_t* out_val;   // [R, W]
-  float* resid;        // [R, W] or null
-  float* dec;          // [S, H, T, D]
-  uint32_t* flags;     // [units]
+  const float* rows;    // [S, H, T, D]
+  const float* w;       // [coded rows] or null (all ones)
+  float* mean_raw;      // [F, D] f32 mean before rounding (the PCA fit uses it)
+  double* sw;           // [F] Σ w
+  double* a;            // [F, D, D] covariance, diagonalised in place by Jacobi
+  double* v;            // [F, D, D] eigenvectors (columns)
+  double* rot;          // [F, pairs, 2] (c, s) of the current round
+  uint32_t* order;      // [F, D] eigenpair order, descending
+  uint32_t* jflag;      // [F] "a rotation happened in this sweep"
+  uint16_t* d_eff;      // [F]
+  float* mean;          // [F, D] rounded
+  float* basis;         // [F, D, D] rounded rows < d_eff
+  float* coef;          // [R, D] PCA coefficients (entries < d_eff)
+  float* cnorm;         // [R] ‖coef‖ (f32, index order)
+  uint32_t* valid;      // [B, bs] valid rows of a block, ascending
+  float* dir;           // [R, D] unit directions, by valid position
+  float* maxcos;        // [R]
+  uint32_t* cur;        // [R]
+  uint32_t* prev;       // [R]
+  float* sgn;           // [R] σ_i · w_i of the current assignment
+  float* cen;           // [B, kmax, D] centres
+  float* vsum;          // [B, kmax, D]
+  double* wsum;         // [B, kmax]
+  uint32_t* kscal;      // [B, 4]: n_valid, pick, changed, (unused)
+  uint16_t* k_eff;      // [B]
+  uint16_t* seg;        // [R]
+  uint16_t* t_bits;     // [R]
+  uint16_t* norm_bits;  // [R]
+  uint16_t* out_count;  // [R]
+  uint16_t* idx;        // [R, W]
+  uint16_t* out_idx;    // [R, W]
+  uint16_t* out_val;    // [R, W]
+  float* resid;         // [R, W] or null
+  float* dec;           // [S, H, T, D]
+  uint32_t* flags;      // [units]
 };
 
 /// Row index in [S, H, T] of unit u's row r.
@@ -160,7 +160,8 @@ KVWB_HD inline float round_dtype(float v, uint8_t dtype, uint32_t* flag) {
   return v;
 }
 
-/// fp16 bits of a per-row field (t, residual norm, outlier value); flags the unit when out of range.
+/// fp16 bits of a per-row field (t, residual norm, outlier value); flags the unit when out of
+/// range.
 KVWB_HD inline uint16_t f16_field(float v, uint32_t* flag) {
   if (!finite32(v)) {
     flag_or(flag, kFlagNonFinite);
@@ -401,9 +402,8 @@ KVWB_HD void finalize_fit(const Team& team, size_t f, const KShape& sh, const KP
     const bool neg = row[best] < 0.0f;
     for (size_t j = 0; j < D; ++j) row[j] = round_dtype(neg ? -row[j] : row[j], p.dtype, flag);
   });
-  team.each(D, [&](size_t j) {
-    b.mean[f * D + j] = round_dtype(b.mean_raw[f * D + j], p.dtype, flag);
-  });
+  team.each(
+      D, [&](size_t j) { b.mean[f * D + j] = round_dtype(b.mean_raw[f * D + j], p.dtype, flag); });
 }
 
 // ---- §5.6 projection: item = coded row ---------------------------------------------------------
@@ -457,7 +457,8 @@ KVWB_HD void kmeans_block(const Team& team, size_t blk, const KShape& sh, const 
   team.each(1, [&](size_t) {
     uint32_t nv = 0;
     for (size_t i = 0; i < bs; ++i)
-      if (weight(b, base + i) > 0.0f && b.cnorm[base + i] > kEps) valid[nv++] = static_cast<uint32_t>(i);
+      if (weight(b, base + i) > 0.0f && b.cnorm[base + i] > kEps)
+        valid[nv++] = static_cast<uint32_t>(i);
     sc[0] = nv;
   });
   team.sync();

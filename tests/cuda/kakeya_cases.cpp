@@ -46,8 +46,8 @@ Tensor4 real_like_rows(size_t S, size_t H, size_t T, size_t D, uint64_t seed) {
   for (size_t j = 0; j < D; ++j) {
     mu[j] = 0.3f * codec::rng::normal(key, 7 * j);
     for (size_t m = 0; m < kFactors; ++m)
-      mix[j * kFactors + m] =
-          codec::rng::normal(key, 100000 + j * kFactors + m) * std::pow(0.7f, static_cast<float>(m));
+      mix[j * kFactors + m] = codec::rng::normal(key, 100000 + j * kFactors + m) *
+                              std::pow(0.7f, static_cast<float>(m));
   }
   mu[3] = 8.0f;
   mu[D / 2 + 1] = -6.0f;
@@ -112,8 +112,7 @@ std::string parity(const std::string& name, const BatchRequest& req, const Batch
   if (c.stats.k_eff != g.stats.k_eff) return "K_eff per block differs from the CPU's";
   if (c.tail_bytes != g.tail_bytes) return "tail bytes differ";
   if (c.stats.coded_values != g.stats.coded_values) return "coded_values differ";
-  if (req.collect_residuals &&
-      c.stats.scaled_residuals.size() != g.stats.scaled_residuals.size())
+  if (req.collect_residuals && c.stats.scaled_residuals.size() != g.stats.scaled_residuals.size())
     return "scaled residual counts differ";
   const double rl2 = rel_l2(c.decoded.data, g.decoded.data);
   size_t same_size = 0, identical = 0, seg_max = 0, seg_total = 0, blocks = 0;
@@ -167,7 +166,8 @@ std::string parity(const std::string& name, const BatchRequest& req, const Batch
   }
   std::printf(
       "     %s: rel L2 %.3g; segment ids differing: max %zu per block (bar %zu), %zu over %zu "
-      "blocks; containers: %zu/%zu units same size, %zu/%zu byte-identical, %.4f%% of bytes equal\n",
+      "blocks; containers: %zu/%zu units same size, %zu/%zu byte-identical, %.4f%% of bytes "
+      "equal\n",
       name.c_str(), rl2, seg_max, limit, seg_total, blocks, same_size, c.units.size(), identical,
       c.units.size(), bytes_total ? 100.0 * bytes_equal / bytes_total : 100.0);
   if (!(rl2 <= 1e-3)) return "decoded relative L2 " + std::to_string(rl2) + " > 1e-3";
@@ -225,8 +225,8 @@ std::string kakeya_golden_parity(const golden::Batch& b, const Executor& dev, co
 void kakeya_cases(const Executor& dev, const Executor& cpu, const std::string& prefix, bool full,
                   const CaseRunner& run_case) {
   const std::string pre = prefix + "kakeya.";
-  auto parity_case = [&](const std::string& name, const Tensor4& x, const ParamMap& p,
-                         Stream st, uint32_t bs, bool pooled, const float* weights = nullptr,
+  auto parity_case = [&](const std::string& name, const Tensor4& x, const ParamMap& p, Stream st,
+                         uint32_t bs, bool pooled, const float* weights = nullptr,
                          bool residuals = false) {
     run_case(pre + name, [&]() -> std::string {
       BatchRequest req = make_request(p, x, st, bs, pooled);
@@ -246,7 +246,9 @@ void kakeya_cases(const Executor& dev, const Executor& cpu, const std::string& p
               Stream::kK, 128, false, nullptr, true);
   const Tensor4 b128 = synthetic_rows(1, 1, 300, 128, 12, 0.05, 23);
   parity_case("d128_per_head_b3_outliers_fp32", b128,
-              {{"bit_width", "3"}, {"outlier_threshold", "2.0"}, {"skeleton_dtype", "fp32"},
+              {{"bit_width", "3"},
+               {"outlier_threshold", "2.0"},
+               {"skeleton_dtype", "fp32"},
                {"variance_ratio", "0.9"}},
               Stream::kK, 256, false);
   {
@@ -274,8 +276,7 @@ void kakeya_cases(const Executor& dev, const Executor& cpu, const std::string& p
       float* l = &L[h * D * D];
       for (size_t i = 0; i < D; ++i) {
         l[i * D + i] = 1.0f + 0.5f * static_cast<float>(i % 3);
-        for (size_t j = 0; j < i; ++j)
-          l[i * D + j] = 0.05f * codec::rng::normal(77 + h, i * D + j);
+        for (size_t j = 0; j < i; ++j) l[i * D + j] = 0.05f * codec::rng::normal(77 + h, i * D + j);
       }
       double* tmp = new double[D * D]();
       for (size_t c = 0; c < D; ++c)  // solve L·X = I column by column (forward substitution)
@@ -293,7 +294,8 @@ void kakeya_cases(const Executor& dev, const Executor& cpu, const std::string& p
     return parity(pre + "whitened", req, cpu.run(req), dev.run(req));
   });
   run_case(pre + "deterministic", [&]() -> std::string {
-    const BatchRequest req = make_request({{"outlier_threshold", "2.0"}}, a, Stream::kK, 128, false);
+    const BatchRequest req =
+        make_request({{"outlier_threshold", "2.0"}}, a, Stream::kK, 128, false);
     const BatchResult r1 = dev.run(req), r2 = dev.run(req);
     if (r1.containers != r2.containers) return "two runs gave different container bytes";
     if (r1.decoded.data != r2.decoded.data) return "two runs gave different decoded rows";

@@ -34,7 +34,8 @@ int main(int argc, char** argv) {
   for (const auto& layer : reader.info().layers) {
     for (const codec::Stream st : {codec::Stream::kK, codec::Stream::kV}) {
       const bool k = st == codec::Stream::kK;
-      const codec::Tensor4 x = k ? reader.k_pre(layer.layer) : reader.read(layer.layer, io::TensorKind::kV);
+      const codec::Tensor4 x =
+          k ? reader.k_pre(layer.layer) : reader.read(layer.layer, io::TensorKind::kV);
       codec::BatchRequest r;
       r.codec.name = "kakeya_pca";
       r.codec.params = k ? codec::ParamMap{{"bit_width", "3"}, {"outlier_threshold", "2.0"}}
@@ -55,8 +56,8 @@ int main(int argc, char** argv) {
       } catch (const std::exception& e) {
         why = std::string("exception: ") + e.what();
       }
-      std::printf("%s %s%s%s\n", why.empty() ? "PASS" : "FAIL", name.c_str(), why.empty() ? "" : ": ",
-                  why.c_str());
+      std::printf("%s %s%s%s\n", why.empty() ? "PASS" : "FAIL", name.c_str(),
+                  why.empty() ? "" : ": ", why.c_str());
       (why.empty() ? passed : failed)++;
     }
   }
