@@ -230,6 +230,12 @@ struct BackendDescription {
   std::vector<DeviceDescription> devices;
 };
 
+/// Why backend `backend` ("cpu" or "cuda") cannot run codec `codec` with `params` in this build,
+/// or "" when it can as far as the configuration tells (shape limits are checked when a batch
+/// runs), e.g. "codec kakeya_pca with pca_method=randomized does not run on cuda in this build".
+std::string backend_refusal(std::string_view backend, const std::string& codec,
+                            const ParamMap& params);
+
 /// Every backend this binary knows, compiled or not (device query included).
 std::vector<BackendDescription> describe_backends();
 

@@ -44,7 +44,7 @@ std::vector<BackendDescription> describe_backends() {
   cuda.codecs = codec::cuda::device_codecs();
   cuda.detail = cuda.available
                     ? "device codecs: " + list +
-                          "; kakeya_pca runs on the cpu backend only; device memory "
+                          "; kakeya_pca with exact PCA only; device memory "
                           "holds one (layer, stream) batch at a time"
                     : "compiled (device codecs: " + list + "), but no usable device: " + why;
 #else
@@ -52,6 +52,18 @@ std::vector<BackendDescription> describe_backends() {
 #endif
   out.push_back(cuda);
   return out;
+}
+
+std::string backend_refusal(std::string_view backend, const std::string& codec,
+                            const ParamMap& params) {
+  if (backend == "cpu") return "";
+#if KVWB_HAVE_CUDA
+  if (backend == "cuda") return codec::cuda::device_refusal(codec, params);
+#else
+  (void)params;
+  if (backend == "cuda") return "codec " + codec + " does not run on cuda: cuda is not compiled";
+#endif
+  return "unknown backend '" + std::string(backend) + "'";
 }
 
 double device_copy_bandwidth_gbs(size_t bytes, int reps) {

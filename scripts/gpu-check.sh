@@ -50,9 +50,9 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKVWB_DEVICE_CHECK=O
   "${launcher[@]}" >"$out/configure.log" 2>&1 || { cat "$out/configure.log"; echo "gpu-check: configure failed"; exit 1; }
 ninja -C "$build" gpu_selftest >"$out/build.log" 2>&1 || { tail -50 "$out/build.log"; echo "gpu-check: build failed"; exit 1; }
 t_built=$(date +%s)
-# ptxas resource lines of the hot kernels (peer_kernels.cu, besi_kernels.cu, metrics_kernels.cu): one
-# "kernel: stack, spills" line each; spills are counted in the JSON (docs/gpu.md lists the known one), not fatal.
-awk '/Compiling entry function/ && /peer_kernels|besi_kernels|metrics_kernels/ { match($0, /_cu_[0-9a-f]+_?[0-9]+[a-z0-9_]+E/);
+# ptxas resource lines of the hot kernels (peer_kernels.cu, besi_kernels.cu, metrics_kernels.cu,
+# kakeya_kernels.cu): one "kernel: stack, spills" line each; spills are counted in the JSON (docs/gpu.md lists the known one), not fatal.
+awk '/Compiling entry function/ && /peer_kernels|besi_kernels|metrics_kernels|kakeya_kernels/ { match($0, /_cu_[0-9a-f]+_?[0-9]+[a-z0-9_]+E/);
        name = substr($0, RSTART, RLENGTH); name = substr(name, 13); sub(/^[0-9]+/, "", name); sub(/E$/, "", name) }
      /spill stores/ && name != "" { sub(/^.*: */, ""); print name ": " $0; name = "" }' \
   "$out/build.log" >"$out/ptxas.txt" || true

@@ -10,6 +10,7 @@
 #include "codec/codecs/ggml_quants.h"
 #include "codec/codecs/kivi.h"
 #include "codec/codecs/turboquant.h"
+#include "codec/cuda/kakeya_executor.h"
 #include "codec/cuda/metrics_host.h"
 #include "codec/cuda/peer_device.h"
 #include "codec/math/metrics.h"
@@ -19,6 +20,7 @@ namespace kvwb::codec::cuda {
 namespace {
 
 constexpr CodecId kDeviceCodecs[] = {
+    CodecId::kKakeyaPca,
     CodecId::kTurbo2, CodecId::kTurbo3, CodecId::kTurbo4, CodecId::kQ8_0, CodecId::kQ4_0,
     CodecId::kQ4_1,   CodecId::kQ5_0,   CodecId::kQ5_1,   CodecId::kIq4Nl, CodecId::kKivi,
     CodecId::kFp8E4m3, CodecId::kBf16, CodecId::kBesicovitch};
@@ -102,9 +104,21 @@ bool runs_on_device(std::string_view codec) {
   return false;
 }
 
+std::string device_refusal(std::string_view codec, const ParamMap& params) {
+  if (!runs_on_device(codec))
+    return "codec " + std::string(codec) + " does not run on cuda in this build";
+  if (codec == "kakeya_pca") {
+    const auto it = params.find("pca_method");
+    if (it != params.end() && it->second == "randomized")
+      return "codec kakeya_pca with pca_method=randomized does not run on cuda in this build";
+  }
+  return "";
+}
+
 CudaExecutor::CudaExecutor(int device, bool emulate)
     : workspace_(emulate ? nullptr : std::make_unique<PeerWorkspace>(device)),
-      metrics_(emulate ? nullptr : std::make_unique<MetricsWorkspace>(device)) {}
+      metrics_(emulate ? nullptr : std::make_unique<MetricsWorkspace>(device)),
+      kakeya_(emulate ? nullptr : std::make_unique<KakeyaWorkspace>(device)) {}
 CudaExecutor::~CudaExecutor() = default;
 
 BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* cancel) const {
@@ -114,6 +128,14 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
   const bool whiten = req.whiten != nullptr;
   const auto codec = make_codec(req.codec.name, req.codec.params, D, req.codec.resources);
   const CodecId id = codec->id();
+  if (id == CodecId::kKakeyaPca) {  // kakeya_executor.cpp: kernels + the CPU codec's writer
+    std::lock_guard<std::mutex> lock(mutex_);
+    BatchResult res = run_kakeya_batch(req, *codec, kakeya_.get(), cancel);
+    if (req.measure)  // the metric kernels, as for the other device codecs
+      res.head_errors = device_head_errors(metrics_.get(), req, res.decoded.data.data(),
+                                           &res.device_metrics_ms);
+    return res;
+  }
   if (!device_id(id))
     throw Unsupported("codec '" + std::string(codec->name()) +
                       "' does not run on backend 'cuda' in this build (device codecs: " +

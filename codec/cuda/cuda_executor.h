@@ -6,10 +6,13 @@
 // the device kernels (the same codec/kernels/ functions), the header and parameter block from the
 // CPU codec itself.
 //
-// Codecs not on the device (kakeya_pca) throw Unsupported naming the codec and the backend;
-// nothing falls back to the CPU. Q-preconditioning (whiten / unwhiten) runs on the host with the
-// CPU's matmul_rows, so its bits are the CPU's. An input the CPU would refuse (non-finite value,
-// fp16 field out of range) is flagged by the device, and the CPU reference encoder of the
+// besicovitch runs on the device with the CPU's bytes too. kakeya_pca (exact PCA) runs through
+// kakeya_executor.cpp: its own kernels, containers written by the CPU codec's writer, decoded
+// values within the parity bar of codec-kakeya.md §12 (not bit for bit). Options not on the device
+// (kakeya pca_method=randomized, head_dim > 256) throw Unsupported naming the codec (option) and
+// the backend; nothing falls back to the CPU. Q-preconditioning (whiten / unwhiten) runs on the host
+// with the CPU's matmul_rows, so its bits are the CPU's. An input the CPU would refuse (non-finite
+// value, fp16 field out of range) is flagged by the device, and the CPU reference encoder of the
 // lowest flagged unit raises the exact error the CPU executor raises; no device result is kept.
 #include <atomic>
 #include <memory>
@@ -24,12 +27,17 @@ namespace kvwb::codec::cuda {
 
 class PeerWorkspace;
 class MetricsWorkspace;
+class KakeyaWorkspace;
 
 /// Codec names the CUDA executor runs, in container-id order.
 std::vector<std::string> device_codecs();
 
 /// Whether `codec` runs on the CUDA executor.
 bool runs_on_device(std::string_view codec);
+
+/// Why the CUDA executor refuses `codec` with `params` ("" = it runs it; shape limits such as
+/// Kakeya's D ≤ 256 are checked per batch). See codec/executor.h backend_refusal.
+std::string device_refusal(std::string_view codec, const ParamMap& params);
 
 class CudaExecutor final : public Executor {
  public:
@@ -48,6 +56,7 @@ class CudaExecutor final : public Executor {
  private:
   std::unique_ptr<PeerWorkspace> workspace_;  // null when emulating
   std::unique_ptr<MetricsWorkspace> metrics_;  // null when emulating
+  std::unique_ptr<KakeyaWorkspace> kakeya_;    // null when emulating
   mutable std::mutex mutex_;  // one batch at a time on the workspace
 };
 

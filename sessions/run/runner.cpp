@@ -218,13 +218,15 @@ std::unique_ptr<codec::Executor> executor_for(const RunConfig& cfg,
       if (b.name != backend_name(Backend::kCuda)) continue;
       for (const LayerPlan& lp : plan) {
         if (lp.boundary) continue;
-        for (const StreamPlan* sp : {&lp.k, &lp.v})
-          if (std::find(b.codecs.begin(), b.codecs.end(), sp->config.codec) == b.codecs.end()) {
+        for (const StreamPlan* sp : {&lp.k, &lp.v}) {
+          const std::string why =
+              codec::backend_refusal(b.name, sp->config.codec, sp->config.params);
+          if (!why.empty()) {
             if (note)
-              *note = "backend auto chose cpu: codec " + sp->config.codec +
-                      " does not run on cuda in this build (layer " + std::to_string(lp.layer) + ")";
+              *note = "backend auto chose cpu: " + why + " (layer " + std::to_string(lp.layer) + ")";
             return codec::make_executor(backend_name(Backend::kCpu), {cfg.threads});
           }
+        }
       }
     }
   }

@@ -70,18 +70,25 @@ TEST(ExecutorFactory, CpuAutoCudaAndUnknown) {
   EXPECT_EQ(backends[0].codecs, codec_names());
   EXPECT_EQ(backends[1].name, "cuda");
   // runs_codecs: the CUDA kernels are part of the build (true exactly when CUDA was compiled);
-  // they list the deterministic codecs and Besicovitch, never Kakeya-PCA.
+  // they list the deterministic codecs, Besicovitch and Kakeya-PCA.
   EXPECT_EQ(backends[1].runs_codecs, backends[1].compiled);
   if (backends[1].compiled) {
     const auto& c = backends[1].codecs;
-    for (const char* name : {"turbo2", "turbo3", "turbo4", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
-                             "iq4_nl", "kivi", "fp8_e4m3", "bf16", "besicovitch"})
+    for (const char* name : {"kakeya_pca", "turbo2", "turbo3", "turbo4", "q8_0", "q4_0", "q4_1",
+                             "q5_0", "q5_1", "iq4_nl", "kivi", "fp8_e4m3", "bf16", "besicovitch"})
       EXPECT_NE(std::find(c.begin(), c.end(), name), c.end()) << name;
-    EXPECT_EQ(std::find(c.begin(), c.end(), "kakeya_pca"), c.end());
+    // What `auto` consults per stream: randomized Kakeya stays on the CPU, with the reason.
+    EXPECT_EQ(backend_refusal("cuda", "kakeya_pca", {}), "");
+    EXPECT_NE(backend_refusal("cuda", "kakeya_pca", {{"pca_method", "randomized"}})
+                  .find("pca_method=randomized"),
+              std::string::npos);
+    EXPECT_EQ(backend_refusal("cuda", "besicovitch", {}), "");
+    EXPECT_NE(backend_refusal("cuda", "no_such_codec", {}).find("no_such_codec"), std::string::npos);
   } else {
     EXPECT_TRUE(backends[1].codecs.empty());
   }
   EXPECT_FALSE(backends[1].detail.empty());
+  EXPECT_EQ(backend_refusal("cpu", "kakeya_pca", {{"pca_method", "randomized"}}), "");
 }
 
 TEST(CpuExecutor, UnitLayoutAndAccounting) {

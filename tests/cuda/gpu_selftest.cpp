@@ -9,18 +9,20 @@
 //     the CUDA executor with its kernels emulated on the host ("emu."): the same per-thread code,
 //     run one work item at a time, so layouts, indexing and container assembly are checked.
 //   with a device ("cuda."): every such golden case through the CUDA executor (checksums = golden,
-//     bytes and decoded values = the CPU's, first difference reported); typed errors (kakeya_pca
-//     is Unsupported on cuda, NaN input and fp16 overflow give the CPU's exact error; for
-//     besicovitch also an fp16 magnitude, scale or mean out of range and an f32 overflow); parity
-//     on a layer of the 1.5B shape (besicovitch: three configurations, per head and pooled).
+//     bytes and decoded values = the CPU's, first difference reported); typed errors (NaN input and
+//     fp16 overflow give the CPU's exact error; for besicovitch also an fp16 magnitude, scale or
+//     mean out of range and an f32 overflow); parity on a layer of the 1.5B shape (besicovitch:
+//     three configurations, per head and pooled). Kakeya-PCA (kakeya_cases.cpp, "emu.kakeya." /
+//     "cuda.kakeya.", and its golden batches) is held to the parity bar of codec-kakeya.md §12
+//     instead of byte identity; emulated, only D ≤ 64 golden batches run (the emulated D 128
+//     Jacobi takes seconds each) unless --emu-full.
 //   metrics (metrics_cases.cpp): cpu.metrics.* (the CPU executor's metric seam is the CPU metric
 //     code), emu.metrics.* always and cuda.metrics.* with a device (the metric kernels against
 //     ErrorSums / accumulate_attention: reconstruction bit for bit, attention within 1e-5).
 //   --bench: DeepSeek-R1-Distill-1.5B shape (28 layers × K,V × 2 kv heads × 2048 tokens × D 128,
-//     project RNG), turbo3 and besicovitch (g 2, db 6, f16) on the device vs the CPU on 1 thread
-//     and on all threads; Kakeya exact (b=3 K, b=2 V, block 512) on the CPU (not on the device in
-//     this build); the metrics of one configuration on the CPU (1 thread, all threads) and on
-//     the device.
+//     project RNG), turbo3, besicovitch (g 2, db 6, f16) and Kakeya exact (b=3 K, b=2 V, block
+//     512) on the device (kernels, h2d, d2h) vs the CPU on 1 thread and on all threads; the
+//     metrics of one configuration on the CPU (1 thread, all threads) and on the device.
 // Exit: 0 when nothing failed, 1 otherwise; 77 with --require-device when there is no device.
 #include <algorithm>
 #include <chrono>
@@ -38,6 +40,7 @@
 #include "base/errors.h"
 #include "codec/executor.h"
 #include "codec/math/rng.h"
+#include "tests/cuda/kakeya_cases.h"
 #include "tests/cuda/metrics_cases.h"
 #include "tests/cuda/sha256.h"
 #include "tests/golden/golden_cases.h"
@@ -199,7 +202,7 @@ std::string same_result(const BatchResult& a, const BatchResult& b) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool cpu_only = false, require_device = false, bench = false, small = false;
+  bool cpu_only = false, require_device = false, bench = false, small = false, emu_full = false;
   std::string golden_path = std::string(KVWB_SOURCE_DIR) + "/tests/golden/golden.txt";
   std::string json_path;
   size_t bench_layers = 28;
@@ -211,6 +214,8 @@ int main(int argc, char** argv) {
       require_device = true;
     } else if (a == "--bench") {
       bench = true;
+    } else if (a == "--emu-full") {
+      emu_full = true;  // emulated: every kakeya golden batch and the 1.5B-layer kakeya parity
     } else if (a == "--small") {
       small = true;  // a few small device cases (for compute-sanitizer)
     } else if (a == "--bench-layers" && i + 1 < argc) {
@@ -221,7 +226,7 @@ int main(int argc, char** argv) {
       json_path = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: gpu_selftest [--cpu-only] [--require-device] [--small] [--bench] "
+                   "usage: gpu_selftest [--cpu-only] [--require-device] [--small] [--bench] [--emu-full] "
                    "[--bench-layers N] [--golden FILE] [--json FILE]\n");
       return 2;
     }
@@ -275,8 +280,8 @@ int main(int argc, char** argv) {
       if (!cuda_desc.runs_codecs) return "runs_codecs is false in a build with the kernels";
       for (const char* c : {"turbo3", "q8_0", "kivi", "fp8_e4m3", "bf16"})
         if (!on_device(c)) return std::string("device codec list lacks ") + c;
+      if (!on_device("kakeya_pca")) return "device codec list lacks kakeya_pca";
       if (!on_device("besicovitch")) return "device codec list lacks besicovitch";
-      if (on_device("kakeya_pca")) return "device codec list names a codec without device kernels";
       std::string note;
       const auto e = kvwb::codec::make_executor("auto", {}, &note);
       if (cuda_desc.available) {
@@ -297,15 +302,21 @@ int main(int argc, char** argv) {
   // container assembly without a GPU) and on the device when there is one.
   const auto cases = kvwb::golden::synthetic_cases();
   std::vector<std::pair<kvwb::golden::Case, kvwb::golden::Outcome>> device_cases;
-  // --small: the first golden case of one codec per kernel family.
-  std::vector<std::string> small_codecs = {"besicovitch", "turbo3", "q8_0", "kivi"};
+  // --small: one Kakeya batch and the first golden case of besicovitch, turbo3 and kivi.
+  size_t small_kakeya = 0;
+  std::vector<std::string> small_codecs = {"besicovitch", "turbo3", "kivi"};
   for (const auto& c : cases) {
     const kvwb::golden::Batch b = c.make();
     if (!on_device(b.codec)) continue;
     if (small) {
-      const auto it = std::find(small_codecs.begin(), small_codecs.end(), b.codec);
-      if (it == small_codecs.end()) continue;
-      small_codecs.erase(it);
+      if (b.codec == "kakeya_pca") {
+        if (small_kakeya >= 1) continue;
+        ++small_kakeya;
+      } else {
+        const auto it = std::find(small_codecs.begin(), small_codecs.end(), b.codec);
+        if (it == small_codecs.end()) continue;
+        small_codecs.erase(it);
+      }
     }
     kvwb::golden::Outcome cpu_out;
     if (small) {
@@ -418,6 +429,14 @@ int main(int argc, char** argv) {
 
   auto device_suite = [&](const Executor& ex, const std::string& prefix, bool full) {
     for (const auto& [c, cpu_out] : device_cases) {
+      if (c.name.rfind("kakeya_pca", 0) == 0) {  // parity bar, not byte identity (§12)
+        const kvwb::golden::Batch b = c.make();
+        if (prefix == "emu." && b.rows.d > 64 && !emu_full) continue;  // emulated D 128: seconds
+        run_case(prefix + "golden." + c.name, [&, &c = c] {
+          return kvwb::selftest::kakeya_golden_parity(c.make(), ex, *cpu, prefix + "golden." + c.name);
+        });
+        continue;
+      }
       run_case(prefix + "golden." + c.name, [&, &c = c, &cpu_out = cpu_out]() -> std::string {
         const kvwb::golden::Outcome d = kvwb::golden::run_executor(c.make(), ex);
         std::string why = check_golden(c.name, hash_outcome(d), want);
@@ -426,16 +445,7 @@ int main(int argc, char** argv) {
       });
     }
     if (!full) return;
-    run_case(prefix + "unsupported_kakeya", [&]() -> std::string {
-      const Tensor4 x = model_rows(1, 2, 256, 64, 0, Stream::kK);
-      std::string msg;
-      const std::string code = error_code_of(
-          [&] { (void)ex.run(request_for("kakeya_pca", {}, x, 0, Stream::kK)); }, &msg);
-      if (code != "UNSUPPORTED") return "expected UNSUPPORTED, got '" + code + "': " + msg;
-      if (msg.find("kakeya_pca") == std::string::npos || msg.find("cuda") == std::string::npos)
-        return "message does not name codec and backend: " + msg;
-      return "";
-    });
+    kvwb::selftest::kakeya_cases(ex, *cpu, prefix, prefix == "cuda." || emu_full, run_case);
     auto same_error = [&](const std::string& codec, const Tensor4& x) -> std::string {
       std::string m_cpu, m_dev;
       const auto req = request_for(codec, {}, x, 3, Stream::kV);
@@ -577,14 +587,33 @@ int main(int argc, char** argv) {
             kms, hms, dms, wall, b_cpu1 / std::max(kms, 1e-9));
       }
     }
-    // Kakeya-PCA (exact, b=3 K, b=2 V, block 512) has no device kernels in this build: the CPU
-    // figures are the baseline a later device run is measured against.
+    // Kakeya-PCA (exact, b=3 K, b=2 V, block 512): the CPU on 1 thread and on all threads, and the
+    // device (kernels, h2d, d2h separately) when there is one. Targets (issue 12): ≤ 20 ms of
+    // device time per configuration and ≥ 50x the 1-thread CPU; printed, not a failing case.
     const kvwb::codec::ParamMap kk{{"bit_width", "3"}}, kv{{"bit_width", "2"}};
+    const double t_kak1 = run_config(*cpu1, "kakeya_pca", kk, "kakeya_pca", kv, nullptr, nullptr, nullptr);
     const double t_kak = run_config(*cpun, "kakeya_pca", kk, "kakeya_pca", kv, nullptr, nullptr, nullptr);
+    g_timings.push_back({"kakeya_pca.cpu_1_thread.wall", t_kak1, "b=3 K, b=2 V, block 512"});
     g_timings.push_back({"kakeya_pca.cpu_" + std::to_string(hw) + "_threads.wall", t_kak,
-                         "b=3 K, b=2 V, block 512; not on the device in this build"});
-    std::printf("bench: kakeya_pca cpu %u threads %.1f ms (no device kernels in this build)\n", hw,
-                t_kak);
+                         "b=3 K, b=2 V, block 512"});
+    std::printf("bench: kakeya_pca cpu 1 thread %.1f ms, %u threads %.1f ms\n", t_kak1, hw, t_kak);
+    if (have_device) {
+      (void)run_config(*dev, "kakeya_pca", kk, "kakeya_pca", kv, nullptr, nullptr, nullptr);  // warm-up
+      double kms = 0, hms = 0, dms = 0;
+      const double wall = run_config(*dev, "kakeya_pca", kk, "kakeya_pca", kv, &kms, &hms, &dms);
+      const double device_ms = kms + hms + dms;
+      g_timings.push_back({"kakeya_pca.cuda.kernels", kms, "encode+decode kernels, all layers"});
+      g_timings.push_back({"kakeya_pca.cuda.h2d", hms, "host->device copies"});
+      g_timings.push_back({"kakeya_pca.cuda.d2h", dms, "device->host copies"});
+      g_timings.push_back({"kakeya_pca.cuda.wall", wall, "run() calls incl. container assembly"});
+      g_timings.push_back({"kakeya_pca.cuda.speedup_vs_cpu_1_thread", t_kak1 / std::max(kms, 1e-9),
+                           "1-thread CPU wall / device kernel time (target >= 50)"});
+      std::printf(
+          "bench: kakeya_pca cuda kernels %.2f ms (h2d %.2f ms, d2h %.2f ms; device total %.2f ms, "
+          "target <= 20 ms: %s), wall %.1f ms; %.0fx the 1-thread CPU (target >= 50x: %s)\n",
+          kms, hms, dms, device_ms, device_ms <= 20 ? "met" : "NOT met", wall,
+          t_kak1 / std::max(kms, 1e-9), t_kak1 / std::max(kms, 1e-9) >= 50 ? "met" : "NOT met");
+    }
     for (const auto& t : kvwb::selftest::metric_bench(L, have_device ? dev.get() : nullptr))
       g_timings.push_back({t.name, t.ms, t.note});
   }

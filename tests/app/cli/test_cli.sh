@@ -78,7 +78,7 @@ expect_rc "backends --json" 0 "$KVWB" backends --json
 cp "$TMP/out" "$TMP/backends.json"
 json_check "backends: cpu runs every codec; cuda lists its device codecs only when compiled" \
   "$TMP/backends.json" \
-  "(lambda b: 'kakeya_pca' in b['cpu']['codecs'] and b['cpu']['runs_codecs'] and ((not b['cuda']['compiled'] and not b['cuda']['runs_codecs'] and b['cuda']['codecs']==[]) or (b['cuda']['compiled'] and b['cuda']['runs_codecs'] and 'turbo3' in b['cuda']['codecs'] and 'kakeya_pca' not in b['cuda']['codecs'])))({x['name']: x for x in j['backends']})"
+  "(lambda b: 'kakeya_pca' in b['cpu']['codecs'] and b['cpu']['runs_codecs'] and ((not b['cuda']['compiled'] and not b['cuda']['runs_codecs'] and b['cuda']['codecs']==[]) or (b['cuda']['compiled'] and b['cuda']['runs_codecs'] and 'turbo3' in b['cuda']['codecs'] and 'kakeya_pca' in b['cuda']['codecs'])))({x['name']: x for x in j['backends']})"
 if "$PY" -c "import json,sys; b={x['name']: x for x in json.load(open(sys.argv[1]))['backends']}; sys.exit(0 if not b['cuda']['available'] else 1)" "$TMP/backends.json"; then
   for sub in run sweep; do
     if [ $sub = run ]; then args=(run "$SMALL" --k-codec turbo3 --v-codec turbo3 -q)
