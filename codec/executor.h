@@ -232,7 +232,7 @@ struct BackendDescription {
 
 /// Why backend `backend` ("cpu" or "cuda") cannot run codec `codec` with `params` in this build,
 /// or "" when it can as far as the configuration tells (shape limits are checked when a batch
-/// runs), e.g. "codec kakeya_pca with pca_method=randomized does not run on cuda in this build".
+/// runs), e.g. "codec foo does not run on cuda in this build".
 std::string backend_refusal(std::string_view backend, const std::string& codec,
                             const ParamMap& params);
 

@@ -44,7 +44,8 @@ std::vector<BackendDescription> describe_backends() {
   cuda.codecs = codec::cuda::device_codecs();
   cuda.detail = cuda.available
                     ? "device codecs: " + list +
-                          "; kakeya_pca with exact PCA only; device memory "
+                          "; kakeya_pca head_dim <= 256 (randomized PCA fits on "
+                          "the host, every later stage on the device); device memory "
                           "holds one (layer, stream) batch at a time"
                     : "compiled (device codecs: " + list + "), but no usable device: " + why;
 #else

@@ -6,11 +6,12 @@
 // the device kernels (the same codec/kernels/ functions), the header and parameter block from the
 // CPU codec itself.
 //
-// besicovitch runs on the device with the CPU's bytes too. kakeya_pca (exact PCA) runs through
+// besicovitch runs on the device with the CPU's bytes too. kakeya_pca runs through
 // kakeya_executor.cpp: its own kernels, containers written by the CPU codec's writer, decoded
-// values within the parity bar of codec-kakeya.md §12 (not bit for bit). Options not on the device
-// (kakeya pca_method=randomized, head_dim > 256) throw Unsupported naming the codec (option) and
-// the backend; nothing falls back to the CPU. Q-preconditioning (whiten / unwhiten) runs on the host
+// values within the parity bar of codec-kakeya.md §12 (not bit for bit); with
+// pca_method=randomized the per-fit range finder (mean, basis, d_eff) runs on the host with the
+// CPU codec's own code and every later stage on the device. head_dim > 256 throws Unsupported
+// naming the codec and the backend; nothing falls back to the CPU. Q-preconditioning (whiten / unwhiten) runs on the host
 // with the CPU's matmul_rows, so its bits are the CPU's. An input the CPU would refuse (non-finite
 // value, fp16 field out of range) is flagged by the device, and the CPU reference encoder of the
 // lowest flagged unit raises the exact error the CPU executor raises; no device result is kept.

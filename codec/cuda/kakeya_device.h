@@ -6,6 +6,8 @@
 // K-means (one thread block per code block), segments + t + residual + WHT + scale + Lloyd-Max +
 // outliers per row, and the decode of every row from those codes — upload once, one stream, one
 // host synchronisation. A "fit" is one PCA: a block, or a whole unit with share_basis.
+// With `host_fits` (pca_method=randomized, §5.4) the fits come from the host (the CPU codec's own
+// range finder, so its bits are the CPU's) and the mean / covariance / Jacobi stages are skipped.
 //
 // The codes come back as arrays (KakeyaOutputs), exactly the fields the container stores; the
 // executor (kakeya_executor.cpp) turns them into kakeya::UnitCode and serialises them with the CPU
@@ -44,6 +46,12 @@ struct KakeyaJob {
   bool collect_residuals = false;
   /// Per coded row weights (normalised per block as the CPU codec does), or empty = all ones.
   std::vector<float> weights;
+  /// Fits computed on the host (randomized PCA): when set, fit_d_eff [F], fit_mean [F, D] and
+  /// fit_basis [F, D, D] (rows < d_eff, rest 0), already sign-fixed and rounded to the skeleton
+  /// dtype, replace the device's mean, covariance and eigensolver stages.
+  bool host_fits = false;
+  std::vector<uint16_t> fit_d_eff;
+  std::vector<float> fit_mean, fit_basis;
 };
 
 /// Device timings of one batch, milliseconds (CUDA events on the batch's stream).

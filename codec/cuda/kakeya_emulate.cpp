@@ -3,6 +3,7 @@
 // the device runs (kakeya_kernels.cuh). Same inputs and outputs as KakeyaWorkspace::run, no CUDA
 // call, so the CPU-only self-test checks the whole device path (layouts, indexing, stages, codes,
 // container assembly) without a device.
+#include <algorithm>
 #include <vector>
 
 #include "codec/cuda/kakeya_device.h"
@@ -18,7 +19,8 @@ void emulate_kakeya_batch(const KakeyaJob& job, const float* rows, KakeyaOutputs
   const size_t values = sh.S * sh.H * sh.T * D;
   std::vector<float> mean_raw(F * D), coef(R * D), cnorm(R), dir(R * D), maxcos(R), sgn(R);
   std::vector<float> vsum(B * sh.kmax * D);
-  std::vector<double> sw(F), a(F * D * D), v(F * D * D), rot(F * jacobi_pairs(D) * 2);
+  const size_t FE = job.host_fits ? 0 : F;  // fits the eigensolver stages run on
+  std::vector<double> sw(FE), a(FE * D * D), v(FE * D * D), rot(FE * jacobi_pairs(D) * 2);
   std::vector<double> wsum(B * sh.kmax);
   std::vector<uint32_t> order(F * D), jflag(F), valid(R), cur(R), prev(R), kscal(B * 4);
   out.flags.assign(sh.units, 0);
@@ -77,11 +79,17 @@ void emulate_kakeya_batch(const KakeyaJob& job, const float* rows, KakeyaOutputs
   b.flags = out.flags.data();
 
   const HostTeam team;
-  for (size_t i = 0; i < F * D; ++i) mean_at(i, sh, b);
-  for (size_t i = 0; i < F * D * (D + 1) / 2; ++i) cov_at(i, sh, b);
-  for (size_t f = 0; f < F; ++f) {
-    jacobi_fit(team, f, sh, b);
-    finalize_fit(team, f, sh, p, b);
+  if (job.host_fits) {
+    std::copy(job.fit_d_eff.begin(), job.fit_d_eff.end(), out.d_eff.begin());
+    std::copy(job.fit_mean.begin(), job.fit_mean.end(), out.mean.begin());
+    std::copy(job.fit_basis.begin(), job.fit_basis.end(), out.basis.begin());
+  } else {
+    for (size_t i = 0; i < F * D; ++i) mean_at(i, sh, b);
+    for (size_t i = 0; i < F * D * (D + 1) / 2; ++i) cov_at(i, sh, b);
+    for (size_t f = 0; f < F; ++f) {
+      jacobi_fit(team, f, sh, b);
+      finalize_fit(team, f, sh, p, b);
+    }
   }
   for (size_t i = 0; i < R; ++i) project_at(i, sh, b);
   for (size_t blk = 0; blk < B; ++blk) kmeans_block(team, blk, sh, p, b);

@@ -16,6 +16,7 @@
 #include "codec/format/half.h"
 #include "codec/kernels/wht.h"
 #include "codec/math/metrics.h"
+#include "codec/math/pca.h"
 
 namespace kvwb::codec::cuda {
 
@@ -84,6 +85,48 @@ void cpu_encode_unit(const BatchRequest& req, const Codec& codec, const float* c
   }
 }
 
+/// §5.2–5.5 of every fit on the host for pca_method=randomized: the CPU codec's own calls in the
+/// CPU's order (kakeya_pca.cpp encode_unit / encode_block: weighted mean, pca_fit with the same Ω,
+/// sign rule, skeleton rounding), so mean, basis and d_eff carry the CPU's bits. Fills the job's
+/// fit_* arrays; a unit whose fit throws (e.g. a mean outside fp16) is marked in `bad` and left to
+/// the CPU re-encode that reports its exact error.
+void host_randomized_fits(const BatchRequest& req, const kakeya::Config& cfg, const float* coded,
+                          size_t units, size_t nbr, KakeyaJob& job, std::vector<uint8_t>& bad) {
+  const size_t D = req.dim, bs = job.block_size, nb = job.blocks_per_unit;
+  const size_t fits_per_unit = cfg.share_basis ? 1 : nb, F = units * fits_per_unit;
+  const size_t fit_rows = cfg.share_basis ? nbr : bs;
+  job.host_fits = true;
+  job.fit_d_eff.assign(F, 1);
+  job.fit_mean.assign(F * D, 0.0f);
+  job.fit_basis.assign(F * D * D, 0.0f);
+  std::vector<float> omega;  // per-block fits share one Ω, as encode_unit builds it
+  if (!cfg.share_basis)
+    omega = kakeya::rsvd_omega(bs, kakeya::rsvd_sketch_width(bs, D, cfg.pca), cfg.seed);
+  for (size_t u = 0; u < units; ++u) {
+    if (bad[u]) continue;
+    const std::vector<float> rows = unit_rows_of(coded, req, u, nbr);
+    try {
+      for (size_t k = 0; k < fits_per_unit; ++k) {
+        const size_t f = u * fits_per_unit + k, r0 = k * bs;
+        std::span<const float> w;
+        if (!job.weights.empty())
+          w = std::span<const float>(job.weights).subspan(u * nbr + r0, fit_rows);
+        const float* x = rows.data() + r0 * D;
+        float* mean = job.fit_mean.data() + f * D;
+        kakeya::weighted_mean(x, fit_rows, D, w, mean);
+        kakeya::PcaFit fit = kakeya::pca_fit(x, fit_rows, D, w, mean, cfg.pca, omega);
+        kakeya::canonicalize_signs(fit.basis.data(), fit.d_eff, D);
+        kakeya::round_to_dtype(mean, D, cfg.skeleton, "mean");
+        kakeya::round_to_dtype(fit.basis.data(), fit.basis.size(), cfg.skeleton, "basis");
+        job.fit_d_eff[f] = static_cast<uint16_t>(fit.d_eff);
+        std::copy(fit.basis.begin(), fit.basis.end(), job.fit_basis.begin() + f * D * D);
+      }
+    } catch (const Error&) {
+      bad[u] = 1;
+    }
+  }
+}
+
 bool all_finite(const float* x, size_t n) {
   for (size_t i = 0; i < n; ++i)
     if (!std::isfinite(x[i])) return false;
@@ -101,10 +144,6 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
   const bool pooled = req.block_rows == BlockRows::kPooledHeads;
   const bool whiten = req.whiten != nullptr;
   const kakeya::Config cfg = kakeya::parse_config(req.codec.params, D, req.codec.resources);
-  if (cfg.pca.method == PcaMethod::kRandomized)
-    throw Unsupported(
-        "codec 'kakeya_pca' with pca_method=randomized does not run on backend 'cuda' in this "
-        "build (the device runs exact PCA only); run it with --backend cpu");
   if (D > kKakeyaMaxDim)
     throw Unsupported("codec 'kakeya_pca' with head dimension " + std::to_string(D) +
                       " does not run on backend 'cuda' (at most " + std::to_string(kKakeyaMaxDim) +
@@ -180,6 +219,9 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
     }
   }
 
+  if (cfg.pca.method == PcaMethod::kRandomized && nb > 0)
+    host_randomized_fits(req, cfg, coded, units, nbr, job, host_bad);
+
   KakeyaOutputs out;
   if (nb > 0) {
     if (ws)
@@ -222,7 +264,10 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
     code.kmeans_max_iter = static_cast<uint16_t>(cfg.kmeans_max_iter);
     code.variance_ratio = cfg.pca.variance_ratio;
     code.outlier_threshold = cfg.outliers ? cfg.outlier_threshold : 0.0f;
-    code.rsvd_target_rank = 0;
+    code.rsvd_target_rank =  // as kakeya_pca.cpp encode_unit writes it
+        cfg.pca.method == PcaMethod::kRandomized
+            ? static_cast<uint16_t>(std::min<size_t>(cfg.pca.rsvd_target_rank, 0xFFFF))
+            : 0;
     code.rsvd_oversample = static_cast<uint16_t>(cfg.pca.rsvd_oversample);
     code.rsvd_power_iters = static_cast<uint16_t>(cfg.pca.rsvd_power_iters);
     code.exact_rank_cap = static_cast<uint16_t>(cfg.pca.exact_rank_cap);

@@ -115,12 +115,14 @@ void KakeyaWorkspace::run(const KakeyaJob& job, const float* rows, KakeyaOutputs
   const KParams p = make_params(job);
   const size_t D = sh.D, F = sh.fits, B = sh.blocks, R = sh.coded_rows, W = sh.wmax;
   const size_t values = sh.S * sh.H * sh.T * D, K = sh.kmax;
+  const size_t FE = job.host_fits ? 0 : F;  // fits the eigensolver stages run on
   Arena ar;
   const size_t o_rows = ar.add<float>(values), o_w = ar.add<float>(job.weights.size());
-  const size_t o_mean_raw = ar.add<float>(F * D), o_sw = ar.add<double>(F);
-  const size_t o_a = ar.add<double>(F * D * D), o_v = ar.add<double>(F * D * D);
-  const size_t o_rot = ar.add<double>(F * jacobi_pairs(D) * 2), o_order = ar.add<uint32_t>(F * D);
-  const size_t o_jflag = ar.add<uint32_t>(F), o_deff = ar.add<uint16_t>(F);
+  const size_t o_mean_raw = ar.add<float>(FE * D), o_sw = ar.add<double>(FE);
+  const size_t o_a = ar.add<double>(FE * D * D), o_v = ar.add<double>(FE * D * D);
+  const size_t o_rot = ar.add<double>(FE * jacobi_pairs(D) * 2);
+  const size_t o_order = ar.add<uint32_t>(FE * D);
+  const size_t o_jflag = ar.add<uint32_t>(FE), o_deff = ar.add<uint16_t>(F);
   const size_t o_mean = ar.add<float>(F * D), o_basis = ar.add<float>(F * D * D);
   const size_t o_coef = ar.add<float>(R * D), o_cnorm = ar.add<float>(R);
   const size_t o_valid = ar.add<uint32_t>(R), o_dir = ar.add<float>(R * D);
@@ -141,7 +143,10 @@ void KakeyaWorkspace::run(const KakeyaJob& job, const float* rows, KakeyaOutputs
     kcheck(cudaMalloc(&m.arena, ar.total), "allocate the batch arena");
     m.arena_bytes = ar.total;
   }
-  const size_t in_bytes = (values + job.weights.size()) * sizeof(float);
+  // Pinned staging: rows, weights, then (host fits) means, bases and d_eff.
+  const size_t fit_floats = job.host_fits ? F * D + F * D * D : 0;
+  const size_t in_bytes = (values + job.weights.size() + fit_floats) * sizeof(float) +
+                          (job.host_fits ? F * sizeof(uint16_t) : 0);
   if (in_bytes > m.pinned_bytes) {
     if (m.pinned) cudaFreeHost(m.pinned);
     m.pinned = nullptr;
@@ -200,15 +205,31 @@ void KakeyaWorkspace::run(const KakeyaJob& job, const float* rows, KakeyaOutputs
     kcheck(cudaMemcpyAsync(at(o_w), pin + values, job.weights.size() * sizeof(float),
                            cudaMemcpyHostToDevice, st),
            "copy weights to the device");
+  if (job.host_fits) {
+    float* fm = pin + values + job.weights.size();
+    float* fb = fm + F * D;
+    auto* fd = reinterpret_cast<uint16_t*>(fb + F * D * D);
+    std::memcpy(fm, job.fit_mean.data(), F * D * sizeof(float));
+    std::memcpy(fb, job.fit_basis.data(), F * D * D * sizeof(float));
+    std::memcpy(fd, job.fit_d_eff.data(), F * sizeof(uint16_t));
+    kcheck(cudaMemcpyAsync(at(o_mean), fm, F * D * sizeof(float), cudaMemcpyHostToDevice, st),
+           "copy host fit means to the device");
+    kcheck(cudaMemcpyAsync(at(o_basis), fb, F * D * D * sizeof(float), cudaMemcpyHostToDevice, st),
+           "copy host fit bases to the device");
+    kcheck(cudaMemcpyAsync(at(o_deff), fd, F * sizeof(uint16_t), cudaMemcpyHostToDevice, st),
+           "copy host fit d_eff to the device");
+  }
   kcheck(cudaEventRecord(m.ev[1], st), "record event");
   kcheck(cudaMemsetAsync(at(o_flags), 0, sh.units * sizeof(uint32_t), st), "clear flags");
   kcheck(cudaMemsetAsync(at(o_dec), 0, values * sizeof(float), st), "clear decoded rows");
   kcheck(cudaMemsetAsync(at(o_cen), 0, B * K * D * sizeof(float), st), "clear centres");
-  kcheck(cudaMemsetAsync(at(o_basis), 0, F * D * D * sizeof(float), st), "clear basis");
-  const size_t P = D * (D + 1) / 2;
-  kakeya_mean<<<grid(F * D, kItemBlock), kItemBlock, 0, st>>>(sh, b);
-  kakeya_cov<<<grid(F * P, kItemBlock), kItemBlock, 0, st>>>(sh, b);
-  kakeya_eigen<<<static_cast<unsigned>(F), kTeamBlock, 0, st>>>(sh, p, b);
+  if (!job.host_fits) {
+    kcheck(cudaMemsetAsync(at(o_basis), 0, F * D * D * sizeof(float), st), "clear basis");
+    const size_t P = D * (D + 1) / 2;
+    kakeya_mean<<<grid(F * D, kItemBlock), kItemBlock, 0, st>>>(sh, b);
+    kakeya_cov<<<grid(F * P, kItemBlock), kItemBlock, 0, st>>>(sh, b);
+    kakeya_eigen<<<static_cast<unsigned>(F), kTeamBlock, 0, st>>>(sh, p, b);
+  }
   kakeya_project<<<grid(R, kItemBlock), kItemBlock, 0, st>>>(sh, b);
   kakeya_kmeans<<<static_cast<unsigned>(B), kTeamBlock, 0, st>>>(sh, p, b);
   kakeya_code<<<grid(R, kItemBlock), kItemBlock, 0, st>>>(sh, p, b);

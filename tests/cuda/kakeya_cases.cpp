@@ -213,12 +213,7 @@ std::string kakeya_golden_parity(const golden::Batch& b, const Executor& dev, co
   r.block_rows = b.block_rows;
   r.block_size = b.block_size;
   r.domain_flags = b.domain_flags;
-  const auto it = b.params.find("pca_method");
-  if (it != b.params.end() && it->second == "randomized") {
-    std::string msg;
-    const std::string code = error_code_of([&] { (void)dev.run(r); }, &msg);
-    return code == "UNSUPPORTED" ? "" : "randomized PCA: expected UNSUPPORTED, got '" + code + "'";
-  }
+  // pca_method=randomized too: its fits run on the host with the CPU's code (same bits).
   return parity(name, r, cpu.run(r), dev.run(r));
 }
 
@@ -342,16 +337,38 @@ void kakeya_cases(const Executor& dev, const Executor& cpu, const std::string& p
     big.row(0, 1, 130)[9] = 3.0e7f;  // the block mean leaves the fp16 range
     same_error("error_fp16_range", big, {});
   }
-  run_case(pre + "unsupported_randomized", [&]() -> std::string {
-    std::string msg;
-    const BatchRequest req =
-        make_request({{"pca_method", "randomized"}}, a, Stream::kK, 128, false);
-    const std::string code = error_code_of([&] { (void)dev.run(req); }, &msg);
-    if (code != "UNSUPPORTED") return "expected UNSUPPORTED, got '" + code + "': " + msg;
-    if (msg.find("randomized") == std::string::npos || msg.find("cuda") == std::string::npos)
-      return "message does not name the option and the backend: " + msg;
-    return "";
+  // pca_method=randomized: the range finder runs on the host with the CPU codec's own code (Ω from
+  // the project RNG, Eigen QR/SVD), so mean, basis and d_eff are the CPU's bits; every later stage
+  // runs on the device. Per-block and shared fits, weights, pooled rows, a flat-tail spectrum.
+  parity_case("randomized_d64_per_head_b3", a, {{"pca_method", "randomized"}}, Stream::kK, 128,
+              false);
+  parity_case("randomized_d64_pooled_share_basis_b2", a,
+              {{"pca_method", "randomized"}, {"share_basis", "true"}, {"bit_width", "2"}},
+              Stream::kV, 128, true);
+  parity_case("randomized_d128_flat_tail_outliers", b128,
+              {{"pca_method", "randomized"},
+               {"rsvd_target_rank", "24"},
+               {"rsvd_power_iters", "1"},
+               {"outlier_threshold", "2.0"}},
+              Stream::kK, 256, false);
+  parity_case("randomized_real_like_k_b3", real, {{"pca_method", "randomized"}}, Stream::kK, 128,
+              false);
+  run_case(pre + "randomized_attention_weights", [&]() -> std::string {
+    const Tensor4 w = synthetic_rows(1, 2, 256, 64, 6, 0.1, 37);
+    std::vector<float> weights(2 * 256);
+    const uint64_t key = 99 ^ codec::rng::kTagTest;
+    for (size_t i = 0; i < weights.size(); ++i)
+      weights[i] = static_cast<float>(codec::rng::u01(codec::rng::splitmix(key, i)));
+    BatchRequest req = make_request({{"pca_method", "randomized"}, {"weights", "attention"}}, w,
+                                    Stream::kK, 128, false);
+    req.row_weights = weights.data();
+    return parity(pre + "randomized_attention_weights", req, cpu.run(req), dev.run(req));
   });
+  {
+    Tensor4 big = a;
+    big.row(0, 1, 130)[9] = 3.0e7f;  // the host fit's mean leaves the fp16 range
+    same_error("error_fp16_range_randomized", big, {{"pca_method", "randomized"}});
+  }
   run_case(pre + "unsupported_head_dim", [&]() -> std::string {
     std::string msg;
     const Tensor4 wide(1, 1, 64, 320);
