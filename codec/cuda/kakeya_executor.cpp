@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -89,9 +90,10 @@ void cpu_encode_unit(const BatchRequest& req, const Codec& codec, const float* c
 /// CPU's order (kakeya_pca.cpp encode_unit / encode_block: weighted mean, pca_fit with the same Ω,
 /// sign rule, skeleton rounding), so mean, basis and d_eff carry the CPU's bits. Fills the job's
 /// fit_* arrays; a unit whose fit throws (e.g. a mean outside fp16) is marked in `bad` and left to
-/// the CPU re-encode that reports its exact error.
+/// the CPU re-encode that reports its exact error. Checks `cancel` between units.
 void host_randomized_fits(const BatchRequest& req, const kakeya::Config& cfg, const float* coded,
-                          size_t units, size_t nbr, KakeyaJob& job, std::vector<uint8_t>& bad) {
+                          size_t units, size_t nbr, KakeyaJob& job, std::vector<uint8_t>& bad,
+                          const std::atomic<bool>* cancel) {
   const size_t D = req.dim, bs = job.block_size, nb = job.blocks_per_unit;
   const size_t fits_per_unit = cfg.share_basis ? 1 : nb, F = units * fits_per_unit;
   const size_t fit_rows = cfg.share_basis ? nbr : bs;
@@ -103,6 +105,7 @@ void host_randomized_fits(const BatchRequest& req, const kakeya::Config& cfg, co
   if (!cfg.share_basis)
     omega = kakeya::rsvd_omega(bs, kakeya::rsvd_sketch_width(bs, D, cfg.pca), cfg.seed);
   for (size_t u = 0; u < units; ++u) {
+    if (cancel && cancel->load()) throw Cancelled("run cancelled");
     if (bad[u]) continue;
     const std::vector<float> rows = unit_rows_of(coded, req, u, nbr);
     try {
@@ -220,7 +223,7 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
   }
 
   if (cfg.pca.method == PcaMethod::kRandomized && nb > 0)
-    host_randomized_fits(req, cfg, coded, units, nbr, job, host_bad);
+    host_randomized_fits(req, cfg, coded, units, nbr, job, host_bad, cancel);
 
   KakeyaOutputs out;
   if (nb > 0) {
