@@ -230,11 +230,11 @@ struct BackendDescription {
   std::vector<DeviceDescription> devices;
 };
 
-/// Why backend `backend` ("cpu" or "cuda") cannot run codec `codec` with `params` in this build,
-/// or "" when it can as far as the configuration tells (shape limits are checked when a batch
-/// runs), e.g. "codec foo does not run on cuda in this build".
+/// Why backend `backend` ("cpu" or "cuda") cannot run codec `codec` with `params` on rows of
+/// `head_dim` values (0: not known yet) in this build, or "" when it can, e.g. "codec foo does not
+/// run on cuda in this build" or Kakeya's head-dimension limit on the device.
 std::string backend_refusal(std::string_view backend, const std::string& codec,
-                            const ParamMap& params);
+                            const ParamMap& params, size_t head_dim = 0);
 
 /// Every backend this binary knows, compiled or not (device query included).
 std::vector<BackendDescription> describe_backends();

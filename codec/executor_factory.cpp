@@ -56,12 +56,13 @@ std::vector<BackendDescription> describe_backends() {
 }
 
 std::string backend_refusal(std::string_view backend, const std::string& codec,
-                            const ParamMap& params) {
+                            const ParamMap& params, size_t head_dim) {
   if (backend == "cpu") return "";
 #if KVWB_HAVE_CUDA
-  if (backend == "cuda") return codec::cuda::device_refusal(codec, params);
+  if (backend == "cuda") return codec::cuda::device_refusal(codec, params, head_dim);
 #else
   (void)params;
+  (void)head_dim;
   if (backend == "cuda") return "codec " + codec + " does not run on cuda: cuda is not compiled";
 #endif
   return "unknown backend '" + std::string(backend) + "'";

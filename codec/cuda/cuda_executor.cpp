@@ -10,6 +10,7 @@
 #include "codec/codecs/ggml_quants.h"
 #include "codec/codecs/kivi.h"
 #include "codec/codecs/turboquant.h"
+#include "codec/cuda/kakeya_device.h"
 #include "codec/cuda/kakeya_executor.h"
 #include "codec/cuda/metrics_host.h"
 #include "codec/cuda/peer_device.h"
@@ -104,10 +105,13 @@ bool runs_on_device(std::string_view codec) {
   return false;
 }
 
-std::string device_refusal(std::string_view codec, const ParamMap& params) {
+std::string device_refusal(std::string_view codec, const ParamMap& params, size_t head_dim) {
   if (!runs_on_device(codec))
     return "codec " + std::string(codec) + " does not run on cuda in this build";
   (void)params;  // every kakeya_pca option runs (randomized PCA fits on the host, §5.4)
+  if (codec == "kakeya_pca" && head_dim > kKakeyaMaxDim)
+    return "codec kakeya_pca with head_dim " + std::to_string(head_dim) +
+           " does not run on cuda in this build (at most " + std::to_string(kKakeyaMaxDim) + ")";
   return "";
 }
 

@@ -36,9 +36,10 @@ std::vector<std::string> device_codecs();
 /// Whether `codec` runs on the CUDA executor.
 bool runs_on_device(std::string_view codec);
 
-/// Why the CUDA executor refuses `codec` with `params` ("" = it runs it; shape limits such as
-/// Kakeya's D ≤ 256 are checked per batch). See codec/executor.h backend_refusal.
-std::string device_refusal(std::string_view codec, const ParamMap& params);
+/// Why the CUDA executor refuses `codec` with `params` on rows of `head_dim` values ("" = it runs
+/// it; head_dim 0 = not known, the batch checks Kakeya's D ≤ 256 again). See codec/executor.h
+/// backend_refusal.
+std::string device_refusal(std::string_view codec, const ParamMap& params, size_t head_dim = 0);
 
 class CudaExecutor final : public Executor {
  public:

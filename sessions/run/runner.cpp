@@ -210,7 +210,7 @@ void rope_tensor(Tensor4& t, const std::vector<int32_t>& positions, const codec:
 /// uses (otherwise the CPU, and *note says which codec kept it there); `cuda` is given as asked
 /// (the CUDA executor refuses a codec it does not run with a typed error).
 std::unique_ptr<codec::Executor> executor_for(const RunConfig& cfg,
-                                              const std::vector<LayerPlan>& plan,
+                                              const std::vector<LayerPlan>& plan, size_t head_dim,
                                               std::string* note) {
   if (cfg.backend == Backend::kAuto &&
       codec::resolve_executor(backend_name(Backend::kAuto)) == backend_name(Backend::kCuda)) {
@@ -220,7 +220,7 @@ std::unique_ptr<codec::Executor> executor_for(const RunConfig& cfg,
         if (lp.boundary) continue;
         for (const StreamPlan* sp : {&lp.k, &lp.v}) {
           const std::string why =
-              codec::backend_refusal(b.name, sp->config.codec, sp->config.params);
+              codec::backend_refusal(b.name, sp->config.codec, sp->config.params, head_dim);
           if (!why.empty()) {
             if (note)
               *note = "backend auto chose cpu: " + why + " (layer " + std::to_string(lp.layer) + ")";
@@ -441,7 +441,7 @@ LayerRoundTrip roundtrip_layer(const io::CaptureInfo& info, const RunConfig& cfg
                                const codec::Executor* executor) {
   std::unique_ptr<codec::Executor> own;
   if (!executor) {
-    own = executor_for(cfg, {lp}, nullptr);
+    own = executor_for(cfg, {lp}, static_cast<size_t>(info.head_dim), nullptr);
     executor = own.get();
   }
   LayerRoundTrip out;
@@ -492,7 +492,7 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
   const size_t D = static_cast<size_t>(info.head_dim);
   const std::vector<LayerPlan> layers = plan_layers(info, cfg);
   std::unique_ptr<codec::Executor> own_exec;
-  if (!opt.executor) own_exec = executor_for(cfg, layers, &backend_note);
+  if (!opt.executor) own_exec = executor_for(cfg, layers, D, &backend_note);
   const codec::Executor* exec = opt.executor ? opt.executor : own_exec.get();
   const Backend backend = parse_backend(exec->name(), "the executor factory");
   RunResult r;

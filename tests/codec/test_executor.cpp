@@ -82,6 +82,8 @@ TEST(ExecutorFactory, CpuAutoCudaAndUnknown) {
     EXPECT_EQ(backend_refusal("cuda", "kakeya_pca", {}), "");
     EXPECT_EQ(backend_refusal("cuda", "kakeya_pca", {{"pca_method", "randomized"}}), "");
     EXPECT_EQ(backend_refusal("cuda", "besicovitch", {}), "");
+    EXPECT_EQ(backend_refusal("cuda", "kakeya_pca", {}, 256), "");
+    EXPECT_NE(backend_refusal("cuda", "kakeya_pca", {}, 320).find("head_dim 320"), std::string::npos);
     EXPECT_NE(backend_refusal("cuda", "no_such_codec", {}).find("no_such_codec"), std::string::npos);
   } else {
     EXPECT_TRUE(backends[1].codecs.empty());
