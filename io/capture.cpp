@@ -15,12 +15,14 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <utility>
 
 #include "base/errors.h"
 #include "codec/format/half.h"
+#include "codec/simd/rows.h"
 #include "io/atomic_file.h"
 #include "io/limits.h"
 
@@ -673,20 +675,22 @@ codec::Tensor4 CaptureReader::Impl::read_slab(int layer, TensorKind kind, int he
   if (m.dtype == "float16") {
     // HDF5 1.10 converts float16 to float through its generic soft path (about 10x slower than
     // reading); read the raw binary16 words instead and widen them exactly with codec/half.h.
+    // The raw words are all overwritten by H5Dread: no zero fill (values · 2 bytes).
     H5Id f16 = make_f16_type();
-    std::vector<uint16_t> raw(out.data.size());
-    rc = H5Dread(ds.get(), f16.get(), ms, fs, H5P_DEFAULT, raw.data());
-    if (rc >= 0) std::transform(raw.begin(), raw.end(), out.data.begin(), codec::f16_bits_to_f32);
+    const std::unique_ptr<uint16_t[]> raw(new uint16_t[out.data.size()]);
+    rc = H5Dread(ds.get(), f16.get(), ms, fs, H5P_DEFAULT, raw.get());
+    if (rc >= 0) codec::simd::f16_to_f32_row(codec::simd::active_path(), raw.get(), out.data.size(), out.data.data());
   } else {
     rc = H5Dread(ds.get(), H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, out.data.data());
   }
   if (rc < 0)
     throw IoError(path, where + ": read failed (truncated or damaged file?)" + h5_detail());
   if (opt.check_finite) {
-    const auto bad =
-        std::find_if(out.data.begin(), out.data.end(), [](float v) { return !std::isfinite(v); });
-    if (bad != out.data.end()) {
-      size_t i = static_cast<size_t>(bad - out.data.begin());
+    const size_t first_bad =
+        codec::simd::first_non_finite(codec::simd::active_path(), out.data.data(), out.data.size());
+    if (first_bad != out.data.size()) {
+      const auto bad = out.data.begin() + static_cast<std::ptrdiff_t>(first_bad);
+      size_t i = first_bad;
       const size_t d = i % out.d;
       i /= out.d;
       const size_t t = i % out.t;

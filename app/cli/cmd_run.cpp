@@ -101,6 +101,7 @@ void run(RunArgs a) {
   opt.dump_decoded = a.dump_decoded;
   const auto cache = cli_result_cache(a.no_cache);
   opt.cache = cache.get();
+  opt.digest_memo_dir = io::default_cache_dir();  // the digest memo serves --no-cache runs too
   sessions::RunResult partial;
   sessions::RunResult r;
   try {
@@ -156,7 +157,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--dump-decoded", args->dump_decoded, "Write a capture holding the reconstructed tensors");
   cmd->add_flag("--quiet,-q", args->quiet, "Do not print the summary table");
   cmd->add_flag("--no-cache", args->no_cache,
-                "Compute every layer: neither read nor fill the result cache (~/.cache/kvwb/results)");
+                "Compute every layer: neither read nor fill the result cache (~/.cache/kvwb/results); the "
+                "capture digest memo there is still used (KVWB_CACHE_DIR=off disables both)");
   cmd->add_option("--session", args->session, "Session (*.kvwb.json): its capture, current configuration and "
                                                "boundary set; flags override them");
   cmd->add_option("--save-session", args->save_session, "Save the capture and this configuration as a session");

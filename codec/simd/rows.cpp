@@ -5,6 +5,7 @@
 // every lane computes what the scalar kernel computes for that element.
 #include "codec/simd/rows.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -346,6 +347,21 @@ KVWB_AVX2 size_t bf16_to_f32_avx2(const uint8_t* in, size_t n, float* out) {
     out[i] = kernels::bf16_bits_to_f32(b);
   }
   return n;
+}
+
+KVWB_AVX2 void f16_to_f32_avx2(const uint16_t* in, size_t n, float* out) {
+  const __m128i e = _mm_set1_epi16(0x7C00);
+  for (size_t i = 0; i < n; i += 8) {
+    if (i + 8 <= n) {
+      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
+      // F16C is exact on finite values (subnormals included); Inf/NaN runs take the scalar kernel.
+      if (_mm_testz_si128(_mm_cmpeq_epi16(_mm_and_si128(h, e), e), _mm_set1_epi16(-1))) {
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+        continue;
+      }
+    }
+    for (size_t j = i; j < std::min(n, i + 8); ++j) out[j] = kernels::f16_bits_to_f32(in[j]);
+  }
 }
 
 KVWB_AVX2 size_t first_non_finite_avx2(const float* x, size_t n) {
@@ -1150,6 +1166,14 @@ size_t first_non_finite(Path p, const float* x, size_t n) {
   for (size_t i = 0; i < n; ++i)
     if ((kernels::f32_bits(x[i]) & 0x7F800000u) == 0x7F800000u) return i;
   return n;
+}
+
+void f16_to_f32_row(Path p, const uint16_t* in, size_t n, float* out) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512 || p == Path::kAvx2) return f16_to_f32_avx2(in, n, out);
+#endif
+  (void)p;
+  for (size_t i = 0; i < n; ++i) out[i] = kernels::f16_bits_to_f32(in[i]);
 }
 
 size_t bf16_to_f32_row(Path p, const uint8_t* in, size_t n, float* out) {

@@ -41,6 +41,10 @@ size_t f32_to_bf16_row(Path p, const float* x, size_t n, uint8_t* out);
 /// raises), or n.
 size_t bf16_to_f32_row(Path p, const uint8_t* in, size_t n, float* out);
 
+/// kernels::f16_bits_to_f32 of in[0 … n) into out[0 … n), every value (non-finite ones too,
+/// with the scalar kernel's bits: F16C converts only 8-value runs without an all-ones exponent).
+void f16_to_f32_row(Path p, const uint16_t* in, size_t n, float* out);
+
 /// kernels::wht_pow2 (in place, n a power of two): every butterfly output is the same single f32
 /// add or subtract, so all paths give the same bits.
 void wht(Path p, float* v, size_t n);

@@ -526,10 +526,13 @@ RunResult run_config(const std::string& capture_path, const RunConfig& cfg, cons
     cache_capture_sha = io::sha256_file_memo(capture_path, cache->options().dir);
     if (opt.compute_sha256) r.capture_sha256 = cache_capture_sha;
   }
-  // Without the cache nothing needs the digest before the end: it is computed beside the run.
+  // Without the cache nothing needs the digest before the end: it is looked up in the digest memo
+  // or computed beside the run.
   std::future<std::string> sha_beside;
   if (!cache && opt.compute_sha256)
-    sha_beside = std::async(std::launch::async, [capture_path] { return io::sha256_file(capture_path); });
+    sha_beside = std::async(std::launch::async, [capture_path, memo = opt.digest_memo_dir] {
+      return memo.empty() ? io::sha256_file(capture_path) : io::sha256_file_memo(capture_path, memo);
+    });
   const Whitening wh = build_whitening(cap, cfg);
   r.skip_m = wh.rule.m;
   r.skip_median = wh.rule.median;

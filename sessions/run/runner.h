@@ -86,6 +86,10 @@ struct RunOptions {
   /// Per-(layer, stream) results are reused from and stored into this cache (result_cache.h);
   /// null = every layer is computed. Ignored with dump_decoded (reconstructions are not cached).
   ResultCache* cache = nullptr;
+  /// Without a cache: the folder whose capture-sha256/ memo (io::sha256_file_memo) gives or
+  /// remembers the capture's digest; "" = the whole file is hashed. A digest is not a result, so
+  /// `--no-cache` still uses it (docs/decisions-made.md). With a cache, its folder is used.
+  std::string digest_memo_dir;
   /// Runs the codecs on this executor instead of make_executor(cfg.backend) (tests count calls).
   const codec::Executor* executor = nullptr;
 };

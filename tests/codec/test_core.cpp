@@ -456,3 +456,42 @@ TEST(Attention, MetricsEqualAPlainReferenceForEveryMaskAndSample) {
     }
   }
 }
+
+TEST(Metrics, ErrorSumsAddKeepsTheRowByRowBits) {
+  // The fused two-row loop of ErrorSums::add must give the bits of the plain definition (each sum
+  // in index order, rows in order), odd row counts and zero / one-sided zero rows included.
+  std::mt19937 g(7);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (size_t n : {1u, 2u, 7u, 64u}) {
+    const size_t d = 37;
+    std::vector<float> x(n * d), y(n * d);
+    for (auto& v : x) v = nd(g);
+    for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] + 0.01f * nd(g);
+    std::fill(x.begin(), x.begin() + d, 0.0f);  // row 0: x zero
+    if (n > 2) {
+      std::fill(x.begin() + 2 * d, x.begin() + 3 * d, 0.0f);
+      std::fill(y.begin() + 2 * d, y.begin() + 3 * d, 0.0f);  // row 2: both zero
+    }
+    double sq_err = 0, sq_ref = 0, cos_sum = 0, max_abs = 0;
+    for (size_t i = 0; i < n; ++i) {
+      double e = 0, r = 0;
+      for (size_t j = 0; j < d; ++j) {
+        const double diff = static_cast<double>(x[i * d + j]) - static_cast<double>(y[i * d + j]);
+        e += diff * diff;
+        r += static_cast<double>(x[i * d + j]) * x[i * d + j];
+        max_abs = std::max(max_abs, std::fabs(diff));
+      }
+      sq_err += e;
+      sq_ref += r;
+      cos_sum += row_cosine(&x[i * d], &y[i * d], d);
+    }
+    ErrorSums s;
+    s.add(x.data(), y.data(), n, d);
+    EXPECT_EQ(s.sq_err, sq_err) << n;
+    EXPECT_EQ(s.sq_ref, sq_ref) << n;
+    EXPECT_EQ(s.cos_sum, cos_sum) << n;
+    EXPECT_EQ(s.max_abs, max_abs) << n;
+    EXPECT_EQ(s.rows, n);
+    EXPECT_EQ(s.values, n * d);
+  }
+}

@@ -181,6 +181,22 @@ TEST(Simd, Bf16RowsMatchScalarAndStopAtOverflow) {
   }
 }
 
+TEST(Simd, F16RowsMatchTheScalarKernelOnEveryBitPattern) {
+  // All 65536 fp16 words (zeros, subnormals, normals, ±inf, NaNs with payloads), plus a tail of 5
+  // that is not a multiple of 8: every path gives kernels::f16_bits_to_f32's bits.
+  std::vector<uint16_t> in(65536 + 5);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<uint16_t>(i * 40503u);
+  std::vector<float> want(in.size());
+  for (size_t i = 0; i < in.size(); ++i) want[i] = kvwb::codec::kernels::f16_bits_to_f32(in[i]);
+  std::vector<Path> paths = vector_paths();
+  paths.push_back(Path::kScalar);
+  for (Path p : paths) {
+    std::vector<float> got(in.size(), 7.0f);
+    kvwb::codec::simd::f16_to_f32_row(p, in.data(), in.size(), got.data());
+    ASSERT_EQ(0, std::memcmp(want.data(), got.data(), 4 * want.size())) << path_name(p);
+  }
+}
+
 TEST(Simd, WhtAndTurboGroupsMatchScalarOnEveryPath) {
   const std::vector<float> x = test_blocks();  // 128-value groups of the same blocks
   constexpr auto s1 = kvwb::codec::kernels::turbo_signs_table(1);

@@ -73,6 +73,21 @@ if [ -n "$MEMO" ]; then
 fi
 expect_rc "run --no-cache hashes beside the run" 0 env KVWB_CACHE_DIR="$TMP/cache" "$KVWB" run "$SMALL" --block-size 32 --no-cache --json "$TMP/m4.json" -q
 json_check "--no-cache reports the file's sha256" "$TMP/m4.json" "j['capture']['sha256'] == '$WANT_SHA'"
+# --no-cache skips results, not the digest memo (a digest is not a result): a planted digest is
+# read; with KVWB_CACHE_DIR=off (no cache folder at all) the file is hashed. The newest memo file
+# is the current identity's (the one planted above went stale with the touch).
+MEMO=$(ls -t "$TMP"/cache/capture-sha256/*.txt 2>/dev/null | head -1)
+if [ -n "$MEMO" ]; then
+  printf '%064d\n' 1 >"$MEMO"
+  expect_rc "run --no-cache with the memo" 0 env KVWB_CACHE_DIR="$TMP/cache" "$KVWB" run "$SMALL" --block-size 32 --no-cache --json "$TMP/m5.json" -q
+  json_check "--no-cache used the digest memo" "$TMP/m5.json" "j['capture']['sha256'] == '0'*63 + '1'"
+  expect_rc "run --no-cache without a cache folder" 0 env KVWB_CACHE_DIR=off "$KVWB" run "$SMALL" --block-size 32 --no-cache --json "$TMP/m6.json" -q
+  json_check "KVWB_CACHE_DIR=off hashes the file" "$TMP/m6.json" "j['capture']['sha256'] == '$WANT_SHA'"
+  rm -f "$TMP"/cache/capture-sha256/*.txt
+fi
+expect_rc "run --no-cache fills the digest memo" 0 env KVWB_CACHE_DIR="$TMP/cache" "$KVWB" run "$SMALL" --block-size 32 --no-cache --json "$TMP/m7.json" -q
+MEMO=$(ls "$TMP"/cache/capture-sha256/*.txt 2>/dev/null | head -1)
+[ -n "$MEMO" ] && [ "$(cat "$MEMO")" = "$WANT_SHA" ] && ok "--no-cache remembers the digest" || bad "--no-cache remembers the digest"
 # Backends: the CUDA kernels' codec list, and the typed UNAVAILABLE error without a device.
 expect_rc "backends --json" 0 "$KVWB" backends --json
 cp "$TMP/out" "$TMP/backends.json"
