@@ -103,9 +103,13 @@ ParetoModel build_pareto_model(const Snapshot& snapshot, int sweep_index,
   m.records = sweep.records.size();
   m.metrics = available_metrics(sweep.records);
   if (m.metrics.empty()) {
-    for (const auto& rec : sweep.records)
-      m.excluded.push_back("#" + std::to_string(rec.value("cell", -1)) +
-                           (is_ok(rec) ? " n/a: no quality metric" : " failed"));
+    for (const auto& rec : sweep.records) {
+      // Appended piece by piece: GCC 12's -Wrestrict misreads `"#" + std::string&&` (PR105329).
+      std::string line = "#";
+      line += std::to_string(rec.value("cell", -1));
+      line += is_ok(rec) ? " n/a: no quality metric" : " failed";
+      m.excluded.push_back(std::move(line));
+    }
     return m;
   }
   m.metric = metric;
