@@ -14,6 +14,7 @@
 #include "codec/cuda/kakeya_executor.h"
 #include "codec/cuda/metrics_host.h"
 #include "codec/cuda/peer_device.h"
+#include "codec/cuda/unit_layout.h"
 #include "codec/math/metrics.h"
 
 namespace kvwb::codec::cuda {
@@ -35,41 +36,6 @@ std::string device_codec_list() {
   std::string s;
   for (const auto& n : device_codecs()) s += (s.empty() ? "" : ", ") + n;
   return s;
-}
-
-std::string stream_name(Stream s) { return s == Stream::kK ? "K" : "V"; }
-
-/// Where unit `u` sits (unit order of executor.h), as the CPU executor labels it.
-UnitInfo unit_info(const BatchRequest& r, size_t u, uint8_t flags) {
-  const bool pooled = r.block_rows == BlockRows::kPooledHeads;
-  UnitInfo info;
-  info.sequence = static_cast<uint32_t>(pooled ? u : u / r.heads);
-  info.kv_head = pooled ? kPooledHead : static_cast<uint16_t>(u % r.heads);
-  info.layer = r.layer;
-  info.n_kv_heads = r.n_kv_heads ? r.n_kv_heads : static_cast<uint16_t>(r.heads);
-  info.stream = r.stream;
-  info.block_rows = r.block_rows;
-  info.block_size = r.block_size;
-  info.domain_flags = flags;
-  return info;
-}
-
-std::string unit_where(const BatchRequest& r, const UnitInfo& info) {
-  const bool pooled = r.block_rows == BlockRows::kPooledHeads;
-  return "sequence " + std::to_string(info.sequence) + ", layer " + std::to_string(r.layer) +
-         (pooled ? std::string(", pooled heads") : ", kv head " + std::to_string(info.kv_head)) +
-         ", stream " + stream_name(r.stream);
-}
-
-/// The rows of unit `u` of [S, H, T, D] x, gathered as the CPU executor does.
-std::vector<float> gather_unit(const float* x, const BatchRequest& r, size_t u) {
-  const size_t H = r.heads, T = r.tokens, D = r.dim;
-  if (r.block_rows != BlockRows::kPooledHeads) return {x + u * T * D, x + (u + 1) * T * D};
-  std::vector<float> out(T * H * D);
-  for (size_t t = 0; t < T; ++t)
-    for (size_t h = 0; h < H; ++h)
-      std::memcpy(&out[(t * H + h) * D], x + ((u * H + h) * T + t) * D, D * sizeof(float));
-  return out;
 }
 
 /// The header and parameter block of a unit as the CPU codec writes them (an encode of no rows,
@@ -271,20 +237,14 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
     if (!out.flags[u]) continue;
     const UnitInfo info = unit_info(req, u, flags);
     const std::string where = unit_where(req, info);
-    const std::vector<float> rows = gather_unit(coded, req, u);
+    const std::vector<float> rows = unit_rows_of(coded, req, u, unit_rows);
     UnitInput in;
     in.rows = rows.data();
     in.n = unit_rows;
     in.dim = D;
     in.info = info;
     in.layer_scale = codec->layer_scale(req.rows, S * H * T * D);
-    try {
-      (void)codec->encode(in);
-    } catch (const Fp16Range& e) {
-      throw Fp16Range(where + ": " + e.what());
-    } catch (const NonFiniteInput& e) {
-      throw NonFiniteInput(where + ": " + e.what());
-    }
+    cpu_encode_unit_at(*codec, in, where);
     throw CudaError(where + ": the device flagged this unit (flags " +
                     std::to_string(out.flags[u]) + ") but the CPU reference encodes it");
   }
