@@ -117,11 +117,7 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
   if (cancel && cancel->load()) throw Cancelled("run cancelled");
 
   PeerJob job;
-  job.sequences = S;
-  job.heads = H;
-  job.tokens = T;
-  job.dim = D;
-  job.pooled = pooled;
+  set_job_shape(job, req);
   uint64_t codec_rows = unit_rows, tail_rows = 0, tail_bytes = 0;
   uint64_t header_blocks = 0;      // container n_blocks; 0: codec_rows (the peers' convention)
   uint64_t reference_payload = 0;  // reference accounting per unit; 0: the payload
@@ -226,9 +222,7 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
     else
       emulate_peer_batch(job, coded, out);
   }
-  res.device_h2d_ms = out.timings.h2d_ms;
-  res.device_kernel_ms = out.timings.kernel_ms;
-  res.device_d2h_ms = out.timings.d2h_ms;
+  set_device_times(res, out.timings);
   if (cancel && cancel->load()) throw Cancelled("run cancelled");
 
   // A unit the device flagged: the CPU reference encoder of the lowest one raises the error the
@@ -282,12 +276,7 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
     res.stats.coded_values += codec_rows * values_per_row;
   }
   res.per_layer_stream_bytes = codec->per_layer_stream_bytes();
-  res.decoded = Tensor4();
-  res.decoded.s = S;
-  res.decoded.h = H;
-  res.decoded.t = T;
-  res.decoded.d = D;
-  res.decoded.data = std::move(out.decoded);
+  res.decoded = decoded_tensor(req, std::move(out.decoded));
   if (whiten) {
     // Un-whiten every decoded row (all peer rows are coded rows) one row at a time, as the CPU.
     std::vector<float> tmp(D);

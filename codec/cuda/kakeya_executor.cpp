@@ -133,11 +133,7 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
   // bf16 overflow of the tail. A unit that fails is re-encoded on the CPU below for the error.
   std::vector<uint8_t> host_bad(units, 0);
   KakeyaJob job;
-  job.sequences = S;
-  job.heads = H;
-  job.tokens = T;
-  job.dim = D;
-  job.pooled = pooled;
+  set_job_shape(job, req);
   job.block_size = bs;
   job.blocks_per_unit = nb;
   job.variance_ratio = cfg.pca.variance_ratio;
@@ -192,9 +188,7 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
     out.flags.assign(units, 0);
     out.decoded.assign(S * H * T * D, 0.0f);
   }
-  res.device_h2d_ms = out.timings.h2d_ms;
-  res.device_kernel_ms = out.timings.kernel_ms;
-  res.device_d2h_ms = out.timings.d2h_ms;
+  set_device_times(res, out.timings);
   if (cancel && cancel->load()) throw Cancelled("run cancelled");
 
   // The lowest unit the host or the device flagged: the CPU reference raises its exact error.
@@ -312,12 +306,7 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
 
   // Decoded rows: block rows from the device (coded domain, un-whitened here as the CPU does),
   // tail rows = their bf16 values in the original domain.
-  res.decoded = Tensor4();
-  res.decoded.s = S;
-  res.decoded.h = H;
-  res.decoded.t = T;
-  res.decoded.d = D;
-  res.decoded.data = std::move(out.decoded);
+  res.decoded = decoded_tensor(req, std::move(out.decoded));
   std::vector<float> tmp(D);
   for (size_t u = 0; u < units; ++u)
     for (size_t r = 0; r < n; ++r) {

@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/errors.h"
 #include "codec/codec.h"
 #include "codec/executor.h"
+#include "codec/format/tensor.h"
 
 namespace kvwb::codec::cuda {
 
@@ -64,6 +66,36 @@ inline void cpu_encode_unit_at(const Codec& codec, const UnitInput& in, const st
   } catch (const NonFiniteInput& e) {
     throw NonFiniteInput(where + ": " + e.what());
   }
+}
+
+/// Copies the batch's [S, H, T, D] and its pooled-heads layout into a device job (PeerJob,
+/// KakeyaJob).
+template <class Job>
+void set_job_shape(Job& job, const BatchRequest& r) {
+  job.sequences = r.sequences;
+  job.heads = r.heads;
+  job.tokens = r.tokens;
+  job.dim = r.dim;
+  job.pooled = r.block_rows == BlockRows::kPooledHeads;
+}
+
+/// The device's times of one batch (PeerTimings, KakeyaTimings: milliseconds) into the result.
+template <class Timings>
+void set_device_times(BatchResult& res, const Timings& t) {
+  res.device_h2d_ms = t.h2d_ms;
+  res.device_kernel_ms = t.kernel_ms;
+  res.device_d2h_ms = t.d2h_ms;
+}
+
+/// The batch's decoded rows: `data` ([S, H, T, D] f32) as a Tensor4 of the request's shape.
+inline Tensor4 decoded_tensor(const BatchRequest& r, std::vector<float>&& data) {
+  Tensor4 out;
+  out.s = r.sequences;
+  out.h = r.heads;
+  out.t = r.tokens;
+  out.d = r.dim;
+  out.data = std::move(data);
+  return out;
 }
 
 }  // namespace kvwb::codec::cuda
