@@ -178,6 +178,8 @@ inline void unrotate(float* v, size_t n, const float* signs) {
   for (size_t j = 0; j < n; ++j) v[j] = v[j] * inv * signs[j];
 }
 
+}  // namespace
+
 /// Block weights (§5.1): empty = uniform; attention: w_i = max(a_i / mean_block(a), 1e-3).
 std::vector<float> block_weights(const Config& cfg, const float* a, size_t n, size_t block) {
   if (!cfg.attention_weights) return {};
@@ -200,6 +202,8 @@ std::vector<float> block_weights(const Config& cfg, const float* a, size_t n, si
     w[i] = std::max(static_cast<float>(static_cast<double>(a[i]) / mean), 1e-3f);
   return w;
 }
+
+namespace {
 
 /// Encodes one block (§5.2–5.12). x: [n, D]; w: [n] or empty.
 BlockCode encode_block(const Config& cfg, const float* x, size_t n, size_t d,

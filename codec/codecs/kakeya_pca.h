@@ -100,6 +100,11 @@ struct UnitCode {
 /// `stats` (optional) receives d_eff/k_eff per block, outliers, coded_values, residuals.
 UnitCode encode_unit(const Config& cfg, const UnitInput& in, EncodeStats* stats);
 
+/// Block weights (§5.1) of one block's n attention weights `a` (block index `block` names it in
+/// errors): empty when cfg.attention_weights is off (uniform); else w_i = max(a_i / mean(a), 1e-3).
+/// Throws NonFiniteInput (a non-finite a_i) or InvalidArgument (a negative a_i, all zero).
+std::vector<float> block_weights(const Config& cfg, const float* a, size_t n, size_t block);
+
 /// Writes the KVCB container (§9). Returns the bytes; code.header gets header/params sizes.
 std::vector<uint8_t> write_container(UnitCode& code);
 

@@ -5,26 +5,14 @@
 // at most 1024 × 8) staged in shared memory where every thread of a warp reads the same line.
 #include <cuda_runtime.h>
 
-#include <string>
-
-#include "base/errors.h"
 #include "codec/cuda/besi_kernels.cuh"
+#include "codec/cuda/cuda_util.cuh"
 
 namespace kvwb::codec::cuda {
 
 namespace {
 
 using namespace peer;
-
-void check(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  cudaGetLastError();
-  throw CudaError(std::string("CUDA ") + what + ": " + cudaGetErrorString(err));
-}
-
-__device__ inline size_t thread_index() {
-  return blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-}
 
 constexpr unsigned kBesiBlock = 128;
 
@@ -63,34 +51,12 @@ __global__ void besi_decode(Shape sh, BesiParams p, const float* __restrict__ co
     besi_decode_at(i, sh, p, p.g, codebook, payload, out);
 }
 
-unsigned grid_for(size_t n, unsigned block) {
-  return static_cast<unsigned>((n + block - 1) / block);
-}
-
-/// A device buffer that only grows.
-struct Grow {
-  void* ptr = nullptr;
-  size_t size = 0;
-  void reserve(size_t bytes, const char* what) {
-    if (bytes == 0) bytes = 1;
-    if (bytes <= size) return;
-    if (ptr) cudaFree(ptr);
-    ptr = nullptr;
-    size = 0;
-    check(cudaMalloc(&ptr, bytes), what);
-    size = bytes;
-  }
-  ~Grow() {
-    if (ptr) cudaFree(ptr);
-  }
-};
-
 }  // namespace
 
 /// Besicovitch scratch of a PeerWorkspace: the codebook on the device (uploaded when the job's
 /// codebook changes), the fp16-rounded block means, and per group the id, α and Lloyd-Max index.
 struct BesiDeviceState {
-  Grow codebook, means, ids, alphas, mags;
+  DeviceBuffer codebook, means, ids, alphas, mags;  // each at least one byte once reserved
   const float* uploaded = nullptr;  // host codebook now on the device
   size_t uploaded_floats = 0;
 };

@@ -14,6 +14,7 @@
 #include "codec/cuda/kakeya_executor.h"
 #include "codec/cuda/metrics_host.h"
 #include "codec/cuda/peer_device.h"
+#include "codec/cuda/unit_layout.h"
 #include "codec/math/metrics.h"
 
 namespace kvwb::codec::cuda {
@@ -35,41 +36,6 @@ std::string device_codec_list() {
   std::string s;
   for (const auto& n : device_codecs()) s += (s.empty() ? "" : ", ") + n;
   return s;
-}
-
-std::string stream_name(Stream s) { return s == Stream::kK ? "K" : "V"; }
-
-/// Where unit `u` sits (unit order of executor.h), as the CPU executor labels it.
-UnitInfo unit_info(const BatchRequest& r, size_t u, uint8_t flags) {
-  const bool pooled = r.block_rows == BlockRows::kPooledHeads;
-  UnitInfo info;
-  info.sequence = static_cast<uint32_t>(pooled ? u : u / r.heads);
-  info.kv_head = pooled ? kPooledHead : static_cast<uint16_t>(u % r.heads);
-  info.layer = r.layer;
-  info.n_kv_heads = r.n_kv_heads ? r.n_kv_heads : static_cast<uint16_t>(r.heads);
-  info.stream = r.stream;
-  info.block_rows = r.block_rows;
-  info.block_size = r.block_size;
-  info.domain_flags = flags;
-  return info;
-}
-
-std::string unit_where(const BatchRequest& r, const UnitInfo& info) {
-  const bool pooled = r.block_rows == BlockRows::kPooledHeads;
-  return "sequence " + std::to_string(info.sequence) + ", layer " + std::to_string(r.layer) +
-         (pooled ? std::string(", pooled heads") : ", kv head " + std::to_string(info.kv_head)) +
-         ", stream " + stream_name(r.stream);
-}
-
-/// The rows of unit `u` of [S, H, T, D] x, gathered as the CPU executor does.
-std::vector<float> gather_unit(const float* x, const BatchRequest& r, size_t u) {
-  const size_t H = r.heads, T = r.tokens, D = r.dim;
-  if (r.block_rows != BlockRows::kPooledHeads) return {x + u * T * D, x + (u + 1) * T * D};
-  std::vector<float> out(T * H * D);
-  for (size_t t = 0; t < T; ++t)
-    for (size_t h = 0; h < H; ++h)
-      std::memcpy(&out[(t * H + h) * D], x + ((u * H + h) * T + t) * D, D * sizeof(float));
-  return out;
 }
 
 /// The header and parameter block of a unit as the CPU codec writes them (an encode of no rows,
@@ -151,11 +117,7 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
   if (cancel && cancel->load()) throw Cancelled("run cancelled");
 
   PeerJob job;
-  job.sequences = S;
-  job.heads = H;
-  job.tokens = T;
-  job.dim = D;
-  job.pooled = pooled;
+  set_job_shape(job, req);
   uint64_t codec_rows = unit_rows, tail_rows = 0, tail_bytes = 0;
   uint64_t header_blocks = 0;      // container n_blocks; 0: codec_rows (the peers' convention)
   uint64_t reference_payload = 0;  // reference accounting per unit; 0: the payload
@@ -260,9 +222,7 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
     else
       emulate_peer_batch(job, coded, out);
   }
-  res.device_h2d_ms = out.timings.h2d_ms;
-  res.device_kernel_ms = out.timings.kernel_ms;
-  res.device_d2h_ms = out.timings.d2h_ms;
+  set_device_times(res, out.timings);
   if (cancel && cancel->load()) throw Cancelled("run cancelled");
 
   // A unit the device flagged: the CPU reference encoder of the lowest one raises the error the
@@ -271,20 +231,14 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
     if (!out.flags[u]) continue;
     const UnitInfo info = unit_info(req, u, flags);
     const std::string where = unit_where(req, info);
-    const std::vector<float> rows = gather_unit(coded, req, u);
+    const std::vector<float> rows = unit_rows_of(coded, req, u, unit_rows);
     UnitInput in;
     in.rows = rows.data();
     in.n = unit_rows;
     in.dim = D;
     in.info = info;
     in.layer_scale = codec->layer_scale(req.rows, S * H * T * D);
-    try {
-      (void)codec->encode(in);
-    } catch (const Fp16Range& e) {
-      throw Fp16Range(where + ": " + e.what());
-    } catch (const NonFiniteInput& e) {
-      throw NonFiniteInput(where + ": " + e.what());
-    }
+    cpu_encode_unit_at(*codec, in, where);
     throw CudaError(where + ": the device flagged this unit (flags " +
                     std::to_string(out.flags[u]) + ") but the CPU reference encodes it");
   }
@@ -322,12 +276,7 @@ BatchResult CudaExecutor::run(const BatchRequest& req, const std::atomic<bool>* 
     res.stats.coded_values += codec_rows * values_per_row;
   }
   res.per_layer_stream_bytes = codec->per_layer_stream_bytes();
-  res.decoded = Tensor4();
-  res.decoded.s = S;
-  res.decoded.h = H;
-  res.decoded.t = T;
-  res.decoded.d = D;
-  res.decoded.data = std::move(out.decoded);
+  res.decoded = decoded_tensor(req, std::move(out.decoded));
   if (whiten) {
     // Un-whiten every decoded row (all peer rows are coded rows) one row at a time, as the CPU.
     std::vector<float> tmp(D);

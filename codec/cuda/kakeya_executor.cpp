@@ -14,6 +14,7 @@
 #include "base/errors.h"
 #include "codec/codecs/kakeya_pca.h"
 #include "codec/cuda/peer_device.h"
+#include "codec/cuda/unit_layout.h"
 #include "codec/format/half.h"
 #include "codec/kernels/wht.h"
 #include "codec/math/metrics.h"
@@ -23,41 +24,12 @@ namespace kvwb::codec::cuda {
 
 namespace {
 
-/// Where unit `u` sits (executor.h unit order), as the CPU executor labels it.
-UnitInfo kakeya_unit_info(const BatchRequest& r, size_t u, uint8_t flags) {
-  const bool pooled = r.block_rows == BlockRows::kPooledHeads;
-  UnitInfo info;
-  info.sequence = static_cast<uint32_t>(pooled ? u : u / r.heads);
-  info.kv_head = pooled ? kPooledHead : static_cast<uint16_t>(u % r.heads);
-  info.layer = r.layer;
-  info.n_kv_heads = r.n_kv_heads ? r.n_kv_heads : static_cast<uint16_t>(r.heads);
-  info.stream = r.stream;
-  info.block_rows = r.block_rows;
-  info.block_size = r.block_size;
-  info.domain_flags = flags;
-  return info;
-}
-
-/// Row index in [S, H, T] of unit u's row r.
-size_t unit_src_row(const BatchRequest& r, size_t u, size_t row) {
-  if (r.block_rows != BlockRows::kPooledHeads) return u * r.tokens + row;
-  return (u * r.heads + row % r.heads) * r.tokens + row / r.heads;
-}
-
-/// Unit u's rows of [S, H, T, D] x, in unit row order.
-std::vector<float> unit_rows_of(const float* x, const BatchRequest& r, size_t u, size_t n) {
-  std::vector<float> out(n * r.dim);
-  for (size_t i = 0; i < n; ++i)
-    std::memcpy(&out[i * r.dim], x + unit_src_row(r, u, i) * r.dim, r.dim * sizeof(float));
-  return out;
-}
-
 /// Encodes unit u with the CPU codec exactly as the CPU executor does; returns normally only when
 /// the CPU accepts the unit. Fp16Range / NonFiniteInput get the CPU executor's unit prefix.
 void cpu_encode_unit(const BatchRequest& req, const Codec& codec, const float* coded, size_t u,
                      size_t n, uint8_t flags) {
   const bool whiten = req.whiten != nullptr;
-  const UnitInfo info = kakeya_unit_info(req, u, flags);
+  const UnitInfo info = unit_info(req, u, flags);
   const std::vector<float> rows = unit_rows_of(coded, req, u, n);
   std::vector<float> orig, weights;
   if (whiten) orig = unit_rows_of(req.rows, req, u, n);
@@ -72,18 +44,7 @@ void cpu_encode_unit(const BatchRequest& req, const Codec& codec, const float* c
     for (size_t r = 0; r < n; ++r) weights[r] = req.row_weights[unit_src_row(req, u, r)];
     in.weights = weights.data();
   }
-  const bool pooled = req.block_rows == BlockRows::kPooledHeads;
-  const std::string where =
-      "sequence " + std::to_string(info.sequence) + ", layer " + std::to_string(req.layer) +
-      (pooled ? std::string(", pooled heads") : ", kv head " + std::to_string(info.kv_head)) +
-      ", stream " + (req.stream == Stream::kK ? "K" : "V");
-  try {
-    (void)codec.encode(in);
-  } catch (const Fp16Range& e) {
-    throw Fp16Range(where + ": " + e.what());
-  } catch (const NonFiniteInput& e) {
-    throw NonFiniteInput(where + ": " + e.what());
-  }
+  cpu_encode_unit_at(codec, in, unit_where(req, info));
 }
 
 /// §5.2–5.5 of every fit on the host for pca_method=randomized: the CPU codec's own calls in the
@@ -172,11 +133,7 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
   // bf16 overflow of the tail. A unit that fails is re-encoded on the CPU below for the error.
   std::vector<uint8_t> host_bad(units, 0);
   KakeyaJob job;
-  job.sequences = S;
-  job.heads = H;
-  job.tokens = T;
-  job.dim = D;
-  job.pooled = pooled;
+  set_job_shape(job, req);
   job.block_size = bs;
   job.blocks_per_unit = nb;
   job.variance_ratio = cfg.pca.variance_ratio;
@@ -202,21 +159,17 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
           if ((f32_to_bf16_bits(src[row * D + j]) & 0x7FFFu) == 0x7F80u) host_bad[u] = 1;
     }
     if (!job.weights.empty()) {
-      // §5.1 attention weights normalised per block, as kakeya_pca.cpp's block_weights.
+      // §5.1 attention weights normalised per block by the CPU codec's own block_weights; a block
+      // it refuses marks the unit for the CPU re-encode (its exact error).
+      std::vector<float> a(bs);
       for (size_t b = 0; b < nb && !host_bad[u]; ++b) {
-        double sum = 0.0;
-        for (size_t i = 0; i < bs; ++i) {
-          const float a = req.row_weights[unit_src_row(req, u, b * bs + i)];
-          if (!std::isfinite(a) || a < 0.0f) host_bad[u] = 1;
-          sum += a;
-        }
-        const double mean = sum / static_cast<double>(bs);
-        if (!(mean > 0.0)) host_bad[u] = 1;
-        if (host_bad[u]) break;
-        float* w = job.weights.data() + u * nbr + b * bs;
-        for (size_t i = 0; i < bs; ++i) {
-          const float a = req.row_weights[unit_src_row(req, u, b * bs + i)];
-          w[i] = std::max(static_cast<float>(static_cast<double>(a) / mean), 1e-3f);
+        for (size_t i = 0; i < bs; ++i) a[i] = req.row_weights[unit_src_row(req, u, b * bs + i)];
+        try {
+          const std::vector<float> w = kakeya::block_weights(cfg, a.data(), bs, b);
+          std::copy(w.begin(), w.end(),
+                    job.weights.begin() + static_cast<std::ptrdiff_t>(u * nbr + b * bs));
+        } catch (const Error&) {
+          host_bad[u] = 1;
         }
       }
     }
@@ -235,9 +188,7 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
     out.flags.assign(units, 0);
     out.decoded.assign(S * H * T * D, 0.0f);
   }
-  res.device_h2d_ms = out.timings.h2d_ms;
-  res.device_kernel_ms = out.timings.kernel_ms;
-  res.device_d2h_ms = out.timings.d2h_ms;
+  set_device_times(res, out.timings);
   if (cancel && cancel->load()) throw Cancelled("run cancelled");
 
   // The lowest unit the host or the device flagged: the CPU reference raises its exact error.
@@ -252,7 +203,7 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
   const size_t W = kernels::next_pow2(D), kmax = out.kmax;
   res.units.resize(units);
   for (size_t u = 0; u < units; ++u) {
-    const UnitInfo info = kakeya_unit_info(req, u, flags);
+    const UnitInfo info = unit_info(req, u, flags);
     UnitCode code;
     code.header = unit_header(CodecId::kKakeyaPca, D, info, bs, nb, nt);
     code.seed = cfg.seed;
@@ -355,12 +306,7 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
 
   // Decoded rows: block rows from the device (coded domain, un-whitened here as the CPU does),
   // tail rows = their bf16 values in the original domain.
-  res.decoded = Tensor4();
-  res.decoded.s = S;
-  res.decoded.h = H;
-  res.decoded.t = T;
-  res.decoded.d = D;
-  res.decoded.data = std::move(out.decoded);
+  res.decoded = decoded_tensor(req, std::move(out.decoded));
   std::vector<float> tmp(D);
   for (size_t u = 0; u < units; ++u)
     for (size_t r = 0; r < n; ++r) {

@@ -8,10 +8,9 @@
 
 #include <cstdint>
 #include <cstring>
-#include <string>
 #include <vector>
 
-#include "base/errors.h"
+#include "codec/cuda/cuda_util.cuh"
 #include "codec/cuda/kakeya_device.h"
 #include "codec/cuda/kakeya_kernels.cuh"
 
@@ -21,11 +20,10 @@ namespace {
 
 using namespace kak;
 
-void kcheck(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  cudaGetLastError();
-  throw CudaError(std::string("CUDA (kakeya) ") + what + ": " + cudaGetErrorString(err));
-}
+/// Prefix of this file's CudaError messages.
+constexpr const char* kKakeyaLabel = "CUDA (kakeya) ";
+
+void kcheck(cudaError_t err, const char* what) { check(err, what, kKakeyaLabel); }
 
 /// A thread block as a team: items strided over its threads, __syncthreads between phases.
 struct DeviceTeam {
@@ -45,30 +43,24 @@ struct DeviceTeam {
   }
 };
 
-__device__ inline size_t item_index() {
-  return blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-}
-
 constexpr unsigned kItemBlock = 128;
 constexpr unsigned kTeamBlock = 256;
 
-__global__ void kakeya_mean(KShape sh, KBuffers b) { mean_at(item_index(), sh, b); }
-__global__ void kakeya_cov(KShape sh, KBuffers b) { cov_at(item_index(), sh, b); }
+__global__ void kakeya_mean(KShape sh, KBuffers b) { mean_at(thread_index(), sh, b); }
+__global__ void kakeya_cov(KShape sh, KBuffers b) { cov_at(thread_index(), sh, b); }
 __global__ void __launch_bounds__(kTeamBlock) kakeya_eigen(KShape sh, KParams p, KBuffers b) {
   const DeviceTeam team;
   jacobi_fit(team, blockIdx.x, sh, b);
   finalize_fit(team, blockIdx.x, sh, p, b);
 }
-__global__ void kakeya_project(KShape sh, KBuffers b) { project_at(item_index(), sh, b); }
+__global__ void kakeya_project(KShape sh, KBuffers b) { project_at(thread_index(), sh, b); }
 __global__ void __launch_bounds__(kTeamBlock) kakeya_kmeans(KShape sh, KParams p, KBuffers b) {
   kmeans_block(DeviceTeam{}, blockIdx.x, sh, p, b);
 }
-__global__ void kakeya_code(KShape sh, KParams p, KBuffers b) { code_at(item_index(), sh, p, b); }
+__global__ void kakeya_code(KShape sh, KParams p, KBuffers b) { code_at(thread_index(), sh, p, b); }
 __global__ void kakeya_decode(KShape sh, KParams p, KBuffers b) {
-  decode_at(item_index(), sh, p, b);
+  decode_at(thread_index(), sh, p, b);
 }
-
-unsigned grid(size_t n, unsigned block) { return static_cast<unsigned>((n + block - 1) / block); }
 
 /// Byte offsets of every array of a batch inside one device arena (256-byte aligned).
 struct Arena {
@@ -84,33 +76,19 @@ struct Arena {
 }  // namespace
 
 struct KakeyaWorkspace::Impl {
-  int device = 0;
-  cudaStream_t stream = nullptr;
-  cudaEvent_t ev[4] = {};
-  void* arena = nullptr;
-  size_t arena_bytes = 0;
-  void* pinned = nullptr;
-  size_t pinned_bytes = 0;
+  explicit Impl(int device) : batch(device, kKakeyaLabel) {}
+  BatchStream batch;
+  DeviceBuffer arena;   // every array of the batch (offsets from Arena)
+  PinnedBuffer pinned;  // host staging of the inputs
 };
 
-KakeyaWorkspace::KakeyaWorkspace(int device) : impl_(std::make_unique<Impl>()) {
-  impl_->device = device;
-  kcheck(cudaSetDevice(device), "set device");
-  kcheck(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking), "create stream");
-  for (auto& e : impl_->ev) kcheck(cudaEventCreate(&e), "create event");
-}
+KakeyaWorkspace::KakeyaWorkspace(int device) : impl_(std::make_unique<Impl>(device)) {}
 
-KakeyaWorkspace::~KakeyaWorkspace() {
-  for (auto& e : impl_->ev)
-    if (e) cudaEventDestroy(e);
-  if (impl_->arena) cudaFree(impl_->arena);
-  if (impl_->pinned) cudaFreeHost(impl_->pinned);
-  if (impl_->stream) cudaStreamDestroy(impl_->stream);
-}
+KakeyaWorkspace::~KakeyaWorkspace() = default;
 
 void KakeyaWorkspace::run(const KakeyaJob& job, const float* rows, KakeyaOutputs& out) {
   Impl& m = *impl_;
-  kcheck(cudaSetDevice(m.device), "set device");
+  m.batch.use_device();
   const KShape sh = make_shape(job);
   const KParams p = make_params(job);
   const size_t D = sh.D, F = sh.fits, B = sh.blocks, R = sh.coded_rows, W = sh.wmax;
@@ -136,25 +114,13 @@ void KakeyaWorkspace::run(const KakeyaJob& job, const float* rows, KakeyaOutputs
   const size_t o_oi = ar.add<uint16_t>(R * W), o_ov = ar.add<uint16_t>(R * W);
   const size_t o_res = ar.add<float>(job.collect_residuals ? R * W : 0);
   const size_t o_dec = ar.add<float>(values), o_flags = ar.add<uint32_t>(sh.units);
-  if (ar.total > m.arena_bytes) {
-    if (m.arena) cudaFree(m.arena);
-    m.arena = nullptr;
-    m.arena_bytes = 0;
-    kcheck(cudaMalloc(&m.arena, ar.total), "allocate the batch arena");
-    m.arena_bytes = ar.total;
-  }
+  m.arena.reserve(ar.total, "allocate the batch arena", kKakeyaLabel);
   // Pinned staging: rows, weights, then (host fits) means, bases and d_eff.
   const size_t fit_floats = job.host_fits ? F * D + F * D * D : 0;
   const size_t in_bytes = (values + job.weights.size() + fit_floats) * sizeof(float) +
                           (job.host_fits ? F * sizeof(uint16_t) : 0);
-  if (in_bytes > m.pinned_bytes) {
-    if (m.pinned) cudaFreeHost(m.pinned);
-    m.pinned = nullptr;
-    m.pinned_bytes = 0;
-    kcheck(cudaMallocHost(&m.pinned, in_bytes), "allocate pinned rows");
-    m.pinned_bytes = in_bytes;
-  }
-  auto* base = static_cast<uint8_t*>(m.arena);
+  m.pinned.reserve(in_bytes, "allocate pinned rows", kKakeyaLabel);
+  auto* base = static_cast<uint8_t*>(m.arena.ptr);
   auto at = [&](size_t off) { return static_cast<void*>(base + off); };
   KBuffers b{};
   b.rows = static_cast<const float*>(at(o_rows));
@@ -192,13 +158,13 @@ void KakeyaWorkspace::run(const KakeyaJob& job, const float* rows, KakeyaOutputs
   b.resid = job.collect_residuals ? static_cast<float*>(at(o_res)) : nullptr;
   b.dec = static_cast<float*>(at(o_dec));
   b.flags = static_cast<uint32_t*>(at(o_flags));
-  cudaStream_t st = m.stream;
+  cudaStream_t st = m.batch.stream;
 
-  auto* pin = static_cast<float*>(m.pinned);
+  auto* pin = static_cast<float*>(m.pinned.ptr);
   std::memcpy(pin, rows, values * sizeof(float));
   if (!job.weights.empty())
     std::memcpy(pin + values, job.weights.data(), job.weights.size() * sizeof(float));
-  kcheck(cudaEventRecord(m.ev[0], st), "record event");
+  m.batch.record(0);
   kcheck(cudaMemcpyAsync(at(o_rows), pin, values * sizeof(float), cudaMemcpyHostToDevice, st),
          "copy rows to the device");
   if (!job.weights.empty())
@@ -219,23 +185,23 @@ void KakeyaWorkspace::run(const KakeyaJob& job, const float* rows, KakeyaOutputs
     kcheck(cudaMemcpyAsync(at(o_deff), fd, F * sizeof(uint16_t), cudaMemcpyHostToDevice, st),
            "copy host fit d_eff to the device");
   }
-  kcheck(cudaEventRecord(m.ev[1], st), "record event");
+  m.batch.record(1);
   kcheck(cudaMemsetAsync(at(o_flags), 0, sh.units * sizeof(uint32_t), st), "clear flags");
   kcheck(cudaMemsetAsync(at(o_dec), 0, values * sizeof(float), st), "clear decoded rows");
   kcheck(cudaMemsetAsync(at(o_cen), 0, B * K * D * sizeof(float), st), "clear centres");
   if (!job.host_fits) {
     kcheck(cudaMemsetAsync(at(o_basis), 0, F * D * D * sizeof(float), st), "clear basis");
     const size_t P = D * (D + 1) / 2;
-    kakeya_mean<<<grid(F * D, kItemBlock), kItemBlock, 0, st>>>(sh, b);
-    kakeya_cov<<<grid(F * P, kItemBlock), kItemBlock, 0, st>>>(sh, b);
+    kakeya_mean<<<grid_for(F * D, kItemBlock), kItemBlock, 0, st>>>(sh, b);
+    kakeya_cov<<<grid_for(F * P, kItemBlock), kItemBlock, 0, st>>>(sh, b);
     kakeya_eigen<<<static_cast<unsigned>(F), kTeamBlock, 0, st>>>(sh, p, b);
   }
-  kakeya_project<<<grid(R, kItemBlock), kItemBlock, 0, st>>>(sh, b);
+  kakeya_project<<<grid_for(R, kItemBlock), kItemBlock, 0, st>>>(sh, b);
   kakeya_kmeans<<<static_cast<unsigned>(B), kTeamBlock, 0, st>>>(sh, p, b);
-  kakeya_code<<<grid(R, kItemBlock), kItemBlock, 0, st>>>(sh, p, b);
-  kakeya_decode<<<grid(R, kItemBlock), kItemBlock, 0, st>>>(sh, p, b);
+  kakeya_code<<<grid_for(R, kItemBlock), kItemBlock, 0, st>>>(sh, p, b);
+  kakeya_decode<<<grid_for(R, kItemBlock), kItemBlock, 0, st>>>(sh, p, b);
   kcheck(cudaGetLastError(), "launch kernels");
-  kcheck(cudaEventRecord(m.ev[2], st), "record event");
+  m.batch.record(2);
 
   out.kmax = K;
   out.flags.resize(sh.units);
@@ -271,15 +237,9 @@ void KakeyaWorkspace::run(const KakeyaJob& job, const float* rows, KakeyaOutputs
   d2h(out.out_val.data(), o_ov, R * W * 2, "copy outlier values");
   d2h(out.residuals.data(), o_res, out.residuals.size() * 4, "copy residuals");
   d2h(out.decoded.data(), o_dec, values * 4, "copy decoded rows");
-  kcheck(cudaEventRecord(m.ev[3], st), "record event");
-  kcheck(cudaStreamSynchronize(st), "run the batch");  // the one host synchronisation
-  float ms = 0.0f;
-  cudaEventElapsedTime(&ms, m.ev[0], m.ev[1]);
-  out.timings.h2d_ms = ms;
-  cudaEventElapsedTime(&ms, m.ev[1], m.ev[2]);
-  out.timings.kernel_ms = ms;
-  cudaEventElapsedTime(&ms, m.ev[2], m.ev[3]);
-  out.timings.d2h_ms = ms;
+  m.batch.record(3);
+  m.batch.sync("run the batch");  // the one host synchronisation
+  m.batch.read_timings(out.timings);
 }
 
 }  // namespace kvwb::codec::cuda

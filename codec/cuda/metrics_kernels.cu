@@ -8,9 +8,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <string>
 
-#include "base/errors.h"
+#include "codec/cuda/cuda_util.cuh"
 #include "codec/cuda/metrics_device.h"
 #include "codec/cuda/metrics_kernels.cuh"
 
@@ -20,15 +19,9 @@ namespace {
 
 using namespace metrics;
 
-void check(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  cudaGetLastError();
-  throw CudaError(std::string("CUDA ") + what + ": " + cudaGetErrorString(err));
-}
-
 __global__ void row_errors(ErrorJob job, const float* __restrict__ x,
                            const float* __restrict__ xhat, RowErr* __restrict__ out) {
-  row_error_at(blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x, job, x, xhat, out);
+  row_error_at(thread_index(), job, x, xhat, out);
 }
 
 /// One block per kv head: the block stages kHeadThreads rows at a time in shared memory and
@@ -107,39 +100,14 @@ __global__ void __launch_bounds__(kAttnThreads)
   }
 }
 
-unsigned grid_for(size_t n, unsigned block) {
-  return static_cast<unsigned>((n + block - 1) / block);
-}
-
-/// A device (or pinned host) buffer that only grows.
-template <bool kPinned>
-struct Buffer {
-  void* ptr = nullptr;
-  size_t size = 0;
-  void reserve(size_t bytes, const char* what) {
-    bytes = std::max<size_t>(bytes, 1);
-    if (bytes <= size) return;
-    release();
-    check(kPinned ? cudaMallocHost(&ptr, bytes) : cudaMalloc(&ptr, bytes), what);
-    size = bytes;
-  }
-  void release() {
-    if (ptr) kPinned ? cudaFreeHost(ptr) : cudaFree(ptr);
-    ptr = nullptr;
-    size = 0;
-  }
-  ~Buffer() { release(); }
-};
-
 }  // namespace
 
 struct MetricsWorkspace::Impl {
-  int device = 0;
-  cudaStream_t stream = nullptr;
-  cudaEvent_t ev[4] = {};
+  explicit Impl(int device) : batch(device) {}
+  BatchStream batch;
   // Device: inputs (up to five [.., T, D] arrays), per-row sums, results, query list, scratch.
-  Buffer<false> in[5], rows, result, refs, zbuf, pbuf;
-  Buffer<true> h_in[5], h_result;
+  DeviceBuffer in[5], rows, result, refs, zbuf, pbuf;
+  PinnedBuffer h_in[5], h_result;
   int blocks = 0;  // attention blocks in flight (8 per multiprocessor, fewer for long T)
 
   /// Pinned staging then an async copy of `bytes` of `src` into device input `i`.
@@ -147,35 +115,18 @@ struct MetricsWorkspace::Impl {
     in[i].reserve(bytes, "allocate metric inputs");
     h_in[i].reserve(bytes, "allocate pinned metric inputs");
     std::memcpy(h_in[i].ptr, src, bytes);
-    check(cudaMemcpyAsync(in[i].ptr, h_in[i].ptr, bytes, cudaMemcpyHostToDevice, stream),
+    check(cudaMemcpyAsync(in[i].ptr, h_in[i].ptr, bytes, cudaMemcpyHostToDevice, batch.stream),
           "copy metric inputs to the device");
-  }
-  void timings(MetricTimings& t) {
-    float ms = 0.0f;
-    cudaEventElapsedTime(&ms, ev[0], ev[1]);
-    t.h2d_ms = ms;
-    cudaEventElapsedTime(&ms, ev[1], ev[2]);
-    t.kernel_ms = ms;
-    cudaEventElapsedTime(&ms, ev[2], ev[3]);
-    t.d2h_ms = ms;
   }
 };
 
-MetricsWorkspace::MetricsWorkspace(int device) : impl_(std::make_unique<Impl>()) {
-  impl_->device = device;
-  check(cudaSetDevice(device), "set device");
-  check(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking), "create stream");
-  for (auto& e : impl_->ev) check(cudaEventCreate(&e), "create event");
+MetricsWorkspace::MetricsWorkspace(int device) : impl_(std::make_unique<Impl>(device)) {
   int sms = 0;
   check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "query device");
   impl_->blocks = std::max(1, 8 * sms);
 }
 
-MetricsWorkspace::~MetricsWorkspace() {
-  for (auto& e : impl_->ev)
-    if (e) cudaEventDestroy(e);
-  if (impl_->stream) cudaStreamDestroy(impl_->stream);
-}
+MetricsWorkspace::~MetricsWorkspace() = default;
 
 size_t MetricsWorkspace::device_bytes() const {
   const Impl& m = *impl_;
@@ -187,14 +138,14 @@ size_t MetricsWorkspace::device_bytes() const {
 void MetricsWorkspace::head_errors(const ErrorJob& job, const float* x, const float* xhat,
                                    std::vector<HeadErr>& out, MetricTimings& t) {
   Impl& m = *impl_;
-  check(cudaSetDevice(m.device), "set device");
+  m.batch.use_device();
   const size_t n_rows = job.sequences * job.heads * job.tokens;
   const size_t bytes = n_rows * job.dim * sizeof(float);
-  cudaStream_t st = m.stream;
-  check(cudaEventRecord(m.ev[0], st), "record event");
+  cudaStream_t st = m.batch.stream;
+  m.batch.record(0);
   m.upload(0, x, bytes);
   m.upload(1, xhat, bytes);
-  check(cudaEventRecord(m.ev[1], st), "record event");
+  m.batch.record(1);
   m.rows.reserve(n_rows * sizeof(RowErr), "allocate row sums");
   m.result.reserve(job.heads * sizeof(HeadErr), "allocate head sums");
   auto* d_rows = static_cast<RowErr*>(m.rows.ptr);
@@ -203,23 +154,23 @@ void MetricsWorkspace::head_errors(const ErrorJob& job, const float* x, const fl
                                                     static_cast<const float*>(m.in[1].ptr), d_rows);
   head_sums<<<static_cast<unsigned>(job.heads), kHeadThreads, 0, st>>>(job, d_rows, d_out);
   check(cudaGetLastError(), "launch metric kernels");
-  check(cudaEventRecord(m.ev[2], st), "record event");
+  m.batch.record(2);
   m.h_result.reserve(job.heads * sizeof(HeadErr), "allocate pinned head sums");
   check(cudaMemcpyAsync(m.h_result.ptr, d_out, job.heads * sizeof(HeadErr),
                         cudaMemcpyDeviceToHost, st),
         "copy head sums to the host");
-  check(cudaEventRecord(m.ev[3], st), "record event");
-  check(cudaStreamSynchronize(st), "compute the reconstruction metrics");
+  m.batch.record(3);
+  m.batch.sync("compute the reconstruction metrics");
   const auto* h = static_cast<const HeadErr*>(m.h_result.ptr);
   out.assign(h, h + job.heads);
-  m.timings(t);
+  m.batch.read_timings(t);
 }
 
 void MetricsWorkspace::attention(const AttnJob& job, const std::vector<QueryRef>& queries,
                                  const float* q, const float* k, const float* v, const float* khat,
                                  const float* vhat, std::vector<QueryOut>& out, MetricTimings& t) {
   Impl& m = *impl_;
-  check(cudaSetDevice(m.device), "set device");
+  m.batch.use_device();
   const size_t S = job.sequences, T = job.tokens, D = job.dim, nq = queries.size();
   out.assign(nq, {});
   if (nq == 0) {
@@ -228,8 +179,8 @@ void MetricsWorkspace::attention(const AttnJob& job, const std::vector<QueryRef>
   }
   const size_t q_bytes = S * job.q_heads * T * D * sizeof(float);
   const size_t kv_bytes = S * job.kv_heads * T * D * sizeof(float);
-  cudaStream_t st = m.stream;
-  check(cudaEventRecord(m.ev[0], st), "record event");
+  cudaStream_t st = m.batch.stream;
+  m.batch.record(0);
   m.upload(0, q, q_bytes);
   m.upload(1, k, kv_bytes);
   m.upload(2, v, kv_bytes);
@@ -243,7 +194,7 @@ void MetricsWorkspace::attention(const AttnJob& job, const std::vector<QueryRef>
   check(cudaMemcpyAsync(m.refs.ptr, m.h_result.ptr, nq * sizeof(QueryRef), cudaMemcpyHostToDevice,
                         st),
         "copy query list to the device");
-  check(cudaEventRecord(m.ev[1], st), "record event");
+  m.batch.record(1);
   // Each block in flight owns 2·T f32 + 2·T f64 of scratch; at most kScratchBytes in all.
   constexpr size_t kScratchBytes = size_t{256} << 20;
   const size_t by_memory = std::max<size_t>(1, kScratchBytes / (T * 24));
@@ -259,15 +210,15 @@ void MetricsWorkspace::attention(const AttnJob& job, const std::vector<QueryRef>
       static_cast<float*>(m.zbuf.ptr), static_cast<double*>(m.pbuf.ptr),
       static_cast<QueryOut*>(m.result.ptr));
   check(cudaGetLastError(), "launch the attention kernel");
-  check(cudaEventRecord(m.ev[2], st), "record event");
+  m.batch.record(2);
   check(cudaMemcpyAsync(m.h_result.ptr, m.result.ptr, nq * sizeof(QueryOut),
                         cudaMemcpyDeviceToHost, st),
         "copy query results to the host");
-  check(cudaEventRecord(m.ev[3], st), "record event");
-  check(cudaStreamSynchronize(st), "compute the attention metrics");
+  m.batch.record(3);
+  m.batch.sync("compute the attention metrics");
   const auto* r = static_cast<const QueryOut*>(m.h_result.ptr);
   out.assign(r, r + nq);
-  m.timings(t);
+  m.batch.read_timings(t);
 }
 
 }  // namespace kvwb::codec::cuda

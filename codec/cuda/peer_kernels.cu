@@ -9,10 +9,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <string>
 
-#include "base/errors.h"
 #include "codec/cuda/besi_kernels.cuh"
+#include "codec/cuda/cuda_util.cuh"
 #include "codec/cuda/peer_device.h"
 #include "codec/cuda/peer_kernels.cuh"
 
@@ -21,16 +20,6 @@ namespace kvwb::codec::cuda {
 namespace {
 
 using namespace peer;
-
-void check(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  cudaGetLastError();
-  throw CudaError(std::string("CUDA ") + what + ": " + cudaGetErrorString(err));
-}
-
-__device__ inline size_t thread_index() {
-  return blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
-}
 
 /// Threads per block of turbo_encode; each thread's two 128-float work rows live in shared memory
 /// (padded to 129 floats so the 32 threads of a warp hit 32 different banks).
@@ -95,8 +84,7 @@ __global__ void bf16_decode(Shape sh, const uint8_t* __restrict__ payload, float
 /// std::max(m, NaN) keeps m on the CPU.
 __global__ void absmax_bits(const float* __restrict__ x, size_t n, unsigned int* out) {
   unsigned int m = 0;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  for (size_t i = thread_index(); i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const float a = fabsf(x[i]);
     if (!isnan(a)) m = max(m, __float_as_uint(a));
   }
@@ -104,70 +92,21 @@ __global__ void absmax_bits(const float* __restrict__ x, size_t n, unsigned int*
   if ((threadIdx.x & 31) == 0) atomicMax(out, m);
 }
 
-unsigned grid_for(size_t n, unsigned block) {
-  return static_cast<unsigned>((n + block - 1) / block);
-}
-
 }  // namespace
 
 // ---- workspace --------------------------------------------------------------------------------
 
-/// A device buffer that only grows (one batch at a time lives in it).
-struct DeviceBuffer {
-  void* ptr = nullptr;
-  size_t size = 0;
-  void reserve(size_t bytes, const char* what) {
-    if (bytes <= size) return;
-    if (ptr) cudaFree(ptr);
-    ptr = nullptr;
-    size = 0;
-    check(cudaMalloc(&ptr, bytes), what);
-    size = bytes;
-  }
-  ~DeviceBuffer() {
-    if (ptr) cudaFree(ptr);
-  }
-};
-
-/// A pinned host buffer that only grows.
-struct PinnedBuffer {
-  void* ptr = nullptr;
-  size_t size = 0;
-  void reserve(size_t bytes, const char* what) {
-    if (bytes <= size) return;
-    if (ptr) cudaFreeHost(ptr);
-    ptr = nullptr;
-    size = 0;
-    check(cudaMallocHost(&ptr, bytes), what);
-    size = bytes;
-  }
-  ~PinnedBuffer() {
-    if (ptr) cudaFreeHost(ptr);
-  }
-};
-
 struct PeerWorkspace::Impl {
-  int device = 0;
-  cudaStream_t stream = nullptr;
-  cudaEvent_t ev[4] = {};
+  explicit Impl(int device) : batch(device) {}
+  BatchStream batch;  // one batch at a time lives in the buffers below
   DeviceBuffer rows, payload, decoded, flags, clipped, amax;
   PinnedBuffer h_rows, h_payload, h_decoded;
   BesiDeviceState* besi = nullptr;  // Besicovitch scratch, made on the first Besicovitch batch
 };
 
-PeerWorkspace::PeerWorkspace(int device) : impl_(std::make_unique<Impl>()) {
-  impl_->device = device;
-  check(cudaSetDevice(device), "set device");
-  check(cudaStreamCreateWithFlags(&impl_->stream, cudaStreamNonBlocking), "create stream");
-  for (auto& e : impl_->ev) check(cudaEventCreate(&e), "create event");
-}
+PeerWorkspace::PeerWorkspace(int device) : impl_(std::make_unique<Impl>(device)) {}
 
-PeerWorkspace::~PeerWorkspace() {
-  for (auto& e : impl_->ev)
-    if (e) cudaEventDestroy(e);
-  if (impl_->stream) cudaStreamDestroy(impl_->stream);
-  besi_state_destroy(impl_->besi);
-}
+PeerWorkspace::~PeerWorkspace() { besi_state_destroy(impl_->besi); }
 
 size_t PeerWorkspace::device_bytes() const {
   const Impl& m = *impl_;
@@ -177,20 +116,20 @@ size_t PeerWorkspace::device_bytes() const {
 
 void PeerWorkspace::run(const PeerJob& job, const float* rows, PeerOutputs& out) {
   Impl& m = *impl_;
-  check(cudaSetDevice(m.device), "set device");
+  m.batch.use_device();
   const Shape sh = make_shape(job);
   const size_t values = sh.S * sh.H * sh.T * sh.D;
   const size_t payload_bytes = sh.units * sh.unit_payload;
 
   m.rows.reserve(values * sizeof(float), "allocate rows");
   m.decoded.reserve(values * sizeof(float), "allocate decoded rows");
-  m.payload.reserve(payload_bytes ? payload_bytes : 1, "allocate payload");
+  m.payload.reserve(payload_bytes, "allocate payload");
   m.flags.reserve(sh.units * sizeof(uint32_t), "allocate flags");
   m.clipped.reserve(sh.units * sizeof(unsigned long long), "allocate clip counts");
   m.amax.reserve(sizeof(unsigned int), "allocate absmax");
   m.h_rows.reserve(values * sizeof(float), "allocate pinned rows");
   m.h_decoded.reserve(values * sizeof(float), "allocate pinned decoded rows");
-  m.h_payload.reserve(payload_bytes ? payload_bytes : 1, "allocate pinned payload");
+  m.h_payload.reserve(payload_bytes, "allocate pinned payload");
 
   auto* d_rows = static_cast<float*>(m.rows.ptr);
   auto* d_dec = static_cast<float*>(m.decoded.ptr);
@@ -198,13 +137,13 @@ void PeerWorkspace::run(const PeerJob& job, const float* rows, PeerOutputs& out)
   auto* d_flags = static_cast<uint32_t*>(m.flags.ptr);
   auto* d_clip = static_cast<unsigned long long*>(m.clipped.ptr);
   auto* d_amax = static_cast<unsigned int*>(m.amax.ptr);
-  cudaStream_t st = m.stream;
+  cudaStream_t st = m.batch.stream;
 
   std::memcpy(m.h_rows.ptr, rows, values * sizeof(float));
-  check(cudaEventRecord(m.ev[0], st), "record event");
+  m.batch.record(0);
   check(cudaMemcpyAsync(d_rows, m.h_rows.ptr, values * sizeof(float), cudaMemcpyHostToDevice, st),
         "copy rows to the device");
-  check(cudaEventRecord(m.ev[1], st), "record event");
+  m.batch.record(1);
   check(cudaMemsetAsync(d_flags, 0, sh.units * sizeof(uint32_t), st), "clear flags");
   check(cudaMemsetAsync(d_clip, 0, sh.units * sizeof(unsigned long long), st), "clear counts");
   check(cudaMemsetAsync(d_amax, 0, sizeof(unsigned int), st), "clear absmax");
@@ -261,7 +200,7 @@ void PeerWorkspace::run(const PeerJob& job, const float* rows, PeerOutputs& out)
     }
   }
   check(cudaGetLastError(), "launch kernels");
-  check(cudaEventRecord(m.ev[2], st), "record event");
+  m.batch.record(2);
 
   out.flags.assign(sh.units, 0);
   out.clipped.assign(sh.units, 0);
@@ -278,8 +217,8 @@ void PeerWorkspace::run(const PeerJob& job, const float* rows, PeerOutputs& out)
         "copy counts to the host");
   check(cudaMemcpyAsync(&amax_bits, d_amax, sizeof(unsigned int), cudaMemcpyDeviceToHost, st),
         "copy absmax to the host");
-  check(cudaEventRecord(m.ev[3], st), "record event");
-  check(cudaStreamSynchronize(st), "run the batch");  // the one host synchronisation
+  m.batch.record(3);
+  m.batch.sync("run the batch");  // the one host synchronisation
 
   out.payload.assign(static_cast<uint8_t*>(m.h_payload.ptr),
                      static_cast<uint8_t*>(m.h_payload.ptr) + payload_bytes);
@@ -291,13 +230,7 @@ void PeerWorkspace::run(const PeerJob& job, const float* rows, PeerOutputs& out)
                     : job.fp8_fixed_scale > 0.0f ? job.fp8_fixed_scale
                     : job.fp8_absmax             ? k::fp8_absmax_scale(amax)
                                                  : 1.0f;
-  float ms = 0.0f;
-  cudaEventElapsedTime(&ms, m.ev[0], m.ev[1]);
-  out.timings.h2d_ms = ms;
-  cudaEventElapsedTime(&ms, m.ev[1], m.ev[2]);
-  out.timings.kernel_ms = ms;
-  cudaEventElapsedTime(&ms, m.ev[2], m.ev[3]);
-  out.timings.d2h_ms = ms;
+  m.batch.read_timings(out.timings);
 }
 
 }  // namespace kvwb::codec::cuda
