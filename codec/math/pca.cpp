@@ -151,27 +151,37 @@ bool sym_eigen(simd::Path path, const Eigen::Map<const MatD>& cov, Eigen::Vector
       else
         mu -= e2 / (td + (td > 0.0 ? h : -h));
     }
-    double x = diag[start] - mu;
-    double z = subdiag[start];
+    // tridiagonal_qr_step's bulge chase: the values the next rotation reads stay in registers
+    // (every store still happens, in Eigen's order), and makeGivens is inlined branch-free.
+    double* dg = diag.data();
+    double* sd = subdiag.data();
+    double x = dg[start] - mu;
+    double z = sd[start];
+    double dk = dg[start], ek = sd[start], e_prev = 0.0;
     for (Index k = start; k < end && z != 0.0; ++k) {
-      Eigen::JacobiRotation<double> rot;
-      rot.makeGivens(x, z);
-      const double sdk = rot.s() * diag[k] + rot.c() * subdiag[k];
-      const double dkp1 = rot.s() * subdiag[k] + rot.c() * diag[k + 1];
-      diag[k] = rot.c() * (rot.c() * diag[k] - rot.s() * subdiag[k]) -
-                rot.s() * (rot.c() * subdiag[k] - rot.s() * diag[k + 1]);
-      diag[k + 1] = rot.s() * sdk + rot.c() * dkp1;
-      subdiag[k] = rot.c() * sdk - rot.s() * dkp1;
-      if (k > start) subdiag[k - 1] = rot.c() * subdiag[k - 1] - rot.s() * z;
-      x = subdiag[k];
+      double c, s;
+      simd::make_givens(x, z, c, s);
+      const double dk1 = dg[k + 1];
+      const double sdk = s * dk + c * ek;
+      const double dkp1 = s * ek + c * dk1;
+      dg[k] = c * (c * dk - s * ek) - s * (c * ek - s * dk1);
+      dk = s * sdk + c * dkp1;
+      dg[k + 1] = dk;
+      const double ek_new = c * sdk - s * dkp1;
+      sd[k] = ek_new;
+      if (k > start) sd[k - 1] = c * e_prev - s * z;
+      x = ek_new;
+      e_prev = ek_new;
       if (k < end - 1) {
-        z = -rot.s() * subdiag[k + 1];
-        subdiag[k + 1] = rot.c() * subdiag[k + 1];
+        const double e1 = sd[k + 1];
+        z = -s * e1;
+        ek = c * e1;
+        sd[k + 1] = ek;
       }
       // Q = Q·G: Eigen's applyOnTheRight(k, k+1, rot) rotates by rot.transpose() = (c, −s) and
       // skips the identity.
-      const double c = rot.c(), s = -rot.s();
-      if (!(c == 1.0 && s == 0.0)) rots.push_back({c, s, static_cast<uint32_t>(k)});
+      const double qs = -s;
+      if (!(c == 1.0 && qs == 0.0)) rots.push_back({c, qs, static_cast<uint32_t>(k)});
     }
   }
   if (iter > max_iterations * n) return false;

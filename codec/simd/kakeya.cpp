@@ -4,6 +4,7 @@
 // function with target attributes like rows.cpp.
 #include "codec/simd/kakeya.h"
 
+#include <cmath>
 #include <vector>
 
 #include "base/errors.h"
@@ -58,9 +59,62 @@ void lloyd_max_scalar(const float* buf, size_t j0, size_t n, float scale, const 
   }
 }
 
+uint32_t argmax_abs_scalar(const float* g, size_t k) {
+  uint32_t a = 0;
+  float best = std::fabs(g[0]);
+  for (size_t c = 1; c < k; ++c) {
+    const float x = std::fabs(g[c]);
+    if (x > best) {
+      best = x;
+      a = static_cast<uint32_t>(c);
+    }
+  }
+  return a;
+}
+
 #if KVWB_SIMD_X86
 
 // ---- AVX-512 ----
+
+// Per row: the largest |g| over the row, then the first c equal to it (no NaN in the row; a row
+// with a NaN takes the scalar scan, whose rule a NaN would otherwise break).
+KVWB_AVX512 void argmax_abs_512(const float* g, size_t rows, size_t k, uint32_t* out) {
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  const size_t full = k / 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (k % 16)) - 1u);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* row = g + r * k;
+    __m512 mx = _mm512_setzero_ps();
+    __mmask16 nan = 0;
+    for (size_t q = 0; q < full; ++q) {
+      const __m512 a = _mm512_andnot_ps(sign, _mm512_loadu_ps(row + 16 * q));
+      nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+      mx = _mm512_max_ps(mx, a);
+    }
+    if (tail != 0) {
+      const __m512 a = _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(tail, row + 16 * full));
+      nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+      mx = _mm512_max_ps(mx, a);
+    }
+    if (nan != 0) {
+      out[r] = argmax_abs_scalar(row, k);
+      continue;
+    }
+    const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    uint32_t idx = 0;
+    for (size_t q = 0;; ++q) {
+      const __mmask16 lanes = q < full ? static_cast<__mmask16>(0xFFFF) : tail;
+      const __mmask16 eq = _mm512_mask_cmp_ps_mask(
+          lanes, _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(lanes, row + 16 * q)), m,
+          _CMP_EQ_OQ);
+      if (eq != 0) {
+        idx = static_cast<uint32_t>(16 * q) + static_cast<uint32_t>(__builtin_ctz(eq));
+        break;
+      }
+    }
+    out[r] = idx;
+  }
+}
 
 // |s − table[m]| per lane (the table in one register).
 KVWB_AVX512 inline __m512 lm_dist(__m512 s, __m512i m, __m512 tv, __m512 sign) {
@@ -276,6 +330,51 @@ KVWB_AVX512 void rotate_512(double* q, size_t n, const ColumnRotation* rot, size
 
 // ---- AVX2 ----
 
+KVWB_AVX2 void argmax_abs_256(const float* g, size_t rows, size_t k, uint32_t* out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const size_t full = k / 8;
+  for (size_t r = 0; r < rows; ++r) {
+    const float* row = g + r * k;
+    __m256 mx = _mm256_setzero_ps();
+    int nan = 0;
+    for (size_t q = 0; q < full; ++q) {
+      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(row + 8 * q));
+      nan |= _mm256_movemask_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+      mx = _mm256_max_ps(mx, a);
+    }
+    float m = 0.0f;
+    if (full > 0) {
+      __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+      h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+      h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+      m = _mm_cvtss_f32(h);
+    }
+    for (size_t c = 8 * full; c < k; ++c) {
+      const float a = std::fabs(row[c]);
+      if (a != a) nan = 1;
+      m = a > m ? a : m;
+    }
+    if (nan != 0) {
+      out[r] = argmax_abs_scalar(row, k);
+      continue;
+    }
+    const __m256 mv = _mm256_set1_ps(m);
+    size_t c = 0;
+    for (; c + 8 <= k; c += 8) {
+      const int eq = _mm256_movemask_ps(
+          _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(row + c)), mv, _CMP_EQ_OQ));
+      if (eq != 0) {
+        c += static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(eq)));
+        break;
+      }
+    }
+    if (c >= 8 * full)
+      for (; c < k && std::fabs(row[c]) != m; ++c) {
+      }
+    out[r] = static_cast<uint32_t>(c);
+  }
+}
+
 KVWB_AVX2 void centre_dots_256(const float* u, size_t rows, size_t d, const float* ct, size_t k,
                                float* g) {
   size_t c0 = 0;
@@ -439,6 +538,16 @@ void apply_column_rotations(Path p, double* q, size_t n, const ColumnRotation* r
   (void)p;
 #endif
   rotate_rows_scalar(q, n, 0, n, rot, count);
+}
+
+void argmax_abs_rows(Path p, const float* g, size_t rows, size_t k, uint32_t* out) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return argmax_abs_512(g, rows, k, out);
+  if (p == Path::kAvx2) return argmax_abs_256(g, rows, k, out);
+#else
+  (void)p;
+#endif
+  for (size_t r = 0; r < rows; ++r) out[r] = argmax_abs_scalar(g + r * k, k);
 }
 
 void lloyd_max_scaled(Path p, const float* buf, size_t n, float scale, const float* table,

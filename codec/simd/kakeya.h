@@ -3,6 +3,7 @@
 // output elements in the lanes; every element gets exactly the operations of the Eigen code the
 // scalar path runs, in the same order and without contraction, so every path writes the same
 // basis bits (docs/decisions-made.md #27, #28).
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -22,6 +23,30 @@ struct ColumnRotation {
   double c, s;
   uint32_t k;
 };
+
+/// Eigen 3.4's JacobiRotation<double>::makeGivens(p, q) (no r) inlined, with the same IEEE
+/// operations in the same order, so c and s are bit-identical.
+inline void make_givens(double p, double q, double& c, double& s) noexcept {
+  if (q == 0.0) {
+    c = p < 0.0 ? -1.0 : 1.0;
+    s = 0.0;
+  } else if (p == 0.0) {
+    c = 0.0;
+    s = q < 0.0 ? 1.0 : -1.0;
+  } else if (std::fabs(p) > std::fabs(q)) {
+    const double t = q / p;
+    double u = std::sqrt(1.0 + t * t);
+    if (p < 0.0) u = -u;
+    c = 1.0 / u;
+    s = -t * c;
+  } else {
+    const double t = p / q;
+    double u = std::sqrt(1.0 + t * t);
+    if (q < 0.0) u = -u;
+    s = -1.0 / u;
+    c = -t * s;
+  }
+}
 
 /// Applies `count` rotations in order to q (column-major [n, n]), as Eigen's
 /// apply_rotation_in_the_plane does element by element (each row of q evolves independently, so
@@ -57,6 +82,11 @@ void centre_dots(Path p, const float* u, size_t rows, size_t d, const float* ct,
 }  // namespace kvwb::codec::simd
 
 namespace kvwb::codec::simd {
+
+/// Per row r < rows of g (row-major [rows, k], k >= 1): out[r] = the first c with the largest
+/// |g[r·k + c]| (a NaN entry never wins, and a NaN at c = 0 keeps 0), as a strict `>` scan from
+/// c = 0 finds it.
+void argmax_abs_rows(Path p, const float* g, size_t rows, size_t k, uint32_t* out);
 
 /// Per value j < n: s = buf[j]·scale (f32), idx[j] = kernels::quantize_fast(s, table, count),
 /// and s_out[j] = s when s_out is not null. count <= 16 (Lloyd-Max tables of b <= 4).

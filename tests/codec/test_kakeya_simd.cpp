@@ -3,8 +3,11 @@
 // must be bit-identical on every SIMD path the CPU has (docs/decisions-made.md #28).
 #include <gtest/gtest.h>
 
+#include <Eigen/Jacobi>
+
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -110,6 +113,79 @@ TEST(KakeyaSimd, CentreProductsMatchEigenOnEveryPath) {
           EXPECT_TRUE(same_bits(ref, got)) << "rows=" << rows << " d=" << d << " k=" << k;
         }
       }
+}
+
+// The first-largest-|g| index of every row (K-means assignment) against the strict `>` scan, with
+// ties, ±0, all-zero rows, NaN and ±inf entries, k across and off the lane widths.
+TEST(KakeyaSimd, ArgmaxAbsMatchesTheScalarScan) {
+  std::mt19937 g(5);
+  std::normal_distribution<float> nd;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  int checked = 0;
+  for (size_t k : {1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40}) {
+    const size_t rows = 64;
+    std::vector<float> m(rows * k);
+    for (size_t r = 0; r < rows; ++r) {
+      float* row = m.data() + r * k;
+      for (size_t c = 0; c < k; ++c) row[c] = nd(g);
+      const size_t a = r % k, b = (r * 7 + 3) % k;
+      switch (r % 8) {
+        case 1: row[b] = -row[a]; break;  // a tie in |g| with the opposite sign
+        case 2: for (size_t c = 0; c < k; ++c) row[c] = (c % 2) ? 0.0f : -0.0f; break;
+        case 3: row[b] = nan; break;
+        case 4: row[0] = nan; break;
+        case 5: row[b] = -inf; row[a] = inf; break;
+        case 6: for (size_t c = 0; c < k; ++c) row[c] = c % 3 ? 0.5f : -0.5f; break;
+        default: break;
+      }
+    }
+    std::vector<uint32_t> ref(rows);
+    for (size_t r = 0; r < rows; ++r) {
+      const float* row = m.data() + r * k;
+      uint32_t a = 0;
+      float best = std::fabs(row[0]);
+      for (size_t c = 1; c < k; ++c)
+        if (std::fabs(row[c]) > best) {
+          best = std::fabs(row[c]);
+          a = static_cast<uint32_t>(c);
+        }
+      ref[r] = a;
+    }
+    for (Path p : {Path::kScalar, Path::kAvx2, Path::kAvx512}) {
+      if (!kvwb::codec::simd::cpu_supports(p)) continue;
+      std::vector<uint32_t> got(rows, 999);
+      kvwb::codec::simd::argmax_abs_rows(p, m.data(), rows, k, got.data());
+      EXPECT_EQ(ref, got) << "k=" << k << " path " << kvwb::codec::simd::path_name(p);
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 0);
+}
+
+// makeGivens inlined (simd::make_givens) against Eigen's JacobiRotation<double>::makeGivens, bit
+// for bit: signs, zeros, |p| = |q|, subnormals, huge ratios, ±inf and NaN.
+TEST(KakeyaSimd, MakeGivensMatchesEigen) {
+  std::mt19937 g(9);
+  std::normal_distribution<double> nd;
+  std::vector<double> vals = {0.0, -0.0, 1.0, -1.0, 2.0, -3.0, 1e-310, -1e-310, 1e300, -1e300,
+                              5e-324, std::numeric_limits<double>::infinity(),
+                              -std::numeric_limits<double>::infinity(),
+                              std::numeric_limits<double>::quiet_NaN()};
+  for (int i = 0; i < 200; ++i) vals.push_back(nd(g) * std::pow(10.0, (i % 9) - 4));
+  size_t cases = 0;
+  for (double p : vals)
+    for (double q : vals) {
+      Eigen::JacobiRotation<double> ref;
+      ref.makeGivens(p, q);
+      double c = 7.0, s = 7.0;
+      kvwb::codec::simd::make_givens(p, q, c, s);
+      const double rc = ref.c(), rs = ref.s();
+      ASSERT_EQ(0, std::memcmp(&rc, &c, sizeof c)) << "p=" << p << " q=" << q;
+      ASSERT_EQ(0, std::memcmp(&rs, &s, sizeof s)) << "p=" << p << " q=" << q;
+      ++cases;
+    }
+  EXPECT_EQ(cases, vals.size() * vals.size());
 }
 
 TEST(KakeyaSimd, LloydMaxIndicesMatchTheScalarRule) {
