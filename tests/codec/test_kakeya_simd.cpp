@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -92,6 +93,51 @@ TEST(KakeyaSimd, EigensolverMatchesEigenOnEveryPath) {
       }
     }
   EXPECT_GT(cases, 0);
+}
+
+// Several eigenproblems solved together (their QR iterations interleaved pairwise) give each one
+// exactly Eigen's result alone: batches mixing full rank, rank 3, repeated and zero spectra (one
+// problem done long before its partner), odd batch sizes, D not a multiple of 8.
+TEST(KakeyaSimd, InterleavedEigensolvesMatchEigenOneByOne) {
+  for (size_t d : {1, 2, 7, 64, 100}) {
+    std::vector<std::vector<double>> covs;
+    for (int kind = 0; kind < 5; ++kind) {
+      std::vector<double> cov(d * d, 0.0);
+      if (kind == 0 || kind == 1 || kind == 4) {
+        const size_t n = kind == 1 ? 3 : 2 * d + 3 + static_cast<size_t>(kind);
+        const auto a = centred_rows(n, d, static_cast<uint32_t>(d * 17 + kind));
+        kvwb::codec::kakeya::covariance_lower(a.data(), n, d, cov.data(), Path::kScalar);
+      } else if (kind == 2) {
+        for (size_t j = 0; j < d; ++j) cov[j * d + j] = j % 3 ? 2.0 : 1.0;
+      }  // kind 3: the zero matrix
+      covs.push_back(cov);
+    }
+    for (Path p : {Path::kScalar, Path::kAvx2, Path::kAvx512}) {
+      if (!kvwb::codec::simd::cpu_supports(p)) continue;
+      for (size_t count = 1; count <= covs.size(); ++count) {
+        std::vector<const double*> in;
+        std::vector<std::vector<double>> vals(count, std::vector<double>(d)),
+            vecs(count, std::vector<double>(d * d));
+        std::vector<double*> vp, qp;
+        for (size_t i = 0; i < count; ++i) {
+          in.push_back(covs[(i + count) % covs.size()].data());
+          vp.push_back(vals[i].data());
+          qp.push_back(vecs[i].data());
+        }
+        std::unique_ptr<bool[]> ok(new bool[count]);
+        kvwb::codec::kakeya::symmetric_eigen_many(in.data(), count, d, vp.data(), qp.data(),
+                                                  ok.get(), p);
+        for (size_t i = 0; i < count; ++i) {
+          std::vector<double> rv(d), rq(d * d);
+          ASSERT_TRUE(kvwb::codec::kakeya::symmetric_eigen(in[i], d, rv.data(), rq.data(),
+                                                           Path::kScalar));
+          ASSERT_TRUE(ok[i]);
+          EXPECT_TRUE(same_bits(rv, vals[i])) << "values d=" << d << " count " << count << " #" << i;
+          EXPECT_TRUE(same_bits(rq, vecs[i])) << "vectors d=" << d << " count " << count << " #" << i;
+        }
+      }
+    }
+  }
 }
 
 TEST(KakeyaSimd, CentreProductsMatchEigenOnEveryPath) {
