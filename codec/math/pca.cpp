@@ -326,12 +326,12 @@ MatF thin_q(const MatF& m, size_t r) {
 double weighted_mean(const float* x, size_t n, size_t d, std::span<const float> w, float* mean) {
   std::vector<double> acc(d, 0.0);
   double sw = 0.0;
+  const simd::Path path = simd::active_path();
   for (size_t i = 0; i < n; ++i) {
     const double wi = weight_at(w, i);
     if (!(wi > 0.0)) continue;
     sw += wi;
-    const float* row = x + i * d;
-    for (size_t j = 0; j < d; ++j) acc[j] += wi * static_cast<double>(row[j]);
+    simd::accumulate_weighted(path, acc.data(), x + i * d, wi, d);
   }
   if (!(sw > static_cast<double>(kEps)))
     throw InvalidArgument("Kakeya-PCA: the row weights of a block sum to " + std::to_string(sw) +
@@ -433,15 +433,16 @@ void exact_covariance(const float* x, size_t n, size_t d, std::span<const float>
       const float wi = weight_at(w, i);
       if (!(wi > 0.0f)) continue;
       const double sq = std::sqrt(static_cast<double>(wi));
-      const float* row = x + i * d;
-      for (size_t j = 0; j < d; ++j)
-        dst[j] = sq * (static_cast<double>(row[j]) - static_cast<double>(mean[j]));
+      simd::centre_scale(path, dst, x + i * d, mean, sq, d);
       dst += d;
     }
   }
   cov = MatD::Zero(D, D);
   covariance_lower(a.data(), n_pos, d, cov.data(), path);
-  if (sw > 0.0) cov /= sw;
+  // cov /= sw. The strict upper triangle stays 0 (0 / sw = +0 for sw > 0) and is never read, so
+  // only the lower triangle is divided.
+  if (sw > 0.0)
+    for (size_t j = 0; j < d; ++j) simd::divide(path, cov.data() + j * d + j, d - j, sw);
 }
 
 /// §5.3 steps 3–5: eigenpairs (ascending from the solver) sorted descending (stable), the cumsum

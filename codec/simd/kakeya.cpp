@@ -319,6 +319,33 @@ KVWB_AVX512 void rotate_rows_512(double* q, size_t n, size_t r0, const ColumnRot
   }
 }
 
+KVWB_AVX512 void accumulate_weighted_512(double* acc, const float* x, double w, size_t d) {
+  const __m512d wv = _mm512_set1_pd(w);
+  size_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    _mm512_storeu_pd(acc + j, _mm512_add_pd(_mm512_loadu_pd(acc + j),
+                                            _mm512_mul_pd(wv, _mm512_cvtps_pd(_mm256_loadu_ps(x + j)))));
+  for (; j < d; ++j) acc[j] = acc[j] + w * static_cast<double>(x[j]);
+}
+
+KVWB_AVX512 void centre_scale_512(double* dst, const float* row, const float* mean, double sq,
+                                  size_t d) {
+  const __m512d sv = _mm512_set1_pd(sq);
+  size_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    _mm512_storeu_pd(dst + j, _mm512_mul_pd(sv, _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(row + j)),
+                                                              _mm512_cvtps_pd(_mm256_loadu_ps(mean + j)))));
+  for (; j < d; ++j)
+    dst[j] = sq * (static_cast<double>(row[j]) - static_cast<double>(mean[j]));
+}
+
+KVWB_AVX512 void divide_512(double* v, size_t n, double by) {
+  const __m512d b = _mm512_set1_pd(by);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm512_storeu_pd(v + i, _mm512_div_pd(_mm512_loadu_pd(v + i), b));
+  for (; i < n; ++i) v[i] = v[i] / by;
+}
+
 KVWB_AVX512 void rotate_512(double* q, size_t n, const ColumnRotation* rot, size_t count) {
   size_t r = 0;
   for (; r + 64 <= n; r += 64) rotate_rows_512<8>(q, n, r, rot, count);
@@ -490,6 +517,33 @@ KVWB_AVX2 void rotate_rows_256(double* q, size_t n, size_t r0, const ColumnRotat
   }
 }
 
+KVWB_AVX2 void accumulate_weighted_256(double* acc, const float* x, double w, size_t d) {
+  const __m256d wv = _mm256_set1_pd(w);
+  size_t j = 0;
+  for (; j + 4 <= d; j += 4)
+    _mm256_storeu_pd(acc + j, _mm256_add_pd(_mm256_loadu_pd(acc + j),
+                                            _mm256_mul_pd(wv, _mm256_cvtps_pd(_mm_loadu_ps(x + j)))));
+  for (; j < d; ++j) acc[j] = acc[j] + w * static_cast<double>(x[j]);
+}
+
+KVWB_AVX2 void centre_scale_256(double* dst, const float* row, const float* mean, double sq,
+                                size_t d) {
+  const __m256d sv = _mm256_set1_pd(sq);
+  size_t j = 0;
+  for (; j + 4 <= d; j += 4)
+    _mm256_storeu_pd(dst + j, _mm256_mul_pd(sv, _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(row + j)),
+                                                              _mm256_cvtps_pd(_mm_loadu_ps(mean + j)))));
+  for (; j < d; ++j)
+    dst[j] = sq * (static_cast<double>(row[j]) - static_cast<double>(mean[j]));
+}
+
+KVWB_AVX2 void divide_256(double* v, size_t n, double by) {
+  const __m256d b = _mm256_set1_pd(by);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) _mm256_storeu_pd(v + i, _mm256_div_pd(_mm256_loadu_pd(v + i), b));
+  for (; i < n; ++i) v[i] = v[i] / by;
+}
+
 KVWB_AVX2 void rotate_256(double* q, size_t n, const ColumnRotation* rot, size_t count) {
   size_t r = 0;
   for (; r + 24 <= n; r += 24) rotate_rows_256<6>(q, n, r, rot, count);
@@ -548,6 +602,37 @@ void argmax_abs_rows(Path p, const float* g, size_t rows, size_t k, uint32_t* ou
   (void)p;
 #endif
   for (size_t r = 0; r < rows; ++r) out[r] = argmax_abs_scalar(g + r * k, k);
+}
+
+void accumulate_weighted(Path p, double* acc, const float* x, double w, size_t d) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return accumulate_weighted_512(acc, x, w, d);
+  if (p == Path::kAvx2) return accumulate_weighted_256(acc, x, w, d);
+#else
+  (void)p;
+#endif
+  for (size_t j = 0; j < d; ++j) acc[j] = acc[j] + w * static_cast<double>(x[j]);
+}
+
+void centre_scale(Path p, double* dst, const float* row, const float* mean, double sq, size_t d) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return centre_scale_512(dst, row, mean, sq, d);
+  if (p == Path::kAvx2) return centre_scale_256(dst, row, mean, sq, d);
+#else
+  (void)p;
+#endif
+  for (size_t j = 0; j < d; ++j)
+    dst[j] = sq * (static_cast<double>(row[j]) - static_cast<double>(mean[j]));
+}
+
+void divide(Path p, double* v, size_t n, double by) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return divide_512(v, n, by);
+  if (p == Path::kAvx2) return divide_256(v, n, by);
+#else
+  (void)p;
+#endif
+  for (size_t i = 0; i < n; ++i) v[i] = v[i] / by;
 }
 
 void lloyd_max_scaled(Path p, const float* buf, size_t n, float scale, const float* table,

@@ -88,6 +88,15 @@ namespace kvwb::codec::simd {
 /// c = 0 finds it.
 void argmax_abs_rows(Path p, const float* g, size_t rows, size_t k, uint32_t* out);
 
+/// acc[j] = acc[j] + w·double(x[j]) for j < d (the weighted-mean accumulation).
+void accumulate_weighted(Path p, double* acc, const float* x, double w, size_t d);
+
+/// dst[j] = sq·(double(row[j]) − double(mean[j])) for j < d (one centred, √w-scaled row).
+void centre_scale(Path p, double* dst, const float* row, const float* mean, double sq, size_t d);
+
+/// v[i] = v[i] / by for i < n.
+void divide(Path p, double* v, size_t n, double by);
+
 /// Per value j < n: s = buf[j]·scale (f32), idx[j] = kernels::quantize_fast(s, table, count),
 /// and s_out[j] = s when s_out is not null. count <= 16 (Lloyd-Max tables of b <= 4).
 void lloyd_max_scaled(Path p, const float* buf, size_t n, float scale, const float* table,

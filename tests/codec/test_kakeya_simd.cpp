@@ -234,6 +234,38 @@ TEST(KakeyaSimd, MakeGivensMatchesEigen) {
   EXPECT_EQ(cases, vals.size() * vals.size());
 }
 
+// The weighted-mean accumulation, the centred √w-scaled rows and the covariance division on lanes
+// against their scalar formulas, bit for bit, across and off the lane widths.
+TEST(KakeyaSimd, ElementwiseF64KernelsMatchTheScalarFormulas) {
+  std::mt19937 g(13);
+  std::normal_distribution<float> nd;
+  for (size_t d : {1, 3, 4, 7, 8, 9, 17, 64, 100, 130}) {
+    std::vector<float> x(d), mean(d);
+    for (auto& v : x) v = 5.0f * nd(g);
+    for (auto& v : mean) v = nd(g);
+    x[0] = 1e-30f;
+    std::vector<double> acc0(d);
+    for (size_t j = 0; j < d; ++j) acc0[j] = 0.1 * static_cast<double>(j) - 1.0;
+    const double w = 0.7310000000000001, sq = std::sqrt(w), by = 3.3;
+    std::vector<double> ref_acc = acc0, ref_row(d), ref_div = acc0;
+    for (size_t j = 0; j < d; ++j) {
+      ref_acc[j] = ref_acc[j] + w * static_cast<double>(x[j]);
+      ref_row[j] = sq * (static_cast<double>(x[j]) - static_cast<double>(mean[j]));
+      ref_div[j] = ref_div[j] / by;
+    }
+    for (Path p : {Path::kScalar, Path::kAvx2, Path::kAvx512}) {
+      if (!kvwb::codec::simd::cpu_supports(p)) continue;
+      std::vector<double> acc = acc0, row(d), div = acc0;
+      kvwb::codec::simd::accumulate_weighted(p, acc.data(), x.data(), w, d);
+      kvwb::codec::simd::centre_scale(p, row.data(), x.data(), mean.data(), sq, d);
+      kvwb::codec::simd::divide(p, div.data(), d, by);
+      EXPECT_TRUE(same_bits(ref_acc, acc)) << "d=" << d;
+      EXPECT_TRUE(same_bits(ref_row, row)) << "d=" << d;
+      EXPECT_TRUE(same_bits(ref_div, div)) << "d=" << d;
+    }
+  }
+}
+
 TEST(KakeyaSimd, LloydMaxIndicesMatchTheScalarRule) {
   std::mt19937 g(3);
   std::normal_distribution<float> nd;
