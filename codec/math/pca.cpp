@@ -25,6 +25,11 @@ inline float weight_at(std::span<const float> w, size_t i) noexcept {
 using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;
 using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic>;
 
+/// Eigen's f64 packets have two lanes (SSE2 / SSE4.2 baseline): the fused Householder step
+/// reproduces that lane split of its row-major gemv; with any other packet size Eigen's own
+/// product runs.
+constexpr bool kFusedHouseholder = Eigen::internal::packet_traits<double>::size == 2;
+
 /// Eigen's tridiagonalization_inplace(mat, diag, subdiag, hcoeffs, extractQ = true) (Eigen 3.4)
 /// with the same expressions and types, except the two element-wise updates, which run on vector
 /// lanes with the same per-element operations: the rank-2 update of the trailing block and the
@@ -69,6 +74,12 @@ void tridiagonalize(simd::Path path, MatD& mat, Eigen::VectorXd& diag, Eigen::Ve
     // corner.applyHouseholderOnTheLeft(essentialVector(k), tau, workspace)
     if (cs == 1) {
       corner *= 1.0 - tau;
+    } else if (tau != 0.0 && kFusedHouseholder) {
+      // The same steps fused per column (Eigen's gemv lanes reproduced, simd::householder_left).
+      const double* essential = &vectors.coeffRef(k + 2, k);
+      for (Index r = 0; r < cs - 1; ++r) lhs[r] = tau * essential[r];
+      simd::householder_left(path, &corner.coeffRef(0, 0), stride, static_cast<size_t>(cs),
+                             essential, lhs.data(), tau);
     } else if (tau != 0.0) {
       const Eigen::Block<const MatD, Eigen::Dynamic, 1> essential(vectors, k + 2, k, n - k - 2, 1);
       Eigen::Map<Eigen::Matrix<double, 1, Eigen::Dynamic>> tmp(workspace.data(), cs);

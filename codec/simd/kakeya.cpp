@@ -357,6 +357,64 @@ KVWB_AVX512 void rotate_512(double* q, size_t n, const ColumnRotation* rot, size
 
 // ---- AVX2 ----
 
+KVWB_AVX2 void outer_256(double* b, size_t stride, size_t rows, size_t cols, const double* l,
+                         const double* tmp);
+
+// One column of householder_left from its two packet lanes `even`, `odd` (r < r_end done).
+inline double hh_column_t(double* col, size_t m, size_t r_end, const double* e, double even,
+                          double odd, double tau) {
+  double cc = even + odd;
+  if (r_end < m) cc = cc + col[1 + r_end] * e[r_end];
+  double t = 0.0 + cc;
+  t = t + col[0];
+  col[0] = col[0] - tau * t;
+  return t;
+}
+
+// householder_left: 8 columns at a time (4 ymm, each two columns × two packet lanes), then the
+// rank-1 update of those columns while they are in L1.
+template <bool kWide>
+KVWB_AVX2 void hh_left_256(double* corner, size_t stride, size_t cs, const double* e,
+                           const double* l, double tau) {
+  const size_t m = cs - 1;
+  const size_t r_end = m & ~size_t{1};
+  size_t j = 0;
+  alignas(32) double lanes[16];
+  double t[8];
+  for (; j + 8 <= cs; j += 8) {
+    double* c0 = corner + j * stride;
+    __m256d acc[4];
+    for (int q = 0; q < 4; ++q) acc[q] = _mm256_setzero_pd();
+    for (size_t r = 0; r < r_end; r += 2) {
+      const __m256d ev = _mm256_broadcast_pd(reinterpret_cast<const __m128d*>(e + r));
+      for (int q = 0; q < 4; ++q) {
+        const double* a = c0 + (2 * q) * stride + 1 + r;
+        acc[q] = _mm256_add_pd(acc[q], _mm256_mul_pd(_mm256_loadu2_m128d(a + stride, a), ev));
+      }
+    }
+    for (int q = 0; q < 4; ++q) _mm256_store_pd(lanes + 4 * q, acc[q]);
+    for (size_t c = 0; c < 8; ++c)
+      t[c] = hh_column_t(c0 + c * stride, m, r_end, e, lanes[2 * c], lanes[2 * c + 1], tau);
+    if (kWide)
+      outer_512(c0 + 1, stride, m, 8, l, t);
+    else
+      outer_256(c0 + 1, stride, m, 8, l, t);
+  }
+  for (; j < cs; ++j) {
+    double* col = corner + j * stride;
+    double even = 0.0, odd = 0.0;
+    for (size_t r = 0; r < r_end; r += 2) {
+      even = even + col[1 + r] * e[r];
+      odd = odd + col[2 + r] * e[r + 1];
+    }
+    t[0] = hh_column_t(col, m, r_end, e, even, odd, tau);
+    if (kWide)
+      outer_512(col + 1, stride, m, 1, l, t);
+    else
+      outer_256(col + 1, stride, m, 1, l, t);
+  }
+}
+
 KVWB_AVX2 void argmax_abs_256(const float* g, size_t rows, size_t k, uint32_t* out) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   const size_t full = k / 8;
@@ -633,6 +691,18 @@ void divide(Path p, double* v, size_t n, double by) {
   (void)p;
 #endif
   for (size_t i = 0; i < n; ++i) v[i] = v[i] / by;
+}
+
+void householder_left(Path p, double* corner, size_t stride, size_t cs, const double* e,
+                      const double* l, double tau) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return hh_left_256<true>(corner, stride, cs, e, l, tau);
+  if (p == Path::kAvx2) return hh_left_256<false>(corner, stride, cs, e, l, tau);
+#else
+  (void)corner, (void)stride, (void)cs, (void)e, (void)l, (void)tau;
+#endif
+  (void)p;
+  throw InvalidArgument("householder_left: needs a vector path");
 }
 
 void lloyd_max_scaled(Path p, const float* buf, size_t n, float scale, const float* table,

@@ -68,6 +68,16 @@ void sym_rank2_lower(Path p, double* m, size_t stride, const double* u, const do
 void outer_sub(Path p, double* b, size_t stride, size_t rows, size_t cols, const double* l,
                const double* tmp);
 
+/// corner.applyHouseholderOnTheLeft(e, tau) of Eigen's HouseholderSequence::evalTo, fused per
+/// column: corner column-major (column stride `stride`, cs × cs, cs >= 2), row 0 then the m = cs − 1
+/// bottom rows b; e: the m essential entries, l[i] = tau·e[i]. Per column j, Eigen's row-major
+/// gemv with 2-lane packets (packet_traits<double>::size == 2, the caller checks):
+/// t = 0 + ((Σ_{even r < 2⌊m/2⌋} b[r]·e[r]) + (Σ_{odd r} b[r]·e[r])) [+ b[m−1]·e[m−1] for odd m],
+/// each sum in r order from 0; t = t + corner(0, j); corner(0, j) = corner(0, j) − tau·t;
+/// b(i, j) = b(i, j) − t·l[i]. Needs a vector path.
+void householder_left(Path p, double* corner, size_t stride, size_t cs, const double* e,
+                      const double* l, double tau);
+
 }  // namespace kvwb::codec::simd
 
 namespace kvwb::codec::simd {

@@ -3,7 +3,7 @@
 // must be bit-identical on every SIMD path the CPU has (docs/decisions-made.md #28).
 #include <gtest/gtest.h>
 
-#include <Eigen/Jacobi>
+#include <Eigen/Dense>
 
 #include <cmath>
 #include <cstring>
@@ -207,6 +207,41 @@ TEST(KakeyaSimd, ArgmaxAbsMatchesTheScalarScan) {
     }
   }
   EXPECT_GT(checked, 0);
+}
+
+// The fused Householder step of the Q accumulation (simd::householder_left) against Eigen's
+// applyHouseholderOnTheLeft on a strided corner, bit for bit: odd and even heights, fewer and more
+// than 8 columns, tiny and huge entries.
+TEST(KakeyaSimd, HouseholderLeftMatchesEigen) {
+  if (vector_paths().empty()) GTEST_SKIP() << "no vector path on this CPU";
+  std::mt19937 g(21);
+  std::normal_distribution<double> nd;
+  int cases = 0;
+  for (Eigen::Index cs : {2, 3, 4, 5, 8, 9, 10, 16, 17, 33, 64, 127}) {
+    const Eigen::Index stride = cs + 3;
+    Eigen::MatrixXd start(stride, cs);
+    for (Eigen::Index j = 0; j < cs; ++j)
+      for (Eigen::Index i = 0; i < stride; ++i)
+        start(i, j) = nd(g) * std::pow(10.0, static_cast<double>((i + 3 * j) % 7) - 3.0);
+    Eigen::VectorXd ess(cs - 1);
+    for (Eigen::Index i = 0; i < cs - 1; ++i) ess(i) = nd(g);
+    if (cs > 4) ess(1) = -0.0;
+    const double tau = 1.37;
+    Eigen::MatrixXd ref = start;
+    std::vector<double> work(static_cast<size_t>(cs));
+    ref.block(0, 0, cs, cs).applyHouseholderOnTheLeft(ess, tau, work.data());
+    std::vector<double> l(static_cast<size_t>(cs - 1));
+    for (Eigen::Index i = 0; i < cs - 1; ++i) l[static_cast<size_t>(i)] = tau * ess(i);
+    for (Path p : vector_paths()) {
+      Eigen::MatrixXd got = start;
+      kvwb::codec::simd::householder_left(p, got.data(), static_cast<size_t>(stride),
+                                          static_cast<size_t>(cs), ess.data(), l.data(), tau);
+      EXPECT_EQ(0, std::memcmp(ref.data(), got.data(), sizeof(double) * static_cast<size_t>(ref.size())))
+          << "cs=" << cs << " path " << kvwb::codec::simd::path_name(p);
+      ++cases;
+    }
+  }
+  EXPECT_GT(cases, 0);
 }
 
 // makeGivens inlined (simd::make_givens) against Eigen's JacobiRotation<double>::makeGivens, bit
