@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <sstream>
 
 #include "codec/format/bitpack.h"
@@ -205,11 +206,54 @@ std::vector<float> block_weights(const Config& cfg, const float* a, size_t n, si
 
 namespace {
 
-/// Encodes one block (§5.2–5.12). x: [n, D]; w: [n] or empty.
+/// A block's §5.2 mean and §5.3 exact fit computed ahead of its encoding (several blocks' eigensolves
+/// interleaved, pca_exact_many), or the exception computing them threw (rethrown at that block).
+struct BlockPrefit {
+  std::vector<float> mean;
+  PcaFit fit;
+  std::exception_ptr error;
+};
+
+/// Blocks per pca_exact_many call: their QR recurrences run pairwise interleaved (eigen_qr_pair).
+constexpr size_t kPrefitGroup = 2;
+
+/// Means and exact fits of blocks [b0, b0 + count) of bs rows each (weights: w_all or empty).
+std::vector<BlockPrefit> prefit_blocks(const Config& cfg, const float* rows, size_t bs, size_t d,
+                                       const std::vector<float>& w_all, size_t b0, size_t count) {
+  std::vector<BlockPrefit> pre(count);
+  std::vector<PcaJob> jobs;
+  std::vector<size_t> job_block;
+  for (size_t i = 0; i < count; ++i) {
+    std::span<const float> w;
+    if (cfg.attention_weights) w = std::span<const float>(w_all).subspan((b0 + i) * bs, bs);
+    pre[i].mean.resize(d);
+    try {
+      weighted_mean(rows + (b0 + i) * bs * d, bs, d, w, pre[i].mean.data());
+    } catch (...) {
+      pre[i].error = std::current_exception();
+      continue;
+    }
+    jobs.push_back({rows + (b0 + i) * bs * d, bs, w, pre[i].mean.data()});
+    job_block.push_back(i);
+  }
+  std::vector<std::exception_ptr> errors;
+  std::vector<PcaFit> fits = pca_exact_many(jobs, d, cfg.pca, errors);
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    BlockPrefit& p = pre[job_block[j]];
+    if (errors[j])
+      p.error = errors[j];
+    else
+      p.fit = std::move(fits[j]);
+  }
+  return pre;
+}
+
+/// Encodes one block (§5.2–5.12). x: [n, D]; w: [n] or empty. `prefit`: its mean and fit when
+/// computed ahead (prefit_blocks), else null.
 BlockCode encode_block(const Config& cfg, const float* x, size_t n, size_t d,
                        std::span<const float> w, size_t block, const SharedBasis* shared,
                        std::span<const float> omega, const float* signs, EncodeStats* stats,
-                       bool collect_residuals) {
+                       bool collect_residuals, BlockPrefit* prefit) {
   BlockCode bc;
   bc.dtype = cfg.skeleton;
   bc.outliers = cfg.outliers;
@@ -222,9 +266,16 @@ BlockCode encode_block(const Config& cfg, const float* x, size_t n, size_t d,
     mean = shared->mean.data();
     basis = shared->basis.data();
   } else {
-    mean_own.resize(d);
-    weighted_mean(x, n, d, w, mean_own.data());
-    PcaFit fit = pca_fit(x, n, d, w, mean_own.data(), cfg.pca, omega);
+    PcaFit fit;
+    if (prefit) {
+      if (prefit->error) std::rethrow_exception(prefit->error);
+      mean_own = std::move(prefit->mean);
+      fit = std::move(prefit->fit);
+    } else {
+      mean_own.resize(d);
+      weighted_mean(x, n, d, w, mean_own.data());
+      fit = pca_fit(x, n, d, w, mean_own.data(), cfg.pca, omega);
+    }
     canonicalize_signs(fit.basis.data(), fit.d_eff, d);
     const std::string where = "block " + std::to_string(block) + " ";
     round_to_dtype(mean_own.data(), d, cfg.skeleton, where + "mean");
@@ -483,12 +534,17 @@ UnitCode encode_unit(const Config& cfg, const UnitInput& in, EncodeStats* stats)
     omega = rsvd_omega(bs, rsvd_sketch_width(bs, d, cfg.pca), cfg.seed);
   }
   code.blocks.reserve(nb);
+  const bool prefit = !code.shared && cfg.pca.method == PcaMethod::kExact;
+  std::vector<BlockPrefit> pre;
   for (size_t b = 0; b < nb; ++b) {
     std::span<const float> w;
     if (cfg.attention_weights) w = std::span<const float>(w_all).subspan(b * bs, bs);
+    if (prefit && b % kPrefitGroup == 0)
+      pre = prefit_blocks(cfg, in.rows, bs, d, w_all, b, std::min(kPrefitGroup, nb - b));
     code.blocks.push_back(encode_block(cfg, in.rows + b * bs * d, bs, d, w, b,
                                        code.shared ? &*code.shared : nullptr, omega, signs.data(),
-                                       stats, in.collect_residuals));
+                                       stats, in.collect_residuals,
+                                       prefit ? &pre[b % kPrefitGroup] : nullptr));
   }
   code.tail_bits.resize(nt * d);
   for (size_t i = 0; i < nt; ++i)

@@ -15,19 +15,6 @@ namespace {
 using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MapConstRowF = Eigen::Map<const RowMatF>;
 
-/// The first of the `k` entries of `g` with the largest |value| (the centre a row is assigned to).
-uint32_t argmax_abs(const float* g, size_t k) {
-  uint32_t a = 0;
-  float best = std::fabs(g[0]);
-  for (size_t c = 1; c < k; ++c) {
-    const float x = std::fabs(g[c]);
-    if (x > best) {
-      best = x;
-      a = static_cast<uint32_t>(c);
-    }
-  }
-  return a;
-}
 /// g = u · cenᵀ ([rows, k] row-major, u [rows, d], cen [k, d]) on vector lanes when Eigen's GEMM
 /// sums every element in plain index order (simd::centre_dots); false = the caller runs Eigen.
 bool centre_products_fast(const float* u, size_t rows, size_t d, const float* cen, size_t k,
@@ -113,15 +100,12 @@ KmeansFit fit_axial_kmeans(const float* coeffs, size_t n, size_t d, std::span<co
   RowMatF g(NV, KE);
   RowMatF v(KE, D);
   std::vector<double> wsum(ke);
+  const simd::Path path = simd::active_path();
   for (size_t it = 0; it < max_iter; ++it) {
     if (!centre_products_fast(u.data(), nv, d, cen.data(), ke, g.data()))
       g.noalias() = u * cen.transpose();
-    bool changed = false;
-    for (size_t r = 0; r < nv; ++r) {
-      const uint32_t a = argmax_abs(g.data() + r * ke, ke);
-      cur[r] = a;
-      changed = changed || a != prev[r];
-    }
+    simd::argmax_abs_rows(path, g.data(), nv, ke, cur.data());
+    const bool changed = cur != prev;
     fit.iterations = it + 1;
     if (!changed) break;
     v.setZero();
@@ -171,16 +155,14 @@ void assign_segments(const float* coeffs, size_t n, size_t d, const float* centr
   // sums some elements in another order.
   if (!centre_products_fast(coeffs, n, d, centres, k_eff, g.data()))
     g.noalias() = c * cen.transpose();
+  simd::argmax_abs_rows(simd::active_path(), g.data(), n, k_eff, seg);
   for (size_t i = 0; i < n; ++i) {
     if (!(norm_f32(coeffs + i * d, d) > kEps)) {
       seg[i] = 0;
       t[i] = 0.0f;
       continue;
     }
-    const float* gr = g.data() + i * k_eff;
-    const uint32_t a = argmax_abs(gr, k_eff);
-    seg[i] = a;
-    t[i] = gr[a];
+    t[i] = g.data()[i * k_eff + seg[i]];
   }
 }
 

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
+#include <memory>
 #include <limits>
 #include <numeric>
 
@@ -22,6 +24,11 @@ inline float weight_at(std::span<const float> w, size_t i) noexcept {
 
 using MatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;
 using MatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic>;
+
+/// Eigen's f64 packets have two lanes (SSE2 / SSE4.2 baseline): the fused Householder step
+/// reproduces that lane split of its row-major gemv; with any other packet size Eigen's own
+/// product runs.
+constexpr bool kFusedHouseholder = Eigen::internal::packet_traits<double>::size == 2;
 
 /// Eigen's tridiagonalization_inplace(mat, diag, subdiag, hcoeffs, extractQ = true) (Eigen 3.4)
 /// with the same expressions and types, except the two element-wise updates, which run on vector
@@ -67,6 +74,12 @@ void tridiagonalize(simd::Path path, MatD& mat, Eigen::VectorXd& diag, Eigen::Ve
     // corner.applyHouseholderOnTheLeft(essentialVector(k), tau, workspace)
     if (cs == 1) {
       corner *= 1.0 - tau;
+    } else if (tau != 0.0 && kFusedHouseholder) {
+      // The same steps fused per column (Eigen's gemv lanes reproduced, simd::householder_left).
+      const double* essential = &vectors.coeffRef(k + 2, k);
+      for (Index r = 0; r < cs - 1; ++r) lhs[r] = tau * essential[r];
+      simd::householder_left(path, &corner.coeffRef(0, 0), stride, static_cast<size_t>(cs),
+                             essential, lhs.data(), tau);
     } else if (tau != 0.0) {
       const Eigen::Block<const MatD, Eigen::Dynamic, 1> essential(vectors, k + 2, k, n - k - 2, 1);
       Eigen::Map<Eigen::Matrix<double, 1, Eigen::Dynamic>> tmp(workspace.data(), cs);
@@ -85,97 +98,222 @@ void tridiagonalize(simd::Path path, MatD& mat, Eigen::VectorXd& diag, Eigen::Ve
   for (Index k = 0; k < n - vecs; ++k) mat.col(k).tail(n - k - 1).setZero();
 }
 
-/// Eigen::SelfAdjointEigenSolver::compute (Eigen 3.4, eigenvectors on) with the same arithmetic,
-/// except that the Givens rotations of the implicit QR steps are recorded and applied to the
-/// eigenvector matrix afterwards, all of them on a block of rows at a time, with vector lanes
-/// (simd::apply_column_rotations). Each element of the eigenvector matrix goes through the same
-/// operations in the same order as in Eigen, so values and vectors are bit-identical; only the
-/// memory traffic changes (one pass over the rotations per row block instead of one pass over the
-/// matrix per rotation). `cov`: lower triangle read. Returns false when the QR did not converge.
-bool sym_eigen(simd::Path path, const Eigen::Map<const MatD>& cov, Eigen::VectorXd& values,
-               MatD& vectors) {
-  using Eigen::Index;
-  const Index n = cov.cols();
-  values.resize(n);
+/// One eigenproblem of Eigen::SelfAdjointEigenSolver::compute (Eigen 3.4, eigenvectors on) in
+/// three stages: scale + tridiagonalisation, the implicit QR iteration (computeFromTridiagonal_impl
+/// and tridiagonal_qr_step) as a state machine of one rotation per step, so that the latency-bound
+/// recurrences of several independent problems can be interleaved, and the rotations of Q + sort.
+/// Every problem goes through exactly Eigen's operations in Eigen's order; only the instruction
+/// stream interleaves them.
+struct EigenProblem {
+  Eigen::VectorXd diag, subdiag, hcoeffs;
+  MatD q;
+  double scale = 1.0;
+  std::vector<simd::ColumnRotation> rots;
+  // QR state: the active block [start, end], the bulge-chase position k and its carried values.
+  Eigen::Index n = 0, start = 0, end = 0, iter = 0, k = 0;
+  double x = 0.0, z = 0.0, dk = 0.0, ek = 0.0, e_prev = 0.0;
+  bool in_sweep = false, done = false, failed = false;
+};
+
+/// mat = lower triangle of cov / scale, tridiagonalised (Q formed in q); readies the QR state.
+void eigen_prepare(simd::Path path, const Eigen::Map<const MatD>& cov, EigenProblem& pr) {
+  const Eigen::Index n = cov.cols();
+  pr.n = n;
+  pr.diag.resize(n);
+  pr.rots.clear();
+  pr.in_sweep = false;
+  pr.failed = false;
+  pr.start = 0;
+  pr.end = n - 1;
+  pr.iter = 0;
   if (n == 1) {
-    vectors = cov;
-    values(0) = vectors(0, 0);
-    vectors.setOnes(n, n);
-    return true;
+    pr.q = cov;
+    pr.diag(0) = pr.q(0, 0);
+    pr.q.setOnes(n, n);
+    pr.done = true;
+    return;
   }
-  MatD& mat = vectors;
+  pr.done = false;
+  MatD& mat = pr.q;
   mat = cov.triangularView<Eigen::Lower>();
   double scale = mat.cwiseAbs().maxCoeff();
   if (scale == 0.0) scale = 1.0;
   mat.triangularView<Eigen::Lower>() /= scale;
-  Eigen::VectorXd& diag = values;
-  thread_local Eigen::VectorXd subdiag, hcoeffs;
-  subdiag.resize(n - 1);
-  hcoeffs.resize(n - 1);
-  tridiagonalize(path, mat, diag, subdiag, hcoeffs);
+  pr.scale = scale;
+  pr.subdiag.resize(n - 1);
+  pr.hcoeffs.resize(n - 1);
+  tridiagonalize(path, mat, pr.diag, pr.subdiag, pr.hcoeffs);
+}
 
-  // computeFromTridiagonal_impl and tridiagonal_qr_step, rotations recorded.
-  thread_local std::vector<simd::ColumnRotation> rots;
-  rots.clear();
-  const Index max_iterations = 30;  // SelfAdjointEigenSolver::m_maxIterations
-  Index end = n - 1, start = 0, iter = 0;
+/// The part of computeFromTridiagonal_impl's loop before a QR step: deflation, the end of the
+/// iteration, and the Wilkinson shift; then the first bulge of the step.
+inline void eigen_begin_sweep(EigenProblem& pr) {
+  using Eigen::Index;
+  constexpr Index max_iterations = 30;  // SelfAdjointEigenSolver::m_maxIterations
   const double considerAsZero = (std::numeric_limits<double>::min)();
   const double precision_inv = 1.0 / Eigen::NumTraits<double>::epsilon();
-  while (end > 0) {
-    for (Index i = start; i < end; ++i) {
-      if (std::abs(subdiag[i]) < considerAsZero) {
+  double* diag = pr.diag.data();
+  double* subdiag = pr.subdiag.data();
+  Index end = pr.end, start = pr.start;
+  for (Index i = start; i < end; ++i) {
+    if (std::abs(subdiag[i]) < considerAsZero) {
+      subdiag[i] = 0.0;
+    } else {
+      const double scaled_subdiag = precision_inv * subdiag[i];
+      if (scaled_subdiag * scaled_subdiag <= (std::abs(diag[i]) + std::abs(diag[i + 1])))
         subdiag[i] = 0.0;
-      } else {
-        const double scaled_subdiag = precision_inv * subdiag[i];
-        if (scaled_subdiag * scaled_subdiag <= (std::abs(diag[i]) + std::abs(diag[i + 1])))
-          subdiag[i] = 0.0;
-      }
-    }
-    while (end > 0 && subdiag[end - 1] == 0.0) end--;
-    if (end <= 0) break;
-    iter++;
-    if (iter > max_iterations * n) break;
-    start = end - 1;
-    while (start > 0 && subdiag[start - 1] != 0) start--;
-    // Francis implicit QR step with the Wilkinson shift.
-    const double td = (diag[end - 1] - diag[end]) * 0.5;
-    const double e = subdiag[end - 1];
-    double mu = diag[end];
-    if (td == 0.0) {
-      mu -= std::abs(e);
-    } else if (e != 0.0) {
-      const double e2 = Eigen::numext::abs2(e);
-      const double h = Eigen::numext::hypot(td, e);
-      if (e2 == 0.0)
-        mu -= e / ((td + (td > 0.0 ? h : -h)) / e);
-      else
-        mu -= e2 / (td + (td > 0.0 ? h : -h));
-    }
-    double x = diag[start] - mu;
-    double z = subdiag[start];
-    for (Index k = start; k < end && z != 0.0; ++k) {
-      Eigen::JacobiRotation<double> rot;
-      rot.makeGivens(x, z);
-      const double sdk = rot.s() * diag[k] + rot.c() * subdiag[k];
-      const double dkp1 = rot.s() * subdiag[k] + rot.c() * diag[k + 1];
-      diag[k] = rot.c() * (rot.c() * diag[k] - rot.s() * subdiag[k]) -
-                rot.s() * (rot.c() * subdiag[k] - rot.s() * diag[k + 1]);
-      diag[k + 1] = rot.s() * sdk + rot.c() * dkp1;
-      subdiag[k] = rot.c() * sdk - rot.s() * dkp1;
-      if (k > start) subdiag[k - 1] = rot.c() * subdiag[k - 1] - rot.s() * z;
-      x = subdiag[k];
-      if (k < end - 1) {
-        z = -rot.s() * subdiag[k + 1];
-        subdiag[k + 1] = rot.c() * subdiag[k + 1];
-      }
-      // Q = Q·G: Eigen's applyOnTheRight(k, k+1, rot) rotates by rot.transpose() = (c, −s) and
-      // skips the identity.
-      const double c = rot.c(), s = -rot.s();
-      if (!(c == 1.0 && s == 0.0)) rots.push_back({c, s, static_cast<uint32_t>(k)});
     }
   }
-  if (iter > max_iterations * n) return false;
-  simd::apply_column_rotations(path, mat.data(), static_cast<size_t>(n), rots.data(), rots.size());
+  while (end > 0 && subdiag[end - 1] == 0.0) end--;
+  pr.end = end;
+  if (end <= 0) {
+    pr.done = true;
+    return;
+  }
+  pr.iter++;
+  if (pr.iter > max_iterations * pr.n) {
+    pr.done = true;
+    pr.failed = true;
+    return;
+  }
+  start = end - 1;
+  while (start > 0 && subdiag[start - 1] != 0) start--;
+  pr.start = start;
+  // Francis implicit QR step with the Wilkinson shift.
+  const double td = (diag[end - 1] - diag[end]) * 0.5;
+  const double e = subdiag[end - 1];
+  double mu = diag[end];
+  if (td == 0.0) {
+    mu -= std::abs(e);
+  } else if (e != 0.0) {
+    const double e2 = Eigen::numext::abs2(e);
+    const double h = Eigen::numext::hypot(td, e);
+    if (e2 == 0.0)
+      mu -= e / ((td + (td > 0.0 ? h : -h)) / e);
+    else
+      mu -= e2 / (td + (td > 0.0 ? h : -h));
+  }
+  pr.x = diag[start] - mu;
+  pr.z = subdiag[start];
+  pr.dk = diag[start];
+  pr.ek = subdiag[start];
+  pr.k = start;
+  pr.in_sweep = pr.z != 0.0;
+}
+
+/// The running state of one bulge chase, copied out of its EigenProblem so that the compiler keeps
+/// it in registers.
+struct Chase {
+  double* dg;
+  double* sd;
+  std::vector<simd::ColumnRotation>* rots;
+  Eigen::Index k, start, end;
+  double x, z, dk, ek, e_prev;
+};
+
+Chase chase_of(EigenProblem& pr) {
+  return {pr.diag.data(), pr.subdiag.data(), &pr.rots, pr.k, pr.start, pr.end,
+          pr.x,           pr.z,              pr.dk,    pr.ek, pr.e_prev};
+}
+
+void keep_chase(EigenProblem& pr, const Chase& ch, bool in_sweep) {
+  pr.k = ch.k;
+  pr.x = ch.x;
+  pr.z = ch.z;
+  pr.dk = ch.dk;
+  pr.ek = ch.ek;
+  pr.e_prev = ch.e_prev;
+  pr.in_sweep = in_sweep;
+}
+
+/// One rotation of tridiagonal_qr_step's bulge chase (makeGivens inlined; the values the next
+/// rotation reads are carried, every store happens in Eigen's order); the rotation is recorded.
+/// Returns whether the sweep goes on (Eigen's `k < end && z != 0`).
+inline bool chase_step(Chase& ch) {
+  double* dg = ch.dg;
+  double* sd = ch.sd;
+  const Eigen::Index k = ch.k;
+  const double z = ch.z, dk = ch.dk, ek = ch.ek;
+  double c, s;
+  simd::make_givens(ch.x, z, c, s);
+  const double dk1 = dg[k + 1];
+  const double sdk = s * dk + c * ek;
+  const double dkp1 = s * ek + c * dk1;
+  dg[k] = c * (c * dk - s * ek) - s * (c * ek - s * dk1);
+  ch.dk = s * sdk + c * dkp1;
+  dg[k + 1] = ch.dk;
+  const double ek_new = c * sdk - s * dkp1;
+  sd[k] = ek_new;
+  if (k > ch.start) sd[k - 1] = c * ch.e_prev - s * z;
+  ch.x = ek_new;
+  ch.e_prev = ek_new;
+  if (k < ch.end - 1) {
+    const double e1 = sd[k + 1];
+    ch.z = -s * e1;
+    ch.ek = c * e1;
+    sd[k + 1] = ch.ek;
+  }
+  // Q = Q·G: Eigen's applyOnTheRight(k, k+1, rot) rotates by rot.transpose() = (c, −s) and
+  // skips the identity.
+  const double qs = -s;
+  if (!(c == 1.0 && qs == 0.0)) ch.rots->push_back({c, qs, static_cast<uint32_t>(k)});
+  ch.k = k + 1;
+  return ch.k < ch.end && ch.z != 0.0;
+}
+
+/// Runs one problem's QR iteration to the end.
+void eigen_qr_solo(EigenProblem& pr) {
+  while (!pr.done) {
+    if (!pr.in_sweep) {
+      eigen_begin_sweep(pr);
+      continue;
+    }
+    Chase ch = chase_of(pr);
+    while (chase_step(ch)) {
+    }
+    keep_chase(pr, ch, false);
+  }
+}
+
+/// Runs two problems' QR iterations to the end, one rotation of each in turn while both are in a
+/// sweep (two independent dependency chains in one instruction stream).
+void eigen_qr_pair(EigenProblem& a, EigenProblem& b) {
+  for (;;) {
+    if (!a.done && !a.in_sweep) eigen_begin_sweep(a);
+    if (!b.done && !b.in_sweep) eigen_begin_sweep(b);
+    if (a.done) return eigen_qr_solo(b);
+    if (b.done) return eigen_qr_solo(a);
+    if (!a.in_sweep || !b.in_sweep) continue;
+    Chase ca = chase_of(a), cb = chase_of(b);
+    bool on_a = true, on_b = true;
+    while (on_a && on_b) {
+      on_a = chase_step(ca);
+      on_b = chase_step(cb);
+    }
+    keep_chase(a, ca, on_a);
+    keep_chase(b, cb, on_b);
+  }
+}
+
+/// Runs the QR iterations of `count` problems to the end, two at a time.
+void eigen_qr(EigenProblem* const* prs, size_t count) {
+  size_t i = 0;
+  for (; i + 2 <= count; i += 2) eigen_qr_pair(*prs[i], *prs[i + 1]);
+  if (i < count) eigen_qr_solo(*prs[i]);
+}
+
+/// Applies the recorded rotations to Q (simd::apply_column_rotations: a block of rows at a time,
+/// the same operations per element in the same order as Eigen), sorts ascending as Eigen does and
+/// scales the eigenvalues back. False when the QR did not converge.
+bool eigen_finish(simd::Path path, EigenProblem& pr) {
+  using Eigen::Index;
+  const Index n = pr.n;
+  if (n == 1) return true;
+  if (pr.failed) return false;
+  MatD& mat = pr.q;
+  Eigen::VectorXd& diag = pr.diag;
+  simd::apply_column_rotations(path, mat.data(), static_cast<size_t>(n), pr.rots.data(),
+                               pr.rots.size());
   for (Index i = 0; i < n - 1; ++i) {
     Index k;
     diag.segment(i, n - i).minCoeff(&k);
@@ -184,7 +322,7 @@ bool sym_eigen(simd::Path path, const Eigen::Map<const MatD>& cov, Eigen::Vector
       mat.col(i).swap(mat.col(k + i));
     }
   }
-  values *= scale;
+  diag *= pr.scale;
   return true;
 }
 
@@ -199,12 +337,12 @@ MatF thin_q(const MatF& m, size_t r) {
 double weighted_mean(const float* x, size_t n, size_t d, std::span<const float> w, float* mean) {
   std::vector<double> acc(d, 0.0);
   double sw = 0.0;
+  const simd::Path path = simd::active_path();
   for (size_t i = 0; i < n; ++i) {
     const double wi = weight_at(w, i);
     if (!(wi > 0.0)) continue;
     sw += wi;
-    const float* row = x + i * d;
-    for (size_t j = 0; j < d; ++j) acc[j] += wi * static_cast<double>(row[j]);
+    simd::accumulate_weighted(path, acc.data(), x + i * d, wi, d);
   }
   if (!(sw > static_cast<double>(kEps)))
     throw InvalidArgument("Kakeya-PCA: the row weights of a block sum to " + std::to_string(sw) +
@@ -246,26 +384,48 @@ void covariance_lower(const double* a, size_t n, size_t d, double* cov, simd::Pa
 
 bool symmetric_eigen(const double* cov, size_t d, double* values, double* vectors,
                      simd::Path path) {
-  const auto D = static_cast<Eigen::Index>(d);
-  const Eigen::Map<const MatD> c(cov, D, D);
-  if (path != simd::Path::kScalar) {
-    thread_local Eigen::VectorXd ev;
-    thread_local MatD vecs;
-    if (!sym_eigen(path, c, ev, vecs)) return false;
-    std::copy(ev.data(), ev.data() + D, values);
-    std::copy(vecs.data(), vecs.data() + D * D, vectors);
-    return true;
-  }
-  Eigen::SelfAdjointEigenSolver<MatD> es(c, Eigen::ComputeEigenvectors);
-  if (es.info() != Eigen::Success) return false;
-  std::copy(es.eigenvalues().data(), es.eigenvalues().data() + D, values);
-  std::copy(es.eigenvectors().data(), es.eigenvectors().data() + D * D, vectors);
-  return true;
+  bool ok = false;
+  symmetric_eigen_many(&cov, 1, d, &values, &vectors, &ok, path);
+  return ok;
 }
 
-PcaFit pca_exact(const float* x, size_t n, size_t d, std::span<const float> w, const float* mean,
-                 const PcaParams& p) {
-  // Centred, sqrt(w)-scaled rows in f64; only rows with w > 0 take part.
+void symmetric_eigen_many(const double* const* covs, size_t count, size_t d,
+                          double* const* values, double* const* vectors, bool* ok,
+                          simd::Path path) {
+  const auto D = static_cast<Eigen::Index>(d);
+  if (path == simd::Path::kScalar) {
+    for (size_t i = 0; i < count; ++i) {
+      const Eigen::Map<const MatD> c(covs[i], D, D);
+      Eigen::SelfAdjointEigenSolver<MatD> es(c, Eigen::ComputeEigenvectors);
+      ok[i] = es.info() == Eigen::Success;
+      if (!ok[i]) continue;
+      std::copy(es.eigenvalues().data(), es.eigenvalues().data() + D, values[i]);
+      std::copy(es.eigenvectors().data(), es.eigenvectors().data() + D * D, vectors[i]);
+    }
+    return;
+  }
+  thread_local std::vector<EigenProblem> work;
+  if (work.size() < count) work.resize(count);
+  std::vector<EigenProblem*> prs(count);
+  for (size_t i = 0; i < count; ++i) {
+    prs[i] = &work[i];
+    eigen_prepare(path, Eigen::Map<const MatD>(covs[i], D, D), work[i]);
+  }
+  eigen_qr(prs.data(), count);
+  for (size_t i = 0; i < count; ++i) {
+    ok[i] = eigen_finish(path, work[i]);
+    if (!ok[i]) continue;
+    std::copy(work[i].diag.data(), work[i].diag.data() + D, values[i]);
+    std::copy(work[i].q.data(), work[i].q.data() + D * D, vectors[i]);
+  }
+}
+
+namespace {
+
+/// §5.3 step 1: the f64 covariance (lower triangle, divided by Σw) of the centred, √w-scaled rows
+/// with w > 0, column-major [d, d].
+void exact_covariance(const float* x, size_t n, size_t d, std::span<const float> w,
+                      const float* mean, simd::Path path, MatD& cov) {
   size_t n_pos = 0;
   double sw = 0.0;
   for (size_t i = 0; i < n; ++i) {
@@ -284,20 +444,22 @@ PcaFit pca_exact(const float* x, size_t n, size_t d, std::span<const float> w, c
       const float wi = weight_at(w, i);
       if (!(wi > 0.0f)) continue;
       const double sq = std::sqrt(static_cast<double>(wi));
-      const float* row = x + i * d;
-      for (size_t j = 0; j < d; ++j)
-        dst[j] = sq * (static_cast<double>(row[j]) - static_cast<double>(mean[j]));
+      simd::centre_scale(path, dst, x + i * d, mean, sq, d);
       dst += d;
     }
   }
-  const simd::Path path = simd::active_path();
-  MatD cov = MatD::Zero(D, D);
+  cov = MatD::Zero(D, D);
   covariance_lower(a.data(), n_pos, d, cov.data(), path);
-  if (sw > 0.0) cov /= sw;
-  Eigen::VectorXd ev(D);
-  MatD vecs(D, D);
-  if (!symmetric_eigen(cov.data(), d, ev.data(), vecs.data(), path))
-    throw InvalidArgument("Kakeya-PCA: the f64 eigensolver did not converge");
+  // cov /= sw. The strict upper triangle stays 0 (0 / sw = +0 for sw > 0) and is never read, so
+  // only the lower triangle is divided.
+  if (sw > 0.0)
+    for (size_t j = 0; j < d; ++j) simd::divide(path, cov.data() + j * d + j, d - j, sw);
+}
+
+/// §5.3 steps 3–5: eigenpairs (ascending from the solver) sorted descending (stable), the cumsum
+/// rank, the f32 basis rows.
+PcaFit exact_fit_from_eigen(const Eigen::VectorXd& ev, const MatD& vecs, size_t d,
+                            const PcaParams& p) {
   std::vector<size_t> order(d);
   std::iota(order.begin(), order.end(), size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](size_t lhs, size_t rhs) {
@@ -317,6 +479,50 @@ PcaFit pca_exact(const float* x, size_t n, size_t d, std::span<const float> w, c
       fit.basis[k * d + j] = static_cast<float>(vecs(static_cast<Eigen::Index>(j), col));
   }
   return fit;
+}
+
+}  // namespace
+
+PcaFit pca_exact(const float* x, size_t n, size_t d, std::span<const float> w, const float* mean,
+                 const PcaParams& p) {
+  PcaJob job{x, n, w, mean};
+  std::vector<std::exception_ptr> errors;
+  auto fits = pca_exact_many({&job, 1}, d, p, errors);
+  if (errors[0]) std::rethrow_exception(errors[0]);
+  return std::move(fits[0]);
+}
+
+std::vector<PcaFit> pca_exact_many(std::span<const PcaJob> jobs, size_t d, const PcaParams& p,
+                                   std::vector<std::exception_ptr>& errors) {
+  const size_t count = jobs.size();
+  const auto D = static_cast<Eigen::Index>(d);
+  const simd::Path path = simd::active_path();
+  std::vector<MatD> covs(count), vecs(count);
+  std::vector<Eigen::VectorXd> evs(count);
+  std::vector<const double*> cov_ptrs(count);
+  std::vector<double*> ev_ptrs(count), vec_ptrs(count);
+  for (size_t i = 0; i < count; ++i) {
+    exact_covariance(jobs[i].x, jobs[i].n, d, jobs[i].w, jobs[i].mean, path, covs[i]);
+    evs[i].resize(D);
+    vecs[i].resize(D, D);
+    cov_ptrs[i] = covs[i].data();
+    ev_ptrs[i] = evs[i].data();
+    vec_ptrs[i] = vecs[i].data();
+  }
+  std::unique_ptr<bool[]> ok(new bool[count]);
+  symmetric_eigen_many(cov_ptrs.data(), count, d, ev_ptrs.data(), vec_ptrs.data(), ok.get(),
+                       path);
+  std::vector<PcaFit> fits(count);
+  errors.assign(count, nullptr);
+  for (size_t i = 0; i < count; ++i) {
+    if (!ok[i]) {
+      errors[i] = std::make_exception_ptr(
+          InvalidArgument("Kakeya-PCA: the f64 eigensolver did not converge"));
+      continue;
+    }
+    fits[i] = exact_fit_from_eigen(evs[i], vecs[i], d, p);
+  }
+  return fits;
 }
 
 size_t rsvd_sketch_width(size_t n, size_t d, const PcaParams& p) noexcept {

@@ -4,6 +4,7 @@
 // basis sign convention and skeleton rounding. Pure functions on row-major arrays; no codec state.
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <span>
 #include <string>
 #include <vector>
@@ -65,10 +66,31 @@ void covariance_lower(const double* a, size_t n, size_t d, double* cov,
 bool symmetric_eigen(const double* cov, size_t d, double* values, double* vectors,
                      simd::Path path = simd::active_path());
 
+/// symmetric_eigen of `count` matrices of the same size at once (covs[i] → values[i], vectors[i],
+/// ok[i]); on the vector paths their QR iterations are interleaved (independent latency-bound
+/// recurrences overlap), each result bit-identical to symmetric_eigen of that matrix alone.
+void symmetric_eigen_many(const double* const* covs, size_t count, size_t d,
+                          double* const* values, double* const* vectors, bool* ok,
+                          simd::Path path = simd::active_path());
+
 /// §5.3: exact PCA of x ([n, D] f32) with weights w (empty = ones) about the f32 `mean` (D).
 /// Covariance and eigensolver in f64; eigenpairs sorted descending (stable); basis rows f32.
 PcaFit pca_exact(const float* x, size_t n, size_t d, std::span<const float> w, const float* mean,
                  const PcaParams& p);
+
+/// One block of pca_exact_many: rows x [n, D], weights w (empty = ones), its f32 mean.
+struct PcaJob {
+  const float* x = nullptr;
+  size_t n = 0;
+  std::span<const float> w;
+  const float* mean = nullptr;
+};
+
+/// pca_exact of several blocks (same D) at once: their eigensolves run interleaved
+/// (symmetric_eigen_many). fits[i] is pca_exact of job i; where that would throw, errors[i] holds
+/// the exception instead (resized to jobs.size(); null = fits[i] valid).
+std::vector<PcaFit> pca_exact_many(std::span<const PcaJob> jobs, size_t d, const PcaParams& p,
+                                   std::vector<std::exception_ptr>& errors);
 
 /// §5.4 sketch width r = min(min(k_t, D) + oversample, D, n).
 size_t rsvd_sketch_width(size_t n, size_t d, const PcaParams& p) noexcept;

@@ -4,6 +4,7 @@
 // function with target attributes like rows.cpp.
 #include "codec/simd/kakeya.h"
 
+#include <cmath>
 #include <vector>
 
 #include "base/errors.h"
@@ -58,9 +59,62 @@ void lloyd_max_scalar(const float* buf, size_t j0, size_t n, float scale, const 
   }
 }
 
+uint32_t argmax_abs_scalar(const float* g, size_t k) {
+  uint32_t a = 0;
+  float best = std::fabs(g[0]);
+  for (size_t c = 1; c < k; ++c) {
+    const float x = std::fabs(g[c]);
+    if (x > best) {
+      best = x;
+      a = static_cast<uint32_t>(c);
+    }
+  }
+  return a;
+}
+
 #if KVWB_SIMD_X86
 
 // ---- AVX-512 ----
+
+// Per row: the largest |g| over the row, then the first c equal to it (no NaN in the row; a row
+// with a NaN takes the scalar scan, whose rule a NaN would otherwise break).
+KVWB_AVX512 void argmax_abs_512(const float* g, size_t rows, size_t k, uint32_t* out) {
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  const size_t full = k / 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (k % 16)) - 1u);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* row = g + r * k;
+    __m512 mx = _mm512_setzero_ps();
+    __mmask16 nan = 0;
+    for (size_t q = 0; q < full; ++q) {
+      const __m512 a = _mm512_andnot_ps(sign, _mm512_loadu_ps(row + 16 * q));
+      nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+      mx = _mm512_max_ps(mx, a);
+    }
+    if (tail != 0) {
+      const __m512 a = _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(tail, row + 16 * full));
+      nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+      mx = _mm512_max_ps(mx, a);
+    }
+    if (nan != 0) {
+      out[r] = argmax_abs_scalar(row, k);
+      continue;
+    }
+    const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    uint32_t idx = 0;
+    for (size_t q = 0;; ++q) {
+      const __mmask16 lanes = q < full ? static_cast<__mmask16>(0xFFFF) : tail;
+      const __mmask16 eq = _mm512_mask_cmp_ps_mask(
+          lanes, _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(lanes, row + 16 * q)), m,
+          _CMP_EQ_OQ);
+      if (eq != 0) {
+        idx = static_cast<uint32_t>(16 * q) + static_cast<uint32_t>(__builtin_ctz(eq));
+        break;
+      }
+    }
+    out[r] = idx;
+  }
+}
 
 // |s − table[m]| per lane (the table in one register).
 KVWB_AVX512 inline __m512 lm_dist(__m512 s, __m512i m, __m512 tv, __m512 sign) {
@@ -265,6 +319,33 @@ KVWB_AVX512 void rotate_rows_512(double* q, size_t n, size_t r0, const ColumnRot
   }
 }
 
+KVWB_AVX512 void accumulate_weighted_512(double* acc, const float* x, double w, size_t d) {
+  const __m512d wv = _mm512_set1_pd(w);
+  size_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    _mm512_storeu_pd(acc + j, _mm512_add_pd(_mm512_loadu_pd(acc + j),
+                                            _mm512_mul_pd(wv, _mm512_cvtps_pd(_mm256_loadu_ps(x + j)))));
+  for (; j < d; ++j) acc[j] = acc[j] + w * static_cast<double>(x[j]);
+}
+
+KVWB_AVX512 void centre_scale_512(double* dst, const float* row, const float* mean, double sq,
+                                  size_t d) {
+  const __m512d sv = _mm512_set1_pd(sq);
+  size_t j = 0;
+  for (; j + 8 <= d; j += 8)
+    _mm512_storeu_pd(dst + j, _mm512_mul_pd(sv, _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(row + j)),
+                                                              _mm512_cvtps_pd(_mm256_loadu_ps(mean + j)))));
+  for (; j < d; ++j)
+    dst[j] = sq * (static_cast<double>(row[j]) - static_cast<double>(mean[j]));
+}
+
+KVWB_AVX512 void divide_512(double* v, size_t n, double by) {
+  const __m512d b = _mm512_set1_pd(by);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm512_storeu_pd(v + i, _mm512_div_pd(_mm512_loadu_pd(v + i), b));
+  for (; i < n; ++i) v[i] = v[i] / by;
+}
+
 KVWB_AVX512 void rotate_512(double* q, size_t n, const ColumnRotation* rot, size_t count) {
   size_t r = 0;
   for (; r + 64 <= n; r += 64) rotate_rows_512<8>(q, n, r, rot, count);
@@ -275,6 +356,109 @@ KVWB_AVX512 void rotate_512(double* q, size_t n, const ColumnRotation* rot, size
 }
 
 // ---- AVX2 ----
+
+KVWB_AVX2 void outer_256(double* b, size_t stride, size_t rows, size_t cols, const double* l,
+                         const double* tmp);
+
+// One column of householder_left from its two packet lanes `even`, `odd` (r < r_end done).
+inline double hh_column_t(double* col, size_t m, size_t r_end, const double* e, double even,
+                          double odd, double tau) {
+  double cc = even + odd;
+  if (r_end < m) cc = cc + col[1 + r_end] * e[r_end];
+  double t = 0.0 + cc;
+  t = t + col[0];
+  col[0] = col[0] - tau * t;
+  return t;
+}
+
+// householder_left: 8 columns at a time (4 ymm, each two columns × two packet lanes), then the
+// rank-1 update of those columns while they are in L1.
+template <bool kWide>
+KVWB_AVX2 void hh_left_256(double* corner, size_t stride, size_t cs, const double* e,
+                           const double* l, double tau) {
+  const size_t m = cs - 1;
+  const size_t r_end = m & ~size_t{1};
+  size_t j = 0;
+  alignas(32) double lanes[16];
+  double t[8];
+  for (; j + 8 <= cs; j += 8) {
+    double* c0 = corner + j * stride;
+    __m256d acc[4];
+    for (int q = 0; q < 4; ++q) acc[q] = _mm256_setzero_pd();
+    for (size_t r = 0; r < r_end; r += 2) {
+      const __m256d ev = _mm256_broadcast_pd(reinterpret_cast<const __m128d*>(e + r));
+      for (int q = 0; q < 4; ++q) {
+        const double* a = c0 + (2 * q) * stride + 1 + r;
+        acc[q] = _mm256_add_pd(acc[q], _mm256_mul_pd(_mm256_loadu2_m128d(a + stride, a), ev));
+      }
+    }
+    for (int q = 0; q < 4; ++q) _mm256_store_pd(lanes + 4 * q, acc[q]);
+    for (size_t c = 0; c < 8; ++c)
+      t[c] = hh_column_t(c0 + c * stride, m, r_end, e, lanes[2 * c], lanes[2 * c + 1], tau);
+    if (kWide)
+      outer_512(c0 + 1, stride, m, 8, l, t);
+    else
+      outer_256(c0 + 1, stride, m, 8, l, t);
+  }
+  for (; j < cs; ++j) {
+    double* col = corner + j * stride;
+    double even = 0.0, odd = 0.0;
+    for (size_t r = 0; r < r_end; r += 2) {
+      even = even + col[1 + r] * e[r];
+      odd = odd + col[2 + r] * e[r + 1];
+    }
+    t[0] = hh_column_t(col, m, r_end, e, even, odd, tau);
+    if (kWide)
+      outer_512(col + 1, stride, m, 1, l, t);
+    else
+      outer_256(col + 1, stride, m, 1, l, t);
+  }
+}
+
+KVWB_AVX2 void argmax_abs_256(const float* g, size_t rows, size_t k, uint32_t* out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const size_t full = k / 8;
+  for (size_t r = 0; r < rows; ++r) {
+    const float* row = g + r * k;
+    __m256 mx = _mm256_setzero_ps();
+    int nan = 0;
+    for (size_t q = 0; q < full; ++q) {
+      const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(row + 8 * q));
+      nan |= _mm256_movemask_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+      mx = _mm256_max_ps(mx, a);
+    }
+    float m = 0.0f;
+    if (full > 0) {
+      __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+      h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+      h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+      m = _mm_cvtss_f32(h);
+    }
+    for (size_t c = 8 * full; c < k; ++c) {
+      const float a = std::fabs(row[c]);
+      if (a != a) nan = 1;
+      m = a > m ? a : m;
+    }
+    if (nan != 0) {
+      out[r] = argmax_abs_scalar(row, k);
+      continue;
+    }
+    const __m256 mv = _mm256_set1_ps(m);
+    size_t c = 0;
+    for (; c + 8 <= k; c += 8) {
+      const int eq = _mm256_movemask_ps(
+          _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(row + c)), mv, _CMP_EQ_OQ));
+      if (eq != 0) {
+        c += static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(eq)));
+        break;
+      }
+    }
+    if (c >= 8 * full)
+      for (; c < k && std::fabs(row[c]) != m; ++c) {
+      }
+    out[r] = static_cast<uint32_t>(c);
+  }
+}
 
 KVWB_AVX2 void centre_dots_256(const float* u, size_t rows, size_t d, const float* ct, size_t k,
                                float* g) {
@@ -391,6 +575,33 @@ KVWB_AVX2 void rotate_rows_256(double* q, size_t n, size_t r0, const ColumnRotat
   }
 }
 
+KVWB_AVX2 void accumulate_weighted_256(double* acc, const float* x, double w, size_t d) {
+  const __m256d wv = _mm256_set1_pd(w);
+  size_t j = 0;
+  for (; j + 4 <= d; j += 4)
+    _mm256_storeu_pd(acc + j, _mm256_add_pd(_mm256_loadu_pd(acc + j),
+                                            _mm256_mul_pd(wv, _mm256_cvtps_pd(_mm_loadu_ps(x + j)))));
+  for (; j < d; ++j) acc[j] = acc[j] + w * static_cast<double>(x[j]);
+}
+
+KVWB_AVX2 void centre_scale_256(double* dst, const float* row, const float* mean, double sq,
+                                size_t d) {
+  const __m256d sv = _mm256_set1_pd(sq);
+  size_t j = 0;
+  for (; j + 4 <= d; j += 4)
+    _mm256_storeu_pd(dst + j, _mm256_mul_pd(sv, _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(row + j)),
+                                                              _mm256_cvtps_pd(_mm_loadu_ps(mean + j)))));
+  for (; j < d; ++j)
+    dst[j] = sq * (static_cast<double>(row[j]) - static_cast<double>(mean[j]));
+}
+
+KVWB_AVX2 void divide_256(double* v, size_t n, double by) {
+  const __m256d b = _mm256_set1_pd(by);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) _mm256_storeu_pd(v + i, _mm256_div_pd(_mm256_loadu_pd(v + i), b));
+  for (; i < n; ++i) v[i] = v[i] / by;
+}
+
 KVWB_AVX2 void rotate_256(double* q, size_t n, const ColumnRotation* rot, size_t count) {
   size_t r = 0;
   for (; r + 24 <= n; r += 24) rotate_rows_256<6>(q, n, r, rot, count);
@@ -439,6 +650,59 @@ void apply_column_rotations(Path p, double* q, size_t n, const ColumnRotation* r
   (void)p;
 #endif
   rotate_rows_scalar(q, n, 0, n, rot, count);
+}
+
+void argmax_abs_rows(Path p, const float* g, size_t rows, size_t k, uint32_t* out) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return argmax_abs_512(g, rows, k, out);
+  if (p == Path::kAvx2) return argmax_abs_256(g, rows, k, out);
+#else
+  (void)p;
+#endif
+  for (size_t r = 0; r < rows; ++r) out[r] = argmax_abs_scalar(g + r * k, k);
+}
+
+void accumulate_weighted(Path p, double* acc, const float* x, double w, size_t d) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return accumulate_weighted_512(acc, x, w, d);
+  if (p == Path::kAvx2) return accumulate_weighted_256(acc, x, w, d);
+#else
+  (void)p;
+#endif
+  for (size_t j = 0; j < d; ++j) acc[j] = acc[j] + w * static_cast<double>(x[j]);
+}
+
+void centre_scale(Path p, double* dst, const float* row, const float* mean, double sq, size_t d) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return centre_scale_512(dst, row, mean, sq, d);
+  if (p == Path::kAvx2) return centre_scale_256(dst, row, mean, sq, d);
+#else
+  (void)p;
+#endif
+  for (size_t j = 0; j < d; ++j)
+    dst[j] = sq * (static_cast<double>(row[j]) - static_cast<double>(mean[j]));
+}
+
+void divide(Path p, double* v, size_t n, double by) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return divide_512(v, n, by);
+  if (p == Path::kAvx2) return divide_256(v, n, by);
+#else
+  (void)p;
+#endif
+  for (size_t i = 0; i < n; ++i) v[i] = v[i] / by;
+}
+
+void householder_left(Path p, double* corner, size_t stride, size_t cs, const double* e,
+                      const double* l, double tau) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return hh_left_256<true>(corner, stride, cs, e, l, tau);
+  if (p == Path::kAvx2) return hh_left_256<false>(corner, stride, cs, e, l, tau);
+#else
+  (void)corner, (void)stride, (void)cs, (void)e, (void)l, (void)tau;
+#endif
+  (void)p;
+  throw InvalidArgument("householder_left: needs a vector path");
 }
 
 void lloyd_max_scaled(Path p, const float* buf, size_t n, float scale, const float* table,

@@ -3,6 +3,7 @@
 // output elements in the lanes; every element gets exactly the operations of the Eigen code the
 // scalar path runs, in the same order and without contraction, so every path writes the same
 // basis bits (docs/decisions-made.md #27, #28).
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -22,6 +23,30 @@ struct ColumnRotation {
   double c, s;
   uint32_t k;
 };
+
+/// Eigen 3.4's JacobiRotation<double>::makeGivens(p, q) (no r) inlined, with the same IEEE
+/// operations in the same order, so c and s are bit-identical.
+inline void make_givens(double p, double q, double& c, double& s) noexcept {
+  if (q == 0.0) {
+    c = p < 0.0 ? -1.0 : 1.0;
+    s = 0.0;
+  } else if (p == 0.0) {
+    c = 0.0;
+    s = q < 0.0 ? 1.0 : -1.0;
+  } else if (std::fabs(p) > std::fabs(q)) {
+    const double t = q / p;
+    double u = std::sqrt(1.0 + t * t);
+    if (p < 0.0) u = -u;
+    c = 1.0 / u;
+    s = -t * c;
+  } else {
+    const double t = p / q;
+    double u = std::sqrt(1.0 + t * t);
+    if (q < 0.0) u = -u;
+    s = -1.0 / u;
+    c = -t * s;
+  }
+}
 
 /// Applies `count` rotations in order to q (column-major [n, n]), as Eigen's
 /// apply_rotation_in_the_plane does element by element (each row of q evolves independently, so
@@ -43,6 +68,16 @@ void sym_rank2_lower(Path p, double* m, size_t stride, const double* u, const do
 void outer_sub(Path p, double* b, size_t stride, size_t rows, size_t cols, const double* l,
                const double* tmp);
 
+/// corner.applyHouseholderOnTheLeft(e, tau) of Eigen's HouseholderSequence::evalTo, fused per
+/// column: corner column-major (column stride `stride`, cs × cs, cs >= 2), row 0 then the m = cs − 1
+/// bottom rows b; e: the m essential entries, l[i] = tau·e[i]. Per column j, Eigen's row-major
+/// gemv with 2-lane packets (packet_traits<double>::size == 2, the caller checks):
+/// t = 0 + ((Σ_{even r < 2⌊m/2⌋} b[r]·e[r]) + (Σ_{odd r} b[r]·e[r])) [+ b[m−1]·e[m−1] for odd m],
+/// each sum in r order from 0; t = t + corner(0, j); corner(0, j) = corner(0, j) − tau·t;
+/// b(i, j) = b(i, j) − t·l[i]. Needs a vector path.
+void householder_left(Path p, double* corner, size_t stride, size_t cs, const double* e,
+                      const double* l, double tau);
+
 }  // namespace kvwb::codec::simd
 
 namespace kvwb::codec::simd {
@@ -57,6 +92,20 @@ void centre_dots(Path p, const float* u, size_t rows, size_t d, const float* ct,
 }  // namespace kvwb::codec::simd
 
 namespace kvwb::codec::simd {
+
+/// Per row r < rows of g (row-major [rows, k], k >= 1): out[r] = the first c with the largest
+/// |g[r·k + c]| (a NaN entry never wins, and a NaN at c = 0 keeps 0), as a strict `>` scan from
+/// c = 0 finds it.
+void argmax_abs_rows(Path p, const float* g, size_t rows, size_t k, uint32_t* out);
+
+/// acc[j] = acc[j] + w·double(x[j]) for j < d (the weighted-mean accumulation).
+void accumulate_weighted(Path p, double* acc, const float* x, double w, size_t d);
+
+/// dst[j] = sq·(double(row[j]) − double(mean[j])) for j < d (one centred, √w-scaled row).
+void centre_scale(Path p, double* dst, const float* row, const float* mean, double sq, size_t d);
+
+/// v[i] = v[i] / by for i < n.
+void divide(Path p, double* v, size_t n, double by);
 
 /// Per value j < n: s = buf[j]·scale (f32), idx[j] = kernels::quantize_fast(s, table, count),
 /// and s_out[j] = s when s_out is not null. count <= 16 (Lloyd-Max tables of b <= 4).

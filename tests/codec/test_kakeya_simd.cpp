@@ -3,8 +3,12 @@
 // must be bit-identical on every SIMD path the CPU has (docs/decisions-made.md #28).
 #include <gtest/gtest.h>
 
+#include <Eigen/Dense>
+
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -91,6 +95,51 @@ TEST(KakeyaSimd, EigensolverMatchesEigenOnEveryPath) {
   EXPECT_GT(cases, 0);
 }
 
+// Several eigenproblems solved together (their QR iterations interleaved pairwise) give each one
+// exactly Eigen's result alone: batches mixing full rank, rank 3, repeated and zero spectra (one
+// problem done long before its partner), odd batch sizes, D not a multiple of 8.
+TEST(KakeyaSimd, InterleavedEigensolvesMatchEigenOneByOne) {
+  for (size_t d : {1, 2, 7, 64, 100}) {
+    std::vector<std::vector<double>> covs;
+    for (int kind = 0; kind < 5; ++kind) {
+      std::vector<double> cov(d * d, 0.0);
+      if (kind == 0 || kind == 1 || kind == 4) {
+        const size_t n = kind == 1 ? 3 : 2 * d + 3 + static_cast<size_t>(kind);
+        const auto a = centred_rows(n, d, static_cast<uint32_t>(d * 17 + kind));
+        kvwb::codec::kakeya::covariance_lower(a.data(), n, d, cov.data(), Path::kScalar);
+      } else if (kind == 2) {
+        for (size_t j = 0; j < d; ++j) cov[j * d + j] = j % 3 ? 2.0 : 1.0;
+      }  // kind 3: the zero matrix
+      covs.push_back(cov);
+    }
+    for (Path p : {Path::kScalar, Path::kAvx2, Path::kAvx512}) {
+      if (!kvwb::codec::simd::cpu_supports(p)) continue;
+      for (size_t count = 1; count <= covs.size(); ++count) {
+        std::vector<const double*> in;
+        std::vector<std::vector<double>> vals(count, std::vector<double>(d)),
+            vecs(count, std::vector<double>(d * d));
+        std::vector<double*> vp, qp;
+        for (size_t i = 0; i < count; ++i) {
+          in.push_back(covs[(i + count) % covs.size()].data());
+          vp.push_back(vals[i].data());
+          qp.push_back(vecs[i].data());
+        }
+        std::unique_ptr<bool[]> ok(new bool[count]);
+        kvwb::codec::kakeya::symmetric_eigen_many(in.data(), count, d, vp.data(), qp.data(),
+                                                  ok.get(), p);
+        for (size_t i = 0; i < count; ++i) {
+          std::vector<double> rv(d), rq(d * d);
+          ASSERT_TRUE(kvwb::codec::kakeya::symmetric_eigen(in[i], d, rv.data(), rq.data(),
+                                                           Path::kScalar));
+          ASSERT_TRUE(ok[i]);
+          EXPECT_TRUE(same_bits(rv, vals[i])) << "values d=" << d << " count " << count << " #" << i;
+          EXPECT_TRUE(same_bits(rq, vecs[i])) << "vectors d=" << d << " count " << count << " #" << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(KakeyaSimd, CentreProductsMatchEigenOnEveryPath) {
   if (vector_paths().empty()) GTEST_SKIP() << "no vector path on this CPU";
   std::mt19937 g(11);
@@ -110,6 +159,146 @@ TEST(KakeyaSimd, CentreProductsMatchEigenOnEveryPath) {
           EXPECT_TRUE(same_bits(ref, got)) << "rows=" << rows << " d=" << d << " k=" << k;
         }
       }
+}
+
+// The first-largest-|g| index of every row (K-means assignment) against the strict `>` scan, with
+// ties, ±0, all-zero rows, NaN and ±inf entries, k across and off the lane widths.
+TEST(KakeyaSimd, ArgmaxAbsMatchesTheScalarScan) {
+  std::mt19937 g(5);
+  std::normal_distribution<float> nd;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  int checked = 0;
+  for (size_t k : {1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 40}) {
+    const size_t rows = 64;
+    std::vector<float> m(rows * k);
+    for (size_t r = 0; r < rows; ++r) {
+      float* row = m.data() + r * k;
+      for (size_t c = 0; c < k; ++c) row[c] = nd(g);
+      const size_t a = r % k, b = (r * 7 + 3) % k;
+      switch (r % 8) {
+        case 1: row[b] = -row[a]; break;  // a tie in |g| with the opposite sign
+        case 2: for (size_t c = 0; c < k; ++c) row[c] = (c % 2) ? 0.0f : -0.0f; break;
+        case 3: row[b] = nan; break;
+        case 4: row[0] = nan; break;
+        case 5: row[b] = -inf; row[a] = inf; break;
+        case 6: for (size_t c = 0; c < k; ++c) row[c] = c % 3 ? 0.5f : -0.5f; break;
+        default: break;
+      }
+    }
+    std::vector<uint32_t> ref(rows);
+    for (size_t r = 0; r < rows; ++r) {
+      const float* row = m.data() + r * k;
+      uint32_t a = 0;
+      float best = std::fabs(row[0]);
+      for (size_t c = 1; c < k; ++c)
+        if (std::fabs(row[c]) > best) {
+          best = std::fabs(row[c]);
+          a = static_cast<uint32_t>(c);
+        }
+      ref[r] = a;
+    }
+    for (Path p : {Path::kScalar, Path::kAvx2, Path::kAvx512}) {
+      if (!kvwb::codec::simd::cpu_supports(p)) continue;
+      std::vector<uint32_t> got(rows, 999);
+      kvwb::codec::simd::argmax_abs_rows(p, m.data(), rows, k, got.data());
+      EXPECT_EQ(ref, got) << "k=" << k << " path " << kvwb::codec::simd::path_name(p);
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 0);
+}
+
+// The fused Householder step of the Q accumulation (simd::householder_left) against Eigen's
+// applyHouseholderOnTheLeft on a strided corner, bit for bit: odd and even heights, fewer and more
+// than 8 columns, tiny and huge entries.
+TEST(KakeyaSimd, HouseholderLeftMatchesEigen) {
+  if (vector_paths().empty()) GTEST_SKIP() << "no vector path on this CPU";
+  std::mt19937 g(21);
+  std::normal_distribution<double> nd;
+  int cases = 0;
+  for (Eigen::Index cs : {2, 3, 4, 5, 8, 9, 10, 16, 17, 33, 64, 127}) {
+    const Eigen::Index stride = cs + 3;
+    Eigen::MatrixXd start(stride, cs);
+    for (Eigen::Index j = 0; j < cs; ++j)
+      for (Eigen::Index i = 0; i < stride; ++i)
+        start(i, j) = nd(g) * std::pow(10.0, static_cast<double>((i + 3 * j) % 7) - 3.0);
+    Eigen::VectorXd ess(cs - 1);
+    for (Eigen::Index i = 0; i < cs - 1; ++i) ess(i) = nd(g);
+    if (cs > 4) ess(1) = -0.0;
+    const double tau = 1.37;
+    Eigen::MatrixXd ref = start;
+    std::vector<double> work(static_cast<size_t>(cs));
+    ref.block(0, 0, cs, cs).applyHouseholderOnTheLeft(ess, tau, work.data());
+    std::vector<double> l(static_cast<size_t>(cs - 1));
+    for (Eigen::Index i = 0; i < cs - 1; ++i) l[static_cast<size_t>(i)] = tau * ess(i);
+    for (Path p : vector_paths()) {
+      Eigen::MatrixXd got = start;
+      kvwb::codec::simd::householder_left(p, got.data(), static_cast<size_t>(stride),
+                                          static_cast<size_t>(cs), ess.data(), l.data(), tau);
+      EXPECT_EQ(0, std::memcmp(ref.data(), got.data(), sizeof(double) * static_cast<size_t>(ref.size())))
+          << "cs=" << cs << " path " << kvwb::codec::simd::path_name(p);
+      ++cases;
+    }
+  }
+  EXPECT_GT(cases, 0);
+}
+
+// makeGivens inlined (simd::make_givens) against Eigen's JacobiRotation<double>::makeGivens, bit
+// for bit: signs, zeros, |p| = |q|, subnormals, huge ratios, ±inf and NaN.
+TEST(KakeyaSimd, MakeGivensMatchesEigen) {
+  std::mt19937 g(9);
+  std::normal_distribution<double> nd;
+  std::vector<double> vals = {0.0, -0.0, 1.0, -1.0, 2.0, -3.0, 1e-310, -1e-310, 1e300, -1e300,
+                              5e-324, std::numeric_limits<double>::infinity(),
+                              -std::numeric_limits<double>::infinity(),
+                              std::numeric_limits<double>::quiet_NaN()};
+  for (int i = 0; i < 200; ++i) vals.push_back(nd(g) * std::pow(10.0, (i % 9) - 4));
+  size_t cases = 0;
+  for (double p : vals)
+    for (double q : vals) {
+      Eigen::JacobiRotation<double> ref;
+      ref.makeGivens(p, q);
+      double c = 7.0, s = 7.0;
+      kvwb::codec::simd::make_givens(p, q, c, s);
+      const double rc = ref.c(), rs = ref.s();
+      ASSERT_EQ(0, std::memcmp(&rc, &c, sizeof c)) << "p=" << p << " q=" << q;
+      ASSERT_EQ(0, std::memcmp(&rs, &s, sizeof s)) << "p=" << p << " q=" << q;
+      ++cases;
+    }
+  EXPECT_EQ(cases, vals.size() * vals.size());
+}
+
+// The weighted-mean accumulation, the centred √w-scaled rows and the covariance division on lanes
+// against their scalar formulas, bit for bit, across and off the lane widths.
+TEST(KakeyaSimd, ElementwiseF64KernelsMatchTheScalarFormulas) {
+  std::mt19937 g(13);
+  std::normal_distribution<float> nd;
+  for (size_t d : {1, 3, 4, 7, 8, 9, 17, 64, 100, 130}) {
+    std::vector<float> x(d), mean(d);
+    for (auto& v : x) v = 5.0f * nd(g);
+    for (auto& v : mean) v = nd(g);
+    x[0] = 1e-30f;
+    std::vector<double> acc0(d);
+    for (size_t j = 0; j < d; ++j) acc0[j] = 0.1 * static_cast<double>(j) - 1.0;
+    const double w = 0.7310000000000001, sq = std::sqrt(w), by = 3.3;
+    std::vector<double> ref_acc = acc0, ref_row(d), ref_div = acc0;
+    for (size_t j = 0; j < d; ++j) {
+      ref_acc[j] = ref_acc[j] + w * static_cast<double>(x[j]);
+      ref_row[j] = sq * (static_cast<double>(x[j]) - static_cast<double>(mean[j]));
+      ref_div[j] = ref_div[j] / by;
+    }
+    for (Path p : {Path::kScalar, Path::kAvx2, Path::kAvx512}) {
+      if (!kvwb::codec::simd::cpu_supports(p)) continue;
+      std::vector<double> acc = acc0, row(d), div = acc0;
+      kvwb::codec::simd::accumulate_weighted(p, acc.data(), x.data(), w, d);
+      kvwb::codec::simd::centre_scale(p, row.data(), x.data(), mean.data(), sq, d);
+      kvwb::codec::simd::divide(p, div.data(), d, by);
+      EXPECT_TRUE(same_bits(ref_acc, acc)) << "d=" << d;
+      EXPECT_TRUE(same_bits(ref_row, row)) << "d=" << d;
+      EXPECT_TRUE(same_bits(ref_div, div)) << "d=" << d;
+    }
+  }
 }
 
 TEST(KakeyaSimd, LloydMaxIndicesMatchTheScalarRule) {
