@@ -9,6 +9,7 @@
 
 #include "base/errors.h"
 #include "codec/format/half.h"
+#include "codec/math/eigen_gemm.h"
 #include "codec/math/rng.h"
 #include "codec/simd/kakeya.h"
 
@@ -355,18 +356,45 @@ PcaFit pca_randomized(const float* x, size_t n, size_t d, std::span<const float>
   }
   const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> om(
       omega.data(), N, R);
-  MatF z = a.transpose() * om;  // D x r
+  // The products run on vector lanes where that gives Eigen's bits (eigen_gemm.h), else Eigen.
+  const simd::Path path = simd::active_path();
+  const ptrdiff_t sn = static_cast<ptrdiff_t>(n), sd = static_cast<ptrdiff_t>(d);
+  // dst ([rows, cols] col-major) = a·m (a_t false) or aᵀ·m (a_t true), m col-major [·, cols].
+  const auto a_times = [&](MatF& dst, bool a_t, const MatF& m) {
+    const Eigen::Index rows = a_t ? D : N, depth = a_t ? N : D;
+    dst.resize(rows, m.cols());
+    if (gemm_like_eigen(path, static_cast<size_t>(rows), static_cast<size_t>(m.cols()),
+                        static_cast<size_t>(depth), a.data(), a_t ? sn : 1, a_t ? 1 : sn,
+                        m.data(), 1, static_cast<ptrdiff_t>(m.rows()), dst.data(),
+                        static_cast<size_t>(rows)))
+      return;
+    if (a_t)
+      dst.noalias() = a.transpose() * m;
+    else
+      dst.noalias() = a * m;
+  };
+  MatF z(D, R);  // D x r
+  if (!gemm_like_eigen(path, d, r, n, a.data(), sn, 1, omega.data(), static_cast<ptrdiff_t>(r), 1,
+                       z.data(), d))
+    z.noalias() = a.transpose() * om;
+  MatF y, qy, aty;
   for (size_t it = 0; it < p.rsvd_power_iters; ++it) {
-    const MatF y = a * z;  // n x r
-    const MatF qy = thin_q(y, r);
-    const MatF aty = a.transpose() * qy;  // D x r
+    a_times(y, false, z);  // n x r
+    qy = thin_q(y, r);
+    a_times(aty, true, qy);  // D x r
     z = thin_q(aty, r);
   }
   const MatF q = thin_q(z, r);  // D x r
-  const MatF b = a * q;         // n x r
+  MatF b;
+  a_times(b, false, q);  // n x r
   Eigen::JacobiSVD<MatF> svd(b, Eigen::ComputeThinV);
   const auto& s = svd.singularValues();
-  const MatF basis_cols = q * svd.matrixV();  // D x r
+  const MatF& v = svd.matrixV();  // r x r
+  MatF basis_cols(D, v.cols());   // D x r
+  if (!gemm_like_eigen(path, d, static_cast<size_t>(v.cols()), static_cast<size_t>(v.rows()),
+                       q.data(), 1, sd, v.data(), 1, static_cast<ptrdiff_t>(v.rows()),
+                       basis_cols.data(), d))
+    basis_cols.noalias() = q * v;
   PcaFit fit;
   fit.eigenvalues.resize(r);
   for (size_t k = 0; k < r; ++k) {
