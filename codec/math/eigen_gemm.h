@@ -1,7 +1,7 @@
 #pragma once
 // f32 matrix products with the bits of Eigen 3.4's dense GEMM (`dst.noalias() = lhs * rhs`), on
 // vector lanes where Eigen's summation order is provably plain index order per depth block
-// (docs/decisions-made.md #29); the caller evaluates the Eigen expression otherwise.
+// (docs/decisions-made.md #38); the caller evaluates the Eigen expression otherwise.
 #include <cstddef>
 
 #include "codec/simd/dispatch.h"

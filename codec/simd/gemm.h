@@ -1,5 +1,5 @@
 #pragma once
-// f32 matrix product in Eigen's summation order on vector lanes (docs/decisions-made.md #29).
+// f32 matrix product in Eigen's summation order on vector lanes (docs/decisions-made.md #38).
 // Lanes are independent output elements; every element gets the operations Eigen 3.4's GEMM gives
 // it when its 2pX4 / 2pX1 micro kernels cover the whole result (codec/math/eigen_gemm.h checks
 // that), so every path writes the same bits as Eigen.
