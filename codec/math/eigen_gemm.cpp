@@ -6,9 +6,9 @@
 
 namespace kvwb::codec::kakeya {
 
-bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float* a,
-                     ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs,
-                     ptrdiff_t b_cs, float* c, size_t ldc) {
+bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float* a, ptrdiff_t a_rs,
+                     ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs, ptrdiff_t b_cs, float* c,
+                     size_t ldc) {
 #ifdef EIGEN_HAS_SINGLE_INSTRUCTION_MADD
   // Eigen's micro kernels would fuse multiply and add (a build with FMA): not our order.
   return false;

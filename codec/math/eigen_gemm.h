@@ -17,8 +17,8 @@ namespace kvwb::codec::kakeya {
 /// m % 8 == 0 and the row block mc a multiple of 8 (else the 1p / scalar-row kernels, which sum in
 /// another order); the depth block kc is read from Eigen's blocking object built as the product
 /// builds it. Returns false (nothing written) otherwise.
-bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float* a,
-                     ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs,
-                     ptrdiff_t b_cs, float* c, size_t ldc);
+bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float* a, ptrdiff_t a_rs,
+                     ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs, ptrdiff_t b_cs, float* c,
+                     size_t ldc);
 
 }  // namespace kvwb::codec::kakeya

@@ -102,7 +102,8 @@ KVWB_AVX512 inline void tile8_512(const Panel& pa, const DepthBlock& db, size_t 
   const float* bp = db.col(j0);
   for (size_t l = 0; l < db.kb; ++l, ap += pa.ak, bp += NC) {
     const __m256 va = _mm256_loadu_ps(ap);
-    for (int q = 0; q < NC; ++q) acc[q] = _mm256_add_ps(acc[q], _mm256_mul_ps(va, _mm256_set1_ps(bp[q])));
+    for (int q = 0; q < NC; ++q)
+      acc[q] = _mm256_add_ps(acc[q], _mm256_mul_ps(va, _mm256_set1_ps(bp[q])));
   }
   for (int q = 0; q < NC; ++q) {
     float* dst = c + (j0 + static_cast<size_t>(q)) * ldc;
