@@ -65,7 +65,37 @@ void block_scalar(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t m, size
     }
 }
 
+inline void outer_col_f32(float* col, size_t i0, size_t rows, const float* l, float t) {
+  for (size_t i = i0; i < rows; ++i) col[i] = col[i] - t * l[i];
+}
+
 #if KVWB_SIMD_X86
+
+KVWB_AVX512 void outer_f32_512(float* b, size_t stride, size_t rows, size_t cols, const float* l,
+                               const float* tmp) {
+  for (size_t j = 0; j < cols; ++j) {
+    const __m512 t = _mm512_set1_ps(tmp[j]);
+    float* col = b + j * stride;
+    size_t i = 0;
+    for (; i + 16 <= rows; i += 16)
+      _mm512_storeu_ps(col + i, _mm512_sub_ps(_mm512_loadu_ps(col + i),
+                                              _mm512_mul_ps(t, _mm512_loadu_ps(l + i))));
+    outer_col_f32(col, i, rows, l, tmp[j]);
+  }
+}
+
+KVWB_AVX2 void outer_f32_256(float* b, size_t stride, size_t rows, size_t cols, const float* l,
+                             const float* tmp) {
+  for (size_t j = 0; j < cols; ++j) {
+    const __m256 t = _mm256_set1_ps(tmp[j]);
+    float* col = b + j * stride;
+    size_t i = 0;
+    for (; i + 8 <= rows; i += 8)
+      _mm256_storeu_ps(col + i, _mm256_sub_ps(_mm256_loadu_ps(col + i),
+                                              _mm256_mul_ps(t, _mm256_loadu_ps(l + i))));
+    outer_col_f32(col, i, rows, l, tmp[j]);
+  }
+}
 
 // ---- AVX-512: tiles of NV × 16 rows and NC columns ----
 
@@ -211,6 +241,17 @@ void gemm_eigen_order(Path p, size_t m, size_t n, size_t k, size_t kc, const flo
 #endif
     block_scalar(a, a_rs, a_cs, m, l0, db, c, ldc);
   }
+}
+
+void outer_sub_f32(Path p, float* b, size_t stride, size_t rows, size_t cols, const float* l,
+                   const float* tmp) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return outer_f32_512(b, stride, rows, cols, l, tmp);
+  if (p == Path::kAvx2) return outer_f32_256(b, stride, rows, cols, l, tmp);
+#else
+  (void)p;
+#endif
+  for (size_t j = 0; j < cols; ++j) outer_col_f32(b + j * stride, 0, rows, l, tmp[j]);
 }
 
 }  // namespace kvwb::codec::simd

@@ -18,4 +18,9 @@ void gemm_eigen_order(Path p, size_t m, size_t n, size_t k, size_t kc, const flo
                       ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs,
                       ptrdiff_t b_cs, float* c, size_t ldc);
 
+/// The outer-product step of Eigen's applyHouseholderOnTheLeft (f32): for column j < cols of b
+/// (column-major, column stride `stride`, `rows` rows): b(i, j) = b(i, j) − tmp[j]·l[i].
+void outer_sub_f32(Path p, float* b, size_t stride, size_t rows, size_t cols, const float* l,
+                   const float* tmp);
+
 }  // namespace kvwb::codec::simd
