@@ -35,6 +35,7 @@
 #include "codec/codec_factories.h"
 #include "base/errors.h"
 #include "codec/format/half.h"
+#include "codec/math/eigen_gemm.h"
 #include "codec/math/kmeans.h"
 #include "codec/params.h"
 #include "codec/math/quantizer.h"
@@ -293,7 +294,10 @@ BlockCode encode_block(const Config& cfg, const float* x, size_t n, size_t d,
   RowMatF xc = MapConstRowF(x, N, D);
   xc.rowwise() -= Eigen::Map<const Eigen::RowVectorXf>(mean, D);
   RowMatF coeffs(N, DE);
-  coeffs.noalias() = xc * MapConstRowF(basis, DE, D).transpose();
+  // Eigen computes the row-major product transposed: coeffsᵀ [de, n] = basis · xcᵀ.
+  if (!kakeya::gemm_like_eigen(simd::active_path(), de, n, d, basis, static_cast<ptrdiff_t>(d), 1,
+                               xc.data(), 1, static_cast<ptrdiff_t>(d), coeffs.data(), de))
+    coeffs.noalias() = xc * MapConstRowF(basis, DE, D).transpose();
   // §5.7 K-means, rounded centres.
   KmeansFit km =
       fit_axial_kmeans(coeffs.data(), n, de, w, cfg.k, cfg.kmeans_max_iter, cfg.seed, block);
@@ -392,7 +396,10 @@ void decode_block(const BlockCode& bc, const float* mean, const float* basis, si
                                      q.data(), tq, de, chat.data() + i * de);
   }
   MapRowF o(out, N, D);
-  o.noalias() = chat * MapConstRowF(basis, DE, D);
+  // Eigen computes the row-major product transposed: oᵀ [d, n] = basisᵀ · chatᵀ.
+  if (!kakeya::gemm_like_eigen(simd::active_path(), d, n, de, basis, 1, static_cast<ptrdiff_t>(d),
+                               chat.data(), 1, static_cast<ptrdiff_t>(de), out, d))
+    o.noalias() = chat * MapConstRowF(basis, DE, D);
   o.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(mean, D);
 }
 

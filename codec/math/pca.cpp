@@ -11,7 +11,9 @@
 
 #include "base/errors.h"
 #include "codec/format/half.h"
+#include "codec/math/eigen_gemm.h"
 #include "codec/math/rng.h"
+#include "codec/simd/gemm.h"
 #include "codec/simd/kakeya.h"
 
 namespace kvwb::codec::kakeya {
@@ -326,10 +328,71 @@ bool eigen_finish(simd::Path path, EigenProblem& pr) {
   return true;
 }
 
-/// First r columns of the thin QR factor Q of m ([rows, cols], rows >= r).
-MatF thin_q(const MatF& m, size_t r) {
-  Eigen::HouseholderQR<MatF> qr(m);
-  return qr.householderQ() * MatF::Identity(m.rows(), static_cast<Eigen::Index>(r));
+/// Eigen's HouseholderQR<MatF>::compute (Eigen 3.4: householder_qr_inplace_blocked with block
+/// size 48, householder_qr_inplace_unblocked per panel, apply_block_householder_on_the_left for
+/// the trailing columns) with the same expressions and types, except the outer-product step of
+/// each reflector in a panel (bottom -= tau·essential·tmp), which runs on vector lanes with
+/// Eigen's per-element operations b(i, j) − tmp(j)·(tau·essential(i)) (simd::outer_sub_f32).
+void householder_qr(simd::Path path, MatF& mat, Eigen::VectorXf& hcoeffs) {
+  using Eigen::Index;
+  const Index rows = mat.rows(), cols = mat.cols(), size = std::min(rows, cols);
+  hcoeffs.resize(size);
+  thread_local Eigen::VectorXf temp, lhs;
+  temp.resize(cols);
+  float* const temp_data = temp.data();
+  const Index block = std::min<Index>(48, size);
+  for (Index k = 0; k < size; k += block) {
+    const Index bs = std::min(size - k, block), tcols = cols - k - bs, brows = rows - k;
+    Eigen::Block<MatF> a11_21 = mat.block(k, k, brows, bs);
+    Eigen::Block<Eigen::VectorXf, Eigen::Dynamic, 1> hseg = hcoeffs.segment(k, bs);
+    // householder_qr_inplace_unblocked(a11_21, hseg, temp_data)
+    const Index psize = std::min(brows, bs);
+    for (Index j = 0; j < psize; ++j) {
+      const Index rem_rows = brows - j, rem_cols = bs - j - 1;
+      float beta;
+      a11_21.col(j).tail(rem_rows).makeHouseholderInPlace(hseg.coeffRef(j), beta);
+      a11_21.coeffRef(j, j) = beta;
+      auto corner = a11_21.bottomRightCorner(rem_rows, rem_cols);
+      const auto essential = a11_21.col(j).tail(rem_rows - 1);
+      const float tau = hseg.coeff(j);
+      // corner.applyHouseholderOnTheLeft(essential, tau, temp_data + j + 1)
+      if (rem_rows == 1) {
+        corner *= 1.0f - tau;
+      } else if (tau != 0.0f) {
+        Eigen::Map<Eigen::RowVectorXf> tmp(temp_data + j + 1, rem_cols);
+        Eigen::Block<decltype(corner), Eigen::Dynamic, Eigen::Dynamic> bottom(corner, 1, 0,
+                                                                              rem_rows - 1, rem_cols);
+        tmp.noalias() = essential.adjoint() * bottom;
+        tmp += corner.row(0);
+        corner.row(0) -= tau * tmp;
+        // bottom.noalias() -= tau * essential * tmp
+        lhs.resize(rem_rows - 1);
+        for (Index i = 0; i < rem_rows - 1; ++i) lhs[i] = tau * essential.coeff(i);
+        if (rem_cols > 0)
+          simd::outer_sub_f32(path, &bottom.coeffRef(0, 0), static_cast<size_t>(bottom.outerStride()),
+                              static_cast<size_t>(rem_rows - 1), static_cast<size_t>(rem_cols),
+                              lhs.data(), tmp.data());
+      }
+    }
+    if (tcols) {
+      Eigen::Block<MatF> a21_22 = mat.block(k, k + bs, brows, tcols);
+      Eigen::internal::apply_block_householder_on_the_left(a21_22, a11_21, hseg, false);
+    }
+  }
+}
+
+/// First r columns of the thin QR factor Q of m ([rows, cols], rows >= r). The vector paths
+/// factorise with householder_qr (same bits as Eigen's HouseholderQR); Q is Eigen's own.
+MatF thin_q(simd::Path path, const MatF& m, size_t r) {
+  if (path == simd::Path::kScalar) {
+    Eigen::HouseholderQR<MatF> qr(m);
+    return qr.householderQ() * MatF::Identity(m.rows(), static_cast<Eigen::Index>(r));
+  }
+  MatF qr = m;
+  Eigen::VectorXf h;
+  householder_qr(path, qr, h);
+  const Eigen::HouseholderSequence<MatF, Eigen::VectorXf> q(qr, h);
+  return q * MatF::Identity(m.rows(), static_cast<Eigen::Index>(r));
 }
 
 }  // namespace
@@ -561,18 +624,45 @@ PcaFit pca_randomized(const float* x, size_t n, size_t d, std::span<const float>
   }
   const Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> om(
       omega.data(), N, R);
-  MatF z = a.transpose() * om;  // D x r
+  // The products run on vector lanes where that gives Eigen's bits (eigen_gemm.h), else Eigen.
+  const simd::Path path = simd::active_path();
+  const ptrdiff_t sn = static_cast<ptrdiff_t>(n), sd = static_cast<ptrdiff_t>(d);
+  // dst ([rows, cols] col-major) = a·m (a_t false) or aᵀ·m (a_t true), m col-major [·, cols].
+  const auto a_times = [&](MatF& dst, bool a_t, const MatF& m) {
+    const Eigen::Index rows = a_t ? D : N, depth = a_t ? N : D;
+    dst.resize(rows, m.cols());
+    if (gemm_like_eigen(path, static_cast<size_t>(rows), static_cast<size_t>(m.cols()),
+                        static_cast<size_t>(depth), a.data(), a_t ? sn : 1, a_t ? 1 : sn,
+                        m.data(), 1, static_cast<ptrdiff_t>(m.rows()), dst.data(),
+                        static_cast<size_t>(rows)))
+      return;
+    if (a_t)
+      dst.noalias() = a.transpose() * m;
+    else
+      dst.noalias() = a * m;
+  };
+  MatF z(D, R);  // D x r
+  if (!gemm_like_eigen(path, d, r, n, a.data(), sn, 1, omega.data(), static_cast<ptrdiff_t>(r), 1,
+                       z.data(), d))
+    z.noalias() = a.transpose() * om;
+  MatF y, qy, aty;
   for (size_t it = 0; it < p.rsvd_power_iters; ++it) {
-    const MatF y = a * z;  // n x r
-    const MatF qy = thin_q(y, r);
-    const MatF aty = a.transpose() * qy;  // D x r
-    z = thin_q(aty, r);
+    a_times(y, false, z);  // n x r
+    qy = thin_q(path, y, r);
+    a_times(aty, true, qy);  // D x r
+    z = thin_q(path, aty, r);
   }
-  const MatF q = thin_q(z, r);  // D x r
-  const MatF b = a * q;         // n x r
+  const MatF q = thin_q(path, z, r);  // D x r
+  MatF b;
+  a_times(b, false, q);  // n x r
   Eigen::JacobiSVD<MatF> svd(b, Eigen::ComputeThinV);
   const auto& s = svd.singularValues();
-  const MatF basis_cols = q * svd.matrixV();  // D x r
+  const MatF& v = svd.matrixV();  // r x r
+  MatF basis_cols(D, v.cols());   // D x r
+  if (!gemm_like_eigen(path, d, static_cast<size_t>(v.cols()), static_cast<size_t>(v.rows()),
+                       q.data(), 1, sd, v.data(), 1, static_cast<ptrdiff_t>(v.rows()),
+                       basis_cols.data(), d))
+    basis_cols.noalias() = q * v;
   PcaFit fit;
   fit.eigenvalues.resize(r);
   for (size_t k = 0; k < r; ++k) {

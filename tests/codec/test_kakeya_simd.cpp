@@ -1,5 +1,6 @@
 // Kakeya-PCA vector kernels (codec/simd/kakeya.h) against the scalar path, which runs Eigen's own
-// code: covariance rank update, symmetric eigensolver, centre products and the Lloyd-Max indices
+// code: covariance rank update, symmetric eigensolver, centre products, the f32 GEMM in Eigen's
+// order (codec/math/eigen_gemm.h) and the Lloyd-Max indices
 // must be bit-identical on every SIMD path the CPU has (docs/decisions-made.md #28).
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "codec/kernels/lloyd_max.h"
+#include "codec/math/eigen_gemm.h"
 #include "codec/math/kmeans.h"
 #include "codec/math/pca.h"
 #include "codec/math/quantizer.h"
@@ -299,6 +301,72 @@ TEST(KakeyaSimd, ElementwiseF64KernelsMatchTheScalarFormulas) {
       EXPECT_TRUE(same_bits(ref_div, div)) << "d=" << d;
     }
   }
+}
+
+// gemm_like_eigen against Eigen's own product `dst.noalias() = lhs * rhs` compiled here: every
+// layout (column-/row-major operands, a row-major destination), depths across Eigen's depth block
+// kc, result rows a multiple of 8 (lanes) or not (declined: Eigen runs), 1…40 columns.
+TEST(KakeyaSimd, GemmMatchesEigenProductOnEveryPath) {
+  if (vector_paths().empty()) GTEST_SKIP() << "no vector path on this CPU";
+  using CM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;
+  using RM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Eigen::Index;
+  std::mt19937 g(29);
+  std::normal_distribution<float> nd;
+  std::uniform_int_distribution<int> ex(-6, 6);
+  size_t on_lanes = 0, declined = 0, multi_block = 0;
+  for (size_t m : {8, 16, 24, 40, 136, 512, 5, 17, 30})
+    for (size_t k : {1, 2, 7, 16, 33, 128, 512, 700, 1100, 2500})
+      for (size_t n : {1, 2, 3, 4, 5, 8, 13, 16, 17, 40}) {
+        if (m * n * k > 2'000'000) continue;
+        std::vector<float> av(m * k), bv(k * n);
+        for (auto& x : av) x = std::ldexp(nd(g), ex(g));
+        for (auto& x : bv) x = std::ldexp(nd(g), ex(g));
+        const auto M = static_cast<Index>(m), N = static_cast<Index>(n), K = static_cast<Index>(k);
+        const bool expect_lanes = m % 8 == 0 && n >= 2 && m + n + k >= 20;
+        Eigen::internal::gemm_blocking_space<Eigen::ColMajor, float, float, Eigen::Dynamic,
+                                             Eigen::Dynamic, Eigen::Dynamic>
+            blocking(M, N, K, 1, true);
+        // layout bit 0: A row-major, bit 1: B row-major; layout 4: row-major destination.
+        for (int layout = 0; layout < 5; ++layout) {
+          const bool a_row = layout == 1 || layout == 3, b_row = layout == 2 || layout == 3;
+          std::vector<float> ref(m * n);
+          if (layout == 4) {
+            // dst [n, m] row-major = Bᵀ·Aᵀ (A, B column-major); its memory is (A·B) column-major.
+            Eigen::Map<RM> dst(ref.data(), N, M);
+            dst.noalias() = Eigen::Map<const RM>(bv.data(), N, K) * Eigen::Map<const RM>(av.data(), K, M);
+          } else {
+            Eigen::Map<CM> dst(ref.data(), M, N);
+            if (a_row && b_row)
+              dst.noalias() = Eigen::Map<const RM>(av.data(), M, K) * Eigen::Map<const RM>(bv.data(), K, N);
+            else if (a_row)
+              dst.noalias() = Eigen::Map<const RM>(av.data(), M, K) * Eigen::Map<const CM>(bv.data(), K, N);
+            else if (b_row)
+              dst.noalias() = Eigen::Map<const CM>(av.data(), M, K) * Eigen::Map<const RM>(bv.data(), K, N);
+            else
+              dst.noalias() = Eigen::Map<const CM>(av.data(), M, K) * Eigen::Map<const CM>(bv.data(), K, N);
+          }
+          const auto a_rs = static_cast<ptrdiff_t>(a_row ? k : 1), a_cs = static_cast<ptrdiff_t>(a_row ? 1 : m);
+          const auto b_rs = static_cast<ptrdiff_t>(b_row ? n : 1), b_cs = static_cast<ptrdiff_t>(b_row ? 1 : k);
+          for (Path p : vector_paths()) {
+            std::vector<float> got(m * n, -1.0f);
+            const bool ran = kvwb::codec::kakeya::gemm_like_eigen(p, m, n, k, av.data(), a_rs, a_cs,
+                                                                  bv.data(), b_rs, b_cs, got.data(), m);
+            EXPECT_EQ(ran, expect_lanes) << "m=" << m << " n=" << n << " k=" << k;
+            if (!ran) {
+              ++declined;
+              continue;
+            }
+            ++on_lanes;
+            if (static_cast<size_t>(blocking.kc()) < k) ++multi_block;
+            EXPECT_TRUE(same_bits(ref, got)) << kvwb::codec::simd::path_name(p) << " m=" << m
+                                             << " n=" << n << " k=" << k << " layout=" << layout;
+          }
+        }
+      }
+  EXPECT_GT(on_lanes, 0u);
+  EXPECT_GT(declined, 0u);
+  EXPECT_GT(multi_block, 0u) << "no case crossed Eigen's depth block kc";
 }
 
 TEST(KakeyaSimd, LloydMaxIndicesMatchTheScalarRule) {

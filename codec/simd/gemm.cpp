@@ -1,0 +1,257 @@
+// f32 GEMM in Eigen's per-element order (gemm.h). Lanes are output rows; a depth block of B is
+// packed per group of 8 (AVX-512) or 4 columns (broadcast per element), A per row panel of 8, 16
+// or 32 rows. Per element: acc = 0, then
+// acc = acc + a·b in depth order (mul and add separate, no contraction: -ffp-contract=off), then
+// c = c + acc, like Eigen's 2pX4 / 2pX1 micro kernels. Compiled per function with target
+// attributes like kakeya.cpp.
+#include "codec/simd/gemm.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "base/errors.h"
+#include "codec/simd/x86_targets.h"
+
+namespace kvwb::codec::simd {
+
+namespace {
+
+// One depth block of B, packed per group of g columns: columns [g·t, g·t + g) for g·t + g <= n as
+// [kb, g] starting at bp + g·t·kb, each remaining column j as [kb] starting at bp + j·kb.
+struct DepthBlock {
+  const float* bp;
+  size_t n, kb, g;
+  size_t full() const { return n / g * g; }
+  /// B(l0 + l, j) = bp[at(j) + l·stride(j)].
+  size_t at(size_t j) const { return j < full() ? (j - j % g) * kb + j % g : j * kb; }
+  size_t stride(size_t j) const { return j < full() ? g : 1; }
+  const float* col(size_t j0) const { return bp + at(j0); }
+};
+
+// Rows [i0, i0 + rows) of A for the depth block, packed [kb, rows] (contiguous: a strided
+// in-place read would alias in L1 for power-of-two leading dimensions).
+struct Panel {
+  const float* ptr;
+  size_t ak;
+};
+
+Panel panel_of(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t i0, size_t rows, size_t l0,
+               size_t kb, std::vector<float>& buf) {
+  buf.resize(rows * kb);
+  if (a_rs == 1) {
+    for (size_t l = 0; l < kb; ++l) {
+      const float* src = a + static_cast<ptrdiff_t>(i0) + static_cast<ptrdiff_t>(l0 + l) * a_cs;
+      std::copy(src, src + rows, buf.data() + l * rows);
+    }
+  } else {
+    for (size_t r = 0; r < rows; ++r) {
+      const float* src =
+          a + static_cast<ptrdiff_t>(i0 + r) * a_rs + static_cast<ptrdiff_t>(l0) * a_cs;
+      for (size_t l = 0; l < kb; ++l) buf[l * rows + r] = src[static_cast<ptrdiff_t>(l) * a_cs];
+    }
+  }
+  return {buf.data(), rows};
+}
+
+void block_scalar(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t m, size_t l0,
+                  const DepthBlock& db, float* c, size_t ldc) {
+  for (size_t j = 0; j < db.n; ++j)
+    for (size_t i = 0; i < m; ++i) {
+      float acc = 0.0f;
+      for (size_t l = 0; l < db.kb; ++l)
+        acc = acc + a[static_cast<ptrdiff_t>(i) * a_rs + static_cast<ptrdiff_t>(l0 + l) * a_cs] *
+                        db.bp[db.at(j) + l * db.stride(j)];
+      c[j * ldc + i] = c[j * ldc + i] + acc;
+    }
+}
+
+inline void outer_col_f32(float* col, size_t i0, size_t rows, const float* l, float t) {
+  for (size_t i = i0; i < rows; ++i) col[i] = col[i] - t * l[i];
+}
+
+#if KVWB_SIMD_X86
+
+KVWB_AVX512 void outer_f32_512(float* b, size_t stride, size_t rows, size_t cols, const float* l,
+                               const float* tmp) {
+  for (size_t j = 0; j < cols; ++j) {
+    const __m512 t = _mm512_set1_ps(tmp[j]);
+    float* col = b + j * stride;
+    size_t i = 0;
+    for (; i + 16 <= rows; i += 16)
+      _mm512_storeu_ps(col + i, _mm512_sub_ps(_mm512_loadu_ps(col + i),
+                                              _mm512_mul_ps(t, _mm512_loadu_ps(l + i))));
+    outer_col_f32(col, i, rows, l, tmp[j]);
+  }
+}
+
+KVWB_AVX2 void outer_f32_256(float* b, size_t stride, size_t rows, size_t cols, const float* l,
+                             const float* tmp) {
+  for (size_t j = 0; j < cols; ++j) {
+    const __m256 t = _mm256_set1_ps(tmp[j]);
+    float* col = b + j * stride;
+    size_t i = 0;
+    for (; i + 8 <= rows; i += 8)
+      _mm256_storeu_ps(col + i, _mm256_sub_ps(_mm256_loadu_ps(col + i),
+                                              _mm256_mul_ps(t, _mm256_loadu_ps(l + i))));
+    outer_col_f32(col, i, rows, l, tmp[j]);
+  }
+}
+
+// ---- AVX-512: tiles of NV × 16 rows and NC columns ----
+
+template <int NV, int NC>
+KVWB_AVX512 inline void tile_512(const Panel& pa, const DepthBlock& db, size_t j0, float* c,
+                                 size_t ldc) {
+  __m512 acc[NV][NC];
+  for (int v = 0; v < NV; ++v)
+    for (int q = 0; q < NC; ++q) acc[v][q] = _mm512_setzero_ps();
+  const float* ap = pa.ptr;
+  const float* bp = db.col(j0);
+  for (size_t l = 0; l < db.kb; ++l, ap += pa.ak, bp += NC) {
+    __m512 va[NV];
+    for (int v = 0; v < NV; ++v) va[v] = _mm512_loadu_ps(ap + 16 * v);
+    for (int q = 0; q < NC; ++q) {
+      const __m512 vb = _mm512_set1_ps(bp[q]);
+      for (int v = 0; v < NV; ++v) acc[v][q] = _mm512_add_ps(acc[v][q], _mm512_mul_ps(va[v], vb));
+    }
+  }
+  for (int q = 0; q < NC; ++q)
+    for (int v = 0; v < NV; ++v) {
+      float* dst = c + (j0 + static_cast<size_t>(q)) * ldc + 16 * v;
+      _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), acc[v][q]));
+    }
+}
+
+// 8 rows (one ymm per column).
+template <int NC>
+KVWB_AVX512 inline void tile8_512(const Panel& pa, const DepthBlock& db, size_t j0, float* c,
+                                  size_t ldc) {
+  __m256 acc[NC];
+  for (int q = 0; q < NC; ++q) acc[q] = _mm256_setzero_ps();
+  const float* ap = pa.ptr;
+  const float* bp = db.col(j0);
+  for (size_t l = 0; l < db.kb; ++l, ap += pa.ak, bp += NC) {
+    const __m256 va = _mm256_loadu_ps(ap);
+    for (int q = 0; q < NC; ++q)
+      acc[q] = _mm256_add_ps(acc[q], _mm256_mul_ps(va, _mm256_set1_ps(bp[q])));
+  }
+  for (int q = 0; q < NC; ++q) {
+    float* dst = c + (j0 + static_cast<size_t>(q)) * ldc;
+    _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), acc[q]));
+  }
+}
+
+template <int NV>
+KVWB_AVX512 void panel_512(const Panel& pa, const DepthBlock& db, float* c, size_t ldc) {
+  size_t j = 0;
+  for (; j < db.full(); j += 8) tile_512<NV, 8>(pa, db, j, c, ldc);
+  for (; j < db.n; ++j) tile_512<NV, 1>(pa, db, j, c, ldc);
+}
+
+// 32-row panels while a panel of the depth block fits in L1 (kb <= 256), 16-row panels beyond.
+KVWB_AVX512 void block_512(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t m, size_t l0,
+                           const DepthBlock& db, float* c, size_t ldc, std::vector<float>& buf) {
+  size_t i = 0;
+  if (db.kb <= 256)
+    for (; i + 32 <= m; i += 32)
+      panel_512<2>(panel_of(a, a_rs, a_cs, i, 32, l0, db.kb, buf), db, c + i, ldc);
+  for (; i + 16 <= m; i += 16)
+    panel_512<1>(panel_of(a, a_rs, a_cs, i, 16, l0, db.kb, buf), db, c + i, ldc);
+  for (; i + 8 <= m; i += 8) {
+    const Panel pa = panel_of(a, a_rs, a_cs, i, 8, l0, db.kb, buf);
+    size_t j = 0;
+    for (; j < db.full(); j += 8) tile8_512<8>(pa, db, j, c + i, ldc);
+    for (; j < db.n; ++j) tile8_512<1>(pa, db, j, c + i, ldc);
+  }
+}
+
+// ---- AVX2: tiles of NV × 8 rows and NC columns ----
+
+template <int NV, int NC>
+KVWB_AVX2 inline void tile_256(const Panel& pa, const DepthBlock& db, size_t j0, float* c,
+                               size_t ldc) {
+  __m256 acc[NV][NC];
+  for (int v = 0; v < NV; ++v)
+    for (int q = 0; q < NC; ++q) acc[v][q] = _mm256_setzero_ps();
+  const float* ap = pa.ptr;
+  const float* bp = db.col(j0);
+  for (size_t l = 0; l < db.kb; ++l, ap += pa.ak, bp += NC) {
+    __m256 va[NV];
+    for (int v = 0; v < NV; ++v) va[v] = _mm256_loadu_ps(ap + 8 * v);
+    for (int q = 0; q < NC; ++q) {
+      const __m256 vb = _mm256_set1_ps(bp[q]);
+      for (int v = 0; v < NV; ++v) acc[v][q] = _mm256_add_ps(acc[v][q], _mm256_mul_ps(va[v], vb));
+    }
+  }
+  for (int q = 0; q < NC; ++q)
+    for (int v = 0; v < NV; ++v) {
+      float* dst = c + (j0 + static_cast<size_t>(q)) * ldc + 8 * v;
+      _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), acc[v][q]));
+    }
+}
+
+template <int NV>
+KVWB_AVX2 void panel_256(const Panel& pa, const DepthBlock& db, float* c, size_t ldc) {
+  size_t j = 0;
+  for (; j < db.full(); j += 4) tile_256<NV, 4>(pa, db, j, c, ldc);
+  for (; j < db.n; ++j) tile_256<NV, 1>(pa, db, j, c, ldc);
+}
+
+KVWB_AVX2 void block_256(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t m, size_t l0,
+                         const DepthBlock& db, float* c, size_t ldc, std::vector<float>& buf) {
+  size_t i = 0;
+  for (; i + 16 <= m; i += 16)
+    panel_256<2>(panel_of(a, a_rs, a_cs, i, 16, l0, db.kb, buf), db, c + i, ldc);
+  for (; i + 8 <= m; i += 8)
+    panel_256<1>(panel_of(a, a_rs, a_cs, i, 8, l0, db.kb, buf), db, c + i, ldc);
+}
+
+#endif  // KVWB_SIMD_X86
+
+}  // namespace
+
+void gemm_eigen_order(Path p, size_t m, size_t n, size_t k, size_t kc, const float* a,
+                      ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs,
+                      ptrdiff_t b_cs, float* c, size_t ldc) {
+  if (m % 8 != 0 || kc == 0 || ldc < m)
+    throw InvalidArgument("gemm_eigen_order: needs m % 8 == 0, kc > 0 and ldc >= m");
+  for (size_t j = 0; j < n; ++j) std::fill(c + j * ldc, c + j * ldc + m, 0.0f);
+  thread_local std::vector<float> bp, buf;
+  for (size_t l0 = 0; l0 < k; l0 += kc) {
+    const size_t kb = std::min(kc, k - l0);
+    bp.resize(kb * n);
+    const DepthBlock db{bp.data(), n, kb, p == Path::kAvx512 ? size_t{8} : size_t{4}};
+    for (size_t j = 0; j < n; ++j) {
+      float* dst = bp.data() + db.at(j);
+      const size_t st = db.stride(j);
+      const float* src = b + static_cast<ptrdiff_t>(j) * b_cs + static_cast<ptrdiff_t>(l0) * b_rs;
+      for (size_t l = 0; l < kb; ++l) dst[l * st] = src[static_cast<ptrdiff_t>(l) * b_rs];
+    }
+#if KVWB_SIMD_X86
+    if (p == Path::kAvx512) {
+      block_512(a, a_rs, a_cs, m, l0, db, c, ldc, buf);
+      continue;
+    }
+    if (p == Path::kAvx2) {
+      block_256(a, a_rs, a_cs, m, l0, db, c, ldc, buf);
+      continue;
+    }
+#else
+    (void)p;
+#endif
+    block_scalar(a, a_rs, a_cs, m, l0, db, c, ldc);
+  }
+}
+
+void outer_sub_f32(Path p, float* b, size_t stride, size_t rows, size_t cols, const float* l,
+                   const float* tmp) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return outer_f32_512(b, stride, rows, cols, l, tmp);
+  if (p == Path::kAvx2) return outer_f32_256(b, stride, rows, cols, l, tmp);
+#else
+  (void)p;
+#endif
+  for (size_t j = 0; j < cols; ++j) outer_col_f32(b + j * stride, 0, rows, l, tmp[j]);
+}
+
+}  // namespace kvwb::codec::simd
