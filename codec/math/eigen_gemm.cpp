@@ -1,6 +1,7 @@
 #include "codec/math/eigen_gemm.h"
 
 #include <Eigen/Dense>
+#include <algorithm>
 
 #include "codec/simd/gemm.h"
 
@@ -13,13 +14,17 @@ bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float*
   // Eigen's micro kernels would fuse multiply and add (a build with FMA): not our order.
   return false;
 #endif
-  // The order proven here is that of the 2p × 4 register block of the baseline build (SSE:
-  // LhsProgress 4, mr = 8 rows, nr = 4 columns); another build's kernels are not assumed.
+  // The orders proven here are those of the baseline build's kernels (SSE: LhsProgress 4, mr = 8
+  // rows, nr = 4 columns, no half or quarter packets, the 4-lane "swapped" one-row kernel);
+  // another build's kernels are not assumed.
   using Traits = Eigen::internal::gebp_traits<float, float>;
-  constexpr size_t mr = Traits::mr;
-  if (Traits::mr != 2 * Traits::LhsProgress || Traits::nr != 4 || mr % 8 != 0) return false;
-  if (path == simd::Path::kScalar || m < 2 || n < 2 || k == 0 || m + n + k < 20 || m % mr != 0)
+  using HalfTraits = Eigen::internal::gebp_traits<float, float, false, false,
+                                                  Eigen::Architecture::Target,
+                                                  Eigen::internal::GEBPPacketHalf>;
+  if (Traits::LhsProgress != 4 || Traits::mr != 8 || Traits::nr != 4 ||
+      static_cast<int>(HalfTraits::LhsProgress) != 4)
     return false;
+  if (path == simd::Path::kScalar || m < 2 || n < 2 || k == 0 || m + n + k < 20) return false;
   // generic_product_impl<…, GemmProduct>::scaleAndAddTo: blocking(dst.rows(), dst.cols(),
   // depth, 1, true) of a dynamic destination. A row-major destination (Transpose) gives the same
   // computeProductBlockingSizes(kc, mc, nc) call as the column-major view used here.
@@ -27,10 +32,12 @@ bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float*
                                        Eigen::Dynamic, Eigen::Dynamic>
       blocking(static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(n),
                static_cast<Eigen::Index>(k), 1, true);
-  const auto mc = static_cast<size_t>(blocking.mc());
+  // gemm_functor: mc = min(rows, blocking.mc()), nc = min(cols, blocking.nc()).
+  const size_t mc = std::min(m, static_cast<size_t>(blocking.mc()));
+  const size_t nc = std::min(n, static_cast<size_t>(blocking.nc()));
   const auto kc = static_cast<size_t>(blocking.kc());
-  if (kc == 0 || (mc < m && mc % mr != 0)) return false;
-  simd::gemm_eigen_order(path, m, n, k, kc, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
+  if (kc == 0 || mc == 0 || nc == 0) return false;
+  simd::gemm_eigen_order(path, m, n, k, kc, mc, nc, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
   return true;
 }
 

@@ -12,11 +12,12 @@ namespace kvwb::codec::kakeya {
 /// B(l, j) = b[l·b_rs + j·b_cs] ([k, n]), as Eigen's GEMM computes it. m, n, k are the dimensions
 /// Eigen's column-major GEMM sees: for a row-major destination Eigen computes the transposed
 /// product (m = dst.cols(), A = rhsᵀ, B = lhsᵀ). Runs simd::gemm_eigen_order and returns true only
-/// when `path` is a vector path and Eigen would sum every element with its 2pX4 / 2pX1 micro
-/// kernels: m, n >= 2 (else GEMV), m + n + k >= 20 (else the lazy coefficient product),
-/// m % 8 == 0 and the row block mc a multiple of 8 (else the 1p / scalar-row kernels, which sum in
-/// another order); the depth block kc is read from Eigen's blocking object built as the product
-/// builds it. Returns false (nothing written) otherwise.
+/// when `path` is a vector path, the build's gebp kernels are the SSE ones reproduced there
+/// (mr = 8, nr = 4, no FMA) and Eigen runs its GEMM: m, n >= 2 (else GEMV), m + n + k >= 20 (else
+/// the lazy coefficient product). Every row is reproduced: the 2p rows of each row block on lanes,
+/// the 1p and one-row kernels' rows in their split orders; the blocks kc, mc, nc are read from
+/// Eigen's blocking object built as the product builds it. Returns false (nothing written)
+/// otherwise.
 bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float* a, ptrdiff_t a_rs,
                      ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs, ptrdiff_t b_cs, float* c,
                      size_t ldc);

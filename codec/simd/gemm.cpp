@@ -65,6 +65,45 @@ void block_scalar(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t m, size
     }
 }
 
+// Rows Eigen's gebp gives to its 1p (rows [r2, r1)) and one-row (rows [r1, end)) kernels, per
+// element in their exact order. A column is in a 4-column panel when it lies in the first
+// cols / 4 · 4 columns of its column block of nc. 1p × 4: k < kb & ~7 alternate C (even k) and
+// D (odd k), C = C + D, then the remaining k into C. One row × 4 (Eigen's "swapped" kernel,
+// 4 lanes over the columns): k < kb / 4 · 4 into s[k % 4], t = (s0 + s1) + (s2 + s3), then the
+// remaining k into t. Every other element (1p × 1, one row × 1): plain depth order.
+void tail_rows(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t r2, size_t r1, size_t end,
+               size_t l0, const DepthBlock& db, size_t nc, float* c, size_t ldc) {
+  const size_t kb = db.kb;
+  for (size_t j2 = 0; j2 < db.n; j2 += nc) {
+    const size_t cols = std::min(nc, db.n - j2), full = j2 + cols / 4 * 4;
+    for (size_t j = j2; j < j2 + cols; ++j) {
+      const float* bj = db.bp + db.at(j);
+      const size_t bs = db.stride(j);
+      for (size_t i = r2; i < end; ++i) {
+        const float* ai = a + static_cast<ptrdiff_t>(i) * a_rs + static_cast<ptrdiff_t>(l0) * a_cs;
+        auto prod = [&](size_t l) { return ai[static_cast<ptrdiff_t>(l) * a_cs] * bj[l * bs]; };
+        float acc = 0.0f;
+        size_t l = 0;
+        if (j < full && i < r1) {
+          float d = 0.0f;
+          for (; l < (kb & ~size_t{7}); l += 2) {
+            acc = acc + prod(l);
+            d = d + prod(l + 1);
+          }
+          acc = acc + d;
+        } else if (j < full) {
+          float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+          for (; l < kb / 4 * 4; l += 4)
+            for (size_t q = 0; q < 4; ++q) s[q] = s[q] + prod(l + q);
+          acc = (s[0] + s[1]) + (s[2] + s[3]);
+        }
+        for (; l < kb; ++l) acc = acc + prod(l);
+        c[j * ldc + i] = c[j * ldc + i] + acc;
+      }
+    }
+  }
+}
+
 inline void outer_col_f32(float* col, size_t i0, size_t rows, const float* l, float t) {
   for (size_t i = i0; i < rows; ++i) col[i] = col[i] - t * l[i];
 }
@@ -210,11 +249,11 @@ KVWB_AVX2 void block_256(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t 
 
 }  // namespace
 
-void gemm_eigen_order(Path p, size_t m, size_t n, size_t k, size_t kc, const float* a,
-                      ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs,
-                      ptrdiff_t b_cs, float* c, size_t ldc) {
-  if (m % 8 != 0 || kc == 0 || ldc < m)
-    throw InvalidArgument("gemm_eigen_order: needs m % 8 == 0, kc > 0 and ldc >= m");
+void gemm_eigen_order(Path p, size_t m, size_t n, size_t k, size_t kc, size_t mc, size_t nc,
+                      const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b,
+                      ptrdiff_t b_rs, ptrdiff_t b_cs, float* c, size_t ldc) {
+  if (kc == 0 || mc == 0 || nc == 0 || ldc < m)
+    throw InvalidArgument("gemm_eigen_order: needs kc, mc, nc > 0 and ldc >= m");
   for (size_t j = 0; j < n; ++j) std::fill(c + j * ldc, c + j * ldc + m, 0.0f);
   thread_local std::vector<float> bp, buf;
   for (size_t l0 = 0; l0 < k; l0 += kc) {
@@ -227,19 +266,27 @@ void gemm_eigen_order(Path p, size_t m, size_t n, size_t k, size_t kc, const flo
       const float* src = b + static_cast<ptrdiff_t>(j) * b_cs + static_cast<ptrdiff_t>(l0) * b_rs;
       for (size_t l = 0; l < kb; ++l) dst[l * st] = src[static_cast<ptrdiff_t>(l) * b_rs];
     }
+    for (size_t i2 = 0; i2 < m; i2 += mc) {
+      // Eigen's gebp on the row block [i2, i2 + rows): 2p rows [i2, r2), 1p rows [r2, r1),
+      // single rows [r1, i2 + rows).
+      const size_t rows = std::min(mc, m - i2);
+      const size_t r2 = i2 + rows / 8 * 8, r1 = r2 + (rows - rows / 8 * 8) / 4 * 4;
+      const float* ab = a + static_cast<ptrdiff_t>(i2) * a_rs;
+      bool done = false;
 #if KVWB_SIMD_X86
-    if (p == Path::kAvx512) {
-      block_512(a, a_rs, a_cs, m, l0, db, c, ldc, buf);
-      continue;
-    }
-    if (p == Path::kAvx2) {
-      block_256(a, a_rs, a_cs, m, l0, db, c, ldc, buf);
-      continue;
-    }
+      if (p == Path::kAvx512) {
+        block_512(ab, a_rs, a_cs, r2 - i2, l0, db, c + i2, ldc, buf);
+        done = true;
+      } else if (p == Path::kAvx2) {
+        block_256(ab, a_rs, a_cs, r2 - i2, l0, db, c + i2, ldc, buf);
+        done = true;
+      }
 #else
-    (void)p;
+      (void)p;
 #endif
-    block_scalar(a, a_rs, a_cs, m, l0, db, c, ldc);
+      if (!done) block_scalar(ab, a_rs, a_cs, r2 - i2, l0, db, c + i2, ldc);
+      if (r2 < i2 + rows) tail_rows(a, a_rs, a_cs, r2, r1, i2 + rows, l0, db, nc, c, ldc);
+    }
   }
 }
 

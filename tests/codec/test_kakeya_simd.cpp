@@ -314,16 +314,19 @@ TEST(KakeyaSimd, GemmMatchesEigenProductOnEveryPath) {
   std::mt19937 g(29);
   std::normal_distribution<float> nd;
   std::uniform_int_distribution<int> ex(-6, 6);
-  size_t on_lanes = 0, declined = 0, multi_block = 0;
-  for (size_t m : {8, 16, 24, 40, 136, 512, 5, 17, 30})
+  // Rows of every Eigen kernel: 2p (multiples of 8), 1p (+4..7) and one-row (+1..3) remainders,
+  // in one row block or several (mc < m), columns 1..40 in one column block or several (nc < n).
+  size_t on_lanes = 0, declined = 0, multi_block = 0, odd_rows = 0, multi_mc = 0, multi_nc = 0;
+  for (size_t m : {8, 16, 24, 40, 136, 512, 2, 3, 4, 5, 7, 12, 13, 17, 27, 30, 61, 203})
     for (size_t k : {1, 2, 7, 16, 33, 128, 512, 700, 1100, 2500})
-      for (size_t n : {1, 2, 3, 4, 5, 8, 13, 16, 17, 40}) {
-        if (m * n * k > 2'000'000) continue;
+      for (size_t n = 1; n <= 40; ++n) {
+        const bool wide = n <= 5 || n == 8 || n == 13 || n == 16 || n == 17 || n == 40;
+        if (m * n * k > (wide ? 2'000'000u : 150'000u)) continue;
         std::vector<float> av(m * k), bv(k * n);
         for (auto& x : av) x = std::ldexp(nd(g), ex(g));
         for (auto& x : bv) x = std::ldexp(nd(g), ex(g));
         const auto M = static_cast<Index>(m), N = static_cast<Index>(n), K = static_cast<Index>(k);
-        const bool expect_lanes = m % 8 == 0 && n >= 2 && m + n + k >= 20;
+        const bool expect_lanes = m >= 2 && n >= 2 && m + n + k >= 20;
         Eigen::internal::gemm_blocking_space<Eigen::ColMajor, float, float, Eigen::Dynamic,
                                              Eigen::Dynamic, Eigen::Dynamic>
             blocking(M, N, K, 1, true);
@@ -359,6 +362,9 @@ TEST(KakeyaSimd, GemmMatchesEigenProductOnEveryPath) {
             }
             ++on_lanes;
             if (static_cast<size_t>(blocking.kc()) < k) ++multi_block;
+            if (m % 8 != 0) ++odd_rows;
+            if (static_cast<size_t>(blocking.mc()) < m) ++multi_mc;
+            if (static_cast<size_t>(blocking.nc()) < n) ++multi_nc;
             EXPECT_TRUE(same_bits(ref, got)) << kvwb::codec::simd::path_name(p) << " m=" << m
                                              << " n=" << n << " k=" << k << " layout=" << layout;
           }
@@ -367,6 +373,9 @@ TEST(KakeyaSimd, GemmMatchesEigenProductOnEveryPath) {
   EXPECT_GT(on_lanes, 0u);
   EXPECT_GT(declined, 0u);
   EXPECT_GT(multi_block, 0u) << "no case crossed Eigen's depth block kc";
+  EXPECT_GT(odd_rows, 0u) << "no case ran Eigen's 1p / one-row kernels";
+  EXPECT_GT(multi_mc, 0u) << "no case crossed Eigen's row block mc";
+  EXPECT_GT(multi_nc, 0u) << "no case crossed Eigen's column block nc";
 }
 
 TEST(KakeyaSimd, LloydMaxIndicesMatchTheScalarRule) {
