@@ -71,35 +71,117 @@ void block_scalar(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t m, size
 // D (odd k), C = C + D, then the remaining k into C. One row × 4 (Eigen's "swapped" kernel,
 // 4 lanes over the columns): k < kb / 4 · 4 into s[k % 4], t = (s0 + s1) + (s2 + s3), then the
 // remaining k into t. Every other element (1p × 1, one row × 1): plain depth order.
-void tail_rows(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t r2, size_t r1, size_t end,
-               size_t l0, const DepthBlock& db, size_t nc, float* c, size_t ldc) {
+// Element (i, j) of a tail row, on the scalar path. in_panel: column j is in a 4-column panel.
+inline void tail_element(const float* ai, ptrdiff_t a_cs, const float* bj, size_t bs, size_t kb,
+                         bool one_packet, bool in_panel, float* cij) {
+  auto prod = [&](size_t l) { return ai[static_cast<ptrdiff_t>(l) * a_cs] * bj[l * bs]; };
+  float acc = 0.0f;
+  size_t l = 0;
+  if (in_panel && one_packet) {
+    float d = 0.0f;
+    for (; l < (kb & ~size_t{7}); l += 2) {
+      acc = acc + prod(l);
+      d = d + prod(l + 1);
+    }
+    acc = acc + d;
+  } else if (in_panel) {
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (; l < kb / 4 * 4; l += 4)
+      for (size_t q = 0; q < 4; ++q) s[q] = s[q] + prod(l + q);
+    acc = (s[0] + s[1]) + (s[2] + s[3]);
+  }
+  for (; l < kb; ++l) acc = acc + prod(l);
+  *cij = *cij + acc;
+}
+
+#if KVWB_SIMD_X86
+
+// Lane ops of tail_group: 4 columns in an xmm, 8 in a ymm.
+struct Lanes4 {
+  using V = __m128;
+  static constexpr int G = 4;
+  KVWB_AVX2 static V zero() { return _mm_setzero_ps(); }
+  KVWB_AVX2 static V add(V x, V y) { return _mm_add_ps(x, y); }
+  KVWB_AVX2 static V mul(float a, const float* b) {
+    return _mm_mul_ps(_mm_set1_ps(a), _mm_loadu_ps(b));
+  }
+  KVWB_AVX2 static void store(float* o, V x) { _mm_storeu_ps(o, x); }
+};
+struct Lanes8 {
+  using V = __m256;
+  static constexpr int G = 8;
+  KVWB_AVX2 static V zero() { return _mm256_setzero_ps(); }
+  KVWB_AVX2 static V add(V x, V y) { return _mm256_add_ps(x, y); }
+  KVWB_AVX2 static V mul(float a, const float* b) {
+    return _mm256_mul_ps(_mm256_set1_ps(a), _mm256_loadu_ps(b));
+  }
+  KVWB_AVX2 static void store(float* o, V x) { _mm256_storeu_ps(o, x); }
+};
+
+// tail_element for L::G packed columns of 4-column panels at once: lanes are the columns,
+// bg = the group's B packed [kb, G], c0 = element (i, j) of the group's first column.
+template <class L>
+KVWB_AVX2 void tail_group(const float* ai, ptrdiff_t a_cs, const float* bg, size_t kb,
+                          bool one_packet, float* c0, size_t ldc) {
+  using V = typename L::V;
+  constexpr int G = L::G;
+  V acc = L::zero();
+  size_t l = 0;
+  if (one_packet) {
+    V d = L::zero();
+    for (; l < (kb & ~size_t{7}); l += 2) {
+      acc = L::add(acc, L::mul(ai[static_cast<ptrdiff_t>(l) * a_cs], bg + l * G));
+      d = L::add(d, L::mul(ai[static_cast<ptrdiff_t>(l + 1) * a_cs], bg + (l + 1) * G));
+    }
+    acc = L::add(acc, d);
+  } else {
+    V s0 = L::zero(), s1 = L::zero(), s2 = L::zero(), s3 = L::zero();
+    for (; l < kb / 4 * 4; l += 4) {
+      s0 = L::add(s0, L::mul(ai[static_cast<ptrdiff_t>(l) * a_cs], bg + l * G));
+      s1 = L::add(s1, L::mul(ai[static_cast<ptrdiff_t>(l + 1) * a_cs], bg + (l + 1) * G));
+      s2 = L::add(s2, L::mul(ai[static_cast<ptrdiff_t>(l + 2) * a_cs], bg + (l + 2) * G));
+      s3 = L::add(s3, L::mul(ai[static_cast<ptrdiff_t>(l + 3) * a_cs], bg + (l + 3) * G));
+    }
+    acc = L::add(L::add(s0, s1), L::add(s2, s3));
+  }
+  for (; l < kb; ++l)
+    acc = L::add(acc, L::mul(ai[static_cast<ptrdiff_t>(l) * a_cs], bg + l * G));
+  float out[G];
+  L::store(out, acc);
+  for (size_t q = 0; q < static_cast<size_t>(G); ++q) c0[q * ldc] = c0[q * ldc] + out[q];
+}
+
+#endif  // KVWB_SIMD_X86
+
+// Rows Eigen's gebp gives to its 1p (rows [r2, r1)) and one-row (rows [r1, end)) kernels, per
+// element in their exact order. A column is in a 4-column panel when it lies in the first
+// cols / 4 · 4 columns of its column block of nc. 1p × 4: k < kb & ~7 alternate C (even k) and
+// D (odd k), C = C + D, then the remaining k into C. One row × 4 (Eigen's "swapped" kernel,
+// 4 lanes over the columns): k < kb / 4 · 4 into s[k % 4], t = (s0 + s1) + (s2 + s3), then the
+// remaining k into t. Every other element (1p × 1, one row × 1): plain depth order. On a vector
+// path, packed groups of db.g panel columns run on lanes over the columns.
+void tail_rows(Path p, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t r2, size_t r1,
+               size_t end, size_t l0, const DepthBlock& db, size_t nc, float* c, size_t ldc) {
   const size_t kb = db.kb;
   for (size_t j2 = 0; j2 < db.n; j2 += nc) {
     const size_t cols = std::min(nc, db.n - j2), full = j2 + cols / 4 * 4;
-    for (size_t j = j2; j < j2 + cols; ++j) {
-      const float* bj = db.bp + db.at(j);
-      const size_t bs = db.stride(j);
+    for (size_t j = j2; j < j2 + cols;) {
+      const bool group = p != Path::kScalar && j % db.g == 0 && j + db.g <= std::min(full, db.full());
       for (size_t i = r2; i < end; ++i) {
         const float* ai = a + static_cast<ptrdiff_t>(i) * a_rs + static_cast<ptrdiff_t>(l0) * a_cs;
-        auto prod = [&](size_t l) { return ai[static_cast<ptrdiff_t>(l) * a_cs] * bj[l * bs]; };
-        float acc = 0.0f;
-        size_t l = 0;
-        if (j < full && i < r1) {
-          float d = 0.0f;
-          for (; l < (kb & ~size_t{7}); l += 2) {
-            acc = acc + prod(l);
-            d = d + prod(l + 1);
-          }
-          acc = acc + d;
-        } else if (j < full) {
-          float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-          for (; l < kb / 4 * 4; l += 4)
-            for (size_t q = 0; q < 4; ++q) s[q] = s[q] + prod(l + q);
-          acc = (s[0] + s[1]) + (s[2] + s[3]);
+#if KVWB_SIMD_X86
+        if (group) {
+          if (db.g == 8)
+            tail_group<Lanes8>(ai, a_cs, db.bp + db.at(j), kb, i < r1, c + j * ldc + i, ldc);
+          else
+            tail_group<Lanes4>(ai, a_cs, db.bp + db.at(j), kb, i < r1, c + j * ldc + i, ldc);
+          continue;
         }
-        for (; l < kb; ++l) acc = acc + prod(l);
-        c[j * ldc + i] = c[j * ldc + i] + acc;
+#endif
+        tail_element(ai, a_cs, db.bp + db.at(j), db.stride(j), kb, i < r1, j < full,
+                     c + j * ldc + i);
       }
+      j += group ? db.g : 1;
     }
   }
 }
@@ -285,7 +367,7 @@ void gemm_eigen_order(Path p, size_t m, size_t n, size_t k, size_t kc, size_t mc
       (void)p;
 #endif
       if (!done) block_scalar(ab, a_rs, a_cs, r2 - i2, l0, db, c + i2, ldc);
-      if (r2 < i2 + rows) tail_rows(a, a_rs, a_cs, r2, r1, i2 + rows, l0, db, nc, c, ldc);
+      if (r2 < i2 + rows) tail_rows(p, a, a_rs, a_cs, r2, r1, i2 + rows, l0, db, nc, c, ldc);
     }
   }
 }
