@@ -18,9 +18,9 @@ bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float*
   // rows, nr = 4 columns, no half or quarter packets, the 4-lane "swapped" one-row kernel);
   // another build's kernels are not assumed.
   using Traits = Eigen::internal::gebp_traits<float, float>;
-  using HalfTraits = Eigen::internal::gebp_traits<float, float, false, false,
-                                                  Eigen::Architecture::Target,
-                                                  Eigen::internal::GEBPPacketHalf>;
+  using HalfTraits =
+      Eigen::internal::gebp_traits<float, float, false, false, Eigen::Architecture::Target,
+                                   Eigen::internal::GEBPPacketHalf>;
   if (Traits::LhsProgress != 4 || Traits::mr != 8 || Traits::nr != 4 ||
       static_cast<int>(HalfTraits::LhsProgress) != 4)
     return false;

@@ -2,8 +2,8 @@
 // packed per group of 8 (AVX-512) or 4 columns (broadcast per element), A per row panel of 8, 16
 // or 32 rows. Per element: acc = 0, then
 // acc = acc + a·b in depth order (mul and add separate, no contraction: -ffp-contract=off), then
-// c = c + acc, like Eigen's 2pX4 / 2pX1 micro kernels. Compiled per function with target
-// attributes like kakeya.cpp.
+// c = c + acc, like Eigen's 2pX4 / 2pX1 micro kernels; the rows of its 1p and one-row kernels in
+// their split orders (tail_rows). Compiled per function with target attributes like kakeya.cpp.
 #include "codec/simd/gemm.h"
 
 #include <algorithm>
@@ -144,8 +144,7 @@ KVWB_AVX2 void tail_group(const float* ai, ptrdiff_t a_cs, const float* bg, size
     }
     acc = L::add(L::add(s0, s1), L::add(s2, s3));
   }
-  for (; l < kb; ++l)
-    acc = L::add(acc, L::mul(ai[static_cast<ptrdiff_t>(l) * a_cs], bg + l * G));
+  for (; l < kb; ++l) acc = L::add(acc, L::mul(ai[static_cast<ptrdiff_t>(l) * a_cs], bg + l * G));
   float out[G];
   L::store(out, acc);
   for (size_t q = 0; q < static_cast<size_t>(G); ++q) c0[q * ldc] = c0[q * ldc] + out[q];
@@ -166,7 +165,8 @@ void tail_rows(Path p, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t r2
   for (size_t j2 = 0; j2 < db.n; j2 += nc) {
     const size_t cols = std::min(nc, db.n - j2), full = j2 + cols / 4 * 4;
     for (size_t j = j2; j < j2 + cols;) {
-      const bool group = p != Path::kScalar && j % db.g == 0 && j + db.g <= std::min(full, db.full());
+      const bool group =
+          p != Path::kScalar && j % db.g == 0 && j + db.g <= std::min(full, db.full());
       for (size_t i = r2; i < end; ++i) {
         const float* ai = a + static_cast<ptrdiff_t>(i) * a_rs + static_cast<ptrdiff_t>(l0) * a_cs;
 #if KVWB_SIMD_X86
