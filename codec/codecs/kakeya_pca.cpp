@@ -30,19 +30,19 @@
 #include <exception>
 #include <sstream>
 
+#include "base/errors.h"
+#include "codec/codec_factories.h"
 #include "codec/format/bitpack.h"
 #include "codec/format/byte_io.h"
-#include "codec/codec_factories.h"
-#include "base/errors.h"
 #include "codec/format/half.h"
+#include "codec/kernels/kakeya.h"
+#include "codec/kernels/wht.h"
 #include "codec/math/eigen_gemm.h"
 #include "codec/math/kmeans.h"
-#include "codec/params.h"
 #include "codec/math/quantizer.h"
 #include "codec/math/rng.h"
 #include "codec/math/wht.h"
-#include "codec/kernels/kakeya.h"
-#include "codec/kernels/wht.h"
+#include "codec/params.h"
 #include "codec/simd/kakeya.h"
 #include "codec/simd/rows.h"
 
@@ -182,6 +182,32 @@ inline void unrotate(float* v, size_t n, const float* signs) {
 
 }  // namespace
 
+UnitCode unit_code_for(const Config& cfg, const ContainerHeader& header) {
+  UnitCode code;
+  code.header = header;
+  code.seed = cfg.seed;
+  code.bit_width = cfg.bit_width;
+  code.skeleton = cfg.skeleton;
+  code.pca_method = cfg.pca.method;
+  code.share_basis = cfg.share_basis;
+  code.outliers = cfg.outliers;
+  code.calibrated = cfg.calibrated;
+  code.attention_weights = cfg.attention_weights;
+  code.k = static_cast<uint16_t>(cfg.k);
+  code.kmeans_max_iter = static_cast<uint16_t>(cfg.kmeans_max_iter);
+  code.variance_ratio = cfg.pca.variance_ratio;
+  code.outlier_threshold = cfg.outliers ? cfg.outlier_threshold : 0.0f;
+  code.rsvd_target_rank =
+      cfg.pca.method == PcaMethod::kRandomized
+          ? static_cast<uint16_t>(std::min<size_t>(cfg.pca.rsvd_target_rank, 0xFFFF))
+          : 0;
+  code.rsvd_oversample = static_cast<uint16_t>(cfg.pca.rsvd_oversample);
+  code.rsvd_power_iters = static_cast<uint16_t>(cfg.pca.rsvd_power_iters);
+  code.exact_rank_cap = static_cast<uint16_t>(cfg.pca.exact_rank_cap);
+  code.table = cfg.table;
+  return code;
+}
+
 /// Block weights (§5.1): empty = uniform; attention: w_i = max(a_i / mean_block(a), 1e-3).
 std::vector<float> block_weights(const Config& cfg, const float* a, size_t n, size_t block) {
   if (!cfg.attention_weights) return {};
@@ -207,8 +233,9 @@ std::vector<float> block_weights(const Config& cfg, const float* a, size_t n, si
 
 namespace {
 
-/// A block's §5.2 mean and §5.3 exact fit computed ahead of its encoding (several blocks' eigensolves
-/// interleaved, pca_exact_many), or the exception computing them threw (rethrown at that block).
+/// A block's §5.2 mean and §5.3 exact fit computed ahead of its encoding (several blocks'
+/// eigensolves interleaved, pca_exact_many), or the exception computing them threw (rethrown at
+/// that block).
 struct BlockPrefit {
   std::vector<float> mean;
   PcaFit fit;
@@ -490,28 +517,7 @@ UnitCode encode_unit(const Config& cfg, const UnitInput& in, EncodeStats* stats)
   const float* tail_src = in.original_rows ? in.original_rows : in.rows;
   if (in.original_rows) check_finite_rows(in.original_rows, nbr, n_rows, d, "input (original)");
 
-  UnitCode code;
-  code.header = unit_header(CodecId::kKakeyaPca, d, in.info, bs, nb, nt);
-  code.seed = cfg.seed;
-  code.bit_width = cfg.bit_width;
-  code.skeleton = cfg.skeleton;
-  code.pca_method = cfg.pca.method;
-  code.share_basis = cfg.share_basis;
-  code.outliers = cfg.outliers;
-  code.calibrated = cfg.calibrated;
-  code.attention_weights = cfg.attention_weights;
-  code.k = static_cast<uint16_t>(cfg.k);
-  code.kmeans_max_iter = static_cast<uint16_t>(cfg.kmeans_max_iter);
-  code.variance_ratio = cfg.pca.variance_ratio;
-  code.outlier_threshold = cfg.outliers ? cfg.outlier_threshold : 0.0f;
-  code.rsvd_target_rank =
-      cfg.pca.method == PcaMethod::kRandomized
-          ? static_cast<uint16_t>(std::min<size_t>(cfg.pca.rsvd_target_rank, 0xFFFF))
-          : 0;
-  code.rsvd_oversample = static_cast<uint16_t>(cfg.pca.rsvd_oversample);
-  code.rsvd_power_iters = static_cast<uint16_t>(cfg.pca.rsvd_power_iters);
-  code.exact_rank_cap = static_cast<uint16_t>(cfg.pca.exact_rank_cap);
-  code.table = cfg.table;
+  UnitCode code = unit_code_for(cfg, unit_header(CodecId::kKakeyaPca, d, in.info, bs, nb, nt));
 
   // Weights of every block (attention: normalised per block).
   std::vector<float> w_all;
@@ -548,10 +554,9 @@ UnitCode encode_unit(const Config& cfg, const UnitInput& in, EncodeStats* stats)
     if (cfg.attention_weights) w = std::span<const float>(w_all).subspan(b * bs, bs);
     if (prefit && b % kPrefitGroup == 0)
       pre = prefit_blocks(cfg, in.rows, bs, d, w_all, b, std::min(kPrefitGroup, nb - b));
-    code.blocks.push_back(encode_block(cfg, in.rows + b * bs * d, bs, d, w, b,
-                                       code.shared ? &*code.shared : nullptr, omega, signs.data(),
-                                       stats, in.collect_residuals,
-                                       prefit ? &pre[b % kPrefitGroup] : nullptr));
+    code.blocks.push_back(encode_block(
+        cfg, in.rows + b * bs * d, bs, d, w, b, code.shared ? &*code.shared : nullptr, omega,
+        signs.data(), stats, in.collect_residuals, prefit ? &pre[b % kPrefitGroup] : nullptr));
   }
   code.tail_bits.resize(nt * d);
   for (size_t i = 0; i < nt; ++i)

@@ -100,6 +100,10 @@ struct UnitCode {
 /// `stats` (optional) receives d_eff/k_eff per block, outliers, coded_values, residuals.
 UnitCode encode_unit(const Config& cfg, const UnitInput& in, EncodeStats* stats);
 
+/// A unit's codes before any block is coded: `header` and every stream parameter the container
+/// records (§9.2), taken from `cfg` (shared by the CPU encoder and the CUDA executor).
+UnitCode unit_code_for(const Config& cfg, const ContainerHeader& header);
+
 /// Block weights (§5.1) of one block's n attention weights `a` (block index `block` names it in
 /// errors): empty when cfg.attention_weights is off (uniform); else w_i = max(a_i / mean(a), 1e-3).
 /// Throws NonFiniteInput (a non-finite a_i) or InvalidArgument (a negative a_i, all zero).

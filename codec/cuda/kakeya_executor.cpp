@@ -204,28 +204,8 @@ BatchResult run_kakeya_batch(const BatchRequest& req, const Codec& codec, Kakeya
   res.units.resize(units);
   for (size_t u = 0; u < units; ++u) {
     const UnitInfo info = unit_info(req, u, flags);
-    UnitCode code;
-    code.header = unit_header(CodecId::kKakeyaPca, D, info, bs, nb, nt);
-    code.seed = cfg.seed;
-    code.bit_width = cfg.bit_width;
-    code.skeleton = cfg.skeleton;
-    code.pca_method = cfg.pca.method;
-    code.share_basis = cfg.share_basis;
-    code.outliers = cfg.outliers;
-    code.calibrated = cfg.calibrated;
-    code.attention_weights = cfg.attention_weights;
-    code.k = static_cast<uint16_t>(cfg.k);
-    code.kmeans_max_iter = static_cast<uint16_t>(cfg.kmeans_max_iter);
-    code.variance_ratio = cfg.pca.variance_ratio;
-    code.outlier_threshold = cfg.outliers ? cfg.outlier_threshold : 0.0f;
-    code.rsvd_target_rank =  // as kakeya_pca.cpp encode_unit writes it
-        cfg.pca.method == PcaMethod::kRandomized
-            ? static_cast<uint16_t>(std::min<size_t>(cfg.pca.rsvd_target_rank, 0xFFFF))
-            : 0;
-    code.rsvd_oversample = static_cast<uint16_t>(cfg.pca.rsvd_oversample);
-    code.rsvd_power_iters = static_cast<uint16_t>(cfg.pca.rsvd_power_iters);
-    code.exact_rank_cap = static_cast<uint16_t>(cfg.pca.exact_rank_cap);
-    code.table = cfg.table;
+    UnitCode code =
+        kakeya::unit_code_for(cfg, unit_header(CodecId::kKakeyaPca, D, info, bs, nb, nt));
     if (cfg.share_basis && nb >= 1) {
       kakeya::SharedBasis sh;
       sh.d_eff = out.d_eff[u];
