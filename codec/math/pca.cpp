@@ -47,9 +47,16 @@ void tridiagonalize(simd::Path path, MatD& mat, Eigen::VectorXd& diag, Eigen::Ve
     double beta, h;
     mat.col(i).tail(rs).makeHouseholderInPlace(h, beta);
     mat.col(i).coeffRef(i + 1) = 1;
-    hcoeffs.tail(n - i - 1).noalias() =
-        (mat.bottomRightCorner(rs, rs).selfadjointView<Eigen::Lower>() *
-         (Eigen::numext::conj(h) * mat.col(i).tail(rs)));
+    if (path != simd::Path::kScalar && kFusedHouseholder) {
+      // Eigen's product: dst = 0, then its symv with alpha = h (its bits; simd/kakeya.h).
+      hcoeffs.tail(rs).setZero();
+      simd::symv_lower_eigen(path, &mat.coeffRef(i + 1, i + 1), stride, static_cast<size_t>(rs),
+                             &mat.coeffRef(i + 1, i), &hcoeffs.coeffRef(i), h);
+    } else {
+      hcoeffs.tail(n - i - 1).noalias() =
+          (mat.bottomRightCorner(rs, rs).selfadjointView<Eigen::Lower>() *
+           (Eigen::numext::conj(h) * mat.col(i).tail(rs)));
+    }
     hcoeffs.tail(n - i - 1) +=
         (Eigen::numext::conj(h) * -0.5 * (hcoeffs.tail(rs).dot(mat.col(i).tail(rs)))) *
         mat.col(i).tail(n - i - 1);

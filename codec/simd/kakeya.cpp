@@ -4,7 +4,9 @@
 // function with target attributes like rows.cpp.
 #include "codec/simd/kakeya.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "base/errors.h"
@@ -240,6 +242,37 @@ KVWB_AVX512 void outer_512(double* b, size_t stride, size_t rows, size_t cols, c
   }
 }
 
+// The packet part of P column pairs of Eigen's symv, fused: for rows i in [r0, r1) (r1 − r0 even)
+// and q = 0 … P−1 in order, x[i] = c[2q][i]·t0[q] + (c[2q+1][i]·t1[q] + x[i]). Rows are
+// independent; x is stored once per row.
+template <int P>
+KVWB_AVX512 void symv_axpy_512(double* x, const double* const* c, const double* t0,
+                               const double* t1, size_t r0, size_t r1) {
+  __m512d v0[P], v1[P];
+  for (int q = 0; q < P; ++q) {
+    v0[q] = _mm512_set1_pd(t0[q]);
+    v1[q] = _mm512_set1_pd(t1[q]);
+  }
+  size_t i = r0;
+  for (; i + 8 <= r1; i += 8) {
+    __m512d xv = _mm512_loadu_pd(x + i);
+    for (int q = 0; q < P; ++q)
+      xv =
+          _mm512_add_pd(_mm512_mul_pd(_mm512_loadu_pd(c[2 * q] + i), v0[q]),
+                        _mm512_add_pd(_mm512_mul_pd(_mm512_loadu_pd(c[2 * q + 1] + i), v1[q]), xv));
+    _mm512_storeu_pd(x + i, xv);
+  }
+  for (; i < r1; i += 2) {  // plain narrow stores: a masked store would block store forwarding
+    __m128d xv = _mm_loadu_pd(x + i);
+    for (int q = 0; q < P; ++q)
+      xv = _mm_add_pd(
+          _mm_mul_pd(_mm_loadu_pd(c[2 * q] + i), _mm512_castpd512_pd128(v0[q])),
+          _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(c[2 * q + 1] + i), _mm512_castpd512_pd128(v1[q])),
+                     xv));
+    _mm_storeu_pd(x + i, xv);
+  }
+}
+
 // Tile rows [i0, i0 + 8W) × columns [j0, j0 + 4) of the lower triangle, depth rows [k0, k1).
 template <int W>
 KVWB_AVX512 void cov_tile_512(const double* a, size_t d, size_t k0, size_t k1, size_t i0,
@@ -359,6 +392,167 @@ KVWB_AVX512 void rotate_512(double* q, size_t n, const ColumnRotation* rot, size
 
 KVWB_AVX2 void outer_256(double* b, size_t stride, size_t rows, size_t cols, const double* l,
                          const double* tmp);
+
+// symv_axpy_512 with ymm lanes.
+template <int P>
+KVWB_AVX2 void symv_axpy_256(double* x, const double* const* c, const double* t0, const double* t1,
+                             size_t r0, size_t r1) {
+  size_t i = r0;
+  for (; i + 4 <= r1; i += 4) {
+    __m256d xv = _mm256_loadu_pd(x + i);
+    for (int q = 0; q < P; ++q)
+      xv = _mm256_add_pd(
+          _mm256_mul_pd(_mm256_loadu_pd(c[2 * q] + i), _mm256_set1_pd(t0[q])),
+          _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(c[2 * q + 1] + i), _mm256_set1_pd(t1[q])),
+                        xv));
+    _mm256_storeu_pd(x + i, xv);
+  }
+  for (; i < r1; i += 2) {
+    __m128d xv = _mm_loadu_pd(x + i);
+    for (int q = 0; q < P; ++q)
+      xv = _mm_add_pd(
+          _mm_mul_pd(_mm_loadu_pd(c[2 * q] + i), _mm_set1_pd(t0[q])),
+          _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(c[2 * q + 1] + i), _mm_set1_pd(t1[q])), xv));
+    _mm_storeu_pd(x + i, xv);
+  }
+}
+
+// symv_lower_eigen (kakeya.h): Eigen 3.4's selfadjoint_matrix_vector_product<double, ColMajor,
+// Lower> with 2-lane packets. Column pairs go in groups of P <= 4: first their dot products
+// (Eigen's two packet lanes per column and its scalar head / tail terms; one ymm per pair holds
+// [p2 even, p2 odd, p3 even, p3 odd], the pairs' chains interleaved), then per pair in Eigen's
+// order the diagonal terms, the axpy of rows >= j + 2 and the dot results. The dot products read
+// only a and rhs, so computing them first changes no operation. `off`: Eigen's
+// first_default_aligned(&res[j + 2], ·) for Packet2d (1 when that address is not 16-byte
+// aligned), the same for every pair since j + 2 is even; the packet range ends at the same row
+// for every pair too.
+template <int P, bool kWide>
+KVWB_AVX2 void symv_group_256(const double* a, size_t lda, size_t size, const double* rhs,
+                              double* res, double alpha, size_t g, size_t off) {
+  double d2[P], d3[P];
+  {
+    __m256d acc[P];
+    double s2[P], s3[P];
+#pragma GCC unroll 4
+    for (int q = 0; q < P; ++q) {
+      const size_t j = g + 2 * static_cast<size_t>(q);
+      const double* a0 = a + j * lda;
+      acc[q] = _mm256_setzero_pd();
+      s2[q] = 0.0 + a0[j + 1] * rhs[j + 1];
+      s3[q] = 0.0;
+      if (off) {
+        s2[q] = s2[q] + a0[j + 2] * rhs[j + 2];
+        s3[q] = s3[q] + a0[lda + j + 2] * rhs[j + 2];
+      }
+    }
+    const size_t as0 = g + 2 + off;
+    const size_t ae = as0 + ((size - as0) / 2) * 2;  // > as0 + 2P: pairs end before size - 8
+    const double* c0 = a + g * lda;
+    // Rows where only the first pairs have started (pair q starts at as0 + 2q).
+#pragma GCC unroll 4
+    for (int r = 0; r + 1 < P; ++r) {
+      const size_t i = as0 + 2 * static_cast<size_t>(r);
+      const __m256d b = _mm256_broadcast_pd(reinterpret_cast<const __m128d*>(rhs + i));
+#pragma GCC unroll 4
+      for (int q = 0; q <= r; ++q) {
+        const double* a0 = c0 + 2 * static_cast<size_t>(q) * lda;
+        acc[q] = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu2_m128d(a0 + lda + i, a0 + i), b), acc[q]);
+      }
+    }
+    for (size_t i = as0 + 2 * (P - 1); i < ae; i += 2) {
+      const __m256d b = _mm256_broadcast_pd(reinterpret_cast<const __m128d*>(rhs + i));
+#pragma GCC unroll 4
+      for (int q = 0; q < P; ++q) {
+        const double* a0 = c0 + 2 * static_cast<size_t>(q) * lda;
+        acc[q] = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu2_m128d(a0 + lda + i, a0 + i), b), acc[q]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < P; ++q) {
+      const double* a0 = c0 + 2 * static_cast<size_t>(q) * lda;
+      if (ae < size) {
+        s2[q] = s2[q] + a0[ae] * rhs[ae];
+        s3[q] = s3[q] + a0[lda + ae] * rhs[ae];
+      }
+      alignas(32) double l[4];
+      _mm256_store_pd(l, acc[q]);
+      d2[q] = s2[q] + (l[0] + l[1]);
+      d3[q] = s3[q] + (l[2] + l[3]);
+    }
+  }
+  // Then the updates of res, per element in Eigen's order. Rows from r_common on are in every
+  // pair's packet range: all P axpys fused in one pass. The rows before (each pair's diagonal,
+  // head and first packet rows) go pair by pair as Eigen orders them.
+  double t0[P], t1[P];
+  const double* col[2 * P];
+  for (int q = 0; q < P; ++q) {
+    const size_t j = g + 2 * static_cast<size_t>(q);
+    t0[q] = alpha * rhs[j];
+    t1[q] = alpha * rhs[j + 1];
+    col[2 * q] = a + j * lda;
+    col[2 * q + 1] = col[2 * q] + lda;
+  }
+  const size_t r_common = g + 2 * P + off;
+  const size_t ae = r_common + ((size - r_common) / 2) * 2;
+  for (int q = 0; q < P; ++q) {
+    const size_t j = g + 2 * static_cast<size_t>(q);
+    const double* a0 = col[2 * q];
+    const double* a1 = col[2 * q + 1];
+    res[j] += a0[j] * t0[q];
+    res[j + 1] += a1[j + 1] * t1[q];
+    res[j + 1] += a0[j + 1] * t0[q];
+    size_t i = j + 2;
+    if (off) {
+      res[i] += a0[i] * t0[q] + a1[i] * t1[q];
+      ++i;
+    }
+    for (; i < r_common; ++i) res[i] = a0[i] * t0[q] + (a1[i] * t1[q] + res[i]);
+  }
+  if (kWide)
+    symv_axpy_512<P>(res, col, t0, t1, r_common, ae);
+  else
+    symv_axpy_256<P>(res, col, t0, t1, r_common, ae);
+  if (ae < size)
+    for (int q = 0; q < P; ++q) res[ae] += col[2 * q][ae] * t0[q] + col[2 * q + 1][ae] * t1[q];
+  for (int q = 0; q < P; ++q) {
+    const size_t j = g + 2 * static_cast<size_t>(q);
+    res[j] += alpha * d2[q];
+    res[j + 1] += alpha * d3[q];
+  }
+}
+
+template <bool kWide>
+KVWB_AVX2 void symv_256(const double* a, size_t lda, size_t size, const double* rhs, double* res,
+                        double alpha) {
+  const size_t bound = (size > 8 ? size - 8 : 0) & ~size_t{1};
+  const size_t off = (reinterpret_cast<uintptr_t>(res) / sizeof(double)) & 1u;
+  size_t g = 0;
+  for (; g + 8 <= bound; g += 8) symv_group_256<4, kWide>(a, lda, size, rhs, res, alpha, g, off);
+  switch ((bound - g) / 2) {
+    case 3:
+      symv_group_256<3, kWide>(a, lda, size, rhs, res, alpha, g, off);
+      break;
+    case 2:
+      symv_group_256<2, kWide>(a, lda, size, rhs, res, alpha, g, off);
+      break;
+    case 1:
+      symv_group_256<1, kWide>(a, lda, size, rhs, res, alpha, g, off);
+      break;
+    default:
+      break;
+  }
+  for (size_t j = bound; j < size; ++j) {
+    const double* a0 = a + j * lda;
+    const double t1 = alpha * rhs[j];
+    double t2 = 0.0;
+    res[j] += a0[j] * t1;
+    for (size_t i = j + 1; i < size; ++i) {
+      res[i] += a0[i] * t1;
+      t2 += a0[i] * rhs[i];
+    }
+    res[j] += alpha * t2;
+  }
+}
 
 // One column of householder_left from its two packet lanes `even`, `odd` (r < r_end done).
 inline double hh_column_t(double* col, size_t m, size_t r_end, const double* e, double even,
@@ -703,6 +897,18 @@ void householder_left(Path p, double* corner, size_t stride, size_t cs, const do
 #endif
   (void)p;
   throw InvalidArgument("householder_left: needs a vector path");
+}
+
+void symv_lower_eigen(Path p, const double* a, size_t lda, size_t size, const double* rhs,
+                      double* res, double alpha) {
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) return symv_256<true>(a, lda, size, rhs, res, alpha);
+  if (p == Path::kAvx2) return symv_256<false>(a, lda, size, rhs, res, alpha);
+#else
+  (void)a, (void)lda, (void)size, (void)rhs, (void)res, (void)alpha;
+#endif
+  (void)p;
+  throw InvalidArgument("symv_lower_eigen: needs a vector path");
 }
 
 void lloyd_max_scaled(Path p, const float* buf, size_t n, float scale, const float* table,

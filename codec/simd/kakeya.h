@@ -78,6 +78,18 @@ void outer_sub(Path p, double* b, size_t stride, size_t rows, size_t cols, const
 void householder_left(Path p, double* corner, size_t stride, size_t cs, const double* e,
                       const double* l, double tau);
 
+/// res += alpha·S·rhs, S = the symmetric matrix whose lower triangle is a (column-major, column
+/// stride lda, size × size; the strict upper part is not read), per element exactly as Eigen 3.4's
+/// selfadjoint_matrix_vector_product<double, ColMajor, Lower> with 2-lane packets computes it
+/// (packet_traits<double>::size == 2, the caller checks): column pairs j < bound = (size − 8) & ~1
+/// with t0 = alpha·rhs[j], t1 = alpha·rhs[j+1]; rows i >= j + 2 take res[i] + (a0·t0 + a1·t1)
+/// outside and a0·t0 + (a1·t1 + res[i]) inside the packet range, which starts at the first
+/// 16-byte-aligned &res[i] (so the result depends on res's address, as Eigen's does); dot
+/// products as two even/odd lane sums plus scalar head / tail terms; single columns after bound.
+/// Needs a vector path.
+void symv_lower_eigen(Path p, const double* a, size_t lda, size_t size, const double* rhs,
+                      double* res, double alpha);
+
 }  // namespace kvwb::codec::simd
 
 namespace kvwb::codec::simd {
