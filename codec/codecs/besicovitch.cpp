@@ -144,7 +144,7 @@ class VectorCoder {
     if (c_.magnitude == BesiMagnitude::kF16) {
       for (size_t k = 0; k < groups_; ++k) mags_[k] = f16_checked(alphas_[k], "magnitude");
       uint8_t* dst = grow(out);
-      pack_row(ids_.data(), groups_, c_.direction_bits, dst);
+      kernels::pack_bits(ids_.data(), groups_, c_.direction_bits, dst);
       for (size_t k = 0; k < groups_; ++k) put_u16(dst + id_bytes_ + 2 * k, mags_[k]);
       return;
     }
@@ -153,8 +153,8 @@ class VectorCoder {
     simd::besi_quantize(path_, alphas_.data(), groups_, s, table_.data(), table_.size(),
                         mags_.data());
     uint8_t* dst = grow(out);
-    pack_row(ids_.data(), groups_, c_.direction_bits, dst);
-    pack_row(mags_.data(), groups_, c_.magnitude_bits, dst + id_bytes_);
+    kernels::pack_bits(ids_.data(), groups_, c_.direction_bits, dst);
+    kernels::pack_bits(mags_.data(), groups_, c_.magnitude_bits, dst + id_bytes_);
     put_u16(dst + bytes_ - 2, s_bits);
   }
 
@@ -162,7 +162,7 @@ class VectorCoder {
   /// nullptr when the code is valid.
   const char* decode(const uint8_t* code, const float* mean, float* out) {
     const unsigned g = c_.group_size;
-    unpack_row(code, groups_, c_.direction_bits, ids_.data());
+    kernels::unpack_bits(code, groups_, c_.direction_bits, ids_.data());
     const uint8_t* p = code + id_bytes_;
     if (c_.magnitude == BesiMagnitude::kF16) {
       for (size_t k = 0; k < groups_; ++k) {
@@ -171,7 +171,7 @@ class VectorCoder {
         if (!std::isfinite(alphas_[k])) return "magnitude (fp16 not finite)";
       }
     } else {
-      unpack_row(p, groups_, c_.magnitude_bits, mags_.data());
+      kernels::unpack_bits(p, groups_, c_.magnitude_bits, mags_.data());
       const uint8_t* sp = p + packed_bytes(groups_, c_.magnitude_bits);
       const uint16_t h = static_cast<uint16_t>(sp[0] | (sp[1] << 8));
       const float s = f16_bits_to_f32(h);
@@ -202,49 +202,6 @@ class VectorCoder {
   static void put_u16(uint8_t* dst, uint16_t v) {
     dst[0] = static_cast<uint8_t>(v & 0xFFu);
     dst[1] = static_cast<uint8_t>(v >> 8);
-  }
-
-  /// kernels::pack_bits' bytes (values < 2^bits, bits 1..16) through a 64-bit accumulator that
-  /// is flushed four complete bytes at a time (little-endian host).
-  static void pack_row(const uint16_t* v, size_t count, unsigned bits, uint8_t* dst) {
-    uint64_t acc = 0;
-    unsigned held = 0;  // < 32 between values
-    for (size_t i = 0; i < count; ++i) {
-      acc |= static_cast<uint64_t>(v[i]) << held;
-      held += bits;
-      if (held >= 32) {
-        const auto word = static_cast<uint32_t>(acc);
-        std::memcpy(dst, &word, 4);
-        dst += 4;
-        acc >>= 32;
-        held -= 32;
-      }
-    }
-    for (; held > 0; held = held > 8 ? held - 8 : 0, acc >>= 8) *dst++ = static_cast<uint8_t>(acc);
-  }
-
-  /// kernels::unpack_bits' values, reading exactly packed_bytes(count, bits) bytes.
-  static void unpack_row(const uint8_t* in, size_t count, unsigned bits, uint16_t* out) {
-    const uint64_t mask = (uint64_t{1} << bits) - 1u;
-    const uint8_t* end = in + packed_bytes(count, bits);
-    uint64_t acc = 0;
-    unsigned held = 0;
-    for (size_t i = 0; i < count; ++i) {
-      if (held < bits) {
-        if (end - in >= 4) {
-          uint32_t word;
-          std::memcpy(&word, in, 4);
-          acc |= static_cast<uint64_t>(word) << held;
-          held += 32;
-          in += 4;
-        } else {
-          for (; held < bits; held += 8) acc |= static_cast<uint64_t>(*in++) << held;
-        }
-      }
-      out[i] = static_cast<uint16_t>(acc & mask);
-      acc >>= bits;
-      held -= bits;
-    }
   }
 
   BesiConfig c_;

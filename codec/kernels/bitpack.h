@@ -19,33 +19,51 @@ KVWB_HD constexpr size_t packed_bytes(size_t count, unsigned bits) noexcept {
 /// must be < 2^bits, bits in 1..16.
 KVWB_HD inline void pack_bits(const uint16_t* values, size_t count, unsigned bits,
                               uint8_t* dst) noexcept {
-  const size_t nbytes = packed_bytes(count, bits);
-  for (size_t i = 0; i < nbytes; ++i) dst[i] = 0;
-  uint64_t bitpos = 0;
+  // A 64-bit accumulator flushed four complete bytes at a time (the bytes spelled out, so the
+  // header needs no memcpy on the device; compilers merge them into one store).
+  uint64_t acc = 0;
+  unsigned held = 0;  // bits in acc, < 32 between values
   for (size_t i = 0; i < count; ++i) {
-    uint32_t word = static_cast<uint32_t>(values[i]) << (bitpos & 7);  // at most 16 + 7 bits
-    size_t byte = bitpos >> 3;
-    while (word) {
-      dst[byte++] |= static_cast<uint8_t>(word & 0xFFu);
-      word >>= 8;
+    acc |= static_cast<uint64_t>(values[i]) << held;
+    held += bits;
+    if (held >= 32) {
+      const auto word = static_cast<uint32_t>(acc);
+      dst[0] = static_cast<uint8_t>(word);
+      dst[1] = static_cast<uint8_t>(word >> 8);
+      dst[2] = static_cast<uint8_t>(word >> 16);
+      dst[3] = static_cast<uint8_t>(word >> 24);
+      dst += 4;
+      acc >>= 32;
+      held -= 32;
     }
-    bitpos += bits;
   }
+  for (; held > 0; held = held > 8 ? held - 8 : 0, acc >>= 8) *dst++ = static_cast<uint8_t>(acc);
 }
 
-/// Reads `count` values of `bits` bits from `in` (which must hold packed_bytes(count, bits)).
+/// Reads `count` values of `bits` bits from `in` (which must hold packed_bytes(count, bits));
+/// reads no byte past that length.
 KVWB_HD inline void unpack_bits(const uint8_t* in, size_t count, unsigned bits,
                                 uint16_t* out) noexcept {
-  const uint32_t mask = (bits >= 16) ? 0xFFFFu : ((1u << bits) - 1u);
-  const size_t nbytes = packed_bytes(count, bits);
-  uint64_t bitpos = 0;
+  const uint64_t mask = (uint64_t{1} << bits) - 1u;
+  const uint8_t* const end = in + packed_bytes(count, bits);
+  uint64_t acc = 0;
+  unsigned held = 0;  // bits in acc
   for (size_t i = 0; i < count; ++i) {
-    const size_t byte = bitpos >> 3;
-    uint32_t word = 0;
-    for (size_t k = 0; k < 3 && byte + k < nbytes; ++k)
-      word |= static_cast<uint32_t>(in[byte + k]) << (8 * k);
-    out[i] = static_cast<uint16_t>((word >> (bitpos & 7)) & mask);
-    bitpos += bits;
+    if (held < bits) {
+      if (end - in >= 4) {
+        const uint32_t word = static_cast<uint32_t>(in[0]) | static_cast<uint32_t>(in[1]) << 8 |
+                              static_cast<uint32_t>(in[2]) << 16 |
+                              static_cast<uint32_t>(in[3]) << 24;
+        acc |= static_cast<uint64_t>(word) << held;
+        held += 32;
+        in += 4;
+      } else {
+        for (; held < bits; held += 8) acc |= static_cast<uint64_t>(*in++) << held;
+      }
+    }
+    out[i] = static_cast<uint16_t>(acc & mask);
+    acc >>= bits;
+    held -= bits;
   }
 }
 

@@ -2,13 +2,15 @@
 // §5.13, §13.1–13.4; capture-format.md RoPE).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 #include <random>
 
+#include "base/errors.h"
 #include "codec/format/bitpack.h"
 #include "codec/format/container.h"
-#include "base/errors.h"
 #include "codec/format/half.h"
 #include "codec/math/metrics.h"
 #include "codec/math/quantizer.h"
@@ -163,6 +165,41 @@ TEST(BitPack, LengthsAndRoundTripAllWidths) {
       ASSERT_EQ(out.size(), (n * b + 7) / 8) << "b=" << b << " n=" << n;
       std::vector<uint16_t> back(n);
       unpack_bits(out.data(), n, b, back.data());
+      ASSERT_EQ(back, v) << "b=" << b << " n=" << n;
+    }
+  }
+}
+
+// The packer against the contract spelled out bit by bit (value i's bit k is stream bit i·b + k,
+// bit β of the stream is bit β mod 8 of byte β / 8), widths 1–16 and lengths across the 4-byte
+// flushes; nothing is written past the packed length and unpacking reads exactly that length
+// (an exact-size heap copy, so the sanitizer build catches an over-read).
+TEST(BitPack, MatchesTheBitContractAndStaysInBounds) {
+  std::mt19937 gen(17);
+  for (unsigned b = 1; b <= 16; ++b) {
+    const uint32_t top = (b == 16) ? 0xFFFFu : ((1u << b) - 1);
+    for (size_t n :
+         {0, 1, 2, 3, 5, 7, 8, 9, 10, 11, 16, 31, 32, 33, 63, 64, 65, 100, 128, 129, 200}) {
+      std::vector<uint16_t> v(n);
+      for (size_t i = 0; i < n; ++i)
+        v[i] = static_cast<uint16_t>(i % 5 == 0 ? top : (i % 7 == 0 ? 0 : gen() & top));
+      const size_t len = (n * b + 7) / 8;
+      std::vector<uint8_t> want(len, 0);
+      for (size_t i = 0; i < n; ++i)
+        for (unsigned k = 0; k < b; ++k)
+          if ((v[i] >> k) & 1u) {
+            const size_t beta = i * b + k;
+            want[beta / 8] = static_cast<uint8_t>(want[beta / 8] | (1u << (beta % 8)));
+          }
+      std::vector<uint8_t> got(len + 8, 0xA5);
+      kvwb::codec::kernels::pack_bits(v.data(), n, b, got.data());
+      ASSERT_TRUE(std::equal(want.begin(), want.end(), got.begin())) << "b=" << b << " n=" << n;
+      for (size_t i = len; i < got.size(); ++i)
+        ASSERT_EQ(got[i], 0xA5) << "written past the packed length: b=" << b << " n=" << n;
+      const auto exact = std::make_unique<uint8_t[]>(len);
+      std::copy(want.begin(), want.end(), exact.get());
+      std::vector<uint16_t> back(n);
+      kvwb::codec::kernels::unpack_bits(exact.get(), n, b, back.data());
       ASSERT_EQ(back, v) << "b=" << b << " n=" << n;
     }
   }
