@@ -6,10 +6,12 @@
 #include "codec/math/jacobi_svd.h"
 
 #include <Eigen/Dense>
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "codec/simd/gemm.h"
 #include "codec/simd/jacobi.h"
 
 namespace kvwb::codec::kakeya {
@@ -41,6 +43,80 @@ void rotate_columns(simd::Path path, MatF& m, Eigen::Index p, Eigen::Index q, fl
                               static_cast<size_t>(sp.head), static_cast<size_t>(sp.body), c, s);
 }
 
+// ColPivHouseholderQR<MatF>::computeInPlace of Eigen 3.4 on qr ([rows, cols], rows > cols) with
+// the same expressions and types (column norms and their downdate / recompute rule, pivot
+// choice, makeHouseholderInPlace, the GEMV and row-0 steps of applyHouseholderOnTheLeft), except
+// its outer-product step bottom −= tau·essential·tmp, which runs on vector lanes with Eigen's
+// per-element operations b(i, j) − tmp(j)·(tau·essential(i)) (simd::outer_sub_f32). Returns the
+// column permutation as Eigen builds it from the transpositions.
+Eigen::PermutationMatrix<Eigen::Dynamic, Eigen::Dynamic, int> colpiv_qr(simd::Path path, MatF& qr) {
+  using Eigen::Index;
+  const Index rows = qr.rows(), cols = qr.cols(), size = std::min(rows, cols);
+  Eigen::Matrix<float, 1, Eigen::Dynamic> temp(cols);
+  VecF lhs(rows);
+  Eigen::Matrix<int, 1, Eigen::Dynamic> transpositions(cols);
+  VecF norms_updated(cols), norms_direct(cols);
+  for (Index k = 0; k < cols; ++k) {
+    norms_direct.coeffRef(k) = qr.col(k).norm();
+    norms_updated.coeffRef(k) = norms_direct.coeffRef(k);
+  }
+  const float norm_downdate_threshold = std::sqrt(Eigen::NumTraits<float>::epsilon());
+  for (Index k = 0; k < size; ++k) {
+    Index biggest;
+    norms_updated.tail(cols - k).maxCoeff(&biggest);
+    biggest += k;
+    transpositions.coeffRef(k) = static_cast<int>(biggest);
+    if (k != biggest) {
+      qr.col(k).swap(qr.col(biggest));
+      std::swap(norms_updated.coeffRef(k), norms_updated.coeffRef(biggest));
+      std::swap(norms_direct.coeffRef(k), norms_direct.coeffRef(biggest));
+    }
+    float beta, tau;
+    qr.col(k).tail(rows - k).makeHouseholderInPlace(tau, beta);
+    qr.coeffRef(k, k) = beta;
+    // bottomRightCorner(rows − k, cols − k − 1).applyHouseholderOnTheLeft(essential, tau, temp + k
+    // + 1)
+    auto corner = qr.bottomRightCorner(rows - k, cols - k - 1);
+    const auto essential = qr.col(k).tail(rows - k - 1);
+    if (corner.rows() == 1) {
+      corner *= 1.0f - tau;
+    } else if (tau != 0.0f) {
+      Eigen::Map<Eigen::Matrix<float, 1, Eigen::Dynamic>> tmp(&temp.coeffRef(k + 1), corner.cols());
+      Eigen::Block<decltype(corner), Eigen::Dynamic, Eigen::Dynamic> bottom(
+          corner, 1, 0, corner.rows() - 1, corner.cols());
+      tmp.noalias() = essential.adjoint() * bottom;
+      tmp += corner.row(0);
+      corner.row(0) -= tau * tmp;
+      // bottom.noalias() −= tau · essential · tmp: (tau · essential) evaluated first.
+      for (Index i = 0; i < bottom.rows(); ++i) lhs[i] = tau * essential.coeff(i);
+      if (bottom.cols() > 0)
+        simd::outer_sub_f32(path, &bottom.coeffRef(0, 0), static_cast<size_t>(bottom.outerStride()),
+                            static_cast<size_t>(bottom.rows()), static_cast<size_t>(bottom.cols()),
+                            lhs.data(), tmp.data());
+    }
+    for (Index j = k + 1; j < cols; ++j) {
+      if (norms_updated.coeffRef(j) != 0.0f) {
+        float t = std::abs(qr.coeffRef(k, j)) / norms_updated.coeffRef(j);
+        t = (1.0f + t) * (1.0f - t);
+        t = t < 0.0f ? 0.0f : t;
+        const float t2 =
+            t * Eigen::numext::abs2<float>(norms_updated.coeffRef(j) / norms_direct.coeffRef(j));
+        if (t2 <= norm_downdate_threshold) {
+          norms_direct.coeffRef(j) = qr.col(j).tail(rows - k - 1).norm();
+          norms_updated.coeffRef(j) = norms_direct.coeffRef(j);
+        } else {
+          norms_updated.coeffRef(j) *= std::sqrt(t);
+        }
+      }
+    }
+  }
+  Eigen::PermutationMatrix<Eigen::Dynamic, Eigen::Dynamic, int> perm;
+  perm.setIdentity(static_cast<int>(cols));
+  for (int k = 0; k < static_cast<int>(size); ++k)
+    perm.applyTranspositionOnTheRight(k, transpositions.coeff(k));
+  return perm;
+}
+
 }  // namespace
 
 bool jacobi_svd_thin_v_like_eigen(simd::Path path, const float* a, size_t rows, size_t cols,
@@ -66,12 +142,11 @@ bool jacobi_svd_thin_v_like_eigen(simd::Path path, const float* a, size_t rows, 
   MatF work(diag, diag);
   MatF mat_v;
   if (rows != cols) {
-    MatF scaled = matrix / scale;
-    Eigen::ColPivHouseholderQR<MatF> qr(scaled.rows(), scaled.cols());
-    qr.compute(scaled);
-    work = qr.matrixQR().block(0, 0, diag, diag).template triangularView<Eigen::Upper>();
+    MatF qr = matrix / scale;
+    const auto perm = colpiv_qr(path, qr);
+    work = qr.block(0, 0, diag, diag).template triangularView<Eigen::Upper>();
     mat_v.resize(diag, diag);
-    mat_v = qr.colsPermutation();
+    mat_v = perm;
   } else {
     work = matrix.block(0, 0, diag, diag) / scale;
     mat_v.setIdentity(diag, diag);
