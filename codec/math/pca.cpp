@@ -12,6 +12,7 @@
 #include "base/errors.h"
 #include "codec/format/half.h"
 #include "codec/math/eigen_gemm.h"
+#include "codec/math/jacobi_svd.h"
 #include "codec/math/rng.h"
 #include "codec/simd/gemm.h"
 #include "codec/simd/kakeya.h"
@@ -662,9 +663,16 @@ PcaFit pca_randomized(const float* x, size_t n, size_t d, std::span<const float>
   const MatF q = thin_q(path, z, r);  // D x r
   MatF b;
   a_times(b, false, q);  // n x r
-  Eigen::JacobiSVD<MatF> svd(b, Eigen::ComputeThinV);
-  const auto& s = svd.singularValues();
-  const MatF& v = svd.matrixV();  // r x r
+  // Eigen's JacobiSVD bits, its rotations on vector lanes where reproduced (jacobi_svd.h).
+  Eigen::VectorXf s(std::min(b.rows(), b.cols()));
+  MatF v(b.cols(), s.size());  // r x r
+  if (!jacobi_svd_thin_v_like_eigen(path, b.data(), static_cast<size_t>(b.rows()),
+                                    static_cast<size_t>(b.cols()), static_cast<size_t>(b.rows()),
+                                    s.data(), v.data())) {
+    Eigen::JacobiSVD<MatF> svd(b, Eigen::ComputeThinV);
+    s = svd.singularValues();
+    v = svd.matrixV();
+  }
   MatF basis_cols(D, v.cols());   // D x r
   if (!gemm_like_eigen(path, d, static_cast<size_t>(v.cols()), static_cast<size_t>(v.rows()),
                        q.data(), 1, sd, v.data(), 1, static_cast<ptrdiff_t>(v.rows()),
