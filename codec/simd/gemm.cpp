@@ -372,6 +372,80 @@ void gemm_eigen_order(Path p, size_t m, size_t n, size_t k, size_t kc, size_t mc
   }
 }
 
+void gebp_eigen_order(Path p, size_t m, size_t n, size_t k, float alpha, const float* a,
+                      ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs,
+                      ptrdiff_t b_cs, float* c, size_t ldc) {
+  if (alpha != 1.0f && alpha != -1.0f)
+    throw InvalidArgument("gebp_eigen_order: alpha must be 1 or -1");
+  if (m == 0 || n == 0 || k == 0) return;
+  // acc of one gebp call (never −0: sums start at +0), then c + alpha·acc per element.
+  thread_local std::vector<float> acc;
+  acc.resize(m * n);
+  gemm_eigen_order(p, m, n, k, k, m, n, a, a_rs, a_cs, b, b_rs, b_cs, acc.data(), m);
+  for (size_t j = 0; j < n; ++j) {
+    float* cj = c + j * ldc;
+    const float* aj = acc.data() + j * m;
+    if (alpha == 1.0f)
+      for (size_t i = 0; i < m; ++i) cj[i] = cj[i] + aj[i];
+    else
+      for (size_t i = 0; i < m; ++i) cj[i] = cj[i] + (-aj[i]);
+  }
+}
+
+void trmm_eigen_order(Path p, bool lower, bool unit, size_t rows_in, size_t cols, size_t depth_in,
+                      size_t kc_in, size_t mc_in, float alpha, const float* a, ptrdiff_t a_rs,
+                      ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs, ptrdiff_t b_cs, float* c,
+                      size_t ldc) {
+  if (rows_in == 0 || cols == 0 || depth_in == 0) return;
+  if (kc_in == 0 || mc_in == 0) throw InvalidArgument("trmm_eigen_order: needs kc, mc > 0");
+  using I = ptrdiff_t;
+  constexpr I kSmallPanel = 16;  // 2·max(mr, nr) for a triangular lhs
+  const I diag = static_cast<I>(std::min(rows_in, depth_in));
+  const I rows = lower ? static_cast<I>(rows_in) : diag;
+  const I depth = lower ? diag : static_cast<I>(depth_in);
+  const I kc = static_cast<I>(kc_in), mc = std::min(rows, static_cast<I>(mc_in));
+  const I panel = std::min(kSmallPanel, std::min(kc, mc));
+  auto A = [&](I i, I l) { return a + i * a_rs + l * a_cs; };
+  auto B = [&](I l) { return b + l * b_rs; };
+  auto C = [&](I i) { return c + i; };
+  // Eigen's triangularBuffer: zero off the triangle, the diagonal 1 (unit) or A's.
+  float buf[kSmallPanel * kSmallPanel] = {};
+  for (I q = 0; q < kSmallPanel; ++q) buf[q * kSmallPanel + q] = 1.0f;
+  for (I k2 = lower ? depth : 0; lower ? k2 > 0 : k2 < depth; k2 = lower ? k2 - kc : k2 + kc) {
+    I akc = std::min(lower ? k2 : depth - k2, kc);
+    const I ak2 = lower ? k2 - akc : k2;
+    if (!lower && k2 < rows && k2 + akc > rows) {
+      akc = rows - k2;
+      k2 = k2 + akc - kc;
+    }
+    if (lower || ak2 < rows) {
+      for (I k1 = 0; k1 < akc; k1 += panel) {
+        const I apw = std::min(akc - k1, panel);
+        const I target = lower ? akc - k1 - apw : k1;
+        const I sb = ak2 + k1;
+        for (I k = 0; k < apw; ++k) {
+          if (!unit) buf[k * kSmallPanel + k] = *A(sb + k, sb + k);
+          for (I i = lower ? k + 1 : 0; lower ? i < apw : i < k; ++i)
+            buf[k * kSmallPanel + i] = *A(sb + i, sb + k);
+        }
+        gebp_eigen_order(p, static_cast<size_t>(apw), cols, static_cast<size_t>(apw), alpha, buf, 1,
+                         kSmallPanel, B(sb), b_rs, b_cs, C(sb), ldc);
+        if (target > 0) {
+          const I st = lower ? ak2 + k1 + apw : ak2;
+          gebp_eigen_order(p, static_cast<size_t>(target), cols, static_cast<size_t>(apw), alpha,
+                           A(st, sb), a_rs, a_cs, B(sb), b_rs, b_cs, C(st), ldc);
+        }
+      }
+    }
+    const I start = lower ? k2 : 0, end = lower ? rows : std::min(ak2, rows);
+    for (I i2 = start; i2 < end; i2 += mc) {
+      const I amc = std::min(i2 + mc, end) - i2;
+      gebp_eigen_order(p, static_cast<size_t>(amc), cols, static_cast<size_t>(akc), alpha,
+                       A(i2, ak2), a_rs, a_cs, B(ak2), b_rs, b_cs, C(i2), ldc);
+    }
+  }
+}
+
 void outer_sub_f32(Path p, float* b, size_t stride, size_t rows, size_t cols, const float* l,
                    const float* tmp) {
 #if KVWB_SIMD_X86
