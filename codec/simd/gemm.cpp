@@ -334,6 +334,124 @@ KVWB_AVX2 void block_256(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t 
 
 #endif  // KVWB_SIMD_X86
 
+// One row of gemv_rows_eigen_order from its 4 partial sums s (Eigen's predux, then the tail).
+inline float gemv_finish(const float* s, const float* ai, const float* x, size_t j, size_t cols) {
+  float t = (s[0] + s[2]) + (s[1] + s[3]);
+  for (; j < cols; ++j) t = t + ai[j] * x[j];
+  return t;
+}
+
+void gemv_rows_scalar(size_t i, size_t rows, size_t cols, const float* a, size_t lda,
+                      const float* x, float* y) {
+  const size_t c4 = cols / 4 * 4;
+  for (; i < rows; ++i) {
+    const float* ai = a + i * lda;
+    float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t j = 0; j < c4; j += 4)
+      for (size_t q = 0; q < 4; ++q) s[q] = s[q] + ai[j + q] * x[j + q];
+    y[i] = y[i] + gemv_finish(s, ai, x, c4, cols);
+  }
+}
+
+#if KVWB_SIMD_X86
+
+// A(i..i+3, j..j+3) in a zmm: 128-bit lane r = row i + r.
+KVWB_AVX512 inline __m512 rows4_512(const float* r, size_t lda, size_t j) {
+  __m512 v = _mm512_castps128_ps512(_mm_loadu_ps(r + j));
+  v = _mm512_insertf32x4(v, _mm_loadu_ps(r + lda + j), 1);
+  v = _mm512_insertf32x4(v, _mm_loadu_ps(r + 2 * lda + j), 2);
+  return _mm512_insertf32x4(v, _mm_loadu_ps(r + 3 * lda + j), 3);
+}
+
+KVWB_AVX512 inline void finish4_512(size_t i, __m512 acc, size_t cols, const float* a, size_t lda,
+                                    const float* x, float* y) {
+  alignas(64) float s[16];
+  _mm512_store_ps(s, acc);
+  for (size_t r = 0; r < 4; ++r)
+    y[i + r] = y[i + r] + gemv_finish(s + 4 * r, a + (i + r) * lda, x, cols / 4 * 4, cols);
+}
+
+// Rows [0, rows / 16 · 16) then [.., rows / 4 · 4): a zmm holds rows i..i+3 × the 4 partial sums.
+KVWB_AVX512 size_t gemv_rows_512(size_t rows, size_t cols, const float* a, size_t lda,
+                                 const float* x, float* y) {
+  const size_t c4 = cols / 4 * 4;
+  size_t i = 0;
+  for (; i + 16 <= rows; i += 16) {
+    const float* r = a + i * lda;
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+    for (size_t j = 0; j < c4; j += 4) {
+      const __m512 xb = _mm512_broadcast_f32x4(_mm_loadu_ps(x + j));
+      c0 = _mm512_add_ps(c0, _mm512_mul_ps(rows4_512(r, lda, j), xb));
+      c1 = _mm512_add_ps(c1, _mm512_mul_ps(rows4_512(r + 4 * lda, lda, j), xb));
+      c2 = _mm512_add_ps(c2, _mm512_mul_ps(rows4_512(r + 8 * lda, lda, j), xb));
+      c3 = _mm512_add_ps(c3, _mm512_mul_ps(rows4_512(r + 12 * lda, lda, j), xb));
+    }
+    finish4_512(i, c0, cols, a, lda, x, y);
+    finish4_512(i + 4, c1, cols, a, lda, x, y);
+    finish4_512(i + 8, c2, cols, a, lda, x, y);
+    finish4_512(i + 12, c3, cols, a, lda, x, y);
+  }
+  for (; i + 4 <= rows; i += 4) {
+    const float* r = a + i * lda;
+    __m512 c0 = _mm512_setzero_ps();
+    for (size_t j = 0; j < c4; j += 4)
+      c0 = _mm512_add_ps(c0, _mm512_mul_ps(rows4_512(r, lda, j), _mm512_broadcast_f32x4(_mm_loadu_ps(x + j))));
+    finish4_512(i, c0, cols, a, lda, x, y);
+  }
+  return i;
+}
+
+// A(i..i+1, j..j+3) in a ymm: 128-bit lane r = row i + r.
+KVWB_AVX2 inline __m256 rows2_256(const float* r, size_t lda, size_t j) {
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(r + j)),
+                              _mm_loadu_ps(r + lda + j), 1);
+}
+
+KVWB_AVX2 inline __m256 dup_256(const float* x) {
+  const __m128 q = _mm_loadu_ps(x);
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(q), q, 1);
+}
+
+KVWB_AVX2 inline void finish2_256(size_t i, __m256 acc, size_t cols, const float* a, size_t lda,
+                                  const float* x, float* y) {
+  alignas(32) float s[8];
+  _mm256_store_ps(s, acc);
+  for (size_t r = 0; r < 2; ++r)
+    y[i + r] = y[i + r] + gemv_finish(s + 4 * r, a + (i + r) * lda, x, cols / 4 * 4, cols);
+}
+
+// Rows [0, rows / 8 · 8) then [.., rows / 2 · 2): a ymm holds rows i, i+1 × the 4 partial sums.
+KVWB_AVX2 size_t gemv_rows_256(size_t rows, size_t cols, const float* a, size_t lda,
+                               const float* x, float* y) {
+  const size_t c4 = cols / 4 * 4;
+  size_t i = 0;
+  for (; i + 8 <= rows; i += 8) {
+    const float* r = a + i * lda;
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+    for (size_t j = 0; j < c4; j += 4) {
+      const __m256 xb = dup_256(x + j);
+      c0 = _mm256_add_ps(c0, _mm256_mul_ps(rows2_256(r, lda, j), xb));
+      c1 = _mm256_add_ps(c1, _mm256_mul_ps(rows2_256(r + 2 * lda, lda, j), xb));
+      c2 = _mm256_add_ps(c2, _mm256_mul_ps(rows2_256(r + 4 * lda, lda, j), xb));
+      c3 = _mm256_add_ps(c3, _mm256_mul_ps(rows2_256(r + 6 * lda, lda, j), xb));
+    }
+    finish2_256(i, c0, cols, a, lda, x, y);
+    finish2_256(i + 2, c1, cols, a, lda, x, y);
+    finish2_256(i + 4, c2, cols, a, lda, x, y);
+    finish2_256(i + 6, c3, cols, a, lda, x, y);
+  }
+  for (; i + 2 <= rows; i += 2) {
+    const float* r = a + i * lda;
+    __m256 c0 = _mm256_setzero_ps();
+    for (size_t j = 0; j < c4; j += 4)
+      c0 = _mm256_add_ps(c0, _mm256_mul_ps(rows2_256(r, lda, j), dup_256(x + j)));
+    finish2_256(i, c0, cols, a, lda, x, y);
+  }
+  return i;
+}
+
+#endif  // KVWB_SIMD_X86
+
 // gemm_eigen_order without zeroing c first; neg: c − acc per depth block (alpha = −1).
 void gemm_core(Path p, size_t m, size_t n, size_t k, size_t kc, size_t mc, size_t nc, bool neg,
                const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs,
@@ -447,6 +565,18 @@ void trmm_eigen_order(Path p, bool lower, bool unit, size_t rows_in, size_t cols
                        A(i2, ak2), a_rs, a_cs, B(ak2), b_rs, b_cs, C(i2), ldc);
     }
   }
+}
+
+void gemv_rows_eigen_order(Path p, size_t rows, size_t cols, const float* a, size_t lda,
+                           const float* x, float* y) {
+  size_t done = 0;
+#if KVWB_SIMD_X86
+  if (p == Path::kAvx512) done = gemv_rows_512(rows, cols, a, lda, x, y);
+  else if (p == Path::kAvx2) done = gemv_rows_256(rows, cols, a, lda, x, y);
+#else
+  (void)p;
+#endif
+  gemv_rows_scalar(done, rows, cols, a, lda, x, y);
 }
 
 void outer_sub_f32(Path p, float* b, size_t stride, size_t rows, size_t cols, const float* l,
