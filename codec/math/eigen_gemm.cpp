@@ -41,20 +41,4 @@ bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float*
   return true;
 }
 
-bool gemv_rows_like_eigen(simd::Path path, size_t rows, size_t cols, const float* a, size_t lda,
-                          const float* x, float* y) {
-#ifdef EIGEN_HAS_SINGLE_INSTRUCTION_MADD
-  return false;
-#endif
-  using Traits = Eigen::internal::gemv_traits<float, float>;
-  using HalfTraits = Eigen::internal::gemv_traits<float, float, Eigen::internal::GEMVPacketHalf>;
-  if (static_cast<int>(Traits::LhsPacketSize) != 4 || static_cast<int>(Traits::ResPacketSize) != 4 ||
-      static_cast<int>(HalfTraits::ResPacketSize) != 4)
-    return false;
-  if (path == simd::Path::kScalar || rows < 2 || cols == 0) return false;
-  std::fill(y, y + rows, 0.0f);
-  simd::gemv_rows_eigen_order(path, rows, cols, a, lda, x, y);
-  return true;
-}
-
 }  // namespace kvwb::codec::kakeya

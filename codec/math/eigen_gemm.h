@@ -22,13 +22,4 @@ bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float*
                      ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs, ptrdiff_t b_cs, float* c,
                      size_t ldc);
 
-/// y [rows] as Eigen 3.4's row-major GEMV computes `y.noalias() = lhs * x` for a row-major lhs
-/// [rows, cols] (A(i, j) = a[i·lda + j]) and a contiguous x, which is also how it computes
-/// `yᵀ.noalias() = xᵀ * B` for a column-major B (rows = B.cols(), lda = B's outer stride): y = 0, then
-/// simd::gemv_rows_eigen_order. Returns true only on a vector path, rows >= 2 (else Eigen's dot
-/// product), cols >= 1 and a build whose GEMV uses 4-lane packets without half packets or FMA.
-/// Returns false (nothing written) otherwise.
-bool gemv_rows_like_eigen(simd::Path path, size_t rows, size_t cols, const float* a, size_t lda,
-                          const float* x, float* y);
-
 }  // namespace kvwb::codec::kakeya

@@ -365,11 +365,7 @@ void householder_qr(simd::Path path, MatF& mat, Eigen::VectorXf& hcoeffs) {
         Eigen::Map<Eigen::RowVectorXf> tmp(temp_data + j + 1, rem_cols);
         Eigen::Block<decltype(corner), Eigen::Dynamic, Eigen::Dynamic> bottom(corner, 1, 0,
                                                                               rem_rows - 1, rem_cols);
-        if (!gemv_rows_like_eigen(path, static_cast<size_t>(rem_cols),
-                                  static_cast<size_t>(rem_rows - 1), &bottom.coeffRef(0, 0),
-                                  static_cast<size_t>(bottom.outerStride()), essential.data(),
-                                  tmp.data()))
-          tmp.noalias() = essential.adjoint() * bottom;
+        tmp.noalias() = essential.adjoint() * bottom;
         tmp += corner.row(0);
         corner.row(0) -= tau * tmp;
         // bottom.noalias() -= tau * essential * tmp

@@ -40,14 +40,6 @@ void trmm_eigen_order(Path p, bool lower, bool unit, size_t rows_in, size_t cols
                       ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs, ptrdiff_t b_cs, float* c,
                       size_t ldc);
 
-/// y[i] = y[i] + t_i for i < rows, t_i = Σ_j A(i, j)·x[j] over j < cols with A(i, j) =
-/// a[i·lda + j], in Eigen 3.4's row-major GEMV order (SSE, 4-lane packets, no half packets, no
-/// FMA): s[q] = s[q] + A(i, j)·x[j] for j < cols / 4 · 4 (q = j mod 4, depth order),
-/// t = (s0 + s2) + (s1 + s3) (predux), then t = t + A(i, j)·x[j] for the remaining j. Lanes hold
-/// the 4 partial sums of 4 (AVX-512) or 2 (AVX2) rows; any path (kScalar without lanes).
-void gemv_rows_eigen_order(Path p, size_t rows, size_t cols, const float* a, size_t lda,
-                           const float* x, float* y);
-
 /// The outer-product step of Eigen's applyHouseholderOnTheLeft (f32): for column j < cols of b
 /// (column-major, column stride `stride`, `rows` rows): b(i, j) = b(i, j) − tmp[j]·l[i].
 void outer_sub_f32(Path p, float* b, size_t stride, size_t rows, size_t cols, const float* l,

@@ -490,42 +490,6 @@ TEST(KakeyaSimd, ThinHouseholderQMatchesEigenOnEveryPath) {
   EXPECT_GT(declined, 0u);
 }
 
-// gemv_rows_like_eigen against the QR panel's expression `tmp.noalias() = essential.adjoint() *
-// bottom` (Eigen's row-major GEMV on bottomᵀ): 1…40 and 64…600 outputs (8-, 4-, 2- and one-row
-// groups, lane groups of 16 / 8 and their remainders), depth 1…600 (with and without a scalar tail
-// after the 4-lane packets); one output declines (Eigen's dot product).
-TEST(KakeyaSimd, GemvRowsMatchesEigenOnEveryPath) {
-  if (vector_paths().empty()) GTEST_SKIP() << "no vector path on this CPU";
-  using Eigen::Index;
-  std::mt19937 g(41);
-  std::normal_distribution<float> nd;
-  std::uniform_int_distribution<int> ex(-6, 6);
-  size_t cases = 0;
-  for (Index out : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 23, 31, 40, 64, 71, 100, 128, 333, 600})
-    for (Index depth : {1, 2, 3, 4, 5, 7, 8, 13, 47, 64, 100, 127, 511, 600}) {
-      Eigen::MatrixXf m(depth + 5, out + 3);
-      for (Index j = 0; j < m.cols(); ++j)
-        for (Index i = 0; i < m.rows(); ++i) m(i, j) = std::ldexp(nd(g), ex(g));
-      const auto essential = m.col(0).segment(2, depth);
-      const auto bottom = m.block(3, 2, depth, out);
-      std::vector<float> ref(static_cast<size_t>(out)), got(static_cast<size_t>(out), -1.0f);
-      Eigen::Map<Eigen::RowVectorXf> rm(ref.data(), out);
-      rm.noalias() = essential.adjoint() * bottom;
-      for (Path p : vector_paths()) {
-        const bool ran = kvwb::codec::kakeya::gemv_rows_like_eigen(
-            p, static_cast<size_t>(out), static_cast<size_t>(depth), bottom.data(),
-            static_cast<size_t>(bottom.outerStride()), essential.data(), got.data());
-        EXPECT_EQ(ran, out >= 2);
-        if (!ran) continue;
-        ++cases;
-        EXPECT_TRUE(same_bits(ref, got)) << kvwb::codec::simd::path_name(p) << " out=" << out
-                                         << " depth=" << depth;
-      }
-    }
-  RecordProperty("cases", static_cast<int>(cases));
-  EXPECT_GT(cases, 200u);
-}
-
 TEST(KakeyaSimd, LloydMaxIndicesMatchTheScalarRule) {
   std::mt19937 g(3);
   std::normal_distribution<float> nd;
