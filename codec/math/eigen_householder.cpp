@@ -19,11 +19,13 @@ bool reproducible(simd::Path path) {
   using HalfTraits =
       Eigen::internal::gebp_traits<float, float, false, false, Eigen::Architecture::Target,
                                    Eigen::internal::GEBPPacketHalf>;
-  using Trmm = Eigen::internal::product_triangular_matrix_matrix<
-      float, Index, Eigen::Upper, true, Eigen::ColMajor, false, Eigen::ColMajor, false,
-      Eigen::ColMajor, 1>;
+  using Trmm =
+      Eigen::internal::product_triangular_matrix_matrix<float, Index, Eigen::Upper, true,
+                                                        Eigen::ColMajor, false, Eigen::ColMajor,
+                                                        false, Eigen::ColMajor, 1>;
   if (Traits::LhsProgress != 4 || Traits::mr != 8 || Traits::nr != 4 ||
-      static_cast<int>(HalfTraits::LhsProgress) != 4 || static_cast<int>(Trmm::SmallPanelWidth) != 16)
+      static_cast<int>(HalfTraits::LhsProgress) != 4 ||
+      static_cast<int>(Trmm::SmallPanelWidth) != 16)
     return false;
   return path != simd::Path::kScalar;
 }
@@ -41,15 +43,15 @@ TrmmBlocking trmm_blocking(Index rows, Index cols, Index depth) {
 }
 
 // dst (+)= alpha·tri(A)·B for a triangular lhs, striped sizes as triangular_product_impl.
-void trmm(simd::Path path, bool lower, bool unit, Index lrows, Index lcols, Index cols,
-          float alpha, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b,
-          ptrdiff_t b_cs, float* c, size_t ldc) {
+void trmm(simd::Path path, bool lower, bool unit, Index lrows, Index lcols, Index cols, float alpha,
+          const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_cs, float* c,
+          size_t ldc) {
   const Index rows = lower ? lrows : std::min(lrows, lcols);
   const Index depth = lower ? std::min(lcols, lrows) : lcols;
   const TrmmBlocking bl = trmm_blocking(rows, cols, depth);
   simd::trmm_eigen_order(path, lower, unit, static_cast<size_t>(rows), static_cast<size_t>(cols),
-                         static_cast<size_t>(depth), bl.kc, bl.mc, alpha, a, a_rs, a_cs, b, 1,
-                         b_cs, c, ldc);
+                         static_cast<size_t>(depth), bl.kc, bl.mc, alpha, a, a_rs, a_cs, b, 1, b_cs,
+                         c, ldc);
 }
 
 }  // namespace
@@ -71,8 +73,8 @@ bool apply_block_householder_like_eigen(simd::Path path, Eigen::Block<Eigen::Mat
   const auto ldm = static_cast<size_t>(mat.outerStride());
   // tmp = V.adjoint() * mat: UnitUpper lhs [nb, rows].
   tmp.setZero(nb, cols);
-  trmm(path, false, true, nb, rows, cols, 1.0f, v, ldv, 1, mat.data(),
-       static_cast<ptrdiff_t>(ldm), tmp.data(), static_cast<size_t>(nb));
+  trmm(path, false, true, nb, rows, cols, 1.0f, v, ldv, 1, mat.data(), static_cast<ptrdiff_t>(ldm),
+       tmp.data(), static_cast<size_t>(nb));
   // tmp = T.triangularView<Upper>() * tmp (forward) or its adjoint (Lower) * tmp, via a zeroed
   // temporary (the assignment aliases).
   tmp2.setZero(nb, cols);

@@ -174,9 +174,11 @@ void tail_rows(Path p, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t r2
 #if KVWB_SIMD_X86
         if (group) {
           if (db.g == 8)
-            tail_group<Lanes8>(ai, a_cs, db.bp + db.at(j), kb, i < r1, db.neg, c + j * ldc + i, ldc);
+            tail_group<Lanes8>(ai, a_cs, db.bp + db.at(j), kb, i < r1, db.neg, c + j * ldc + i,
+                               ldc);
           else
-            tail_group<Lanes4>(ai, a_cs, db.bp + db.at(j), kb, i < r1, db.neg, c + j * ldc + i, ldc);
+            tail_group<Lanes4>(ai, a_cs, db.bp + db.at(j), kb, i < r1, db.neg, c + j * ldc + i,
+                               ldc);
           continue;
         }
 #endif
