@@ -12,6 +12,7 @@
 #include "base/errors.h"
 #include "codec/format/half.h"
 #include "codec/math/eigen_gemm.h"
+#include "codec/math/eigen_householder.h"
 #include "codec/math/jacobi_svd.h"
 #include "codec/math/rng.h"
 #include "codec/simd/gemm.h"
@@ -340,7 +341,9 @@ bool eigen_finish(simd::Path path, EigenProblem& pr) {
 /// size 48, householder_qr_inplace_unblocked per panel, apply_block_householder_on_the_left for
 /// the trailing columns) with the same expressions and types, except the outer-product step of
 /// each reflector in a panel (bottom -= tau·essential·tmp), which runs on vector lanes with
-/// Eigen's per-element operations b(i, j) − tmp(j)·(tau·essential(i)) (simd::outer_sub_f32).
+/// Eigen's per-element operations b(i, j) − tmp(j)·(tau·essential(i)) (simd::outer_sub_f32), and
+/// the trailing update, whose triangular products run on lanes in Eigen's order
+/// (apply_block_householder_like_eigen; Eigen's own where that declines).
 void householder_qr(simd::Path path, MatF& mat, Eigen::VectorXf& hcoeffs) {
   using Eigen::Index;
   const Index rows = mat.rows(), cols = mat.cols(), size = std::min(rows, cols);
@@ -384,13 +387,16 @@ void householder_qr(simd::Path path, MatF& mat, Eigen::VectorXf& hcoeffs) {
     }
     if (tcols) {
       Eigen::Block<MatF> a21_22 = mat.block(k, k + bs, brows, tcols);
-      Eigen::internal::apply_block_householder_on_the_left(a21_22, a11_21, hseg, false);
+      if (!kakeya::apply_block_householder_like_eigen(path, a21_22, a11_21, hseg.data(), false))
+        Eigen::internal::apply_block_householder_on_the_left(a21_22, a11_21, hseg, false);
     }
   }
 }
 
 /// First r columns of the thin QR factor Q of m ([rows, cols], rows >= r). The vector paths
-/// factorise with householder_qr (same bits as Eigen's HouseholderQR); Q is Eigen's own.
+/// factorise with householder_qr (same bits as Eigen's HouseholderQR) and form Q with
+/// householder_q_like_eigen (Eigen's blocked applyThisOnTheLeft, same bits), Eigen's own where
+/// that declines (fewer than 48 reflectors).
 MatF thin_q(simd::Path path, const MatF& m, size_t r) {
   if (path == simd::Path::kScalar) {
     Eigen::HouseholderQR<MatF> qr(m);
@@ -399,6 +405,9 @@ MatF thin_q(simd::Path path, const MatF& m, size_t r) {
   MatF qr = m;
   Eigen::VectorXf h;
   householder_qr(path, qr, h);
+  MatF q_thin;
+  if (kakeya::householder_q_like_eigen(path, qr, h, static_cast<Eigen::Index>(r), q_thin))
+    return q_thin;
   const Eigen::HouseholderSequence<MatF, Eigen::VectorXf> q(qr, h);
   return q * MatF::Identity(m.rows(), static_cast<Eigen::Index>(r));
 }

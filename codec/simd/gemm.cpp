@@ -21,6 +21,7 @@ namespace {
 struct DepthBlock {
   const float* bp;
   size_t n, kb, g;
+  bool neg;  // c − acc instead of c + acc (Eigen's c + alpha·acc with alpha = −1)
   size_t full() const { return n / g * g; }
   /// B(l0 + l, j) = bp[at(j) + l·stride(j)].
   size_t at(size_t j) const { return j < full() ? (j - j % g) * kb + j % g : j * kb; }
@@ -61,7 +62,7 @@ void block_scalar(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t m, size
       for (size_t l = 0; l < db.kb; ++l)
         acc = acc + a[static_cast<ptrdiff_t>(i) * a_rs + static_cast<ptrdiff_t>(l0 + l) * a_cs] *
                         db.bp[db.at(j) + l * db.stride(j)];
-      c[j * ldc + i] = c[j * ldc + i] + acc;
+      c[j * ldc + i] = db.neg ? c[j * ldc + i] - acc : c[j * ldc + i] + acc;
     }
 }
 
@@ -73,7 +74,7 @@ void block_scalar(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t m, size
 // remaining k into t. Every other element (1p × 1, one row × 1): plain depth order.
 // Element (i, j) of a tail row, on the scalar path. in_panel: column j is in a 4-column panel.
 inline void tail_element(const float* ai, ptrdiff_t a_cs, const float* bj, size_t bs, size_t kb,
-                         bool one_packet, bool in_panel, float* cij) {
+                         bool one_packet, bool in_panel, bool neg, float* cij) {
   auto prod = [&](size_t l) { return ai[static_cast<ptrdiff_t>(l) * a_cs] * bj[l * bs]; };
   float acc = 0.0f;
   size_t l = 0;
@@ -91,7 +92,7 @@ inline void tail_element(const float* ai, ptrdiff_t a_cs, const float* bj, size_
     acc = (s[0] + s[1]) + (s[2] + s[3]);
   }
   for (; l < kb; ++l) acc = acc + prod(l);
-  *cij = *cij + acc;
+  *cij = neg ? *cij - acc : *cij + acc;
 }
 
 #if KVWB_SIMD_X86
@@ -122,7 +123,7 @@ struct Lanes8 {
 // bg = the group's B packed [kb, G], c0 = element (i, j) of the group's first column.
 template <class L>
 KVWB_AVX2 void tail_group(const float* ai, ptrdiff_t a_cs, const float* bg, size_t kb,
-                          bool one_packet, float* c0, size_t ldc) {
+                          bool one_packet, bool neg, float* c0, size_t ldc) {
   using V = typename L::V;
   constexpr int G = L::G;
   V acc = L::zero();
@@ -147,7 +148,8 @@ KVWB_AVX2 void tail_group(const float* ai, ptrdiff_t a_cs, const float* bg, size
   for (; l < kb; ++l) acc = L::add(acc, L::mul(ai[static_cast<ptrdiff_t>(l) * a_cs], bg + l * G));
   float out[G];
   L::store(out, acc);
-  for (size_t q = 0; q < static_cast<size_t>(G); ++q) c0[q * ldc] = c0[q * ldc] + out[q];
+  for (size_t q = 0; q < static_cast<size_t>(G); ++q)
+    c0[q * ldc] = neg ? c0[q * ldc] - out[q] : c0[q * ldc] + out[q];
 }
 
 #endif  // KVWB_SIMD_X86
@@ -172,13 +174,15 @@ void tail_rows(Path p, const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t r2
 #if KVWB_SIMD_X86
         if (group) {
           if (db.g == 8)
-            tail_group<Lanes8>(ai, a_cs, db.bp + db.at(j), kb, i < r1, c + j * ldc + i, ldc);
+            tail_group<Lanes8>(ai, a_cs, db.bp + db.at(j), kb, i < r1, db.neg, c + j * ldc + i,
+                               ldc);
           else
-            tail_group<Lanes4>(ai, a_cs, db.bp + db.at(j), kb, i < r1, c + j * ldc + i, ldc);
+            tail_group<Lanes4>(ai, a_cs, db.bp + db.at(j), kb, i < r1, db.neg, c + j * ldc + i,
+                               ldc);
           continue;
         }
 #endif
-        tail_element(ai, a_cs, db.bp + db.at(j), db.stride(j), kb, i < r1, j < full,
+        tail_element(ai, a_cs, db.bp + db.at(j), db.stride(j), kb, i < r1, j < full, db.neg,
                      c + j * ldc + i);
       }
       j += group ? db.g : 1;
@@ -239,7 +243,8 @@ KVWB_AVX512 inline void tile_512(const Panel& pa, const DepthBlock& db, size_t j
   for (int q = 0; q < NC; ++q)
     for (int v = 0; v < NV; ++v) {
       float* dst = c + (j0 + static_cast<size_t>(q)) * ldc + 16 * v;
-      _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), acc[v][q]));
+      const __m512 cv = _mm512_loadu_ps(dst);
+      _mm512_storeu_ps(dst, db.neg ? _mm512_sub_ps(cv, acc[v][q]) : _mm512_add_ps(cv, acc[v][q]));
     }
 }
 
@@ -258,7 +263,8 @@ KVWB_AVX512 inline void tile8_512(const Panel& pa, const DepthBlock& db, size_t 
   }
   for (int q = 0; q < NC; ++q) {
     float* dst = c + (j0 + static_cast<size_t>(q)) * ldc;
-    _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), acc[q]));
+    const __m256 cv = _mm256_loadu_ps(dst);
+    _mm256_storeu_ps(dst, db.neg ? _mm256_sub_ps(cv, acc[q]) : _mm256_add_ps(cv, acc[q]));
   }
 }
 
@@ -307,7 +313,8 @@ KVWB_AVX2 inline void tile_256(const Panel& pa, const DepthBlock& db, size_t j0,
   for (int q = 0; q < NC; ++q)
     for (int v = 0; v < NV; ++v) {
       float* dst = c + (j0 + static_cast<size_t>(q)) * ldc + 8 * v;
-      _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), acc[v][q]));
+      const __m256 cv = _mm256_loadu_ps(dst);
+      _mm256_storeu_ps(dst, db.neg ? _mm256_sub_ps(cv, acc[v][q]) : _mm256_add_ps(cv, acc[v][q]));
     }
 }
 
@@ -329,19 +336,15 @@ KVWB_AVX2 void block_256(const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, size_t 
 
 #endif  // KVWB_SIMD_X86
 
-}  // namespace
-
-void gemm_eigen_order(Path p, size_t m, size_t n, size_t k, size_t kc, size_t mc, size_t nc,
-                      const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b,
-                      ptrdiff_t b_rs, ptrdiff_t b_cs, float* c, size_t ldc) {
-  if (kc == 0 || mc == 0 || nc == 0 || ldc < m)
-    throw InvalidArgument("gemm_eigen_order: needs kc, mc, nc > 0 and ldc >= m");
-  for (size_t j = 0; j < n; ++j) std::fill(c + j * ldc, c + j * ldc + m, 0.0f);
+// gemm_eigen_order without zeroing c first; neg: c − acc per depth block (alpha = −1).
+void gemm_core(Path p, size_t m, size_t n, size_t k, size_t kc, size_t mc, size_t nc, bool neg,
+               const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs,
+               ptrdiff_t b_cs, float* c, size_t ldc) {
   thread_local std::vector<float> bp, buf;
   for (size_t l0 = 0; l0 < k; l0 += kc) {
     const size_t kb = std::min(kc, k - l0);
     bp.resize(kb * n);
-    const DepthBlock db{bp.data(), n, kb, p == Path::kAvx512 ? size_t{8} : size_t{4}};
+    const DepthBlock db{bp.data(), n, kb, p == Path::kAvx512 ? size_t{8} : size_t{4}, neg};
     for (size_t j = 0; j < n; ++j) {
       float* dst = bp.data() + db.at(j);
       const size_t st = db.stride(j);
@@ -368,6 +371,82 @@ void gemm_eigen_order(Path p, size_t m, size_t n, size_t k, size_t kc, size_t mc
 #endif
       if (!done) block_scalar(ab, a_rs, a_cs, r2 - i2, l0, db, c + i2, ldc);
       if (r2 < i2 + rows) tail_rows(p, a, a_rs, a_cs, r2, r1, i2 + rows, l0, db, nc, c, ldc);
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_eigen_order(Path p, size_t m, size_t n, size_t k, size_t kc, size_t mc, size_t nc,
+                      const float* a, ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b,
+                      ptrdiff_t b_rs, ptrdiff_t b_cs, float* c, size_t ldc) {
+  if (kc == 0 || mc == 0 || nc == 0 || ldc < m)
+    throw InvalidArgument("gemm_eigen_order: needs kc, mc, nc > 0 and ldc >= m");
+  for (size_t j = 0; j < n; ++j) std::fill(c + j * ldc, c + j * ldc + m, 0.0f);
+  gemm_core(p, m, n, k, kc, mc, nc, false, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
+}
+
+void gebp_eigen_order(Path p, size_t m, size_t n, size_t k, float alpha, const float* a,
+                      ptrdiff_t a_rs, ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs,
+                      ptrdiff_t b_cs, float* c, size_t ldc) {
+  if (alpha != 1.0f && alpha != -1.0f)
+    throw InvalidArgument("gebp_eigen_order: alpha must be 1 or -1");
+  if (m == 0 || n == 0 || k == 0) return;
+  if (ldc < m) throw InvalidArgument("gebp_eigen_order: needs ldc >= m");
+  // One depth block, row block and column block: c + alpha·acc = c ± acc (exact).
+  gemm_core(p, m, n, k, k, m, n, alpha < 0.0f, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
+}
+
+void trmm_eigen_order(Path p, bool lower, bool unit, size_t rows_in, size_t cols, size_t depth_in,
+                      size_t kc_in, size_t mc_in, float alpha, const float* a, ptrdiff_t a_rs,
+                      ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs, ptrdiff_t b_cs, float* c,
+                      size_t ldc) {
+  if (rows_in == 0 || cols == 0 || depth_in == 0) return;
+  if (kc_in == 0 || mc_in == 0) throw InvalidArgument("trmm_eigen_order: needs kc, mc > 0");
+  using I = ptrdiff_t;
+  constexpr I kSmallPanel = 16;  // 2·max(mr, nr) for a triangular lhs
+  const I diag = static_cast<I>(std::min(rows_in, depth_in));
+  const I rows = lower ? static_cast<I>(rows_in) : diag;
+  const I depth = lower ? diag : static_cast<I>(depth_in);
+  const I kc = static_cast<I>(kc_in), mc = std::min(rows, static_cast<I>(mc_in));
+  const I panel = std::min(kSmallPanel, std::min(kc, mc));
+  auto A = [&](I i, I l) { return a + i * a_rs + l * a_cs; };
+  auto B = [&](I l) { return b + l * b_rs; };
+  auto C = [&](I i) { return c + i; };
+  // Eigen's triangularBuffer: zero off the triangle, the diagonal 1 (unit) or A's.
+  float buf[kSmallPanel * kSmallPanel] = {};
+  for (I q = 0; q < kSmallPanel; ++q) buf[q * kSmallPanel + q] = 1.0f;
+  for (I k2 = lower ? depth : 0; lower ? k2 > 0 : k2 < depth; k2 = lower ? k2 - kc : k2 + kc) {
+    I akc = std::min(lower ? k2 : depth - k2, kc);
+    const I ak2 = lower ? k2 - akc : k2;
+    if (!lower && k2 < rows && k2 + akc > rows) {
+      akc = rows - k2;
+      k2 = k2 + akc - kc;
+    }
+    if (lower || ak2 < rows) {
+      for (I k1 = 0; k1 < akc; k1 += panel) {
+        const I apw = std::min(akc - k1, panel);
+        const I target = lower ? akc - k1 - apw : k1;
+        const I sb = ak2 + k1;
+        for (I k = 0; k < apw; ++k) {
+          if (!unit) buf[k * kSmallPanel + k] = *A(sb + k, sb + k);
+          for (I i = lower ? k + 1 : 0; lower ? i < apw : i < k; ++i)
+            buf[k * kSmallPanel + i] = *A(sb + i, sb + k);
+        }
+        gebp_eigen_order(p, static_cast<size_t>(apw), cols, static_cast<size_t>(apw), alpha, buf, 1,
+                         kSmallPanel, B(sb), b_rs, b_cs, C(sb), ldc);
+        if (target > 0) {
+          const I st = lower ? ak2 + k1 + apw : ak2;
+          gebp_eigen_order(p, static_cast<size_t>(target), cols, static_cast<size_t>(apw), alpha,
+                           A(st, sb), a_rs, a_cs, B(sb), b_rs, b_cs, C(st), ldc);
+        }
+      }
+    }
+    const I start = lower ? k2 : 0, end = lower ? rows : std::min(ak2, rows);
+    for (I i2 = start; i2 < end; i2 += mc) {
+      const I amc = std::min(i2 + mc, end) - i2;
+      gebp_eigen_order(p, static_cast<size_t>(amc), cols, static_cast<size_t>(akc), alpha,
+                       A(i2, ak2), a_rs, a_cs, B(ak2), b_rs, b_cs, C(i2), ldc);
     }
   }
 }

@@ -15,6 +15,7 @@
 
 #include "codec/kernels/lloyd_max.h"
 #include "codec/math/eigen_gemm.h"
+#include "codec/math/eigen_householder.h"
 #include "codec/math/kmeans.h"
 #include "codec/math/pca.h"
 #include "codec/math/quantizer.h"
@@ -427,6 +428,117 @@ TEST(KakeyaSimd, GemmMatchesEigenProductOnEveryPath) {
   EXPECT_GT(odd_rows, 0u) << "no case ran Eigen's 1p / one-row kernels";
   EXPECT_GT(multi_mc, 0u) << "no case crossed Eigen's row block mc";
   EXPECT_GT(multi_nc, 0u) << "no case crossed Eigen's column block nc";
+}
+
+// Reflectors [rows, nb] and coefficients: random (kind 0), or those of Eigen's HouseholderQR of a
+// random (kind 1) or rank-deficient (kind 2: repeated and zero columns) matrix.
+void reflectors(Eigen::MatrixXf& v, Eigen::VectorXf& h, int kind, std::mt19937& g) {
+  std::normal_distribution<float> nd;
+  for (Eigen::Index j = 0; j < v.cols(); ++j)
+    for (Eigen::Index i = 0; i < v.rows(); ++i) v(i, j) = nd(g);
+  if (kind == 0) {
+    std::uniform_real_distribution<float> u(1.0f, 2.0f);
+    for (auto& x : h) x = u(g);
+    return;
+  }
+  if (kind == 2)
+    for (Eigen::Index j = 1; j < v.cols(); j += 2) {
+      if (j % 3 == 0) v.col(j).setZero();
+      else v.col(j) = v.col(j - 1) * 0.5f;
+    }
+  Eigen::HouseholderQR<Eigen::MatrixXf> qr(v);
+  v = qr.matrixQR();
+  h = qr.hCoeffs();
+}
+
+// apply_block_householder_like_eigen against Eigen::internal::apply_block_householder_on_the_left
+// with the same types: tall and D-sized blocks, 1…100 reflectors, 1…100 columns, both directions,
+// depths across the triangular products' depth block kc and row blocks across mc.
+TEST(KakeyaSimd, BlockHouseholderMatchesEigenOnEveryPath) {
+  if (vector_paths().empty()) GTEST_SKIP() << "no vector path on this CPU";
+  using Eigen::Index;
+  using Eigen::MatrixXf;
+  std::mt19937 g(31);
+  std::normal_distribution<float> nd;
+  size_t cases = 0, multi_kc = 0;
+  for (Index rows : {1, 2, 3, 5, 8, 13, 17, 31, 48, 49, 64, 100, 128, 200, 333, 512, 600})
+    for (Index nb : {1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 33, 36, 47, 48, 49, 64, 72, 100})
+      for (Index cols : {1, 2, 3, 4, 5, 7, 13, 31, 72, 100}) {
+        if (nb > rows || rows * nb * cols > 3'000'000) continue;
+        const int kind = static_cast<int>((rows + nb + cols) % 3);
+        MatrixXf v(rows, nb);
+        Eigen::VectorXf h(nb);
+        reflectors(v, h, kind, g);
+        MatrixXf mat(rows + 3, cols + 2);
+        for (Index j = 0; j < mat.cols(); ++j)
+          for (Index i = 0; i < mat.rows(); ++i) mat(i, j) = nd(g);
+        Eigen::internal::gemm_blocking_space<Eigen::ColMajor, float, float, Eigen::Dynamic,
+                                             Eigen::Dynamic, Eigen::Dynamic, 4>
+            bl(nb, cols, rows, 1, false);
+        if (bl.kc() < rows) ++multi_kc;
+        for (bool forward : {false, true}) {
+          MatrixXf ref = mat;
+          Eigen::Block<MatrixXf> rb = ref.block(1, 2, rows, cols);
+          const Eigen::Block<MatrixXf> vb = v.block(0, 0, rows, nb);
+          Eigen::internal::apply_block_householder_on_the_left(rb, vb, h, forward);
+          for (Path p : vector_paths()) {
+            MatrixXf got = mat;
+            ASSERT_TRUE(kvwb::codec::kakeya::apply_block_householder_like_eigen(
+                p, got.block(1, 2, rows, cols), vb, h.data(), forward));
+            ++cases;
+            EXPECT_EQ(std::memcmp(ref.data(), got.data(), sizeof(float) * ref.size()), 0)
+                << kvwb::codec::simd::path_name(p) << " rows=" << rows << " nb=" << nb
+                << " cols=" << cols << " forward=" << forward << " kind=" << kind;
+          }
+        }
+      }
+  RecordProperty("cases", static_cast<int>(cases));
+  EXPECT_GT(cases, 1000u);
+  EXPECT_GT(multi_kc, 0u) << "no case crossed the triangular product's depth block kc";
+  MatrixXf m(8, 3), v(8, 3);
+  Eigen::VectorXf h(3);
+  EXPECT_FALSE(kvwb::codec::kakeya::apply_block_householder_like_eigen(
+      Path::kScalar, m.block(0, 0, 8, 3), v.block(0, 0, 8, 3), h.data(), true));
+}
+
+// householder_q_like_eigen against `HouseholderSequence(qr, h) * Identity(rows, r)` (thin Q, the
+// blocked applyThisOnTheLeft): 48…128 reflectors (two blocks of (r + 1) / 2 below 96, blocks of 48
+// from 96), tall and square, random and rank-deficient; fewer than 48 reflectors decline.
+TEST(KakeyaSimd, ThinHouseholderQMatchesEigenOnEveryPath) {
+  if (vector_paths().empty()) GTEST_SKIP() << "no vector path on this CPU";
+  using Eigen::Index;
+  using Eigen::MatrixXf;
+  std::mt19937 g(37);
+  size_t cases = 0, declined = 0;
+  for (Index r : {2, 20, 47, 48, 49, 72, 95, 96, 97, 100, 128})
+    for (Index rows : {Index{0}, Index{128}, Index{512}, Index{600}}) {
+      const Index n = rows == 0 ? r : rows;
+      if (n < r) continue;
+      for (int kind : {1, 2}) {
+        MatrixXf qr(n, r);
+        Eigen::VectorXf h(r);
+        reflectors(qr, h, kind, g);
+        const Eigen::HouseholderSequence<MatrixXf, Eigen::VectorXf> q(qr, h);
+        const MatrixXf ref = q * MatrixXf::Identity(n, r);
+        for (Path p : vector_paths()) {
+          MatrixXf got;
+          const bool ran = kvwb::codec::kakeya::householder_q_like_eigen(p, qr, h, r, got);
+          EXPECT_EQ(ran, r >= 48) << "r=" << r;
+          if (!ran) {
+            ++declined;
+            continue;
+          }
+          ++cases;
+          ASSERT_EQ(got.rows(), ref.rows());
+          ASSERT_EQ(got.cols(), ref.cols());
+          EXPECT_EQ(std::memcmp(ref.data(), got.data(), sizeof(float) * ref.size()), 0)
+              << kvwb::codec::simd::path_name(p) << " rows=" << n << " r=" << r << " kind=" << kind;
+        }
+      }
+    }
+  RecordProperty("cases", static_cast<int>(cases));
+  EXPECT_GT(cases, 20u);
+  EXPECT_GT(declined, 0u);
 }
 
 TEST(KakeyaSimd, LloydMaxIndicesMatchTheScalarRule) {
