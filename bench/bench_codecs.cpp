@@ -1,12 +1,12 @@
 // Codec speed: encode + decode of one 4096 × 128 stream (8 blocks of 512 rows), one core.
 //
 //   bench_codecs [Google Benchmark flags]   warm table (Google Benchmark, after a warm-up), then
-//                                           each case once more in a fresh process (cold: the
-//                                           first encode + decode, unwarmed heap and caches), then
-//                                           the summary
+//                                           each case three more times, each in a fresh process
+//                                           (cold: the first encode + decode, unwarmed heap and
+//                                           caches; the median of the three), then the summary
 //   bench_codecs --cold=I                   (internal) case I once in this process; prints its ms
 //
-// The summary gives per case the warm median, the cold time, M values/s, the ratio of warm time to
+// The summary gives per case the warm median, the cold median, M values/s, the ratio of warm time to
 // the bf16-passthrough baseline of the same run, and the codec issue's targets: MET / MISSED, or
 // "not run" (MISSED) for a case that did not run (e.g. filtered out, --benchmark_list_tests). The
 // SIMD dispatch path in use (codec/simd, KVWB_SIMD) is printed first.
@@ -124,14 +124,30 @@ struct Times {
   double wall = -1, cpu = -1;  // ms; negative: not measured / failed
 };
 
-/// Cold wall and CPU time of case i from a fresh process of this binary.
-Times measure_cold(size_t i, const std::string& self) {
+/// Cold wall and CPU time of case i from one fresh process of this binary.
+Times measure_cold_once(size_t i, const std::string& self) {
   const std::string cmd = "'" + self + "' --cold=" + std::to_string(i);
   FILE* p = popen(cmd.c_str(), "r");
   if (p == nullptr) return {};
   Times t;
   if (std::fscanf(p, "%lf %lf", &t.wall, &t.cpu) != 2) t = {};
   return pclose(p) == 0 ? t : Times{};
+}
+
+/// Fresh processes per cold figure: a single cold run is one sample, so a stray interrupt or
+/// page-cache miss decides it; the median of three is still a run alone in a new process.
+constexpr int kColdRuns = 3;
+
+/// Median (by CPU time) of kColdRuns cold runs of case i; not measured if any run failed.
+Times measure_cold(size_t i, const std::string& self) {
+  std::vector<Times> runs;
+  for (int r = 0; r < kColdRuns; ++r) {
+    const Times t = measure_cold_once(i, self);
+    if (t.cpu < 0) return {};
+    runs.push_back(t);
+  }
+  std::sort(runs.begin(), runs.end(), [](const Times& a, const Times& b) { return a.cpu < b.cpu; });
+  return runs[runs.size() / 2];
 }
 
 /// Collects per-repetition times so the summary can print medians.
@@ -191,10 +207,11 @@ int main(int argc, char** argv) {
   }
   std::printf("\nSummary: encode + decode of a %zu x %zu stream, one core; %s\n", kRows, kDim, path.c_str());
   std::printf(
-      "warm: median of %d repetitions after warm-up; cold: one run alone in a fresh process.\n"
+      "warm: median of %d repetitions after warm-up; cold: median of %d runs, each alone in a fresh\n"
+      "process.\n"
       "wall and CPU ms (CPU = this thread's time: on a loaded machine wall time also counts waiting\n"
       "for the core; targets are judged on CPU time, ratios are CPU time / bf16 CPU time)\n",
-      kRepetitions);
+      kRepetitions, kColdRuns);
   std::printf("%-20s %8s %8s %8s %8s %10s %7s  %s\n", "codec", "warm", "warm", "cold", "cold",
               "M values/s", "x bf16", "target");
   std::printf("%-20s %8s %8s %8s %8s %10s %7s\n", "", "wall ms", "CPU ms", "wall ms", "CPU ms",
