@@ -269,12 +269,17 @@ def sigint_all(w, cap, grid, model, ids, rng):
         ("bundle-check", ["bundle-check", bundle]),
         ("pareto", ["pareto", pstore, "--metric", "k_rel_mse"]),
     ]
+    quick = ("info", "sigma-q-info", "bundle-check", "pareto")
     interrupted = 0
     for name, args in cmds:
-        delay = 0.4 if name not in ("info", "sigma-q-info", "bundle-check", "pareto") else 0.02
+        delay = 0.4 if name not in quick else 0.02
         rc, after, err = kill_after(start(*args), delay, signal.SIGINT)
         if after is None:
             check(rc == 0, f"{name}: finished before the signal (rc {rc}); nothing to interrupt")
+            continue
+        if name in quick and rc == 0 and after < 1.0 and "CANCELLED" not in err:
+            # A quick command whose work was done when the signal came: on a loaded machine its exit
+            # can take longer than kill_after's 5 ms; a complete answer to a late Ctrl-C is correct.
             continue
         interrupted += 1
         # 130 from kvwb's handler; killed by SIGINT itself (which a shell also reports as 130) only
