@@ -105,7 +105,6 @@ class VectorCoder {
  public:
   VectorCoder(const BesiConfig& c, size_t d)
       : c_(c),
-        d_(d),
         groups_(d / c.group_size),
         codebook_(besicovitch_codebook(c.group_size, c.direction_bits)),
         ids_(groups_),
@@ -205,7 +204,6 @@ class VectorCoder {
   }
 
   BesiConfig c_;
-  size_t d_;
   size_t groups_;
   std::span<const float> codebook_;
   std::span<const float> table_;
