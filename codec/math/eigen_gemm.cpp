@@ -7,9 +7,7 @@
 
 namespace kvwb::codec::kakeya {
 
-bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float* a, ptrdiff_t a_rs,
-                     ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs, ptrdiff_t b_cs, float* c,
-                     size_t ldc) {
+bool eigen_gebp_reproduced() {
 #ifdef EIGEN_HAS_SINGLE_INSTRUCTION_MADD
   // Eigen's micro kernels would fuse multiply and add (a build with FMA): not our order.
   return false;
@@ -21,9 +19,14 @@ bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float*
   using HalfTraits =
       Eigen::internal::gebp_traits<float, float, false, false, Eigen::Architecture::Target,
                                    Eigen::internal::GEBPPacketHalf>;
-  if (Traits::LhsProgress != 4 || Traits::mr != 8 || Traits::nr != 4 ||
-      static_cast<int>(HalfTraits::LhsProgress) != 4)
-    return false;
+  return Traits::LhsProgress == 4 && Traits::mr == 8 && Traits::nr == 4 &&
+         static_cast<int>(HalfTraits::LhsProgress) == 4;
+}
+
+bool gemm_like_eigen(simd::Path path, size_t m, size_t n, size_t k, const float* a, ptrdiff_t a_rs,
+                     ptrdiff_t a_cs, const float* b, ptrdiff_t b_rs, ptrdiff_t b_cs, float* c,
+                     size_t ldc) {
+  if (!eigen_gebp_reproduced()) return false;
   if (path == simd::Path::kScalar || m < 2 || n < 2 || k == 0 || m + n + k < 20) return false;
   // generic_product_impl<…, GemmProduct>::scaleAndAddTo: blocking(dst.rows(), dst.cols(),
   // depth, 1, true) of a dynamic destination. A row-major destination (Transpose) gives the same

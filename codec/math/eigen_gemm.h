@@ -8,6 +8,11 @@
 
 namespace kvwb::codec::kakeya {
 
+/// Whether this build's Eigen f32 GEMM kernels are the ones simd::gemm_eigen_order reproduces:
+/// the SSE gebp (LhsProgress 4, mr = 8, nr = 4, no half / quarter packets) without fused
+/// multiply-add. Every lane product here declines (Eigen runs) when false.
+bool eigen_gebp_reproduced();
+
 /// c (column-major [m, n], column stride ldc) = A·B, A(i, l) = a[i·a_rs + l·a_cs] ([m, k]),
 /// B(l, j) = b[l·b_rs + j·b_cs] ([k, n]), as Eigen's GEMM computes it. m, n, k are the dimensions
 /// Eigen's column-major GEMM sees: for a row-major destination Eigen computes the transposed

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "codec/math/eigen_gemm.h"
 #include "codec/simd/gemm.h"
 
 namespace kvwb::codec::kakeya {
@@ -10,24 +11,15 @@ namespace {
 
 using Eigen::Index;
 
-// The build's kernels are those simd::trmm_eigen_order reproduces (see gemm_like_eigen).
+// The build's kernels are those simd::trmm_eigen_order reproduces: gemm_like_eigen's gebp, and
+// triangular products with diagonal panels of 16.
 bool reproducible(simd::Path path) {
-#ifdef EIGEN_HAS_SINGLE_INSTRUCTION_MADD
-  return false;
-#endif
-  using Traits = Eigen::internal::gebp_traits<float, float>;
-  using HalfTraits =
-      Eigen::internal::gebp_traits<float, float, false, false, Eigen::Architecture::Target,
-                                   Eigen::internal::GEBPPacketHalf>;
   using Trmm =
       Eigen::internal::product_triangular_matrix_matrix<float, Index, Eigen::Upper, true,
                                                         Eigen::ColMajor, false, Eigen::ColMajor,
                                                         false, Eigen::ColMajor, 1>;
-  if (Traits::LhsProgress != 4 || Traits::mr != 8 || Traits::nr != 4 ||
-      static_cast<int>(HalfTraits::LhsProgress) != 4 ||
-      static_cast<int>(Trmm::SmallPanelWidth) != 16)
-    return false;
-  return path != simd::Path::kScalar;
+  return eigen_gebp_reproduced() && static_cast<int>(Trmm::SmallPanelWidth) == 16 &&
+         path != simd::Path::kScalar;
 }
 
 // triangular_product_impl's blocking: gemm_blocking_space<ColMajor, …, KcFactor 4> built from
