@@ -48,6 +48,31 @@ void trmm(simd::Path path, bool lower, bool unit, Index lrows, Index lcols, Inde
 
 }  // namespace
 
+void apply_householder_left_like_eigen(simd::Path path, float* corner, Index rows, Index cols,
+                                       Index ld, const float* essential, float tau,
+                                       float* workspace) {
+  Eigen::Map<Eigen::MatrixXf, 0, Eigen::OuterStride<>> c(corner, rows, cols,
+                                                         Eigen::OuterStride<>(ld));
+  if (rows == 1) {
+    c *= 1.0f - tau;
+    return;
+  }
+  if (tau == 0.0f) return;
+  const Eigen::Map<const Eigen::VectorXf> e(essential, rows - 1);
+  Eigen::Map<Eigen::RowVectorXf> tmp(workspace, cols);
+  auto bottom = c.bottomRows(rows - 1);
+  tmp.noalias() = e.adjoint() * bottom;
+  tmp += c.row(0);
+  c.row(0) -= tau * tmp;
+  // bottom.noalias() −= tau · essential · tmp: (tau · essential) evaluated first.
+  thread_local Eigen::VectorXf lhs;
+  lhs.resize(rows - 1);
+  for (Index i = 0; i < rows - 1; ++i) lhs[i] = tau * e.coeff(i);
+  if (cols > 0)
+    simd::outer_sub_f32(path, corner + 1, static_cast<size_t>(ld), static_cast<size_t>(rows - 1),
+                        static_cast<size_t>(cols), lhs.data(), tmp.data());
+}
+
 bool apply_block_householder_like_eigen(simd::Path path, Eigen::Block<Eigen::MatrixXf> mat,
                                         const Eigen::Block<Eigen::MatrixXf>& vectors,
                                         const float* hcoeffs, bool forward) {

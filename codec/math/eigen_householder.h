@@ -8,6 +8,15 @@
 
 namespace kvwb::codec::kakeya {
 
+/// corner.applyHouseholderOnTheLeft(essential, tau, workspace) of Eigen 3.4 on a column-major f32
+/// block ([rows, cols], column stride ld; essential: rows − 1 entries; workspace: cols floats),
+/// with Eigen's expressions and types, except the outer-product step bottom −= tau·essential·tmp,
+/// which runs on vector lanes with Eigen's per-element operations b(i, j) − tmp(j)·(tau·e(i))
+/// (simd::outer_sub_f32; any path).
+void apply_householder_left_like_eigen(simd::Path path, float* corner, Eigen::Index rows,
+                                       Eigen::Index cols, Eigen::Index ld, const float* essential,
+                                       float tau, float* workspace);
+
 /// mat = H·mat exactly as Eigen::internal::apply_block_householder_on_the_left(mat, vectors,
 /// hcoeffs, forward): vectors [rows, nb] hold the unit-lower reflectors, hcoeffs[nb] their
 /// coefficients; T from Eigen's make_block_householder_triangular_factor, the three triangular

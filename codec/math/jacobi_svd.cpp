@@ -11,7 +11,7 @@
 #include <limits>
 #include <vector>
 
-#include "codec/simd/gemm.h"
+#include "codec/math/eigen_householder.h"
 #include "codec/simd/jacobi.h"
 
 namespace kvwb::codec::kakeya {
@@ -45,15 +45,13 @@ void rotate_columns(simd::Path path, MatF& m, Eigen::Index p, Eigen::Index q, fl
 
 // ColPivHouseholderQR<MatF>::computeInPlace of Eigen 3.4 on qr ([rows, cols], rows > cols) with
 // the same expressions and types (column norms and their downdate / recompute rule, pivot
-// choice, makeHouseholderInPlace, the GEMV and row-0 steps of applyHouseholderOnTheLeft), except
-// its outer-product step bottom −= tau·essential·tmp, which runs on vector lanes with Eigen's
-// per-element operations b(i, j) − tmp(j)·(tau·essential(i)) (simd::outer_sub_f32). Returns the
-// column permutation as Eigen builds it from the transpositions.
+// choice, makeHouseholderInPlace), applyHouseholderOnTheLeft through
+// apply_householder_left_like_eigen (its outer-product step on lanes). Returns the column
+// permutation as Eigen builds it from the transpositions.
 Eigen::PermutationMatrix<Eigen::Dynamic, Eigen::Dynamic, int> colpiv_qr(simd::Path path, MatF& qr) {
   using Eigen::Index;
   const Index rows = qr.rows(), cols = qr.cols(), size = std::min(rows, cols);
   Eigen::Matrix<float, 1, Eigen::Dynamic> temp(cols);
-  VecF lhs(rows);
   Eigen::Matrix<int, 1, Eigen::Dynamic> transpositions(cols);
   VecF norms_updated(cols), norms_direct(cols);
   for (Index k = 0; k < cols; ++k) {
@@ -76,24 +74,10 @@ Eigen::PermutationMatrix<Eigen::Dynamic, Eigen::Dynamic, int> colpiv_qr(simd::Pa
     qr.coeffRef(k, k) = beta;
     // bottomRightCorner(rows − k, cols − k − 1).applyHouseholderOnTheLeft(essential, tau, temp + k
     // + 1)
-    auto corner = qr.bottomRightCorner(rows - k, cols - k - 1);
-    const auto essential = qr.col(k).tail(rows - k - 1);
-    if (corner.rows() == 1) {
-      corner *= 1.0f - tau;
-    } else if (tau != 0.0f) {
-      Eigen::Map<Eigen::Matrix<float, 1, Eigen::Dynamic>> tmp(&temp.coeffRef(k + 1), corner.cols());
-      Eigen::Block<decltype(corner), Eigen::Dynamic, Eigen::Dynamic> bottom(
-          corner, 1, 0, corner.rows() - 1, corner.cols());
-      tmp.noalias() = essential.adjoint() * bottom;
-      tmp += corner.row(0);
-      corner.row(0) -= tau * tmp;
-      // bottom.noalias() −= tau · essential · tmp: (tau · essential) evaluated first.
-      for (Index i = 0; i < bottom.rows(); ++i) lhs[i] = tau * essential.coeff(i);
-      if (bottom.cols() > 0)
-        simd::outer_sub_f32(path, &bottom.coeffRef(0, 0), static_cast<size_t>(bottom.outerStride()),
-                            static_cast<size_t>(bottom.rows()), static_cast<size_t>(bottom.cols()),
-                            lhs.data(), tmp.data());
-    }
+    // (pointers, not coeffRef: the corner may have no column)
+    float* const col_k = qr.data() + k * qr.outerStride();
+    apply_householder_left_like_eigen(path, col_k + qr.outerStride() + k, rows - k, cols - k - 1,
+                                      qr.outerStride(), col_k + k + 1, tau, temp.data() + k + 1);
     for (Index j = k + 1; j < cols; ++j) {
       if (norms_updated.coeffRef(j) != 0.0f) {
         float t = std::abs(qr.coeffRef(k, j)) / norms_updated.coeffRef(j);

@@ -348,7 +348,7 @@ void householder_qr(simd::Path path, MatF& mat, Eigen::VectorXf& hcoeffs) {
   using Eigen::Index;
   const Index rows = mat.rows(), cols = mat.cols(), size = std::min(rows, cols);
   hcoeffs.resize(size);
-  thread_local Eigen::VectorXf temp, lhs;
+  thread_local Eigen::VectorXf temp;
   temp.resize(cols);
   float* const temp_data = temp.data();
   const Index block = std::min<Index>(48, size);
@@ -363,27 +363,12 @@ void householder_qr(simd::Path path, MatF& mat, Eigen::VectorXf& hcoeffs) {
       float beta;
       a11_21.col(j).tail(rem_rows).makeHouseholderInPlace(hseg.coeffRef(j), beta);
       a11_21.coeffRef(j, j) = beta;
-      auto corner = a11_21.bottomRightCorner(rem_rows, rem_cols);
-      const auto essential = a11_21.col(j).tail(rem_rows - 1);
-      const float tau = hseg.coeff(j);
       // corner.applyHouseholderOnTheLeft(essential, tau, temp_data + j + 1)
-      if (rem_rows == 1) {
-        corner *= 1.0f - tau;
-      } else if (tau != 0.0f) {
-        Eigen::Map<Eigen::RowVectorXf> tmp(temp_data + j + 1, rem_cols);
-        Eigen::Block<decltype(corner), Eigen::Dynamic, Eigen::Dynamic> bottom(corner, 1, 0,
-                                                                              rem_rows - 1, rem_cols);
-        tmp.noalias() = essential.adjoint() * bottom;
-        tmp += corner.row(0);
-        corner.row(0) -= tau * tmp;
-        // bottom.noalias() -= tau * essential * tmp
-        lhs.resize(rem_rows - 1);
-        for (Index i = 0; i < rem_rows - 1; ++i) lhs[i] = tau * essential.coeff(i);
-        if (rem_cols > 0)
-          simd::outer_sub_f32(path, &bottom.coeffRef(0, 0), static_cast<size_t>(bottom.outerStride()),
-                              static_cast<size_t>(rem_rows - 1), static_cast<size_t>(rem_cols),
-                              lhs.data(), tmp.data());
-      }
+      // (pointers, not coeffRef: the corner may have no column and the essential no row)
+      float* const col_j = a11_21.data() + j * a11_21.outerStride();
+      apply_householder_left_like_eigen(path, col_j + a11_21.outerStride() + j, rem_rows, rem_cols,
+                                        a11_21.outerStride(), col_j + j + 1, hseg.coeff(j),
+                                        temp_data + j + 1);
     }
     if (tcols) {
       Eigen::Block<MatF> a21_22 = mat.block(k, k + bs, brows, tcols);
